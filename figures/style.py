@@ -1,0 +1,84 @@
+"""The one plotting style of the toolkit: fonts, sizes and the paper's colour code.
+
+Figures 4-11 of the paper use green for BP, blue for URFB and red for FRFB, solid lines for
+training error and dotted lines for validation error. Figure 12 uses one colour per ε.
+Every figure function in ``figures`` and ``sims`` draws through this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are files, never windows
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from sims.fileio import atomic_path  # noqa: E402
+
+#: The paper's colour code (Section 4, captions of Figures 4 and 7).
+METHOD_COLORS: dict[str, str] = {
+    "bp": "tab:green",
+    "bp-h": "darkgreen",
+    "urfb": "tab:blue",
+    "urfb-50": "lightskyblue",
+    "frfb": "tab:red",
+    "frfb-50": "lightsalmon",
+}
+#: Line styles: training solid, validation dotted (Figures 4 and 7).
+SPLIT_STYLES: dict[str, str] = {"train": "-", "val": ":"}
+
+RC_PARAMS: dict[str, object] = {
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "lines.linewidth": 1.2,
+    "figure.dpi": 120,
+    "savefig.dpi": 150,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+plt.rcParams.update(RC_PARAMS)  # importing the plotting layer sets the toolkit's style
+
+
+def method_color(method: str) -> str:
+    """Colour of a training protocol (``bp``, ``bp-h``, ``urfb``, ``frfb``, ``urfb-50`` ...)."""
+    key = method.lower()
+    if key not in METHOD_COLORS:
+        raise ValueError(f"no colour for method {method!r}; known: {sorted(METHOD_COLORS)}")
+    return METHOD_COLORS[key]
+
+
+def epsilon_colors(epsilons: Iterable[float]) -> dict[float, tuple[float, float, float, float]]:
+    """One colour per ε for Figure 12, from FRFB (ε=0) to URFB (ε=1) along a sequential map."""
+    eps = sorted(set(float(e) for e in epsilons))
+    cmap = plt.get_cmap("viridis")
+    hi = max(eps) if eps and max(eps) > 0 else 1.0
+    return {e: cmap(0.9 * e / hi) for e in eps}
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.5, row_height: float = 2.2,
+               **subplot_kw: object) -> tuple[Figure, object]:
+    """A figure in the toolkit's style; returns ``(fig, axes)`` like ``plt.subplots``."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, row_height * nrows),
+                             squeeze=False, **subplot_kw)
+    return fig, axes
+
+
+def save_figure(fig: Figure, stem: str | os.PathLike[str],
+                formats: Iterable[str] = ("png", "pdf")) -> list[Path]:
+    """Write ``fig`` as ``stem.<fmt>`` for each format, atomically, then close it."""
+    paths = []
+    for fmt in formats:
+        dest = Path(f"{stem}.{fmt}")
+        with atomic_path(dest) as tmp:
+            fig.savefig(tmp, format=fmt, bbox_inches="tight")
+        paths.append(dest)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,80 @@
+"""Figure 12 (Section 5.1): log-error and W–Rᵗ correlations of BP and the feedback systems (9).
+
+Layout of the paper's figure: one column per run; top row log10 e(t), one curve per algorithm
+(BP and each ε); the rows below the correlation of W_l and R_lᵗ for l = k, ..., 1 (top layer
+first), one curve per ε. BP keeps the paper's BP colour; ε values share one sequential map.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from figures.style import epsilon_colors, method_color, new_figure, save_figure
+
+
+def _read_curves(path: str | os.PathLike[str]) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        fields = list(reader.fieldnames or [])
+    need = {"run", "method", "epsilon", "t", "error"}
+    if not need <= set(fields) or not any(f.startswith("corr_") for f in fields):
+        raise ValueError(f"curves: {path} lacks columns run,method,epsilon,t,error,corr_1..corr_k")
+    if not rows:
+        raise ValueError(f"curves: {path} has no rows")
+    return fields, rows
+
+
+def _num(s: str) -> float:
+    return float(s) if s != "" else np.nan
+
+
+def plot_figure12(curves: str | os.PathLike[str], out_stem: str | os.PathLike[str]) -> list[Path]:
+    """Draw Figure 12 from a ``curves.csv`` (columns run,method,epsilon,t,error,corr_1..corr_k).
+
+    Writes ``out_stem.png`` and ``out_stem.pdf`` atomically and returns their paths.
+    """
+    fields, rows = _read_curves(curves)
+    k = sum(f.startswith("corr_") for f in fields)
+    runs = sorted({int(r["run"]) for r in rows})
+    eps_values = sorted({float(r["epsilon"]) for r in rows if r["method"] == "feedback"})
+    colors = epsilon_colors(eps_values) if eps_values else {}
+
+    series: dict[tuple[int, str, float], list[dict[str, str]]] = {}
+    for r in rows:
+        eps = float(r["epsilon"]) if r["method"] == "feedback" else np.nan
+        series.setdefault((int(r["run"]), r["method"], eps), []).append(r)
+
+    fig, axes = new_figure(1 + k, len(runs), width=3.0 * len(runs) + 0.5, row_height=1.9,
+                           sharex=True)
+    for col, run in enumerate(runs):
+        top = axes[0, col]
+        top.set_title(f"run {run}")
+        for (r, method, eps), pts in sorted(series.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+            if r != run:
+                continue
+            t = np.array([_num(p["t"]) for p in pts])
+            err = np.array([_num(p["error"]) for p in pts])
+            with np.errstate(divide="ignore"):
+                log_e = np.log10(err)
+            if method == "bp":
+                top.plot(t, log_e, color=method_color("bp"), label="BP")
+                continue
+            name = {0.0: " (FRFB)", 1.0: " (URFB)"}.get(eps, "")
+            top.plot(t, log_e, color=colors[eps], label=f"ε={eps:g}{name}")
+            for row, layer in enumerate(range(k, 0, -1), start=1):
+                corr = np.array([_num(p[f"corr_{layer}"]) for p in pts])
+                axes[row, col].plot(t, corr, color=colors[eps])
+        for row, layer in enumerate(range(k, 0, -1), start=1):
+            axes[row, col].set_ylim(-0.1, 1.05)
+            if col == 0:
+                axes[row, col].set_ylabel(f"corr(W{layer}, R{layer}ᵗ)")
+        axes[-1, col].set_xlabel("t")
+    axes[0, 0].set_ylabel("log10 error")
+    axes[0, -1].legend(loc="upper right", frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, out_stem)

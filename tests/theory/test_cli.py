@@ -1,0 +1,51 @@
+"""``python -m theory`` command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from theory.__main__ import main
+
+
+def test_json_output(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    assert main(["--only", "eq11", "dF3/deps", "--out", str(out), "--quiet"]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["id"] for r in rows] == ["eq11", "dF3/deps"]
+    assert {"id", "status", "printed", "derived", "correction"} <= set(rows[0])
+    assert rows[1]["status"] == "erratum"
+    assert "dF3/deps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt, marker", [("markdown", "| `eq13.H` |"), ("latex", "longtable")])
+def test_other_formats(tmp_path, fmt, marker):
+    out = tmp_path / "t.out"
+    assert main(["--only", "eq13.H", "--format", fmt, "--out", str(out), "--quiet"]) == 0
+    assert marker in out.read_text()
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["--only", "nope"], "--only"),
+    (["--seed", "-1"], "--seed"),
+    (["--out", "table.xyz"], "--out"),
+    (["--numeric", "--format", "latex"], "latex"),
+    (["--numeric", "--n-outside", "1"], "--n-outside"),
+])
+def test_bad_arguments_exit_2(argv, word, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert word in err and "Traceback" not in err
+
+
+def test_numeric_json(tmp_path, capsys):
+    out = tmp_path / "n.json"
+    assert main(["--numeric", "--n-outside", "4", "--quiet", "--out", str(out)]) == 0
+    findings = json.loads(out.read_text())
+    assert len(findings) == 6 and all(f["n_sets"] > 0 for f in findings)
+    inside_t1 = findings[0]
+    assert not {"lambda_1", "e^2", "rate S"} & set(inside_t1["violations"])
+    assert "Theorem 2 (k=3), inside its assumptions" in capsys.readouterr().out

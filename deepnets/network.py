@@ -1,0 +1,192 @@
+"""FeedbackNet: a network built from an architecture string (Section 4) out of feedback layers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+
+import torch
+from torch import Tensor, nn
+
+from deepnets.arch import WEIGHT_KINDS, parse_arch
+from deepnets.layers import (
+    METHODS,
+    FeedbackConv2d,
+    FeedbackLayer,
+    FeedbackLinear,
+    FeedbackUntied2d,
+    ZeroPadMaxPool2d,
+)
+
+__all__ = ["FeedbackNet", "ResidualSum"]
+
+
+class ResidualSum(nn.Module):
+    """``sum`` (deepernet, Section 4): adds the outputs of the two preceding conv layers.
+
+    No parameters; :class:`FeedbackNet` feeds it the input and output of the layer before it.
+    """
+
+    def forward(self, first: Tensor, second: Tensor) -> Tensor:
+        return first + second
+
+
+class FeedbackNet(nn.Module):
+    """A feedforward network whose error travels down through feedback weights R (Section 3).
+
+    Hidden weight layers apply the saturated linearity sigma(h) = clip(s h, -1, 1) (Remark 2,
+    ``sat_scale`` = s; the author's code used s = 0.5); the output layer has none.  Every weight
+    layer also has a bias, initialised at 0 and updated with the same Hebbian rule (delta times a
+    constant input 1); eq. (1) omits it.  ``drop P`` is torch's inverted dropout: a fraction P of
+    the units is zeroed during training (drawn from torch's global generator) and the rest are
+    scaled by 1/(1-P), so evaluation needs no rescaling.
+
+    Args:
+        arch: preset name (simpnet, deepnet, deepernet, deepnet_s) or architecture string.
+        in_shape: (channels, height, width) of the input.
+        n_classes: number of output units C.
+        method: "bp", "frfb" or "urfb" (see :mod:`deepnets.layers`).
+        epsilon: urfb's Delta R = epsilon Delta W^t (0 behaves as frfb).
+        connectivity: fraction of W's and of R's entries kept by independent fixed masks
+            (the paper's 50% is 0.5).
+        sat_scale: s in sigma(h) = clip(s h, -1, 1).
+        untied: indices into ``weight_layers`` of conv layers to build untied (Section 4.1).
+        symmetric_init: R(0) = W(0)^t (and R's mask = W's), so that urfb equals bp step for step.
+        seed: seeds the draws of W, R (Glorot-uniform, independent) and the masks.
+        frozen: indices into ``weight_layers`` whose W and R are not updated (Fig. 9 protocol).
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        *,
+        in_shape: Collection[int] = (3, 32, 32),
+        n_classes: int = 10,
+        method: str = "urfb",
+        epsilon: float = 1.0,
+        connectivity: float = 1.0,
+        sat_scale: float = 0.5,
+        untied: Collection[int] = (),
+        symmetric_init: bool = False,
+        seed: int = 0,
+        frozen: Collection[int] = (),
+    ) -> None:
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if sat_scale <= 0:
+            raise ValueError(f"sat_scale must be positive, got {sat_scale}")
+        specs = parse_arch(arch)
+        n_weight = sum(s.kind in WEIGHT_KINDS for s in specs)
+        conv_indices = [
+            i
+            for i, s in enumerate(s for s in specs if s.kind in WEIGHT_KINDS)
+            if s.kind in ("conv", "untied")
+        ]
+        for name, idx in (("untied", untied), ("frozen", frozen)):
+            for i in idx:
+                if not 0 <= i < n_weight:
+                    raise ValueError(
+                        f"{name}: weight layer index {i} out of range 0..{n_weight - 1}"
+                    )
+        bad = sorted(set(untied) - set(conv_indices))
+        if bad:
+            raise ValueError(
+                f"untied: weight layers {bad} are not conv layers (conv: {conv_indices})"
+            )
+        self.config: dict = {
+            "arch": arch,
+            "in_shape": list(in_shape),
+            "n_classes": n_classes,
+            "method": method,
+            "epsilon": float(epsilon),
+            "connectivity": float(connectivity),
+            "sat_scale": float(sat_scale),
+            "untied": sorted(set(untied)),
+            "symmetric_init": bool(symmetric_init),
+            "seed": seed,
+            "frozen": sorted(set(frozen)),
+        }
+        gen = torch.Generator().manual_seed(seed)
+        common = {
+            "method": method,
+            "epsilon": epsilon,
+            "connectivity": connectivity,
+            "symmetric_init": symmetric_init,
+            "generator": gen,
+        }
+        shape = tuple(in_shape)
+        layers: list[nn.Module] = []
+        names: list[str] = []
+        for spec in specs:
+            wi = sum(isinstance(m, FeedbackLayer) for m in layers)
+            if spec.kind in ("conv", "untied"):
+                if spec.kind == "untied" or wi in untied:
+                    layers.append(
+                        FeedbackUntied2d(
+                            shape, spec.size, spec.kernel, sat_scale=sat_scale, **common
+                        )
+                    )
+                    names.append(f"untied{wi}")
+                else:
+                    layers.append(
+                        FeedbackConv2d(
+                            shape[0], spec.size, spec.kernel, sat_scale=sat_scale, **common
+                        )
+                    )
+                    names.append(f"conv{wi}")
+                shape = (spec.size, *shape[1:])
+            elif spec.kind == "maxpool":
+                pool = ZeroPadMaxPool2d(spec.kernel, spec.stride)
+                layers.append(pool)
+                shape = (shape[0], pool.output_side(shape[1]), pool.output_side(shape[2]))
+            elif spec.kind == "drop":
+                layers.append(nn.Dropout(spec.rate))  # torch's global generator draws the mask
+            elif spec.kind == "sum":
+                layers.append(ResidualSum())
+            else:  # full / output
+                if len(shape) > 1:
+                    layers.append(nn.Flatten())
+                    shape = (math.prod(shape),)
+                out = n_classes if spec.kind == "output" else spec.size
+                scale = None if spec.kind == "output" else sat_scale
+                layers.append(FeedbackLinear(shape[0], out, sat_scale=scale, **common))
+                names.append("output" if spec.kind == "output" else f"full{wi}")
+                shape = (out,)
+        self.layers = nn.ModuleList(layers)
+        self.weight_layer_names: list[str] = names
+        for i in frozen:
+            self.weight_layers[i].frozen = True
+
+    @property
+    def weight_layers(self) -> list[FeedbackLayer]:
+        """The trainable layers, input -> output."""
+        return [m for m in self.layers if isinstance(m, FeedbackLayer)]
+
+    @property
+    def method(self) -> str:
+        return self.config["method"]
+
+    def forward(self, x: Tensor) -> Tensor:
+        before = x
+        for layer in self.layers:
+            if isinstance(layer, ResidualSum):
+                x = layer(before, x)  # input and output of the preceding conv = two conv outputs
+            else:
+                before, x = x, layer(x)
+        return x
+
+    @torch.no_grad()
+    def correlations(self) -> list[float]:
+        """Per weight layer, the Pearson correlation of the entries of W and R^t (Section 4.2,
+        Figures 10-11), over all entries (masked ones included; for untied layers, over the
+        real connections only); 1.0 for bp."""
+        out = []
+        for layer in self.weight_layers:
+            if layer.feedback is None:
+                out.append(1.0)
+                continue
+            w = layer.connection_entries(layer.weight).double()
+            r = layer.connection_entries(layer.feedback_as_weight()).double()
+            out.append(float(torch.corrcoef(torch.stack([w, r]))[0, 1]))
+        return out

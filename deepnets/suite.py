@@ -1,0 +1,435 @@
+"""``python -m deepnets.suite FIGURE ...``: run the protocol grid behind Figures 4-11 (Section 4).
+
+Grids (CIFAR-10 unless said; hinge loss for every protocol but ``bp``):
+
+* 4: simpnet x {bp, bp-h, urfb, frfb, urfb-50, frfb-50};   5: the same on CIFAR-10 and CIFAR-100
+* 6: deepnet and deepernet x the six protocols;            7: deepernet x the six protocols
+* 8: simpnet untied, urfb;  10: simpnet x {urfb, frfb}
+* 9: simpnet tied and untied x {bp, urfb, frfb}, and deepnet_s with Section 4.1's protocol:
+  train tied (``--pretrain-epochs``, paper 100 of 1000), freeze its first layer, retrain the
+  rest from scratch, tied and untied;   11: deepnet_s as in 9 for {urfb, frfb}
+
+Run folders (under ``--out``): ``<arch>-<dataset>-<protocol>[-untied]``, and for deepnet_s
+``deepnet_s-cifar10-<protocol>-pre`` (the tied pretraining) beside the retrained
+``deepnet_s-cifar10-<protocol>`` and ``deepnet_s-cifar10-<protocol>-untied``.
+Paper scale is the default (1000 epochs, batch 500, step 0.1); ``--epochs`` and
+``--train-subset`` shrink it and every run records its scale in ``config.json``. Finished runs
+are skipped, interrupted ones resumed (``deepnets.train --resume``), and a run-time estimate
+from a few timed SGD steps is printed before the grid starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from deepnets import checkpoint
+from deepnets.arch import WEIGHT_KINDS, parse_arch
+from deepnets.data import DataError
+
+#: Section 4's protocols: name -> (method, loss, connectivity). "50%" is random connectivity.
+PROTOCOLS: dict[str, tuple[str, str, float]] = {
+    "bp": ("bp", "softmax", 1.0),
+    "bp-h": ("bp", "hinge", 1.0),
+    "urfb": ("urfb", "hinge", 1.0),
+    "frfb": ("frfb", "hinge", 1.0),
+    "urfb-50": ("urfb", "hinge", 0.5),
+    "frfb-50": ("frfb", "hinge", 0.5),
+}
+ALL = tuple(PROTOCOLS)
+UNTIE = ("bp", "urfb", "frfb")
+FIGURES = (4, 5, 6, 7, 8, 9, 10, 11)
+#: Keys of config.json that must agree for an existing run folder to count as this grid's run.
+#: ``epochs`` may differ: a shorter finished run is extended (``--resume`` with more epochs).
+SCALE_KEYS = ("arch", "method", "loss", "connectivity", "batch_size", "lr", "seed",
+              "train_subset", "val_size", "untie", "freeze")
+
+
+class SuiteError(ValueError):
+    """A grid that cannot run as asked; the message names the argument or the run folder."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a grid: its folder name and the ``deepnets.train`` settings it differs by."""
+
+    name: str
+    arch: str
+    protocol: str
+    dataset: str                     # "cifar10" | "cifar100"
+    epochs: int
+    untie: tuple[int, ...] = ()
+    freeze: tuple[int, ...] = ()
+    from_run: str | None = None      # folder name of the run whose weights are taken (deepnet_s)
+    role: str = field(default="", compare=False)
+
+
+def conv_layers(arch: str) -> list[int]:
+    """Indices (into the weight layers, input->output) of the convolutional layers of ``arch``."""
+    weights = [s for s in parse_arch(arch) if s.kind in WEIGHT_KINDS]
+    return [i for i, s in enumerate(weights) if s.kind == "conv"]
+
+
+def _plain(arch: str, dataset: str, protocols: Sequence[str], epochs: int,
+           untied: bool = False) -> list[RunSpec]:
+    untie = tuple(conv_layers(arch)) if untied else ()
+    return [RunSpec(f"{arch}-{dataset}-{p}{'-untied' if untied else ''}", arch, p, dataset, epochs,
+                    untie=untie) for p in protocols]
+
+
+def _deepnet_s(protocols: Sequence[str], epochs: int, pretrain_epochs: int,
+               untied_only: bool) -> list[RunSpec]:
+    """Section 4.1: tied pretraining, then first layer frozen and the rest retrained from scratch."""
+    rest = tuple(conv_layers("deepnet_s")[1:])
+    specs = []
+    for p in protocols:
+        base = f"deepnet_s-cifar10-{p}"
+        specs.append(RunSpec(f"{base}-pre", "deepnet_s", p, "cifar10", pretrain_epochs, role="pretrain"))
+        if not untied_only:
+            specs.append(RunSpec(base, "deepnet_s", p, "cifar10", epochs, freeze=(0,),
+                                 from_run=f"{base}-pre", role="retrain tied"))
+        specs.append(RunSpec(f"{base}-untied", "deepnet_s", p, "cifar10", epochs, untie=rest,
+                             freeze=(0,), from_run=f"{base}-pre", role="retrain untied"))
+    return specs
+
+
+def grid(figure: int, epochs: int, pretrain_epochs: int,
+         protocols: Sequence[str] | None = None) -> list[RunSpec]:
+    """The runs behind one figure; ``protocols`` (if given) keeps only those protocols."""
+    def pick(default: Sequence[str]) -> list[str]:
+        return [p for p in default if protocols is None or p in protocols]
+
+    if figure == 4:
+        return _plain("simpnet", "cifar10", pick(ALL), epochs)
+    if figure == 5:
+        return [s for d in ("cifar10", "cifar100") for s in _plain("simpnet", d, pick(ALL), epochs)]
+    if figure == 6:
+        return [s for a in ("deepnet", "deepernet") for s in _plain(a, "cifar10", pick(ALL), epochs)]
+    if figure == 7:
+        return _plain("deepernet", "cifar10", pick(ALL), epochs)
+    if figure == 8:
+        return _plain("simpnet", "cifar10", pick(("urfb",)), epochs, untied=True)
+    if figure == 9:
+        return (_plain("simpnet", "cifar10", pick(UNTIE), epochs)
+                + _plain("simpnet", "cifar10", pick(UNTIE), epochs, untied=True)
+                + _deepnet_s(pick(UNTIE), epochs, pretrain_epochs, untied_only=False))
+    if figure == 10:
+        return _plain("simpnet", "cifar10", pick(("urfb", "frfb")), epochs)
+    if figure == 11:
+        return _deepnet_s(pick(("urfb", "frfb")), epochs, pretrain_epochs, untied_only=True)
+    raise SuiteError(f"argument FIGURE: {figure} is not one of {list(FIGURES)}")
+
+
+def grids(figures: Sequence[int], epochs: int, pretrain_epochs: int,
+          protocols: Sequence[str] | None = None) -> list[RunSpec]:
+    """The union of several figures' runs, each once, pretraining before its retraining."""
+    seen: dict[str, RunSpec] = {}
+    for f in figures:
+        for spec in grid(f, epochs, pretrain_epochs, protocols):
+            seen.setdefault(spec.name, spec)
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The flags shared by every run of a grid (the scale and the data)."""
+
+    data_dirs: dict[str, Path]       # dataset -> folder/archive
+    cifar10_kind: str                # "cifar10" (python version) | "imagefolder" (e.g. the JPEG zip)
+    batch_size: int
+    lr: float
+    seed: int
+    val_size: int
+    train_subset: int | None
+    device: str
+    dataset_label: str | None        # how results name the CIFAR-10 copy, e.g. its JPEG re-encoding
+    quiet: bool
+
+
+def train_argv(spec: RunSpec, out: Path, s: Settings, resume: bool) -> list[str]:
+    """The ``deepnets.train`` command line of one run."""
+    method, loss, conn = PROTOCOLS[spec.protocol]
+    kind = s.cifar10_kind if spec.dataset == "cifar10" else "cifar100"
+    argv = ["--arch", spec.arch, "--method", method, "--loss", loss, "--connectivity", str(conn),
+            "--data", kind, "--data-dir", str(s.data_dirs[spec.dataset]),
+            "--epochs", str(spec.epochs), "--batch-size", str(s.batch_size), "--lr", str(s.lr),
+            "--seed", str(s.seed), "--val-size", str(s.val_size), "--device", s.device,
+            "--out", str(out / spec.name)]
+    if s.train_subset is not None:
+        argv += ["--train-subset", str(s.train_subset)]
+    if spec.untie:
+        argv += ["--untie", ",".join(map(str, spec.untie))]
+    if spec.freeze:
+        argv += ["--freeze", ",".join(map(str, spec.freeze))]
+    if spec.from_run:  # Section 4.1: only the (frozen) first layer is taken, the rest start afresh
+        argv += ["--from", str(out / spec.from_run), "--copy", "0"]
+    if spec.dataset == "cifar10" and s.dataset_label:
+        argv += ["--dataset-label", s.dataset_label]
+    if s.quiet:
+        argv.append("--quiet")
+    if resume:
+        argv.append("--resume")
+    return argv
+
+
+def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
+    """``("new" | "resume" | "done", epochs logged)`` of a run folder.
+
+    A folder with a config but no finished epoch is resumed too: ``deepnets.train --resume``
+    then starts from scratch with the same settings.
+
+    Raises SuiteError when the folder holds a run of another scale or setting (a different
+    ``--out`` keeps both).
+    """
+    folder = out / spec.name
+    if not (folder / checkpoint.CONFIG).is_file():
+        return "new", 0
+    cfg = checkpoint.read_config(folder)
+    method, loss, conn = PROTOCOLS[spec.protocol]
+    want = {"arch": spec.arch, "method": method, "loss": loss, "connectivity": conn,
+            "epochs": spec.epochs, "batch_size": s.batch_size, "lr": s.lr, "seed": s.seed,
+            "train_subset": s.train_subset, "val_size": s.val_size,
+            "untie": list(spec.untie), "freeze": list(spec.freeze)}
+    differ = [k for k in SCALE_KEYS if k in cfg and _norm(cfg[k]) != _norm(want[k])]
+    if differ:
+        got = ", ".join(f"{k}={cfg[k]!r} (asked {want[k]!r})" for k in differ)
+        raise SuiteError(f"{folder} holds another run: {got}; use another --out or remove it")
+    done = len(checkpoint.read_log(folder))
+    return ("done" if done >= spec.epochs else "resume"), done
+
+
+def _norm(value: object) -> object:
+    """Compare config values across JSON round trips (tuples/lists, ints/floats, None/[])."""
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value] or None
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    return value
+
+
+def time_step(spec: RunSpec, n_classes: int, batch: int, steps: int, device: str,
+              budget_s: float = 5.0) -> float:
+    """Seconds per SGD step of ``spec``'s network on random inputs.
+
+    One warm-up step, then up to ``steps`` timed steps while they fit in ``budget_s``; a
+    warm-up slower than ``budget_s`` / 2 is itself the estimate (its set-up cost is then small).
+    """
+    from deepnets.engine import freeze, train_step
+    from deepnets.losses import make_loss
+    from deepnets.network import FeedbackNet
+
+    method, loss, conn = PROTOCOLS[spec.protocol]
+    net = FeedbackNet(spec.arch, n_classes=n_classes, method=method, connectivity=conn,
+                      untied=spec.untie).to(device)
+    freeze(net, spec.freeze)
+    loss_fn = make_loss(loss, n_classes)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 3, 32, 32, generator=gen).to(device)
+    y = torch.randint(0, n_classes, (batch,), generator=gen).to(device)
+
+    def timed() -> float:
+        start = time.perf_counter()
+        train_step(net, x, y, loss_fn)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    first = timed()
+    if first > budget_s / 2:
+        return first
+    times: list[float] = []
+    while len(times) < steps and sum(times) < budget_s:
+        times.append(timed())
+    return sum(times) / len(times)
+
+
+def estimate(todo: list[tuple[RunSpec, int]], sizes: dict[str, tuple[int, int, float]],
+             s: Settings, steps: int) -> tuple[float, dict[str, float]]:
+    """Seconds the remaining epochs of ``todo`` will take: timed steps x steps per epoch.
+
+    ``sizes``: dataset -> (training images, classes, seconds to load it); every run loads its
+    data once. Validation passes are counted as a third of a training step per batch (a
+    forward pass only).
+    """
+    per_step: dict[tuple, float] = {}
+    per_run: dict[str, float] = {}
+    for spec, done in todo:
+        n_train, n_classes, load_s = sizes[spec.dataset]
+        key = (spec.arch, spec.protocol, spec.untie, spec.freeze, n_classes)
+        if key not in per_step:
+            per_step[key] = time_step(spec, n_classes, min(s.batch_size, n_train), steps, s.device)
+        batches = math.ceil(n_train / s.batch_size) + math.ceil(s.val_size / s.batch_size) / 3
+        per_run[spec.name] = load_s + per_step[key] * batches * (spec.epochs - done)
+    return sum(per_run.values()), per_run
+
+
+def dataset_sizes(datasets: set[str], s: Settings) -> dict[str, tuple[int, int, float]]:
+    """Per dataset: training-set size (after the held-out split and any subset), class count,
+    and the seconds loading it took."""
+    from deepnets.data import load_dataset
+
+    sizes = {}
+    for d in sorted(datasets):
+        kind = s.cifar10_kind if d == "cifar10" else "cifar100"
+        start = time.perf_counter()
+        ds = load_dataset(kind, s.data_dirs[d], "train")
+        load_s = time.perf_counter() - start
+        n = len(ds) - s.val_size
+        if n <= 0:
+            raise SuiteError(f"argument --val-size: {s.val_size} leaves no training images of "
+                             f"{len(ds)} in {s.data_dirs[d]}")
+        sizes[d] = (min(n, s.train_subset) if s.train_subset else n, len(ds.classes), load_s)
+    return sizes
+
+
+def _hms(seconds: float) -> str:
+    h, rem = divmod(round(seconds), 3600)
+    return f"{h}h{rem // 60:02d}m{rem % 60:02d}s"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m deepnets.suite", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("figures", nargs="+", metavar="FIGURE",
+                   help=f"figure numbers whose grid to run ({', '.join(map(str, FIGURES))}) or 'all'")
+    p.add_argument("--data-dir", type=Path, help="CIFAR-10: the python-version archive/folder, or "
+                   "with --data imagefolder an image-folder tree or .zip")
+    p.add_argument("--data", choices=("cifar10", "imagefolder"), default="cifar10",
+                   help="format of --data-dir (default cifar10)")
+    p.add_argument("--cifar100-dir", type=Path, help="CIFAR-100 python-version archive/folder "
+                   "(needed by Figure 5's right half)")
+    p.add_argument("--datasets", nargs="+", choices=("cifar10", "cifar100"),
+                   help="run only the runs on these datasets (default: all the figures need)")
+    p.add_argument("--archs", nargs="+", choices=("simpnet", "deepnet", "deepernet", "deepnet_s"),
+                   help="run only the runs of these architectures")
+    p.add_argument("--protocols", nargs="+", choices=ALL,
+                   help="run only these protocols (default: the figure's own set)")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="folder of run folders (default runs/)")
+    p.add_argument("--epochs", type=int, default=1000, help="epochs per run (paper: 1000)")
+    p.add_argument("--pretrain-epochs", type=int, default=None,
+                   help="deepnet_s tied pretraining epochs (default epochs/10; paper: 100)")
+    p.add_argument("--train-subset", type=int, default=None,
+                   help="train on the first N images of the training split (default: all)")
+    p.add_argument("--val-size", type=int, default=5000, help="images held out for validation (paper: 5000)")
+    p.add_argument("--batch-size", type=int, default=500, help="SGD batch size (paper: 500)")
+    p.add_argument("--lr", type=float, default=0.1, help="SGD step (paper: 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every run (weights, split, order, dropout)")
+    p.add_argument("--device", default="auto",
+                   help="torch device: cpu, cuda, cuda:1 or auto (cuda when available; default)")
+    p.add_argument("--dataset-label", help="how results name the CIFAR-10 copy, e.g. "
+                   "'CIFAR-10 (JPEG re-encoding)' (default: deepnets.train's)")
+    p.add_argument("--estimate-steps", type=int, default=3,
+                   help="SGD steps timed per network for the run-time estimate; 0 skips it")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _figures(items: list[str], parser: argparse.ArgumentParser) -> list[int]:
+    if items == ["all"]:
+        return list(FIGURES)
+    out = []
+    for item in items:
+        if not item.isdigit() or int(item) not in FIGURES:
+            parser.error(f"argument FIGURE: {item!r} is not 'all' or one of {list(FIGURES)}")
+        out.append(int(item))
+    return out
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    for flag in ("epochs", "batch_size", "estimate_steps", "val_size"):
+        minimum = 0 if flag in ("estimate_steps", "val_size") else 1
+        if getattr(args, flag) < minimum:
+            parser.error(f"argument --{flag.replace('_', '-')}: must be >= {minimum}")
+    for flag in ("train_subset", "pretrain_epochs"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"argument --{flag.replace('_', '-')}: must be >= 1")
+    if not args.lr > 0:
+        parser.error("argument --lr: must be > 0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check(args, parser)
+    figures = _figures(args.figures, parser)
+    pre = args.pretrain_epochs or max(1, args.epochs // 10)
+    specs = [sp for sp in grids(figures, args.epochs, pre, args.protocols)
+             if (args.datasets is None or sp.dataset in args.datasets)
+             and (args.archs is None or sp.arch in args.archs)]
+    if not specs:
+        parser.error("the figures, --datasets, --archs and --protocols given select no run")
+    dirs = {"cifar10": args.data_dir, "cifar100": args.cifar100_dir}
+    for d in {sp.dataset for sp in specs}:
+        if dirs[d] is None and not args.dry_run:
+            flag = "--data-dir" if d == "cifar10" else "--cifar100-dir"
+            parser.error(f"argument {flag}: required by the {d} runs "
+                         f"(or leave them out with --datasets)")
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
+                 args.lr, args.seed, args.val_size, args.train_subset, device,
+                 args.dataset_label, args.quiet)
+    try:
+        states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
+        print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
+              f"{args.epochs} epochs, batch {s.batch_size}, lr {s.lr}, "
+              f"train subset {s.train_subset or 'all'}, val {s.val_size}, device {s.device}):")
+        todo = [(sp, done) for sp, state, done in states if state != "done"]
+        per_run: dict[str, float] = {}
+        if todo and args.estimate_steps and all(sp.dataset in s.data_dirs for sp, _ in todo):
+            sizes = dataset_sizes({sp.dataset for sp, _ in todo}, s)
+            total, per_run = estimate(todo, sizes, s, args.estimate_steps)
+        for sp, state, done in states:
+            what = {"done": "done", "new": "new", "resume": f"resume after epoch {done}"}[state]
+            eta = f", ~{_hms(per_run[sp.name])}" if sp.name in per_run else ""
+            role = f" [{sp.role}]" if sp.role else ""
+            print(f"  {sp.name}{role}: {sp.epochs} epochs, {what}{eta}")
+        if todo and args.estimate_steps and not per_run:
+            print("no run-time estimate: the data folders of the runs left were not given")
+        if per_run:
+            load = ", ".join(f"{d} {v[2]:.0f} s" for d, v in sizes.items())
+            print(f"estimated time for the {len(todo)} runs left: {_hms(total)} on {s.device} "
+                  f"(from up to {args.estimate_steps} timed steps per network, plus loading the "
+                  f"data once per run: {load})")
+        if args.dry_run:
+            return 0
+        return _run_all(todo, args.out, s)
+    except (SuiteError, checkpoint.RunError, DataError) as exc:
+        print(f"python -m deepnets.suite: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings) -> int:
+    """Train (or resume) each run in order through ``deepnets.train.main``; stop at a failure."""
+    from deepnets import train
+
+    for sp, done in tqdm(todo, desc="suite", unit="run", disable=s.quiet):
+        resume = (out / sp.name / checkpoint.CONFIG).is_file()
+        try:
+            rc = train.main(train_argv(sp, out, s, resume=resume))
+        except KeyboardInterrupt:
+            print(f"python -m deepnets.suite: interrupted in {out / sp.name}; rerun the same "
+                  f"command to resume it from its last finished epoch", file=sys.stderr)
+            return 130
+        if rc != 0:
+            print(f"python -m deepnets.suite: run {out / sp.name} failed (exit {rc}); "
+                  f"rerun the same command to resume", file=sys.stderr)
+            return rc
+    print(f"all {len(todo)} runs finished in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Weight alignment (Section 4.2): the W-R correlation of each layer against epochs.
+
+Figure 10: simpnet's three weight layers; Figure 11: deepnet_s's seven updated layers (its first
+layer is frozen, Section 4.1). URFB left, FRFB right. ``corr`` in ``log.jsonl`` holds, per weight
+layer input->output, the Pearson correlation of the entries of W_l and R_l^t.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib import colormaps
+from matplotlib.ticker import MaxNLocator
+
+from figures.caption import write_sidecar
+from figures.runs import MissingDataError, Run, find_runs, select
+from figures.style import new_figure, save_figure
+
+CAPTIONS = {
+    10: "Correlation between W_l and R_l for the three layers in simpnet. Left: URFB, Right: FRFB",
+    11: "Correlation between W_l and R_l for the seven updated layers in deepnet_s. "
+        "Left: URFB, Right: FRFB",
+}
+
+
+def _layer_names(run: Run, n: int) -> list[str]:
+    names = run.config.get("weight_layer_names") or []
+    return [names[i] if i < len(names) else f"layer {i}" for i in range(n)]
+
+
+def _draw(ax, run: Run, title: str) -> None:
+    """One line per updated (not frozen) weight layer, coloured from input (dark) to output (light)."""
+    rows = [r for r in run.log if r.get("corr")]
+    n = len(rows[0]["corr"])
+    layers = [i for i in range(n) if i not in run.frozen]
+    names = _layer_names(run, n)
+    cmap = colormaps["plasma"]
+    for k, i in enumerate(layers):
+        ax.plot([r["epoch"] for r in rows], [r["corr"][i] for r in rows],
+                color=cmap(0.85 * k / max(len(layers) - 1, 1)), label=f"{i + 1}: {names[i]}")
+    low = min(min(r["corr"][i] for r in rows) for i in layers)
+    ax.set(xlabel="epoch", ylabel="corr(W, R$^t$)", title=title, ylim=(min(-0.05, low - 0.05), 1.02))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=6)
+
+
+def _alignment(number: int, arch: str, candidates: list[dict], runs_dir: str | Path,
+               out_stem: str | Path) -> list[Path]:
+    """URFB left, FRFB right; for each method the first matching run of ``candidates`` is drawn."""
+    runs = [r for r in find_runs(runs_dir) if any(row.get("corr") for row in r.log)]
+    chosen = {}
+    for method in ("urfb", "frfb"):
+        for cand in candidates:
+            run = select(runs, arch=arch, protocol=method, **cand)
+            if run is not None:
+                chosen[method] = run
+                break
+    if not chosen:
+        raise MissingDataError(f"no CIFAR-10 {arch} URFB or FRFB run with logged correlations "
+                               f"in {runs_dir}")
+    fig, axes = new_figure(1, 2, width=7.0, row_height=3.0)
+    notes = []
+    for ax, method in zip(axes[0], ("urfb", "frfb")):
+        run = chosen.get(method)
+        if run is None:
+            ax.set_axis_off()
+            ax.set_title(f"{method.upper()}: no run")
+            notes.append(f"no {arch} {method.upper()} run")
+            continue
+        kind = "untied" if run.untied else "tied"
+        _draw(ax, run, f"{arch} {method.upper()} ({kind})")
+    paths = save_figure(fig, out_stem)
+    paths.append(write_sidecar(out_stem, f"Figure {number}", CAPTIONS[number], chosen.values(),
+                               notes))
+    return paths
+
+
+def plot_figure10(runs_dir: str | Path, out_stem: str | Path) -> list[Path]:
+    """Figure 10 (Section 4.2): W-R correlation of simpnet's three layers, URFB left, FRFB right."""
+    return _alignment(10, "simpnet", [{}], runs_dir, out_stem)
+
+
+def plot_figure11(runs_dir: str | Path, out_stem: str | Path) -> list[Path]:
+    """Figure 11 (Section 4.2): deepnet_s's seven updated layers, URFB left, FRFB right.
+
+    Drawn from the untied retraining with the first layer frozen (Section 4.1's protocol); where
+    that run is absent, from the tied retraining, then from a plain tied deepnet_s run.
+    """
+    cands = [{"untied": True, "frozen": (0,)}, {"frozen": (0,)}, {}]
+    return _alignment(11, "deepnet_s", cands, runs_dir, out_stem)

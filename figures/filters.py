@@ -1,0 +1,135 @@
+"""Figure 8 (Section 4.1): a trained untied layer's filters at four locations of the 32x32 grid.
+
+An untied (locally connected) layer has its own filter at every output location, each updated
+separately by delta_{l,i} x_{l-1,i+k}. The paper observes that after training the filters of one
+output channel stay similar across locations. Beside the picture we give that as a number: the
+mean Pearson correlation between the same channel's filters at different locations (interior
+locations only, where no tap falls on the zero padding), next to the same number at
+initialisation and between different channels (the chance level).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from figures.caption import write_sidecar
+from figures.runs import MissingDataError, Run, find_runs, select
+from figures.style import new_figure, save_figure
+
+CAPTION = "Corresponding filters extracted from the sparse connectivity matrix at 4 different " \
+          "locations on the 32x32 grid."
+#: Preference order of the run drawn: URFB as in the paper's text, then the other protocols.
+PREFERRED = ("urfb", "frfb", "bp", "bp-h", "urfb-50", "frfb-50")
+N_CHANNELS = 4
+
+
+def location_filters(layer: torch.nn.Module) -> np.ndarray:
+    """Filters of an untied layer as ``[H, W, out, in, k, k]`` (its weight is ``[H*W, out, in*k*k]``)."""
+    c, h, w = layer.in_shape
+    k = layer.kernel_size
+    weight = layer.weight.detach().cpu().numpy()
+    return weight.reshape(h, w, layer.out_channels, c, k, k)
+
+
+def interior(h: int, w: int, k: int) -> tuple[slice, slice]:
+    """Rows and columns whose k x k window lies inside the grid ('same' padding of (k-1)/2)."""
+    p = (k - 1) // 2
+    return slice(p, h - (k - 1 - p)), slice(p, w - (k - 1 - p))
+
+
+def mean_pairwise_corr(f: np.ndarray) -> float:
+    """Mean Pearson correlation over all pairs of rows of ``f`` (``[n, d]``, n >= 2)."""
+    z = f - f.mean(axis=1, keepdims=True)
+    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    n = z.shape[0]
+    s = z.sum(axis=0)
+    return float((s @ s - n) / (n * (n - 1)))
+
+
+def similarity(filters: np.ndarray, locations: list[tuple[int, int]] | None = None) -> float:
+    """Mean correlation of each channel's filters across locations, averaged over channels.
+
+    ``filters``: ``[H, W, out, ...]``; ``locations`` (default: every interior location).
+    """
+    h, w, out = filters.shape[:3]
+    if locations is None:
+        rows, cols = interior(h, w, filters.shape[-1])
+        flat = filters[rows, cols].reshape(-1, out, int(np.prod(filters.shape[3:])))
+    else:
+        flat = np.stack([filters[r, c] for r, c in locations]).reshape(len(locations), out, -1)
+    return float(np.mean([mean_pairwise_corr(flat[:, o]) for o in range(out)]))
+
+
+def chance_similarity(filters: np.ndarray) -> float:
+    """Mean correlation between the filters of different channels at the same interior location."""
+    h, w, out = filters.shape[:3]
+    rows, cols = interior(h, w, filters.shape[-1])
+    flat = filters[rows, cols].reshape(-1, out, int(np.prod(filters.shape[3:])))
+    return float(np.mean([mean_pairwise_corr(loc) for loc in flat]))
+
+
+def four_locations(h: int, w: int) -> list[tuple[int, int]]:
+    """Four well-separated grid points, at the quarter positions: (8, 8), (8, 24), ... on 32x32."""
+    return [(h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (3 * h // 4, 3 * w // 4)]
+
+
+def _untied_run(runs: list[Run]) -> Run:
+    for p in PREFERRED:
+        run = select(runs, arch="simpnet", protocol=p, untied=True)
+        if run is not None and (run.path / "checkpoint.pt").is_file():
+            return run
+    raise MissingDataError("no untied simpnet run with a checkpoint.pt")
+
+
+def _image(f: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """A filter ``[in, k, k]`` as an image: RGB for 3 input channels, else their mean, scaled to [0, 1]."""
+    img = np.transpose(f, (1, 2, 0)) if f.shape[0] == 3 else f.mean(axis=0)
+    return np.clip((img - lo) / max(hi - lo, 1e-12), 0, 1)
+
+
+def plot_figure8(runs_dir: str | Path, out_stem: str | Path) -> list[Path]:
+    """Figure 8: the first channels' filters of simpnet's untied layer at four grid locations."""
+    from deepnets.checkpoint import load_network
+    from deepnets.network import FeedbackNet
+
+    run = _untied_run(find_runs(runs_dir))
+    net = load_network(run.path)
+    index = min(run.config.get("untie") or net.config.get("untied"))
+    filters = location_filters(net.weight_layers[index])
+    init = location_filters(FeedbackNet(**net.config).weight_layers[index])
+    h, w = filters.shape[:2]
+    locs = four_locations(h, w)
+    shown = similarity(filters, locs)
+    trained, chance, at_init = similarity(filters), chance_similarity(filters), similarity(init)
+    n_ch = min(N_CHANNELS, filters.shape[2])
+    fig, axes = new_figure(n_ch, len(locs), width=1.2 * len(locs) + 0.6, row_height=1.25)
+    for o in range(n_ch):
+        row = np.stack([filters[r, c, o] for r, c in locs])
+        for j, (r, c) in enumerate(locs):
+            ax = axes[o, j]
+            ax.imshow(_image(row[j], row.min(), row.max()), interpolation="nearest",
+                      cmap=None if row.shape[1] == 3 else "gray")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if o == 0:
+                ax.set_title(f"({r}, {c})", fontsize=7)
+            if j == 0:
+                ax.set_ylabel(f"filter {o}", fontsize=7)
+    fig.suptitle(f"{run.name}: layer {index} untied; similarity across locations "
+                 f"{trained:.2f} (init {at_init:.2f}, chance {chance:.2f})", fontsize=7)
+    paths = save_figure(fig, out_stem)
+    notes = [
+        (f"Similarity = mean Pearson correlation between one channel's filters at different "
+         f"locations, averaged over the {filters.shape[2]} channels."),
+        (f"Over all interior locations: trained {trained:.4f}; at initialisation (seed "
+         f"{net.config.get('seed')}) {at_init:.4f}; between different channels at one location "
+         f"(chance) {chance:.4f}."),
+        f"Over the four locations shown {locs}: {shown:.4f}.",
+        ("Rows: the layer's first channels; each row is scaled to its own range, so the four "
+         "locations of one channel share one colour scale."),
+    ]
+    paths.append(write_sidecar(out_stem, "Figure 8", CAPTION, [run], notes))
+    return paths

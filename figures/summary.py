@@ -1,0 +1,85 @@
+"""``python -m figures.summary --runs runs/``: the numbers behind Section 4's six claims, as Markdown.
+
+Prints (for ``docs/results.md``) one table of final errors per run, with the validation error at
+the first, middle and last epoch (claims 2 and 6: speed of convergence), and one table of the
+W-R^t correlation of each layer at the first and last epoch (claim 5, Figures 10-11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from figures.runs import PROTOCOL_LABELS, Run, find_runs, train_size
+
+
+def _label(run: Run) -> str:
+    return PROTOCOL_LABELS.get(run.protocol or "", str(run.config.get("method")))
+
+
+def _val_at(run: Run, fraction: float) -> str:
+    rows = [r for r in run.log if r.get("val_error") is not None]
+    if not rows:
+        return "-"
+    return f"{rows[max(0, round(fraction * len(rows)) - 1)]['val_error']:.4f}"
+
+
+def error_table(runs: list[Run]) -> str:
+    """Markdown table: per run its scale and final / intermediate errors."""
+    lines = [("| run | arch | protocol | layers | classes | epochs | train images | final train error "
+              "| final val error | val error ep. 1 / mid / last | best val error (epoch) |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        vals = [(row["val_error"], row["epoch"]) for row in r.log if row.get("val_error") is not None]
+        best = f"{min(vals)[0]:.4f} ({min(vals)[1]})" if vals else "-"
+        kind = ("untied" if r.untied else "tied") + (f", frozen {list(r.frozen)}" if r.frozen else "")
+        final_val = f"{r.final('val_error'):.4f}" if r.log[-1].get("val_error") is not None else "-"
+        lines.append(
+            f"| {r.name} | {r.arch} | {_label(r)} | {kind} | {r.n_classes} "
+            f"| {r.epochs_done}/{r.config.get('epochs')} | {train_size(r)} "
+            f"| {r.final('train_error'):.4f} | {final_val} "
+            f"| {_val_at(r, 1 / len(r.log))} / {_val_at(r, 0.5)} / {_val_at(r, 1.0)} | {best} |")
+    return "\n".join(lines)
+
+
+def correlation_table(runs: list[Run]) -> str:
+    """Markdown table: for each URFB / FRFB run, corr(W_l, R_l^t) per layer at the first and last epoch."""
+    lines = ["| run | protocol | corr per layer (input->output), epoch 1 | last epoch | max over epochs |",
+             "|---|---|---|---|---|"]
+    for r in runs:
+        rows = [row for row in r.log if row.get("corr")]
+        if r.config.get("method") == "bp" or not rows:
+            continue
+        n = len(rows[0]["corr"])
+        peak = [max(row["corr"][i] for row in rows) for i in range(n)]
+        lines.append(f"| {r.name} | {_label(r)} | {_fmt(rows[0]['corr'])} (ep. {rows[0]['epoch']}) "
+                     f"| {_fmt(rows[-1]['corr'])} (ep. {rows[-1]['epoch']}) | {_fmt(peak)} |")
+    return "\n".join(lines)
+
+
+def _fmt(values: list[float]) -> str:
+    return ", ".join(f"{c:.3f}" for c in values)
+
+
+def summarize(runs_dir: str | Path) -> str:
+    """Both tables for every run under ``runs_dir``, with its dataset copy(ies)."""
+    runs = find_runs(runs_dir)
+    if not runs:
+        return f"no runs under {runs_dir}"
+    data = sorted({str(r.config.get("dataset_label") or r.config.get("data")) for r in runs})
+    return "\n\n".join([f"Runs under `{runs_dir}`; data: {', '.join(data)}.",
+                        "### Error rates", error_table(runs),
+                        "### Weight alignment", correlation_table(runs)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m figures.summary", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default runs/)")
+    args = parser.parse_args(argv)
+    print(summarize(args.runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Training steps: urfb == bp with R(0) = W(0)^t, frfb keeps R, Delta R = eps Delta W^t, update
+orders (Remark 1), masks, freezing, untie, evaluation."""
+
+import pytest
+import torch
+
+from deepnets.engine import evaluate, freeze, train_step, untie
+from deepnets.losses import make_loss
+from deepnets.network import FeedbackNet
+
+DT = torch.float64
+SHAPE = (3, 8, 8)
+ARCHS = {
+    "dense": "full 12; full 9; output",
+    "conv_pool_drop": "conv 4 3x3; maxpool 3; drop .5; conv 5 2x2; maxpool 2; full 10; drop .3; output",
+    "untied": "untied 4 3x3; maxpool 3; conv 3 3x3; full 8; output",
+    "sums": "conv 4 3x3; conv 4 3x3; sum; maxpool 2; drop .2; untied 3 3x3; untied 3 3x3; sum; output",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is faster and immune to other processes on the shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _net(arch: str, **kw) -> FeedbackNet:
+    return FeedbackNet(arch, in_shape=SHAPE, n_classes=4, **kw).to(DT)
+
+
+def _batch(seed: int = 0, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, *SHAPE, generator=g, dtype=DT), torch.randint(0, 4, (n,), generator=g)
+
+
+def _run(net, steps, order, loss_fn, lr=0.1):
+    for step in range(steps):
+        x, y = _batch(step)
+        torch.manual_seed(100 + step)  # shared dropout masks
+        train_step(net, x, y, loss_fn, lr=lr, update_order=order)
+
+
+@pytest.mark.parametrize("order", ["simultaneous", "sequential"])
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_urfb_symmetric_init_equals_bp(arch: str, order: str) -> None:
+    bp, urfb = _net(ARCHS[arch], method="bp"), _net(ARCHS[arch], method="urfb", symmetric_init=True)
+    loss_fn = make_loss("hinge", 4)
+    for step in range(4):
+        _run(bp, 1, order, loss_fn), _run(urfb, 1, order, loss_fn)
+        for lb, lu in zip(bp.weight_layers, urfb.weight_layers):
+            assert torch.allclose(lb.weight, lu.weight, rtol=0, atol=1e-12), f"step {step}"
+            assert torch.allclose(lu.feedback_as_weight(), lu.weight, rtol=0, atol=1e-12)
+            assert torch.allclose(lb.bias, lu.bias, rtol=0, atol=1e-12)
+    x, _ = _batch(99)
+    assert torch.allclose(bp.eval()(x), urfb.eval()(x), atol=1e-10)
+
+
+def test_sequential_differs_from_simultaneous() -> None:
+    loss_fn = make_loss("hinge", 4)
+    nets = {o: _net(ARCHS["dense"], method="bp") for o in ("simultaneous", "sequential")}
+    for order, net in nets.items():
+        _run(net, 1, order, loss_fn, lr=1.0)
+    a, b = (nets[o].weight_layers for o in ("simultaneous", "sequential"))
+    assert torch.equal(a[-1].weight, b[-1].weight)  # the top layer sees the same delta either way
+    assert not torch.allclose(a[0].weight, b[0].weight)  # lower layers see the updated R above
+
+
+@pytest.mark.parametrize("order", ["simultaneous", "sequential"])
+def test_matches_hand_written_urfb(order: str) -> None:
+    """Two-layer urfb against eq. (1), (2) with R, (6), written out by hand (Remark 1 if sequential)."""
+    net = _net("full 6; output", method="urfb", epsilon=0.5)
+    x, y = _batch(3)
+    w1, b1, r1 = (
+        t.detach().clone()
+        for t in (
+            net.weight_layers[0].weight,
+            net.weight_layers[0].bias,
+            net.weight_layers[0].feedback,
+        )
+    )
+    w2, b2, r2 = (
+        t.detach().clone()
+        for t in (
+            net.weight_layers[1].weight,
+            net.weight_layers[1].bias,
+            net.weight_layers[1].feedback,
+        )
+    )
+    lr, s, eps, n, mu = 0.3, 0.5, 0.5, x.shape[0], 1 / 3
+    x0 = x.reshape(n, -1)
+    h1 = x0 @ w1.t() + b1
+    x1 = (s * h1).clamp(-1, 1)
+    h2 = x1 @ w2.t() + b2
+    onehot = torch.nn.functional.one_hot(y, 4).bool()
+    d2 = torch.where(onehot, (h2 <= 1).to(DT), -mu * (h2 >= -1).to(DT))  # eq. (6)
+    dw2 = d2.t() @ x1 / n
+    w2_new, b2_new, r2_new = w2 + lr * dw2, b2 + lr * d2.mean(0), r2 + eps * lr * dw2.t()
+    r_used = r2_new if order == "sequential" else r2
+    d1 = s * ((s * h1).abs() < 1) * (d2 @ r_used.t())  # eq. (2) with R
+    dw1 = d1.t() @ x0 / n
+    w1_new, r1_new = w1 + lr * dw1, r1 + eps * lr * dw1.t()
+    train_step(net, x, y, make_loss("hinge", 4), lr=lr, update_order=order)
+    l1, l2 = net.weight_layers
+    for got, want in [
+        (l2.weight, w2_new),
+        (l2.bias, b2_new),
+        (l2.feedback, r2_new),
+        (l1.weight, w1_new),
+        (l1.feedback, r1_new),
+        (l1.bias, b1 + lr * d1.mean(0)),
+    ]:
+        assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", ["simultaneous", "sequential"])
+def test_frfb_keeps_R_and_urfb_increment_is_eps_dW(order: str) -> None:
+    loss_fn = make_loss("hinge", 4)
+    frfb = _net(ARCHS["sums"], method="frfb")
+    r0 = [layer.feedback.clone() for layer in frfb.weight_layers]
+    _run(frfb, 3, order, loss_fn)
+    assert all(torch.equal(a, layer.feedback) for a, layer in zip(r0, frfb.weight_layers))
+    eps = 0.3
+    urfb = _net(ARCHS["sums"], method="urfb", epsilon=eps)
+    for step in range(3):
+        before = [
+            (la.weight.detach().clone(), la.feedback_as_weight().clone())
+            for la in urfb.weight_layers
+        ]
+        _run(urfb, 1, order, loss_fn)
+        for (w0, rt0), layer in zip(before, urfb.weight_layers):
+            dw = layer.weight.detach() - w0
+            assert dw.abs().max() > 0
+            assert torch.allclose(layer.feedback_as_weight() - rt0, eps * dw, rtol=0, atol=1e-13)
+
+
+def test_epsilon_zero_is_frfb() -> None:
+    loss_fn = make_loss("hinge", 4)
+    a = _net(ARCHS["dense"], method="frfb")
+    b = _net(ARCHS["dense"], method="urfb", epsilon=0.0)
+    _run(a, 2, "simultaneous", loss_fn), _run(b, 2, "simultaneous", loss_fn)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.mark.parametrize("order", ["simultaneous", "sequential"])
+def test_masks_stay_zero_and_differ(order: str) -> None:
+    net = _net(ARCHS["untied"], method="urfb", connectivity=0.5)
+    _run(net, 20, order, make_loss("hinge", 4), lr=0.5)
+    for layer in net.weight_layers:
+        mw, mr = layer.mask_weight.bool(), layer._as_weight_layout(layer.mask_feedback).bool()
+        assert not torch.equal(mw, mr)
+        assert 0.35 < mw.float().mean() < 0.65 or layer.weight.dim() == 3  # untied: padding too
+        assert torch.all(layer.weight[~mw] == 0)
+        assert torch.all(layer.feedback_as_weight()[~mr] == 0)
+    # unmasked R entries move even where W is masked
+    layer = net.weight_layers[-1]
+    fresh = _net(ARCHS["untied"], method="urfb", connectivity=0.5).weight_layers[-1]
+    where = layer._as_weight_layout(layer.mask_feedback).bool() & ~layer.mask_weight.bool()
+    moved = layer.feedback_as_weight()[where] != fresh.feedback_as_weight()[where]
+    assert moved.float().mean() > 0.5
+
+
+def test_freeze_keeps_layer_but_passes_feedback() -> None:
+    net = _net(ARCHS["conv_pool_drop"], method="urfb")
+    freeze(net, [1])
+    before = [(la.weight.detach().clone(), la.feedback.clone()) for la in net.weight_layers]
+    _run(net, 2, "simultaneous", make_loss("hinge", 4))
+    after = [(la.weight.detach(), la.feedback) for la in net.weight_layers]
+    assert torch.equal(before[1][0], after[1][0]) and torch.equal(before[1][1], after[1][1])
+    assert not torch.equal(before[0][0], after[0][0])  # the layer below still learns
+    assert net.config["frozen"] == [1]
+    assert FeedbackNet(**net.config).weight_layers[1].frozen
+
+
+def test_untie_copies_and_computes_the_same() -> None:
+    net = _net(ARCHS["conv_pool_drop"], method="urfb", connectivity=0.5)
+    _run(net, 2, "simultaneous", make_loss("hinge", 4))
+    freeze(net, [0])
+    unt = untie(net, [0, 1])
+    assert unt.config["untied"] == [0, 1] and unt.weight_layers[0].frozen
+    x, _ = _batch(5)
+    assert torch.allclose(net.eval()(x), unt.eval()(x), atol=1e-12)
+    with pytest.raises(ValueError, match="not conv"):
+        untie(net, [2])
+
+
+def test_state_dict_rebuilds_the_net() -> None:
+    net = _net(ARCHS["sums"], method="urfb", connectivity=0.5, seed=3)
+    _run(net, 1, "simultaneous", make_loss("hinge", 4))
+    clone = FeedbackNet(**net.config).to(DT)
+    clone.load_state_dict(net.state_dict())
+    x, _ = _batch(7)
+    assert torch.equal(net.eval()(x), clone.eval()(x))
+
+
+def test_correlations_and_evaluate() -> None:
+    loss_fn = make_loss("softmax", 4)
+    assert _net(ARCHS["dense"], method="bp").correlations() == [1.0, 1.0, 1.0]
+    assert all(
+        c == pytest.approx(1.0) for c in _net(ARCHS["dense"], symmetric_init=True).correlations()
+    )
+    assert all(abs(c) < 0.3 for c in _net(ARCHS["dense"], method="frfb").correlations())
+    net = _net(ARCHS["conv_pool_drop"], method="urfb")
+    x, y = _batch(1, n=10)
+    loss, err = evaluate(net, x, y, loss_fn, batch_size=3)
+    with torch.no_grad():
+        logits = net.eval()(x)
+    assert loss == pytest.approx(float(loss_fn(logits, y)))
+    assert err == pytest.approx(float((logits.argmax(1) != y).double().mean()))
+    assert net.training is False
+    x8 = (x * 255).round().to(torch.uint8)
+    assert evaluate(net, x8, y, loss_fn)[0] == pytest.approx(
+        evaluate(net, x8.to(DT) / 255, y, loss_fn)[0]
+    )
+
+
+def test_bad_options() -> None:
+    with pytest.raises(ValueError, match="update_order"):
+        train_step(_net(ARCHS["dense"]), *_batch(), make_loss("hinge", 4), update_order="random")
+    with pytest.raises(ValueError, match="untied"):
+        _net(ARCHS["dense"], untied=[0])
+    with pytest.raises(ValueError, match="out of range"):
+        _net(ARCHS["dense"], frozen=[7])
+
+
+def test_correlation_is_pearson_of_W_and_R_transposed() -> None:
+    import numpy as np
+
+    net = _net(ARCHS["untied"], method="frfb")
+    _run(net, 2, "simultaneous", make_loss("hinge", 4), lr=1.0)
+    corr = net.correlations()
+    dense = net.weight_layers[-1]
+    w, r = dense.weight.detach().numpy(), dense.feedback.numpy()  # R has shape (in, out)
+    assert corr[-1] == pytest.approx(np.corrcoef(w.ravel(), r.T.ravel())[0, 1], rel=1e-9)
+    untied = net.weight_layers[0]
+    w, r = untied.weight.detach().numpy(), untied.feedback.numpy()
+    real = w != 0  # connectivity 1: every real connection has a non-zero Glorot draw
+    assert not real.all()  # padding positions are no connections
+    assert corr[0] == pytest.approx(np.corrcoef(w[real], r[real])[0, 1], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("method", "order"),
+    [
+        ("bp", "simultaneous"),
+        ("frfb", "simultaneous"),
+        ("urfb", "simultaneous"),
+        ("urfb", "sequential"),
+    ],
+)
+def test_learns_a_separable_problem(method: str, order: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    centres = torch.rand(4, *SHAPE, generator=g, dtype=DT)
+    y = torch.randint(0, 4, (64,), generator=g)
+    x = centres[y] + 0.1 * torch.randn(64, *SHAPE, generator=g, dtype=DT)
+    net = _net("conv 4 3x3; maxpool 3; full 16; output", method=method)
+    loss_fn = make_loss("hinge", 4)
+    first = evaluate(net, x, y, loss_fn)[0]
+    for _ in range(150):
+        train_step(net, x, y, loss_fn, lr=0.1, update_order=order)
+    loss, err = evaluate(net, x, y, loss_fn)
+    assert loss < 0.5 * first and err < 0.1

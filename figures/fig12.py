@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from figures.style import epsilon_colors, method_color, new_figure, save_figure
 
@@ -38,6 +39,11 @@ def plot_figure12(curves: str | os.PathLike[str], out_stem: str | os.PathLike[st
 
     Writes ``out_stem.png`` and ``out_stem.pdf`` atomically and returns their paths.
     """
+    return save_figure(draw_figure12(curves), out_stem)
+
+
+def draw_figure12(curves: str | os.PathLike[str]) -> Figure:
+    """The Figure 12 layout from a ``curves.csv``: (1 + k) rows x one column per run (Section 5.1)."""
     fields, rows = _read_curves(curves)
     k = sum(f.startswith("corr_") for f in fields)
     runs = sorted({int(r["run"]) for r in rows})
@@ -77,4 +83,4 @@ def plot_figure12(curves: str | os.PathLike[str], out_stem: str | os.PathLike[st
     axes[0, 0].set_ylabel("log10 error")
     axes[0, -1].legend(loc="upper right", frameon=False)
     fig.tight_layout()
-    return save_figure(fig, out_stem)
+    return fig

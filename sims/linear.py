@@ -160,39 +160,53 @@ def _product(Ws: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-def bp_field(T: np.ndarray, Ws: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """BP vector field Ẇ_i = (W_{i+1}ᵗ⋯W_kᵗ) E (W_1ᵗ⋯W_{i-1}ᵗ) (Section 5), batched on axis 0."""
-    return _field(T, Ws, [np.swapaxes(W, -1, -2) for W in Ws])
+def bp_field(T: np.ndarray, Ws: Sequence[np.ndarray],
+             out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """BP vector field Ẇ_i = (W_{i+1}ᵗ⋯W_kᵗ) E (W_1ᵗ⋯W_{i-1}ᵗ) (Section 5), batched on axis 0.
+
+    ``out`` (k arrays shaped like ``Ws``, e.g. views into the solver's derivative) receives Ẇ.
+    """
+    dW = [np.empty_like(W) for W in Ws] if out is None else list(out)
+    _field_into(T, Ws, [np.swapaxes(W, -1, -2) for W in Ws], dW)
+    return dW
 
 
 def feedback_field(T: np.ndarray, Ws: Sequence[np.ndarray], Rs: Sequence[np.ndarray],
-                   eps: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                   eps: np.ndarray, out: Sequence[np.ndarray] | None = None
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Feedback vector field of (7)/(9): Ẇ_i = (R_{i+1}⋯R_k) E (W_1ᵗ⋯W_{i-1}ᵗ), Ṙ_i = εẆ_iᵗ.
 
-    ``eps`` has shape (B,); arrays are batched on axis 0.
+    ``eps`` has shape (B,); arrays are batched on axis 0. ``out`` (2k arrays shaped like
+    ``Ws`` then ``Rs``) receives Ẇ and Ṙ.
     """
-    dW = _field(T, Ws, Rs)
+    k = len(Ws)
+    res = [np.empty_like(a) for a in [*Ws, *Rs]] if out is None else list(out)
+    dW, dR = res[:k], res[k:]
+    _field_into(T, Ws, Rs, dW)
     e = eps[:, None, None]
-    return dW, [e * np.swapaxes(d, -1, -2) for d in dW]
+    for d, r in zip(dW, dR):
+        np.multiply(e, np.swapaxes(d, -1, -2), out=r)
+    return dW, dR
 
 
-def _field(T: np.ndarray, Ws: Sequence[np.ndarray], back: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Ẇ_i = (B_{i+1}⋯B_k) E (W_{i-1}⋯W_1)ᵗ with back matrices B_j (W_jᵗ for BP, R_j for feedback).
+def _field_into(T: np.ndarray, Ws: Sequence[np.ndarray], back: Sequence[np.ndarray],
+                dW: Sequence[np.ndarray]) -> None:
+    """Write Ẇ_i = (B_{i+1}⋯B_k) E (W_{i-1}⋯W_1)ᵗ into ``dW[i-1]``; B_j = W_jᵗ (BP) or R_j (feedback).
 
     Every product is formed through the output width n_k: (B_{i+1}⋯B_k) (n_i × n_k) top-down and
     E(W_{i-1}⋯W_1)ᵗ (n_k × n_{i-1}) bottom-up, about 3·n_k·Σ n_i·n_{i-1} multiply-adds in all.
+    ``dW`` may be views into the solver's state vector: each product is written there directly.
     """
     k = len(Ws)
-    err_in = [T - _product(Ws)]                          # E (W_{i-1}⋯W_1)ᵗ for i = 1..k
-    for W in Ws[:-1]:
+    err_in = [T - _product(Ws)]                          # E (W_{i-1}⋯W_1)ᵗ for i = 1..k-1
+    for W in Ws[:-2]:
         err_in.append(err_in[-1] @ np.swapaxes(W, -1, -2))
-    dW = [err_in[-1]]                                    # Ẇ_k = E (W_{k-1}⋯W_1)ᵗ
+    np.matmul(err_in[-1], np.swapaxes(Ws[-2], -1, -2), out=dW[-1])   # Ẇ_k = E (W_{k-1}⋯W_1)ᵗ
     down = back[-1]                                      # B_{i+1}⋯B_k, for i = k-1 .. 1
     for i in range(k - 2, -1, -1):
-        dW.append(down @ err_in[i])
+        np.matmul(down, err_in[i], out=dW[i])
         if i > 0:
             down = back[i] @ down
-    return dW[::-1]
 
 
 def _pack(mats: Sequence[np.ndarray]) -> np.ndarray:
@@ -285,14 +299,14 @@ def integrate(problem: Problem, t_eval: ArrayLike, *, solver: str = DEFAULT_SOLV
     B, k, shapes = problem.batch, problem.k, problem.shapes()
     T, eps = problem.T, problem.eps
 
-    if problem.method == "bp":
-        def rhs(t: float, y: np.ndarray) -> np.ndarray:
-            return _pack(bp_field(T, _unpack(y, B, shapes)))
-    else:
-        def rhs(t: float, y: np.ndarray) -> np.ndarray:
-            mats = _unpack(y, B, shapes)
-            dW, dR = feedback_field(T, mats[:k], mats[k:], eps)
-            return _pack(dW + dR)
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        dy = np.empty_like(y)                   # the field is written straight into dy's views
+        mats, out = _unpack(y, B, shapes), _unpack(dy, B, shapes)
+        if problem.method == "bp":
+            bp_field(T, mats, out)
+        else:
+            feedback_field(T, mats[:k], mats[k:], eps, out)
+        return dy
 
     y0 = _pack(list(problem.W0) + list(problem.R0))
     with np.errstate(over="ignore", invalid="ignore"), threadpool_limits(BLAS_THREADS, "blas"):

@@ -21,6 +21,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.integrate import solve_ivp
 
+from sims.linear import SolverError
+
 #: Default solver settings for the scalar systems. RK45, not DOP853: once a large mode (λ_T ~ 10)
 #: has converged the system is stiff, and DOP853's dense output at t_eval then wandered by ~1e-5
 #: (k = 4) while RK45, LSODA and Radau agreed to 1e-9.
@@ -109,16 +111,19 @@ def _batch(lam_T: ArrayLike, lam_R: ArrayLike,
 
 def _solve(rhs: Callable[[float, np.ndarray], np.ndarray], y0: np.ndarray, t_eval: ArrayLike,
            rtol: float, atol: float, method: str) -> np.ndarray:
-    """One :func:`solve_ivp` call from t = 0 over ``t_eval``; raises RuntimeError on failure."""
+    """One :func:`solve_ivp` call from t = 0 over ``t_eval``; raises :class:`SolverError` on failure."""
     t_eval = np.asarray(t_eval, dtype=float)
     if t_eval.ndim != 1 or t_eval.size == 0 or np.any(np.diff(t_eval) < 0) or t_eval[0] < 0:
         raise ValueError("t_eval must be a non-empty, non-decreasing 1-D array of times >= 0")
     t_end = float(t_eval[-1])
     if t_end == 0.0:
         return np.repeat(y0[:, None], t_eval.size, axis=1)
-    sol = solve_ivp(rhs, (0.0, t_end), y0, method=method, t_eval=t_eval, rtol=rtol, atol=atol)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sol = solve_ivp(rhs, (0.0, t_end), y0, method=method, t_eval=t_eval, rtol=rtol, atol=atol)
     if not sol.success:
-        raise RuntimeError(f"solve_ivp ({method}) failed: {sol.message}")
+        raise SolverError(f"solve_ivp ({method}) failed: {sol.message}")
+    if not np.all(np.isfinite(sol.y)):
+        raise SolverError(f"solve_ivp ({method}) produced non-finite values")
     return sol.y
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from sims.cliargs import check_out_file
 from sims.fileio import atomic_write_text
 from theory import report
 from theory.checks import all_checks
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed < 0:
         ap.error(f"--seed must be >= 0, got {args.seed}")
     fmt = _out_format(ap, args)
+    if args.out is not None:
+        check_out_file(ap, "--out", args.out)
     if args.numeric:
         return _numeric(ap, args, fmt)
     checks = all_checks()

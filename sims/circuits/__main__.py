@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sims.circuits.report import (
     tally_json,
 )
 from sims.circuits.verify import verify_output, verify_shutdown
+from sims.cliargs import check_out_dir, check_out_file
 from sims.fileio import atomic_write_text
 
 
@@ -59,11 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for name in ("S", "mu", "M", "K"):
-        bad = [v for v in getattr(args, name) if not v > 0]
+        bad = [v for v in getattr(args, name) if not 0 < v < math.inf]
         if bad:
-            p.error(f"--{name} values must be > 0, got {bad[0]:g}")
-    if not args.eps > 0:
-        p.error(f"--eps must be > 0, got {args.eps:g}")
+            p.error(f"--{name} values must be finite and > 0, got {bad[0]:g}")
+    if not 0 < args.eps < math.inf:
+        p.error(f"--eps must be finite and > 0, got {args.eps:g}")
+    for flag, v in (("--sigma-t-upper", args.sigma_t_upper), ("--sigma-t-lower", args.sigma_t_lower)):
+        if v is not None and not math.isfinite(v):
+            p.error(f"{flag} must be finite, got {v:g}")
+    if args.seed < 0:
+        p.error(f"--seed must be >= 0, got {args.seed}")
+    if args.json is not None:
+        check_out_file(p, "--json", args.json)
+    if args.plot is not None:
+        check_out_dir(p, "--plot", args.plot)
     if args.samples < 0:
         p.error(f"--samples must be >= 0, got {args.samples}")
     if args.rounds < MIN_ROUNDS:

@@ -26,6 +26,7 @@ Choices where Appendix 1 is ambiguous (each one explicit, and checked by ``sims.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -59,8 +60,8 @@ class OutputCircuit:
     def __post_init__(self) -> None:
         for name in ("S", "mu", "M", "eps"):
             value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
+            if not 0 < value < math.inf:
+                raise ValueError(f"{name} must be finite and > 0, got {value!r}")
         if self.overlap not in OVERLAPS:
             raise ValueError(f"overlap must be one of {OVERLAPS}, got {self.overlap!r}")
 

@@ -9,6 +9,7 @@ The paper claims delta~ = 0 exactly when the unit is saturated, provided |delta|
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,8 +33,8 @@ def saturation(h: Tensor) -> Tensor:
 
 def simulate_shutdown(delta: Tensor, x: Tensor, K: float) -> ShutdownTrace:
     """Stages (2) and (3) of Figure 15 for feedback ``delta`` into units of activity ``x`` (broadcast)."""
-    if not K > 0:
-        raise ValueError(f"K must be > 0, got {K!r}")
+    if not 0 < K < math.inf:
+        raise ValueError(f"K must be finite and > 0, got {K!r}")
     u = (x >= 1).to(delta.dtype)
     v = -(x <= -1).to(delta.dtype)
     gated = delta + 2 * K * (v - u)  # = delta - 2K u + 2K v, one rounding (none for float32 inputs)

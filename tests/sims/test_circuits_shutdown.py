@@ -1,14 +1,10 @@
-"""Appendix 1's shutdown circuit (rule (3)) and the ``python -m sims.circuits`` command line."""
+"""Appendix 1's shutdown circuit (rule (3)); the command line is in test_circuits_cli.py."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 import torch
 
-from sims.circuits.__main__ import main
 from sims.circuits.shutdown import rule3, saturation, simulate_shutdown
 from sims.circuits.verify import verify_shutdown
 
@@ -36,28 +32,3 @@ def test_verifier_reports_the_edge_delta_equal_K_and_h_at_one() -> None:
     # At |h| = 1 exactly, rule (3) shuts off while Remark 2's sigma'(h) = 1 for |h| <= 1 keeps delta.
     remark_only = {k[0] for k in tally.groups if k[-1] == ("remark2",)}
     assert remark_only == {"h=1", "h=-1"}
-
-
-def test_cli_prints_report_writes_json_and_figures(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "figs"
-    rc = main(["--S", "1", "--mu", "0.5", "--M", "4", "--K", "1", "--samples", "50", "--quiet",
-               "--json", str(tmp_path / "r.json"), "--plot", str(out)])
-    assert rc == 0
-    text = capsys.readouterr().out
-    assert "read as 'outer'" in text and "read as 'inner'" in text and "shutdown circuit" in text
-    doc = json.loads((tmp_path / "r.json").read_text())
-    assert doc["output_circuit"]["outer"]["agree"]["eq6"] == doc["output_circuit"]["outer"]["n"]
-    assert doc["output_circuit"]["inner"]["disagreements"]
-    names = sorted(p.name for p in out.iterdir())
-    assert names == ["appendix1_update_cycles.pdf", "appendix1_update_cycles.png",
-                     "fig13_transfer_functions.pdf", "fig13_transfer_functions.png"]
-
-
-@pytest.mark.parametrize(("argv", "needle"), [(["--mu", "0"], "--mu"), (["--rounds", "3"], "--rounds"),
-                                              (["--overlap", "middle"], "--overlap"), (["--eps", "x"], "--eps")])
-def test_cli_bad_input_is_one_line_exit_2(argv: list[str], needle: str, capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main([*argv, "--quiet"])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert needle in err[-1] and "Traceback" not in "\n".join(err)

@@ -81,9 +81,11 @@ def test_cli_bad_arguments_exit_2_naming_the_flag(args: list[str], flag: str, tm
 def test_cli_out_that_is_a_file(tmp_path: Path, capsys) -> None:
     f = tmp_path / "file"
     f.write_text("x")
-    with pytest.raises(SystemExit):
-        main(SMALL + ["--out", str(f)])
-    assert "--out" in capsys.readouterr().err
+    for out in (f, f / "sub"):
+        with pytest.raises(SystemExit) as exc:
+            main(SMALL + ["--out", str(out)])
+        assert exc.value.code == 2
+        assert "--out" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_cli_solver_failure_leaves_nothing_on_disk(tmp_path: Path, capsys) -> None:

@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
-from figures.fig12 import plot_figure12
+from figures.fig12 import draw_figure12, plot_figure12
 
 
 def write_curves(path: Path) -> None:
@@ -33,3 +35,20 @@ def test_plot_figure12_rejects_a_file_without_the_columns(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="lacks columns"):
         plot_figure12(bad, tmp_path / "fig")
     assert not (tmp_path / "fig.png").exists()
+
+
+def test_layout_is_the_papers_rows_and_columns(tmp_path: Path) -> None:
+    """Top row log10 e, one curve per algorithm; rows below corr(W_l, R_lᵗ), l = k..1; a column per run."""
+    curves = tmp_path / "curves.csv"
+    write_curves(curves)
+    fig = draw_figure12(curves)
+    axes = np.array(fig.axes).reshape(3, 2)                  # 1 + k rows (k = 2), 2 runs
+    assert [ax.get_title() for ax in axes[0]] == ["run 1", "run 2"]
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["log10 error", "corr(W2, R2ᵗ)",
+                                                       "corr(W1, R1ᵗ)"]
+    for ax in axes[0]:
+        assert len(ax.get_lines()) == 3                       # BP, ε = 0, ε = 1
+        bp = ax.get_lines()[0]
+        np.testing.assert_allclose(bp.get_ydata(), -np.arange(5.0))   # log10 of 10^-j
+    assert all(len(ax.get_lines()) == 2 for ax in axes[1:].ravel())   # one curve per ε, no BP
+    plt.close(fig)

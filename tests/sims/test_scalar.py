@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from sims.linear import SolverError
 from sims.scalar import (
     F,
     G,
@@ -96,3 +97,9 @@ def test_bad_scalar_inputs(kwargs: dict, match: str) -> None:
     args = {"lam_T": 1.0, "lam_R": [0.1], "eps": 0.5} | kwargs
     with pytest.raises(ValueError, match=match):
         integrate_scalar(args["lam_T"], args["lam_R"], args["eps"], T_EVAL)
+
+
+def test_scalar_solver_failure_is_a_solver_error() -> None:
+    """A system so large that the flow overflows: reported as SolverError, like sims.linear's."""
+    with pytest.raises(SolverError, match="solve_ivp"):
+        integrate_scalar(1e200, [1e200, 1e200], 1.0, np.linspace(0.0, 10.0, 5))

@@ -32,6 +32,10 @@ def test_other_formats(tmp_path, fmt, marker):
     (["--out", "table.xyz"], "--out"),
     (["--numeric", "--format", "latex"], "latex"),
     (["--numeric", "--n-outside", "1"], "--n-outside"),
+    (["--format", "xml"], "--format"),
+    (["--numerc"], "--numerc"),
+    (["--out", "."], "--out"),
+    (["--format", "json", "--out", "."], "--out"),
 ])
 def test_bad_arguments_exit_2(argv, word, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -49,3 +53,14 @@ def test_numeric_json(tmp_path, capsys):
     inside_t1 = findings[0]
     assert not {"lambda_1", "e^2", "rate S"} & set(inside_t1["violations"])
     assert "Theorem 2 (k=3), inside its assumptions" in capsys.readouterr().out
+
+
+def test_out_under_a_file_fails_before_any_check(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    for argv in (["--out", str(f / "t.json")], ["--numeric", "--out", str(f / "n.json")]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv + ["--quiet"])
+        assert exc.value.code == 2
+        captured = capsys.readouterr()
+        assert "--out" in captured.err and "not a folder" in captured.err and captured.out == ""

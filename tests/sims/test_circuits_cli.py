@@ -1,0 +1,62 @@
+"""``python -m sims.circuits``: the report, --json, --plot, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sims.circuits.__main__ import main
+
+SMALL = ["--samples", "20", "--S", "1", "--mu", "0.5", "--M", "4", "--K", "1", "--quiet"]
+
+
+def test_report_json_and_plots(tmp_path: Path, capsys) -> None:
+    out_json, plots = tmp_path / "r" / "report.json", tmp_path / "plots"
+    assert main(SMALL + ["--overlap", "outer", "--json", str(out_json), "--plot", str(plots)]) == 0
+    text = capsys.readouterr().out
+    assert "signal = eq. (6) with threshold S" in text and "62/62  (0 disagree)" in text
+    assert "read as 'inner'" not in text and "shutdown circuit vs rule (3)" in text
+    doc = json.loads(out_json.read_text())
+    out = doc["output_circuit"]["outer"]
+    assert out["n"] == 62 and out["agree"]["eq6"] == 62
+    # the boundary cases are reported, e.g. h_c = S where (6) gives 1 and the spec's "h_c < S" gives 0
+    assert any(d["where"] == "h=1=S" and "spec" in d["fails"] for d in out["disagreements"])
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "appendix1_update_cycles.pdf", "appendix1_update_cycles.png",
+        "fig13_transfer_functions.pdf", "fig13_transfer_functions.png"]
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--S", "-1"], "--S"),
+    (["--mu", "0"], "--mu"),
+    (["--rounds", "3"], "--rounds"),
+    (["--eps", "x"], "--eps"),
+    (["--M", "inf"], "--M"),
+    (["--eps", "nan"], "--eps"),
+    (["--sigma-t-upper", "nan"], "--sigma-t-upper"),
+    (["--samples", "-5"], "--samples"),
+    (["--rounds", "0"], "--rounds"),
+    (["--seed", "-1"], "--seed"),
+    (["--overlap", "middle"], "--overlap"),
+    (["--samplez", "3"], "--samplez"),
+])
+def test_bad_arguments_exit_2_naming_the_flag(argv: list[str], flag: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv + ["--quiet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert flag in err and "Traceback" not in err
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path: Path, capsys) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for argv, flag in ((["--plot", str(a_file)], "--plot"), (["--json", str(tmp_path)], "--json"),
+                       (["--json", str(a_file / "r.json")], "--json")):
+        with pytest.raises(SystemExit) as exc:
+            main(SMALL + argv)
+        assert exc.value.code == 2
+        captured = capsys.readouterr()
+        assert flag in captured.err and captured.out == ""     # failed before printing a report

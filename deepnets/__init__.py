@@ -1,8 +1,46 @@
 """Deep networks with separate, Hebbian-updated feedback weights (Sections 3-4): BP, FRFB, URFB.
 
-Python API for users who bring their own model: build it from :class:`FeedbackLinear`,
-:class:`FeedbackConv2d`, :class:`FeedbackUntied2d` (each with ``method`` in :data:`METHODS`),
-take a loss from :func:`make_loss`, and train with :func:`train_step`.
+Python API for users who bring their own model:
+
+* Layers (each with W ``weight``, b ``bias``, R ``feedback`` and fixed masks):
+  :class:`FeedbackLinear`, :class:`FeedbackConv2d` ('same' padding, stride 1) and
+  :class:`FeedbackUntied2d` (locally connected, Section 4.1); hidden layers apply
+  sigma(h) = clip(s h, -1, 1) (Remark 2, ``sat_scale`` = s; ``None`` for the output layer).
+  The backward pass sends R delta down instead of W^t delta (eq. 2 with R).
+  :class:`ZeroPadMaxPool2d` is the paper's zero-padded "Maxpool K"; torch's ``nn.Dropout`` and
+  ``nn.Flatten`` can be mixed in freely.
+* Feedback modes, :data:`METHODS` (the ``method`` argument of every layer): ``"bp"`` (R = W^t),
+  ``"frfb"`` (R random and fixed), ``"urfb"`` (R random, Delta R = epsilon Delta W^t).
+* Losses, :data:`LOSSES`: :func:`make_loss` ``("hinge", C, mu=...)`` is loss (4) whose output
+  feedback is eq. (6) (:func:`hinge_output_feedback`); ``"softmax"`` is cross-entropy.
+* Training: :func:`train_step` (one SGD step; update orders :data:`UPDATE_ORDERS`, the
+  ``"sequential"`` one is Remark 1), :func:`evaluate_net` (mean loss and error rate, eval
+  mode); :func:`freeze` and :func:`untie` for :class:`FeedbackNet`, the network built from
+  an architecture string (:func:`parse_arch`, :data:`PRESETS`).
+
+``deepnets.evaluate`` is exported too (for older code), but it is also the name of the CLI
+module ``python -m deepnets.evaluate``: once that module is imported anywhere, the package
+attribute is the module. Call :func:`evaluate_net` (or ``deepnets.engine.evaluate``).
+
+Example (frfb leaves R unchanged while W learns):
+
+>>> import torch
+>>> from torch import nn
+>>> import deepnets
+>>> gen = torch.Generator().manual_seed(0)
+>>> net = nn.Sequential(
+...     deepnets.FeedbackConv2d(3, 4, 3, method="frfb", generator=gen),
+...     deepnets.ZeroPadMaxPool2d(3, 2), nn.Flatten(),
+...     deepnets.FeedbackLinear(4 * 4 * 4, 10, method="frfb", sat_scale=None, generator=gen))
+>>> loss_fn = deepnets.make_loss("hinge", 10)
+>>> x, y = torch.rand(8, 3, 8, 8, generator=gen), torch.randint(0, 10, (8,), generator=gen)
+>>> r_before, w_before = net[0].feedback.clone(), net[0].weight.detach().clone()
+>>> result = deepnets.train_step(net, x, y, loss_fn, lr=0.1)
+>>> result.n, torch.equal(net[0].feedback, r_before), torch.equal(net[0].weight, w_before)
+(8, True, False)
+>>> loss, error = deepnets.evaluate_net(net, x, y, loss_fn)
+>>> 0.0 <= error <= 1.0
+True
 """
 
 from deepnets.arch import PRESETS, ArchError, LayerSpec, format_arch, parse_arch
@@ -18,6 +56,9 @@ from deepnets.layers import (
 )
 from deepnets.losses import LOSSES, hinge_output_feedback, make_loss
 from deepnets.network import FeedbackNet, ResidualSum
+
+#: :func:`deepnets.engine.evaluate` under a name that the ``deepnets.evaluate`` CLI module cannot shadow.
+evaluate_net = evaluate
 
 __all__ = [
     "LOSSES",
@@ -35,6 +76,7 @@ __all__ = [
     "StepResult",
     "ZeroPadMaxPool2d",
     "evaluate",
+    "evaluate_net",
     "feedback_layers",
     "format_arch",
     "freeze",

@@ -176,7 +176,8 @@ class _CifarSource:
                     out.append((f"{self.tar}:{members[name].name}", f.read()))
                 return out
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise DataError(f"corrupt data file {self.tar}: {exc}") from None
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":")
+            raise DataError(f"corrupt data file {self.tar}: {reason}") from None
 
 
 def _load_cifar(fmt: _CifarFormat, data_dir: Path, split: str) -> Dataset:

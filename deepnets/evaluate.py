@@ -16,6 +16,7 @@ from deepnets import checkpoint as ckpt
 from deepnets.data import KINDS, DataError, Dataset, load_dataset, split_train_val
 from deepnets.engine import evaluate
 from deepnets.losses import make_loss
+from deepnets.runconfig import resolve_device
 
 
 def load_split(config: dict[str, Any], kind: str, data_dir: str | Path, split: str) -> Dataset:
@@ -76,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train, test, val (the run's validation split) or an "
         "image folder's sub-folder (default: test)",
     )
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, cuda, cuda:1, ... or auto (cuda when available) (default: cpu)",
+    )
     p.add_argument(
         "--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)"
     )
@@ -90,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1:
         parser.error(f"argument --batch-size: {args.batch_size} must be positive")
     try:
+        device = resolve_device(args.device)
         loss, error = evaluate_run(
-            args.run, args.data, args.data_dir, args.split, args.device, args.batch_size
+            args.run, args.data, args.data_dir, args.split, device, args.batch_size
         )
     except (ValueError, DataError, ckpt.RunError) as exc:
         print(f"deepnets.evaluate: error: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ import io
 import pickle
 import tarfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +78,22 @@ def _png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_imagefolder(root: Path, as_zip: bool) -> dict[str, np.ndarray]:
-    """``train/<class>/<image>.png`` (lossless, so pixels can be compared) as a folder or a zip."""
-    rng = np.random.default_rng(2)
+def write_imagefolder(
+    root: Path,
+    as_zip: bool = False,
+    *,
+    side: int = 8,
+    classes: Sequence[str] = ("dog", "cat"),
+    per_class: int = 3,
+    seed: int = 2,
+) -> dict[str, np.ndarray]:
+    """``train/<class>/<image>.png`` (lossless, so pixels can be compared) as a folder or a zip:
+    ``per_class`` random ``side`` x ``side`` RGB images per class; returns name -> pixels."""
+    rng = np.random.default_rng(seed)
     images = {
-        f"train/{c}/{i}.png": rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-        for c in ("dog", "cat")
-        for i in range(3)
+        f"train/{c}/{i}.png": rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        for c in classes
+        for i in range(per_class)
     }
     if as_zip:
         with zipfile.ZipFile(root / "train.zip", "w") as zf:
@@ -96,3 +106,10 @@ def write_imagefolder(root: Path, as_zip: bool) -> dict[str, np.ndarray]:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(_png(px))
     return images
+
+
+def tiny_cifar_folder(root: Path) -> Path:
+    """``root`` holding a CIFAR-10-shaped image-folder tree: 10 classes x 4 random 32x32 images."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_imagefolder(root, side=32, classes=[f"class{c}" for c in range(10)], per_class=4, seed=0)
+    return root

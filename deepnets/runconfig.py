@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from deepnets import checkpoint as ckpt
+from deepnets.arch import WEIGHT_KINDS, ArchError, parse_arch
 from deepnets.data import KINDS
 
 #: Defaults of the training flags (the paper's settings where it gives them, Section 4).
@@ -79,12 +80,28 @@ def _positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+EPILOG = """\
+architecture items (';'-separated, case-insensitive, Section 4):
+  conv N KxK | untied N KxK | maxpool K [stride S] | drop P | full N | sum | output
+  e.g. --arch "conv 32 5x5; maxpool 3; drop .8; full 500; drop .3; output" (= simpnet)
+
+examples:
+  python -m deepnets.train --arch simpnet --method urfb --data cifar10 --data-dir DIR \\
+      --epochs 10 --out runs/simpnet-urfb
+  python -m deepnets.train --out runs/simpnet-urfb --resume --epochs 20
+  Figure 9's protocol: train tied, then
+  python -m deepnets.train --from tied --copy 0 --freeze 0 --untie 1-6 ... --out untied
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
     p = argparse.ArgumentParser(
         prog="python -m deepnets.train",
         argument_default=argparse.SUPPRESS,
         description="Train a network with separate feedback weights R (BP, FRFB, URFB; Sec. 3-4).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
     )
     p.add_argument(
         "--out",
@@ -201,16 +218,36 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- configuration
 
 
-def _resolve_device(name: str) -> str:
+def resolve_device(name: str, flag: str = "--device") -> str:
+    """``auto`` -> cuda when available, else cpu; any other name must be a usable torch device."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"--device {name!r} is not a torch device") from None
+        raise ValueError(
+            f"{flag} {name!r} is not a torch device (cpu, cuda, cuda:1, auto)"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA device is available")
+        raise ValueError(f"{flag} {name}: no CUDA device is available")
     return name
+
+
+def check_out_dir(path: Path, flag: str = "--out") -> None:
+    """Raise ``ValueError`` naming ``flag`` when ``path`` (a folder to write into) or the nearest
+    of its existing parents is a file."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ValueError(f"{flag} {path}: {p} is a file, not a folder")
+            return
+
+
+def check_layers(flag: str, layers: Sequence[int], n: int) -> None:
+    """Raise ``ValueError`` naming ``flag`` when a weight-layer index is not below ``n``."""
+    bad = [i for i in layers if i >= n]
+    if bad:
+        raise ValueError(f"{flag} {bad}: the network has weight layers 0..{n - 1}")
 
 
 def _check_flags(cfg: dict[str, Any], given: dict[str, Any]) -> None:
@@ -219,14 +256,30 @@ def _check_flags(cfg: dict[str, Any], given: dict[str, Any]) -> None:
         raise ValueError("--data-dir is required (the folder holding the data)")
     if cfg["epochs"] is None:
         raise ValueError("--epochs is required")
+    try:
+        kinds = [spec.kind for spec in parse_arch(cfg["arch"]) if spec.kind in WEIGHT_KINDS]
+    except ArchError as exc:
+        raise ValueError(f"--arch {cfg['arch']!r}: {exc}") from None
+    check_layers("--untie", cfg["untie"], len(kinds))
+    check_layers("--freeze", cfg["freeze"], len(kinds))
+    if len(set(cfg["freeze"])) == len(kinds):
+        raise ValueError(
+            f"--freeze {cfg['freeze']} freezes every weight layer: nothing would train"
+        )
+    not_conv = [i for i in cfg["untie"] if kinds[i] not in ("conv", "untied")]
+    if not_conv:
+        convs = [i for i, kind in enumerate(kinds) if kind in ("conv", "untied")]
+        raise ValueError(f"--untie {not_conv}: not conv layers (the conv layers are {convs})")
     if "epsilon" in given and cfg["method"] != "urfb":
         raise ValueError("--epsilon applies to --method urfb only")
     if cfg["loss"] != "hinge" and ("mu" in given or cfg["output_feedback"] != "closed-form"):
         raise ValueError("--mu and --output-feedback apply to --loss hinge only")
     if not 0.0 < cfg["connectivity"] <= 1.0:
         raise ValueError(f"--connectivity {cfg['connectivity']} must be in (0, 1]")
-    if cfg["mu"] is not None and cfg["mu"] < 0:
-        raise ValueError(f"--mu {cfg['mu']} must be >= 0")
+    if not math.isfinite(cfg["epsilon"]):
+        raise ValueError(f"--epsilon {cfg['epsilon']} must be finite")
+    if cfg["mu"] is not None and not (cfg["mu"] >= 0 and math.isfinite(cfg["mu"])):
+        raise ValueError(f"--mu {cfg['mu']} must be >= 0 and finite")
     if cfg["seed"] < 0:
         raise ValueError(f"--seed {cfg['seed']} must be >= 0")
     if cfg["val_size"] < 0:
@@ -236,6 +289,7 @@ def _check_flags(cfg: dict[str, Any], given: dict[str, Any]) -> None:
 
 
 def new_config(given: dict[str, Any]) -> dict[str, Any]:
+    """A new run's configuration: :data:`DEFAULTS` overridden by the flags ``given``, checked."""
     cfg = {**DEFAULTS, **given}
     if cfg["from_run"] is not None:
         earlier = ckpt.read_config(cfg["from_run"])
@@ -248,12 +302,19 @@ def new_config(given: dict[str, Any]) -> dict[str, Any]:
         cfg["dataset_label"] = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(
             cfg["data"], f"image folder {Path(cfg['data_dir']).name}"
         )
-    cfg["device"] = _resolve_device(cfg["device"])
+    cfg["device"] = resolve_device(cfg["device"])
     return cfg
 
 
 def resumed_config(out: Path, given: dict[str, Any]) -> dict[str, Any]:
+    """The configuration of the run in ``out``; ``given`` may change only :data:`RESUME_MAY_CHANGE`
+    (``--epochs`` not below the epochs already trained)."""
     cfg = ckpt.read_config(out)
+    done = len(ckpt.read_log(out))
+    if given.get("epochs", done) < done:
+        raise ValueError(
+            f"--epochs {given['epochs']} is below the {done} epochs {out} has already trained"
+        )
     for key, value in given.items():
         old = cfg.get(key)
         if key in ("from_run", "data_dir") and value is not None:
@@ -265,5 +326,5 @@ def resumed_config(out: Path, given: dict[str, Any]) -> dict[str, Any]:
                 "--resume continues a run with its own settings"
             )
         cfg[key] = value
-    cfg["device"] = _resolve_device(cfg["device"])
+    cfg["device"] = resolve_device(cfg["device"])
     return cfg

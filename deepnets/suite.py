@@ -34,6 +34,7 @@ from tqdm import tqdm
 from deepnets import checkpoint
 from deepnets.arch import WEIGHT_KINDS, parse_arch
 from deepnets.data import DataError
+from deepnets.runconfig import check_out_dir, resolve_device
 
 #: Section 4's protocols: name -> (method, loss, connectivity). "50%" is random connectivity.
 PROTOCOLS: dict[str, tuple[str, str, float]] = {
@@ -288,7 +289,10 @@ def dataset_sizes(datasets: set[str], s: Settings) -> dict[str, tuple[int, int, 
         if n <= 0:
             raise SuiteError(f"argument --val-size: {s.val_size} leaves no training images of "
                              f"{len(ds)} in {s.data_dirs[d]}")
-        sizes[d] = (min(n, s.train_subset) if s.train_subset else n, len(ds.classes), load_s)
+        if s.train_subset is not None and s.train_subset > n:
+            raise SuiteError(f"argument --train-subset: {s.train_subset} exceeds the {n} training "
+                             f"images left in {s.data_dirs[d]} after --val-size {s.val_size}")
+        sizes[d] = (s.train_subset or n, len(ds.classes), load_s)
     return sizes
 
 
@@ -335,34 +339,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _figures(items: list[str], parser: argparse.ArgumentParser) -> list[int]:
-    if items == ["all"]:
-        return list(FIGURES)
-    out = []
+def figure_numbers(
+    items: list[str], known: Sequence[int], parser: argparse.ArgumentParser
+) -> list[int]:
+    """The FIGURE arguments as sorted numbers (``all`` or nothing: every one of ``known``);
+    anything else is a ``parser.error`` naming the item (exit 2). Shared with ``python -m figures``."""
+    if not items or items == ["all"]:
+        return sorted(known)
     for item in items:
-        if not item.isdigit() or int(item) not in FIGURES:
-            parser.error(f"argument FIGURE: {item!r} is not 'all' or one of {list(FIGURES)}")
-        out.append(int(item))
-    return out
+        if not item.isdigit() or int(item) not in known:
+            parser.error(f"argument FIGURE: {item!r} is not 'all' or one of {sorted(known)}")
+    return sorted({int(item) for item in items})
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    for flag in ("epochs", "batch_size", "estimate_steps", "val_size"):
-        minimum = 0 if flag in ("estimate_steps", "val_size") else 1
+    for flag in ("epochs", "batch_size", "estimate_steps", "val_size", "seed"):
+        minimum = 0 if flag in ("estimate_steps", "val_size", "seed") else 1
         if getattr(args, flag) < minimum:
             parser.error(f"argument --{flag.replace('_', '-')}: must be >= {minimum}")
     for flag in ("train_subset", "pretrain_epochs"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"argument --{flag.replace('_', '-')}: must be >= 1")
-    if not args.lr > 0:
-        parser.error("argument --lr: must be > 0")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        parser.error("argument --lr: must be > 0 and finite")
+    try:
+        check_out_dir(args.out)
+        args.device = resolve_device(args.device)
+    except ValueError as exc:
+        parser.error(f"argument {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check(args, parser)
-    figures = _figures(args.figures, parser)
+    figures = figure_numbers(args.figures, FIGURES, parser)
     pre = args.pretrain_epochs or max(1, args.epochs // 10)
     specs = [sp for sp in grids(figures, args.epochs, pre, args.protocols)
              if (args.datasets is None or sp.dataset in args.datasets)
@@ -375,11 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             flag = "--data-dir" if d == "cifar10" else "--cifar100-dir"
             parser.error(f"argument {flag}: required by the {d} runs "
                          f"(or leave them out with --datasets)")
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
-                 args.lr, args.seed, args.val_size, args.train_subset, device,
+                 args.lr, args.seed, args.val_size, args.train_subset, args.device,
                  args.dataset_label, args.quiet)
     try:
         states = [(sp, *run_state(sp, args.out, s)) for sp in specs]

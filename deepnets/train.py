@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,12 +44,18 @@ import torch
 from tqdm import tqdm
 
 from deepnets import checkpoint as ckpt
-from deepnets.arch import WEIGHT_KINDS, parse_arch
+from deepnets.arch import parse_arch
 from deepnets.data import DataError, Dataset, batches, load_dataset, split_train_val
 from deepnets.engine import evaluate, train_step, untie
 from deepnets.losses import make_loss
 from deepnets.network import FeedbackNet
-from deepnets.runconfig import build_parser, new_config, resumed_config
+from deepnets.runconfig import (
+    build_parser,
+    check_layers,
+    check_out_dir,
+    new_config,
+    resumed_config,
+)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -72,23 +78,10 @@ def prepare_data(cfg: dict[str, Any]) -> tuple[Dataset, Dataset]:
     return train, val
 
 
-def _n_weight_layers(arch: str) -> int:
-    return sum(spec.kind in WEIGHT_KINDS for spec in parse_arch(arch))
-
-
-def _check_layers(flag: str, layers: Sequence[int], n: int) -> None:
-    bad = [i for i in layers if i >= n]
-    if bad:
-        raise ValueError(f"{flag} {bad}: the network has weight layers 0..{n - 1}")
-
-
 def build_network(
     cfg: dict[str, Any], in_shape: tuple[int, ...], n_classes: int, *, copy_from_run: bool = True
 ) -> FeedbackNet:
     """A fresh network from the config, with ``--from``/``--copy`` and ``--freeze`` applied."""
-    n_weight = _n_weight_layers(cfg["arch"])
-    _check_layers("--untie", cfg["untie"], n_weight)
-    _check_layers("--freeze", cfg["freeze"], n_weight)
     net = FeedbackNet(
         cfg["arch"],
         in_shape=in_shape,
@@ -116,7 +109,7 @@ def _copy_layers(net: FeedbackNet, cfg: dict[str, Any]) -> None:
         if src.config[key] != net.config[key]:
             raise ValueError(f"--from run has {key} {src.config[key]}, this data {net.config[key]}")
     copy = list(range(len(net.weight_layers))) if cfg["copy"] is None else cfg["copy"]
-    _check_layers("--copy", copy, len(net.weight_layers))
+    check_layers("--copy", copy, len(net.weight_layers))
     to_untie = [
         i for i in copy if i in cfg["untie"] and i not in set(src.config.get("untied") or ())
     ]
@@ -126,10 +119,11 @@ def _copy_layers(net: FeedbackNet, cfg: dict[str, Any]) -> None:
         try:
             net.weight_layers[i].load_state_dict(src.weight_layers[i].state_dict())
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
+            lines = str(exc).strip().splitlines()  # torch: "Error(s) in loading ...:" then the keys
+            detail = " ".join(line.strip() for line in lines[1:]) or lines[0]
             raise ValueError(
                 f"--copy layer {i} from the --from run (method {src.config['method']}) "
-                f"does not fit this network (method {cfg['method']}): {first}"
+                f"does not fit this network (method {cfg['method']}): {detail}"
             ) from None
 
 
@@ -309,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = given.pop("out")
     quiet, resume = given.pop("quiet", False), given.pop("resume", False)
     try:
+        check_out_dir(out)
         if resume:
             cfg = resumed_config(out, given)
         else:

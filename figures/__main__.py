@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from deepnets.runconfig import check_out_dir
+from deepnets.suite import figure_numbers
 from figures.alignment import plot_figure10, plot_figure11
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
 from figures.filters import plot_figure8
@@ -70,17 +72,6 @@ FIGURES: dict[int, Plotter] = {
 }
 
 
-def _figure_numbers(items: list[str], parser: argparse.ArgumentParser) -> list[int]:
-    if not items or items == ["all"]:
-        return sorted(FIGURES)
-    numbers = []
-    for item in items:
-        if not item.isdigit() or int(item) not in FIGURES:
-            parser.error(f"argument FIGURE: {item!r} is not 'all' or one of {sorted(FIGURES)}")
-        numbers.append(int(item))
-    return sorted(set(numbers))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m figures", description=__doc__.splitlines()[0])
     parser.add_argument("figures", nargs="*", metavar="FIGURE", default=["all"],
@@ -99,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    numbers = _figure_numbers(args.figures, parser)
+    numbers = figure_numbers(args.figures, list(FIGURES), parser)
+    try:
+        check_out_dir(args.out)
+    except ValueError as exc:
+        parser.error(f"argument {exc}")
     built: dict[int, list[str]] = {}
     missing: dict[int, str] = {}
     for n in numbers:

@@ -9,6 +9,7 @@ hand are found as well as the ones ``deepnets.suite`` starts.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -110,14 +111,26 @@ def arch_name(arch: str) -> str:
 
 
 def load_run(path: str | Path) -> Run | None:
-    """The run in ``path``, or None when the folder holds no ``config.json`` or no logged epoch."""
+    """The run in ``path``, or None when the folder holds no ``config.json`` or no logged epoch.
+
+    A folder whose files are not a ``deepnets.train`` run's (unreadable JSON, a config without
+    ``method``, log lines without ``epoch``) is skipped with a one-line warning on stderr.
+    """
     path = Path(path)
     cfg_file, log_file = path / "config.json", path / "log.jsonl"
     if not cfg_file.is_file() or not log_file.is_file():
         return None
-    config = json.loads(cfg_file.read_text(encoding="utf-8"))
-    rows = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    try:
+        config = json.loads(cfg_file.read_text(encoding="utf-8"))
+        rows = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"figures: skipping {path}: unreadable run files ({exc})", file=sys.stderr)
+        return None
+    if not (isinstance(config, dict) and "method" in config
+            and all(isinstance(r, dict) and "epoch" in r for r in rows)):
+        print(f"figures: skipping {path}: not a deepnets.train run folder", file=sys.stderr)
+        return None
     return Run(path, config, rows) if rows else None
 
 

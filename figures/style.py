@@ -14,10 +14,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are files, never windows
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from sims.fileio import atomic_path  # noqa: E402
+from sims.fileio import atomic_path
 
 #: The paper's colour code (Section 4, captions of Figures 4 and 7).
 METHOD_COLORS: dict[str, str] = {
@@ -57,7 +57,7 @@ def method_color(method: str) -> str:
 
 def epsilon_colors(epsilons: Iterable[float]) -> dict[float, tuple[float, float, float, float]]:
     """One colour per ε for Figure 12, from FRFB (ε=0) to URFB (ε=1) along a sequential map."""
-    eps = sorted(set(float(e) for e in epsilons))
+    eps = sorted({float(e) for e in epsilons})
     cmap = plt.get_cmap("viridis")
     hi = max(eps) if eps and max(eps) > 0 else 1.0
     return {e: cmap(0.9 * e / hi) for e in eps}

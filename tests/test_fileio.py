@@ -18,10 +18,9 @@ def test_atomic_write_replaces_content(tmp_path: Path) -> None:
 def test_failed_write_leaves_old_file_and_no_temporary(tmp_path: Path) -> None:
     dest = tmp_path / "a.txt"
     dest.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(dest) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("writer died")
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("writer died")
     assert dest.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,6 @@ from deepnets.checkpoint import (
     write_log,
 )
 from deepnets.network import FeedbackNet
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one torch thread avoids OpenMP waits on this shared 2-core machine (~40x)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 ARCH = "conv 4 3x3; maxpool 3; full 8; output"
 
@@ -74,6 +63,10 @@ def test_config_and_log_round_trip_and_errors(tmp_path: Path) -> None:
     write_log(tmp_path, records)
     assert read_log(tmp_path) == records
     assert (tmp_path / "log.jsonl").read_text().count("\n") == 2
+    (tmp_path / "log.jsonl").write_text('{"epoch": 1}\n{"epoch": 2, "corr"\n')
+    with pytest.raises(RunError, match="corrupt .*log.jsonl"):
+        read_log(tmp_path)
+    write_log(tmp_path, records)
     (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
     with pytest.raises(RunError, match="corrupt checkpoint .*checkpoint.pt"):
         load_checkpoint(tmp_path)

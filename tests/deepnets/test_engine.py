@@ -18,15 +18,6 @@ ARCHS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster and immune to other processes on the shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _net(arch: str, **kw) -> FeedbackNet:
     return FeedbackNet(arch, in_shape=SHAPE, n_classes=4, **kw).to(DT)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,6 @@ from deepnets.checkpoint import load_network, read_log
 from deepnets.data import load_dataset
 from deepnets.losses import hinge_loss_value
 from deepnets.minidata import write_cifar10
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one torch thread avoids OpenMP waits on this shared 2-core machine (~40x)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 TINY = "conv 4 3x3; maxpool 3; drop .5; full 16; output"
 
@@ -111,3 +100,10 @@ def test_errors_are_one_line(
     )
     assert "cifar-100-python.tar.gz" in capsys.readouterr().err
     assert json.loads((run / "config.json").read_text())["loss"] == "hinge"
+
+
+def test_bad_device_is_named(trained: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
+    _, run = trained
+    assert evaluate_mod.main(["--run", str(run), "--device", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--device 'gpu' is not a torch device" in err and "corrupt" not in err

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import deepnets.train as train_mod
 from deepnets import suite
 from deepnets.checkpoint import load_checkpoint, read_config, read_log
-
-
-def write_image_folder(root: Path, per_class: int = 4, n_classes: int = 10) -> Path:
-    """A tiny image-folder tree ``root/train/<class>/<i>.png`` of random 32x32 RGB images."""
-    rng = np.random.default_rng(0)
-    for c in range(n_classes):
-        folder = root / "train" / f"class{c}"
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    return root
+from deepnets.minidata import tiny_cifar_folder
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_image_folder(tmp_path_factory.mktemp("data"))
+    return tiny_cifar_folder(tmp_path_factory.mktemp("data"))
 
 
 def argv(data: Path, out: Path, *figures: str, epochs: int = 2, extra: tuple[str, ...] = ()) -> list[str]:
@@ -66,7 +54,11 @@ def test_dry_run_lists_the_runs_and_bad_arguments_exit_2(tmp_path: Path, capsys)
     assert not any(tmp_path.iterdir())
     for bad, msg in ((["3"], "argument FIGURE: '3'"), (["4", "--epochs", "0"], "--epochs: must be >= 1"),
                      (["5", "--data-dir", "x"], "argument --cifar100-dir: required"),
-                     (["8", "--protocols", "bp-h"], "select no run")):
+                     (["8", "--protocols", "bp-h"], "select no run"),
+                     (["10", "--lr", "inf"], "--lr: must be > 0 and finite"),
+                     (["10", "--seed", "-1"], "--seed: must be >= 0"),
+                     (["10", "--device", "gpu7"], "argument --device 'gpu7' is not a torch device"),
+                     (["10", "--out", str(Path(__file__))], "is a file, not a folder")):
         with pytest.raises(SystemExit) as exc:
             suite.main(bad)
         assert exc.value.code == 2 and msg in capsys.readouterr().err
@@ -115,6 +107,14 @@ def test_runs_skip_finished_and_resume_interrupted(data: Path, tmp_path: Path, m
     assert len(calls) == 1 and "simpnet-cifar10-frfb" in calls[0][calls[0].index("--out") + 1]
     assert "--resume" not in calls[0]
     assert calls[0][calls[0].index("--method") + 1] == "frfb"
+
+
+def test_a_train_subset_larger_than_the_data_is_refused_before_training(
+        data: Path, tmp_path: Path, capsys) -> None:
+    bad = argv(data, tmp_path, "10", extra=("--train-subset", "31"))  # 40 images, 10 held out
+    assert suite.main(bad) == 2
+    assert "argument --train-subset: 31 exceeds the 30 training images" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_folder_of_another_scale_is_refused(data: Path, tmp_path: Path, capsys) -> None:

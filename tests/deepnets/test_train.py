@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,6 @@ import deepnets.train as train_mod
 from deepnets.checkpoint import load_checkpoint, load_network, read_log
 from deepnets.minidata import write_cifar10
 from deepnets.runconfig import DEFAULTS
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one torch thread avoids OpenMP waits on this shared 2-core machine (~40x)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 TINY = "conv 4 3x3; maxpool 3; drop .5; full 16; drop .3; output"
 TWO_CONV = "conv 4 3x3; conv 4 3x3; maxpool 3; full 8; output"
@@ -209,6 +198,10 @@ def test_resume_refuses_changed_settings(
     assert "--lr 0.5 differs from the run's config.json (0.1)" in capsys.readouterr().err
     assert train_mod.main(args(cifar, out)) == 2
     assert "already holds a run; pass --resume" in capsys.readouterr().err
+    assert train_mod.main(args(cifar, out, "--resume", epochs=2)) == 0  # extends it to 2
+    capsys.readouterr()
+    assert train_mod.main(args(cifar, out, "--resume", epochs=1)) == 2
+    assert f"--epochs 1 is below the 2 epochs {out} has already trained" in capsys.readouterr().err
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(
@@ -250,6 +243,69 @@ def test_bad_input_is_one_line_exit_2(
     with pytest.raises(SystemExit) as exc:
         train_mod.main(args(cifar, tmp_path / "e", "--lr", "-1"))
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "extra,arch,message",
+    [
+        (("--untie", "1"), TINY, "--untie [1]: not conv layers (the conv layers are [0])"),
+        ((), "conv 4 3x3; maxpool 3", "--arch 'conv 4 3x3; maxpool 3': the architecture must end"),
+        (("--epsilon", "nan"), TINY, "--epsilon nan must be finite"),
+        (("--mu", "inf"), TINY, "--mu inf must be >= 0 and finite"),
+        (("--connectivity", "1.5"), TINY, "--connectivity 1.5 must be in (0, 1]"),
+        (("--device", "gpu7"), TINY, "--device 'gpu7' is not a torch device"),
+        (("--resume",), TINY, "config.json not found"),
+        (("--copy", "0"), TINY, "--copy needs --from RUN_DIR"),
+        (("--freeze", "0-2"), TINY, "--freeze [0, 1, 2] freezes every weight layer"),
+    ],
+)
+def test_bad_flag_is_named_in_one_line_exit_2(
+    cifar: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    extra: tuple[str, ...],
+    arch: str,
+    message: str,
+) -> None:
+    # (an extra --device overrides args()'s --device cpu: argparse keeps the last one given)
+    assert train_mod.main(args(cifar, tmp_path / "run", *extra, arch=arch)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_without_a_gpu_is_a_one_line_error(
+    cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = args(cifar, tmp_path / "run")
+    argv[argv.index("--device") + 1] = "cuda"
+    assert train_mod.main(argv) == 2
+    assert "--device cuda: no CUDA device is available" in capsys.readouterr().err
+
+
+def test_out_onto_a_file_and_unreadable_data_are_one_line_errors(
+    cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    for out in (afile, afile / "run"):
+        assert train_mod.main(args(cifar, out)) == 2
+        assert f"--out {out}: {afile} is a file, not a folder" in capsys.readouterr().err
+    assert train_mod.main(args(afile, tmp_path / "run")) == 2
+    err = capsys.readouterr().err
+    assert f"corrupt data file {afile}" in err and err.count("\n") == 1
+
+
+def test_copying_a_bp_layer_into_a_feedback_network_names_the_missing_r(
+    cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert train_mod.main(args(cifar, tmp_path / "bp", "--method", "bp", epochs=1)) == 0
+    argv = args(cifar, tmp_path / "urfb", "--from", str(tmp_path / "bp"), "--copy", "0", epochs=1)
+    assert train_mod.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--copy layer 0 from the --from run (method bp)" in err
+    assert 'Missing key(s) in state_dict: "feedback"' in err and err.count("\n") == 1
 
 
 def test_train_subset_and_seeded_split(cifar: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deepnets.minidata import tiny_cifar_folder
 from figures.__main__ import main as figures_main
 from figures.alignment import plot_figure10, plot_figure11
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
@@ -169,22 +170,43 @@ def test_cli_rejects_an_unknown_figure(tmp_path: Path, capsys) -> None:
     assert "argument FIGURE: '13'" in capsys.readouterr().err
 
 
-def write_image_folder(root: Path, per_class: int = 4, n_classes: int = 10) -> Path:
-    """A tiny image-folder tree ``root/train/<class>/<i>.png`` of random 32x32 RGB images."""
-    rng = np.random.default_rng(0)
-    for c in range(n_classes):
-        folder = root / "train" / f"class{c}"
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    return root
+def test_foreign_or_broken_run_folders_are_skipped_with_a_warning(runs: Path, capsys) -> None:
+    (runs / "broken").mkdir()
+    (runs / "broken" / "config.json").write_text("{not json")
+    (runs / "broken" / "log.jsonl").write_text("")
+    (runs / "other").mkdir()
+    (runs / "other" / "config.json").write_text(json.dumps({"tool": "something else"}))
+    (runs / "other" / "log.jsonl").write_text('{"step": 1}\n')
+    names = {r.name for r in find_runs(runs)}
+    assert "broken" not in names and "other" not in names and "simpnet-cifar10-urfb" in names
+    err = capsys.readouterr().err
+    assert f"skipping {runs / 'broken'}: unreadable run files" in err
+    assert f"skipping {runs / 'other'}: not a deepnets.train run folder" in err
+
+
+def test_every_cli_flag_has_help() -> None:
+    import argparse
+
+    from figures.__main__ import build_parser
+
+    actions = [a for a in build_parser()._actions if not isinstance(a, argparse._HelpAction)]
+    assert len(actions) >= 4 and all(a.help for a in actions)
+
+
+def test_cli_rejects_out_onto_a_file(tmp_path: Path, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        figures_main(["4", "--runs", str(tmp_path), "--out", str(afile / "out")])
+    assert exc.value.code == 2
+    assert f"argument --out {afile / 'out'}: {afile} is a file, not a folder" in capsys.readouterr().err
 
 
 def test_figure8_from_a_real_untied_checkpoint(tmp_path: Path) -> None:
     from deepnets.train import main as train_main
     from figures.filters import plot_figure8
 
-    data = write_image_folder(tmp_path / "data")
+    data = tiny_cifar_folder(tmp_path / "data")
     run = tmp_path / "runs" / "simpnet-cifar10-urfb-untied"
     assert train_main(["--arch", "simpnet", "--method", "urfb", "--untie", "0", "--data", "imagefolder",
                        "--data-dir", str(data), "--val-size", "10", "--batch-size", "10", "--epochs", "1",

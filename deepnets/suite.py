@@ -435,7 +435,7 @@ def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings) -> int:
             print(f"python -m deepnets.suite: run {out / sp.name} failed (exit {rc}); "
                   f"rerun the same command to resume", file=sys.stderr)
             return rc
-    print(f"all {len(todo)} runs finished in {out}")
+    print(f"trained {len(todo)} runs in {out}" if todo else f"nothing to train: every run in {out} is done")
     return 0
 
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The GPU check of a lent GPU machine (see benchmarks/gpu_check.py): at most 8 minutes, every
+# output under $OUT. Run from the repository root:
+#   OUT=/some/folder URFB_DATA=path/to/cifar10-jpeg/train.zip bash benchmarks/gpu_check.sh
+# It uses the machine's own python3 with torch (no install); the package runs from the tree.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+: "${OUT:?set OUT to the output folder}"
+DATA="${URFB_DATA:-../shared/data/cifar10-jpeg/train.zip}"
+PY="${PYTHON:-python3}"
+mkdir -p "$OUT"
+{
+  nvidia-smi || true
+  "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+} > "$OUT/machine.txt" 2>&1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+timeout 470 "$PY" benchmarks/gpu_check.py --out "$OUT" --data "$DATA" --budget-s "${BUDGET_S:-440}" "$@" \
+  2>&1 | tee "$OUT/gpu_check.log"

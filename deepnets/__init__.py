@@ -9,8 +9,13 @@ Python API for users who bring their own model:
   The backward pass sends R delta down instead of W^t delta (eq. 2 with R).
   :class:`ZeroPadMaxPool2d` is the paper's zero-padded "Maxpool K"; torch's ``nn.Dropout`` and
   ``nn.Flatten`` can be mixed in freely.
-* Feedback modes, :data:`METHODS` (the ``method`` argument of every layer): ``"bp"`` (R = W^t),
-  ``"frfb"`` (R random and fixed), ``"urfb"`` (R random, Delta R = epsilon Delta W^t).
+* Feedback rules, :data:`METHODS`: ``"bp"`` (R = W^t), ``"frfb"`` (R random and fixed),
+  ``"urfb"`` (R random, Delta R = epsilon Delta W^t). A layer takes its rule and options as one
+  :class:`LayerOptions` (``rule=FeedbackRule.make("urfb", epsilon=1)``, ``connectivity``,
+  ``sat_scale``, ``symmetric_init``).
+* Runs: :class:`TrainConfig` describes a training run and :func:`run` trains it into a run
+  folder (what ``python -m deepnets.train`` does); :func:`alignment` probes how far the error
+  a rule sends is from exact back-propagation.
 * Losses, :data:`LOSSES`: :func:`make_loss` ``("hinge", C, mu=...)`` is loss (4) whose output
   feedback is eq. (6) (:func:`hinge_output_feedback`); ``"softmax"`` is cross-entropy.
 * Training: :func:`train_step` (one SGD step; update orders :data:`UPDATE_ORDERS`, the
@@ -28,10 +33,12 @@ Example (frfb leaves R unchanged while W learns):
 >>> from torch import nn
 >>> import deepnets
 >>> gen = torch.Generator().manual_seed(0)
+>>> hidden = deepnets.LayerOptions(deepnets.FeedbackRule.make("frfb"))
+>>> output = deepnets.LayerOptions(deepnets.FeedbackRule.make("frfb"), sat_scale=None)
 >>> net = nn.Sequential(
-...     deepnets.FeedbackConv2d(3, 4, 3, method="frfb", generator=gen),
+...     deepnets.FeedbackConv2d(3, 4, 3, hidden, generator=gen),
 ...     deepnets.ZeroPadMaxPool2d(3, 2), nn.Flatten(),
-...     deepnets.FeedbackLinear(4 * 4 * 4, 10, method="frfb", sat_scale=None, generator=gen))
+...     deepnets.FeedbackLinear(4 * 4 * 4, 10, output, generator=gen))
 >>> loss_fn = deepnets.make_loss("hinge", 10)
 >>> x, y = torch.rand(8, 3, 8, 8, generator=gen), torch.randint(0, 10, (8,), generator=gen)
 >>> r_before, w_before = net[0].feedback.clone(), net[0].weight.detach().clone()
@@ -43,19 +50,25 @@ Example (frfb leaves R unchanged while W learns):
 True
 """
 
+from deepnets.alignment import alignment
 from deepnets.arch import PRESETS, ArchError, LayerSpec, format_arch, parse_arch
+from deepnets.config import ConfigError, TrainConfig
 from deepnets.engine import UPDATE_ORDERS, StepResult, evaluate, freeze, train_step, untie
 from deepnets.layers import (
     METHODS,
     FeedbackConv2d,
     FeedbackLayer,
     FeedbackLinear,
+    FeedbackRule,
     FeedbackUntied2d,
+    LayerOptions,
     ZeroPadMaxPool2d,
     feedback_layers,
 )
 from deepnets.losses import LOSSES, hinge_output_feedback, make_loss
 from deepnets.network import FeedbackNet, ResidualSum
+from deepnets.protocols import PROTOCOLS, Protocol
+from deepnets.trainer import RunResult, run
 
 #: :func:`deepnets.engine.evaluate` under a name that the ``deepnets.evaluate`` CLI module cannot shadow.
 evaluate_net = evaluate
@@ -64,17 +77,25 @@ __all__ = [
     "LOSSES",
     "METHODS",
     "PRESETS",
+    "PROTOCOLS",
     "UPDATE_ORDERS",
     "ArchError",
+    "ConfigError",
     "FeedbackConv2d",
     "FeedbackLayer",
     "FeedbackLinear",
     "FeedbackNet",
+    "FeedbackRule",
     "FeedbackUntied2d",
+    "LayerOptions",
     "LayerSpec",
+    "Protocol",
     "ResidualSum",
+    "RunResult",
     "StepResult",
+    "TrainConfig",
     "ZeroPadMaxPool2d",
+    "alignment",
     "evaluate",
     "evaluate_net",
     "feedback_layers",
@@ -83,6 +104,7 @@ __all__ = [
     "hinge_output_feedback",
     "make_loss",
     "parse_arch",
+    "run",
     "train_step",
     "untie",
 ]

@@ -1,4 +1,4 @@
-"""Run folders: ``config.json``, ``log.jsonl`` and the atomic per-epoch ``checkpoint.pt``.
+"""The atomic per-epoch ``checkpoint.pt`` of a run folder (see :mod:`deepnets.rundir`).
 
 A checkpoint holds everything that makes ``--resume`` end bit-identical (on the CPU) to an
 uninterrupted run: the network's state (W, R, biases, masks), torch's global RNG state (dropout
@@ -8,55 +8,17 @@ the number of finished epochs and the epoch records already logged.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from deepnets.network import FeedbackNet
-from sims.fileio import atomic_path, atomic_write_text
+from deepnets.rundir import CHECKPOINT, RunError, read_config
+from urfb_common import atomic_path
 
-CONFIG = "config.json"
-LOG = "log.jsonl"
-CHECKPOINT = "checkpoint.pt"
-
-
-class RunError(ValueError):
-    """A run folder that is missing, incomplete or inconsistent; the message names the file."""
-
-
-def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """The run's ``config.json``."""
-    path = Path(run_dir) / CONFIG
-    if not path.is_file():
-        raise RunError(f"{path} not found: {run_dir} is not a training run folder")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunError(f"corrupt {path}: {exc}") from None
-
-
-def write_config(run_dir: str | Path, config: dict[str, Any]) -> None:
-    """Write ``config.json`` atomically."""
-    atomic_write_text(Path(run_dir) / CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The epoch records of ``log.jsonl`` (empty when the run has not finished an epoch)."""
-    path = Path(run_dir) / LOG
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    try:
-        return [json.loads(line) for line in lines if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise RunError(f"corrupt {path}: {exc}") from None
-
-
-def write_log(run_dir: str | Path, records: list[dict[str, Any]]) -> None:
-    """Rewrite ``log.jsonl`` atomically, one JSON object per line."""
-    atomic_write_text(Path(run_dir) / LOG, "".join(json.dumps(r) + "\n" for r in records))
+__all__ = ["load_checkpoint", "load_network", "load_state_checked", "save_checkpoint"]
 
 
 def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
@@ -73,9 +35,32 @@ def load_checkpoint(
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 (torch raises many types for a damaged file)
         raise RunError(f"corrupt checkpoint {path}: {exc}") from None
+    if not isinstance(state, dict) or "net" not in state:
+        raise RunError(f"corrupt checkpoint {path}: not a deepnets.train checkpoint")
+    return state
+
+
+def load_state_checked(module: nn.Module, state: dict[str, Any], where: str) -> None:
+    """``module.load_state_dict(state)``, with a one-line :class:`RunError` naming the entries
+    whose shapes differ (or that are missing or unexpected) when ``state`` is another network's."""
+    own = module.state_dict()
+    problems = [
+        f"{k} {tuple(state[k].shape)} here {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    if missing:
+        problems.append(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+    if extra:
+        problems.append(f"unexpected {', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}")
+    if problems:
+        raise RunError(f"{where} holds a different network: {'; '.join(problems)}")
+    module.load_state_dict(state)
 
 
 def load_network(run_dir: str | Path, map_location: str | torch.device = "cpu") -> FeedbackNet:
@@ -84,6 +69,11 @@ def load_network(run_dir: str | Path, map_location: str | torch.device = "cpu") 
     state = load_checkpoint(run_dir, map_location)
     if state is None:
         raise RunError(f"{Path(run_dir) / CHECKPOINT} not found: the run has not finished an epoch")
-    net = FeedbackNet(**config["net"])
-    net.load_state_dict(state["net"])
+    if not isinstance(config.get("net"), dict):
+        raise RunError(f"{Path(run_dir) / 'config.json'}: no 'net' description of the network")
+    try:
+        net = FeedbackNet(**config["net"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise RunError(f"{Path(run_dir) / 'config.json'}: bad 'net' description: {exc}") from None
+    load_state_checked(net, state["net"], str(Path(run_dir) / CHECKPOINT))
     return net.to(map_location)

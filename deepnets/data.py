@@ -18,10 +18,12 @@ Supported layouts (``data_dir`` may name the archive/folder itself or the folder
 
 from __future__ import annotations
 
+import hashlib
 import io
 import pickle
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -29,6 +31,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 from PIL import Image
+
+from urfb_common import images_to_float
 
 KINDS = ("cifar10", "cifar100", "imagefolder")
 IMAGE_SUFFIXES = frozenset(
@@ -47,17 +51,18 @@ class Dataset:
     x: torch.Tensor
     y: torch.Tensor
     classes: list[str]
+    fingerprint: str = ""
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def subset(self, index: torch.Tensor) -> Dataset:
         """The images at ``index`` (a 1-D int64 tensor), same classes."""
-        return Dataset(self.x[index], self.y[index], self.classes)
+        return Dataset(self.x[index], self.y[index], self.classes, self.fingerprint)
 
     def to(self, device: str | torch.device) -> Dataset:
         """The same dataset with ``x`` and ``y`` on ``device`` (``x`` stays uint8)."""
-        return Dataset(self.x.to(device), self.y.to(device), self.classes)
+        return Dataset(self.x.to(device), self.y.to(device), self.classes, self.fingerprint)
 
 
 # ---------------------------------------------------------------- CIFAR (python version)
@@ -140,6 +145,11 @@ class _CifarSource:
         self.tar: Path | None = None
         self.folder: Path | None = None
         marker = fmt.meta
+        if data_dir.is_file() and zipfile.is_zipfile(data_dir):
+            raise DataError(
+                f"{data_dir} is a zip archive, not {fmt.name}'s python-version .tar.gz: "
+                "for an image-folder zip use --data imagefolder"
+            )
         if data_dir.is_file():
             self.tar = data_dir
         elif (data_dir / marker).is_file() or any(
@@ -150,6 +160,11 @@ class _CifarSource:
             self.folder = data_dir / fmt.folder
         elif (data_dir / fmt.archive).is_file():
             self.tar = data_dir / fmt.archive
+        elif data_dir.is_dir() and any(data_dir.glob("*.zip")):
+            raise DataError(
+                f"{data_dir} holds .zip archives but no {fmt.archive} or {fmt.folder}/: "
+                "for image-folder zips use --data imagefolder"
+            )
         else:
             raise _missing_cifar(fmt, data_dir, f"no {fmt.archive} or {fmt.folder}/ in {data_dir}")
 
@@ -213,7 +228,8 @@ def _load_cifar(fmt: _CifarFormat, data_dir: Path, split: str) -> Dataset:
         ys.append(labels)
     x = torch.from_numpy(np.concatenate(xs))
     y = torch.from_numpy(np.concatenate(ys))
-    return Dataset(x, y, classes)
+    members = [PurePosixPath(where).name for where, _ in raws[1:]]
+    return Dataset(x, y, classes, fingerprint(members, y.numpy(), classes))
 
 
 # ---------------------------------------------------------------- image folders
@@ -304,16 +320,34 @@ def _load_imagefolder(data_dir: Path, split: str, classes: Sequence[str] | None)
                 )
             x[i] = img
             y[i] = index[cls]
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError) as exc:
         raise DataError(f"corrupt data file {where}: {exc}") from None
     finally:
         if zf is not None:
             zf.close()  # type: ignore[union-attr]
     assert x is not None
-    return Dataset(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y), names)
+    members = [PurePosixPath(name).as_posix().rsplit("/", 2)[-2:] for _, name in entries]
+    return Dataset(
+        torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(),
+        torch.from_numpy(y),
+        names,
+        fingerprint(["/".join(m) for m in members], y, names),
+    )
 
 
 # ---------------------------------------------------------------- public API
+
+
+def fingerprint(files: Sequence[str], labels: np.ndarray, classes: Sequence[str]) -> str:
+    """``"<number of images>:<hash>"`` of a split: a SHA-256 of its file list (member names
+    relative to the split, in reading order), class names and labels. Two copies of the same
+    data in other places give the same fingerprint; another split or data set does not."""
+    h = hashlib.sha256()
+    for text in (*files, "\0", *classes, "\0"):
+        h.update(text.encode() + b"\n")
+    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return f"{len(labels)}:{h.hexdigest()[:16]}"
+
 
 
 def load_dataset(
@@ -353,11 +387,6 @@ def split_train_val(ds: Dataset, val_size: int, seed: int) -> tuple[Dataset, Dat
     return ds.subset(perm[val_size:]), ds.subset(perm[:val_size])
 
 
-def to_inputs(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images to float32 inputs in ``[0, 1]`` (the paper's only preprocessing)."""
-    return x.to(torch.float32).div_(255.0)
-
-
 def batches(
     ds: Dataset, batch_size: int, generator: torch.Generator | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -375,4 +404,4 @@ def batches(
         else:
             idx = order[start : start + batch_size]
             xb, yb = ds.x[idx], ds.y[idx]
-        yield to_inputs(xb), yb
+        yield images_to_float(xb), yb

@@ -11,20 +11,25 @@ below (done inside the autograd Function's backward).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor, nn
 
-from deepnets.layers import FeedbackLayer, FeedbackUntied2d, feedback_layers
+from deepnets.layers import FeedbackUntied2d, feedback_layers, sequential_update
+from deepnets.network import FeedbackNet
+from urfb_common import images_to_float
 
-if TYPE_CHECKING:
-    from deepnets.network import FeedbackNet
-
-__all__ = ["UPDATE_ORDERS", "StepResult", "evaluate", "freeze", "train_step", "untie"]
+__all__ = [
+    "UPDATE_ORDERS",
+    "StepResult",
+    "evaluate",
+    "freeze",
+    "train_step",
+    "train_step_on_device",
+    "untie",
+]
 
 UPDATE_ORDERS = ("simultaneous", "sequential")
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -41,21 +46,7 @@ class StepResult:
 
 def _as_input(x: Tensor, net: nn.Module) -> Tensor:
     """uint8 images -> floats in [0, 1] (Section 4: no other preprocessing) of the net's dtype."""
-    if x.is_floating_point():
-        return x
-    dtype = next(net.parameters()).dtype
-    return x.to(dtype) / 255.0
-
-
-@contextmanager
-def _sequential(layers: list[FeedbackLayer], lr: float) -> Iterator[None]:
-    for layer in layers:
-        layer._sequential_lr = lr
-    try:
-        yield
-    finally:
-        for layer in layers:
-            layer._sequential_lr = None
+    return images_to_float(x, next(net.parameters()).dtype)
 
 
 def train_step(
@@ -69,20 +60,31 @@ def train_step(
 ) -> StepResult:
     """One SGD step on the batch (x, y); works for any module built of feedback layers
     (other parameters, if any, get plain SGD)."""
+    loss, errors = train_step_on_device(net, x, y, loss_fn, lr=lr, update_order=update_order)
+    return StepResult(float(loss), int(errors), int(y.shape[0]))
+
+
+def train_step_on_device(
+    net: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    loss_fn: LossFn,
+    *,
+    lr: float = 0.1,
+    update_order: str = "simultaneous",
+) -> tuple[Tensor, Tensor]:
+    """:func:`train_step` without synchronising: (batch mean loss, misclassified count) as
+    0-d tensors on the batch's device, so a GPU loop needs no ``.item()`` per step."""
     if update_order not in UPDATE_ORDERS:
         raise ValueError(f"update_order must be one of {UPDATE_ORDERS}, got {update_order!r}")
     layers = feedback_layers(net)
     net.train()
     x = _as_input(x, net)
-    if update_order == "sequential":
-        with _sequential(layers, lr):
-            logits = net(x)
-            loss = loss_fn(logits, y)
-            loss.backward()
-    else:
+    with sequential_update(lr) if update_order == "sequential" else nullcontext():
         logits = net(x)
         loss = loss_fn(logits, y)
         loss.backward()
+    if update_order == "simultaneous":
         for layer in layers:
             if layer.weight.grad is not None:
                 layer.apply_update(layer.weight.grad, layer.bias.grad, lr)
@@ -92,8 +94,8 @@ def train_step(
             if id(p) not in own and p.grad is not None:
                 p.add_(p.grad, alpha=-lr)
             p.grad = None
-        errors = int((logits.argmax(1) != y).sum())
-    return StepResult(float(loss.detach()), errors, int(y.shape[0]))
+        errors = (logits.argmax(1) != y).sum()
+    return loss.detach(), errors
 
 
 @torch.no_grad()
@@ -103,24 +105,23 @@ def evaluate(
     """(mean loss, error rate) of ``net`` on (x, y), in eval mode (no dropout), without gradients."""
     was_training = net.training
     net.eval()
-    total_loss, errors = 0.0, 0
+    total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
+    errors = torch.zeros((), dtype=torch.int64, device=y.device)
     try:
         for start in range(0, y.shape[0], batch_size):
             xb, yb = _as_input(x[start : start + batch_size], net), y[start : start + batch_size]
             logits = net(xb)
-            total_loss += float(loss_fn(logits, yb)) * yb.shape[0]
-            errors += int((logits.argmax(1) != yb).sum())
+            total_loss += loss_fn(logits, yb).double() * yb.shape[0]
+            errors += (logits.argmax(1) != yb).sum()
     finally:
         net.train(was_training)
     n = max(int(y.shape[0]), 1)
-    return total_loss / n, errors / n
+    return float(total_loss) / n, int(errors) / n
 
 
 def untie(net: FeedbackNet, layers: Collection[int]) -> FeedbackNet:
     """A copy of a FeedbackNet with the conv weight layers ``layers`` made untied (Section 4.1),
     each location starting from the conv's W, R and masks, so that it computes the same function."""
-    from deepnets.network import FeedbackNet  # local import: network imports the layers too
-
     config = dict(net.config, untied=sorted(set(net.config["untied"]) | set(layers)))
     new = FeedbackNet(**config).to(next(net.parameters()))
     for old, fresh in zip(net.weight_layers, new.weight_layers):

@@ -1,8 +1,11 @@
 """``python -m deepnets.evaluate``: loss and error rate of a trained run on any split (Section 4).
 
-``--split val`` is the run's own validation split (recomputed from its seed and --val-size);
-any other name (``train``, ``test``, an image folder's sub-folder) is read whole. The loss is
-the run's training loss (hinge, eq. (4), with its mu; or softmax cross-entropy).
+``--split val`` (the default) is the run's own validation split, recomputed from its
+``split_seed`` and ``val_size``; any other name (``train``, ``test``, an image folder's
+sub-folder) is read whole. The loss is the run's training loss (hinge, eq. (4), with its mu;
+or softmax cross-entropy). The run's own splits (``val``, ``train``) must come from the data it
+was trained on (its fingerprint), unless ``--force-data``; a separate test set
+(``--split test --data-dir TESTSET``) is the normal use of other data.
 """
 
 from __future__ import annotations
@@ -10,49 +13,56 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from deepnets import checkpoint as ckpt
+from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import KINDS, DataError, Dataset, load_dataset, split_train_val
 from deepnets.engine import evaluate
 from deepnets.losses import make_loss
-from deepnets.runconfig import resolve_device
+from deepnets.rundir import RunError, read_config
+from deepnets.trainer import resolve_device, stored_config
 
 
-def load_split(config: dict[str, Any], kind: str, data_dir: str | Path, split: str) -> Dataset:
+def load_split(cfg: TrainConfig, classes: list[str] | None, kind: str, data_dir: str | Path,
+               split: str, force_data: bool = False) -> Dataset:
     """The images to evaluate on; ``val`` is the run's held-out part of ``train``."""
-    classes = config.get("classes") if kind == "imagefolder" else None
-    if split == "val":
-        full = load_dataset(kind, data_dir, "train", classes=classes)
-        return split_train_val(full, config["val_size"], config["seed"])[1]
-    return load_dataset(kind, data_dir, split, classes=classes)
+    name = "train" if split == "val" else split
+    ds = load_dataset(kind, data_dir, name, classes=classes if kind == "imagefolder" else None)
+    own = split in ("val", "train")
+    if own and cfg.data_fingerprint and ds.fingerprint != cfg.data_fingerprint and not force_data:
+        raise ConfigError(f"--data-dir {data_dir}: its {name} split (fingerprint {ds.fingerprint})"
+                          f" is not the data the run was trained on ({cfg.data_fingerprint}); "
+                          "pass --force-data to score it anyway")
+    return split_train_val(ds, cfg.val_size, cfg.split_seed)[1] if split == "val" else ds
 
 
 def evaluate_run(
     run_dir: str | Path,
     kind: str | None = None,
     data_dir: str | Path | None = None,
-    split: str = "test",
+    split: str = "val",
     device: str = "cpu",
     batch_size: int = 1000,
-) -> tuple[float, float]:
-    """(mean loss, error rate) of the run's last checkpoint; data defaults to the run's own."""
-    config = ckpt.read_config(run_dir)
-    kind = kind or config["data"]
-    data_dir = data_dir or config["data_dir"]
-    ds = load_split(config, kind, data_dir, split)
+    force_data: bool = False,
+) -> tuple[float, float, int]:
+    """(mean loss, error rate, number of images) of the run's last checkpoint on ``split``;
+    the data defaults to the run's own."""
+    cfg = stored_config(Path(run_dir))
+    classes = read_config(run_dir).get("classes")
+    ds = load_split(cfg, classes, kind or cfg.data, data_dir or cfg.data_dir, split, force_data)
     if len(ds) == 0:
-        raise ValueError(f"--split {split} is empty")
+        raise ConfigError(f"--split {split} is empty")
     net = ckpt.load_network(run_dir, map_location=device)
     n_classes = net.config["n_classes"]
     if len(ds.classes) != n_classes or tuple(ds.x.shape[1:]) != tuple(net.config["in_shape"]):
-        raise ValueError(
-            f"--data {kind} ({len(ds.classes)} classes, images {tuple(ds.x.shape[1:])}) does not "
-            f"fit the run ({n_classes} classes, images {tuple(net.config['in_shape'])})"
+        raise ConfigError(
+            f"--data {kind or cfg.data} ({len(ds.classes)} classes, images "
+            f"{tuple(ds.x.shape[1:])}) does not fit the run ({n_classes} classes, images "
+            f"{tuple(net.config['in_shape'])})"
         )
-    loss_fn = make_loss(config["loss"], n_classes, mu=config["mu"])
+    loss_fn = make_loss(cfg.loss, n_classes, mu=cfg.mu)
     ds = ds.to(device)
-    return evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size)
+    return (*evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size), len(ds))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,9 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--split",
-        default="test",
-        help="train, test, val (the run's validation split) or an "
-        "image folder's sub-folder (default: test)",
+        default="val",
+        help="val (the run's validation split), train, test or an "
+        "image folder's sub-folder (default: val)",
+    )
+    p.add_argument(
+        "--force-data",
+        action="store_true",
+        help="score the run's own splits (val, train) on data whose fingerprint differs",
     )
     p.add_argument(
         "--device",
@@ -96,13 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"argument --batch-size: {args.batch_size} must be positive")
     try:
         device = resolve_device(args.device)
-        loss, error = evaluate_run(
-            args.run, args.data, args.data_dir, args.split, device, args.batch_size
-        )
-    except (ValueError, DataError, ckpt.RunError) as exc:
+        loss, error, n = evaluate_run(args.run, args.data, args.data_dir, args.split, device,
+                                      args.batch_size, args.force_data)
+    except (ConfigError, DataError, RunError) as exc:
         print(f"deepnets.evaluate: error: {exc}", file=sys.stderr)
         return 2
-    print(f"loss {loss:.4f} error {error:.4f}")
+    print(f"split {args.split} ({n} images): loss {loss:.4f} error {error:.4f}")
     return 0
 
 

@@ -1,7 +1,8 @@
 """Layers with feedforward weights W and separate feedback weights R (Section 3.1, Section 4.1).
 
 Every weight layer computes ``sigma(W x + b)`` (or ``W x + b`` at the output layer) and, in the
-backward pass, sends ``R delta`` down instead of ``W^t delta`` (eq. 2 with R):
+backward pass, sends ``R delta`` down instead of ``W^t delta`` (eq. 2 with R). What R is and how
+it learns is the layer's :class:`FeedbackRule`, one field of its :class:`LayerOptions`:
 
 * ``method="bp"``:   no separate R; feedback goes through W^t (back-propagation).
 * ``method="frfb"``: R random and fixed (fixed random feedback).
@@ -19,20 +20,35 @@ W and R are drawn independently from Glorot-uniform (Section 4, ref. [6]); with
 ``connectivity < 1`` independent fixed masks keep that fraction of W's and of R's entries
 (Section 4: "half of these connections are randomly set to 0"); masked entries stay zero,
 and unmasked R entries get their Hebbian increment even where W is masked.
+
+The autograd Function (:class:`FeedbackFunction`) lives here too. Update order (Remark 1): a
+forward pass run inside :func:`sequential_update` binds that learning rate to the graph, and the
+backward pass then updates each layer's W and R before sending the feedback down through the
+updated R; otherwise backward returns the weight gradients and the caller applies them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepnets.functional import FeedbackFunction
-
 __all__ = [
     "METHODS",
+    "BackwardRoute",
+    "FeedbackFunction",
+    "FeedbackRule",
+    "LayerOptions",
+    "route_backward",
+    "sequential_update",
     "FeedbackConv2d",
     "FeedbackLayer",
     "FeedbackLinear",
@@ -42,6 +58,151 @@ __all__ = [
 ]
 
 METHODS = ("bp", "frfb", "urfb")
+
+
+@dataclass(frozen=True)
+class FeedbackRule:
+    """What R is and how it learns (Section 3.1): ``method`` and its parameters.
+
+    ``epsilon`` (urfb): Delta R = epsilon Delta W^t; ignored by the other methods.
+    """
+
+    method: str = "urfb"
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        allowed = {"urfb": {"epsilon"}}.get(self.method, set())
+        unknown = sorted(set(self.params) - allowed)
+        if unknown:
+            raise ValueError(f"method {self.method!r} takes no parameter {', '.join(unknown)}")
+
+    @classmethod
+    def make(cls, method: str, epsilon: float | None = None) -> FeedbackRule:
+        """The rule of ``method``; ``epsilon`` only for urfb (default 1)."""
+        params = {"epsilon": 1.0 if epsilon is None else float(epsilon)} if method == "urfb" else {}
+        if epsilon is not None and method != "urfb":
+            raise ValueError(f"epsilon applies to method urfb only, not {method!r}")
+        return cls(method, params)
+
+    @property
+    def has_feedback(self) -> bool:
+        """Whether the layer keeps an R separate from W (all methods but bp)."""
+        return self.method != "bp"
+
+    @property
+    def epsilon(self) -> float:
+        """The factor of Delta W^t that R receives (0 for fixed feedback)."""
+        return float(self.params.get("epsilon", 1.0)) if self.method == "urfb" else 0.0
+
+    def describe(self) -> str:
+        return self.method + "".join(f", {k}={v}" for k, v in self.params.items())
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    """A weight layer's feedback rule and options, shared by all the layers of a network.
+
+    ``connectivity``: fraction of W's and of R's entries kept by independent fixed masks
+    (Section 4's 50% is 0.5). ``sat_scale``: s of sigma(h) = clip(s h, -1, 1) (Remark 2), None
+    for the linear output layer. ``symmetric_init``: R(0) = W(0)^t (and R's mask = W's).
+    """
+
+    rule: FeedbackRule = field(default_factory=FeedbackRule)
+    connectivity: float = 1.0
+    sat_scale: float | None = 0.5
+    symmetric_init: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.connectivity <= 1.0:
+            raise ValueError(f"connectivity must be in (0, 1], got {self.connectivity}")
+        if self.sat_scale is not None and not self.sat_scale > 0:
+            raise ValueError(f"sat_scale must be positive, got {self.sat_scale}")
+
+
+_SEQUENTIAL_LR: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "sequential_lr", default=None
+)
+
+
+class BackwardRoute:
+    """Which weights a backward pass sends the error down through: the layers' R (the method's
+    own feedback) or, with ``exact`` set, W^t (exact back-propagation). A forward pass inside
+    :func:`route_backward` binds the route to its graph, so that one forward pass (one dropout
+    mask) can be back-propagated both ways (the alignment probe, :mod:`deepnets.alignment`)."""
+
+    def __init__(self) -> None:
+        self.exact = False
+
+
+_ROUTE: contextvars.ContextVar[BackwardRoute | None] = contextvars.ContextVar(
+    "backward_route", default=None
+)
+
+
+@contextlib.contextmanager
+def route_backward(route: BackwardRoute) -> Iterator[None]:
+    """Forward passes inside this context take their backward route from ``route``."""
+    token = _ROUTE.set(route)
+    try:
+        yield
+    finally:
+        _ROUTE.reset(token)
+
+
+@contextlib.contextmanager
+def sequential_update(lr: float) -> Iterator[None]:
+    """Forward passes inside this context learn in the sequential order of Remark 1: their
+    backward pass updates each layer (step ``lr``) before sending its feedback down."""
+    token = _SEQUENTIAL_LR.set(float(lr))
+    try:
+        yield
+    finally:
+        _SEQUENTIAL_LR.reset(token)
+
+
+class FeedbackFunction(torch.autograd.Function):
+    """Linear map (dense / conv / untied) fused with the saturated linearity; backward through R.
+
+    Forward:  h = W x + b,  x_out = sigma(h) = clip(s h, -1, 1) (Remark 2; none at the output).
+    Backward: delta = sigma'(h) * g with sigma'(h) = s 1[|s h| < 1]; the weight gradient is the
+    Hebbian product delta x^T (eq. 2's first line) and the error sent to the layer below is
+    R delta (eq. 2 with R in place of W^t). For conv layers both come from one fused
+    ``aten.convolution_backward`` call.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, layer: FeedbackLayer,
+                sequential_lr: float | None) -> Tensor:
+        h = layer.linear_op(x, weight, bias)
+        ctx.layer, ctx.sequential_lr, ctx.route = layer, sequential_lr, _ROUTE.get()
+        s = layer.sat_scale
+        if s is None:
+            ctx.save_for_backward(x)
+            return h
+        sh = h.mul_(s)
+        ctx.save_for_backward(x, sh.abs() < 1)
+        return sh.clamp_(-1.0, 1.0)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        layer: FeedbackLayer = ctx.layer
+        x, *active = ctx.saved_tensors
+        delta = grad_out if not active else grad_out.mul(active[0]).mul_(layer.sat_scale)
+        need_in, need_w, need_b = ctx.needs_input_grad[:3]
+        lr = ctx.sequential_lr
+        if ctx.route is not None and ctx.route.exact:  # exact BP through W^t (alignment probe)
+            grads = layer.linear_grads(x, delta, need_in, need_w, need_b, through=layer.weight)
+            return (*grads, None, None)
+        if lr is None:  # simultaneous: one (fused) call; the caller applies the increments
+            return (*layer.linear_grads(x, delta, need_in, need_w, need_b), None, None)
+        if need_w or need_b:  # sequential (Remark 1): update W and R first ...
+            _, gw, gb = layer.linear_grads(x, delta, False, need_w, need_b)
+            layer.apply_update(gw, gb, lr)
+        # ... then send the feedback down through the updated R.
+        grad_in = layer.linear_grads(x, delta, True, False, False)[0] if need_in else None
+        return grad_in, None, None, None, None
 
 
 def _same_padding(k: int) -> tuple[int, int]:
@@ -69,38 +230,30 @@ class FeedbackLayer(nn.Module):
         bias_shape: tuple[int, ...],
         fan_in: int,
         fan_out: int,
-        *,
-        method: str,
-        epsilon: float,
-        connectivity: float,
-        sat_scale: float | None,
-        symmetric_init: bool,
+        options: LayerOptions,
         generator: torch.Generator | None,
         structure: Tensor | None = None,
     ) -> None:
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if not 0.0 < connectivity <= 1.0:
-            raise ValueError(f"connectivity must be in (0, 1], got {connectivity}")
-        self.method = method
-        self.epsilon = float(epsilon)
-        self.sat_scale = sat_scale
-        self._sequential_lr: float | None = None
+        self.options = options
+        self.rule = options.rule
+        self.sat_scale = options.sat_scale
+        connectivity = options.connectivity
+        _check_memory(shape)
         bound = math.sqrt(6.0 / (fan_in + fan_out))  # Glorot-uniform, ref. [6]
         # Always draw W, R and both masks in this order, so W is the same for every method.
         w = (torch.rand(shape, generator=generator) * 2 - 1) * bound
         r = (torch.rand(shape, generator=generator) * 2 - 1) * bound
         mw = torch.rand(shape, generator=generator) < connectivity
         mr = torch.rand(shape, generator=generator) < connectivity
-        if symmetric_init:
+        if options.symmetric_init:
             r, mr = w.clone(), mw.clone()
         if structure is not None:
             mw, mr = mw & structure, mr & structure
         masked = connectivity < 1.0 or structure is not None
         self.weight = nn.Parameter(w * mw if masked else w)
         self.bias = nn.Parameter(torch.zeros(bias_shape))
-        fb = method != "bp"
+        fb = self.rule.has_feedback
         self.register_buffer(
             "feedback", self._to_feedback_layout(r * mr if masked else r) if fb else None
         )
@@ -133,13 +286,22 @@ class FeedbackLayer(nn.Module):
         raise NotImplementedError
 
     def linear_grads(
-        self, x: Tensor, delta: Tensor, need_in: bool, need_w: bool, need_b: bool
+        self, x: Tensor, delta: Tensor, need_in: bool, need_w: bool, need_b: bool,
+        through: Tensor | None = None,
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        """(R delta, delta x^t, sum of delta): the error for the layer below and the gradients."""
+        """(R delta, delta x^t, sum of delta): the error for the layer below and the gradients.
+
+        ``through``: the weights (in W's layout) to send the error down through instead of
+        R^t, e.g. W itself for exact back-propagation."""
         raise NotImplementedError
 
+    @property
+    def method(self) -> str:
+        """The feedback rule's name (``bp``, ``frfb``, ``urfb``)."""
+        return self.rule.method
+
     def forward(self, x: Tensor) -> Tensor:
-        return FeedbackFunction.apply(x, self.weight, self.bias, self)
+        return FeedbackFunction.apply(x, self.weight, self.bias, self, _SEQUENTIAL_LR.get())
 
     # --- learning ------------------------------------------------------------------------
     @property
@@ -161,14 +323,15 @@ class FeedbackLayer(nn.Module):
         gw = grad_w if self.mask_weight is None else grad_w * self.mask_weight
         self.weight.add_(gw, alpha=-lr)
         self.bias.add_(grad_b, alpha=-lr)
-        if self.method == "urfb" and self.epsilon != 0.0:
+        epsilon = self.rule.epsilon
+        if self.feedback is not None and epsilon != 0.0:
             r = self._as_weight_layout(self.feedback)
             if self.mask_feedback is not None:
                 grad_w = grad_w * self._as_weight_layout(self.mask_feedback)
-            r.add_(grad_w, alpha=-lr * self.epsilon)
+            r.add_(grad_w, alpha=-lr * epsilon)
 
     def extra_repr(self) -> str:
-        return f"method={self.method}, epsilon={self.epsilon}, sat_scale={self.sat_scale}"
+        return f"rule={self.rule.describe()}, sat_scale={self.sat_scale}"
 
 
 class FeedbackLinear(FeedbackLayer):
@@ -178,12 +341,8 @@ class FeedbackLinear(FeedbackLayer):
         self,
         in_features: int,
         out_features: int,
+        options: LayerOptions | None = None,
         *,
-        method: str = "urfb",
-        epsilon: float = 1.0,
-        connectivity: float = 1.0,
-        sat_scale: float | None = 0.5,
-        symmetric_init: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         self.in_features, self.out_features = in_features, out_features
@@ -192,11 +351,7 @@ class FeedbackLinear(FeedbackLayer):
             (out_features,),
             in_features,
             out_features,
-            method=method,
-            epsilon=epsilon,
-            connectivity=connectivity,
-            sat_scale=sat_scale,
-            symmetric_init=symmetric_init,
+            options=LayerOptions() if options is None else options,
             generator=generator,
         )
 
@@ -209,8 +364,9 @@ class FeedbackLinear(FeedbackLayer):
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         return F.linear(x, weight, bias)
 
-    def linear_grads(self, x, delta, need_in, need_w, need_b):
-        grad_in = delta @ self.feedback_as_weight() if need_in else None
+    def linear_grads(self, x, delta, need_in, need_w, need_b, through=None):
+        fb = self.feedback_as_weight() if through is None else through
+        grad_in = delta @ fb if need_in else None
         grad_w = delta.t() @ x if need_w else None
         grad_b = delta.sum(0) if need_b else None
         return grad_in, grad_w, grad_b
@@ -229,7 +385,7 @@ class _SpatialLayer(FeedbackLayer):
     def forward(self, x: Tensor) -> Tensor:
         if self._prepad is not None:  # even kernels: the extra zero row/column goes after
             x = F.pad(x, self._prepad)
-        return FeedbackFunction.apply(x, self.weight, self.bias, self)
+        return FeedbackFunction.apply(x, self.weight, self.bias, self, _SEQUENTIAL_LR.get())
 
 
 class FeedbackConv2d(_SpatialLayer):
@@ -240,12 +396,8 @@ class FeedbackConv2d(_SpatialLayer):
         in_channels: int,
         out_channels: int,
         kernel_size: int,
+        options: LayerOptions | None = None,
         *,
-        method: str = "urfb",
-        epsilon: float = 1.0,
-        connectivity: float = 1.0,
-        sat_scale: float | None = 0.5,
-        symmetric_init: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         k = kernel_size
@@ -255,11 +407,7 @@ class FeedbackConv2d(_SpatialLayer):
             (out_channels,),
             in_channels * k * k,
             out_channels * k * k,
-            method=method,
-            epsilon=epsilon,
-            connectivity=connectivity,
-            sat_scale=sat_scale,
-            symmetric_init=symmetric_init,
+            options=LayerOptions() if options is None else options,
             generator=generator,
         )
         self._setup_padding(k)
@@ -267,10 +415,11 @@ class FeedbackConv2d(_SpatialLayer):
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         return F.conv2d(x, weight, bias, padding=self.padding)
 
-    def linear_grads(self, x, delta, need_in, need_w, need_b):
+    def linear_grads(self, x, delta, need_in, need_w, need_b, through=None):
         p = self.padding
+        fb = self.feedback_as_weight() if through is None else through
         return torch.ops.aten.convolution_backward(  # one fused call, grad_input through R
-            delta, x, self.feedback_as_weight(), [self.out_channels], [1, 1], [p, p], [1, 1],
+            delta, x, fb, [self.out_channels], [1, 1], [p, p], [1, 1],
             False, [0, 0], 1, [need_in, need_w, need_b],
         )  # fmt: skip
 
@@ -289,12 +438,8 @@ class FeedbackUntied2d(FeedbackLayer):
         in_shape: tuple[int, int, int],
         out_channels: int,
         kernel_size: int,
+        options: LayerOptions | None = None,
         *,
-        method: str = "urfb",
-        epsilon: float = 1.0,
-        connectivity: float = 1.0,
-        sat_scale: float | None = 0.5,
-        symmetric_init: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         c, h, w = in_shape
@@ -308,11 +453,7 @@ class FeedbackUntied2d(FeedbackLayer):
             (out_channels, h, w),
             c * k * k,
             out_channels * k * k,
-            method=method,
-            epsilon=epsilon,
-            connectivity=connectivity,
-            sat_scale=sat_scale,
-            symmetric_init=symmetric_init,
+            options=LayerOptions() if options is None else options,
             generator=generator,
             structure=structure.expand(h * w, out_channels, c * k * k),
         )
@@ -336,7 +477,8 @@ class FeedbackUntied2d(FeedbackLayer):
         return out.view(h, w, n, self.out_channels).permute(2, 3, 0, 1)  # (N, out, H, W) view
 
     def linear_grads(
-        self, x: Tensor, delta: Tensor, need_in: bool, need_w: bool, need_b: bool
+        self, x: Tensor, delta: Tensor, need_in: bool, need_w: bool, need_b: bool,
+        through: Tensor | None = None,
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         n, (_, h, w), k = x.shape[0], self.in_shape, self.kernel_size
         # bmm is only fast with a contiguous first operand: lay delta out as (L, N, out) for
@@ -344,7 +486,8 @@ class FeedbackUntied2d(FeedbackLayer):
         grad_in = grad_w = grad_b = None
         if need_in:
             d = delta.permute(2, 3, 0, 1).contiguous().view(h * w, n, self.out_channels)
-            cols = torch.bmm(d, self.feedback_as_weight())  # (L, N, c*k*k): R delta per location
+            fb = self.feedback_as_weight() if through is None else through
+            cols = torch.bmm(d, fb)  # (L, N, c*k*k): R delta per location
             pb, pa = self._pad[0], self._pad[1]
             full = F.fold(cols.permute(1, 2, 0), (h + pb + pa, w + pb + pa), k)
             grad_in = full[:, :, pb : pb + h, pb : pb + w]
@@ -403,6 +546,21 @@ class ZeroPadMaxPool2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+def _check_memory(shape: tuple[int, ...]) -> None:
+    """Refuse, with the number, a layer whose W, R and masks (drawn as four float32 tensors)
+    would not fit in this machine's memory."""
+    need = math.prod(shape) * 4 * 4
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have:
+        raise ValueError(
+            f"a weight layer of shape {tuple(shape)} needs {need / 2**30:.1f} GiB for W, R and "
+            f"their masks; this machine has {have / 2**30:.1f} GiB"
+        )
 
 
 def _untied_structure(in_shape: tuple[int, int, int], k: int) -> Tensor:

@@ -9,12 +9,15 @@ import torch
 from torch import Tensor, nn
 
 from deepnets.arch import WEIGHT_KINDS, parse_arch
+from dataclasses import replace
+
 from deepnets.layers import (
-    METHODS,
     FeedbackConv2d,
     FeedbackLayer,
     FeedbackLinear,
+    FeedbackRule,
     FeedbackUntied2d,
+    LayerOptions,
     ZeroPadMaxPool2d,
 )
 
@@ -46,7 +49,7 @@ class FeedbackNet(nn.Module):
         in_shape: (channels, height, width) of the input.
         n_classes: number of output units C.
         method: "bp", "frfb" or "urfb" (see :mod:`deepnets.layers`).
-        epsilon: urfb's Delta R = epsilon Delta W^t (0 behaves as frfb).
+        epsilon: urfb's Delta R = epsilon Delta W^t (default 1; 0 behaves as frfb); urfb only.
         connectivity: fraction of W's and of R's entries kept by independent fixed masks
             (the paper's 50% is 0.5).
         sat_scale: s in sigma(h) = clip(s h, -1, 1).
@@ -63,7 +66,7 @@ class FeedbackNet(nn.Module):
         in_shape: Collection[int] = (3, 32, 32),
         n_classes: int = 10,
         method: str = "urfb",
-        epsilon: float = 1.0,
+        epsilon: float | None = None,
         connectivity: float = 1.0,
         sat_scale: float = 0.5,
         untied: Collection[int] = (),
@@ -72,10 +75,8 @@ class FeedbackNet(nn.Module):
         frozen: Collection[int] = (),
     ) -> None:
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if sat_scale <= 0:
-            raise ValueError(f"sat_scale must be positive, got {sat_scale}")
+        rule = FeedbackRule.make(method, epsilon)
+        options = LayerOptions(rule, float(connectivity), float(sat_scale), bool(symmetric_init))
         specs = parse_arch(arch)
         n_weight = sum(s.kind in WEIGHT_KINDS for s in specs)
         conv_indices = [
@@ -99,7 +100,7 @@ class FeedbackNet(nn.Module):
             "in_shape": list(in_shape),
             "n_classes": n_classes,
             "method": method,
-            "epsilon": float(epsilon),
+            "epsilon": None if epsilon is None else float(epsilon),
             "connectivity": float(connectivity),
             "sat_scale": float(sat_scale),
             "untied": sorted(set(untied)),
@@ -108,13 +109,7 @@ class FeedbackNet(nn.Module):
             "frozen": sorted(set(frozen)),
         }
         gen = torch.Generator().manual_seed(seed)
-        common = {
-            "method": method,
-            "epsilon": epsilon,
-            "connectivity": connectivity,
-            "symmetric_init": symmetric_init,
-            "generator": gen,
-        }
+        linear_options = replace(options, sat_scale=None)  # the output layer is linear
         shape = tuple(in_shape)
         layers: list[nn.Module] = []
         names: list[str] = []
@@ -123,16 +118,12 @@ class FeedbackNet(nn.Module):
             if spec.kind in ("conv", "untied"):
                 if spec.kind == "untied" or wi in untied:
                     layers.append(
-                        FeedbackUntied2d(
-                            shape, spec.size, spec.kernel, sat_scale=sat_scale, **common
-                        )
+                        FeedbackUntied2d(shape, spec.size, spec.kernel, options, generator=gen)
                     )
                     names.append(f"untied{wi}")
                 else:
                     layers.append(
-                        FeedbackConv2d(
-                            shape[0], spec.size, spec.kernel, sat_scale=sat_scale, **common
-                        )
+                        FeedbackConv2d(shape[0], spec.size, spec.kernel, options, generator=gen)
                     )
                     names.append(f"conv{wi}")
                 shape = (spec.size, *shape[1:])
@@ -149,8 +140,8 @@ class FeedbackNet(nn.Module):
                     layers.append(nn.Flatten())
                     shape = (math.prod(shape),)
                 out = n_classes if spec.kind == "output" else spec.size
-                scale = None if spec.kind == "output" else sat_scale
-                layers.append(FeedbackLinear(shape[0], out, sat_scale=scale, **common))
+                opts = linear_options if spec.kind == "output" else options
+                layers.append(FeedbackLinear(shape[0], out, opts, generator=gen))
                 names.append("output" if spec.kind == "output" else f"full{wi}")
                 shape = (out,)
         self.layers = nn.ModuleList(layers)

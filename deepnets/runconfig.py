@@ -1,52 +1,26 @@
-"""Flags and configuration of ``python -m deepnets.train``: parsing, defaults, resume checks.
+"""The flags of ``python -m deepnets.train`` and their parsing into a :class:`TrainConfig`.
 
 A new run's configuration is the defaults (the paper's settings where it gives them, Section 4)
 overridden by the flags given; a resumed run's is its ``config.json``, of which only
-``--epochs``, ``--device`` and ``--data-dir`` may be changed. Bad values raise ``ValueError``
-naming the flag.
+``--epochs``, ``--device`` and ``--data-dir`` may be changed. Bad values raise
+:class:`ConfigError` naming the flag.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from deepnets import checkpoint as ckpt
-from deepnets.arch import WEIGHT_KINDS, ArchError, parse_arch
+from deepnets.config import PRECISIONS, SEED_MAX, ConfigError, TrainConfig, flag_of
 from deepnets.data import KINDS
+from deepnets.layers import METHODS
+from deepnets.rundir import read_config
+from deepnets.trainer import stored_config
 
-#: Defaults of the training flags (the paper's settings where it gives them, Section 4).
-DEFAULTS: dict[str, Any] = {
-    "arch": "simpnet",
-    "method": "urfb",
-    "epsilon": 1.0,
-    "loss": "hinge",
-    "mu": None,
-    "connectivity": 1.0,
-    "update_order": "simultaneous",
-    "sat_scale": 0.5,
-    "symmetric_init": False,
-    "lr": 0.1,
-    "batch_size": 500,
-    "seed": 0,
-    "epochs": None,
-    "val_size": 5000,
-    "train_subset": None,
-    "data": "cifar10",
-    "data_dir": None,
-    "dataset_label": None,
-    "untie": [],
-    "freeze": [],
-    "copy": None,
-    "from_run": None,
-    "output_feedback": "closed-form",
-    "device": "auto",
-}
 #: Flags that ``--resume`` may change; every other flag must match the run's config.json.
 RESUME_MAY_CHANGE = ("epochs", "device", "data_dir")
 
@@ -64,6 +38,10 @@ def layer_list(text: str) -> list[int]:
         ) from None
     if any(i < 0 for i in out):
         raise argparse.ArgumentTypeError(f"{text!r}: layer indices start at 0")
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        if hi and int(hi) < int(lo):
+            raise argparse.ArgumentTypeError(f"{text!r}: the range {part.strip()} is reversed")
     return sorted(out)
 
 
@@ -78,6 +56,16 @@ def _positive(kind: type) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..{SEED_MAX} (2**63 - 1)")
+    return value
 
 
 EPILOG = """\
@@ -95,7 +83,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = DEFAULTS
+    d = {f.name: f.default for f in fields(TrainConfig)}
     p = argparse.ArgumentParser(
         prog="python -m deepnets.train",
         argument_default=argparse.SUPPRESS,
@@ -122,12 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"layer string in the paper's notation (default: {d['arch']}; with --from: that run's)",
     )
     p.add_argument(
-        "--method", choices=("bp", "frfb", "urfb"), help=f"feedback rule (default: {d['method']})"
+        "--method", choices=METHODS, help=f"feedback rule (default: {d['method']})"
     )
     p.add_argument(
         "--epsilon",
         type=float,
-        help="urfb only: dR = epsilon * dW^T; 0 behaves as frfb (default: 1)",
+        help="urfb only: dR = epsilon * dW^T, in [0, 1e6]; 0 behaves as frfb (default: 1)",
     )
     p.add_argument(
         "--loss",
@@ -164,8 +152,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive(int), help="mini-batch size (default: 500)")
     p.add_argument(
         "--seed",
+        type=_seed,
+        help=f"seed of W, R, masks, data order and dropout, 0..2**63-1 (default: 0)",
+    )
+    p.add_argument(
+        "--split-seed",
+        type=_seed,
+        help="seed of the held-out validation images, the same for every --seed so that runs "
+        "are paired (default: 0)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="arithmetic of the forward and backward passes (default: fp32)",
+    )
+    p.add_argument(
+        "--probe-size",
         type=int,
-        help="seed of weights, masks, validation split, data order, dropout (default: 0)",
+        help="validation images of the alignment probe logged every epoch (deepnets.alignment); "
+        "0: no probe (default: 500)",
+    )
+    p.add_argument(
+        "--force-data",
+        action="store_true",
+        help="with --resume: train on data whose fingerprint differs from the run's",
     )
     p.add_argument(
         "--epochs", type=_positive(int), help="number of epochs (required for a new run)"
@@ -181,9 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-size", type=int, help="training images held out for validation (default: 5000)"
     )
     p.add_argument(
+        "--train-size",
         "--train-subset",
+        dest="train_size",
         type=_positive(int),
-        help="train on the first N of the remaining (shuffled) training images (default: all)",
+        help="train on the first N of the training images left after --val-size (default: all)",
     )
     p.add_argument(
         "--untie",
@@ -215,116 +227,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# ---------------------------------------------------------------- configuration
 
 
-def resolve_device(name: str, flag: str = "--device") -> str:
-    """``auto`` -> cuda when available, else cpu; any other name must be a usable torch device."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(
-            f"{flag} {name!r} is not a torch device (cpu, cuda, cuda:1, auto)"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{flag} {name}: no CUDA device is available")
-    return name
+# ---------------------------------------------------------------- flags -> TrainConfig
+
+def config_from_flags(given: dict[str, Any]) -> TrainConfig:
+    """A new run's config from the flags ``given`` (only those the user typed)."""
+    given = dict(given)
+    if given.get("from_run") is not None and "arch" not in given:
+        given["arch"] = read_config(given["from_run"]).get("arch", "simpnet")
+    for key in ("from_run", "data_dir"):
+        if given.get(key) is not None:
+            given[key] = str(given[key])
+    if "epochs" not in given:
+        raise ConfigError("--epochs is required for a new run")
+    if given.get("data_dir") is None:
+        raise ConfigError("--data-dir is required (the folder or archive holding the data)")
+    return TrainConfig(**given)
 
 
-def check_out_dir(path: Path, flag: str = "--out") -> None:
-    """Raise ``ValueError`` naming ``flag`` when ``path`` (a folder to write into) or the nearest
-    of its existing parents is a file."""
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise ValueError(f"{flag} {path}: {p} is a file, not a folder")
-            return
-
-
-def check_layers(flag: str, layers: Sequence[int], n: int) -> None:
-    """Raise ``ValueError`` naming ``flag`` when a weight-layer index is not below ``n``."""
-    bad = [i for i in layers if i >= n]
-    if bad:
-        raise ValueError(f"{flag} {bad}: the network has weight layers 0..{n - 1}")
-
-
-def _check_flags(cfg: dict[str, Any], given: dict[str, Any]) -> None:
-    """Reject flag combinations that do nothing, naming the flag."""
-    if cfg["data_dir"] is None:
-        raise ValueError("--data-dir is required (the folder holding the data)")
-    if cfg["epochs"] is None:
-        raise ValueError("--epochs is required")
-    try:
-        kinds = [spec.kind for spec in parse_arch(cfg["arch"]) if spec.kind in WEIGHT_KINDS]
-    except ArchError as exc:
-        raise ValueError(f"--arch {cfg['arch']!r}: {exc}") from None
-    check_layers("--untie", cfg["untie"], len(kinds))
-    check_layers("--freeze", cfg["freeze"], len(kinds))
-    if len(set(cfg["freeze"])) == len(kinds):
-        raise ValueError(
-            f"--freeze {cfg['freeze']} freezes every weight layer: nothing would train"
-        )
-    not_conv = [i for i in cfg["untie"] if kinds[i] not in ("conv", "untied")]
-    if not_conv:
-        convs = [i for i, kind in enumerate(kinds) if kind in ("conv", "untied")]
-        raise ValueError(f"--untie {not_conv}: not conv layers (the conv layers are {convs})")
-    if "epsilon" in given and cfg["method"] != "urfb":
-        raise ValueError("--epsilon applies to --method urfb only")
-    if cfg["loss"] != "hinge" and ("mu" in given or cfg["output_feedback"] != "closed-form"):
-        raise ValueError("--mu and --output-feedback apply to --loss hinge only")
-    if not 0.0 < cfg["connectivity"] <= 1.0:
-        raise ValueError(f"--connectivity {cfg['connectivity']} must be in (0, 1]")
-    if not math.isfinite(cfg["epsilon"]):
-        raise ValueError(f"--epsilon {cfg['epsilon']} must be finite")
-    if cfg["mu"] is not None and not (cfg["mu"] >= 0 and math.isfinite(cfg["mu"])):
-        raise ValueError(f"--mu {cfg['mu']} must be >= 0 and finite")
-    if cfg["seed"] < 0:
-        raise ValueError(f"--seed {cfg['seed']} must be >= 0")
-    if cfg["val_size"] < 0:
-        raise ValueError(f"--val-size {cfg['val_size']} must be >= 0")
-    if ("copy" in given) and cfg["from_run"] is None:
-        raise ValueError("--copy needs --from RUN_DIR")
-
-
-def new_config(given: dict[str, Any]) -> dict[str, Any]:
-    """A new run's configuration: :data:`DEFAULTS` overridden by the flags ``given``, checked."""
-    cfg = {**DEFAULTS, **given}
-    if cfg["from_run"] is not None:
-        earlier = ckpt.read_config(cfg["from_run"])
-        if "arch" not in given:
-            cfg["arch"] = earlier["arch"]
-        cfg["from_run"] = str(Path(cfg["from_run"]).resolve())
-    _check_flags(cfg, given)
-    cfg["data_dir"] = str(Path(cfg["data_dir"]).expanduser().resolve())
-    if cfg["dataset_label"] is None:
-        cfg["dataset_label"] = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(
-            cfg["data"], f"image folder {Path(cfg['data_dir']).name}"
-        )
-    cfg["device"] = resolve_device(cfg["device"])
-    return cfg
-
-
-def resumed_config(out: Path, given: dict[str, Any]) -> dict[str, Any]:
-    """The configuration of the run in ``out``; ``given`` may change only :data:`RESUME_MAY_CHANGE`
-    (``--epochs`` not below the epochs already trained)."""
-    cfg = ckpt.read_config(out)
-    done = len(ckpt.read_log(out))
-    if given.get("epochs", done) < done:
-        raise ValueError(
-            f"--epochs {given['epochs']} is below the {done} epochs {out} has already trained"
-        )
+def resumed_config(out: Path, given: dict[str, Any]) -> TrainConfig:
+    """The config of the run in ``out`` with the changes ``given`` may make (only
+    :data:`RESUME_MAY_CHANGE`; any other flag must repeat the run's own value)."""
+    cfg = stored_config(out)
+    stored = cfg.to_json_dict()
     for key, value in given.items():
-        old = cfg.get(key)
-        if key in ("from_run", "data_dir") and value is not None:
-            value = str(Path(value).expanduser().resolve())
-        if key not in RESUME_MAY_CHANGE and value != old:
-            flag = "--" + ("from" if key == "from_run" else key.replace("_", "-"))
-            raise ValueError(
-                f"{flag} {value} differs from the run's config.json ({old}); "
-                "--resume continues a run with its own settings"
-            )
-        cfg[key] = value
-    cfg["device"] = resolve_device(cfg["device"])
-    return cfg
+        if key in RESUME_MAY_CHANGE:
+            continue
+        old = stored.get(key)
+        new = list(value) if isinstance(value, (tuple, list)) else value
+        new = str(new) if key == "from_run" and new is not None else new
+        if new != old:
+            raise ConfigError(f"{flag_of(key)} {new} differs from the run's config.json ({old}); "
+                              "--resume continues a run with its own settings")
+    changes = {k: (str(v) if k == "data_dir" else v) for k, v in given.items()
+               if k in RESUME_MAY_CHANGE}
+    return cfg.replace(**changes)
+
+
+def parse_run(argv: list[str] | None) -> tuple[TrainConfig, Path, bool, bool, bool]:
+    """``(config, out, resume, quiet, force_data)`` from the command line; argparse errors exit
+    2, bad values raise :class:`ConfigError`."""
+    given = vars(build_parser().parse_args(argv))
+    out, resume = given.pop("out"), given.pop("resume", False)
+    quiet, force_data = given.pop("quiet", False), given.pop("force_data", False)
+    if force_data and not resume:
+        raise ConfigError("--force-data applies to --resume only")
+    cfg = resumed_config(out, given) if resume else config_from_flags(given)
+    return cfg, out, resume, quiet, force_data

@@ -9,13 +9,16 @@ Grids (CIFAR-10 unless said; hinge loss for every protocol but ``bp``):
   train tied (``--pretrain-epochs``, paper 100 of 1000), freeze its first layer, retrain the
   rest from scratch, tied and untied;   11: deepnet_s as in 9 for {urfb, frfb}
 
-Run folders (under ``--out``): ``<arch>-<dataset>-<protocol>[-untied]``, and for deepnet_s
-``deepnet_s-cifar10-<protocol>-pre`` (the tied pretraining) beside the retrained
-``deepnet_s-cifar10-<protocol>`` and ``deepnet_s-cifar10-<protocol>-untied``.
-Paper scale is the default (1000 epochs, batch 500, step 0.1); ``--epochs`` and
-``--train-subset`` shrink it and every run records its scale in ``config.json``. Finished runs
-are skipped, interrupted ones resumed (``deepnets.train --resume``), and a run-time estimate
-from a few timed SGD steps is printed before the grid starts.
+Run folders (under ``--out``): ``<arch>-<dataset>-<protocol>[-untied]-s<seed>``, and for
+deepnet_s ``deepnet_s-cifar10-<protocol>-pre-s<seed>`` (the tied pretraining) beside the
+retrained ``deepnet_s-cifar10-<protocol>-s<seed>`` and ``...-untied-s<seed>``. ``--seeds 0 1 2``
+repeats every run for each seed; a seed changes W, R, masks, data order and dropout, while the
+held-out validation images (``--split-seed``) stay the same, so the runs of two protocols are
+paired seed by seed. Paper scale is the default (1000 epochs, batch 500, step 0.1); ``--epochs``
+and ``--train-size`` shrink it and every run records its scale in ``config.json``. Each run is a
+:class:`deepnets.config.TrainConfig` trained by :func:`deepnets.trainer.run`; finished runs are
+skipped, interrupted ones resumed, and a run-time estimate from a few timed SGD steps is printed
+before the grid starts.
 """
 
 from __future__ import annotations
@@ -25,33 +28,30 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from deepnets import checkpoint
 from deepnets.arch import WEIGHT_KINDS, parse_arch
+from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import DataError
-from deepnets.runconfig import check_out_dir, resolve_device
+from deepnets.protocols import PROTOCOLS
+from deepnets.rundir import CONFIG, RunError, read_log
+from deepnets.trainer import (
+    NonFiniteState,
+    RunInterrupted,
+    load_cached,
+    resolve_device,
+    run,
+    stored_config,
+)
+from urfb_common import OutputPathError, check_out_dir, figure_numbers
 
-#: Section 4's protocols: name -> (method, loss, connectivity). "50%" is random connectivity.
-PROTOCOLS: dict[str, tuple[str, str, float]] = {
-    "bp": ("bp", "softmax", 1.0),
-    "bp-h": ("bp", "hinge", 1.0),
-    "urfb": ("urfb", "hinge", 1.0),
-    "frfb": ("frfb", "hinge", 1.0),
-    "urfb-50": ("urfb", "hinge", 0.5),
-    "frfb-50": ("frfb", "hinge", 0.5),
-}
 ALL = tuple(PROTOCOLS)
 UNTIE = ("bp", "urfb", "frfb")
 FIGURES = (4, 5, 6, 7, 8, 9, 10, 11)
-#: Keys of config.json that must agree for an existing run folder to count as this grid's run.
-#: ``epochs`` may differ: a shorter finished run is extended (``--resume`` with more epochs).
-SCALE_KEYS = ("arch", "method", "loss", "connectivity", "batch_size", "lr", "seed",
-              "train_subset", "val_size", "untie", "freeze")
 
 
 class SuiteError(ValueError):
@@ -71,6 +71,12 @@ class RunSpec:
     freeze: tuple[int, ...] = ()
     from_run: str | None = None      # folder name of the run whose weights are taken (deepnet_s)
     role: str = field(default="", compare=False)
+    seed: int = 0
+
+    def with_seed(self, seed: int) -> RunSpec:
+        """The same run for another seed: ``-s<seed>`` ends its folder name (and its source's)."""
+        source = None if self.from_run is None else f"{self.from_run}-s{seed}"
+        return replace(self, name=f"{self.name}-s{seed}", from_run=source, seed=seed)
 
 
 def conv_layers(arch: str) -> list[int]:
@@ -141,81 +147,60 @@ def grids(figures: Sequence[int], epochs: int, pretrain_epochs: int,
 
 @dataclass(frozen=True)
 class Settings:
-    """The flags shared by every run of a grid (the scale and the data)."""
+    """The settings shared by every run of a grid (the scale and the data)."""
 
     data_dirs: dict[str, Path]       # dataset -> folder/archive
     cifar10_kind: str                # "cifar10" (python version) | "imagefolder" (e.g. the JPEG zip)
     batch_size: int
     lr: float
-    seed: int
     val_size: int
-    train_subset: int | None
+    train_size: int | None
     device: str
     dataset_label: str | None        # how results name the CIFAR-10 copy, e.g. its JPEG re-encoding
     quiet: bool
+    split_seed: int = 0
+    probe_size: int = 500
 
 
-def train_argv(spec: RunSpec, out: Path, s: Settings, resume: bool) -> list[str]:
-    """The ``deepnets.train`` command line of one run."""
-    method, loss, conn = PROTOCOLS[spec.protocol]
+def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
+    """The :class:`TrainConfig` of one run of the grid."""
+    protocol = PROTOCOLS[spec.protocol]
     kind = s.cifar10_kind if spec.dataset == "cifar10" else "cifar100"
-    argv = ["--arch", spec.arch, "--method", method, "--loss", loss, "--connectivity", str(conn),
-            "--data", kind, "--data-dir", str(s.data_dirs[spec.dataset]),
-            "--epochs", str(spec.epochs), "--batch-size", str(s.batch_size), "--lr", str(s.lr),
-            "--seed", str(s.seed), "--val-size", str(s.val_size), "--device", s.device,
-            "--out", str(out / spec.name)]
-    if s.train_subset is not None:
-        argv += ["--train-subset", str(s.train_subset)]
-    if spec.untie:
-        argv += ["--untie", ",".join(map(str, spec.untie))]
-    if spec.freeze:
-        argv += ["--freeze", ",".join(map(str, spec.freeze))]
-    if spec.from_run:  # Section 4.1: only the (frozen) first layer is taken, the rest start afresh
-        argv += ["--from", str(out / spec.from_run), "--copy", "0"]
-    if spec.dataset == "cifar10" and s.dataset_label:
-        argv += ["--dataset-label", s.dataset_label]
-    if s.quiet:
-        argv.append("--quiet")
-    if resume:
-        argv.append("--resume")
-    return argv
+    return TrainConfig(
+        epochs=spec.epochs, data_dir=str(s.data_dirs.get(spec.dataset, "")) or "-",
+        arch=spec.arch, method=protocol.method, loss=protocol.loss,
+        connectivity=protocol.connectivity, lr=s.lr, batch_size=s.batch_size, seed=spec.seed,
+        split_seed=s.split_seed, data=kind,
+        dataset_label=s.dataset_label if spec.dataset == "cifar10" else None,
+        val_size=s.val_size, train_size=s.train_size, untie=spec.untie, freeze=spec.freeze,
+        # Section 4.1: only the (frozen) first layer is taken, the rest start afresh
+        copy=(0,) if spec.from_run else None,
+        from_run=str(out / spec.from_run) if spec.from_run else None,
+        probe_size=s.probe_size, device=s.device,
+        epsilon=protocol.rule_params.get("epsilon") if protocol.method == "urfb" else None,
+    )  # fmt: skip
 
 
 def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
     """``("new" | "resume" | "done", epochs logged)`` of a run folder.
 
-    A folder with a config but no finished epoch is resumed too: ``deepnets.train --resume``
-    then starts from scratch with the same settings.
-
     Raises SuiteError when the folder holds a run of another scale or setting (a different
-    ``--out`` keeps both).
+    ``--out`` keeps both). ``train_size`` is compared only when it was asked for, since a run
+    records the number it trained on.
     """
     folder = out / spec.name
-    if not (folder / checkpoint.CONFIG).is_file():
+    if not (folder / CONFIG).is_file():
         return "new", 0
-    cfg = checkpoint.read_config(folder)
-    method, loss, conn = PROTOCOLS[spec.protocol]
-    want = {"arch": spec.arch, "method": method, "loss": loss, "connectivity": conn,
-            "epochs": spec.epochs, "batch_size": s.batch_size, "lr": s.lr, "seed": s.seed,
-            "train_subset": s.train_subset, "val_size": s.val_size,
-            "untie": list(spec.untie), "freeze": list(spec.freeze)}
-    differ = [k for k in SCALE_KEYS if k in cfg and _norm(cfg[k]) != _norm(want[k])]
+    have = stored_config(folder).identity()
+    want = train_config(spec, out, s).identity()
+    if want["train_size"] is None:
+        want["train_size"] = have["train_size"]
+    differ = [k for k in want if want[k] != have.get(k)]
     if differ:
-        got = ", ".join(f"{k}={cfg[k]!r} (asked {want[k]!r})" for k in differ)
+        got = ", ".join(f"{k}={have.get(k)!r} (asked {want[k]!r})" for k in differ)
         raise SuiteError(f"{folder} holds another run: {got}; use another --out or remove it")
-    done = len(checkpoint.read_log(folder))
+    done = len(read_log(folder))
     return ("done" if done >= spec.epochs else "resume"), done
-
-
-def _norm(value: object) -> object:
-    """Compare config values across JSON round trips (tuples/lists, ints/floats, None/[])."""
-    if isinstance(value, (list, tuple)):
-        return [_norm(v) for v in value] or None
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        return float(value)
-    return value
 
 
 def time_step(spec: RunSpec, n_classes: int, batch: int, steps: int, device: str,
@@ -229,11 +214,11 @@ def time_step(spec: RunSpec, n_classes: int, batch: int, steps: int, device: str
     from deepnets.losses import make_loss
     from deepnets.network import FeedbackNet
 
-    method, loss, conn = PROTOCOLS[spec.protocol]
-    net = FeedbackNet(spec.arch, n_classes=n_classes, method=method, connectivity=conn,
-                      untied=spec.untie).to(device)
+    protocol = PROTOCOLS[spec.protocol]
+    net = FeedbackNet(spec.arch, n_classes=n_classes, method=protocol.method,
+                      connectivity=protocol.connectivity, untied=spec.untie).to(device)
     freeze(net, spec.freeze)
-    loss_fn = make_loss(loss, n_classes)
+    loss_fn = make_loss(protocol.loss, n_classes)
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, n_classes, (batch,), generator=gen).to(device)
@@ -258,8 +243,8 @@ def estimate(todo: list[tuple[RunSpec, int]], sizes: dict[str, tuple[int, int, f
              s: Settings, steps: int) -> tuple[float, dict[str, float]]:
     """Seconds the remaining epochs of ``todo`` will take: timed steps x steps per epoch.
 
-    ``sizes``: dataset -> (training images, classes, seconds to load it); every run loads its
-    data once. Validation passes are counted as a third of a training step per batch (a
+    ``sizes``: dataset -> (training images, classes, seconds to load it); the grid loads each
+    data set once. Validation passes are counted as a third of a training step per batch (a
     forward pass only).
     """
     per_step: dict[tuple, float] = {}
@@ -270,29 +255,30 @@ def estimate(todo: list[tuple[RunSpec, int]], sizes: dict[str, tuple[int, int, f
         if key not in per_step:
             per_step[key] = time_step(spec, n_classes, min(s.batch_size, n_train), steps, s.device)
         batches = math.ceil(n_train / s.batch_size) + math.ceil(s.val_size / s.batch_size) / 3
-        per_run[spec.name] = load_s + per_step[key] * batches * (spec.epochs - done)
-    return sum(per_run.values()), per_run
+        per_run[spec.name] = per_step[key] * batches * (spec.epochs - done)
+    return sum(per_run.values()) + sum(v[2] for v in sizes.values()), per_run
 
 
 def dataset_sizes(datasets: set[str], s: Settings) -> dict[str, tuple[int, int, float]]:
     """Per dataset: training-set size (after the held-out split and any subset), class count,
     and the seconds loading it took."""
-    from deepnets.data import load_dataset
-
     sizes = {}
     for d in sorted(datasets):
         kind = s.cifar10_kind if d == "cifar10" else "cifar100"
         start = time.perf_counter()
-        ds = load_dataset(kind, s.data_dirs[d], "train")
+        ds = load_cached(kind, str(s.data_dirs[d]))
         load_s = time.perf_counter() - start
+        if len(ds.classes) < 2:
+            raise SuiteError(f"argument --data-dir: {s.data_dirs[d]} holds {len(ds.classes)} "
+                             "class; a classifier needs at least 2")
         n = len(ds) - s.val_size
         if n <= 0:
             raise SuiteError(f"argument --val-size: {s.val_size} leaves no training images of "
                              f"{len(ds)} in {s.data_dirs[d]}")
-        if s.train_subset is not None and s.train_subset > n:
-            raise SuiteError(f"argument --train-subset: {s.train_subset} exceeds the {n} training "
+        if s.train_size is not None and s.train_size > n:
+            raise SuiteError(f"argument --train-size: {s.train_size} exceeds the {n} training "
                              f"images left in {s.data_dirs[d]} after --val-size {s.val_size}")
-        sizes[d] = (s.train_subset or n, len(ds.classes), load_s)
+        sizes[d] = (s.train_size or n, len(ds.classes), load_s)
     return sizes
 
 
@@ -322,12 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=1000, help="epochs per run (paper: 1000)")
     p.add_argument("--pretrain-epochs", type=int, default=None,
                    help="deepnet_s tied pretraining epochs (default epochs/10; paper: 100)")
-    p.add_argument("--train-subset", type=int, default=None,
+    p.add_argument("--train-size", "--train-subset", dest="train_size", type=int, default=None,
                    help="train on the first N images of the training split (default: all)")
     p.add_argument("--val-size", type=int, default=5000, help="images held out for validation (paper: 5000)")
     p.add_argument("--batch-size", type=int, default=500, help="SGD batch size (paper: 500)")
     p.add_argument("--lr", type=float, default=0.1, help="SGD step (paper: 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every run (weights, split, order, dropout)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED",
+                   help="run every run once per seed (W, R, masks, data order, dropout); "
+                   "default: 0")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the held-out validation images, shared by every seed (default 0)")
+    p.add_argument("--probe-size", type=int, default=500,
+                   help="validation images of the alignment probe logged every epoch; 0: none")
     p.add_argument("--device", default="auto",
                    help="torch device: cpu, cuda, cuda:1 or auto (cuda when available; default)")
     p.add_argument("--dataset-label", help="how results name the CIFAR-10 copy, e.g. "
@@ -339,25 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def figure_numbers(
-    items: list[str], known: Sequence[int], parser: argparse.ArgumentParser
-) -> list[int]:
-    """The FIGURE arguments as sorted numbers (``all`` or nothing: every one of ``known``);
-    anything else is a ``parser.error`` naming the item (exit 2). Shared with ``python -m figures``."""
-    if not items or items == ["all"]:
-        return sorted(known)
-    for item in items:
-        if not item.isdigit() or int(item) not in known:
-            parser.error(f"argument FIGURE: {item!r} is not 'all' or one of {sorted(known)}")
-    return sorted({int(item) for item in items})
-
-
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    for flag in ("epochs", "batch_size", "estimate_steps", "val_size", "seed"):
-        minimum = 0 if flag in ("estimate_steps", "val_size", "seed") else 1
+    for flag in ("epochs", "batch_size", "estimate_steps", "val_size", "split_seed", "probe_size"):
+        minimum = 0 if flag in ("estimate_steps", "val_size", "split_seed", "probe_size") else 1
         if getattr(args, flag) < minimum:
             parser.error(f"argument --{flag.replace('_', '-')}: must be >= {minimum}")
-    for flag in ("train_subset", "pretrain_epochs"):
+    if any(not 0 <= seed < 2**63 for seed in args.seeds):
+        parser.error("argument --seeds: each seed must be in 0..2**63-1")
+    for flag in ("train_size", "pretrain_epochs"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"argument --{flag.replace('_', '-')}: must be >= 1")
     if not (args.lr > 0 and math.isfinite(args.lr)):
@@ -365,7 +346,7 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     try:
         check_out_dir(args.out)
         args.device = resolve_device(args.device)
-    except ValueError as exc:
+    except (OutputPathError, ConfigError) as exc:
         parser.error(f"argument {exc}")
 
 
@@ -373,9 +354,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check(args, parser)
-    figures = figure_numbers(args.figures, FIGURES, parser)
+    try:
+        figures = figure_numbers(args.figures, FIGURES)
+    except ValueError as exc:
+        parser.error(str(exc))
     pre = args.pretrain_epochs or max(1, args.epochs // 10)
-    specs = [sp for sp in grids(figures, args.epochs, pre, args.protocols)
+    specs = [sp.with_seed(seed) for seed in dict.fromkeys(args.seeds)
+             for sp in grids(figures, args.epochs, pre, args.protocols)
              if (args.datasets is None or sp.dataset in args.datasets)
              and (args.archs is None or sp.arch in args.archs)]
     if not specs:
@@ -387,13 +372,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"argument {flag}: required by the {d} runs "
                          f"(or leave them out with --datasets)")
     s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
-                 args.lr, args.seed, args.val_size, args.train_subset, args.device,
-                 args.dataset_label, args.quiet)
+                 args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
+                 args.quiet, args.split_seed, args.probe_size)
     try:
         states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
         print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
               f"{args.epochs} epochs, batch {s.batch_size}, lr {s.lr}, "
-              f"train subset {s.train_subset or 'all'}, val {s.val_size}, device {s.device}):")
+              f"train size {s.train_size or 'all'}, val {s.val_size}, "
+              f"seeds {' '.join(map(str, dict.fromkeys(args.seeds)))}, device {s.device}):")
         todo = [(sp, done) for sp, state, done in states if state != "done"]
         per_run: dict[str, float] = {}
         if todo and args.estimate_steps and all(sp.dataset in s.data_dirs for sp, _ in todo):
@@ -410,31 +396,35 @@ def main(argv: list[str] | None = None) -> int:
             load = ", ".join(f"{d} {v[2]:.0f} s" for d, v in sizes.items())
             print(f"estimated time for the {len(todo)} runs left: {_hms(total)} on {s.device} "
                   f"(from up to {args.estimate_steps} timed steps per network, plus loading the "
-                  f"data once per run: {load})")
+                  f"data once: {load})")
         if args.dry_run:
             return 0
         return _run_all(todo, args.out, s)
-    except (SuiteError, checkpoint.RunError, DataError) as exc:
+    except (SuiteError, RunError, ConfigError, DataError) as exc:
         print(f"python -m deepnets.suite: error: {exc}", file=sys.stderr)
         return 2
 
 
 def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings) -> int:
-    """Train (or resume) each run in order through ``deepnets.train.main``; stop at a failure."""
-    from deepnets import train
-
-    for sp, done in tqdm(todo, desc="suite", unit="run", disable=s.quiet):
-        resume = (out / sp.name / checkpoint.CONFIG).is_file()
+    """Train (or resume) each run in order in this process (the data is read once). A run that
+    diverges is reported and the grid goes on; 1 at the end if any did, 130 on Ctrl-C."""
+    failed: list[str] = []
+    bar = tqdm(todo, desc="suite", unit="run", disable=s.quiet, file=sys.stderr)
+    for sp, _ in bar:
+        bar.set_postfix_str(sp.name)
+        folder = out / sp.name
         try:
-            rc = train.main(train_argv(sp, out, s, resume=resume))
-        except KeyboardInterrupt:
-            print(f"python -m deepnets.suite: interrupted in {out / sp.name}; rerun the same "
-                  f"command to resume it from its last finished epoch", file=sys.stderr)
+            run(train_config(sp, out, s), folder, resume=(folder / CONFIG).is_file(), quiet=s.quiet)
+        except NonFiniteState as exc:
+            print(f"python -m deepnets.suite: run {folder} diverged: {exc}", file=sys.stderr)
+            failed.append(sp.name)
+        except RunInterrupted as exc:
+            print(f"python -m deepnets.suite: {exc}; rerun the same command to resume the grid",
+                  file=sys.stderr)
             return 130
-        if rc != 0:
-            print(f"python -m deepnets.suite: run {out / sp.name} failed (exit {rc}); "
-                  f"rerun the same command to resume", file=sys.stderr)
-            return rc
+    if failed:
+        print(f"{len(failed)} of {len(todo)} runs diverged: {', '.join(failed)}", file=sys.stderr)
+        return 1
     print(f"trained {len(todo)} runs in {out}" if todo else f"nothing to train: every run in {out} is done")
     return 0
 

@@ -1,8 +1,12 @@
-"""``python -m figures [all | 4 ... 12] --runs runs/ --out figures/out``: rebuild the paper's figures.
+"""``python -m figures [all | 4 ... 12] --runs runs/ --out out/figures``: rebuild the paper's figures.
 
-Builds every requested figure that has data (Figures 4-11 from training runs under ``--runs``,
-Figure 12 from the ``curves.csv`` of ``python -m sims.epsilon_sweep``), writes PNG, PDF and a
-``.txt`` sidecar stating the scale, lists the figures that lack data and why, and exits 0.
+Builds every requested figure that has data (Figures 4-11 from the training runs under
+``--runs``, Figure 12 from the ``curves.csv`` of ``python -m sims.epsilon_sweep``, by default
+where ``make sweep`` writes it), writes PNG, PDF and a ``.txt`` sidecar stating the scale, and
+lists the figures that lack data and why. Where several runs fit one description, a note on
+stderr says which one is drawn and why. Exit status: 0 when at least one figure was built,
+1 when none could be, 2 for bad arguments (an unknown figure, a ``--runs`` folder or
+``--curves-csv`` file that does not exist, an ``--out`` folder that cannot be written).
 """
 
 from __future__ import annotations
@@ -14,13 +18,18 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from deepnets.runconfig import check_out_dir
-from deepnets.suite import figure_numbers
 from figures.alignment import plot_figure10, plot_figure11
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
 from figures.filters import plot_figure8
-from figures.runs import MissingDataError
-from sims.fileio import atomic_write_text
+from figures.runs import MissingDataError, Run, choice_notes, find_runs
+from urfb_common import (
+    FIGURES_OUT,
+    SWEEP_OUT,
+    atomic_write_text,
+    figure_numbers,
+    require_existing,
+    require_writable,
+)
 
 FIG12_CAPTION = ("Top: comparison of log-error rates as a function of iteration for original BP and "
                  "for four different values of epsilon = 0, 0.25, .5, 1. Results for three runs of "
@@ -28,21 +37,23 @@ FIG12_CAPTION = ("Top: comparison of log-error rates as a function of iteration 
                  "evolution of the correlation between the W and R^t weights, for each of the "
                  "values of epsilon.")
 
-Plotter = Callable[[Path, Path], list[Path]]
-#: Figures whose runs ``python -m deepnets.suite`` makes (Figure 12 comes from sims.epsilon_sweep).
-SUITE_FIGURES = range(4, 12)
+Plotter = Callable[[list[Run], Path], list[Path]]
+#: Figures drawn from training runs (``python -m deepnets.suite`` makes them); 12 is the sweep's.
+RUN_FIGURES: dict[int, Plotter] = {
+    4: plot_figure4, 5: plot_figure5, 6: plot_figure6, 7: plot_figure7, 8: plot_figure8,
+    9: plot_figure9, 10: plot_figure10, 11: plot_figure11,
+}
+KNOWN = [*RUN_FIGURES, 12]
+DEFAULT_RUNS = Path("runs")
+#: ``make sweep`` (``python -m sims.epsilon_sweep``) writes Figure 12's data here.
+DEFAULT_CURVES = SWEEP_OUT / "curves.csv"
 
 
-def plot_figure12(runs_dir: Path, out_stem: Path, curves_csv: Path | None = None) -> list[Path]:
-    """Figure 12 (Section 5.1) from ``curves.csv``: the given file, else the first one under ``runs_dir``."""
-    if curves_csv is None:
-        found = sorted(runs_dir.rglob("curves.csv")) if runs_dir.is_dir() else []
-        if not found:
-            raise MissingDataError(f"no curves.csv under {runs_dir}: run `python -m sims.epsilon_sweep "
-                                   f"--out {runs_dir / 'epsilon_sweep'}` or pass --curves-csv")
-        curves_csv = found[0]
-    elif not curves_csv.is_file():
-        raise MissingDataError(f"--curves-csv {curves_csv} does not exist")
+def plot_figure12(curves_csv: Path, out_stem: Path) -> list[Path]:
+    """Figure 12 (Section 5.1) from a ``curves.csv`` of ``python -m sims.epsilon_sweep``."""
+    if not curves_csv.is_file():
+        raise MissingDataError(f"no {curves_csv}: run `make sweep` (python -m sims.epsilon_sweep) "
+                               "or pass --curves-csv")
     from figures.fig12 import plot_figure12 as plot
     try:
         paths = plot(curves_csv, out_stem)
@@ -66,56 +77,90 @@ def _figure12_sidecar(curves_csv: Path, out_stem: Path) -> Path:
     return dest
 
 
-FIGURES: dict[int, Plotter] = {
-    4: plot_figure4, 5: plot_figure5, 6: plot_figure6, 7: plot_figure7, 8: plot_figure8,
-    9: plot_figure9, 10: plot_figure10, 11: plot_figure11, 12: plot_figure12,
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m figures``."""
     parser = argparse.ArgumentParser(prog="python -m figures", description=__doc__.splitlines()[0])
     parser.add_argument("figures", nargs="*", metavar="FIGURE", default=["all"],
                         help="'all' (default) or figure numbers 4-12")
-    parser.add_argument("--runs", type=Path, default=Path("runs"),
-                        help="folder holding the training runs (any depth) and sims output (default runs/)")
-    parser.add_argument("--out", type=Path, default=Path("figures/out"),
-                        help="output folder for figureN.png/.pdf/.txt (default figures/out)")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help=f"folder holding the training runs, at any depth (default {DEFAULT_RUNS}/; "
+                             "a folder given here must exist)")
+    parser.add_argument("--out", type=Path, default=FIGURES_OUT,
+                        help=f"output folder for figureN.png/.pdf/.txt (default {FIGURES_OUT}/)")
     parser.add_argument("--curves-csv", type=Path, default=None,
-                        help="Figure 12's curves.csv (default: the first found under --runs)")
+                        help=f"Figure 12's curves.csv (default {DEFAULT_CURVES}, where `make sweep` "
+                             "writes it; a file given here must exist)")
     parser.add_argument("--json", action="store_true",
                         help="also print a JSON summary {built: {N: [paths]}, missing: {N: reason}}")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    numbers = figure_numbers(args.figures, list(FIGURES), parser)
-    try:
-        check_out_dir(args.out)
-    except ValueError as exc:
-        parser.error(f"argument {exc}")
+def _inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Path, Path]:
+    """The runs folder and curves.csv to read: a path given must exist; a default may be absent."""
+    if args.runs is not None:
+        require_existing(parser, "--runs", args.runs)
+    if args.curves_csv is not None:
+        require_existing(parser, "--curves-csv", args.curves_csv, file=True)
+    return args.runs or DEFAULT_RUNS, args.curves_csv or DEFAULT_CURVES
+
+
+def _read_runs(runs_dir: Path, numbers: list[int]) -> list[Run]:
+    """The runs under ``runs_dir`` (read once, when a figure needs them); a note on stderr for
+    each description that several runs share."""
+    if not any(n in RUN_FIGURES for n in numbers):
+        return []
+    runs = find_runs(runs_dir)
+    for note in choice_notes(runs):
+        print(f"figures: note: {note}", file=sys.stderr)
+    return runs
+
+
+def _plot(n: int, runs: list[Run], runs_dir: Path, curves_csv: Path, stem: Path) -> list[Path]:
+    """Draw figure ``n`` at ``stem``; :class:`MissingDataError` says why it cannot be drawn."""
+    if n == 12:
+        return plot_figure12(curves_csv, stem)
+    if not runs_dir.is_dir():
+        raise MissingDataError(f"no runs folder {runs_dir}")
+    return RUN_FIGURES[n](runs, stem)
+
+
+def _build(numbers: list[int], runs: list[Run], runs_dir: Path, curves_csv: Path,
+           out: Path) -> tuple[dict[int, list[str]], dict[int, str]]:
+    """Build each figure: ``({N: paths written}, {N: why it is missing})``."""
     built: dict[int, list[str]] = {}
     missing: dict[int, str] = {}
     for n in numbers:
-        stem = args.out / f"figure{n}"
         try:
-            if n == 12:
-                paths = plot_figure12(args.runs, stem, args.curves_csv)
-            else:
-                paths = FIGURES[n](args.runs, stem)
+            built[n] = [str(p) for p in _plot(n, runs, runs_dir, curves_csv, out / f"figure{n}")]
         except MissingDataError as exc:
-            missing[n] = str(exc)
-            continue
-        built[n] = [str(p) for p in paths]
+            hint = f" (runs: python -m deepnets.suite {n})" if n in RUN_FIGURES else ""
+            missing[n] = f"{exc}{hint}"
+    return built, missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0: something built, 1: nothing could be)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        numbers = figure_numbers(args.figures, KNOWN)
+    except ValueError as exc:
+        parser.error(str(exc))
+    runs_dir, curves_csv = _inputs(parser, args)
+    require_writable(parser, "--out", args.out)
+    runs = _read_runs(runs_dir, numbers)
+    built, missing = _build(numbers, runs, runs_dir, curves_csv, args.out)
     for n, paths in built.items():
         print(f"figure {n}: {', '.join(paths)}")
     for n, reason in missing.items():
-        hint = f" (runs: python -m deepnets.suite {n})" if n in SUITE_FIGURES else ""
-        print(f"figure {n}: missing -- {reason}{hint}")
-    print(f"{len(built)} built, {len(missing)} missing (runs: {args.runs}, out: {args.out})")
+        print(f"figure {n}: missing -- {reason}")
+    print(f"{len(built)} built, {len(missing)} missing (runs: {runs_dir}, out: {args.out})")
     if args.json:
         print(json.dumps({"built": built, "missing": missing}))
+    if not built:
+        print(f"{parser.prog}: error: none of figures {numbers} could be built (see above)",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -13,7 +13,7 @@ from matplotlib import colormaps
 from matplotlib.ticker import MaxNLocator
 
 from figures.caption import write_sidecar
-from figures.runs import MissingDataError, Run, find_runs, select
+from figures.runs import MissingDataError, Run, RunSource, runs_of, select
 from figures.style import new_figure, save_figure
 
 CAPTIONS = {
@@ -44,10 +44,10 @@ def _draw(ax, run: Run, title: str) -> None:
     ax.legend(fontsize=6)
 
 
-def _alignment(number: int, arch: str, candidates: list[dict], runs_dir: str | Path,
+def _alignment(number: int, arch: str, candidates: list[dict], source: RunSource,
                out_stem: str | Path) -> list[Path]:
     """URFB left, FRFB right; for each method the first matching run of ``candidates`` is drawn."""
-    runs = [r for r in find_runs(runs_dir) if any(row.get("corr") for row in r.log)]
+    runs = [r for r in runs_of(source) if any(row.get("corr") for row in r.log)]
     chosen = {}
     for method in ("urfb", "frfb"):
         for cand in candidates:
@@ -56,8 +56,7 @@ def _alignment(number: int, arch: str, candidates: list[dict], runs_dir: str | P
                 chosen[method] = run
                 break
     if not chosen:
-        raise MissingDataError(f"no CIFAR-10 {arch} URFB or FRFB run with logged correlations "
-                               f"in {runs_dir}")
+        raise MissingDataError(f"no CIFAR-10 {arch} URFB or FRFB run with logged correlations")
     fig, axes = new_figure(1, 2, width=7.0, row_height=3.0)
     notes = []
     for ax, method in zip(axes[0], ("urfb", "frfb")):
@@ -75,16 +74,16 @@ def _alignment(number: int, arch: str, candidates: list[dict], runs_dir: str | P
     return paths
 
 
-def plot_figure10(runs_dir: str | Path, out_stem: str | Path) -> list[Path]:
+def plot_figure10(runs: RunSource, out_stem: str | Path) -> list[Path]:
     """Figure 10 (Section 4.2): W-R correlation of simpnet's three layers, URFB left, FRFB right."""
-    return _alignment(10, "simpnet", [{}], runs_dir, out_stem)
+    return _alignment(10, "simpnet", [{}], runs, out_stem)
 
 
-def plot_figure11(runs_dir: str | Path, out_stem: str | Path) -> list[Path]:
+def plot_figure11(runs: RunSource, out_stem: str | Path) -> list[Path]:
     """Figure 11 (Section 4.2): deepnet_s's seven updated layers, URFB left, FRFB right.
 
     Drawn from the untied retraining with the first layer frozen (Section 4.1's protocol); where
     that run is absent, from the tied retraining, then from a plain tied deepnet_s run.
     """
     cands = [{"untied": True, "frozen": (0,)}, {"frozen": (0,)}, {}]
-    return _alignment(11, "deepnet_s", cands, runs_dir, out_stem)
+    return _alignment(11, "deepnet_s", cands, runs, out_stem)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from figures.runs import Run, scale_lines
-from sims.fileio import atomic_write_text
+from figures.runs import Run, scale_line
+from urfb_common import atomic_write_text
 
 
 def write_sidecar(out_stem: str | Path, title: str, caption: str, runs: Iterable[Run],
@@ -20,7 +20,7 @@ def write_sidecar(out_stem: str | Path, title: str, caption: str, runs: Iterable
     runs = list(runs)
     text = [title, "", f"Paper's caption: {caption}", "",
             "Scale (paper: 1000 epochs, batch 500, step 0.1, 45,000 training images):"]
-    text += scale_lines(runs) or ["- (no runs)"]
+    text += [scale_line(r) for r in runs] or ["- (no runs)"]
     notes = list(notes)
     if notes:
         text += ["", "Notes:"] + [f"- {n}" for n in notes]

@@ -10,13 +10,15 @@ initialisation and between different channels (the chance level).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from deepnets.rundir import CHECKPOINT, RunError
 from figures.caption import write_sidecar
-from figures.runs import MissingDataError, Run, find_runs, select
+from figures.runs import MissingDataError, Run, RunSource, runs_of, select
 from figures.style import new_figure, save_figure
 
 CAPTION = "Corresponding filters extracted from the sparse connectivity matrix at 4 different " \
@@ -76,12 +78,20 @@ def four_locations(h: int, w: int) -> list[tuple[int, int]]:
     return [(h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (3 * h // 4, 3 * w // 4)]
 
 
-def _untied_run(runs: list[Run]) -> Run:
+def _untied_network(runs: list[Run]) -> tuple[Run, torch.nn.Module]:
+    """The first untied simpnet run (in :data:`PREFERRED` order) whose checkpoint loads, and its
+    network; a damaged checkpoint is skipped with a one-line warning."""
+    from deepnets.checkpoint import load_network
+
     for p in PREFERRED:
         run = select(runs, arch="simpnet", protocol=p, untied=True)
-        if run is not None and (run.path / "checkpoint.pt").is_file():
-            return run
-    raise MissingDataError("no untied simpnet run with a checkpoint.pt")
+        if run is None or not (run.path / CHECKPOINT).is_file():
+            continue
+        try:
+            return run, load_network(run.path)
+        except RunError as exc:
+            print(f"figures: skipping {run.path}: {exc}", file=sys.stderr)
+    raise MissingDataError(f"no untied simpnet run with a readable {CHECKPOINT}")
 
 
 def _image(f: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -90,14 +100,14 @@ def _image(f: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip((img - lo) / max(hi - lo, 1e-12), 0, 1)
 
 
-def plot_figure8(runs_dir: str | Path, out_stem: str | Path) -> list[Path]:
+def plot_figure8(runs: RunSource, out_stem: str | Path) -> list[Path]:
     """Figure 8: the first channels' filters of simpnet's untied layer at four grid locations."""
-    from deepnets.checkpoint import load_network
+    from deepnets.layers import FeedbackUntied2d
     from deepnets.network import FeedbackNet
 
-    run = _untied_run(find_runs(runs_dir))
-    net = load_network(run.path)
-    index = min(run.config.get("untie") or net.config.get("untied"))
+    run, net = _untied_network(runs_of(runs))
+    index = next(i for i, layer in enumerate(net.weight_layers)
+                 if isinstance(layer, FeedbackUntied2d))  # the first untied layer, however made
     filters = location_filters(net.weight_layers[index])
     init = location_filters(FeedbackNet(**net.config).weight_layers[index])
     h, w = filters.shape[:2]

@@ -1,80 +1,83 @@
 """Reading the training runs behind Figures 4-11 (Section 4) from a runs folder.
 
-A run is a folder holding ``config.json`` and ``log.jsonl`` as written by ``deepnets.train``.
-Runs are recognised by what their config says (architecture, method, loss, connectivity,
-number of classes, untied and frozen layers), never by their folder name, so runs started by
-hand are found as well as the ones ``deepnets.suite`` starts.
+A run is a folder holding ``config.json`` and ``log.jsonl`` as written by ``deepnets.train``,
+read with :mod:`deepnets.rundir` (the one reader of run folders). Runs are recognised by what
+their config says (architecture, protocol, number of classes, untied and frozen layers), never
+by their folder name, so runs started by hand are found as well as the ones ``deepnets.suite``
+starts. Both layouts of ``config.json`` are read: schema 1 (``train_subset``, absolute
+``data_dir``) and schema 2 (``train_size``, ``split_seed``, ``precision``, ``schema_version``).
 """
 
 from __future__ import annotations
 
-import json
+import os
 import sys
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from deepnets.arch import PRESETS, parse_arch
-from deepnets.suite import PROTOCOLS  # Section 4's protocol names -> (method, loss, connectivity)
+from deepnets.protocols import PROTOCOLS, protocol_of
+from deepnets.rundir import CONFIG, LOG, RunError, read_config, read_log
+
+#: What a figure function reads runs from: a runs folder, or runs already read by :func:`find_runs`.
+RunSource = str | os.PathLike[str] | Sequence["Run"]
 
 
 class MissingDataError(LookupError):
     """A figure cannot be drawn: the runs it needs are absent. The message says which."""
 
 
-#: Legend labels in the paper's spelling (Figure 5).
-PROTOCOL_LABELS: dict[str, str] = {
-    "bp": "BP", "bp-h": "BP-H", "urfb": "URFB", "frfb": "FRFB",
-    "urfb-50": "URFB 50%", "frfb-50": "FRFB 50%",
-}
-
-
 @dataclass(frozen=True)
 class Run:
-    """One training run: its folder, its config and its per-epoch log rows."""
+    """One training run: its folder, config and per-epoch log rows, and what the config says.
+
+    Build it with :meth:`read`, which checks that every value the figures use can be read.
+    """
 
     path: Path
-    config: dict
-    log: list[dict]
+    config: dict[str, Any]
+    log: list[dict[str, Any]]
+    #: The preset name (``simpnet``, ``deepnet_s`` ...) when the architecture is one, else its string.
+    arch: str
+    #: The Section 4 protocol name (``bp``, ``bp-h``, ``urfb-50`` ...), or None for another setting.
+    protocol: str | None
+    n_classes: int
+    #: Whether some layers are untied (locally connected, Section 4.1): the config's ``untie``
+    #: list or ``net.untied`` (conv layers built untied), or ``untied N KxK`` layers of the
+    #: parsed architecture -- never a substring of a name.
+    untied: bool
+    frozen: tuple[int, ...]
+
+    @classmethod
+    def read(cls, path: str | Path) -> Run:
+        """The run in ``path``; :class:`RunError` (naming the file) when it cannot be read as one."""
+        path = Path(path)
+        config, log = read_config(path), read_log(path)
+        if "method" not in config:
+            raise RunError(f"{path / CONFIG} has no 'method': not a deepnets.train run folder")
+        _check_log(path, log)
+        net = config.get("net") or {}
+        try:
+            return cls(path, config, log, arch=arch_name(str(config.get("arch", ""))),
+                       protocol=_protocol_name(config),
+                       n_classes=int(net.get("n_classes", config.get("n_classes", 10))),
+                       untied=bool(config.get("untie") or net.get("untied")
+                                   or declares_untied(str(config.get("arch", "")))),
+                       frozen=tuple(int(i) for i in (config.get("freeze") or ())))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise RunError(f"{path / CONFIG}: unreadable value ({exc})") from None
 
     @property
     def name(self) -> str:
         return self.path.name
 
     @property
-    def arch(self) -> str:
-        """The preset name (``simpnet``, ``deepnet_s`` ...) when the architecture is one, else its string."""
-        return arch_name(str(self.config.get("arch", "")))
-
-    @property
-    def protocol(self) -> str | None:
-        """The Section 4 protocol name (``bp``, ``bp-h``, ``urfb-50`` ...), or None for another setting."""
-        method = self.config.get("method")
-        loss = self.config.get("loss", "softmax" if method == "bp" else "hinge")
-        conn = float(self.config.get("connectivity", 1.0))
-        eps = float(self.config.get("epsilon", 1.0))
-        if method == "urfb" and eps != 1.0:
-            return None
-        for name, (m, lo, c) in PROTOCOLS.items():
-            if (m, lo) == (method, loss) and abs(c - conn) < 1e-9:
-                return name
-        return None
-
-    @property
-    def n_classes(self) -> int:
-        net = self.config.get("net", {})
-        return int(net.get("n_classes", self.config.get("n_classes", 10)))
-
-    @property
-    def untied(self) -> bool:
-        """Untied (locally connected, Section 4.1) layers: converted, built so, or in the arch string."""
-        net = self.config.get("net", {})
-        return bool(self.config.get("untie") or net.get("untied")
-                    or "untied" in str(self.config.get("arch", "")).lower())
-
-    @property
-    def frozen(self) -> tuple[int, ...]:
-        return tuple(int(i) for i in (self.config.get("freeze") or ()))
+    def key(self) -> tuple[str, str | None, int, bool, tuple[int, ...]]:
+        """What a figure asks for: architecture, protocol, classes, untied, frozen layers."""
+        return self.arch, self.protocol, self.n_classes, self.untied, self.frozen
 
     @property
     def epochs_done(self) -> int:
@@ -83,7 +86,14 @@ class Run:
     @property
     def finished(self) -> bool:
         """Contract: a run is finished when its log's last epoch equals the config's ``epochs``."""
-        return self.epochs_done == int(self.config.get("epochs", -1))
+        return self.epochs_done == self.config.get("epochs")
+
+    def describe(self) -> str:
+        """``simpnet URFB, 10 classes, tied``: what :attr:`key` says, in words."""
+        label = PROTOCOLS[self.protocol].label if self.protocol else self.config.get("method")
+        frozen = f", frozen {list(self.frozen)}" if self.frozen else ""
+        return (f"{self.arch} {label}, {self.n_classes} classes, "
+                f"{'untied' if self.untied else 'tied'}{frozen}")
 
     def series(self, key: str) -> tuple[list[int], list[float]]:
         """``(epochs, values)`` of one logged quantity (``train_error``, ``val_error`` ...)."""
@@ -93,6 +103,24 @@ class Run:
     def final(self, key: str) -> float:
         """The value of ``key`` at the last logged epoch."""
         return float(self.log[-1][key])
+
+
+def _protocol_name(config: dict[str, Any]) -> str | None:
+    protocol = protocol_of(config)
+    return None if protocol is None else protocol.name
+
+
+#: Logged quantities the figures draw, each a number (or null) in every row that has it.
+_NUMBERS = ("train_error", "val_error", "train_loss", "val_loss")
+
+
+def _check_log(path: Path, log: list[dict[str, Any]]) -> None:
+    """:class:`RunError` unless every row has an integer ``epoch`` and numbers where figures read them."""
+    for i, row in enumerate(log, start=1):
+        numbers = [row.get(k) for k in _NUMBERS] + list(row.get("corr") or [])
+        if (not isinstance(row.get("epoch"), int) or isinstance(row["epoch"], bool)
+                or not all(v is None or isinstance(v, (int, float)) for v in numbers)):
+            raise RunError(f"{path / LOG} line {i}: not a deepnets.train epoch record")
 
 
 def arch_name(arch: str) -> str:
@@ -110,73 +138,109 @@ def arch_name(arch: str) -> str:
     return arch
 
 
-def load_run(path: str | Path) -> Run | None:
-    """The run in ``path``, or None when the folder holds no ``config.json`` or no logged epoch.
+def declares_untied(arch: str) -> bool:
+    """Whether the architecture string, parsed, has an ``untied N KxK`` layer."""
+    try:
+        return any(s.kind == "untied" for s in parse_arch(arch))
+    except ValueError:
+        return False
 
-    A folder whose files are not a ``deepnets.train`` run's (unreadable JSON, a config without
-    ``method``, log lines without ``epoch``) is skipped with a one-line warning on stderr.
+
+def load_run(path: str | Path) -> Run | None:
+    """The run in ``path``, or None when it has no ``config.json`` or no logged epoch yet.
+
+    A folder that cannot be read as a ``deepnets.train`` run (truncated or corrupt files, a
+    config without ``method``, log lines that are not epoch records) is skipped with a
+    one-line warning on stderr.
     """
-    path = Path(path)
-    cfg_file, log_file = path / "config.json", path / "log.jsonl"
-    if not cfg_file.is_file() or not log_file.is_file():
+    if not (Path(path) / CONFIG).is_file():
         return None
     try:
-        config = json.loads(cfg_file.read_text(encoding="utf-8"))
-        rows = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()
-                if line.strip()]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        print(f"figures: skipping {path}: unreadable run files ({exc})", file=sys.stderr)
+        run = Run.read(path)
+    except RunError as exc:
+        print(f"figures: skipping {path}: {exc}", file=sys.stderr)
         return None
-    if not (isinstance(config, dict) and "method" in config
-            and all(isinstance(r, dict) and "epoch" in r for r in rows)):
-        print(f"figures: skipping {path}: not a deepnets.train run folder", file=sys.stderr)
-        return None
-    return Run(path, config, rows) if rows else None
+    return run if run.log else None
 
 
-def find_runs(runs_dir: str | Path) -> list[Run]:
+def find_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
     """Every run with at least one logged epoch below ``runs_dir`` (any depth), sorted by path."""
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    runs = (load_run(cfg.parent) for cfg in sorted(root.rglob("config.json")))
+    runs = (load_run(cfg.parent) for cfg in sorted(root.rglob(CONFIG)))
     return [r for r in runs if r is not None]
 
 
-def select(runs: Iterable[Run], *, arch: str, protocol: str | None = None, n_classes: int = 10,
-           untied: bool = False, frozen: tuple[int, ...] = (), method: str | None = None) -> Run | None:
-    """The run matching the description; among several, the one with most logged epochs."""
-    matches = [r for r in runs
-               if r.arch == arch and r.n_classes == n_classes and r.untied == untied
-               and r.frozen == frozen
-               and (protocol is None or r.protocol == protocol)
-               and (method is None or r.config.get("method") == method)]
-    return max(matches, key=lambda r: (r.epochs_done, r.name), default=None)
+def runs_of(source: RunSource) -> list[Run]:
+    """The runs of a :data:`RunSource`: read from the folder, or the given runs."""
+    if isinstance(source, (str, os.PathLike)):
+        return find_runs(source)
+    return list(source)
+
+
+def _preference(run: Run) -> tuple[int, str]:
+    """Among runs of one description the most logged epochs wins, then the last path."""
+    return run.epochs_done, str(run.path)
+
+
+def select(runs: Iterable[Run], *, arch: str, protocol: str, n_classes: int = 10,
+           untied: bool = False, frozen: tuple[int, ...] = ()) -> Run | None:
+    """The run matching the description; among several, the one :func:`choice_notes` names."""
+    key = (arch, protocol, n_classes, untied, frozen)
+    return max((r for r in runs if r.key == key), key=_preference, default=None)
+
+
+def choice_notes(runs: Iterable[Run]) -> list[str]:
+    """One line per description (:attr:`Run.key`) that several runs share: the run the figures
+    use and why, and the runs they leave out."""
+    groups: dict[tuple, list[Run]] = defaultdict(list)
+    for run in runs:
+        if run.protocol is not None:
+            groups[run.key].append(run)
+    notes = []
+    for same in groups.values():
+        if len(same) < 2:
+            continue
+        used = max(same, key=_preference)
+        others = [r for r in same if r is not used]
+        tied = any(r.epochs_done == used.epochs_done for r in others)
+        why = f"most logged epochs: {used.epochs_done}{', then last path' if tied else ''}"
+        notes.append(f"{len(same)} runs of {used.describe()}: using {used.path} ({why}); "
+                     f"not {', '.join(str(r.path) for r in others)}")
+    return notes
 
 
 def train_size(run: Run) -> str:
-    """The training-set size of a run as its config records it (Section 4: 45,000 of CIFAR's 50,000)."""
+    """The training-set size of a run as its config records it (Section 4: 45,000 of CIFAR's 50,000).
+
+    Schema 2 stores ``train_size``, the number of images trained on; schema 1 stored
+    ``train_subset`` (None: the whole training split less the ``val_size`` held out).
+    """
     cfg = run.config
-    for key in ("n_train", "train_size"):
-        if cfg.get(key) is not None:
-            return str(cfg[key])
-    val = cfg.get("val_size", 5000)
-    sub = cfg.get("train_subset")
-    return f"{sub} (subset)" if sub else f"full training split less {val} held out"
+    if cfg.get("train_size") is not None:
+        return str(cfg["train_size"])
+    if cfg.get("train_subset"):
+        return f"{cfg['train_subset']} (subset)"
+    return f"full training split less {cfg.get('val_size', 5000)} held out"
 
 
-def scale_lines(runs: Iterable[Run]) -> list[str]:
-    """One line per run stating the scale it was made at: epochs, training-set size, dataset copy."""
-    lines = []
-    for r in runs:
-        cfg = r.config
-        data = cfg.get("dataset_label") or cfg.get("data", "?")
-        lines.append(
-            f"- {r.name}: {r.arch}, {r.protocol or cfg.get('method')}"
-            f"{', untied ' + str(cfg.get('untie')) if r.untied else ''}"
-            f"{', frozen ' + str(list(r.frozen)) if r.frozen else ''}; "
-            f"epochs {r.epochs_done}/{cfg.get('epochs', '?')}; train {train_size(r)}; "
+def _seeds(cfg: dict[str, Any]) -> str:
+    """``seed 0`` (schema 1: the split had the run's seed) or ``seed 0, split seed 3``."""
+    split = cfg.get("split_seed")
+    return f"seed {cfg.get('seed', '?')}" + ("" if split is None else f", split seed {split}")
+
+
+def scale_line(run: Run) -> str:
+    """The scale one run was made at: epochs, training-set size, seeds, dataset copy, device."""
+    cfg = run.config
+    untie = cfg.get("untie") or (cfg.get("net") or {}).get("untied")
+    precision = f"; precision {cfg['precision']}" if cfg.get("precision") else ""
+    return (f"- {run.name}: {run.arch}, {run.protocol or cfg.get('method')}"
+            f"{f', untied {untie}' if run.untied else ''}"
+            f"{f', frozen {list(run.frozen)}' if run.frozen else ''}; "
+            f"epochs {run.epochs_done}/{cfg.get('epochs', '?')}; train {train_size(run)}; "
             f"val {cfg.get('val_size', '?')}; batch {cfg.get('batch_size', '?')}; "
-            f"lr {cfg.get('lr', '?')}; seed {cfg.get('seed', '?')}; data {data}"
-            f" ({cfg.get('data_dir', '?')}); device {cfg.get('device', '?')}")
-    return lines
+            f"lr {cfg.get('lr', '?')}; {_seeds(cfg)}{precision}; "
+            f"data {cfg.get('dataset_label') or cfg.get('data', '?')} ({cfg.get('data_dir', '?')}); "
+            f"device {cfg.get('device', '?')}")

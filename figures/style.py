@@ -1,7 +1,8 @@
 """The one plotting style of the toolkit: fonts, sizes and the paper's colour code.
 
-Figures 4-11 of the paper use green for BP, blue for URFB and red for FRFB, solid lines for
-training error and dotted lines for validation error. Figure 12 uses one colour per ε.
+Figures 4-11 of the paper use green for BP, blue for URFB and red for FRFB (each protocol's
+colour is part of its definition in :mod:`deepnets.protocols`), solid lines for training error
+and dotted lines for validation error. Figure 12 uses one colour per ε.
 Every figure function in ``figures`` and ``sims`` draws through this module.
 """
 
@@ -17,17 +18,9 @@ matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from sims.fileio import atomic_path
+from deepnets.protocols import PROTOCOLS
+from urfb_common import atomic_path
 
-#: The paper's colour code (Section 4, captions of Figures 4 and 7).
-METHOD_COLORS: dict[str, str] = {
-    "bp": "tab:green",
-    "bp-h": "darkgreen",
-    "urfb": "tab:blue",
-    "urfb-50": "lightskyblue",
-    "frfb": "tab:red",
-    "frfb-50": "lightsalmon",
-}
 #: Line styles: training solid, validation dotted (Figures 4 and 7).
 SPLIT_STYLES: dict[str, str] = {"train": "-", "val": ":"}
 
@@ -47,12 +40,13 @@ RC_PARAMS: dict[str, object] = {
 plt.rcParams.update(RC_PARAMS)  # importing the plotting layer sets the toolkit's style
 
 
-def method_color(method: str) -> str:
-    """Colour of a training protocol (``bp``, ``bp-h``, ``urfb``, ``frfb``, ``urfb-50`` ...)."""
-    key = method.lower()
-    if key not in METHOD_COLORS:
-        raise ValueError(f"no colour for method {method!r}; known: {sorted(METHOD_COLORS)}")
-    return METHOD_COLORS[key]
+def method_color(protocol: str) -> str:
+    """Colour of a training protocol (``bp``, ``bp-h``, ``urfb``, ``frfb``, ``urfb-50`` ...):
+    the paper's colour code (Section 4, captions of Figures 4 and 7)."""
+    key = protocol.lower()
+    if key not in PROTOCOLS:
+        raise ValueError(f"no colour for protocol {protocol!r}; known: {sorted(PROTOCOLS)}")
+    return PROTOCOLS[key].color
 
 
 def epsilon_colors(epsilons: Iterable[float]) -> dict[float, tuple[float, float, float, float]]:

@@ -11,11 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from figures.runs import PROTOCOL_LABELS, Run, find_runs, train_size
+from deepnets.protocols import PROTOCOLS
+from figures.runs import Run, find_runs, train_size
+from urfb_common import require_existing
 
 
 def _label(run: Run) -> str:
-    return PROTOCOL_LABELS.get(run.protocol or "", str(run.config.get("method")))
+    """The protocol's label in the paper's spelling, else the config's method."""
+    return PROTOCOLS[run.protocol].label if run.protocol else str(run.config.get("method"))
 
 
 def _val_at(run: Run, fraction: float) -> str:
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m figures.summary", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default runs/)")
     args = parser.parse_args(argv)
+    require_existing(parser, "--runs", args.runs)
     print(summarize(args.runs))
     return 0
 

@@ -8,7 +8,8 @@ of a run; several independent runs. Choices the paper leaves open (documented de
 - the horizon is t = 1 with 251 output times (the paper's "1000 iterations" read as Euler
   steps of 0.001): every algorithm is then far below 1e-6 of its initial error.
 
-Writes ``curves.csv``, ``summary.csv`` and ``figure12.png``/``.pdf`` into ``--out``, and prints for
+Writes ``curves.csv``, ``summary.csv`` and ``figure12.png``/``.pdf`` into ``--out`` (default
+``out/epsilon_sweep``, where ``python -m figures 12`` reads ``curves.csv``), and prints for
 each run and algorithm the time at which e(t) first drops below ``--threshold`` · e(0), and
 whether that time decreases as ε increases (the paper's claim), computed from the runs.
 """
@@ -27,8 +28,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sims.cliargs import check_out_dir
-from sims.fileio import atomic_write_text
 from sims.initial import random_matrices, random_target, zero_weights
 from sims.linear import (
     DEFAULT_ATOL,
@@ -40,8 +39,7 @@ from sims.linear import (
     integrate,
     make_problem,
 )
-
-DEFAULT_OUT = Path("out/epsilon_sweep")
+from urfb_common import SWEEP_OUT, atomic_write_text, require_writable
 
 
 @dataclass(frozen=True)
@@ -224,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="solver relative tolerance; default %(default)s")
     p.add_argument("--atol", type=float, default=d.atol,
                    help="solver absolute tolerance; default %(default)s")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+    p.add_argument("--out", type=Path, default=SWEEP_OUT, metavar="DIR",
                    help="output folder (created if missing); default %(default)s")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -243,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         name, _, why = str(exc).partition(": ")
         parser.error(f"--{name.replace('_', '-')}: {why}")
-    check_out_dir(parser, "--out", a.out)
+    require_writable(parser, "--out", a.out)
     try:
         results = run_sweep(cfg, progress=not a.quiet)
     except SolverError as exc:

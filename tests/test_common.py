@@ -1,10 +1,24 @@
-"""sims.fileio: atomic writes leave either the old file or the new one, never a partial file."""
+"""urfb_common: atomic writes (old file or new, never partial), output-path checks, umask,
+FIGURE arguments, input-path checks."""
 
+import argparse
+import os
 from pathlib import Path
 
 import pytest
 
-from sims.fileio import atomic_append_line, atomic_path, atomic_write_text
+from urfb_common import (
+    OutputPathError,
+    atomic_append_line,
+    atomic_path,
+    atomic_write_text,
+    check_out_dir,
+    check_out_file,
+    figure_numbers,
+    remove_stale_temps,
+    require_existing,
+    require_writable,
+)
 
 
 def test_atomic_write_replaces_content(tmp_path: Path) -> None:
@@ -30,3 +44,83 @@ def test_append_line(tmp_path: Path) -> None:
     atomic_append_line(dest, '{"a": 1}')
     atomic_append_line(dest, '{"a": 2}\n')
     assert dest.read_text().splitlines() == ['{"a": 1}', '{"a": 2}']
+
+
+def test_new_files_respect_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
+    (tmp_path / "checkpoint.pt").write_text("good")
+    (tmp_path / ".checkpoint.pt.abc123.tmp.pt").write_text("half")  # left by a kill -9
+    removed = remove_stale_temps(tmp_path)
+    assert [p.name for p in removed] == [".checkpoint.pt.abc123.tmp.pt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_good_paths_pass_and_nothing_is_created(tmp_path: Path) -> None:
+    check_out_dir(tmp_path / "new" / "deeper")
+    check_out_file(tmp_path / "new" / "t.json")
+    check_out_dir(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_paths_name_the_flag(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(OutputPathError, match=f"--out {f / 'sub'}: {f} exists and is not a folder"):
+        check_out_dir(f / "sub")
+    with pytest.raises(OutputPathError, match="--json .*is a folder"):
+        check_out_file(tmp_path, "--json")
+    with pytest.raises(OutputPathError, match="--json .*not a folder"):
+        check_out_file(f / "x.json", "--json")
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+def test_unwritable_place_is_found_even_for_root() -> None:
+    with pytest.raises(OutputPathError, match="--plot /proc/x: cannot write there"):
+        check_out_dir("/proc/x", "--plot")
+
+
+def test_require_writable_is_a_parser_error(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        require_writable(argparse.ArgumentParser(prog="prog"), "--out", f / "d")
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("prog: error: --out ")
+
+
+@pytest.mark.parametrize("items, numbers", [([], [4, 5, 12]), (["all"], [4, 5, 12]),
+                                            (["12", "4", "4"], [4, 12])])
+def test_figure_numbers(items: list[str], numbers: list[int]) -> None:
+    assert figure_numbers(items, (12, 5, 4)) == numbers
+
+
+@pytest.mark.parametrize("items, bad", [(["13"], "'13'"), (["4", "x"], "'x'"), (["all", "4"], "'all'"),
+                                        (["-4"], "'-4'")])
+def test_figure_numbers_name_the_bad_item(items: list[str], bad: str) -> None:
+    with pytest.raises(ValueError) as exc:
+        figure_numbers(items, (4, 5, 12))
+    assert str(exc.value) == f"argument FIGURE: {bad} is not 'all' or one of [4, 5, 12]"
+
+
+def test_require_existing_names_flag_and_kind(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    parser = argparse.ArgumentParser(prog="prog")
+    require_existing(parser, "--runs", tmp_path)
+    require_existing(parser, "--csv", f, file=True)
+    for path, file, why in ((tmp_path / "no", False, "no such folder"), (tmp_path / "no", True, "no such file"),
+                            (f, False, "is a file, not a folder"),
+                            (tmp_path, True, "is a folder; give a file in it")):
+        with pytest.raises(SystemExit) as exc:
+            require_existing(parser, "--x", path, file=file)
+        assert exc.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == f"prog: error: --x {path}: {why}"
+

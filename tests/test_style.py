@@ -1,9 +1,10 @@
-"""figures.style: the paper's colour code and atomic PNG/PDF output."""
+"""figures.style: the paper's colour code (from deepnets.protocols) and atomic PNG/PDF output."""
 
 from pathlib import Path
 
 import pytest
 
+from deepnets.protocols import PROTOCOLS
 from figures.style import epsilon_colors, method_color, new_figure, save_figure
 
 
@@ -11,8 +12,14 @@ def test_paper_colour_code() -> None:
     assert method_color("BP") == "tab:green"
     assert method_color("urfb") == "tab:blue"
     assert method_color("frfb") == "tab:red"
-    with pytest.raises(ValueError, match="no colour for method 'sgd'"):
+    with pytest.raises(ValueError, match="no colour for protocol 'sgd'"):
         method_color("sgd")
+
+
+def test_every_protocol_is_drawn_in_its_own_colour() -> None:
+    colours = {name: method_color(name) for name in PROTOCOLS}
+    assert colours == {name: p.color for name, p in PROTOCOLS.items()}
+    assert len(set(colours.values())) == len(PROTOCOLS)
 
 
 def test_epsilon_colours_are_distinct() -> None:

@@ -17,12 +17,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sims.cliargs import check_out_file
-from sims.fileio import atomic_write_text
 from theory import report
 from theory.checks import all_checks
 from theory.evaluate import run_check
 from theory.numeric import run_numeric, summary_text
+from urfb_common import atomic_write_text, require_writable
 
 _SUFFIX = {".md": "markdown", ".json": "json", ".tex": "latex", ".txt": "text"}
 
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--seed must be >= 0, got {args.seed}")
     fmt = _out_format(ap, args)
     if args.out is not None:
-        check_out_file(ap, "--out", args.out)
+        require_writable(ap, "--out", args.out, file=True)
     if args.numeric:
         return _numeric(ap, args, fmt)
     checks = all_checks()

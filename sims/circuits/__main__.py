@@ -17,9 +17,8 @@ from sims.circuits.report import (
     shutdown_text,
     tally_json,
 )
-from sims.circuits.verify import verify_output, verify_shutdown
-from sims.cliargs import check_out_dir, check_out_file
-from sims.fileio import atomic_write_text
+from sims.circuits.verify import peak_bytes, verify_output, verify_shutdown
+from urfb_common import atomic_write_text, available_memory, require_writable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,13 +71,33 @@ def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.seed < 0:
         p.error(f"--seed must be >= 0, got {args.seed}")
     if args.json is not None:
-        check_out_file(p, "--json", args.json)
+        require_writable(p, "--json", args.json, file=True)
     if args.plot is not None:
-        check_out_dir(p, "--plot", args.plot)
+        require_writable(p, "--plot", args.plot)
     if args.samples < 0:
         p.error(f"--samples must be >= 0, got {args.samples}")
     if args.rounds < MIN_ROUNDS:
         p.error(f"--rounds must be >= {MIN_ROUNDS}, got {args.rounds}")
+    _check_memory(p, args.samples, args.rounds)
+
+
+def _check_memory(p: argparse.ArgumentParser, samples: int, rounds: int) -> None:
+    """Refuse, before any work, a --rounds or --samples whose simulation cannot fit in memory."""
+    free = available_memory()
+    if free is None:
+        return
+    if peak_bytes(0, rounds) > free:
+        p.error(f"--rounds {rounds} needs about {_gib(peak_bytes(0, rounds))} of memory even with "
+                f"--samples 0, more than the {_gib(free)} available")
+    if peak_bytes(samples, rounds) > free:
+        fit = samples * free // peak_bytes(samples, rounds)
+        p.error(f"--samples {samples} (at --rounds {rounds}) needs about "
+                f"{_gib(peak_bytes(samples, rounds))} of memory, more than the {_gib(free)} "
+                f"available; about {fit} samples fit")
+
+
+def _gib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.3g} GiB"
 
 
 def main(argv: list[str] | None = None) -> int:

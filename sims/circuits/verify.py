@@ -94,6 +94,19 @@ def _neighbours(points: Iterable[float]) -> list[float]:
     return [float(v) for v in out]
 
 
+#: The most fixed inputs added to the random ones at one grid point: the shutdown circuit's grid
+#: of special values (delta: 4 points and their float32 neighbours; h: 9 values).
+SPECIAL_INPUTS = 12 * 9
+
+
+def peak_bytes(n_random: int, n_rounds: int) -> int:
+    """Estimated peak memory (bytes) of the verifier for ``n_random`` random inputs per grid point
+    and ``n_rounds`` update cycles. The inputs of one grid point are simulated together, for both
+    values of s_c, as float64 trajectories plus their stacked copies and comparisons: about
+    ``80 * n_rounds + 320`` bytes per input (measured: 900 at 8 rounds, 2,900 at 32)."""
+    return (n_random + SPECIAL_INPUTS) * (80 * n_rounds + 320)
+
+
 def output_inputs(S: float, M: float, n_random: int, rng: np.random.Generator) -> np.ndarray:
     """Uniform h in [-M, M] plus every threshold inside it and its two float32 neighbours."""
     special = [v for v in [0.0, *_neighbours((-M, -S, -1.0, 1.0, S, M))] if -M <= v <= M]

@@ -28,9 +28,44 @@ def test_evaluate_net_survives_the_cli_module_import() -> None:
     assert deepnets.evaluate_net is evaluate
 
 
+def _entries_without_help(help_text: str) -> tuple[list[str], list[str]]:
+    """(every argument listed in a ``--help`` text, those listed without a description)."""
+    lines = help_text.splitlines()
+    entries, bare = [], []
+    section = False
+    for i, line in enumerate(lines):
+        if line in ("options:", "optional arguments:", "positional arguments:"):
+            section = True
+            continue
+        if section and line and not line.startswith(" "):
+            section = False
+        if not (section and line.startswith("  ") and not line.startswith("   ")):
+            continue
+        name = line.split()[0].rstrip(",")
+        if name == "-h":
+            continue
+        entries.append(name)
+        same_line = len([p for p in line.strip().split("  ") if p.strip()]) > 1
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if not same_line and not (nxt.startswith("   ") and nxt.strip()):
+            bare.append(name)
+    return entries, bare
+
+
 @pytest.mark.parametrize("module", ["deepnets.runconfig", "deepnets.evaluate", "deepnets.suite"])
-def test_every_cli_flag_has_help(module: str) -> None:
-    parser: argparse.ArgumentParser = importlib.import_module(module).build_parser()
-    actions = [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
-    assert len(actions) >= 4
-    assert all(a.help for a in actions), [a.dest for a in actions if not a.help]
+def test_every_cli_flag_has_help(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    text = importlib.import_module(module).build_parser().format_help()
+    entries, bare = _entries_without_help(text)
+    assert len(entries) >= 4 and "--device" in entries
+    assert bare == []
+
+
+def test_the_help_check_catches_a_flag_without_help() -> None:
+    parser = argparse.ArgumentParser(prog="x")
+    parser.add_argument("--documented", help="says what it does")
+    parser.add_argument("--silent-flag-with-a-long-name", metavar="VALUE")
+    parser.add_argument("--silent")
+    entries, bare = _entries_without_help(parser.format_help())
+    assert entries == ["--documented", "--silent-flag-with-a-long-name", "--silent"]
+    assert bare == ["--silent-flag-with-a-long-name", "--silent"]

@@ -8,16 +8,13 @@ import pytest
 import torch
 
 from deepnets.checkpoint import (
-    RunError,
     load_checkpoint,
     load_network,
-    read_config,
-    read_log,
+    load_state_checked,
     save_checkpoint,
-    write_config,
-    write_log,
 )
 from deepnets.network import FeedbackNet
+from deepnets.rundir import RunError, read_config, read_log, write_config, write_log
 
 ARCH = "conv 4 3x3; maxpool 3; full 8; output"
 
@@ -27,9 +24,7 @@ def test_load_network_rebuilds_the_trained_net(tmp_path: Path) -> None:
         ARCH, in_shape=(3, 8, 8), n_classes=3, method="urfb", connectivity=0.5, seed=4, frozen=[0]
     )
     with torch.no_grad():
-        net.weight_layers[1].weight.mul_(
-            3.0
-        )  # "trained": differs from a fresh net of the same seed
+        net.weight_layers[1].weight.mul_(3.0)  # "trained": differs from a fresh net of the same seed
     write_config(tmp_path, {"net": net.config, "epochs": 1})
     save_checkpoint(tmp_path, {"epoch": 1, "net": net.state_dict()})
     again = load_network(tmp_path)
@@ -41,15 +36,15 @@ def test_load_network_rebuilds_the_trained_net(tmp_path: Path) -> None:
 
 
 def test_checkpoint_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    save_checkpoint(tmp_path, {"epoch": 1})
+    save_checkpoint(tmp_path, {"epoch": 1, "net": {}})
 
     def crash(*a: object, **k: object) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(OSError):
-        save_checkpoint(tmp_path, {"epoch": 2})
-    assert load_checkpoint(tmp_path) == {"epoch": 1}  # the old checkpoint survives
+        save_checkpoint(tmp_path, {"epoch": 2, "net": {}})
+    assert load_checkpoint(tmp_path) == {"epoch": 1, "net": {}}  # the old checkpoint survives
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left
 
 
@@ -73,3 +68,37 @@ def test_config_and_log_round_trip_and_errors(tmp_path: Path) -> None:
     (tmp_path / "checkpoint.pt").unlink()
     with pytest.raises(RunError, match="not finished an epoch"):
         load_network(tmp_path)
+
+
+def test_a_different_network_names_the_differing_shapes(tmp_path: Path) -> None:
+    net = FeedbackNet(ARCH, in_shape=(3, 8, 8), n_classes=3, method="urfb")
+    other = FeedbackNet("conv 6 3x3; maxpool 3; full 8; output", in_shape=(3, 8, 8), n_classes=3,
+                        method="urfb")
+    with pytest.raises(RunError) as info:
+        load_state_checked(net, other.state_dict(), "where.pt")
+    message = str(info.value)
+    assert message.startswith("where.pt holds a different network: ") and "\n" not in message
+    assert "layers.0.weight (6, 3, 3, 3) here (4, 3, 3, 3)" in message
+    assert "layers.3.weight (8, 96) here (8, 64)" in message
+    bp = FeedbackNet(ARCH, in_shape=(3, 8, 8), n_classes=3, method="bp")
+    with pytest.raises(RunError, match="missing layers.0.feedback"):
+        load_state_checked(net, bp.state_dict(), "bp.pt")
+    with pytest.raises(RunError, match="unexpected layers.0.feedback"):
+        load_state_checked(bp, net.state_dict(), "urfb.pt")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # untouched
+
+
+@pytest.mark.parametrize("net_value", [None, 5, {"arch": 5}, {"arch": "simpnet", "bogus": 1},
+                                       {"arch": "simpnet", "untied": [9]}])
+def test_a_bad_net_description_is_a_run_error(tmp_path: Path, net_value: object) -> None:
+    write_config(tmp_path, {"net": net_value})
+    save_checkpoint(tmp_path, {"epoch": 1, "net": {}})
+    with pytest.raises(RunError, match="config.json: (no 'net'|bad 'net')"):
+        load_network(tmp_path)
+
+
+def test_a_checkpoint_that_is_not_ours_is_refused(tmp_path: Path) -> None:
+    torch.save([1, 2, 3], tmp_path / "checkpoint.pt")
+    with pytest.raises(RunError, match="not a deepnets.train checkpoint"):
+        load_checkpoint(tmp_path)

@@ -8,17 +8,20 @@ closed-form run step for step, bit for bit.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+import deepnets.train as train_mod
 import sims.circuits
+from deepnets.checkpoint import load_checkpoint
 from deepnets.engine import train_step
 from deepnets.losses import hinge_output_feedback, make_loss
+from deepnets.minidata import write_cifar10
 from deepnets.network import FeedbackNet
+from deepnets.rundir import read_log
 from sims.circuits import circuit_output_feedback
 
 ARCH = "conv 4 3x3; maxpool 3; full 16; output"
@@ -68,14 +71,8 @@ def test_a_different_threshold_would_be_caught(data: tuple[torch.Tensor, torch.T
 
 
 def test_cli_output_feedback_circuit_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    train_mod = pytest.importorskip("deepnets.train")
-    from deepnets.checkpoint import load_checkpoint, read_log
-    spec = importlib.util.spec_from_file_location("_cifar_writer", Path(__file__).with_name("test_data.py"))
-    assert spec is not None and spec.loader is not None
-    writer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(writer)  # H4's miniature CIFAR-10 writer, loaded by path (no sys.path games)
-
-    writer.write_cifar10(tmp_path / "cifar", n=8)
+    (tmp_path / "cifar").mkdir()
+    write_cifar10(tmp_path / "cifar", n=8)
     calls = []
 
     def counted(*args: object, **kwargs: object) -> torch.Tensor:

@@ -125,3 +125,30 @@ def test_shared_cifar10_jpeg_zip() -> None:
     assert ds.x.shape == (50000, 3, 32, 32)
     assert ds.classes[:3] == ["airplane", "automobile", "bird"]
     assert torch.bincount(ds.y).tolist() == [5000] * 10
+
+
+def test_a_damaged_deflate_member_is_a_data_error(image_zips: dict[str, Path]) -> None:
+    """zlib.error from a damaged deflate stream becomes a DataError naming the zip."""
+    with pytest.raises(DataError, match=r"corrupt data file .*damaged\.zip: Error -3 while decompressing"):
+        load_dataset("imagefolder", image_zips["damaged"], "train")
+    assert len(load_dataset("imagefolder", image_zips["good"], "train")) == 40
+
+
+def test_a_zip_read_as_cifar_says_which_data_to_use(tmp_path: Path) -> None:
+    write_imagefolder(tmp_path, as_zip=True)
+    for kind in ("cifar10", "cifar100"):
+        with pytest.raises(DataError, match="train.zip is a zip archive.*use --data imagefolder"):
+            load_dataset(kind, tmp_path / "train.zip", "train")
+        with pytest.raises(DataError, match="holds .zip archives.*use --data imagefolder"):
+            load_dataset(kind, tmp_path, "train")
+
+
+def test_fingerprint_names_the_data_not_its_place(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    write_cifar10(tmp_path / "a")
+    (tmp_path / "b" / "deeper").mkdir(parents=True)
+    write_cifar10(tmp_path / "b" / "deeper", archive=True)  # the same data as a .tar.gz
+    a = load_dataset("cifar10", tmp_path / "a", "train")
+    b = load_dataset("cifar10", tmp_path / "b" / "deeper", "train")
+    assert a.fingerprint == b.fingerprint and a.fingerprint.startswith("20:")
+    assert load_dataset("cifar10", tmp_path / "a", "test").fingerprint != a.fingerprint

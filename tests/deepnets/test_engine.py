@@ -49,6 +49,28 @@ def test_urfb_symmetric_init_equals_bp(arch: str, order: str) -> None:
     assert torch.allclose(bp.eval()(x), urfb.eval()(x), atol=1e-10)
 
 
+def test_bp_step_is_autograd_sgd() -> None:
+    """bp: one train_step = plain SGD on autograd's gradients of the same network written with
+    torch.nn.functional (conv, clip(s h, -1, 1), zero-padded max pool, linear; cross-entropy)."""
+    net = _net("conv 4 3x3; maxpool 3; full 10; output", method="bp", seed=2)
+    conv, full, out = net.weight_layers
+    params = [t.detach().clone().requires_grad_() for layer in (conv, full, out)
+              for t in (layer.weight, layer.bias)]
+    x, y = _batch(4)
+    w0, b0, w1, b1, w2, b2 = params
+    h = (0.5 * torch.nn.functional.conv2d(x, w0, b0, padding=1)).clamp(-1, 1)
+    h = torch.nn.functional.max_pool2d(torch.nn.functional.pad(h, (1, 1, 1, 1)), 3, 2)
+    h = (0.5 * torch.nn.functional.linear(h.flatten(1), w1, b1)).clamp(-1, 1)
+    loss = torch.nn.functional.cross_entropy(torch.nn.functional.linear(h, w2, b2), y)
+    grads = torch.autograd.grad(loss, params)
+    lr = 0.2
+    result = train_step(net, x, y, make_loss("softmax", 4), lr=lr)
+    assert result.loss == pytest.approx(float(loss.detach()), rel=1e-12)
+    got = [t for layer in (conv, full, out) for t in (layer.weight, layer.bias)]
+    for g, p, q in zip(got, params, grads):
+        assert torch.allclose(g, p - lr * q, rtol=0, atol=1e-13)
+
+
 def test_sequential_differs_from_simultaneous() -> None:
     loss_fn = make_loss("hinge", 4)
     nets = {o: _net(ARCHS["dense"], method="bp") for o in ("simultaneous", "sequential")}
@@ -137,19 +159,24 @@ def test_epsilon_zero_is_frfb() -> None:
 
 @pytest.mark.parametrize("order", ["simultaneous", "sequential"])
 def test_masks_stay_zero_and_differ(order: str) -> None:
+    """connectivity 0.5: W's and R's masks are independent and fixed; unmasked R entries get
+    their increment even where W is masked. (Glorot draws are never exactly 0, so the zero
+    entries of a fresh layer are its masked ones.)"""
+    fresh = _net(ARCHS["untied"], method="urfb", connectivity=0.5)
     net = _net(ARCHS["untied"], method="urfb", connectivity=0.5)
     _run(net, 20, order, make_loss("hinge", 4), lr=0.5)
-    for layer in net.weight_layers:
-        mw, mr = layer.mask_weight.bool(), layer._as_weight_layout(layer.mask_feedback).bool()
+    for layer, new in zip(fresh.weight_layers, net.weight_layers):
+        mw, mr = layer.weight != 0, layer.feedback_as_weight() != 0
         assert not torch.equal(mw, mr)
         assert 0.35 < mw.float().mean() < 0.65 or layer.weight.dim() == 3  # untied: padding too
-        assert torch.all(layer.weight[~mw] == 0)
-        assert torch.all(layer.feedback_as_weight()[~mr] == 0)
+        assert torch.all(new.weight[~mw] == 0)
+        assert torch.all(new.feedback_as_weight()[~mr] == 0)
+        assert (new.weight[mw] != layer.weight[mw]).any()
     # unmasked R entries move even where W is masked
-    layer = net.weight_layers[-1]
-    fresh = _net(ARCHS["untied"], method="urfb", connectivity=0.5).weight_layers[-1]
-    where = layer._as_weight_layout(layer.mask_feedback).bool() & ~layer.mask_weight.bool()
-    moved = layer.feedback_as_weight()[where] != fresh.feedback_as_weight()[where]
+    layer, new = fresh.weight_layers[-1], net.weight_layers[-1]
+    where = (layer.feedback_as_weight() != 0) & (layer.weight == 0)
+    assert where.sum() > 5
+    moved = new.feedback_as_weight()[where] != layer.feedback_as_weight()[where]
     assert moved.float().mean() > 0.5
 
 

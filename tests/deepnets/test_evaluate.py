@@ -1,4 +1,5 @@
-"""deepnets.evaluate: the printed ``loss L error E`` line agrees with a direct evaluation."""
+"""deepnets.evaluate: the printed ``split S (N images): loss L error E`` line agrees with a direct
+evaluation; the run's own splits refuse other data; every error is one line (exit 2)."""
 
 from __future__ import annotations
 
@@ -11,65 +12,60 @@ import torch
 
 import deepnets.evaluate as evaluate_mod
 import deepnets.train as train_mod
-from deepnets.checkpoint import load_network, read_log
+from deepnets.checkpoint import load_network
 from deepnets.data import load_dataset
 from deepnets.losses import hinge_loss_value
 from deepnets.minidata import write_cifar10
+from deepnets.rundir import read_log
 
 TINY = "conv 4 3x3; maxpool 3; drop .5; full 16; output"
 
 
+def train_argv(data: Path, run: Path, *extra: str, arch: str = TINY) -> list[str]:
+    return ["--arch", arch, "--data-dir", str(data), "--val-size", "8", "--batch-size", "8",
+            "--epochs", "2", "--out", str(run), "--quiet", "--device", "cpu", "--probe-size", "4",
+            *extra]
+
+
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("eval")
-    (root / "data").mkdir()
-    write_cifar10(root / "data", n=8)
-    run = root / "run"
-    assert (
-        train_mod.main(
-            [
-                "--arch",
-                TINY,
-                "--data-dir",
-                str(root / "data"),
-                "--val-size",
-                "8",
-                "--batch-size",
-                "8",
-                "--epochs",
-                "2",
-                "--out",
-                str(run),
-                "--quiet",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    return root / "data", run
+def trained(cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("eval") / "run"
+    assert train_mod.main(train_argv(cifar, run)) == 0
+    return run
 
 
-def printed(capsys: pytest.CaptureFixture) -> tuple[float, float]:
+@pytest.fixture
+def run_copy(trained: Path, tmp_path: Path) -> Path:
+    """A copy of the trained run that a test may damage."""
+    dest = tmp_path / "run"
+    dest.mkdir()
+    for p in trained.iterdir():
+        (dest / p.name).write_bytes(p.read_bytes())
+    return dest
+
+
+def printed(capsys: pytest.CaptureFixture, split: str, n: int) -> tuple[float, float]:
     out = capsys.readouterr().out
-    m = re.fullmatch(r"loss (\d+\.\d{4}) error (\d\.\d{4})\n", out)
+    m = re.fullmatch(rf"split {split} \({n} images\): loss (\d+\.\d{{4}}) error (\d\.\d{{4}})\n", out)
     assert m, out
     return float(m.group(1)), float(m.group(2))
 
 
+def one_line_error(capsys: pytest.CaptureFixture, *fragments: str) -> None:
+    err = capsys.readouterr().err
+    assert err.startswith("deepnets.evaluate: error: ") and err.count("\n") == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
 def test_prints_loss_and_error_of_the_test_split(
-    trained: tuple[Path, Path], capsys: pytest.CaptureFixture
+    cifar: Path, trained: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    data, run = trained
-    assert (
-        evaluate_mod.main(
-            ["--run", str(run), "--data", "cifar10", "--data-dir", str(data), "--split", "test"]
-        )
-        == 0
-    )
-    loss, error = printed(capsys)
-    net = load_network(run).eval()
-    test = load_dataset("cifar10", data, "test")
+    argv = ["--run", str(trained), "--data", "cifar10", "--data-dir", str(cifar), "--split", "test"]
+    assert evaluate_mod.main(argv) == 0
+    loss, error = printed(capsys, "test", 8)
+    net = load_network(trained).eval()
+    test = load_dataset("cifar10", cifar, "test")
     with torch.no_grad():
         logits = net(test.x.float() / 255)
     mu = 1 / 9  # the hinge loss's default 1/(C-1)
@@ -77,33 +73,98 @@ def test_prints_loss_and_error_of_the_test_split(
     assert error == pytest.approx(float((logits.argmax(1) != test.y).float().mean()), abs=1e-4)
 
 
-def test_val_split_reproduces_the_logged_validation_numbers(
-    trained: tuple[Path, Path], capsys: pytest.CaptureFixture
+def test_val_is_the_default_and_reproduces_the_logged_validation_numbers(
+    trained: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    _, run = trained
-    assert evaluate_mod.main(["--run", str(run), "--split", "val"]) == 0  # data: the run's own
-    loss, error = printed(capsys)
-    last = read_log(run)[-1]
-    assert loss == pytest.approx(last["val_loss"], abs=1e-4) and error == pytest.approx(
-        last["val_error"], abs=1e-4
-    )
+    assert evaluate_mod.main(["--run", str(trained)]) == 0  # split val, the run's own data
+    loss, error = printed(capsys, "val", 8)
+    last = read_log(trained)[-1]
+    assert loss == pytest.approx(last["val_loss"], abs=1e-4)
+    assert error == pytest.approx(last["val_error"], abs=1e-4)
+
+
+def test_the_run_s_own_splits_refuse_other_data_unless_forced(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    write_cifar10(other, n=9)
+    for split in ("val", "train"):
+        assert evaluate_mod.main(["--run", str(trained), "--data-dir", str(other),
+                                  "--split", split]) == 2
+        one_line_error(capsys, f"--data-dir {other}", "is not the data the run was trained on",
+                       "--force-data")
+    assert evaluate_mod.main(["--run", str(trained), "--data-dir", str(other), "--split", "val",
+                              "--force-data"]) == 0
+    printed(capsys, "val", 8)
+    # a separate test set is the normal use of other data
+    assert evaluate_mod.main(["--run", str(trained), "--data-dir", str(other),
+                              "--split", "test"]) == 0
+    printed(capsys, "test", 9)
 
 
 def test_errors_are_one_line(
-    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+    cifar: Path, trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    data, run = trained
     assert evaluate_mod.main(["--run", str(tmp_path)]) == 2
-    assert "config.json not found" in capsys.readouterr().err
-    assert (
-        evaluate_mod.main(["--run", str(run), "--data", "cifar100", "--data-dir", str(data)]) == 2
-    )
-    assert "cifar-100-python.tar.gz" in capsys.readouterr().err
-    assert json.loads((run / "config.json").read_text())["loss"] == "hinge"
+    one_line_error(capsys, "config.json not found")
+    assert evaluate_mod.main(["--run", str(trained), "--data", "cifar100",
+                              "--data-dir", str(cifar)]) == 2
+    one_line_error(capsys, "cifar-100-python.tar.gz")
+    assert evaluate_mod.main(["--run", str(trained), "--split", "valid"]) == 2
+    one_line_error(capsys, "has splits ['test', 'train'], not 'valid'")
+    assert json.loads((trained / "config.json").read_text())["loss"] == "hinge"
 
 
-def test_bad_device_is_named(trained: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
-    _, run = trained
-    assert evaluate_mod.main(["--run", str(run), "--device", "gpu"]) == 2
+def test_bad_device_is_named(trained: Path, capsys: pytest.CaptureFixture) -> None:
+    assert evaluate_mod.main(["--run", str(trained), "--device", "gpu"]) == 2
     err = capsys.readouterr().err
     assert "--device 'gpu' is not a torch device" in err and "corrupt" not in err
+
+
+def test_a_checkpoint_of_another_network_names_the_shapes(
+    cifar: Path, run_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    other = tmp_path / "other"
+    assert train_mod.main(train_argv(cifar, other, arch="conv 6 3x3; maxpool 3; full 16; output")) == 0
+    (run_copy / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
+    assert evaluate_mod.main(["--run", str(run_copy)]) == 2
+    one_line_error(capsys, f"{run_copy / 'checkpoint.pt'} holds a different network",
+                   "layers.0.weight (6, 3, 3, 3) here (4, 3, 3, 3)")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[]", "expected a JSON object, found list"),
+        ("{", "corrupt"),
+        ({"drop": "epochs"}, "missing key 'epochs'"),
+        ({"batch_size": "8"}, "key 'batch_size' must be int, found '8'"),
+        ({"net": None}, "no 'net' description"),
+        ({"net": {"arch": 5}}, "bad 'net' description"),
+    ],
+)
+def test_a_malformed_config_json_is_a_one_line_error(
+    run_copy: Path, capsys: pytest.CaptureFixture, text: object, message: str
+) -> None:
+    if isinstance(text, dict):
+        config = json.loads((run_copy / "config.json").read_text())
+        changes = dict(text)
+        config.pop(changes.pop("drop", ""), None)
+        text = json.dumps({**config, **changes})
+    (run_copy / "config.json").write_text(str(text))
+    assert evaluate_mod.main(["--run", str(run_copy)]) == 2
+    one_line_error(capsys, str(run_copy / "config.json"), message)
+
+
+def test_a_damaged_zip_member_is_a_one_line_error(
+    trained: Path, image_zips: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    damaged = image_zips["damaged"]
+    argv = ["--run", str(trained), "--data", "imagefolder", "--data-dir", str(damaged),
+            "--split", "test"]
+    assert evaluate_mod.main(argv) == 2
+    one_line_error(capsys, f"corrupt data file {damaged}", "decompressing")
+    argv[argv.index(str(damaged))] = str(image_zips["good"])  # the same zip undamaged works
+    assert evaluate_mod.main(argv) == 0
+    printed(capsys, "test", 20)

@@ -1,27 +1,45 @@
-"""deepnets.suite: the figures' protocol grids, skipping finished runs, resuming interrupted ones."""
+"""deepnets.suite: the figures' protocol grids, skipping finished runs, resuming interrupted ones,
+paired seeds, and one-line errors for data it cannot use."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-import deepnets.train as train_mod
-from deepnets import suite
-from deepnets.checkpoint import load_checkpoint, read_config, read_log
+from deepnets import suite, trainer
+from deepnets.checkpoint import load_checkpoint, load_network
 from deepnets.minidata import tiny_cifar_folder
+from deepnets.rundir import read_config, read_log
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_cifar_folder(tmp_path_factory.mktemp("data"))
+    return tiny_cifar_folder(tmp_path_factory.mktemp("data"))  # 10 classes x 4 images
 
 
-def argv(data: Path, out: Path, *figures: str, epochs: int = 2, extra: tuple[str, ...] = ()) -> list[str]:
+def argv(data: Path, out: Path, *figures: str, epochs: int = 2,
+         extra: tuple[str, ...] = ()) -> list[str]:
     return [*figures, "--data", "imagefolder", "--data-dir", str(data), "--out", str(out),
-            "--epochs", str(epochs), "--train-subset", "20", "--val-size", "10", "--batch-size", "10",
-            "--device", "cpu", "--estimate-steps", "1", "--quiet", *extra]
+            "--epochs", str(epochs), "--train-size", "20", "--val-size", "10", "--batch-size",
+            "10", "--device", "cpu", "--estimate-steps", "1", "--probe-size", "4", "--quiet",
+            *extra]
+
+
+def one_line_error(capsys: pytest.CaptureFixture, *fragments: str) -> None:
+    err = capsys.readouterr().err
+    assert err.startswith("python -m deepnets.suite: error: ") and err.count("\n") == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def settings(**kw) -> suite.Settings:
+    base = {"data_dirs": {"cifar10": Path("d")}, "cifar10_kind": "imagefolder",
+            "batch_size": 500, "lr": 0.1, "val_size": 5000, "train_size": None, "device": "cpu",
+            "dataset_label": None, "quiet": True}
+    return suite.Settings(**{**base, **kw})
 
 
 def test_grids_follow_section_4() -> None:
@@ -40,101 +58,189 @@ def test_grids_follow_section_4() -> None:
         "simpnet-cifar10-bp", "simpnet-cifar10-urfb", "simpnet-cifar10-frfb",
         "deepnet_s-cifar10-urfb-pre", "deepnet_s-cifar10-urfb-untied",
         "deepnet_s-cifar10-frfb-pre", "deepnet_s-cifar10-frfb-untied"]
-    pre_argv = suite.train_argv(untied, Path("runs"), suite.Settings(
-        {"cifar10": Path("d")}, "imagefolder", 500, 0.1, 0, 5000, None, "cpu", None, True), False)
-    assert pre_argv[pre_argv.index("--untie") + 1] == "1,2,3,4,5"
-    assert pre_argv[pre_argv.index("--from") + 1:pre_argv.index("--from") + 4] == [
-        str(Path("runs/deepnet_s-cifar10-urfb-pre")), "--copy", "0"]
+
+
+def test_train_config_of_a_grid_run() -> None:
+    untied = {s.name: s for s in suite.grid(9, 1000, 100)}["deepnet_s-cifar10-urfb-untied"]
+    spec = untied.with_seed(3)
+    assert spec.name == "deepnet_s-cifar10-urfb-untied-s3"
+    cfg = suite.train_config(spec, Path("runs"), settings())
+    assert cfg.untie == (1, 2, 3, 4, 5) and cfg.freeze == (0,) and cfg.copy == (0,)
+    assert cfg.from_run == str(Path("runs/deepnet_s-cifar10-urfb-pre-s3"))
+    assert (cfg.seed, cfg.split_seed, cfg.method, cfg.epsilon, cfg.data) == (3, 0, "urfb", 1.0,
+                                                                             "imagefolder")
+    frfb50 = {s.name: s for s in suite.grid(4, 10, 1)}["simpnet-cifar10-frfb-50"]
+    cfg = suite.train_config(frfb50.with_seed(0), Path("runs"), settings(train_size=7))
+    assert (cfg.method, cfg.connectivity, cfg.epsilon, cfg.train_size) == ("frfb", 0.5, None, 7)
+    bp = {s.name: s for s in suite.grid(4, 10, 1)}["simpnet-cifar10-bp"]
+    assert suite.train_config(bp, Path("runs"), settings()).loss == "softmax"
 
 
 def test_dry_run_lists_the_runs_and_bad_arguments_exit_2(tmp_path: Path, capsys) -> None:
     assert suite.main(["10", "--dry-run", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "simpnet-cifar10-urfb: 1000 epochs, new" in out and "simpnet-cifar10-frfb: 1000 epochs" in out
+    assert "simpnet-cifar10-urfb-s0: 1000 epochs, new" in out
+    assert "simpnet-cifar10-frfb-s0: 1000 epochs" in out
     assert not any(tmp_path.iterdir())
     for bad, msg in ((["3"], "argument FIGURE: '3'"), (["4", "--epochs", "0"], "--epochs: must be >= 1"),
                      (["5", "--data-dir", "x"], "argument --cifar100-dir: required"),
                      (["8", "--protocols", "bp-h"], "select no run"),
                      (["10", "--lr", "inf"], "--lr: must be > 0 and finite"),
-                     (["10", "--seed", "-1"], "--seed: must be >= 0"),
+                     (["10", "--seeds", "-1"], "argument --seeds: each seed must be in 0..2**63-1"),
+                     (["10", "--seeds", str(2**63)], "argument --seeds: each seed must be in"),
                      (["10", "--device", "gpu7"], "argument --device 'gpu7' is not a torch device"),
-                     (["10", "--out", str(Path(__file__))], "is a file, not a folder")):
+                     (["10", "--out", str(Path(__file__))], "exists and is not a folder")):
         with pytest.raises(SystemExit) as exc:
             suite.main(bad)
         assert exc.value.code == 2 and msg in capsys.readouterr().err
     assert suite.main(["10", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
-    assert "error: CIFAR-10 not found" in capsys.readouterr().err
+    one_line_error(capsys, "CIFAR-10 not found")
 
 
 def _same_state(a: Path, b: Path) -> None:
     sa, sb = load_checkpoint(a), load_checkpoint(b)
-    assert sa["epoch"] == sb["epoch"]
+    assert sa is not None and sb is not None and sa["epoch"] == sb["epoch"]
     for key in sa["net"]:
         assert torch.equal(sa["net"][key], sb["net"][key]), key
 
 
-def test_runs_skip_finished_and_resume_interrupted(data: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_runs_skip_finished_and_resume_interrupted(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     whole, broken = tmp_path / "whole", tmp_path / "broken"
-    assert suite.main(argv(data, whole, "10", extra=("--protocols", "urfb"))) == 0
-    run = whole / "simpnet-cifar10-urfb"
+    urfb = ("--protocols", "urfb")
+    assert suite.main(argv(data, whole, "10", extra=urfb)) == 0
+    run = whole / "simpnet-cifar10-urfb-s0"
     assert [r["epoch"] for r in read_log(run)] == [1, 2]
     cfg = read_config(run)
-    assert (cfg["epochs"], cfg["train_subset"], cfg["val_size"], cfg["batch_size"]) == (2, 20, 10, 10)
+    assert (cfg["epochs"], cfg["train_size"], cfg["val_size"], cfg["batch_size"]) == (2, 20, 10, 10)
     assert "estimated time for the 1 runs left" in capsys.readouterr().out
 
-    real_epoch = train_mod._train_epoch
+    real, calls = trainer.train_step_on_device, []
 
-    def killed_in_epoch_2(*args, **kwargs):
-        if args[5] == 2:  # the epoch number
+    def killed_in_epoch_2(*a: object, **k: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:  # 2 steps per epoch: the first step of epoch 2
             raise KeyboardInterrupt
-        return real_epoch(*args, **kwargs)
+        return real(*a, **k)
 
-    monkeypatch.setattr(train_mod, "_train_epoch", killed_in_epoch_2)
-    assert suite.main(argv(data, broken, "10", extra=("--protocols", "urfb"))) == 130
-    assert "interrupted in" in capsys.readouterr().err
-    assert [r["epoch"] for r in read_log(broken / "simpnet-cifar10-urfb")] == [1]
-    monkeypatch.setattr(train_mod, "_train_epoch", real_epoch)
-    capsys.readouterr()
-    assert suite.main(argv(data, broken, "10", extra=("--protocols", "urfb"))) == 0
-    assert "simpnet-cifar10-urfb: 2 epochs, resume after epoch 1" in capsys.readouterr().out
-    _same_state(run, broken / "simpnet-cifar10-urfb")  # resumed == uninterrupted (CPU, same seed)
+    with monkeypatch.context() as m:
+        m.setattr(trainer, "train_step_on_device", killed_in_epoch_2)
+        assert suite.main(argv(data, broken, "10", extra=(*urfb, "--estimate-steps", "0"))) == 130
+    err = capsys.readouterr().err
+    assert f"{broken / 'simpnet-cifar10-urfb-s0' / 'checkpoint.pt'} keeps epoch 1" in err
+    assert "rerun the same command to resume the grid" in err
+    assert [r["epoch"] for r in read_log(broken / "simpnet-cifar10-urfb-s0")] == [1]
+    assert suite.main(argv(data, broken, "10", extra=urfb)) == 0
+    assert "simpnet-cifar10-urfb-s0: 2 epochs, resume after epoch 1" in capsys.readouterr().out
+    _same_state(run, broken / "simpnet-cifar10-urfb-s0")  # resumed == uninterrupted (CPU)
 
-    calls = []
-    monkeypatch.setattr(train_mod, "main", lambda a: calls.append(a) or 0)
+    trained = []
+
+    def fake_run(cfg, out, *, resume=False, quiet=False, force_data=False):
+        trained.append((cfg, Path(out), resume))
+
+    monkeypatch.setattr(suite, "run", fake_run)
     assert suite.main(argv(data, broken, "10", extra=("--protocols", "urfb", "frfb"))) == 0
     out = capsys.readouterr().out
-    assert "simpnet-cifar10-urfb: 2 epochs, done" in out and "simpnet-cifar10-frfb: 2 epochs, new" in out
-    assert len(calls) == 1 and "simpnet-cifar10-frfb" in calls[0][calls[0].index("--out") + 1]
-    assert "--resume" not in calls[0]
-    assert calls[0][calls[0].index("--method") + 1] == "frfb"
+    assert "simpnet-cifar10-urfb-s0: 2 epochs, done" in out
+    assert "simpnet-cifar10-frfb-s0: 2 epochs, new" in out
+    [(cfg, folder, resume)] = trained
+    assert folder == broken / "simpnet-cifar10-frfb-s0" and not resume
+    assert cfg.method == "frfb" and cfg.epochs == 2 and cfg.train_size == 20
 
 
-def test_a_train_subset_larger_than_the_data_is_refused_before_training(
-        data: Path, tmp_path: Path, capsys) -> None:
-    bad = argv(data, tmp_path, "10", extra=("--train-subset", "31"))  # 40 images, 10 held out
-    assert suite.main(bad) == 2
-    assert "argument --train-subset: 31 exceeds the 30 training images" in capsys.readouterr().err
+def test_seeds_make_paired_runs(data: Path, tmp_path: Path) -> None:
+    """--seeds 0 1: the same held-out validation images, different weights."""
+    assert suite.main(argv(data, tmp_path, "10", epochs=1,
+                           extra=("--protocols", "frfb", "--seeds", "0", "1"))) == 0
+    runs = [tmp_path / f"simpnet-cifar10-frfb-s{seed}" for seed in (0, 1)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [r.name for r in runs]
+    configs = [trainer.stored_config(r) for r in runs]
+    assert [c.seed for c in configs] == [0, 1] and configs[0].split_seed == configs[1].split_seed
+    splits = [trainer.training_split(c) for c in configs]
+    assert torch.equal(splits[0][1].x, splits[1][1].x) and torch.equal(splits[0][1].y, splits[1][1].y)
+    assert torch.equal(splits[0][0].x, splits[1][0].x)  # the same training images too
+    first = [load_network(r).weight_layers[0] for r in runs]
+    assert not torch.equal(first[0].weight, first[1].weight)
+    assert not torch.equal(first[0].feedback, first[1].feedback)
+
+
+def test_a_train_size_larger_than_the_data_is_refused_before_training(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for flag in ("--train-size", "--train-subset"):
+        bad = argv(data, tmp_path, "10", extra=(flag, "31"))  # 40 images, 10 held out
+        assert suite.main(bad) == 2
+        one_line_error(capsys, "argument --train-size: 31 exceeds the 30 training images")
     assert not any(tmp_path.iterdir())
 
 
 def test_a_folder_of_another_scale_is_refused(data: Path, tmp_path: Path, capsys) -> None:
-    assert suite.main(argv(data, tmp_path, "10", epochs=1, extra=("--protocols", "frfb"))) == 0
+    frfb = ("--protocols", "frfb")
+    assert suite.main(argv(data, tmp_path, "10", epochs=1, extra=frfb)) == 0
     capsys.readouterr()
-    assert suite.main(argv(data, tmp_path, "10", epochs=1, extra=("--protocols", "frfb", "--lr", "0.05"))) == 2
-    err = capsys.readouterr().err
-    assert "simpnet-cifar10-frfb holds another run: lr=0.1 (asked 0.05)" in err
+    assert suite.main(argv(data, tmp_path, "10", epochs=1, extra=(*frfb, "--lr", "0.05"))) == 2
+    one_line_error(capsys, "simpnet-cifar10-frfb-s0 holds another run: lr=0.1 (asked 0.05)")
+
+
+def test_a_malformed_config_json_in_the_grid_is_a_one_line_error(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    frfb = ("--protocols", "frfb")
+    assert suite.main(argv(data, tmp_path, "10", epochs=1, extra=frfb)) == 0
+    config = tmp_path / "simpnet-cifar10-frfb-s0" / "config.json"
+    good = json.loads(config.read_text())
+    for text, message in (("[]", "expected a JSON object"), ("{", "corrupt"),
+                          (json.dumps({**good, "seed": "zero"}), "key 'seed' must be int")):
+        config.write_text(text)
+        capsys.readouterr()
+        assert suite.main(argv(data, tmp_path, "10", epochs=2, extra=frfb)) == 2
+        one_line_error(capsys, str(config), message)
+
+
+@pytest.mark.parametrize("estimate_steps", ["1", "0"])
+def test_a_zip_holding_one_class_is_refused(
+    image_zips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, estimate_steps: str
+) -> None:
+    bad = argv(image_zips["one_class"], tmp_path / "runs", "10",
+               extra=("--protocols", "urfb", "--train-size", "4", "--val-size", "4",
+                      "--estimate-steps", estimate_steps))
+    assert suite.main(bad) == 2
+    one_line_error(capsys, f"{image_zips['one_class']} holds 1 class; a classifier needs at least 2")
+    assert not list((tmp_path / "runs").rglob("*.json*"))  # no half-made run folder
+
+
+@pytest.mark.parametrize("estimate_steps", ["1", "0"])
+def test_a_damaged_zip_member_is_a_one_line_error(
+    image_zips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, estimate_steps: str
+) -> None:
+    bad = argv(image_zips["damaged"], tmp_path / "runs", "10",
+               extra=("--protocols", "urfb", "--estimate-steps", estimate_steps))
+    assert suite.main(bad) == 2
+    one_line_error(capsys, f"corrupt data file {image_zips['damaged']}", "decompressing")
+    assert not list((tmp_path / "runs").rglob("*.json*"))
+
+
+def test_a_zip_without_data_imagefolder_says_which_data_to_use(
+    image_zips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    bad = argv(image_zips["good"], tmp_path / "runs", "10", extra=("--protocols", "urfb"))
+    bad.remove("--data")
+    bad.remove("imagefolder")
+    assert suite.main(bad) == 2
+    one_line_error(capsys, "is a zip archive", "use --data imagefolder")
 
 
 def test_deepnet_s_protocol_freezes_the_pretrained_first_layer(data: Path, tmp_path: Path) -> None:
-    from deepnets.checkpoint import load_network
     from figures.alignment import plot_figure11
 
     assert suite.main(argv(data, tmp_path / "runs", "11", epochs=1,
                            extra=("--protocols", "urfb", "--estimate-steps", "0"))) == 0
-    pre = load_network(tmp_path / "runs" / "deepnet_s-cifar10-urfb-pre")
-    new = load_network(tmp_path / "runs" / "deepnet_s-cifar10-urfb-untied")
+    pre = load_network(tmp_path / "runs" / "deepnet_s-cifar10-urfb-pre-s0")
+    new = load_network(tmp_path / "runs" / "deepnet_s-cifar10-urfb-untied-s0")
     assert torch.equal(pre.weight_layers[0].weight, new.weight_layers[0].weight)  # copied, then frozen
     assert new.weight_layers[0].frozen and not new.weight_layers[1].frozen
     assert new.weight_layers[1].weight.dim() == 3  # untied: one filter per location
     sidecar = plot_figure11(tmp_path / "runs", tmp_path / "fig11")[-1].read_text()
-    assert "deepnet_s-cifar10-urfb-untied" in sidecar and "untied [1, 2, 3, 4, 5], frozen [0]" in sidecar
+    assert "deepnet_s-cifar10-urfb-untied-s0" in sidecar
+    assert "untied [1, 2, 3, 4, 5], frozen [0]" in sidecar

@@ -1,11 +1,10 @@
-"""deepnets.train on a miniature CIFAR-10: logs, resume, divergence, Figure 9's protocol."""
+"""deepnets.train on a miniature CIFAR-10: logs, resume, divergence, Ctrl-C, Figure 9's protocol,
+and one-line errors (exit 2) for bad input that leave nothing half-written."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -16,19 +15,13 @@ import pytest
 import torch
 
 import deepnets.train as train_mod
-from deepnets.checkpoint import load_checkpoint, load_network, read_log
-from deepnets.minidata import write_cifar10
-from deepnets.runconfig import DEFAULTS
+from deepnets import trainer
+from deepnets.checkpoint import load_checkpoint, load_network
+from deepnets.config import TrainConfig
+from deepnets.rundir import read_log
 
 TINY = "conv 4 3x3; maxpool 3; drop .5; full 16; drop .3; output"
 TWO_CONV = "conv 4 3x3; conv 4 3x3; maxpool 3; full 8; output"
-
-
-@pytest.fixture(scope="module")
-def cifar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cifar")
-    write_cifar10(root, n=8)  # 40 training images, 8 test images
-    return root
 
 
 def args(
@@ -36,23 +29,27 @@ def args(
 ) -> list[str]:
     return [
         *(["--arch", arch] if arch else []),
-        "--data",
-        "cifar10",
-        "--data-dir",
-        str(cifar),
-        "--val-size",
-        "8",
-        "--batch-size",
-        "8",
-        "--epochs",
-        str(epochs),
-        "--out",
-        str(out),
-        "--quiet",
-        "--device",
-        "cpu",
-        *extra,
-    ]
+        "--data", "cifar10", "--data-dir", str(cifar), "--val-size", "8", "--batch-size", "8",
+        "--epochs", str(epochs), "--out", str(out), "--quiet", "--device", "cpu",
+        "--probe-size", "4", *extra,
+    ]  # fmt: skip
+
+
+def one_line_error(capsys: pytest.CaptureFixture, *fragments: str) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def argparse_error(capsys: pytest.CaptureFixture, *fragments: str) -> str:
+    """argparse's usage lines, then one error line that names the argument."""
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("python -m deepnets.train: error: argument "), last
+    for fragment in fragments:
+        assert fragment in last, last
+    return last
 
 
 def assert_same_state(a: Path, b: Path) -> None:
@@ -68,75 +65,103 @@ def assert_same_state(a: Path, b: Path) -> None:
     assert strip == [{k: v for k, v in r.items() if "seconds" not in k} for r in read_log(b)]
 
 
+def kill_at_call(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """Ctrl-C during the n-th SGD step of the run (counted from 1)."""
+    real, calls = trainer.train_step_on_device, []
+
+    def step(*a: object, **k: object) -> object:
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(trainer, "train_step_on_device", step)
+
+
 def test_writes_config_log_and_checkpoint(cifar: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert train_mod.main(args(cifar, out, "--method", "urfb", "--seed", "5")) == 0
     config = json.loads((out / "config.json").read_text())
-    for key in (
-        "arch",
-        "method",
-        "epsilon",
-        "loss",
-        "connectivity",
-        "update_order",
-        "sat_scale",
-        "mu",
-        "lr",
-        "batch_size",
-        "seed",
-        "epochs",
-        "train_subset",
-        "val_size",
-        "data",
-        "data_dir",
-        "dataset_label",
-        "untie",
-        "freeze",
-        "from_run",
-        "output_feedback",
-        "device",
-        "net",
-        "weight_layer_names",
-    ):
+    for key in ("schema_version", "arch", "method", "epsilon", "loss", "connectivity",
+                "update_order", "sat_scale", "mu", "lr", "batch_size", "seed", "split_seed",
+                "epochs", "train_size", "val_size", "data", "data_dir", "dataset_label",
+                "data_fingerprint", "untie", "freeze", "from_run", "output_feedback", "device",
+                "probe_size", "net", "weight_layer_names", "classes"):
         assert key in config, key
-    assert (
-        config["sat_scale"] == 0.5 and config["seed"] == 5 and config["dataset_label"] == "CIFAR-10"
-    )
+    assert config["schema_version"] == 2 and config["train_size"] == 32  # 40 - 8 held out
+    assert config["sat_scale"] == 0.5 and config["seed"] == 5 and config["dataset_label"] == "CIFAR-10"
+    assert config["data_fingerprint"].startswith("40:")
     assert len(config["weight_layer_names"]) == 3 and config["net"]["arch"] == TINY
     log = read_log(out)
     assert [r["epoch"] for r in log] == [1, 2, 3]
     for r in log:
         assert 0 <= r["train_error"] <= 1 and 0 <= r["val_error"] <= 1 and r["seconds"] > 0
-        assert math.isfinite(r["train_loss"]) and math.isfinite(r["val_loss"])
-        assert len(r["corr"]) == 3 and all(-1 <= c <= 1 for c in r["corr"])
+    # the logged correlations are those of the network the checkpoint holds (Figures 10-11)
+    assert log[-1]["corr"] == pytest.approx(load_network(out).correlations(), abs=1e-12)
+    assert log[0]["corr"] != log[-1]["corr"]
     assert load_checkpoint(out)["epoch"] == 3  # type: ignore[index]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+def test_output_files_follow_the_umask(cifar: Path, tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        assert train_mod.main(args(cifar, tmp_path / "run", epochs=1)) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir()}
+    assert modes == {"config.json": 0o644, "log.jsonl": 0o644, "checkpoint.pt": 0o644}
+
+
 @pytest.mark.parametrize("kill_at_step", [6, 9])  # mid-epoch 2; first step of epoch 3
-def test_kill_and_resume_equals_uninterrupted_run(
-    cifar: Path, tmp_path: Path, kill_at_step: int, monkeypatch: pytest.MonkeyPatch
+def test_ctrl_c_then_resume_equals_uninterrupted_run(
+    cifar: Path, tmp_path: Path, kill_at_step: int, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
-    whole = tmp_path / "whole"
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
     assert train_mod.main(args(cifar, whole)) == 0
-
-    real_step, calls = train_mod.train_step, []
-
-    def killed(*a: object, **k: object) -> object:
-        calls.append(1)
-        if len(calls) == kill_at_step:
-            raise KeyboardInterrupt  # the process dies here: nothing after it runs
-        return real_step(*a, **k)
-
-    broken = tmp_path / "broken"
-    monkeypatch.setattr(train_mod, "train_step", killed)
-    with pytest.raises(KeyboardInterrupt):
-        train_mod.main(args(cifar, broken))
-    monkeypatch.setattr(train_mod, "train_step", real_step)
-    assert len(read_log(broken)) == (kill_at_step - 1) // 4
+    with monkeypatch.context() as m:
+        kill_at_call(m, kill_at_step)
+        assert train_mod.main(args(cifar, broken)) == 130
+    done = (kill_at_step - 1) // 4  # 4 steps per epoch
+    one_line_error(capsys, f"interrupted: {broken / 'checkpoint.pt'} keeps epoch {done}",
+                   "--resume")
+    assert len(read_log(broken)) == done == load_checkpoint(broken)["epoch"]  # type: ignore[index]
     torch.manual_seed(12345)  # a fresh process would have a different global RNG state
     assert train_mod.main(args(cifar, broken, "--resume")) == 0
     assert_same_state(whole, broken)
+
+
+def test_ctrl_c_in_the_first_epoch_leaves_nothing(
+    cifar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    kill_at_call(monkeypatch, 2)
+    assert train_mod.main(args(cifar, tmp_path / "run")) == 130
+    one_line_error(capsys, "interrupted: no epoch had finished, nothing was kept")
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_while_saving_names_the_checkpoint_on_disk(
+    cifar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Interrupted while epoch 2's checkpoint is written: the message names epoch 1, which the
+    checkpoint on disk holds; interrupted in epoch 1's, nothing is left."""
+    real, calls = trainer.ckpt.save_checkpoint, []
+
+    def save(run_dir: Path, state: dict) -> None:
+        calls.append(1)
+        if len(calls) in (2, 4):
+            raise KeyboardInterrupt
+        real(run_dir, state)
+
+    monkeypatch.setattr(trainer.ckpt, "save_checkpoint", save)
+    assert train_mod.main(args(cifar, tmp_path / "a")) == 130  # saves: 1 ok, 2 interrupted
+    one_line_error(capsys, "keeps epoch 1")
+    assert load_checkpoint(tmp_path / "a")["epoch"] == 1  # type: ignore[index]
+    calls.append(1)
+    assert train_mod.main(args(cifar, tmp_path / "b")) == 130  # save 4: epoch 1's
+    one_line_error(capsys, "nothing was kept")
+    assert not (tmp_path / "b").exists()
 
 
 def test_sigkill_of_a_real_process_then_resume(cifar: Path, tmp_path: Path) -> None:
@@ -164,18 +189,16 @@ def test_kill_between_checkpoint_and_log_line(
     """Killed after epoch 2's checkpoint but before its log line: resume restores the line."""
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     assert train_mod.main(args(cifar, whole)) == 0
-    real_write, calls = train_mod.ckpt.write_log, []
+    real_write = trainer.write_log
 
     def killed(run_dir: Path, records: list) -> None:
-        calls.append(1)
         if len(records) == 2:
             raise KeyboardInterrupt
         real_write(run_dir, records)
 
-    monkeypatch.setattr(train_mod.ckpt, "write_log", killed)
-    with pytest.raises(KeyboardInterrupt):
-        train_mod.main(args(cifar, broken))
-    monkeypatch.setattr(train_mod.ckpt, "write_log", real_write)
+    with monkeypatch.context() as m:
+        m.setattr(trainer, "write_log", killed)
+        assert train_mod.main(args(cifar, broken)) == 130
     assert len(read_log(broken)) == 1 and load_checkpoint(broken)["epoch"] == 2  # type: ignore[index]
     assert train_mod.main(args(cifar, broken, "--resume")) == 0
     assert_same_state(whole, broken)
@@ -195,54 +218,57 @@ def test_resume_refuses_changed_settings(
     out = tmp_path / "run"
     assert train_mod.main(args(cifar, out, epochs=1)) == 0
     assert train_mod.main(args(cifar, out, "--resume", "--lr", "0.5")) == 2
-    assert "--lr 0.5 differs from the run's config.json (0.1)" in capsys.readouterr().err
+    one_line_error(capsys, "--lr 0.5 differs from the run's config.json (0.1)")
     assert train_mod.main(args(cifar, out)) == 2
-    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    one_line_error(capsys, "already holds a run; pass --resume")
     assert train_mod.main(args(cifar, out, "--resume", epochs=2)) == 0  # extends it to 2
     capsys.readouterr()
     assert train_mod.main(args(cifar, out, "--resume", epochs=1)) == 2
-    assert f"--epochs 1 is below the 2 epochs {out} has already trained" in capsys.readouterr().err
+    one_line_error(capsys, f"--epochs 1 is below the 2 epochs {out} has trained")
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(
+def test_a_run_that_diverges_keeps_its_last_finite_checkpoint(
     cifar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    real_step, calls = train_mod.train_step, []
+    real, calls = trainer.train_step_on_device, []
 
     def poisoned(net: torch.nn.Module, *a: object, **k: object) -> object:
         calls.append(1)
-        if len(calls) == 7:  # epoch 2: the output weights blow up, the engine's loss becomes NaN
+        if len(calls) == 7:  # epoch 2: the output weights blow up, the loss becomes non-finite
             with torch.no_grad():
                 net.weight_layers[-1].weight.fill_(float("inf"))
-        return real_step(net, *a, **k)
+        return real(net, *a, **k)
 
     out = tmp_path / "run"
-    monkeypatch.setattr(train_mod, "train_step", poisoned)
+    monkeypatch.setattr(trainer, "train_step_on_device", poisoned)
     assert train_mod.main(args(cifar, out)) == 1
-    err = capsys.readouterr().err
-    assert re.search(r"non-finite training loss \((nan|inf)\) at epoch 2, batch 3/4", err)
-    assert "keeps epoch 1" in err
+    one_line_error(capsys, "non-finite training loss or weights in epoch 2",
+                   f"{out / 'checkpoint.pt'} keeps epoch 1, the last finite state")
     assert [r["epoch"] for r in read_log(out)] == [1]
     state = load_checkpoint(out)
     assert state is not None and state["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["net"].values() if t.is_floating_point())
+    monkeypatch.setattr(trainer, "train_step_on_device", real)
+    assert train_mod.main(args(cifar, out, "--resume")) == 0  # the kept state trains on
 
 
 def test_bad_input_is_one_line_exit_2(
     cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     assert train_mod.main(args(cifar, tmp_path / "a", arch="conv 4 3x3; pool 3; output")) == 2
-    assert "item 2 ('pool 3')" in capsys.readouterr().err
+    one_line_error(capsys, "item 2 ('pool 3')")
     assert train_mod.main(args(tmp_path / "nothing", tmp_path / "b")) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cifar-10-python.tar.gz" in err
-    assert train_mod.main(args(cifar, tmp_path / "c", "--train-subset", "1000")) == 2
-    assert "--train-subset 1000 exceeds the 32 training images" in capsys.readouterr().err
+    one_line_error(capsys, "cifar-10-python.tar.gz")
+    for flag in ("--train-size", "--train-subset"):  # the old name still works
+        assert train_mod.main(args(cifar, tmp_path / "c", flag, "1000")) == 2
+        one_line_error(capsys, "--train-size 1000 exceeds the 32 training images")
     assert train_mod.main(args(cifar, tmp_path / "d", "--freeze", "7")) == 2
-    assert "--freeze [7]: the network has weight layers 0..2" in capsys.readouterr().err
+    one_line_error(capsys, "--freeze [7]: the network has weight layers 0..2")
     with pytest.raises(SystemExit) as exc:
         train_mod.main(args(cifar, tmp_path / "e", "--lr", "-1"))
     assert exc.value.code == 2
+    argparse_error(capsys, "--lr", "must be positive")
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
@@ -250,16 +276,21 @@ def test_bad_input_is_one_line_exit_2(
     [
         (("--untie", "1"), TINY, "--untie [1]: not conv layers (the conv layers are [0])"),
         ((), "conv 4 3x3; maxpool 3", "--arch 'conv 4 3x3; maxpool 3': the architecture must end"),
-        (("--epsilon", "nan"), TINY, "--epsilon nan must be finite"),
-        (("--mu", "inf"), TINY, "--mu inf must be >= 0 and finite"),
-        (("--connectivity", "1.5"), TINY, "--connectivity 1.5 must be in (0, 1]"),
+        ((), "full 99999999; output", "--arch 'full 99999999; output': a weight layer of shape (99999999, 3072)"),
+        (("--lr", "1e300"), TINY, "--lr 1e+300: must be positive and at most 1e6"),
+        (("--epsilon", "1e30"), TINY, "--epsilon 1e+30: must be in [0, 1e6]"),
+        (("--epsilon", "nan"), TINY, "--epsilon nan: must be in [0, 1e6]"),
+        (("--method", "frfb", "--epsilon", "0.5"), TINY, "--epsilon 0.5: applies to --method urfb only"),
+        (("--mu", "inf"), TINY, "--mu inf: must be >= 0 and finite"),
+        (("--connectivity", "1.5"), TINY, "--connectivity 1.5: must be in (0, 1]"),
         (("--device", "gpu7"), TINY, "--device 'gpu7' is not a torch device"),
         (("--resume",), TINY, "config.json not found"),
         (("--copy", "0"), TINY, "--copy needs --from RUN_DIR"),
         (("--freeze", "0-2"), TINY, "--freeze [0, 1, 2] freezes every weight layer"),
+        (("--force-data",), TINY, "--force-data applies to --resume only"),
     ],
 )
-def test_bad_flag_is_named_in_one_line_exit_2(
+def test_bad_flag_is_named_in_one_line_exit_2_and_nothing_is_written(
     cifar: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture,
@@ -269,9 +300,30 @@ def test_bad_flag_is_named_in_one_line_exit_2(
 ) -> None:
     # (an extra --device overrides args()'s --device cpu: argparse keeps the last one given)
     assert train_mod.main(args(cifar, tmp_path / "run", *extra, arch=arch)) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err
-    assert not (tmp_path / "run" / "config.json").exists()
+    one_line_error(capsys, message)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "fragments"),
+    [
+        ("--untie", "2-0", ("argument --untie", "the range 2-0 is reversed")),
+        ("--freeze", "2-0", ("argument --freeze", "the range 2-0 is reversed")),
+        ("--copy", "1,3-2", ("argument --copy", "the range 3-2 is reversed")),
+        ("--seed", "99999999999999999999",
+         ("argument --seed", "99999999999999999999 is outside 0..9223372036854775807")),
+        ("--seed", "-1", ("argument --seed", "outside 0..")),
+    ],
+)
+def test_bad_values_rejected_by_the_parser(
+    cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture, flag: str, value: str,
+    fragments: tuple[str, ...],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        train_mod.main(args(cifar, tmp_path / "run", flag, value))
+    assert exc.value.code == 2
+    argparse_error(capsys, *fragments)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
@@ -281,7 +333,7 @@ def test_cuda_without_a_gpu_is_a_one_line_error(
     argv = args(cifar, tmp_path / "run")
     argv[argv.index("--device") + 1] = "cuda"
     assert train_mod.main(argv) == 2
-    assert "--device cuda: no CUDA device is available" in capsys.readouterr().err
+    one_line_error(capsys, "--device cuda: no CUDA device is available")
 
 
 def test_out_onto_a_file_and_unreadable_data_are_one_line_errors(
@@ -291,10 +343,178 @@ def test_out_onto_a_file_and_unreadable_data_are_one_line_errors(
     afile.write_text("not a folder")
     for out in (afile, afile / "run"):
         assert train_mod.main(args(cifar, out)) == 2
-        assert f"--out {out}: {afile} is a file, not a folder" in capsys.readouterr().err
+        one_line_error(capsys, f"--out {out}: {afile} exists and is not a folder")
     assert train_mod.main(args(afile, tmp_path / "run")) == 2
-    err = capsys.readouterr().err
-    assert f"corrupt data file {afile}" in err and err.count("\n") == 1
+    one_line_error(capsys, f"corrupt data file {afile}")
+
+
+def test_out_at_an_unrelated_non_empty_folder_is_refused(
+    cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert train_mod.main(args(cifar, mine)) == 2
+    one_line_error(capsys, f"--out {mine} is a non-empty folder that holds no run")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert train_mod.main(args(cifar, empty, epochs=1)) == 0  # an empty folder is fine
+
+
+def test_stale_temporary_checkpoint_is_removed_on_the_next_start(
+    cifar: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    assert train_mod.main(args(cifar, out, epochs=1)) == 0
+    (out / ".checkpoint.pt.k1ll3d.tmp.pt").write_bytes(b"half a checkpoint")  # left by kill -9
+    assert train_mod.main(args(cifar, out, "--resume", epochs=2)) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "log.jsonl"]
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / ".config.json.abc.tmp.json").write_text("{")
+    assert train_mod.main(args(cifar, fresh, epochs=1)) == 0
+    assert sorted(p.name for p in fresh.iterdir()) == ["checkpoint.pt", "config.json", "log.jsonl"]
+
+
+def test_resume_with_a_missing_checkpoint_is_refused(
+    cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    assert train_mod.main(args(cifar, out, epochs=2)) == 0
+    (out / "checkpoint.pt").unlink()
+    log_before = (out / "log.jsonl").read_text()
+    assert train_mod.main(args(cifar, out, "--resume", epochs=3)) == 2
+    one_line_error(capsys, f"{out / 'log.jsonl'} has 2 epochs but {out / 'checkpoint.pt'} is missing")
+    assert (out / "log.jsonl").read_text() == log_before and not (out / "checkpoint.pt").exists()
+
+
+def test_resume_on_other_data_needs_force_data(
+    cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from deepnets.minidata import write_cifar10
+
+    other = tmp_path / "other"
+    other.mkdir()
+    write_cifar10(other, n=9)
+    out = tmp_path / "run"
+    assert train_mod.main(args(cifar, out, epochs=1)) == 0
+    before = (out / "config.json").read_text()
+    assert train_mod.main(args(other, out, "--resume", epochs=2)) == 2
+    one_line_error(capsys, f"--data-dir {other}: this data", "is not the data the run was trained",
+                   "--force-data")
+    assert (out / "config.json").read_text() == before and len(read_log(out)) == 1
+    assert train_mod.main(args(other, out, "--resume", "--force-data", epochs=2)) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data_dir"] == str(other) and config["data_fingerprint"].startswith("45:")
+    # the same data in another place is the same data
+    assert train_mod.main(args(cifar / "cifar-10-batches-py", out, "--resume", epochs=3)) == 2
+    capsys.readouterr()  # now the run's data is `other`
+    assert train_mod.main(args(other / "cifar-10-batches-py", out, "--resume", epochs=3)) == 0
+
+
+def test_a_checkpoint_of_another_network_names_the_shapes(
+    cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert train_mod.main(args(cifar, a, epochs=1)) == 0
+    assert train_mod.main(args(cifar, b, epochs=1, arch="conv 4 3x3; maxpool 3; full 8; output")) == 0
+    (a / "checkpoint.pt").write_bytes((b / "checkpoint.pt").read_bytes())
+    shapes = "layers.4.weight (10, 8) here (16, 1024)"
+    assert train_mod.main(args(cifar, a, "--resume", epochs=2)) == 2
+    one_line_error(capsys, f"{a / 'checkpoint.pt'} holds a different network", shapes)
+    assert train_mod.main(args(cifar, tmp_path / "c", "--from", str(a), arch=None)) == 2
+    one_line_error(capsys, f"{a / 'checkpoint.pt'} holds a different network", shapes)
+    assert not (tmp_path / "c").exists()
+
+
+MALFORMED = {  # name: (change to config.json, message)
+    "array": ("[1, 2]", "expected a JSON object, found list"),
+    "truncated": ('{"epochs": 3', "corrupt"),
+    "missing key": ({"epochs": None}, "missing key 'epochs'"),
+    "wrong type": ({"lr": "fast"}, "key 'lr' must be float, found 'fast'"),
+    "bad net": ({"net": {"arch": 5}}, "bad 'net' description"),
+}
+
+
+def _malform(run: Path, change: object) -> None:
+    config = json.loads((run / "config.json").read_text())
+    if isinstance(change, dict):
+        config.update(change)
+        text = json.dumps({k: v for k, v in config.items() if v is not None})
+    else:
+        text = str(change)
+    (run / "config.json").write_text(text)
+
+
+@pytest.fixture(scope="module")
+def finished_run(cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert train_mod.main(args(cifar, run, epochs=1)) == 0
+    return run
+
+
+def _copy_run(run: Path, dest: Path) -> Path:
+    dest.mkdir()
+    for p in run.iterdir():
+        (dest / p.name).write_bytes(p.read_bytes())
+    return dest
+
+
+@pytest.mark.parametrize("case", ["array", "truncated", "missing key", "wrong type"])
+def test_resume_with_a_malformed_config_json_is_a_one_line_error(
+    cifar: Path, finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture, case: str
+) -> None:
+    run = _copy_run(finished_run, tmp_path / "run")
+    change, message = MALFORMED[case]
+    _malform(run, change)
+    assert train_mod.main(args(cifar, run, "--resume", epochs=2)) == 2
+    one_line_error(capsys, str(run / "config.json"), message)
+    assert len(read_log(run)) == 1
+
+
+@pytest.mark.parametrize("case", ["array", "truncated", "bad net"])
+def test_from_a_run_with_a_malformed_config_json_is_a_one_line_error(
+    cifar: Path, finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture, case: str
+) -> None:
+    run = _copy_run(finished_run, tmp_path / "run")
+    change, message = MALFORMED[case]
+    _malform(run, change)
+    assert train_mod.main(args(cifar, tmp_path / "new", "--from", str(run), arch=None)) == 2
+    one_line_error(capsys, str(run / "config.json"), message)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_zip_without_data_imagefolder_says_which_data_to_use(
+    image_zips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    good = image_zips["good"]
+    assert train_mod.main(args(good, tmp_path / "run")) == 2
+    one_line_error(capsys, f"{good} is a zip archive", "use --data imagefolder")
+    assert train_mod.main(args(good.parent, tmp_path / "run")) == 2  # a folder holding zips
+    one_line_error(capsys, "holds .zip archives", "use --data imagefolder")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_damaged_zip_member_is_a_one_line_error(
+    image_zips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = args(image_zips["damaged"], tmp_path / "run")
+    argv[argv.index("cifar10")] = "imagefolder"
+    assert train_mod.main(argv) == 2
+    one_line_error(capsys, f"corrupt data file {image_zips['damaged']}", "decompressing")
+    assert not (tmp_path / "run").exists()
+
+
+def test_one_class_data_is_refused_before_anything_is_written(
+    image_zips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = args(image_zips["one_class"], tmp_path / "run", epochs=1)
+    argv[argv.index("cifar10")] = "imagefolder"
+    argv[argv.index("--val-size") + 1] = "4"
+    assert train_mod.main(argv) == 2
+    one_line_error(capsys, "holds 1 class; a classifier needs at least 2")
+    assert not (tmp_path / "run").exists()
 
 
 def test_copying_a_bp_layer_into_a_feedback_network_names_the_missing_r(
@@ -303,23 +523,18 @@ def test_copying_a_bp_layer_into_a_feedback_network_names_the_missing_r(
     assert train_mod.main(args(cifar, tmp_path / "bp", "--method", "bp", epochs=1)) == 0
     argv = args(cifar, tmp_path / "urfb", "--from", str(tmp_path / "bp"), "--copy", "0", epochs=1)
     assert train_mod.main(argv) == 2
-    err = capsys.readouterr().err
-    assert "--copy layer 0 from the --from run (method bp)" in err
-    assert 'Missing key(s) in state_dict: "feedback"' in err and err.count("\n") == 1
+    one_line_error(capsys, "--copy layer 0 of the --from run holds a different network",
+                   "missing feedback", "method bp there, urfb here")
 
 
-def test_train_subset_and_seeded_split(cifar: Path, tmp_path: Path) -> None:
-    cfg = {
-        **DEFAULTS,
-        "data_dir": str(cifar),
-        "val_size": 8,
-        "train_subset": 5,
-        "seed": 1,
-    }
-    train, val = train_mod.prepare_data(cfg)
+def test_train_size_and_the_split_seed(cifar: Path) -> None:
+    base = TrainConfig(epochs=1, data_dir=str(cifar), val_size=8, train_size=5, seed=1)
+    train, val = trainer.training_split(base)
     assert len(train) == 5 and len(val) == 8
-    train2, val2 = train_mod.prepare_data(cfg)
-    assert torch.equal(train.x, train2.x) and torch.equal(val.x, val2.x)
+    again = trainer.training_split(base.replace(seed=2))  # another seed: the same split
+    assert torch.equal(train.x, again[0].x) and torch.equal(val.x, again[1].x)
+    other = trainer.training_split(base.replace(split_seed=1))
+    assert not torch.equal(val.x, other[1].x)
 
 
 def test_figure9_protocol_copies_frozen_first_layer_and_unties_the_rest(
@@ -327,27 +542,9 @@ def test_figure9_protocol_copies_frozen_first_layer_and_unties_the_rest(
 ) -> None:
     tied, untied = tmp_path / "tied", tmp_path / "untied"
     assert train_mod.main(args(cifar, tied, epochs=1, arch=TWO_CONV)) == 0
-    assert (
-        train_mod.main(
-            args(
-                cifar,
-                untied,
-                "--from",
-                str(tied),
-                "--copy",
-                "0",
-                "--freeze",
-                "0",
-                "--untie",
-                "1",
-                "--seed",
-                "7",
-                epochs=2,
-                arch=None,
-            )
-        )
-        == 0
-    )
+    argv = args(cifar, untied, "--from", str(tied), "--copy", "0", "--freeze", "0", "--untie",
+                "1", "--seed", "7", epochs=2, arch=None)
+    assert train_mod.main(argv) == 0
     before, after = load_network(tied), load_network(untied)
     assert json.loads((untied / "config.json").read_text())["arch"] == TWO_CONV  # taken from --from
     assert after.weight_layers[0].frozen and not after.weight_layers[1].frozen
@@ -373,9 +570,10 @@ def test_circuit_output_feedback_trains_like_the_closed_form(
 
     monkeypatch.setattr(sims.circuits, "circuit_output_feedback", spy)
     closed, circuit = tmp_path / "closed", tmp_path / "circuit"
-    assert train_mod.main(args(cifar, closed, epochs=1)) == 0
+    assert train_mod.main(args(cifar, closed, "--probe-size", "0", epochs=1)) == 0
     assert not calls
-    assert train_mod.main(args(cifar, circuit, "--output-feedback", "circuit", epochs=1)) == 0
+    argv = args(cifar, circuit, "--output-feedback", "circuit", "--probe-size", "0", epochs=1)
+    assert train_mod.main(argv) == 0
     assert len(calls) == 4  # one per training step; evaluation needs no feedback
     assert json.loads((circuit / "config.json").read_text())["output_feedback"] == "circuit"
     a, b = load_checkpoint(closed), load_checkpoint(circuit)

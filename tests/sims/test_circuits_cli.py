@@ -60,3 +60,29 @@ def test_output_paths_are_checked_before_any_work(tmp_path: Path, capsys) -> Non
         assert exc.value.code == 2
         captured = capsys.readouterr()
         assert flag in captured.err and captured.out == ""     # failed before printing a report
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("flag, path", [("--plot", "/proc/x"), ("--json", "/proc/x/r.json")])
+def test_output_that_cannot_be_created_fails_in_one_line(flag: str, path: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(SMALL + [flag, path])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""                                # before the report, i.e. the work
+    assert captured.err.strip().splitlines()[-1].startswith(
+        f"python -m sims.circuits: error: {flag} /proc/x: cannot write there")
+
+
+@pytest.mark.parametrize("argv, start", [
+    (["--samples", "1000000000000"], "--samples 1000000000000 (at --rounds 8) needs about 8.94e+05 GiB"),
+    (["--samples", "10", "--rounds", "100000000000"], "--rounds 100000000000 needs about"),
+])
+def test_a_job_too_big_for_memory_is_refused_up_front(argv: list[str], start: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv + ["--quiet"])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    line = captured.err.strip().splitlines()[-1]
+    assert captured.out == "" and line.startswith(f"python -m sims.circuits: error: {start}")
+    assert "GiB available" in line

@@ -95,3 +95,16 @@ def test_cli_solver_failure_leaves_nothing_on_disk(tmp_path: Path, capsys) -> No
     assert code == 1
     assert "failed" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+def test_cli_out_that_cannot_be_created_fails_before_the_sweep(capsys) -> None:
+    # this sweep fails in the solver (exit 1): exit 2 proves --out was checked before it ran
+    with pytest.raises(SystemExit) as exc:
+        main(["--widths", "3", "4", "4", "2", "--runs", "1", "--target-sd", "1e100", "--quiet",
+              "--out", "/proc/x"])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "failed" not in captured.err
+    assert captured.err.strip().splitlines()[-1].startswith(
+        "python -m sims.epsilon_sweep: error: --out /proc/x: cannot write there")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,15 @@ def test_out_under_a_file_fails_before_any_check(tmp_path, capsys):
         assert exc.value.code == 2
         captured = capsys.readouterr()
         assert "--out" in captured.err and "not a folder" in captured.err and captured.out == ""
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("argv", [[], ["--numeric"]])
+def test_out_that_cannot_be_created_fails_in_one_line_before_any_check(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv + ["--out", "/proc/x/t.txt", "--quiet"])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""                                # no table: nothing was computed
+    assert captured.err.strip().splitlines()[-1].startswith(
+        "python -m theory: error: --out /proc/x: cannot write there")

@@ -1,0 +1,147 @@
+"""The alignment probe: how far the error a feedback rule sends is from exact back-propagation.
+
+Section 4.2 measures alignment as the correlation of W and R^t; what a learning rule *feels*
+is the error signal itself. On a fixed batch, with the network's current weights and one
+shared forward pass (one dropout mask), the probe back-propagates twice -- once through the
+rule's own feedback R (eq. 2 with R), once through W^t at every layer (exact BP) -- and reports
+per weight layer:
+
+* ``delta_angle``: the angle (degrees) between the error the rule sends into the layer's input
+  (R delta) and the one exact BP sends there, over the whole batch. ``None`` for the first
+  layer, whose input is the image: it sends no error down.
+* ``update_angle``: the angle between the layer's weight increment Delta W = delta x^t under the
+  rule and under exact BP, for the same batch (the output layer's is 0: its delta comes from the
+  loss). ``None`` for a frozen layer, which is not updated.
+* ``weight_angle``: the angle between W and R^t as vectors (over real connections); 0 for BP.
+* ``norm_ratio``: ||R|| / ||W||; 1 for BP.
+
+The probe reads, never writes: weights, buffers (BatchNorm statistics included) and the RNG
+states (CPU and CUDA) are as before it ran.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from deepnets.layers import BackwardRoute, FeedbackLayer, feedback_layers, route_backward
+from urfb_common import images_to_float
+
+__all__ = ["KEYS", "alignment", "angle_degrees", "layer_names", "probe_batch", "summary"]
+
+KEYS = ("delta_angle", "update_angle", "weight_angle", "norm_ratio")
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def angle_degrees(a: Tensor, b: Tensor) -> float:
+    """The angle between two tensors as flat vectors, in degrees (float64); 90 if one is zero."""
+    a, b = a.detach().reshape(-1).double(), b.detach().reshape(-1).double()
+    norms = a.norm() * b.norm()
+    if norms == 0:
+        return 90.0
+    cos = float((a @ b) / norms)
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """The names :meth:`FeedbackNet.correlations` and the logs use for the feedback layers:
+    the network's own (``conv0``, ``full3``, ``output``) or, for any other model, the module's
+    qualified name."""
+    layers = feedback_layers(model)
+    own = getattr(model, "weight_layer_names", None)
+    if own is not None and len(own) == len(layers):
+        return list(own)
+    names = {id(m): n for n, m in model.named_modules()}
+    return [names[id(m)] for m in layers]
+
+
+@contextmanager
+def _untouched(model: nn.Module, device: torch.device):
+    """Restore the model's buffers and the RNG states the forward pass draws from."""
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    was_training = model.training
+    try:
+        yield
+    finally:
+        model.load_state_dict(buffers)
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, device)
+        model.train(was_training)
+
+
+def _weight_stats(layer: FeedbackLayer) -> tuple[float, float]:
+    w = layer.connection_entries(layer.weight.detach())
+    r = layer.connection_entries(layer.feedback_as_weight().detach())
+    return angle_degrees(w, r), float(r.double().norm() / w.double().norm())
+
+
+def alignment(
+    model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn
+) -> dict[str, dict[str, float | None]]:
+    """Per feedback layer of ``model`` (keyed as :func:`layer_names`), the four measures of the
+    module docstring on the batch (x, y), in training mode (dropout on, one shared mask)."""
+    layers = feedback_layers(model)
+    if not layers:
+        raise ValueError("alignment: the model has no feedback layers")
+    device = layers[0].weight.device
+    inputs: dict[int, Tensor] = {}
+
+    def keep_input(module: nn.Module, args: tuple[Tensor, ...]) -> None:
+        inputs[id(module)] = args[0]
+
+    hooks = [layer.register_forward_pre_hook(keep_input) for layer in layers]
+    route = BackwardRoute()
+    try:
+        with _untouched(model, device), torch.enable_grad():
+            model.train()
+            with route_backward(route):
+                loss = loss_fn(model(images_to_float(x, layers[0].weight.dtype)), y)
+            targets = [inputs[id(layer)] for layer in layers]
+            sends = [t.requires_grad for t in targets]
+            learns = [layer.weight.requires_grad for layer in layers]
+            wanted = [t for t, s in zip(targets, sends) if s]
+            wanted += [layer.weight for layer, ok in zip(layers, learns) if ok]
+            own = torch.autograd.grad(loss, wanted, retain_graph=True)
+            route.exact = True
+            exact = torch.autograd.grad(loss, wanted)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    pairs = iter(zip(own, exact))  # (rule's, exact BP's), in the order of ``wanted``
+    delta = [next(pairs) if s else None for s in sends]
+    update = [next(pairs) if ok else None for ok in learns]
+    out: dict[str, dict[str, float | None]] = {}
+    for name, layer, d, u in zip(layer_names(model), layers, delta, update):
+        weight_angle, norm_ratio = _weight_stats(layer)
+        out[name] = {
+            "delta_angle": None if d is None else angle_degrees(*d),
+            "update_angle": None if u is None else angle_degrees(*u),
+            "weight_angle": weight_angle,
+            "norm_ratio": norm_ratio,
+        }
+    return out
+
+
+def probe_batch(x: Tensor, y: Tensor, size: int, seed: int) -> tuple[Tensor, Tensor]:
+    """The probe's fixed batch: ``size`` images of (x, y) chosen by ``seed`` (default: 500
+    validation images)."""
+    size = min(size, int(y.shape[0]))
+    gen = torch.Generator().manual_seed(seed)
+    index = torch.randperm(int(y.shape[0]), generator=gen)[:size].to(y.device)
+    return x[index], y[index]
+
+
+def summary(values: dict[str, Any]) -> dict[str, Any]:
+    """The probe's dict with its floats rounded to 6 decimals, for the log records."""
+    return {
+        name: {k: (None if v is None else round(float(v), 6)) for k, v in m.items()}
+        for name, m in values.items()
+    }

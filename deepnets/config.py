@@ -1,0 +1,244 @@
+"""TrainConfig: the one description of a training run (Sections 3-4), and its ``config.json``.
+
+The training CLI parses its flags into a :class:`TrainConfig`; the suite builds them directly and
+calls :func:`deepnets.trainer.run`. ``config.json`` is the config's serialisation
+(:meth:`TrainConfig.to_json_dict`) with a schema version, plus what the run learnt from its data
+(``train_size`` resolved to the images actually trained on, the data's fingerprint, class names)
+and the network's own description (``net``, used to rebuild it). A hand-edited ``config.json`` is
+checked on reading: missing keys, wrong types and out-of-range values are one-line errors.
+
+Every value check names the command-line flag of the field (``--batch-size`` for ``batch_size``).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any
+
+from deepnets.arch import WEIGHT_KINDS, ArchError, parse_arch
+from deepnets.data import KINDS
+from deepnets.engine import UPDATE_ORDERS
+from deepnets.losses import LOSSES
+from deepnets.layers import METHODS
+
+__all__ = ["PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "ConfigError", "TrainConfig", "flag_of"]
+
+#: Version of ``config.json``'s layout; 1 was the first landing's (no ``schema_version`` key).
+SCHEMA_VERSION = 2
+PRECISIONS = ("fp32",)
+OUTPUT_FEEDBACKS = ("closed-form", "circuit")
+#: Seeds are 63-bit: torch's generators take at most 2**63 - 1.
+SEED_MAX = 2**63 - 1
+#: Keys of ``config.json`` written by the trainer beside the config's own fields.
+DERIVED_KEYS = ("schema_version", "net", "weight_layer_names", "classes")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the command-line flag."""
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a config field (``from_run`` is ``--from``)."""
+    return "--from" if name == "from_run" else "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; see ``python -m deepnets.train --help``.
+
+    ``epsilon`` is URFB's Delta R = epsilon Delta W^t (None for the other methods).
+    ``seed`` draws W, R, masks, data order and dropout; ``split_seed`` draws the held-out
+    validation images, the same for every seed so that runs of several seeds are paired.
+    ``train_size``: None trains on every image left after ``val_size`` are held out; after
+    the data is read it is the number of images actually trained on.
+    ``data_fingerprint``: the data's image count and hash (:func:`deepnets.data.fingerprint`),
+    filled in when the run starts; a resumed run refuses other data.
+    ``probe_size``: validation images of the alignment probe (0: no probe).
+    """
+
+    epochs: int
+    data_dir: str
+    arch: str = "simpnet"
+    method: str = "urfb"
+    epsilon: float | None = None
+    loss: str = "hinge"
+    mu: float | None = None
+    output_feedback: str = "closed-form"
+    connectivity: float = 1.0
+    update_order: str = "simultaneous"
+    sat_scale: float = 0.5
+    symmetric_init: bool = False
+    lr: float = 0.1
+    batch_size: int = 500
+    seed: int = 0
+    split_seed: int = 0
+    precision: str = "fp32"
+    data: str = "cifar10"
+    dataset_label: str | None = None
+    val_size: int = 5000
+    train_size: int | None = None
+    data_fingerprint: str | None = None
+    untie: tuple[int, ...] = ()
+    freeze: tuple[int, ...] = ()
+    copy: tuple[int, ...] | None = None
+    from_run: str | None = None
+    probe_size: int = 500
+    device: str = "auto"
+    rule_params: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("untie", "freeze", "copy"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(sorted(set(int(i) for i in value))))
+        if self.epsilon is None and self.method == "urfb":
+            object.__setattr__(self, "epsilon", 1.0)
+        if self.dataset_label is None:
+            label = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(self.data)
+            object.__setattr__(self, "dataset_label", label or f"image folder {self.data_dir}")
+        self._check()
+
+    # ------------------------------------------------------------------ checks
+    def _check(self) -> None:
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"{flag_of(name)} {getattr(self, name)!r}: {why}")
+
+        for name in ("lr", "sat_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 < value <= 1e6):
+                raise bad(name, "must be positive and at most 1e6")
+        for name, low in (("epochs", 1), ("batch_size", 1), ("val_size", 0), ("probe_size", 0)):
+            if getattr(self, name) < low:
+                raise bad(name, f"must be >= {low}")
+        for name in ("seed", "split_seed"):
+            if not 0 <= getattr(self, name) <= SEED_MAX:
+                raise bad(name, f"must be in 0..{SEED_MAX} (2**63 - 1)")
+        if self.train_size is not None and self.train_size < 1:
+            raise bad("train_size", "must be >= 1")
+        choices = (("method", METHODS), ("loss", LOSSES), ("update_order", UPDATE_ORDERS),
+                   ("precision", PRECISIONS), ("data", KINDS),
+                   ("output_feedback", OUTPUT_FEEDBACKS))
+        for name, allowed in choices:
+            if getattr(self, name) not in allowed:
+                raise bad(name, f"must be one of {', '.join(allowed)}")
+        if not 0.0 < self.connectivity <= 1.0:
+            raise bad("connectivity", "must be in (0, 1]")
+        if self.epsilon is not None:
+            if self.method != "urfb":
+                raise bad("epsilon", "applies to --method urfb only")
+            if not (math.isfinite(self.epsilon) and 0 <= self.epsilon <= 1e6):
+                raise bad("epsilon", "must be in [0, 1e6] (0 behaves as frfb)")
+        if self.mu is not None and not (math.isfinite(self.mu) and self.mu >= 0):
+            raise bad("mu", "must be >= 0 and finite")
+        if self.loss != "hinge" and (self.mu is not None or self.output_feedback != "closed-form"):
+            raise ConfigError("--mu and --output-feedback apply to --loss hinge only")
+        if self.copy is not None and self.from_run is None:
+            raise ConfigError("--copy needs --from RUN_DIR")
+        if not self.data_dir:
+            raise ConfigError("--data-dir is required (the folder or archive holding the data)")
+        self._check_layers()
+
+    def _check_layers(self) -> None:
+        try:
+            kinds = [s.kind for s in parse_arch(self.arch) if s.kind in WEIGHT_KINDS]
+        except ArchError as exc:
+            raise ConfigError(f"--arch {self.arch!r}: {exc}") from None
+        n = len(kinds)
+        for name in ("untie", "freeze", "copy"):
+            over = [i for i in getattr(self, name) or () if not 0 <= i < n]
+            if over:
+                raise ConfigError(f"{flag_of(name)} {over}: the network has weight layers 0..{n - 1}")
+        if n and len(self.freeze) == n:
+            raise ConfigError(f"--freeze {list(self.freeze)} freezes every weight layer: "
+                              "nothing would train")
+        not_conv = [i for i in self.untie if kinds[i] not in ("conv", "untied")]
+        if not_conv:
+            convs = [i for i, k in enumerate(kinds) if k in ("conv", "untied")]
+            raise ConfigError(f"--untie {not_conv}: not conv layers (the conv layers are {convs})")
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_json_dict(self) -> dict[str, Any]:
+        """The config as ``config.json`` stores it (tuples as lists, a schema version)."""
+        out = asdict(self)
+        for name in ("untie", "freeze", "copy"):
+            if out[name] is not None:
+                out[name] = list(out[name])
+        return {"schema_version": SCHEMA_VERSION, **out}
+
+    @classmethod
+    def from_json_dict(cls, data: Any, where: str = "config.json") -> TrainConfig:
+        """Rebuild a config from ``config.json``'s dict; raises :class:`ConfigError` naming the
+        key for a missing key, a value of the wrong type or an out-of-range value."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a JSON object, found {type(data).__name__}")
+        data = _upgrade(dict(data))
+        hints = typing.get_type_hints(cls)
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise ConfigError(f"{where}: missing key {f.name!r}")
+                continue
+            kwargs[f.name] = _typed(data[f.name], hints[f.name], f"{where}: key {f.name!r}")
+        try:
+            return cls(**kwargs)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (and checked)."""
+        return replace(self, **changes)
+
+    # ------------------------------------------------------------------ identity
+    def identity(self) -> dict[str, Any]:
+        """The fields that make two configs the same run: all but epochs, device, data_dir,
+        dataset_label and the fingerprint (which are checked separately)."""
+        skip = {"epochs", "device", "data_dir", "dataset_label", "data_fingerprint"}
+        return {k: v for k, v in self.to_json_dict().items() if k not in skip}
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 (the first landing) -> 2: ``train_subset`` became ``train_size``, the split had
+    the run's own seed, and epsilon was stored for every method."""
+    if data.get("schema_version", 1) >= 2:
+        return data
+    if "train_subset" in data:
+        sub = data.pop("train_subset")
+        data.setdefault("train_size", sub)
+    data.setdefault("split_seed", data.get("seed", 0))
+    if data.get("method") != "urfb":
+        data["epsilon"] = None
+    return data
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """``value`` checked against a simple type hint (str, int, float, bool, X | None, tuple[int,
+    ...], dict[str, float]); ints are accepted for floats."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _typed(value, inner, where)
+    if origin is tuple:
+        if not isinstance(value, list) or not all(_is(v, int) for v in value):
+            raise ConfigError(f"{where} must be a list of integers, found {value!r}")
+        return tuple(value)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(_is(v, float) for v in value.values()):
+            raise ConfigError(f"{where} must be an object of numbers, found {value!r}")
+        return {str(k): float(v) for k, v in value.items()}
+    if not _is(value, hint):
+        raise ConfigError(f"{where} must be {hint.__name__}, found {value!r}")
+    return float(value) if hint is float else value
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)

@@ -1,0 +1,411 @@
+"""Training a :class:`TrainConfig` into a run folder: ``run(cfg, out)`` (Sections 3-4).
+
+Plain SGD with a fixed step (paper: 0.1, batch 500), a validation split held out of the
+training set (paper: 5,000 images, drawn by ``split_seed`` so that every seed sees the same
+split), one ``log.jsonl`` record and one atomic checkpoint per epoch. A resumed run ends in the
+same state (bit-identical on the CPU) as an uninterrupted one.
+
+Each ``log.jsonl`` record: ``train_loss`` / ``train_error``, means over the epoch's mini-batches
+in training mode (dropout on, each batch scored before its update); ``val_loss`` /
+``val_error`` in eval mode after the epoch (``null`` with ``val_size`` 0); ``seconds`` (wall
+time of the epoch, validation and probe included), ``train_seconds``, ``probe_seconds``,
+``cpu_seconds``; ``corr``, per weight layer, the Pearson correlation of W and R^t (Figures
+10-11); ``alignment``, the probe of :mod:`deepnets.alignment` after the epoch, per layer.
+Epoch 1's record also holds ``alignment_steps``: the probe before the first update and after
+updates 1, 2, 5, 10, 20, 50 and 100 (claim 6 is about the first iterations).
+
+On the GPU the data lives on the device as uint8; batches, shuffling (one permutation per epoch)
+and dropout are drawn there, and the epoch's metrics accumulate on the device: the loop
+synchronises once per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from deepnets import checkpoint as ckpt
+from deepnets.alignment import alignment, probe_batch, summary
+from deepnets.arch import parse_arch
+from deepnets.config import ConfigError, TrainConfig
+from deepnets.data import Dataset, batches, load_dataset, split_train_val
+from deepnets.engine import evaluate, train_step_on_device, untie
+from deepnets.losses import make_loss
+from deepnets.network import FeedbackNet
+from deepnets.rundir import (
+    CHECKPOINT,
+    CONFIG,
+    LOG,
+    RunError,
+    read_config,
+    read_log,
+    write_config,
+    write_log,
+)
+from urfb_common import check_out_dir, remove_stale_temps
+
+__all__ = ["EARLY_PROBE_STEPS", "NonFiniteState", "RunInterrupted", "RunResult", "resolve_device",
+           "run", "stored_config"]
+
+#: Updates after which epoch 1 is probed (0: before the first update).
+EARLY_PROBE_STEPS = (0, 1, 2, 5, 10, 20, 50, 100)
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class NonFiniteState(RuntimeError):
+    """Training produced a NaN or infinite loss or weight; the run stopped."""
+
+
+class RunInterrupted(RuntimeError):
+    """Ctrl-C stopped the run; the message says where its last checkpoint is."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`run` did: the run folder, its config as stored, the epochs now logged."""
+
+    out: Path
+    config: TrainConfig
+    epochs_done: int
+    trained: int
+
+
+# ---------------------------------------------------------------- devices and data
+
+
+def resolve_device(name: str, flag: str = "--device") -> str:
+    """``auto`` -> cuda when available, else cpu; any other name must be a usable torch device."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{flag} {name!r} is not a torch device (cpu, cuda, cuda:1, auto)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{flag} {name}: no CUDA device is available")
+    return name
+
+
+_DATA_CACHE: dict[tuple[str, str, float], Dataset] = {}
+
+
+def load_cached(kind: str, data_dir: str) -> Dataset:
+    """The training split of a data set, read once per process (the suite's runs share it)."""
+    path = Path(data_dir).expanduser()
+    key = (kind, str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # keep one data set in memory
+        _DATA_CACHE[key] = load_dataset(kind, path, "train")
+    return _DATA_CACHE[key]
+
+
+def training_split(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
+    """(training images, validation images) of ``cfg``: ``val_size`` held out by ``split_seed``,
+    then the first ``train_size`` of the rest."""
+    full = load_cached(cfg.data, cfg.data_dir)
+    if not 0 <= cfg.val_size < len(full):
+        raise ConfigError(f"--val-size {cfg.val_size} must be in 0..{len(full) - 1} "
+                          f"({cfg.data_dir} has {len(full)} images)")
+    train, val = split_train_val(full, cfg.val_size, cfg.split_seed)
+    if cfg.train_size is not None:
+        if cfg.train_size > len(train):
+            raise ConfigError(f"--train-size {cfg.train_size} exceeds the {len(train)} training "
+                              f"images left after --val-size {cfg.val_size}")
+        train = train.subset(torch.arange(cfg.train_size))
+    return train, val
+
+
+def _seed_from(seed: int, stream: int) -> int:
+    """Independent 63-bit seeds for the data order (stream 1) and dropout (stream 2)."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint64)[0] >> 1)
+
+
+# ---------------------------------------------------------------- network and loss
+
+
+def build_network(cfg: TrainConfig, in_shape: tuple[int, ...], n_classes: int) -> FeedbackNet:
+    """A fresh network from the config, with ``freeze`` applied (``from_run`` not yet)."""
+    try:
+        return FeedbackNet(
+            cfg.arch, in_shape=in_shape, n_classes=n_classes, method=cfg.method,
+            epsilon=cfg.epsilon, connectivity=cfg.connectivity, sat_scale=cfg.sat_scale,
+            untied=cfg.untie, symmetric_init=cfg.symmetric_init, seed=cfg.seed, frozen=cfg.freeze,
+        )  # fmt: skip
+    except ValueError as exc:  # e.g. a layer too large for this machine's memory
+        raise ConfigError(f"--arch {cfg.arch!r}: {exc}") from None
+
+
+def copy_layers(net: FeedbackNet, cfg: TrainConfig) -> None:
+    """Figure 9's protocol: replace the ``copy`` layers (default: all) of ``net`` by the trained
+    layers of the ``from_run`` run; a copied layer that this run unties gets the conv's W and R
+    at every location (:func:`deepnets.engine.untie`)."""
+    assert cfg.from_run is not None
+    src = ckpt.load_network(cfg.from_run)
+    if parse_arch(src.config["arch"]) != parse_arch(cfg.arch):
+        raise ConfigError(f"--arch differs from the --from run's ({src.config['arch']})")
+    for key in ("in_shape", "n_classes"):
+        if src.config[key] != net.config[key]:
+            raise ConfigError(f"--from run has {key} {src.config[key]}, this data {net.config[key]}")
+    copy = range(len(net.weight_layers)) if cfg.copy is None else cfg.copy
+    to_untie = [i for i in copy if i in cfg.untie and i not in set(src.config.get("untied") or ())]
+    if to_untie:
+        src = untie(src, to_untie)
+    for i in copy:
+        try:
+            ckpt.load_state_checked(net.weight_layers[i], src.weight_layers[i].state_dict(),
+                                    f"--copy layer {i} of the --from run")
+        except RunError as exc:
+            raise ConfigError(f"{exc} (method {src.config['method']} there, {cfg.method} here; "
+                              "a bp layer has no R to copy)") from None
+
+
+def build_loss(cfg: TrainConfig, n_classes: int) -> LossFn:
+    """The loss; ``output_feedback="circuit"`` takes eq. (6) from the Appendix-1 circuit."""
+    feedback = None
+    if cfg.output_feedback == "circuit":
+        from sims.circuits import circuit_output_feedback
+
+        feedback = circuit_output_feedback
+    return make_loss(cfg.loss, n_classes, mu=cfg.mu, output_feedback=feedback)
+
+
+# ---------------------------------------------------------------- the run folder
+
+
+def stored_config(out: Path) -> TrainConfig:
+    """The config of the run in ``out`` (its ``config.json``, checked)."""
+    return TrainConfig.from_json_dict(read_config(out), str(out / CONFIG))
+
+
+def _check_new_folder(out: Path) -> None:
+    if (out / CONFIG).is_file():
+        raise ConfigError(f"--out {out} already holds a run; pass --resume to continue it")
+    if out.is_dir() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+        raise ConfigError(f"--out {out} is a non-empty folder that holds no run: "
+                          "give a new or empty folder")
+
+
+def _check_resume(out: Path, cfg: TrainConfig, force_data: bool) -> TrainConfig:
+    """The stored config, checked against ``cfg``: same run, epochs not below those done."""
+    stored = stored_config(out)
+    if cfg.train_size is None:  # "all": the run recorded how many that was
+        cfg = cfg.replace(train_size=stored.train_size)
+    mine, theirs = cfg.identity(), stored.identity()
+    differ = [k for k in theirs if mine.get(k) != theirs.get(k)]
+    if differ:
+        got = ", ".join(f"{k}={mine.get(k)!r} (the run has {theirs.get(k)!r})" for k in differ)
+        raise ConfigError(f"--resume: {got}; --resume continues a run with its own settings")
+    done = len(read_log(out))
+    if done and not (out / CHECKPOINT).is_file():
+        raise RunError(f"{out / LOG} has {done} epochs but {out / CHECKPOINT} is missing: "
+                       "cannot resume; start a new run in another folder")
+    if cfg.epochs < done:
+        raise ConfigError(f"--epochs {cfg.epochs} is below the {done} epochs {out} has trained")
+    return stored.replace(epochs=cfg.epochs, device=cfg.device, data_dir=cfg.data_dir,
+                          data_fingerprint=stored.data_fingerprint if not force_data else None)
+
+
+def _check_data(cfg: TrainConfig, fingerprint: str, n_train: int) -> TrainConfig:
+    if cfg.data_fingerprint is not None and cfg.data_fingerprint != fingerprint:
+        raise ConfigError(
+            f"--data-dir {cfg.data_dir}: this data (fingerprint {fingerprint}) is not the data the "
+            f"run was trained on ({cfg.data_fingerprint}); pass --force-data to train on it anyway"
+        )
+    return cfg.replace(data_fingerprint=fingerprint, train_size=n_train)
+
+
+def _state_is_finite(net: FeedbackNet) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in net.state_dict().values()
+               if t.is_floating_point())
+
+
+@contextlib.contextmanager
+def _fp32_exact(device: str) -> Iterator[None]:
+    """fp32 means fp32 on the GPU too: no TF32 in matmuls or convolutions."""
+    if not device.startswith("cuda"):
+        yield
+        return
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass
+class _Session:
+    out: Path
+    cfg: TrainConfig
+    train: Dataset
+    val: Dataset
+    net: FeedbackNet
+    loss_fn: LossFn
+    order: torch.Generator
+    records: list[dict[str, Any]]
+    probe: tuple[torch.Tensor, torch.Tensor] | None
+    quiet: bool
+
+
+def _probe(s: _Session) -> dict[str, Any] | None:
+    if s.probe is None:
+        return None
+    return summary(alignment(s.net, *s.probe, s.loss_fn))
+
+
+def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, list[dict[str, Any]]]:
+    cfg, device = s.cfg, s.train.x.device
+    n_batches = math.ceil(len(s.train) / cfg.batch_size)
+    early = EARLY_PROBE_STEPS if epoch == 1 and s.probe is not None else ()
+    steps = [{"step": 0, "alignment": _probe(s)}] if 0 in early else []
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    errors = torch.zeros((), dtype=torch.int64, device=device)
+    bar = tqdm(batches(s.train, cfg.batch_size, s.order), total=n_batches, desc=f"epoch {epoch}",
+               leave=False, disable=s.quiet, file=sys.stderr)
+    for b, (xb, yb) in enumerate(bar, start=1):
+        loss, wrong = train_step_on_device(s.net, xb, yb, s.loss_fn, lr=cfg.lr,
+                                           update_order=cfg.update_order)
+        loss_sum += loss.double() * yb.shape[0]
+        errors += wrong
+        if b in early:
+            steps.append({"step": b, "alignment": _probe(s)})
+    train_loss = float(loss_sum) / len(s.train)  # the epoch's one synchronisation
+    if not math.isfinite(train_loss) or not _state_is_finite(s.net):
+        raise NonFiniteState(f"non-finite training loss or weights in epoch {epoch}")
+    return train_loss, int(errors) / len(s.train), steps
+
+
+def _epoch(s: _Session, epoch: int) -> None:
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    train_loss, train_err, steps = _train_epoch(s, epoch)
+    train_seconds = time.perf_counter() - t0
+    val_loss, val_err = (evaluate(s.net, s.val.x, s.val.y, s.loss_fn) if len(s.val)
+                         else (None, None))
+    t1 = time.perf_counter()
+    probe = _probe(s)
+    record: dict[str, Any] = {
+        "epoch": epoch, "train_loss": train_loss, "train_error": train_err,
+        "val_loss": val_loss, "val_error": val_err,
+        "seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
+        "probe_seconds": time.perf_counter() - t1, "cpu_seconds": time.process_time() - cpu0,
+        "corr": [float(c) for c in s.net.correlations()],
+    }  # fmt: skip
+    if probe is not None:
+        record["alignment"] = probe
+    if steps:
+        record["alignment_steps"] = steps
+    records = [*s.records, record]  # s.records grows only once the checkpoint holds it
+    device = s.cfg.device
+    ckpt.save_checkpoint(s.out, {
+        "epoch": epoch, "net": s.net.state_dict(), "records": records,
+        "torch_rng": torch.get_rng_state(), "order_rng": s.order.get_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.startswith("cuda") else None,
+    })  # fmt: skip
+    s.records = records
+    write_log(s.out, s.records)
+    if not s.quiet:
+        val_text = "" if val_err is None else f" val_loss {val_loss:.4f} val_error {val_err:.4f}"
+        tqdm.write(f"{s.out.name} epoch {epoch}: train_loss {train_loss:.4f} "
+                   f"train_error {train_err:.4f}{val_text} ({record['seconds']:.1f} s)",
+                   file=sys.stderr)
+
+
+def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: bool) -> _Session:
+    cfg = cfg.replace(device=resolve_device(cfg.device))
+    if resume:
+        cfg = _check_resume(out, cfg, force_data)
+    else:
+        _check_new_folder(out)
+    train, val = training_split(cfg)
+    cfg = _check_data(cfg, train.fingerprint, len(train))
+    in_shape, n_classes = tuple(train.x.shape[1:]), len(train.classes)
+    if n_classes < 2:
+        raise ConfigError(f"--data-dir {cfg.data_dir} holds {n_classes} class; "
+                          "a classifier needs at least 2")
+    loss_fn = build_loss(cfg, n_classes)
+    state = ckpt.load_checkpoint(out) if resume else None
+    net = build_network(cfg, in_shape, n_classes)
+    if cfg.from_run is not None and state is None:
+        copy_layers(net, cfg)
+    order = torch.Generator().manual_seed(_seed_from(cfg.seed, 1))
+    torch.manual_seed(_seed_from(cfg.seed, 2))  # dropout draws from the global generator
+    records: list[dict[str, Any]] = []
+    if state is not None:
+        ckpt.load_state_checked(net, state["net"], str(out / CHECKPOINT))
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and cfg.device.startswith("cuda"):
+            torch.cuda.set_rng_state(state["cuda_rng"], cfg.device)
+        order.set_state(state["order_rng"])
+        records = state["records"]
+    device = cfg.device
+    train, val, net = train.to(device), val.to(device), net.to(device)
+    source = val if len(val) else train
+    probe = probe_batch(source.x, source.y, cfg.probe_size, cfg.seed) if cfg.probe_size else None
+    # Written last: a set-up that fails writes nothing.
+    write_config(out, {**cfg.to_json_dict(), "net": net.config,
+                       "weight_layer_names": net.weight_layer_names, "classes": train.classes})
+    write_log(out, records)  # drops a line logged after the last checkpoint, if killed there
+    return _Session(out, cfg, train, val, net, loss_fn, order, records, probe,
+                    quiet)
+
+
+def run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool = False,
+        force_data: bool = False) -> RunResult:
+    """Train ``cfg`` into the run folder ``out`` (a new one, or with ``resume`` the run there,
+    continued to ``cfg.epochs``). Raises :class:`ConfigError`, :class:`RunError` or
+    :class:`deepnets.data.DataError` for bad input (before anything is written),
+    :class:`NonFiniteState` when training diverged (the last checkpoint, all finite, is kept)
+    and :class:`RunInterrupted` on Ctrl-C. A new run that fails before its first epoch leaves
+    no files behind."""
+    out = Path(out)
+    check_out_dir(out)
+    existed = out.exists()
+    remove_stale_temps(out)
+    s: _Session | None = None
+    try:
+        with _fp32_exact(resolve_device(cfg.device)):
+            s = _setup(cfg, out, resume, force_data, quiet)
+            start = len(s.records) + 1
+            for epoch in tqdm(range(start, s.cfg.epochs + 1), desc=out.name, initial=start - 1,
+                              total=s.cfg.epochs, disable=quiet, file=sys.stderr):
+                _epoch(s, epoch)
+    except KeyboardInterrupt:
+        done = len(s.records) if s is not None else 0
+        where = (f"{out / CHECKPOINT} keeps epoch {done}; rerun with --resume to continue"
+                 if done else "no epoch had finished, nothing was kept")
+        _clean_failed_start(out, existed, resume, s)
+        raise RunInterrupted(f"interrupted: {where}") from None
+    except NonFiniteState as exc:
+        done = len(s.records) if s is not None else 0
+        kept = (f"{out / CHECKPOINT} keeps epoch {done}, the last finite state" if done
+                else "no checkpoint was written")
+        _clean_failed_start(out, existed, resume, s)
+        raise NonFiniteState(f"{exc}; training stopped, {kept}; try a smaller --lr") from None
+    except BaseException:
+        _clean_failed_start(out, existed, resume, s)
+        raise
+    return RunResult(out, s.cfg, len(s.records), s.cfg.epochs - start + 1)
+
+
+def _clean_failed_start(out: Path, existed: bool, resume: bool, s: _Session | None) -> None:
+    """A new run that never finished an epoch leaves nothing behind (``s`` is None when the
+    set-up failed, which writes nothing)."""
+    if resume or s is None or s.records:
+        return
+    for name in (CONFIG, LOG):
+        (out / name).unlink(missing_ok=True)
+    if not existed and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()

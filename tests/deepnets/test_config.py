@@ -1,0 +1,118 @@
+"""TrainConfig (the one run description) and its config.json; the CLI flags parsed into it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from deepnets.config import SCHEMA_VERSION, SEED_MAX, ConfigError, TrainConfig
+from deepnets.runconfig import layer_list, parse_run
+
+
+def cfg(**kw) -> TrainConfig:
+    return TrainConfig(**{"epochs": 2, "data_dir": "data", **kw})
+
+
+def test_json_round_trip_with_schema_version() -> None:
+    a = cfg(arch="conv 4 3x3; conv 4 3x3; full 8; output", method="urfb", epsilon=0.5,
+            untie=(1, 0, 1), freeze=(0,), seed=7, split_seed=3, train_size=10, rule_params={})
+    d = a.to_json_dict()
+    assert d["schema_version"] == SCHEMA_VERSION == 2
+    assert d["untie"] == [0, 1] and d["freeze"] == [0] and d["train_size"] == 10
+    b = TrainConfig.from_json_dict(json.loads(json.dumps(d)))
+    assert b == a and b.untie == (0, 1)
+
+
+def test_epsilon_belongs_to_urfb_only() -> None:
+    assert cfg(method="urfb").epsilon == 1.0
+    assert cfg(method="frfb").epsilon is None and cfg(method="bp").epsilon is None
+    with pytest.raises(ConfigError, match="--epsilon 0.5: applies to --method urfb only"):
+        cfg(method="frfb", epsilon=0.5)
+    for bad in (1e30, -0.1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match=r"--epsilon .*must be in \[0, 1e6\]"):
+            cfg(epsilon=bad)
+    assert cfg(epsilon=1e6).epsilon == 1e6 and cfg(epsilon=0).epsilon == 0.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"lr": 1e300}, "--lr 1e+300: must be positive and at most 1e6"),
+        ({"lr": 0.0}, "--lr 0.0: must be positive"),
+        ({"batch_size": 0}, "--batch-size 0: must be >= 1"),
+        ({"train_size": 0}, "--train-size 0: must be >= 1"),
+        ({"seed": -1}, f"--seed -1: must be in 0..{SEED_MAX}"),
+        ({"split_seed": SEED_MAX + 1}, f"--split-seed {SEED_MAX + 1}: must be in 0..{SEED_MAX}"),
+        ({"method": "dfa"}, "--method 'dfa': must be one of bp, frfb, urfb"),
+        ({"connectivity": 1.5}, "--connectivity 1.5: must be in (0, 1]"),
+        ({"mu": float("inf")}, "--mu inf: must be >= 0 and finite"),
+        ({"loss": "softmax", "mu": 0.5}, "--mu and --output-feedback apply to --loss hinge only"),
+        ({"copy": (0,)}, "--copy needs --from RUN_DIR"),
+        ({"arch": "conv 4 3x3; pool 3; output"}, "--arch 'conv 4 3x3; pool 3; output': item 2"),
+        ({"arch": "conv 4 3x3; output", "freeze": (0, 1)}, "freezes every weight layer"),
+        ({"arch": "conv 4 3x3; full 3; output", "untie": (1,)}, "--untie [1]: not conv layers"),
+        ({"arch": "conv 4 3x3; output", "freeze": (5,)}, "--freeze [5]: the network has weight layers 0..1"),
+        ({"data_dir": ""}, "--data-dir is required"),
+    ],
+)
+def test_bad_values_name_the_flag(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        cfg(**changes)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_schema_1_configs_are_upgraded() -> None:
+    old = {k: v for k, v in cfg(method="frfb", seed=4).to_json_dict().items()
+           if k not in ("schema_version", "train_size", "split_seed")}
+    old.update(train_subset=12, epsilon=1.0)  # the first landing stored epsilon for every method
+    new = TrainConfig.from_json_dict(old)
+    assert new.train_size == 12 and new.split_seed == 4 and new.epsilon is None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([1, 2], "config.json: expected a JSON object, found list"),
+        ("text", "config.json: expected a JSON object, found str"),
+        ({"data_dir": "d"}, "config.json: missing key 'epochs'"),
+        ({"epochs": "3", "data_dir": "d"}, "config.json: key 'epochs' must be int, found '3'"),
+        ({"epochs": True, "data_dir": "d"}, "config.json: key 'epochs' must be int, found True"),
+        ({"epochs": 3, "data_dir": "d", "lr": "fast"}, "key 'lr' must be float, found 'fast'"),
+        ({"epochs": 3, "data_dir": "d", "untie": "1"}, "key 'untie' must be a list of integers"),
+        ({"epochs": 3, "data_dir": "d", "lr": 1e300}, "config.json: --lr 1e+300: must be positive"),
+    ],
+)
+def test_malformed_config_json_is_a_one_line_error(data: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_json_dict(data)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_identity_leaves_out_what_resume_may_change() -> None:
+    a, b = cfg(), cfg(epochs=9, device="cpu", data_dir="elsewhere")
+    assert a.identity() == b.identity() and a.identity() != cfg(lr=0.2).identity()
+
+
+def test_layer_lists() -> None:
+    assert layer_list("0,2,4-5") == [0, 2, 4, 5] and layer_list("1-1") == [1]
+    for bad, message in (("2-0", "the range 2-0 is reversed"), ("0,3-1", "reversed"),
+                         ("x", "is not a layer list"), ("-1", "is not a layer list")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            layer_list(bad)
+
+
+def test_parse_run_builds_the_config(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    config, got_out, resume, quiet, force = parse_run(
+        ["--out", str(out), "--epochs", "3", "--data-dir", "d", "--method", "frfb",
+         "--train-subset", "5", "--untie", "0", "--arch", "conv 4 3x3; output", "--quiet"])
+    assert (got_out, resume, quiet, force) == (out, False, True, False)
+    assert config == cfg(epochs=3, data_dir="d", method="frfb", train_size=5, untie=(0,),
+                         arch="conv 4 3x3; output")
+    with pytest.raises(ConfigError, match="--epochs is required"):
+        parse_run(["--out", str(out), "--data-dir", "d"])
+    with pytest.raises(ConfigError, match="--force-data applies to --resume only"):
+        parse_run(["--out", str(out), "--epochs", "1", "--data-dir", "d", "--force-data"])

@@ -1,0 +1,103 @@
+"""Synthetic run folders in deepnets.train's format (config.json schema 2 or 1, log.jsonl)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from deepnets.protocols import PROTOCOLS
+
+LAYERS = {"simpnet": ["conv 32 5x5", "full 500", "output"],
+          "deepnet": [f"l{i}" for i in range(9)], "deepernet": [f"l{i}" for i in range(10)],
+          "deepnet_s": ["conv 16 3x3", "conv 16 3x3", "conv 64 3x3", "conv 64 3x3", "conv 64 2x2",
+                        "conv 64 2x2", "full 500", "output"]}
+WriteRun = Callable[..., Path]
+
+
+def _config(arch: str, protocol: str, n_classes: int, untie: tuple[int, ...],
+            freeze: tuple[int, ...], epochs: int, schema: int) -> dict:
+    """config.json as deepnets.train writes it: schema 2 (train_size, split_seed, precision,
+    relative data_dir, epsilon null outside URFB) or schema 1 (train_subset, absolute data_dir)."""
+    p = PROTOCOLS[protocol]
+    config = {
+        "arch": arch, "method": p.method, "loss": p.loss, "connectivity": p.connectivity,
+        "update_order": "simultaneous", "sat_scale": 0.5, "mu": None, "lr": 0.1, "batch_size": 50,
+        "seed": 0, "epochs": epochs, "val_size": 100, "data": "imagefolder",
+        "dataset_label": "CIFAR-10 (JPEG re-encoding)", "untie": list(untie),
+        "freeze": list(freeze), "from_run": None, "copy": None, "output_feedback": "closed-form",
+        "device": "cpu", "weight_layer_names": LAYERS[arch],
+        "net": {"arch": arch, "n_classes": n_classes, "method": p.method, "untied": list(untie),
+                "seed": 0},
+    }
+    if schema == 1:
+        return {**config, "epsilon": 1.0, "train_subset": 200, "data_dir": "/data/train.zip"}
+    return {**config, "schema_version": 2, "epsilon": 1.0 if p.method == "urfb" else None,
+            "train_size": 200, "data_dir": "data/train.zip", "split_seed": 7, "precision": "fp32",
+            "rule_params": {}}
+
+
+def _log(n_layers: int, logged: int) -> str:
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "train_error": 0.9 / e, "val_loss": 1.1 / e,
+             "val_error": 0.95 / e ** 0.5, "seconds": 1.0,
+             "corr": [min(1.0, 0.1 * e + 0.05 * i) for i in range(n_layers)]}
+            for e in range(1, logged + 1)]
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+@pytest.fixture()
+def write_run() -> WriteRun:
+    """``write_run(root, name, arch, protocol, n_classes=10, untie=(), freeze=(), epochs=4,
+    logged=epochs, schema=2)``: a run folder with config.json and one log line per epoch."""
+
+    def write(root: Path, name: str, arch: str, protocol: str, *, n_classes: int = 10,
+              untie: tuple[int, ...] = (), freeze: tuple[int, ...] = (), epochs: int = 4,
+              logged: int | None = None, schema: int = 2) -> Path:
+        folder = root / name
+        folder.mkdir(parents=True)
+        config = _config(arch, protocol, n_classes, untie, freeze, epochs, schema)
+        (folder / "config.json").write_text(json.dumps(config))
+        n_logged = epochs if logged is None else logged
+        (folder / "log.jsonl").write_text(_log(len(LAYERS[arch]), n_logged))
+        return folder
+
+    return write
+
+
+@pytest.fixture()
+def runs(tmp_path: Path, write_run: WriteRun) -> Path:
+    """Every run Figures 4-11 draw, one per description."""
+    root = tmp_path / "runs"
+    for p in PROTOCOLS:
+        write_run(root, f"simpnet-cifar10-{p}", "simpnet", p)
+        write_run(root, f"simpnet-cifar100-{p}", "simpnet", p, n_classes=100, epochs=3)
+        write_run(root, f"deepernet-cifar10-{p}", "deepernet", p)
+    write_run(root, "deepnet-cifar10-urfb", "deepnet", "urfb")
+    for p in ("bp", "urfb", "frfb"):
+        write_run(root, f"simpnet-cifar10-{p}-untied", "simpnet", p, untie=(0,))
+        write_run(root, f"deepnet_s-cifar10-{p}-pre", "deepnet_s", p, epochs=2)
+        write_run(root, f"deepnet_s-cifar10-{p}", "deepnet_s", p, freeze=(0,))
+        write_run(root, f"deepnet_s-cifar10-{p}-untied", "deepnet_s", p, untie=(1, 2, 3, 4, 5),
+                  freeze=(0,), logged=2)  # an interrupted run: drawn with what it has
+    return root
+
+
+@pytest.fixture()
+def curves_csv() -> Callable[[Path], Path]:
+    """``curves_csv(path)``: a small curves.csv in sims.epsilon_sweep's format (2 runs, BP, eps 0, 1)."""
+
+    def write(path: Path) -> Path:
+        lines = ["run,method,epsilon,t,error,corr_1,corr_2,corr_3"]
+        for run in (0, 1):
+            for t in range(5):
+                lines.append(f"{run},bp,,{t},{2.718 ** -t},,,")
+                for eps in (0.0, 1.0):
+                    c = 0.2 * t * (1 + eps) / 2
+                    lines.append(f"{run},feedback,{eps},{t},{2.718 ** (-(1 + eps) * t / 2)},{c},{c},{c}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return write

@@ -1,0 +1,197 @@
+"""``python -m figures``: what it builds, its defaults, its exit status and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from figures.__main__ import build_parser, main
+
+REPO = Path(__file__).parents[2]
+
+
+def last_error(capsys) -> str:
+    """The last line on stderr, checked to be argparse's one-line error."""
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    line = captured.err.strip().splitlines()[-1]
+    assert line.startswith("python -m figures: error: ")
+    return line.removeprefix("python -m figures: error: ")
+
+
+def test_builds_what_has_data(runs: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["4", "9", "8", "--runs", str(runs), "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sorted(summary["built"]) == ["4", "9"] and list(summary["missing"]) == ["8"]
+    assert "checkpoint.pt" in summary["missing"]["8"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "figure4.pdf", "figure4.png", "figure4.txt", "figure9.pdf", "figure9.png", "figure9.txt"]
+
+
+def test_nothing_built_exits_1_listing_every_figure_missing(tmp_path: Path, capsys) -> None:
+    (tmp_path / "runs").mkdir()
+    argv = ["all", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+            "--curves-csv", str(tmp_path / "empty.csv")]
+    (tmp_path / "empty.csv").write_text("")
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    for n in range(4, 13):
+        assert f"figure {n}: missing -- " in captured.out
+    assert "0 built, 9 missing" in captured.out
+    assert captured.err.strip().endswith("error: none of figures [4, 5, 6, 7, 8, 9, 10, 11, 12] "
+                                         "could be built (see above)")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--runs", "NONEXISTENT"], "--runs NONEXISTENT: no such folder"),
+    (["12", "--curves-csv", "MISSING.csv"], "--curves-csv MISSING.csv: no such file"),
+    (["13"], "argument FIGURE: '13' is not 'all' or one of [4, 5, 6, 7, 8, 9, 10, 11, 12]"),
+    (["4", "x"], "argument FIGURE: 'x' is not 'all'"),
+])
+def test_bad_arguments_exit_2_in_one_line(tmp_path: Path, monkeypatch, capsys, argv: list[str],
+                                          message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert last_error(capsys).startswith(message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_given_as_curves_csv_is_called_a_folder(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["12", "--curves-csv", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    assert last_error(capsys) == f"--curves-csv {tmp_path}: is a folder; give a file in it"
+
+
+def test_out_onto_a_file_is_refused(tmp_path: Path, capsys) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["4", "--runs", str(tmp_path), "--out", str(afile / "out")])
+    assert exc.value.code == 2
+    assert last_error(capsys) == f"--out {afile / 'out'}: {afile} exists and is not a folder"
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+def test_out_that_cannot_be_created_fails_before_reading_runs(runs: Path, capsys) -> None:
+    (runs / "broken").mkdir()
+    (runs / "broken" / "config.json").write_text("{not json")  # reading runs would warn
+    with pytest.raises(SystemExit) as exc:
+        main(["4", "--runs", str(runs), "--out", "/proc/x"])
+    assert exc.value.code == 2
+    assert last_error(capsys).startswith("--out /proc/x: cannot write there")
+
+
+def test_a_broken_run_is_skipped_with_one_warning(runs: Path, tmp_path: Path, monkeypatch,
+                                                  capsys) -> None:
+    monkeypatch.chdir(tmp_path)  # no out/epsilon_sweep/curves.csv here
+    broken = runs / "simpnet-cifar10-urfb-copy"
+    broken.mkdir()
+    (broken / "config.json").write_text((runs / "simpnet-cifar10-urfb" / "config.json").read_text())
+    (broken / "log.jsonl").write_text('{"epoch": 1, "train_error": 0.9}\n{"epoch": 2, "train_e')
+    assert main(["all", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "simpnet-cifar10-urfb-copy" in line]
+    assert len(warnings) == 1 and warnings[0].startswith(f"figures: skipping {broken}: corrupt ")
+    assert "7 built, 2 missing" in captured.out  # 8: no checkpoint, 12: no curves.csv
+
+
+def test_the_choice_among_several_runs_is_noted(runs: Path, tmp_path: Path, write_run,
+                                                 capsys) -> None:
+    write_run(runs, "simpnet-cifar10-urfb-short", "simpnet", "urfb", epochs=4, logged=1)
+    assert main(["4", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert notes == [(f"figures: note: 2 runs of simpnet URFB, 10 classes, tied: using "
+                      f"{runs / 'simpnet-cifar10-urfb'} (most logged epochs: 4); not "
+                      f"{runs / 'simpnet-cifar10-urfb-short'}")]
+
+
+def test_figure12_from_a_curves_csv(tmp_path: Path, curves_csv, capsys) -> None:
+    csv = curves_csv(tmp_path / "sweep" / "curves.csv")
+    out = tmp_path / "out"
+    assert main(["12", "--curves-csv", str(csv), "--out", str(out)]) == 0
+    assert "1 built, 0 missing" in capsys.readouterr().out
+    text = (out / "figure12.txt").read_text()
+    assert "2 runs; epsilon [0.0, 1.0]; t up to 4; 3 weight layers" in text
+    assert (out / "figure12.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_quick_start_sweep_and_figures_find_each_other(tmp_path: Path, monkeypatch, runs: Path,
+                                                       capsys) -> None:
+    """`make sweep` then `python -m figures all --runs runs/`: Figure 12 is built, into out/figures."""
+    from sims.epsilon_sweep import main as sweep_main
+
+    monkeypatch.chdir(tmp_path)  # the fixture's runs are in tmp_path/runs, the default --runs
+    assert sweep_main(["--widths", "6", "5", "5", "3", "--runs", "1", "--points", "11",
+                       "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["all", "--runs", "runs"]) == 0
+    out = capsys.readouterr().out
+    assert "figure 12: out/figures/figure12.png" in out and "figure 12: missing" not in out
+    assert (tmp_path / "out" / "figures" / "figure4.png").is_file()
+    assert main([]) == 0 and "8 built, 1 missing (runs: runs, out: out/figures)" in (
+        capsys.readouterr().out)
+
+
+def test_without_a_runs_folder_figure12_alone_is_built(tmp_path: Path, monkeypatch, curves_csv,
+                                                       capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    curves_csv(tmp_path / "out" / "epsilon_sweep" / "curves.csv")
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "figure 4: missing -- no runs folder runs (runs: python -m deepnets.suite 4)" in out
+    assert "1 built, 8 missing" in out
+
+
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the git checkout")
+def test_default_output_is_git_ignored() -> None:
+    out = REPO / "out" / "figures" / "figure4.png"
+    done = subprocess.run(["git", "check-ignore", "-q", str(out)], cwd=REPO, check=False)
+    assert done.returncode == 0
+
+
+def test_help_states_the_defaults() -> None:
+    text = " ".join(build_parser().format_help().split())
+    assert "(default runs/; a folder given here must exist)" in text
+    assert "(default out/figures/)" in text
+    assert "(default out/epsilon_sweep/curves.csv, where `make sweep` writes it;" in text
+
+
+def test_figures_imports_no_command_line_module() -> None:
+    """figures reads runs and protocols through library modules, never through a CLI's module."""
+    clis = sorted(
+        ".".join(p.relative_to(REPO).with_suffix("").parts)
+        for package in ("deepnets", "sims", "theory", "figures") for p in (REPO / package).rglob("*.py")
+        if 'if __name__ == "__main__"' in p.read_text(encoding="utf-8"))
+    code = ("import sys, figures.__main__, figures.summary; "
+            f"print([m for m in {clis!r} if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.strip() == "['figures.__main__', 'figures.summary']"
+
+
+def test_python_m_figures_runs_as_a_program(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "figures", "--runs", str(tmp_path / "none"),
+                           "--out", str(tmp_path / "out")], cwd=REPO, check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines()[-1] == (f"python -m figures: error: --runs {tmp_path / 'none'}: "
+                                            "no such folder")
+
+
+def test_summary_refuses_a_runs_folder_that_does_not_exist(tmp_path: Path, capsys) -> None:
+    from figures.summary import main as summary_main
+
+    with pytest.raises(SystemExit) as exc:
+        summary_main(["--runs", str(tmp_path / "none")])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"python -m figures.summary: error: --runs {tmp_path / 'none'}: no such folder")

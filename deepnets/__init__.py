@@ -10,7 +10,12 @@ Python API for users who bring their own model:
   :class:`ZeroPadMaxPool2d` is the paper's zero-padded "Maxpool K"; torch's ``nn.Dropout`` and
   ``nn.Flatten`` can be mixed in freely.
 * Feedback rules, :data:`METHODS`: ``"bp"`` (R = W^t), ``"frfb"`` (R random and fixed),
-  ``"urfb"`` (R random, Delta R = epsilon Delta W^t). A layer takes its rule and options as one
+  ``"urfb"`` (R random, Delta R = epsilon Delta W^t), and beyond the paper ``"kp"``
+  (Kolen-Pollack), ``"usf"``, ``"brsf"``, ``"frsf"`` (sign-concordant) and ``"dfa"`` (direct
+  feedback alignment); :data:`RULES` holds each rule's parameters (``FeedbackNet(arch,
+  method="kp", decay=1e-3)``), see :mod:`deepnets.rules` and ``docs/rules.md``.
+* Bring your own model: :func:`convert` ``(model, method=NAME, **rule_params)`` returns a copy
+  whose ``nn.Linear``/``nn.Conv2d`` layers are feedback layers computing the same function. A layer takes its rule and options as one
   :class:`LayerOptions` (``rule=FeedbackRule.make("urfb", epsilon=1)``, ``connectivity``,
   ``sat_scale``, ``symmetric_init``).
 * Runs: :class:`TrainConfig` describes a training run and :func:`run` trains it into a run
@@ -53,6 +58,7 @@ True
 from deepnets.alignment import alignment
 from deepnets.arch import PRESETS, ArchError, LayerSpec, format_arch, parse_arch
 from deepnets.config import ConfigError, TrainConfig
+from deepnets.convert import convert
 from deepnets.engine import UPDATE_ORDERS, StepResult, evaluate, freeze, train_step, untie
 from deepnets.layers import (
     METHODS,
@@ -68,6 +74,7 @@ from deepnets.layers import (
 from deepnets.losses import LOSSES, hinge_output_feedback, make_loss
 from deepnets.network import FeedbackNet, ResidualSum
 from deepnets.protocols import PROTOCOLS, Protocol
+from deepnets.rules import RULES
 from deepnets.trainer import RunResult, run
 
 #: :func:`deepnets.engine.evaluate` under a name that the ``deepnets.evaluate`` CLI module cannot shadow.
@@ -78,6 +85,7 @@ __all__ = [
     "METHODS",
     "PRESETS",
     "PROTOCOLS",
+    "RULES",
     "UPDATE_ORDERS",
     "ArchError",
     "ConfigError",
@@ -96,6 +104,7 @@ __all__ = [
     "TrainConfig",
     "ZeroPadMaxPool2d",
     "alignment",
+    "convert",
     "evaluate",
     "evaluate_net",
     "feedback_layers",

@@ -12,8 +12,13 @@ per weight layer:
 * ``update_angle``: the angle between the layer's weight increment Delta W = delta x^t under the
   rule and under exact BP, for the same batch (the output layer's is 0: its delta comes from the
   loss). ``None`` for a frozen layer, which is not updated.
-* ``weight_angle``: the angle between W and R^t as vectors (over real connections); 0 for BP.
-* ``norm_ratio``: ||R|| / ||W||; 1 for BP.
+* ``weight_angle``: the angle between W and R^t as vectors (over real connections); 0 for BP,
+  ``None`` for DFA (no R).
+* ``norm_ratio``: ||R|| / ||W||; 1 for BP, ``None`` for DFA.
+
+Under DFA (:mod:`deepnets.rules`) a layer whose feedback B_l e enters at its own output sends
+no error down: its ``delta_angle`` is ``None`` and its ``update_angle`` measures its B_l e
+against exact BP.
 
 The probe reads, never writes: weights, buffers (BatchNorm statistics included) and the RNG
 states (CPU and CUDA) are as before it ran.
@@ -30,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from deepnets.layers import BackwardRoute, FeedbackLayer, feedback_layers, route_backward
+from deepnets.rules import sends_error
 from urfb_common import images_to_float
 
 __all__ = ["KEYS", "alignment", "angle_degrees", "layer_names", "probe_batch", "summary"]
@@ -77,7 +83,9 @@ def _untouched(model: nn.Module, device: torch.device):
         model.train(was_training)
 
 
-def _weight_stats(layer: FeedbackLayer) -> tuple[float, float]:
+def _weight_stats(layer: FeedbackLayer) -> tuple[float | None, float | None]:
+    if layer.rule.direct:
+        return None, None
     w = layer.connection_entries(layer.weight.detach())
     r = layer.connection_entries(layer.feedback_as_weight().detach())
     return angle_degrees(w, r), float(r.double().norm() / w.double().norm())
@@ -105,7 +113,7 @@ def alignment(
             with route_backward(route):
                 loss = loss_fn(model(images_to_float(x, layers[0].weight.dtype)), y)
             targets = [inputs[id(layer)] for layer in layers]
-            sends = [t.requires_grad for t in targets]
+            sends = [t.requires_grad and sends_error(layer) for t, layer in zip(targets, layers)]
             learns = [layer.weight.requires_grad for layer in layers]
             wanted = [t for t, s in zip(targets, sends) if s]
             wanted += [layer.weight for layer, ok in zip(layers, learns) if ok]

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deepnets.models import build_net
 from deepnets.network import FeedbackNet
 from deepnets.rundir import CHECKPOINT, RunError, read_config
 from urfb_common import atomic_path
@@ -72,7 +73,7 @@ def load_network(run_dir: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(config.get("net"), dict):
         raise RunError(f"{Path(run_dir) / 'config.json'}: no 'net' description of the network")
     try:
-        net = FeedbackNet(**config["net"])
+        net = build_net(**config["net"])
     except (TypeError, ValueError, AttributeError) as exc:
         raise RunError(f"{Path(run_dir) / 'config.json'}: bad 'net' description: {exc}") from None
     load_state_checked(net, state["net"], str(Path(run_dir) / CHECKPOINT))

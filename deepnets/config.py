@@ -23,12 +23,16 @@ from deepnets.data import KINDS
 from deepnets.engine import UPDATE_ORDERS
 from deepnets.losses import LOSSES
 from deepnets.layers import METHODS
+from deepnets.models import MODELS, n_weight_layers
+from deepnets.rules import resolved_params
 
 __all__ = ["PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "ConfigError", "TrainConfig", "flag_of"]
 
 #: Version of ``config.json``'s layout; 1 was the first landing's (no ``schema_version`` key).
 SCHEMA_VERSION = 2
-PRECISIONS = ("fp32",)
+#: ``bf16``: bfloat16 compute with float32 master copies of W, R, b and float32 updates
+#: (:data:`deepnets.engine.COMPUTE_DTYPES`).
+PRECISIONS = ("fp32", "bf16")
 OUTPUT_FEEDBACKS = ("closed-form", "circuit")
 #: Seeds are 63-bit: torch's generators take at most 2**63 - 1.
 SEED_MAX = 2**63 - 1
@@ -49,7 +53,10 @@ def flag_of(name: str) -> str:
 class TrainConfig:
     """Everything that defines a training run; see ``python -m deepnets.train --help``.
 
-    ``epsilon`` is URFB's Delta R = epsilon Delta W^t (None for the other methods).
+    ``epsilon`` is URFB's Delta R = epsilon Delta W^t (None for the other methods);
+    ``rule_params`` the other rules' parameters (kp's ``decay``, usf's ``scale``; see
+    :mod:`deepnets.rules`), their defaults filled in. ``arch`` is an architecture string, a
+    preset or a named model of :data:`deepnets.models.MODELS` (trained through ``convert``).
     ``seed`` draws W, R, masks, data order and dropout; ``split_seed`` draws the held-out
     validation images, the same for every seed so that runs of several seeds are paired.
     ``train_size``: None trains on every image left after ``val_size`` are held out; after
@@ -96,6 +103,13 @@ class TrainConfig:
                 object.__setattr__(self, name, tuple(sorted(set(int(i) for i in value))))
         if self.epsilon is None and self.method == "urfb":
             object.__setattr__(self, "epsilon", 1.0)
+        if self.method in METHODS and "epsilon" not in self.rule_params:
+            try:
+                params = resolved_params(self.method, self.rule_params)
+            except ValueError as exc:
+                raise ConfigError(f"--rule-param: {exc}") from None
+            params.pop("epsilon", None)
+            object.__setattr__(self, "rule_params", params)
         if self.dataset_label is None:
             label = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(self.data)
             object.__setattr__(self, "dataset_label", label or f"image folder {self.data_dir}")
@@ -131,6 +145,8 @@ class TrainConfig:
                 raise bad("epsilon", "applies to --method urfb only")
             if not (math.isfinite(self.epsilon) and 0 <= self.epsilon <= 1e6):
                 raise bad("epsilon", "must be in [0, 1e6] (0 behaves as frfb)")
+        if "epsilon" in self.rule_params:
+            raise ConfigError("--rule-param epsilon: give urfb's epsilon with --epsilon")
         if self.mu is not None and not (math.isfinite(self.mu) and self.mu >= 0):
             raise bad("mu", "must be >= 0 and finite")
         if self.loss != "hinge" and (self.mu is not None or self.output_feedback != "closed-form"):
@@ -142,6 +158,20 @@ class TrainConfig:
         self._check_layers()
 
     def _check_layers(self) -> None:
+        if self.arch in MODELS:
+            if self.untie:
+                raise ConfigError(f"--untie: --arch {self.arch} is a converted model; it has no "
+                                  "untied layers")
+            if self.from_run is not None:
+                raise ConfigError(f"--from: not supported for --arch {self.arch}")
+            n = n_weight_layers(self.arch)
+            over = [i for i in self.freeze if not 0 <= i < n]
+            if over:
+                raise ConfigError(f"--freeze {over}: the network has weight layers 0..{n - 1}")
+            if len(self.freeze) == n:
+                raise ConfigError(f"--freeze {list(self.freeze)} freezes every weight layer: "
+                                  "nothing would train")
+            return
         try:
             kinds = [s.kind for s in parse_arch(self.arch) if s.kind in WEIGHT_KINDS]
         except ArchError as exc:

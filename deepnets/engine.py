@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from deepnets.cpu import keep_freed_memory
 from deepnets.layers import FeedbackUntied2d, feedback_layers, sequential_update
 from deepnets.network import FeedbackNet
 from urfb_common import images_to_float
 
 __all__ = [
+    "COMPUTE_DTYPES",
     "UPDATE_ORDERS",
     "StepResult",
     "evaluate",
@@ -32,6 +34,9 @@ __all__ = [
 ]
 
 UPDATE_ORDERS = ("simultaneous", "sequential")
+#: Arithmetic of a training step: the dtype its forward and backward passes compute in. W, R
+#: and b stay float32 (the master copies) and take float32 updates in every case.
+COMPUTE_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -44,9 +49,14 @@ class StepResult:
     n: int
 
 
-def _as_input(x: Tensor, net: nn.Module) -> Tensor:
-    """uint8 images -> floats in [0, 1] (Section 4: no other preprocessing) of the net's dtype."""
-    return images_to_float(x, next(net.parameters()).dtype)
+def _as_input(x: Tensor, net: nn.Module, precision: str = "fp32") -> Tensor:
+    """uint8 images -> floats in [0, 1] (Section 4: no other preprocessing) of the net's dtype,
+    then in the compute dtype of ``precision`` (bf16: the layers compute in bfloat16)."""
+    if precision not in COMPUTE_DTYPES:
+        raise ValueError(f"precision must be one of {tuple(COMPUTE_DTYPES)}, got {precision!r}")
+    x = images_to_float(x, next(net.parameters()).dtype)
+    dtype = COMPUTE_DTYPES[precision]
+    return x if dtype is None else x.to(dtype)
 
 
 def train_step(
@@ -57,10 +67,13 @@ def train_step(
     *,
     lr: float = 0.1,
     update_order: str = "simultaneous",
+    precision: str = "fp32",
 ) -> StepResult:
     """One SGD step on the batch (x, y); works for any module built of feedback layers
-    (other parameters, if any, get plain SGD)."""
-    loss, errors = train_step_on_device(net, x, y, loss_fn, lr=lr, update_order=update_order)
+    (other parameters, if any, get plain SGD). ``precision="bf16"``: the forward and backward
+    passes compute in bfloat16, W, R and b stay float32 and take float32 updates."""
+    loss, errors = train_step_on_device(net, x, y, loss_fn, lr=lr, update_order=update_order,
+                                        precision=precision)
     return StepResult(float(loss), int(errors), int(y.shape[0]))
 
 
@@ -72,22 +85,26 @@ def train_step_on_device(
     *,
     lr: float = 0.1,
     update_order: str = "simultaneous",
+    precision: str = "fp32",
 ) -> tuple[Tensor, Tensor]:
     """:func:`train_step` without synchronising: (batch mean loss, misclassified count) as
     0-d tensors on the batch's device, so a GPU loop needs no ``.item()`` per step."""
     if update_order not in UPDATE_ORDERS:
         raise ValueError(f"update_order must be one of {UPDATE_ORDERS}, got {update_order!r}")
     layers = feedback_layers(net)
+    if x.device.type == "cpu":
+        keep_freed_memory()  # a step reuses the pages of the last one (deepnets.cpu)
     net.train()
-    x = _as_input(x, net)
+    x = _as_input(x, net, precision)
     with sequential_update(lr) if update_order == "sequential" else nullcontext():
         logits = net(x)
-        loss = loss_fn(logits, y)
+        loss = loss_fn(logits.float() if logits.dtype == torch.bfloat16 else logits, y)
         loss.backward()
     if update_order == "simultaneous":
         for layer in layers:
             if layer.weight.grad is not None:
-                layer.apply_update(layer.weight.grad, layer.bias.grad, lr)
+                bias_grad = None if layer.bias is None else layer.bias.grad
+                layer.apply_update(layer.weight.grad, bias_grad, lr)
     with torch.no_grad():
         own = {id(p) for layer in layers for p in (layer.weight, layer.bias)}
         for p in net.parameters():

@@ -8,6 +8,9 @@ it learns is the layer's :class:`FeedbackRule`, one field of its :class:`LayerOp
 * ``method="frfb"``: R random and fixed (fixed random feedback).
 * ``method="urfb"``: R random and receives the same Hebbian increment as W, transposed:
   ``Delta R = epsilon * Delta W^t`` (updated random feedback; epsilon = 0 behaves as frfb).
+* beyond the paper, ``kp`` (Kolen-Pollack), ``usf`` / ``brsf`` / ``frsf`` (sign-concordant
+  feedback) and ``dfa`` (direct feedback alignment): see :mod:`deepnets.rules`, which holds
+  the registry and the rule-specific code these layers call.
 
 Storage of R: for :class:`FeedbackLinear`, ``feedback`` is the matrix R itself, shape
 (in, out), i.e. the transpose of W's (out, in).  For :class:`FeedbackConv2d` and
@@ -41,10 +44,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deepnets import rules as _rules
+from deepnets.kernels import (
+    dropout_noise,
+    exact_scale,
+    from_planes,
+    location_major,
+    pool_backward,
+    prefer_channels_last,
+    same_format,
+    saturation_backward,
+    to_planes,
+    zero_pad_pool,
+)
+
 __all__ = [
     "METHODS",
     "BackwardRoute",
+    "Dropout",
     "FeedbackFunction",
+    "PooledFeedbackFunction",
     "FeedbackRule",
     "LayerOptions",
     "route_backward",
@@ -57,44 +76,66 @@ __all__ = [
     "feedback_layers",
 ]
 
-METHODS = ("bp", "frfb", "urfb")
+METHODS = _rules.METHODS  # bp frfb urfb kp usf brsf frsf dfa: the registry of deepnets.rules
 
 
 @dataclass(frozen=True)
 class FeedbackRule:
-    """What R is and how it learns (Section 3.1): ``method`` and its parameters.
-
-    ``epsilon`` (urfb): Delta R = epsilon Delta W^t; ignored by the other methods.
+    """What R is and how it learns (Section 3.1): ``method`` and its parameters (the registry
+    :data:`deepnets.rules.RULES` lists each rule's, e.g. urfb's ``epsilon``, kp's ``decay``).
+    The layers call the rule's methods; the rule-specific code lives in :mod:`deepnets.rules`.
     """
 
     method: str = "urfb"
     params: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        allowed = {"urfb": {"epsilon"}}.get(self.method, set())
-        unknown = sorted(set(self.params) - allowed)
-        if unknown:
-            raise ValueError(f"method {self.method!r} takes no parameter {', '.join(unknown)}")
+        _rules.check_params(self.method, self.params)
 
     @classmethod
-    def make(cls, method: str, epsilon: float | None = None) -> FeedbackRule:
-        """The rule of ``method``; ``epsilon`` only for urfb (default 1)."""
-        params = {"epsilon": 1.0 if epsilon is None else float(epsilon)} if method == "urfb" else {}
+    def make(cls, method: str, epsilon: float | None = None, **params: float) -> FeedbackRule:
+        """The rule of ``method`` with its parameters, defaults filled in (urfb's epsilon 1)."""
         if epsilon is not None and method != "urfb":
             raise ValueError(f"epsilon applies to method urfb only, not {method!r}")
-        return cls(method, params)
+        if epsilon is not None:
+            params = {"epsilon": epsilon, **params}
+        return cls(method, _rules.resolved_params(method, params))
 
     @property
     def has_feedback(self) -> bool:
-        """Whether the layer keeps an R separate from W (all methods but bp)."""
-        return self.method != "bp"
+        """Whether the layer keeps an R of W's shape (all rules but bp and dfa)."""
+        return _rules.RULES[self.method].feedback == "matrix"
+
+    @property
+    def direct(self) -> bool:
+        """Direct feedback (dfa): hidden layers get B_l e instead of the chained error."""
+        return _rules.RULES[self.method].feedback == "direct"
 
     @property
     def epsilon(self) -> float:
-        """The factor of Delta W^t that R receives (0 for fixed feedback)."""
-        return float(self.params.get("epsilon", 1.0)) if self.method == "urfb" else 0.0
+        """The factor of Delta W^t that R receives (urfb's epsilon, 1 for kp, else 0)."""
+        if self.method == "kp":
+            return 1.0
+        return _rules.param(self, "epsilon") if self.method == "urfb" else 0.0
+
+    @property
+    def decay(self) -> float:
+        """The weight decay lambda on W (and R) of kp; 0 for the other rules."""
+        return _rules.weight_decay(self)
+
+    def setup(self, layer: FeedbackLayer, generator: torch.Generator | None) -> None:
+        """The rule's part of building ``layer`` (sign rules' R from W, DFA's seed)."""
+        _rules.setup(layer, generator)
+
+    def update_feedback(self, layer: FeedbackLayer, grad_w: Tensor, lr: float) -> None:
+        """R after W's step ``-lr grad_w`` (the rule's Delta R)."""
+        _rules.update_feedback(layer, grad_w, lr)
+
+    def direct_backward(self, layer: FeedbackLayer, x: Tensor, grad_out: Tensor,
+                        active: Tensor | None, needs: tuple[bool, bool, bool],
+                        lr: float | None) -> tuple[Tensor | None, ...]:
+        """DFA's backward of ``layer``: (error sent down, grad W, grad b)."""
+        return _rules.direct_backward(layer, x, grad_out, active, needs, lr)
 
     def describe(self) -> str:
         return self.method + "".join(f", {k}={v}" for k, v in self.params.items())
@@ -119,6 +160,9 @@ class LayerOptions:
             raise ValueError(f"connectivity must be in (0, 1], got {self.connectivity}")
         if self.sat_scale is not None and not self.sat_scale > 0:
             raise ValueError(f"sat_scale must be positive, got {self.sat_scale}")
+        if self.symmetric_init and self.rule.method in ("usf", "brsf", "frsf", "dfa"):
+            raise ValueError(f"symmetric_init does not apply to method {self.rule.method!r} "
+                             "(its feedback is not a free matrix)")
 
 
 _SEQUENTIAL_LR: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -175,34 +219,145 @@ class FeedbackFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, layer: FeedbackLayer,
                 sequential_lr: float | None) -> Tensor:
-        h = layer.linear_op(x, weight, bias)
+        w, b, folded = _compute_weights(layer, x, weight, bias)
         ctx.layer, ctx.sequential_lr, ctx.route = layer, sequential_lr, _ROUTE.get()
         s = layer.sat_scale
         if s is None:
             ctx.save_for_backward(x)
-            return h
-        sh = h.mul_(s)
-        ctx.save_for_backward(x, sh.abs() < 1)
-        return sh.clamp_(-1.0, 1.0)
+            return layer.linear_op(x, w, b)
+        if folded:  # s is inside W and b: clip(W x + b) in one pass where the layer can
+            out = layer.saturated_op(x, w, b)
+        else:
+            out = layer.linear_op(x, w, b).mul_(s).clamp_(-1.0, 1.0)
+        # sigma'(h) = s 1[|s h| < 1] = s 1[|out| < 1]: the output is all the backward needs.
+        ctx.save_for_backward(x, out)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         layer: FeedbackLayer = ctx.layer
-        x, *active = ctx.saved_tensors
-        delta = grad_out if not active else grad_out.mul(active[0]).mul_(layer.sat_scale)
+        x, *out = ctx.saved_tensors  # out: [sigma(h)] for a saturating layer
+        exact = ctx.route is not None and ctx.route.exact
+        if layer.rule.direct and not exact:  # dfa: delta from B_l e (deepnets.rules)
+            act = (out[0].abs() < 1) if out else None
+            need = tuple(ctx.needs_input_grad[:3])
+            grads = layer.rule.direct_backward(layer, x, grad_out, act, need, ctx.sequential_lr)
+            return (*grads, None, None)
+        if not out:
+            return (*FeedbackFunction.send(ctx, layer, x, grad_out), None, None)
+        scale = _pending_scale(layer)
+        if scale == 1.0:
+            delta = saturation_backward(grad_out, out[0], layer.sat_scale)
+        else:  # delta / s: s goes into the gradients and the weights delta goes through
+            delta = torch.ops.aten.hardtanh_backward(grad_out, out[0], -1.0, 1.0)
+        return (*FeedbackFunction.send(ctx, layer, x, delta, scale), None, None)
+
+    @staticmethod
+    def send(ctx: Any, layer: FeedbackLayer, x: Tensor, delta: Tensor, scale: float = 1.0
+             ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        """(error for the layer below, grad W, grad b) from the layer's delta: through R (or
+        W^t on the exact route), with the update order bound at the forward pass.
+
+        ``scale``: ``delta`` is the layer's delta divided by ``scale``, a power of two that
+        multiplies the gradients and the weights the error goes through instead (the same
+        numbers, without a pass over a conv layer's delta)."""
         need_in, need_w, need_b = ctx.needs_input_grad[:3]
         lr = ctx.sequential_lr
-        if ctx.route is not None and ctx.route.exact:  # exact BP through W^t (alignment probe)
-            grads = layer.linear_grads(x, delta, need_in, need_w, need_b, through=layer.weight)
-            return (*grads, None, None)
-        if lr is None:  # simultaneous: one (fused) call; the caller applies the increments
-            return (*layer.linear_grads(x, delta, need_in, need_w, need_b), None, None)
+        exact = ctx.route is not None and ctx.route.exact
+
+        def grads(i: bool, w: bool, b: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+            through = layer.weight if exact else None  # W^t for exact BP (alignment probe)
+            if scale != 1.0 and i:
+                through = (layer.feedback_as_weight() if through is None else through) * scale
+            gi, gw, gb = layer.linear_grads(x, delta, i, w, b, through=through)
+            if scale != 1.0:
+                gw = None if gw is None else gw.mul_(scale)
+                gb = None if gb is None else gb.mul_(scale)
+            return _master_grads(layer, gi, gw, gb)
+
+        if exact or lr is None:  # simultaneous: one (fused) call; the caller applies them
+            return grads(need_in, need_w, need_b)
         if need_w or need_b:  # sequential (Remark 1): update W and R first ...
-            _, gw, gb = layer.linear_grads(x, delta, False, need_w, need_b)
+            _, gw, gb = grads(False, need_w, need_b)
             layer.apply_update(gw, gb, lr)
         # ... then send the feedback down through the updated R.
-        grad_in = layer.linear_grads(x, delta, True, False, False)[0] if need_in else None
-        return grad_in, None, None, None, None
+        return (grads(True, False, False)[0] if need_in else None), None, None
+
+
+class PooledFeedbackFunction(torch.autograd.Function):
+    """A spatial layer and the zero-padded max pool after it, in one: pool(sigma(W x + b)).
+
+    sigma is monotone, so pool(clip(s h, -1, 1)) = clip(pool(s h), -1, 1): the pool runs on s h
+    and only its (~4x smaller) output is clipped. The pool's gradient reaches only each window's
+    argmax, where sigma' = s 1[|pooled| < 1]; so delta = pool'(g s 1[|pooled| < 1]) without a
+    pass over the layer's full output. (Where several entries of a window saturate at the
+    maximum, the argmax may be another of them than pool(sigma(h))'s, but sigma' is 0 at all of
+    them: the same delta.) Backward as :class:`FeedbackFunction`'s (not for dfa, whose error
+    enters at the layer's own output).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, layer: FeedbackLayer,
+                sequential_lr: float | None, pool: ZeroPadMaxPool2d) -> Tensor:
+        w, b, folded = _compute_weights(layer, x, weight, bias)
+        h = layer.linear_op(x, w, b)
+        if not folded:
+            h.mul_(layer.sat_scale)
+        # an untied layer's output lies as (H, W, N, C): pool it as one image of N*C channels
+        planes = (h.shape[0], h.shape[1]) if location_major(h) else None
+        out, idx, plan, ref = zero_pad_pool(to_planes(h) if planes else h, pool.kernel_size,
+                                            pool.stride)
+        out.clamp_(-1.0, 1.0)
+        ctx.layer, ctx.sequential_lr, ctx.route = layer, sequential_lr, _ROUTE.get()
+        ctx.plan, ctx.planes = plan, planes
+        ctx.save_for_backward(x, out, idx, ref)
+        return from_planes(out, *planes) if planes else out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        layer: FeedbackLayer = ctx.layer
+        x, out, idx, ref = ctx.saved_tensors
+        planes = ctx.planes
+        g = to_planes(grad_out) if planes else same_format(grad_out, out)
+        scale = _pending_scale(layer)
+        if scale == 1.0:
+            g = saturation_backward(g, out, layer.sat_scale)
+        else:  # as in FeedbackFunction.backward
+            g = torch.ops.aten.hardtanh_backward(g, out, -1.0, 1.0)
+        delta = pool_backward(g, out, idx, ctx.plan, ref, owned=True)
+        delta = from_planes(delta, *planes) if planes else delta
+        return (*FeedbackFunction.send(ctx, layer, x, delta, scale), None, None, None)
+
+
+def _compute_weights(layer: FeedbackLayer, x: Tensor, weight: Tensor, bias: Tensor | None
+                     ) -> tuple[Tensor, Tensor | None, bool]:
+    """(W, b, folded) for the forward pass: in the input's dtype (bf16 compute keeps fp32
+    masters), and with the saturation's s folded in (``folded``) where that is exact (s a power
+    of two) and cheaper than scaling the output (spatial layers)."""
+    if x.dtype != weight.dtype and x.is_floating_point():
+        weight = weight.to(x.dtype)
+        bias = None if bias is None else bias.to(x.dtype)
+    s = layer.sat_scale
+    if s is None or not layer.fold_scale or not exact_scale(s):
+        return weight, bias, False
+    return weight * s, None if bias is None else bias * s, True
+
+
+def _pending_scale(layer: FeedbackLayer) -> float:
+    """The s that a saturating layer's backward leaves to :meth:`FeedbackFunction.send` (s when
+    exact and the layer's weights are smaller than its delta, as for spatial layers), else 1."""
+    s = layer.sat_scale
+    return s if s is not None and layer.fold_scale and exact_scale(s) else 1.0
+
+
+def _master_grads(layer: FeedbackLayer, grad_in: Tensor | None, grad_w: Tensor | None,
+                  grad_b: Tensor | None) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Weight gradients in the masters' dtype (fp32 Hebbian updates under bf16 compute)."""
+    if grad_w is not None and grad_w.dtype != layer.weight.dtype:
+        grad_w = grad_w.to(layer.weight.dtype)
+    if grad_b is not None and layer.bias is not None and grad_b.dtype != layer.bias.dtype:
+        grad_b = grad_b.to(layer.bias.dtype)
+    return grad_in, grad_w, grad_b
 
 
 def _same_padding(k: int) -> tuple[int, int]:
@@ -223,6 +378,8 @@ class FeedbackLayer(nn.Module):
     feedback: Tensor | None
     mask_weight: Tensor | None
     mask_feedback: Tensor | None
+    #: fold sigma's s into W and b (when exact) rather than scale the output: W is the smaller
+    fold_scale: bool = False
 
     def __init__(
         self,
@@ -262,6 +419,8 @@ class FeedbackLayer(nn.Module):
             "mask_feedback", self._to_feedback_layout(mr.float()) if masked and fb else None
         )
         self._frozen = False
+        self.glorot_bound = bound
+        self.rule.setup(self, generator)  # the rule's own start (sign rules: R from W; dfa: B)
 
     # --- layout of R ---------------------------------------------------------------------
     def _to_feedback_layout(self, t: Tensor) -> Tensor:
@@ -280,10 +439,19 @@ class FeedbackLayer(nn.Module):
         """R^t in W's layout (W itself for bp): the weights the error travels back through."""
         return self.weight if self.feedback is None else self._as_weight_layout(self.feedback)
 
+    def _through(self, through: Tensor | None, delta: Tensor) -> Tensor:
+        """The weights the error goes down through (``through`` or R^t), in delta's dtype."""
+        fb = self.feedback_as_weight() if through is None else through
+        return fb if fb.dtype == delta.dtype else fb.to(delta.dtype)
+
     # --- the linear map ------------------------------------------------------------------
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         """h = W x + b (eq. 1)."""
         raise NotImplementedError
+
+    def saturated_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        """clip(W x + b, -1, 1) (s already inside W and b)."""
+        return self.linear_op(x, weight, bias).clamp_(-1.0, 1.0)
 
     def linear_grads(
         self, x: Tensor, delta: Tensor, need_in: bool, need_w: bool, need_b: bool,
@@ -300,7 +468,12 @@ class FeedbackLayer(nn.Module):
         """The feedback rule's name (``bp``, ``frfb``, ``urfb``)."""
         return self.rule.method
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, pool: ZeroPadMaxPool2d | None = None) -> Tensor:
+        """sigma(W x + b); with ``pool`` (a spatial layer), that pool of it, computed in one
+        (:class:`PooledFeedbackFunction`, used by :class:`deepnets.network.FeedbackNet`)."""
+        if pool is not None:
+            return PooledFeedbackFunction.apply(x, self.weight, self.bias, self,
+                                                _SEQUENTIAL_LR.get(), pool)
         return FeedbackFunction.apply(x, self.weight, self.bias, self, _SEQUENTIAL_LR.get())
 
     # --- learning ------------------------------------------------------------------------
@@ -313,22 +486,23 @@ class FeedbackLayer(nn.Module):
     def frozen(self, value: bool) -> None:
         self._frozen = bool(value)
         self.weight.requires_grad_(not value)
-        self.bias.requires_grad_(not value)
+        if self.bias is not None:
+            self.bias.requires_grad_(not value)
 
     @torch.no_grad()
-    def apply_update(self, grad_w: Tensor, grad_b: Tensor, lr: float) -> None:
-        """SGD: W -= lr grad_W, b -= lr grad_b, and for urfb R^t -= epsilon lr grad_W; masks kept."""
+    def apply_update(self, grad_w: Tensor, grad_b: Tensor | None, lr: float) -> None:
+        """SGD: W -= lr grad_W (kp: after W *= 1 - lr decay), b -= lr grad_b, then R as the rule
+        says (urfb R^t -= epsilon lr grad_W, ...: :meth:`FeedbackRule.update_feedback`); masks kept."""
         if self._frozen:
             return
         gw = grad_w if self.mask_weight is None else grad_w * self.mask_weight
+        decay = self.rule.decay
+        if decay:
+            self.weight.mul_(1.0 - lr * decay)
         self.weight.add_(gw, alpha=-lr)
-        self.bias.add_(grad_b, alpha=-lr)
-        epsilon = self.rule.epsilon
-        if self.feedback is not None and epsilon != 0.0:
-            r = self._as_weight_layout(self.feedback)
-            if self.mask_feedback is not None:
-                grad_w = grad_w * self._as_weight_layout(self.mask_feedback)
-            r.add_(grad_w, alpha=-lr * epsilon)
+        if self.bias is not None and grad_b is not None:
+            self.bias.add_(grad_b, alpha=-lr)
+        self.rule.update_feedback(self, grad_w, lr)
 
     def extra_repr(self) -> str:
         return f"rule={self.rule.describe()}, sat_scale={self.sat_scale}"
@@ -365,7 +539,7 @@ class FeedbackLinear(FeedbackLayer):
         return F.linear(x, weight, bias)
 
     def linear_grads(self, x, delta, need_in, need_w, need_b, through=None):
-        fb = self.feedback_as_weight() if through is None else through
+        fb = self._through(through, delta)
         grad_in = delta @ fb if need_in else None
         grad_w = delta.t() @ x if need_w else None
         grad_b = delta.sum(0) if need_b else None
@@ -376,16 +550,17 @@ class _SpatialLayer(FeedbackLayer):
     """Shared 'same' padding for the stride-1 spatial layers (conv, untied)."""
 
     kernel_size: int
+    fold_scale = True
 
     def _setup_padding(self, k: int) -> None:
         before, after = _same_padding(k)
         self.padding = before if before == after else 0
         self._prepad = None if before == after else (before, after, before, after)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, pool: ZeroPadMaxPool2d | None = None) -> Tensor:
         if self._prepad is not None:  # even kernels: the extra zero row/column goes after
             x = F.pad(x, self._prepad)
-        return FeedbackFunction.apply(x, self.weight, self.bias, self, _SEQUENTIAL_LR.get())
+        return super().forward(prefer_channels_last(x), pool)
 
 
 class FeedbackConv2d(_SpatialLayer):
@@ -415,11 +590,20 @@ class FeedbackConv2d(_SpatialLayer):
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         return F.conv2d(x, weight, bias, padding=self.padding)
 
+    def saturated_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        """clip(conv(x), -1, 1): on the CPU one oneDNN convolution with the clip as its
+        post-op (no second pass over the output; the same numbers)."""
+        if _fused_clip_conv(x, weight):
+            p = self.padding
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, weight, bias, [p, p], [1, 1], [1, 1], 1, "hardtanh", [-1.0, 1.0], "")
+        return super().saturated_op(x, weight, bias)
+
     def linear_grads(self, x, delta, need_in, need_w, need_b, through=None):
         p = self.padding
-        fb = self.feedback_as_weight() if through is None else through
+        fb = self._through(through, delta)
         return torch.ops.aten.convolution_backward(  # one fused call, grad_input through R
-            delta, x, fb, [self.out_channels], [1, 1], [p, p], [1, 1],
+            same_format(delta, x), x, fb, [self.out_channels], [1, 1], [p, p], [1, 1],
             False, [0, 0], 1, [need_in, need_w, need_b],
         )  # fmt: skip
 
@@ -463,39 +647,76 @@ class FeedbackUntied2d(FeedbackLayer):
         real = _untied_structure(self.in_shape, self.kernel_size).to(t.device) > 0
         return t[real.expand_as(t)]
 
-    def _columns(self, x: Tensor) -> Tensor:
-        """(L, N, in*k*k): the input patch seen by every location, batched by location."""
-        k = self.kernel_size
-        patches = F.pad(x, self._pad).unfold(2, k, 1).unfold(3, k, 1)  # (N, c, H, W, k, k)
-        n = x.shape[0]
-        return patches.permute(2, 3, 0, 1, 4, 5).reshape(-1, n, patches.shape[1] * k * k)
+    fold_scale = True
 
-    def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        n, (_, h, w) = x.shape[0], self.in_shape
-        bias_l = bias.permute(1, 2, 0).reshape(h * w, 1, self.out_channels)
-        out = torch.baddbmm(bias_l, self._columns(x), weight.transpose(1, 2))  # (L, N, out)
-        return out.view(h, w, n, self.out_channels).permute(2, 3, 0, 1)  # (N, out, H, W) view
+    def _patches(self, x: Tensor) -> Tensor:
+        """(L, N, k*k*in + 1): the input patch seen by every location, batched by location, and
+        a constant 1 (for the bias, which thus comes out of the same batched products). The
+        patch entries are ordered (row, column, channel), i.e. gathered from channels-last
+        ``x`` in runs of k*in contiguous numbers (2x faster than ``F.unfold``'s (channel, row,
+        column) order). The patches of the latest training forward pass are kept for its
+        backward pass (the weight gradient multiplies them; rebuilding them costs a bmm)."""
+        cache = self.__dict__.get("_patch_cache")
+        if cache is not None and _same_tensor(cache[0], x):
+            return cache[1]
+        k, (c, h, w), n = self.kernel_size, self.in_shape, x.shape[0]
+        xp = F.pad(prefer_channels_last(x), self._pad).permute(0, 2, 3, 1)  # (N, H+, W+, c)
+        if not xp.is_contiguous():
+            xp = xp.contiguous()
+        st = xp.stride()
+        patches = xp.as_strided((h, w, n, k, k * c), (st[1], st[2], st[0], st[1], 1))
+        cols = torch.empty(h * w, n, k * k * c + 1, dtype=x.dtype, device=x.device)
+        cols[..., :-1].unflatten(2, (k, k * c)).unflatten(0, (h, w)).copy_(patches)
+        cols[..., -1] = 1
+        self.__dict__["_patch_cache"] = (x, cols) if self.training else None
+        return cols
+
+    def _patch_order(self, t: Tensor) -> Tensor:
+        """(L, out, in*k*k) in unfold's (channel, row, column) order -> (row, column, channel)."""
+        k, c = self.kernel_size, self.in_shape[0]
+        return t.reshape(*t.shape[:2], c, k, k).permute(0, 1, 3, 4, 2).reshape(t.shape)
+
+    def _unfold_order(self, t: Tensor) -> Tensor:
+        """The inverse of :meth:`_patch_order` (a copy)."""
+        k, c = self.kernel_size, self.in_shape[0]
+        return t.reshape(*t.shape[:2], k, k, c).permute(0, 1, 4, 2, 3).reshape(t.shape)
+
+    def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        n, (_, h, w), o = x.shape[0], self.in_shape, self.out_channels
+        cols = self._patches(x)
+        if bias is None:
+            cols, wb = cols[..., :-1], self._patch_order(weight)
+        else:  # [W | b] against [patch | 1]
+            wb = torch.cat([self._patch_order(weight), bias.permute(1, 2, 0).reshape(h * w, o, 1)],
+                           dim=2)
+        out = torch.bmm(cols, wb.transpose(1, 2))  # (L, N, out)
+        return out.view(h, w, n, o).permute(2, 3, 0, 1)  # (N, out, H, W) view, location-major
 
     def linear_grads(
         self, x: Tensor, delta: Tensor, need_in: bool, need_w: bool, need_b: bool,
         through: Tensor | None = None,
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        n, (_, h, w), k = x.shape[0], self.in_shape, self.kernel_size
-        # bmm is only fast with a contiguous first operand: lay delta out as (L, N, out) for
-        # the input gradient and as (L, out, N) for the weight gradient.
+        n, (_, h, w), k, o = x.shape[0], self.in_shape, self.kernel_size, self.out_channels
+        # delta as (L, N, out): a view when it is location-major (as this layer's output and
+        # the pool fused with it leave it), else one copy; bmm takes its transpose as a view.
+        d = delta.permute(2, 3, 0, 1)
+        d = (d if d.is_contiguous() else d.contiguous()).view(h * w, n, o)
         grad_in = grad_w = grad_b = None
         if need_in:
-            d = delta.permute(2, 3, 0, 1).contiguous().view(h * w, n, self.out_channels)
-            fb = self.feedback_as_weight() if through is None else through
+            fb = self._through(through, delta)
             cols = torch.bmm(d, fb)  # (L, N, c*k*k): R delta per location
             pb, pa = self._pad[0], self._pad[1]
             full = F.fold(cols.permute(1, 2, 0), (h + pb + pa, w + pb + pa), k)
             grad_in = full[:, :, pb : pb + h, pb : pb + w]
-        if need_w:
-            d = delta.permute(2, 3, 1, 0).contiguous().view(h * w, self.out_channels, n)
-            grad_w = torch.bmm(d, self._columns(x))  # delta x^T per location
-        if need_b:
-            grad_b = delta.sum(0)
+        if need_w or need_b:
+            # [delta x^T | sum of delta] per location, computed transposed:
+            # (L, k*k*c + 1, N) @ (L, N, out)
+            prod = torch.bmm(self._patches(x).transpose(1, 2), d)
+            if need_w:
+                grad_w = self._unfold_order(prod[:, :-1].transpose(1, 2))
+            if need_b:
+                grad_b = prod[:, -1].t().reshape(o, h, w)
+        self.__dict__["_patch_cache"] = None
         return grad_in, grad_w, grad_b
 
     @torch.no_grad()
@@ -521,6 +742,7 @@ class FeedbackUntied2d(FeedbackLayer):
         if conv.feedback is not None:
             self.feedback.copy_(spread(conv.feedback))
             self.mask_feedback.copy_(spread(conv.mask_feedback))
+        _rules.copy_state(self, conv, spread)  # frsf's magnitudes, dfa's seed
 
 
 class ZeroPadMaxPool2d(nn.Module):
@@ -540,12 +762,61 @@ class ZeroPadMaxPool2d(nn.Module):
         return before, after
 
     def forward(self, x: Tensor) -> Tensor:
-        ph, pw = self._pads(x.shape[-2]), self._pads(x.shape[-1])
-        x = F.pad(x, (pw[0], pw[1], ph[0], ph[1]))
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+        return _ZeroPadMaxPool.apply(x, self.kernel_size, self.stride)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class _ZeroPadMaxPool(torch.autograd.Function):
+    """``F.max_pool2d(F.pad(x, zero pads), k, s)`` without the padded copy
+    (:func:`deepnets.kernels.zero_pad_pool`)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, k: int, s: int) -> Tensor:
+        planes = (x.shape[0], x.shape[1]) if location_major(x) else None  # see PooledFeedback..
+        out, idx, plan, ref = zero_pad_pool(to_planes(x) if planes else x, k, s)
+        ctx.plan, ctx.planes = plan, planes
+        ctx.save_for_backward(out, idx, ref)
+        return from_planes(out, *planes) if planes else out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
+        out, idx, ref = ctx.saved_tensors
+        planes = ctx.planes
+        g = to_planes(grad) if planes else grad
+        owned = planes is not None and not grad.permute(2, 3, 0, 1).is_contiguous()  # a copy
+        gin = pool_backward(g, out, idx, ctx.plan, ref, owned=owned)
+        return (from_planes(gin, *planes) if planes else gin), None, None
+
+
+class Dropout(nn.Dropout):
+    """torch's inverted dropout (``drop P``: a fraction P of the units zeroed, the rest scaled by
+    1/(1-P)), its mask drawn on the CPU by :func:`deepnets.kernels.dropout_noise` (from torch's
+    global generator, ~4x cheaper than ``bernoulli_``); elsewhere ``F.dropout``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu" or self.inplace or not 0.0 < self.p < 1.0:
+            return super().forward(x)
+        if not (x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(
+                memory_format=torch.channels_last))):
+            x = x.contiguous()
+        return _Dropout.apply(x, self.p)
+
+
+class _Dropout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, p: float) -> Tensor:
+        noise = dropout_noise(x, p)
+        ctx.save_for_backward(noise)
+        return x * noise
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (noise,) = ctx.saved_tensors
+        return same_format(grad, noise) * noise, None
 
 
 def _check_memory(shape: tuple[int, ...]) -> None:
@@ -568,6 +839,24 @@ def _untied_structure(in_shape: tuple[int, int, int], k: int) -> Tensor:
     before, after = _same_padding(k)
     ones = F.pad(torch.ones(1, *in_shape), (before, after, before, after))
     return F.unfold(ones, k)[0].t().unsqueeze(1)
+
+
+def _fused_clip_conv(x: Tensor, weight: Tensor) -> bool:
+    """Whether torch's oneDNN convolution with a clip post-op serves this input."""
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
+            and x.dtype == weight.dtype and x.is_contiguous(memory_format=torch.channels_last)
+            and _HAS_CONV_POINTWISE)
+
+
+_HAS_CONV_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(
+    torch.ops.mkldnn, "_convolution_pointwise")
+
+
+def _same_tensor(a: Tensor, b: Tensor) -> bool:
+    """Whether ``a`` and ``b`` are the same unchanged data (a cache key)."""
+    return (a is b or (a.data_ptr() == b.data_ptr() and a.shape == b.shape
+                       and a.stride() == b.stride() and a.dtype == b.dtype)) and (
+        a._version == b._version)
 
 
 def feedback_layers(module: nn.Module) -> list[FeedbackLayer]:

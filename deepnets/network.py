@@ -11,7 +11,9 @@ from torch import Tensor, nn
 from deepnets.arch import WEIGHT_KINDS, parse_arch
 from dataclasses import replace
 
+from deepnets.rules import link_direct_feedback
 from deepnets.layers import (
+    Dropout,
     FeedbackConv2d,
     FeedbackLayer,
     FeedbackLinear,
@@ -22,6 +24,15 @@ from deepnets.layers import (
 )
 
 __all__ = ["FeedbackNet", "ResidualSum"]
+
+
+def _pools_in_one(layer: nn.Module, after: nn.Module | None) -> bool:
+    """Whether a spatial layer and the max pool after it run as one function (the same values,
+    less work: :class:`deepnets.layers.PooledFeedbackFunction`); not for dfa, whose error enters
+    at the layer's own output."""
+    return (isinstance(after, ZeroPadMaxPool2d)
+            and isinstance(layer, (FeedbackConv2d, FeedbackUntied2d))
+            and layer.sat_scale is not None and not layer.rule.direct)
 
 
 class ResidualSum(nn.Module):
@@ -48,7 +59,8 @@ class FeedbackNet(nn.Module):
         arch: preset name (simpnet, deepnet, deepernet, deepnet_s) or architecture string.
         in_shape: (channels, height, width) of the input.
         n_classes: number of output units C.
-        method: "bp", "frfb" or "urfb" (see :mod:`deepnets.layers`).
+        method: a feedback rule of :data:`deepnets.rules.METHODS`: "bp", "frfb", "urfb" (the
+            paper's), "kp", "usf", "brsf", "frsf", "dfa" (see :mod:`deepnets.rules`).
         epsilon: urfb's Delta R = epsilon Delta W^t (default 1; 0 behaves as frfb); urfb only.
         connectivity: fraction of W's and of R's entries kept by independent fixed masks
             (the paper's 50% is 0.5).
@@ -57,6 +69,8 @@ class FeedbackNet(nn.Module):
         symmetric_init: R(0) = W(0)^t (and R's mask = W's), so that urfb equals bp step for step.
         seed: seeds the draws of W, R (Glorot-uniform, independent) and the masks.
         frozen: indices into ``weight_layers`` whose W and R are not updated (Fig. 9 protocol).
+        **rule_params: the rule's other parameters (kp's ``decay``, usf's ``scale``), checked
+            per rule; defaults filled in and kept in ``config``.
     """
 
     def __init__(
@@ -73,9 +87,10 @@ class FeedbackNet(nn.Module):
         symmetric_init: bool = False,
         seed: int = 0,
         frozen: Collection[int] = (),
+        **rule_params: float,
     ) -> None:
         super().__init__()
-        rule = FeedbackRule.make(method, epsilon)
+        rule = FeedbackRule.make(method, epsilon, **rule_params)
         options = LayerOptions(rule, float(connectivity), float(sat_scale), bool(symmetric_init))
         specs = parse_arch(arch)
         n_weight = sum(s.kind in WEIGHT_KINDS for s in specs)
@@ -107,6 +122,7 @@ class FeedbackNet(nn.Module):
             "symmetric_init": bool(symmetric_init),
             "seed": seed,
             "frozen": sorted(set(frozen)),
+            **{k: v for k, v in rule.params.items() if k != "epsilon"},
         }
         gen = torch.Generator().manual_seed(seed)
         linear_options = replace(options, sat_scale=None)  # the output layer is linear
@@ -132,7 +148,7 @@ class FeedbackNet(nn.Module):
                 layers.append(pool)
                 shape = (shape[0], pool.output_side(shape[1]), pool.output_side(shape[2]))
             elif spec.kind == "drop":
-                layers.append(nn.Dropout(spec.rate))  # torch's global generator draws the mask
+                layers.append(Dropout(spec.rate))  # torch's global generator draws the mask
             elif spec.kind == "sum":
                 layers.append(ResidualSum())
             else:  # full / output
@@ -148,6 +164,7 @@ class FeedbackNet(nn.Module):
         self.weight_layer_names: list[str] = names
         for i in frozen:
             self.weight_layers[i].frozen = True
+        link_direct_feedback(self, inject="output")  # dfa: B_l e enters at each layer's output
 
     @property
     def weight_layers(self) -> list[FeedbackLayer]:
@@ -160,9 +177,15 @@ class FeedbackNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         before = x
-        for layer in self.layers:
-            if isinstance(layer, ResidualSum):
+        layers = list(self.layers)
+        fused = False
+        for i, layer in enumerate(layers):
+            if fused:  # this pool ran inside the layer before it
+                fused = False
+            elif isinstance(layer, ResidualSum):
                 x = layer(before, x)  # input and output of the preceding conv = two conv outputs
+            elif _pools_in_one(layer, layers[i + 1] if i + 1 < len(layers) else None):
+                before, x, fused = x, layer(x, pool=layers[i + 1]), True
             else:
                 before, x = x, layer(x)
         return x
@@ -171,9 +194,18 @@ class FeedbackNet(nn.Module):
     def correlations(self) -> list[float]:
         """Per weight layer, the Pearson correlation of the entries of W and R^t (Section 4.2,
         Figures 10-11), over all entries (masked ones included; for untied layers, over the
-        real connections only); 1.0 for bp."""
-        out = []
-        for layer in self.weight_layers:
+        real connections only); 1.0 for bp, None for dfa (no R)."""
+        return feedback_correlations(self.weight_layers)
+
+
+def feedback_correlations(layers: list[FeedbackLayer]) -> list[float | None]:
+    """Per layer, the Pearson correlation of W and R^t (see :meth:`FeedbackNet.correlations`)."""
+    with torch.no_grad():
+        out: list[float | None] = []
+        for layer in layers:
+            if layer.rule.direct:
+                out.append(None)
+                continue
             if layer.feedback is None:
                 out.append(1.0)
                 continue

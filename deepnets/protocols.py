@@ -1,5 +1,8 @@
 """The training protocols of Section 4, as data: the one vocabulary of the suite, figures and CLIs.
 
+Beyond the paper's six, one protocol per further rule of :mod:`deepnets.rules` (kp, usf, brsf,
+frsf, dfa; hinge loss, full connectivity, default parameters), in no figure (``figures=()``).
+
 A protocol names a learning rule (``method``), a loss, a connectivity and the rule's parameters,
 with the label and colour the figures draw it in and the figures whose grids use it. A run's
 protocol is read from what its ``config.json`` says (:func:`protocol_of`), never from its folder
@@ -53,6 +56,12 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("urfb-50", "urfb", "hinge", 0.5, "URFB 50%", "lightskyblue", _GRIDS_SIX,
                  {"epsilon": 1.0}),
         Protocol("frfb-50", "frfb", "hinge", 0.5, "FRFB 50%", "lightsalmon", _GRIDS_SIX),
+        # Beyond the paper (deepnets.rules; docs/rules.md): hinge loss as urfb/frfb, no figure.
+        Protocol("kp", "kp", "hinge", 1.0, "KP", "tab:purple", (), {"decay": 1e-4}),
+        Protocol("usf", "usf", "hinge", 1.0, "uSF", "tab:orange", (), {"scale": 1.0}),
+        Protocol("brsf", "brsf", "hinge", 1.0, "brSF", "tab:brown", ()),
+        Protocol("frsf", "frsf", "hinge", 1.0, "frSF", "goldenrod", ()),
+        Protocol("dfa", "dfa", "hinge", 1.0, "DFA", "tab:gray", ()),
     )
 }  # fmt: skip
 

@@ -58,6 +58,17 @@ def _positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+def rule_param(text: str) -> tuple[str, float]:
+    """``"decay=1e-3"`` -> ``("decay", 0.001)``; the rule checks the name and range."""
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=NUMBER, e.g. decay=1e-4") from None
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -106,11 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--arch",
-        help=f"preset (simpnet, deepnet, deepernet, deepnet_s) or a ';'-separated "
-        f"layer string in the paper's notation (default: {d['arch']}; with --from: that run's)",
+        help=f"preset (simpnet, deepnet, deepernet, deepnet_s), a ';'-separated "
+        f"layer string in the paper's notation, or a named torch model trained through "
+        f"deepnets.convert (resnet-mini) (default: {d['arch']}; with --from: that run's)",
     )
     p.add_argument(
-        "--method", choices=METHODS, help=f"feedback rule (default: {d['method']})"
+        "--method", choices=METHODS,
+        help=f"feedback rule: bp, frfb, urfb (the paper's) or kp, usf, brsf, frsf, dfa "
+        f"(deepnets.rules; docs/rules.md) (default: {d['method']})",
+    )
+    p.add_argument(
+        "--rule-param", dest="rule_params", action="append", type=rule_param,
+        metavar="NAME=VALUE",
+        help="a parameter of the rule, repeatable: kp decay=LAMBDA (default 1e-4), usf "
+        "scale=S (x the layer's Glorot std, default 1); urfb's epsilon is --epsilon",
     )
     p.add_argument(
         "--epsilon",
@@ -164,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
-        help="arithmetic of the forward and backward passes (default: fp32)",
+        help="arithmetic of the forward and backward passes (default: fp32); bf16 computes in "
+        "bfloat16 with float32 master copies of W and R and float32 updates",
     )
     p.add_argument(
         "--probe-size",
@@ -234,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_flags(given: dict[str, Any]) -> TrainConfig:
     """A new run's config from the flags ``given`` (only those the user typed)."""
     given = dict(given)
+    if "rule_params" in given:
+        given["rule_params"] = dict(given["rule_params"])
     if given.get("from_run") is not None and "arch" not in given:
         given["arch"] = read_config(given["from_run"]).get("arch", "simpnet")
     for key in ("from_run", "data_dir"):
@@ -256,6 +279,8 @@ def resumed_config(out: Path, given: dict[str, Any]) -> TrainConfig:
             continue
         old = stored.get(key)
         new = list(value) if isinstance(value, (tuple, list)) else value
+        if key == "rule_params":  # the run's config holds every parameter, defaults included
+            new = {**old, **dict(value)}
         new = str(new) if key == "from_run" and new is not None else new
         if new != old:
             raise ConfigError(f"{flag_of(key)} {new} differs from the run's config.json ({old}); "

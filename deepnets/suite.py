@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from deepnets import launch
 from deepnets.arch import WEIGHT_KINDS, parse_arch
 from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import DataError
@@ -49,7 +50,7 @@ from deepnets.trainer import (
 )
 from urfb_common import OutputPathError, check_out_dir, figure_numbers
 
-ALL = tuple(PROTOCOLS)
+ALL = tuple(name for name, p in PROTOCOLS.items() if 4 in p.figures)  # Section 4's six
 UNTIE = ("bp", "urfb", "frfb")
 FIGURES = (4, 5, 6, 7, 8, 9, 10, 11)
 
@@ -178,6 +179,7 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         from_run=str(out / spec.from_run) if spec.from_run else None,
         probe_size=s.probe_size, device=s.device,
         epsilon=protocol.rule_params.get("epsilon") if protocol.method == "urfb" else None,
+        rule_params={k: v for k, v in protocol.rule_params.items() if k != "epsilon"},
     )  # fmt: skip
 
 
@@ -212,11 +214,12 @@ def time_step(spec: RunSpec, n_classes: int, batch: int, steps: int, device: str
     """
     from deepnets.engine import freeze, train_step
     from deepnets.losses import make_loss
-    from deepnets.network import FeedbackNet
+    from deepnets.models import build_net
 
     protocol = PROTOCOLS[spec.protocol]
-    net = FeedbackNet(spec.arch, n_classes=n_classes, method=protocol.method,
-                      connectivity=protocol.connectivity, untied=spec.untie).to(device)
+    params = {k: v for k, v in protocol.rule_params.items() if k != "epsilon"}
+    net = build_net(spec.arch, n_classes=n_classes, method=protocol.method,
+                    connectivity=protocol.connectivity, untied=spec.untie, **params).to(device)
     freeze(net, spec.freeze)
     loss_fn = make_loss(protocol.loss, n_classes)
     gen = torch.Generator().manual_seed(0)
@@ -328,7 +331,62 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SGD steps timed per network for the run-time estimate; 0 skips it")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    g = p.add_argument_group("launching (README: 'Grids on a cluster or on many cores')")
+    g.add_argument("--launcher", choices=launch.LAUNCHERS, default="local",
+                   help="local: on this machine (default); slurm: one SLURM job per run through "
+                   "submitit (pip install 'urfb[cluster]')")
+    g.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="local: train N runs at once, each with cores/N threads (default 1)")
+    g.add_argument("--slurm-partition", metavar="NAME", help="partition of the jobs")
+    g.add_argument("--slurm-time", type=int, metavar="MINUTES",
+                   help="time limit of each job (required); a run stopped by it is requeued "
+                   "and resumes from its last epoch")
+    g.add_argument("--slurm-gpus-per-job", type=int, metavar="N", help="GPUs of each job")
+    g.add_argument("--slurm-cpus-per-job", type=int, metavar="N",
+                   help="CPU cores of each job (also its torch threads)")
+    g.add_argument("--slurm-mem-gb", type=float, metavar="GB", help="memory of each job")
+    g.add_argument("--slurm-folder", type=Path, metavar="DIR",
+                   help="submitit's logs, pickles and jobs.json (default: <out>/slurm)")
+    g.add_argument("--slurm-wait", action="store_true",
+                   help="wait for the jobs and report them (default: submit and return)")
     return p
+
+
+_SLURM_FLAGS = ("slurm_partition", "slurm_time", "slurm_gpus_per_job", "slurm_cpus_per_job",
+                "slurm_mem_gb", "slurm_folder", "slurm_wait")
+
+
+def _launcher(args: argparse.Namespace, parser: argparse.ArgumentParser) -> launch.Launcher:
+    """The launcher of ``--launcher``/``--jobs``/``--slurm-*``, checked (one-line errors)."""
+    if args.jobs < 1:
+        parser.error("argument --jobs: must be >= 1")
+    if args.launcher != "slurm":
+        for flag in _SLURM_FLAGS:
+            if getattr(args, flag) not in (None, False):
+                parser.error(f"argument --{flag.replace('_', '-')}: needs --launcher slurm")
+        return launch.Launcher("local", args.jobs)
+    if args.jobs != 1:
+        parser.error("argument --jobs: applies to --launcher local (on SLURM every run is a job)")
+    if args.slurm_time is None:
+        parser.error("argument --slurm-time: required with --launcher slurm (minutes per job)")
+    for flag, minimum in (("slurm_time", 1), ("slurm_gpus_per_job", 0), ("slurm_cpus_per_job", 1)):
+        if getattr(args, flag) is not None and getattr(args, flag) < minimum:
+            parser.error(f"argument --{flag.replace('_', '-')}: must be >= {minimum}")
+    if args.slurm_mem_gb is not None and not (args.slurm_mem_gb > 0 and math.isfinite(args.slurm_mem_gb)):
+        parser.error("argument --slurm-mem-gb: must be > 0 and finite")
+    if args.slurm_partition is not None and not args.slurm_partition.strip():
+        parser.error("argument --slurm-partition: must not be empty")
+    if not launch.have_submitit():
+        parser.error("argument --launcher slurm: needs submitit; pip install 'urfb[cluster]' "
+                     "(or pip install submitit)")
+    folder = args.slurm_folder or args.out / "slurm"
+    try:
+        check_out_dir(folder, "--slurm-folder")
+    except OutputPathError as exc:
+        parser.error(f"argument {exc}")
+    return launch.Launcher("slurm", 1, launch.SlurmOptions(
+        folder, args.slurm_time, args.slurm_partition, args.slurm_gpus_per_job,
+        args.slurm_cpus_per_job, args.slurm_mem_gb, args.slurm_wait))
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -345,7 +403,13 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("argument --lr: must be > 0 and finite")
     try:
         check_out_dir(args.out)
-        args.device = resolve_device(args.device)
+        if args.launcher == "slurm" and args.device != "auto":  # the jobs' nodes have the GPUs
+            try:
+                torch.device(args.device)
+            except RuntimeError:
+                raise ConfigError(f"--device {args.device!r} is not a torch device") from None
+        elif args.launcher != "slurm":
+            args.device = resolve_device(args.device)
     except (OutputPathError, ConfigError) as exc:
         parser.error(f"argument {exc}")
 
@@ -354,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check(args, parser)
+    launcher = _launcher(args, parser)
     try:
         figures = figure_numbers(args.figures, FIGURES)
     except ValueError as exc:
@@ -384,7 +449,9 @@ def main(argv: list[str] | None = None) -> int:
         per_run: dict[str, float] = {}
         if todo and args.estimate_steps and all(sp.dataset in s.data_dirs for sp, _ in todo):
             sizes = dataset_sizes({sp.dataset for sp, _ in todo}, s)
-            total, per_run = estimate(todo, sizes, s, args.estimate_steps)
+            # with SLURM the jobs resolve --device on their nodes; the estimate is made here
+            here = s if launcher.kind == "local" else replace(s, device=resolve_device("auto"))
+            total, per_run = estimate(todo, sizes, here, args.estimate_steps)
         for sp, state, done in states:
             what = {"done": "done", "new": "new", "resume": f"resume after epoch {done}"}[state]
             eta = f", ~{_hms(per_run[sp.name])}" if sp.name in per_run else ""
@@ -394,20 +461,34 @@ def main(argv: list[str] | None = None) -> int:
             print("no run-time estimate: the data folders of the runs left were not given")
         if per_run:
             load = ", ".join(f"{d} {v[2]:.0f} s" for d, v in sizes.items())
-            print(f"estimated time for the {len(todo)} runs left: {_hms(total)} on {s.device} "
+            print(f"estimated time for the {len(todo)} runs left: {_hms(total)} on {here.device} "
                   f"(from up to {args.estimate_steps} timed steps per network, plus loading the "
                   f"data once: {load})")
         if args.dry_run:
             return 0
-        return _run_all(todo, args.out, s)
-    except (SuiteError, RunError, ConfigError, DataError) as exc:
+        return _run_all(todo, args.out, s, launcher)
+    except (SuiteError, RunError, ConfigError, DataError, launch.LaunchError) as exc:
         print(f"python -m deepnets.suite: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings) -> int:
-    """Train (or resume) each run in order in this process (the data is read once). A run that
-    diverges is reported and the grid goes on; 1 at the end if any did, 130 on Ctrl-C."""
+def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
+             launcher: launch.Launcher | None = None) -> int:
+    """Train (or resume) each run in order in this process (the data is read once), or hand
+    them to ``launcher`` (:mod:`deepnets.launch`: N at once here, or SLURM jobs), a retraining
+    run only after the run it takes its first layer from. A run that diverges is reported and
+    the grid goes on; 1 at the end if any did, 130 on Ctrl-C."""
+    if launcher is not None and not launcher.serial and todo:
+        jobs = [launch.Job(sp.name, train_config(sp, out, s), out / sp.name,
+                           resume=(out / sp.name / CONFIG).is_file(),
+                           quiet=s.quiet or launcher.kind == "local",  # no N bars at once
+                           after=out / sp.from_run if sp.from_run else None) for sp, _ in todo]
+        try:
+            return launch.launch(jobs, launcher, out, progress=not s.quiet)
+        except RunInterrupted as exc:
+            print(f"python -m deepnets.suite: {exc}; rerun the same command to resume the grid",
+                  file=sys.stderr)
+            return 130
     failed: list[str] = []
     bar = tqdm(todo, desc="suite", unit="run", disable=s.quiet, file=sys.stderr)
     for sp, _ in bar:

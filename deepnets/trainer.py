@@ -41,6 +41,7 @@ from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import Dataset, batches, load_dataset, split_train_val
 from deepnets.engine import evaluate, train_step_on_device, untie
 from deepnets.losses import make_loss
+from deepnets.models import build_net
 from deepnets.network import FeedbackNet
 from deepnets.rundir import (
     CHECKPOINT,
@@ -134,12 +135,14 @@ def _seed_from(seed: int, stream: int) -> int:
 
 
 def build_network(cfg: TrainConfig, in_shape: tuple[int, ...], n_classes: int) -> FeedbackNet:
-    """A fresh network from the config, with ``freeze`` applied (``from_run`` not yet)."""
+    """A fresh network from the config, with ``freeze`` applied (``from_run`` not yet): a
+    :class:`FeedbackNet`, or for a named model a :class:`deepnets.models.ConvertedNet`."""
     try:
-        return FeedbackNet(
+        return build_net(
             cfg.arch, in_shape=in_shape, n_classes=n_classes, method=cfg.method,
             epsilon=cfg.epsilon, connectivity=cfg.connectivity, sat_scale=cfg.sat_scale,
             untied=cfg.untie, symmetric_init=cfg.symmetric_init, seed=cfg.seed, frozen=cfg.freeze,
+            **cfg.rule_params,
         )  # fmt: skip
     except ValueError as exc:  # e.g. a layer too large for this machine's memory
         raise ConfigError(f"--arch {cfg.arch!r}: {exc}") from None
@@ -277,7 +280,8 @@ def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, list[dict[str, 
                leave=False, disable=s.quiet, file=sys.stderr)
     for b, (xb, yb) in enumerate(bar, start=1):
         loss, wrong = train_step_on_device(s.net, xb, yb, s.loss_fn, lr=cfg.lr,
-                                           update_order=cfg.update_order)
+                                           update_order=cfg.update_order,
+                                           precision=cfg.precision)
         loss_sum += loss.double() * yb.shape[0]
         errors += wrong
         if b in early:
@@ -301,7 +305,7 @@ def _epoch(s: _Session, epoch: int) -> None:
         "val_loss": val_loss, "val_error": val_err,
         "seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
         "probe_seconds": time.perf_counter() - t1, "cpu_seconds": time.process_time() - cpu0,
-        "corr": [float(c) for c in s.net.correlations()],
+        "corr": [None if c is None else float(c) for c in s.net.correlations()],
     }  # fmt: skip
     if probe is not None:
         record["alignment"] = probe

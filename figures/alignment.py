@@ -2,7 +2,8 @@
 
 Figure 10: simpnet's three weight layers; Figure 11: deepnet_s's seven updated layers (its first
 layer is frozen, Section 4.1). URFB left, FRFB right. ``corr`` in ``log.jsonl`` holds, per weight
-layer input->output, the Pearson correlation of the entries of W_l and R_l^t.
+layer input->output, the Pearson correlation of the entries of W_l and R_l^t. Each layer's
+line is the mean over seeds with a min-max band.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from matplotlib import colormaps
 from matplotlib.ticker import MaxNLocator
 
 from figures.caption import write_sidecar
-from figures.runs import MissingDataError, Run, RunSource, runs_of, select
-from figures.style import new_figure, save_figure
+from figures.runs import MissingDataError, Run, RunSource, Seeds, runs_of, select_seeds
+from figures.style import new_figure, plot_seeds, save_figure
 
 CAPTIONS = {
     10: "Correlation between W_l and R_l for the three layers in simpnet. Left: URFB, Right: FRFB",
@@ -28,17 +29,20 @@ def _layer_names(run: Run, n: int) -> list[str]:
     return [names[i] if i < len(names) else f"layer {i}" for i in range(n)]
 
 
-def _draw(ax, run: Run, title: str) -> None:
-    """One line per updated (not frozen) weight layer, coloured from input (dark) to output (light)."""
-    rows = [r for r in run.log if r.get("corr")]
-    n = len(rows[0]["corr"])
+def _draw(ax, group: Seeds, title: str) -> None:
+    """One line per updated (not frozen) weight layer, coloured from input (dark) to output
+    (light): the mean over seeds with a min-max band."""
+    run = group.first
+    n = min(len(next(r for r in g.log if r.get("corr"))["corr"]) for g in group.runs)
     layers = [i for i in range(n) if i not in run.frozen]
     names = _layer_names(run, n)
     cmap = colormaps["plasma"]
+    low = 0.0
     for k, i in enumerate(layers):
-        ax.plot([r["epoch"] for r in rows], [r["corr"][i] for r in rows],
-                color=cmap(0.85 * k / max(len(layers) - 1, 1)), label=f"{i + 1}: {names[i]}")
-    low = min(min(r["corr"][i] for r in rows) for i in layers)
+        series = group.layer_series(lambda row, i=i: (row.get("corr") or [None] * n)[i])
+        plot_seeds(ax, series, color=cmap(0.85 * k / max(len(layers) - 1, 1)),
+                   label=f"{i + 1}: {names[i]}")
+        low = min(low, *(v for per in series.values() for v in per.values()))
     ax.set(xlabel="epoch", ylabel="corr(W, R$^t$)", title=title, ylim=(min(-0.05, low - 0.05), 1.02))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=6)
@@ -46,28 +50,29 @@ def _draw(ax, run: Run, title: str) -> None:
 
 def _alignment(number: int, arch: str, candidates: list[dict], source: RunSource,
                out_stem: str | Path) -> list[Path]:
-    """URFB left, FRFB right; for each method the first matching run of ``candidates`` is drawn."""
+    """URFB left, FRFB right; for each method the first matching group of ``candidates`` is drawn."""
     runs = [r for r in runs_of(source) if any(row.get("corr") for row in r.log)]
-    chosen = {}
+    chosen: dict[str, Seeds] = {}
     for method in ("urfb", "frfb"):
         for cand in candidates:
-            run = select(runs, arch=arch, protocol=method, **cand)
-            if run is not None:
-                chosen[method] = run
+            group = select_seeds(runs, arch=arch, protocol=method, **cand)
+            if group is not None:
+                chosen[method] = group
                 break
     if not chosen:
         raise MissingDataError(f"no CIFAR-10 {arch} URFB or FRFB run with logged correlations")
     fig, axes = new_figure(1, 2, width=7.0, row_height=3.0)
     notes = []
     for ax, method in zip(axes[0], ("urfb", "frfb")):
-        run = chosen.get(method)
-        if run is None:
+        group = chosen.get(method)
+        if group is None:
             ax.set_axis_off()
             ax.set_title(f"{method.upper()}: no run")
             notes.append(f"no {arch} {method.upper()} run")
             continue
-        kind = "untied" if run.untied else "tied"
-        _draw(ax, run, f"{arch} {method.upper()} ({kind})")
+        kind = "untied" if group.first.untied else "tied"
+        seeds = "one seed" if group.n == 1 else f"{group.n} seeds"
+        _draw(ax, group, f"{arch} {method.upper()} ({kind}; {seeds})")
     paths = save_figure(fig, out_stem)
     paths.append(write_sidecar(out_stem, f"Figure {number}", CAPTIONS[number], chosen.values(),
                                notes))

@@ -2,6 +2,8 @@
 
 Colour code of the paper (``figures.style``): green BP, blue URFB, red FRFB; solid training,
 dotted validation error. Figure 9 colours tied (convolutional) layers blue and untied red.
+Each protocol is drawn from all its seeds: curves are the mean with a min-max band, bars the
+mean at the last epoch every seed reached with a min-max error bar and one dot per seed.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from matplotlib.ticker import MaxNLocator
 
 from deepnets.protocols import PROTOCOLS
 from figures.caption import write_sidecar
-from figures.runs import MissingDataError, Run, RunSource, runs_of, select
-from figures.style import SPLIT_STYLES, method_color, new_figure, save_figure
+from figures.runs import MissingDataError, RunSource, Seeds, runs_of, select_seeds
+from figures.style import SPLIT_STYLES, method_color, new_figure, plot_seeds, save_figure
 
 #: The protocols drawn as curves in Figures 4 and 7 (green BP, blue URFB, red FRFB).
 CURVE_PROTOCOLS = ("bp", "urfb", "frfb")
@@ -42,28 +44,42 @@ CAPTIONS = {
 
 
 def _curves(number: int, arch: str, source: RunSource, out_stem: str | Path) -> list[Path]:
-    """Training (solid) and validation (dotted) error against epochs, one colour per protocol."""
+    """Training (solid) and validation (dotted) error against epochs, one colour per protocol:
+    the mean over seeds with a min-max band."""
     runs = runs_of(source)
-    chosen = {p: select(runs, arch=arch, protocol=p) for p in CURVE_PROTOCOLS}
-    drawn = {p: r for p, r in chosen.items() if r is not None}
+    chosen = {p: select_seeds(runs, arch=arch, protocol=p) for p in CURVE_PROTOCOLS}
+    stand_in = []
+    if chosen["bp"] is None and (hinge := select_seeds(runs, arch=arch, protocol="bp-h")):
+        chosen = {"bp-h" if p == "bp" else p: g for p, g in chosen.items()} | {"bp-h": hinge}
+        stand_in = [f"no {arch} BP (softmax) run: BP-H (hinge loss) is drawn as the BP curve"]
+    drawn = {p: g for p, g in chosen.items() if g is not None}
     if not drawn:
         raise MissingDataError(f"no CIFAR-10 {arch} run with protocol {'/'.join(CURVE_PROTOCOLS)}")
     fig, axes = new_figure(1, 1, width=4.5, row_height=3.0)
     ax = axes[0, 0]
-    for p, run in drawn.items():
+    for p, group in drawn.items():
         for split in ("train", "val"):
-            ep, err = run.series(f"{split}_error")
-            ax.plot(ep, err, SPLIT_STYLES[split], color=method_color(p),
-                    label=f"{PROTOCOLS[p].label} {'training' if split == 'train' else 'validation'}")
-    labels = sorted({str(r.config.get("dataset_label") or "CIFAR-10") for r in drawn.values()})
-    ax.set(xlabel="epoch", ylabel="error rate", title=f"{arch}, {' / '.join(labels)}")
+            plot_seeds(ax, group.series(f"{split}_error"), color=method_color(p),
+                       linestyle=SPLIT_STYLES[split],
+                       label=f"{PROTOCOLS[p].label} {'training' if split == 'train' else 'validation'}")
+    labels = sorted({str(g.first.config.get("dataset_label") or "CIFAR-10") for g in drawn.values()})
+    ax.set(xlabel="epoch", ylabel="error rate", title=f"{arch}, {' / '.join(labels)}{_seed_tag(drawn.values())}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(ncol=2)
-    notes = [f"no {arch} run for {PROTOCOLS[p].label}" for p, r in chosen.items() if r is None]
+    notes = stand_in + [f"no {arch} run for {PROTOCOLS[p].label}" for p, g in chosen.items()
+                        if g is None]
     paths = save_figure(fig, out_stem)
     paths.append(write_sidecar(out_stem, f"Figure {number}", CAPTIONS[number],
                                drawn.values(), notes))
     return paths
+
+
+def _seed_tag(groups) -> str:
+    """`` (3 seeds)``, `` (1-3 seeds)`` or `` (one seed)`` for a title."""
+    ns = sorted({g.n for g in groups})
+    if ns == [1]:
+        return " (one seed)"
+    return f" ({ns[0]} seeds)" if len(ns) == 1 else f" ({ns[0]}-{ns[-1]} seeds)"
 
 
 def plot_figure4(runs: RunSource, out_stem: str | Path) -> list[Path]:
@@ -76,42 +92,71 @@ def plot_figure7(runs: RunSource, out_stem: str | Path) -> list[Path]:
     return _curves(7, "deepernet", runs, out_stem)
 
 
-def _bars(ax, chosen: dict[str, Run | None], title: str) -> None:
-    """Final training (hatched) and validation (filled) error of each protocol present."""
-    names = [p for p, r in chosen.items() if r is not None]
+def final_values(group: Seeds, key: str) -> tuple[int, dict[int, float]]:
+    """``(epoch, {seed: value})`` of ``key`` at the last epoch every seed of the group reached."""
+    epoch = group.common_epoch
+    series = group.series(key)
+    return epoch, {s: v[epoch] for s, v in series.items() if epoch in v}
+
+
+def _mean_bar(ax, x: float, values: dict[int, float], width: float, **bar_kw: object) -> float:
+    """A bar at the mean of ``values``, a min-max error bar and one dot per seed; returns the mean."""
+    v = list(values.values())
+    mean = sum(v) / len(v)
+    ax.bar(x, mean, width, **bar_kw)
+    if len(v) > 1:
+        ax.errorbar(x, mean, yerr=[[mean - min(v)], [max(v) - mean]], color="black", capsize=2,
+                    linewidth=0.8)
+        ax.plot([x] * len(v), v, "k.", markersize=2.5)
+    return mean
+
+
+def _bars(ax, chosen: dict[str, Seeds | None], title: str) -> list[str]:
+    """Final training (hatched) and validation (filled) error of each protocol present: mean over
+    seeds at their last common epoch, min-max bar, a dot per seed. Returns notes (epochs used)."""
+    names = [p for p, g in chosen.items() if g is not None]
+    notes, top = [], 0.0
     for i, p in enumerate(names):
-        run = chosen[p]
-        val, train = run.final("val_error"), run.final("train_error")
-        ax.bar(i - 0.2, train, 0.4, color=method_color(p), alpha=0.45, hatch="//",
-               label="training" if i == 0 else None)
-        ax.bar(i + 0.2, val, 0.4, color=method_color(p), label="validation" if i == 0 else None)
-        ax.text(i + 0.2, val, f"{val:.3f}", ha="center", va="bottom", fontsize=6)
+        group = chosen[p]
+        epoch, val = final_values(group, "val_error")
+        _, train = final_values(group, "train_error")
+        _mean_bar(ax, i - 0.2, train, 0.4, color=method_color(p), alpha=0.45, hatch="//",
+                  label="training" if i == 0 else None)
+        mean = _mean_bar(ax, i + 0.2, val, 0.4, color=method_color(p),
+                         label="validation" if i == 0 else None)
+        ax.text(i + 0.2, max(val.values()) + 0.01, f"{mean:.3f}", ha="center", va="bottom", fontsize=6)
+        top = max(top, *val.values(), *train.values())
+        if epoch != max(r.epochs_done for r in group.runs):
+            notes.append(f"{title}: {PROTOCOLS[p].label} drawn at epoch {epoch}, the last that all "
+                         f"its {group.n} seeds reached")
     ax.set_xticks(range(len(names)), [PROTOCOLS[p].label for p in names], rotation=30)
-    top = max(max(r.final("val_error"), r.final("train_error")) for r in chosen.values() if r)
-    ax.set(ylabel="final error rate", title=title, ylim=(0, 1.3 * top))  # headroom for the legend
+    ax.set(ylabel="final error rate", title=f"{title}{_seed_tag(g for g in chosen.values() if g)}",
+           ylim=(0, 1.3 * top))  # headroom for the legend
     ax.legend(ncol=2, loc="upper left")
+    return notes
 
 
 def _bar_panels(number: int, panels: list[tuple[str, int, str]], source: RunSource,
                 out_stem: str | Path) -> list[Path]:
     """One bar panel per (arch, n_classes, title); a panel without any run is left empty and noted."""
     runs = runs_of(source)
-    chosen = [{p: select(runs, arch=a, protocol=p, n_classes=c) for p in PROTOCOLS}
+    names = [p for p, proto in PROTOCOLS.items() if number in proto.figures]  # the paper's grid
+    chosen = [{p: select_seeds(runs, arch=a, protocol=p, n_classes=c) for p in names}
               for a, c, _ in panels]
-    if not any(r for ch in chosen for r in ch.values()):
+    if not any(g for ch in chosen for g in ch.values()):
         wanted = ", ".join(f"{a} ({c} classes)" for a, c, _ in panels)
         raise MissingDataError(f"no run of {wanted} with a Section 4 protocol")
     fig, axes = new_figure(1, len(panels), width=3.4 * len(panels), row_height=3.0)
     notes = []
     for ax, ch, (arch, n_classes, title) in zip(axes[0], chosen, panels):
         if any(ch.values()):
-            _bars(ax, ch, title)
+            notes += _bars(ax, ch, title)
         else:
             ax.set_axis_off()
             ax.set_title(f"{title}: no runs")
-        notes += [f"{title}: no run for {PROTOCOLS[p].label}" for p, r in ch.items() if r is None]
+        notes += [f"{title}: no run for {PROTOCOLS[p].label}" for p, g in ch.items() if g is None]
     paths = save_figure(fig, out_stem)
-    drawn = [r for ch in chosen for r in ch.values() if r is not None]
+    drawn = [g for ch in chosen for g in ch.values() if g is not None]
     paths.append(write_sidecar(out_stem, f"Figure {number}", CAPTIONS[number], drawn, notes))
     return paths
 
@@ -136,13 +181,15 @@ UNTIE_PANELS: tuple[tuple[str, tuple[int, ...]], ...] = (("simpnet", ()), ("deep
 def plot_figure9(runs: RunSource, out_stem: str | Path) -> list[Path]:
     """Figure 9 (Section 4.1): final error, tied (blue) against untied (red), per protocol.
 
-    Bars are validation error; a black tick on each bar marks its final training error.
+    Bars are the mean validation error over seeds (min-max error bar, a dot per seed); a black
+    tick on each bar marks the mean final training error.
     """
     found = runs_of(runs)
-    pairs = [{p: {u: select(found, arch=a, protocol=p, untied=u, frozen=fz) for u in (False, True)}
+    pairs = [{p: {u: select_seeds(found, arch=a, protocol=p, untied=u, frozen=fz)
+                  for u in (False, True)}
               for p in UNTIE_PROTOCOLS} for a, fz in UNTIE_PANELS]
-    drawn = [r for pan in pairs for pr in pan.values() for r in pr.values() if r is not None]
-    if not any(r.untied for r in drawn):
+    drawn = [g for pan in pairs for pr in pan.values() for g in pr.values() if g is not None]
+    if not any(g.first.untied for g in drawn):
         raise MissingDataError("no untied simpnet or deepnet_s run")
     fig, axes = new_figure(1, 2, width=6.8, row_height=3.0)
     notes = []
@@ -155,17 +202,22 @@ def plot_figure9(runs: RunSource, out_stem: str | Path) -> list[Path]:
             continue
         for i, p in enumerate(names):
             for u, dx in ((False, -0.2), (True, 0.2)):
-                run = pan[p][u]
-                if run is None:
+                group = pan[p][u]
+                if group is None:
                     notes.append(f"{arch}: no {'untied' if u else 'tied'} {PROTOCOLS[p].label} run")
                     continue
-                ax.bar(i + dx, run.final("val_error"), 0.4, color=TIE_COLORS[u],
-                       label=("untied" if u else "tied") if i == 0 else None)
-                ax.plot([i + dx - 0.18, i + dx + 0.18], [run.final("train_error")] * 2, "k-",
+                _, val = final_values(group, "val_error")
+                _, train = final_values(group, "train_error")
+                _mean_bar(ax, i + dx, val, 0.4, color=TIE_COLORS[u],
+                          label=("untied" if u else "tied") if i == 0 else None)
+                t = sum(train.values()) / len(train)
+                ax.plot([i + dx - 0.18, i + dx + 0.18], [t] * 2, "k-",
                         label="training" if (i == 0 and not u) else None)
         ax.set_xticks(range(len(names)), [PROTOCOLS[p].label for p in names])
         frozen_txt = f", layer {list(frozen)} frozen" if frozen else ""
-        ax.set(ylabel="final validation error", title=f"{arch}, CIFAR-10{frozen_txt}")
+        shown = [g for pr in pan.values() for g in pr.values() if g]
+        ax.set(ylabel="final validation error",
+               title=f"{arch}, CIFAR-10{frozen_txt}{_seed_tag(shown)}")
         ax.set_ylim(0, 1.3 * ax.get_ylim()[1])  # headroom for the legend
         ax.legend(ncol=3, loc="upper left")
     paths = save_figure(fig, out_stem)

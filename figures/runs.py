@@ -6,6 +6,11 @@ their config says (architecture, protocol, number of classes, untied and frozen 
 by their folder name, so runs started by hand are found as well as the ones ``deepnets.suite``
 starts. Both layouts of ``config.json`` are read: schema 1 (``train_subset``, absolute
 ``data_dir``) and schema 2 (``train_size``, ``split_seed``, ``precision``, ``schema_version``).
+
+Runs that differ only in their seed form one :class:`Seeds` group (:func:`select_seeds`): the
+figures draw its mean over seeds with a min-max band, the tables its mean, sd and each seed.
+Runs of the same description on other data (another training-set size or dataset copy) form
+another group; :func:`choice_notes` names the group drawn and the runs left out.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -78,6 +83,18 @@ class Run:
     def key(self) -> tuple[str, str | None, int, bool, tuple[int, ...]]:
         """What a figure asks for: architecture, protocol, classes, untied, frozen layers."""
         return self.arch, self.protocol, self.n_classes, self.untied, self.frozen
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (``config.json``'s ``seed``; 0 where absent)."""
+        return int(self.config.get("seed") or 0)
+
+    @property
+    def data_key(self) -> tuple[str, str]:
+        """The data a run saw: training-set size and dataset copy. Runs of one :attr:`key` that
+        differ here are not seeds of one experiment."""
+        cfg = self.config
+        return train_size(self), str(cfg.get("dataset_label") or cfg.get("data") or "?")
 
     @property
     def epochs_done(self) -> int:
@@ -186,28 +203,144 @@ def _preference(run: Run) -> tuple[int, str]:
 
 def select(runs: Iterable[Run], *, arch: str, protocol: str, n_classes: int = 10,
            untied: bool = False, frozen: tuple[int, ...] = ()) -> Run | None:
-    """The run matching the description; among several, the one :func:`choice_notes` names."""
+    """One run matching the description (Figure 8 draws one trained layer): the most logged
+    epochs, then the last path."""
     key = (arch, protocol, n_classes, untied, frozen)
     return max((r for r in runs if r.key == key), key=_preference, default=None)
 
 
-def choice_notes(runs: Iterable[Run]) -> list[str]:
-    """One line per description (:attr:`Run.key`) that several runs share: the run the figures
-    use and why, and the runs they leave out."""
-    groups: dict[tuple, list[Run]] = defaultdict(list)
+@dataclass(frozen=True)
+class Seeds:
+    """The runs of one description and data that differ only in their seed, one run per seed,
+    in seed order. Figures draw their mean with a min-max band; one seed is drawn as itself."""
+
+    runs: tuple[Run, ...]
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise ValueError("Seeds: no runs")
+        if len({r.seed for r in self.runs}) != len(self.runs):
+            raise ValueError("Seeds: two runs of one seed")
+
+    @property
+    def first(self) -> Run:
+        return self.runs[0]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.runs]
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    @property
+    def protocol(self) -> str | None:
+        return self.first.protocol
+
+    def describe(self) -> str:
+        """``simpnet URFB, 10 classes, tied: seeds 0, 1, 2 (mean, min-max band)``."""
+        how = "one seed, drawn as itself" if self.n == 1 else "mean, band min-max over seeds"
+        return (f"{self.first.describe()}: seed{'s' if self.n > 1 else ''} "
+                f"{', '.join(map(str, self.seeds))} ({how}); epochs "
+                f"{_span(r.epochs_done for r in self.runs)}; train {train_size(self.first)}")
+
+    def series(self, key: str) -> dict[int, dict[int, float]]:
+        """``{seed: {epoch: value}}`` of one logged quantity (see :mod:`figures.stats`)."""
+        return {r.seed: dict(zip(*r.series(key))) for r in self.runs}
+
+    def layer_series(self, get: Callable[[dict[str, Any]], float | None]) -> dict[int, dict[int, float]]:
+        """``{seed: {epoch: get(row)}}`` over the rows where ``get`` gives a number."""
+        out: dict[int, dict[int, float]] = {}
+        for r in self.runs:
+            out[r.seed] = {}
+            for row in r.log:
+                v = get(row)
+                if v is not None:
+                    out[r.seed][int(row["epoch"])] = float(v)
+        return out
+
+    @property
+    def common_epoch(self) -> int:
+        """The last epoch every seed's run reached."""
+        return min(r.epochs_done for r in self.runs)
+
+
+def _span(values: Iterable[int]) -> str:
+    v = sorted(set(values))
+    return str(v[0]) if len(v) == 1 else f"{v[0]}-{v[-1]}"
+
+
+def band(series: dict[int, dict[int, float]]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """``(epochs, mean, min, max)`` over seeds, at the epochs every seed has a value."""
+    per = [set(v) for v in series.values() if v]
+    if not per:
+        return [], [], [], []
+    epochs = sorted(set.intersection(*per))
+    vals = [[series[s][e] for s in series if series[s]] for e in epochs]
+    return (epochs, [sum(v) / len(v) for v in vals], [min(v) for v in vals],
+            [max(v) for v in vals])
+
+
+def _setting_groups(runs: Iterable[Run]) -> dict[tuple, dict[tuple, dict[int, list[Run]]]]:
+    """``{key: {data_key: {seed: [runs]}}}`` over the runs of a Section 4 protocol."""
+    groups: dict[tuple, dict[tuple, dict[int, list[Run]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list)))
     for run in runs:
         if run.protocol is not None:
-            groups[run.key].append(run)
+            groups[run.key][run.data_key][run.seed].append(run)
+    return groups
+
+
+def _choose(by_data: dict[tuple, dict[int, list[Run]]]) -> tuple[tuple, Seeds]:
+    """The data setting with the most seeds (then most logged epochs, then last path), and per
+    seed its run with the most logged epochs (then the last path)."""
+    def weight(item: tuple[tuple, dict[int, list[Run]]]) -> tuple[int, int, str]:
+        per_seed = item[1]
+        best = [max(rs, key=_preference) for rs in per_seed.values()]
+        return len(per_seed), sum(r.epochs_done for r in best), max(str(r.path) for r in best)
+
+    data, per_seed = max(by_data.items(), key=weight)
+    return data, Seeds(tuple(max(per_seed[s], key=_preference) for s in sorted(per_seed)))
+
+
+def select_seeds(runs: Iterable[Run], *, arch: str, protocol: str, n_classes: int = 10,
+                 untied: bool = False, frozen: tuple[int, ...] = ()) -> Seeds | None:
+    """The runs matching the description that differ only in seed (the group
+    :func:`choice_notes` names), or None."""
+    key = (arch, protocol, n_classes, untied, frozen)
+    by_data = _setting_groups(r for r in runs if r.key == key).get(key)
+    return _choose(by_data)[1] if by_data else None
+
+
+def choice_notes(runs: Iterable[Run]) -> list[str]:
+    """One line per description (:attr:`Run.key`) whose runs are not simply one per seed: the
+    runs the figures use and why, and the runs they leave out."""
     notes = []
-    for same in groups.values():
-        if len(same) < 2:
-            continue
-        used = max(same, key=_preference)
-        others = [r for r in same if r is not used]
-        tied = any(r.epochs_done == used.epochs_done for r in others)
-        why = f"most logged epochs: {used.epochs_done}{', then last path' if tied else ''}"
-        notes.append(f"{len(same)} runs of {used.describe()}: using {used.path} ({why}); "
-                     f"not {', '.join(str(r.path) for r in others)}")
+    for by_data in _setting_groups(runs).values():
+        data, used = _choose(by_data)
+        chosen = {id(r) for r in used.runs}
+        repeated = {seed: same for seed, same in sorted(by_data[data].items()) if len(same) > 1}
+        if repeated:
+            used_runs, left, tied = [], [], False
+            for same in repeated.values():
+                run = next(r for r in same if id(r) in chosen)
+                others = [r for r in same if r is not run]
+                tied |= any(r.epochs_done == run.epochs_done for r in others)
+                used_runs.append(run)
+                left += others
+            seeds = ", ".join(map(str, repeated))
+            why = f"most logged epochs{', then last path' if tied else ''}"
+            notes.append(f"{used.first.describe()}: several runs of seed{'s' if len(repeated) > 1 else ''} "
+                         f"{seeds}: using {', '.join(f'{r.path} ({r.epochs_done} epochs)' for r in used_runs)} "
+                         f"({why}); not {', '.join(str(r.path) for r in left)}")
+        for other, per_seed in by_data.items():
+            if other == data:
+                continue
+            left = sorted(str(r.path) for rs in per_seed.values() for r in rs)
+            notes.append(f"{used.first.describe()}: using the {used.n} seed(s) on train "
+                         f"{data[0]}, {data[1]}; not the runs on train {other[0]}, {other[1]}: "
+                         f"{', '.join(left)}")
     return notes
 
 

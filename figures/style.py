@@ -76,3 +76,29 @@ def save_figure(fig: Figure, stem: str | os.PathLike[str],
         paths.append(dest)
     plt.close(fig)
     return paths
+
+
+#: Opacity of the min-max band over seeds.
+BAND_ALPHA = 0.18
+
+
+def plot_seeds(ax, series: dict[int, dict[int, float]], *, color: object, linestyle: str = "-",
+               label: str | None = None, marker: str | None = None) -> None:
+    """Draw ``{seed: {x: value}}``: the mean over seeds as a line with a min-max band, at the x
+    every seed has; where some seeds go further (runs stopped at different epochs), each seed's
+    own values there as thin lines. One seed is drawn as its own line, without a band."""
+    per = {s: v for s, v in series.items() if v}
+    if not per:
+        return
+    common = sorted(set.intersection(*(set(v) for v in per.values())))
+    vals = [[per[s][x] for s in per] for x in common]
+    mean = [sum(v) / len(v) for v in vals]
+    ax.plot(common, mean, linestyle, color=color, label=label, marker=marker, markersize=3)
+    if len(per) > 1:
+        ax.fill_between(common, [min(v) for v in vals], [max(v) for v in vals], color=color,
+                        alpha=BAND_ALPHA, linewidth=0)
+    last = common[-1] if common else None
+    for v in per.values():
+        tail = sorted(x for x in v if last is None or x >= last)
+        if len(tail) > 1:
+            ax.plot(tail, [v[x] for x in tail], linestyle, color=color, linewidth=0.6, alpha=0.7)

@@ -19,7 +19,7 @@ independent problems (seeds, ε values) through one vectorised vector field and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -152,7 +152,7 @@ def make_problem(method: str, T: ArrayLike, W0: Sequence[ArrayLike],
                    tuple(bc(a) for a in Rs), bc(e))
 
 
-def _product(Ws: Sequence[np.ndarray]) -> np.ndarray:
+def product(Ws: Sequence[np.ndarray]) -> np.ndarray:
     """W_k⋯W_1, multiplied from the output side (n_k is the narrow width in Section 5)."""
     out = Ws[-1]
     for W in reversed(Ws[:-1]):
@@ -198,7 +198,7 @@ def _field_into(T: np.ndarray, Ws: Sequence[np.ndarray], back: Sequence[np.ndarr
     ``dW`` may be views into the solver's state vector: each product is written there directly.
     """
     k = len(Ws)
-    err_in = [T - _product(Ws)]                          # E (W_{i-1}⋯W_1)ᵗ for i = 1..k-1
+    err_in = [T - product(Ws)]                          # E (W_{i-1}⋯W_1)ᵗ for i = 1..k-1
     for W in Ws[:-2]:
         err_in.append(err_in[-1] @ np.swapaxes(W, -1, -2))
     np.matmul(err_in[-1], np.swapaxes(Ws[-2], -1, -2), out=dW[-1])   # Ẇ_k = E (W_{k-1}⋯W_1)ᵗ
@@ -222,6 +222,33 @@ def _unpack(y: np.ndarray, batch: int, shapes: Sequence[tuple[int, int]]) -> lis
         out.append(block.reshape((batch, r, c) + y.shape[1:]))
         off += r * c
     return out
+
+
+def initial_state(problem: Problem) -> np.ndarray:
+    """The flat solver state at t = 0: W_1(0)..W_k(0), then R_1(0)..R_k(0) for feedback."""
+    return _pack(list(problem.W0) + list(problem.R0))
+
+
+def state_matrices(problem: Problem, y: np.ndarray) -> list[np.ndarray]:
+    """Views of W_1..W_k (then R_1..R_k) as (B, rows, cols) inside the flat state ``y``."""
+    return _unpack(y, problem.batch, problem.shapes())
+
+
+def vector_field(problem: Problem) -> Callable[[float, np.ndarray], np.ndarray]:
+    """The flat right-hand side f(t, y) of BP or of (7)/(9) for ``problem``, for an ODE solver."""
+    B, k, shapes = problem.batch, problem.k, problem.shapes()
+    T, eps = problem.T, problem.eps
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        dy = np.empty_like(y)                   # the field is written straight into dy's views
+        mats, out = _unpack(y, B, shapes), _unpack(dy, B, shapes)
+        if problem.method == "bp":
+            bp_field(T, mats, out)
+        else:
+            feedback_field(T, mats[:k], mats[k:], eps, out)
+        return dy
+
+    return rhs
 
 
 @dataclass(frozen=True)
@@ -273,7 +300,7 @@ class Trajectory:
         return out
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation over the two last axes, nan where either side is constant."""
     a = a - a.mean(axis=(-2, -1), keepdims=True)
     b = b - b.mean(axis=(-2, -1), keepdims=True)
@@ -296,22 +323,9 @@ def integrate(problem: Problem, t_eval: ArrayLike, *, solver: str = DEFAULT_SOLV
         raise ValueError("t_eval must be increasing 1-D times starting at 0 (>= 2 points)")
     if not (rtol > 0 and atol > 0):
         raise ValueError(f"rtol and atol must be > 0, got rtol={rtol}, atol={atol}")
-    B, k, shapes = problem.batch, problem.k, problem.shapes()
-    T, eps = problem.T, problem.eps
-
-    def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        dy = np.empty_like(y)                   # the field is written straight into dy's views
-        mats, out = _unpack(y, B, shapes), _unpack(dy, B, shapes)
-        if problem.method == "bp":
-            bp_field(T, mats, out)
-        else:
-            feedback_field(T, mats[:k], mats[k:], eps, out)
-        return dy
-
-    y0 = _pack(list(problem.W0) + list(problem.R0))
     with np.errstate(over="ignore", invalid="ignore"), threadpool_limits(BLAS_THREADS, "blas"):
-        sol = solve_ivp(rhs, (0.0, float(t_eval[-1])), y0, method=solver, t_eval=t_eval,
-                        rtol=rtol, atol=atol)
+        sol = solve_ivp(vector_field(problem), (0.0, float(t_eval[-1])), initial_state(problem),
+                        method=solver, t_eval=t_eval, rtol=rtol, atol=atol)
     if not sol.success:
         raise SolverError(f"solve_ivp ({solver}) failed for method {problem.method!r}: "
                           f"{sol.message}")
@@ -327,12 +341,12 @@ def _measure(problem: Problem, t: np.ndarray, y: np.ndarray, nfev: int,
     B, k = problem.batch, problem.k
     mats = [np.moveaxis(m, -1, 1) for m in _unpack(y, B, problem.shapes())]  # (B, n_t, r, c)
     Ws, Rs = mats[:k], mats[k:]
-    E = problem.T[:, None] - _product(Ws)
+    E = problem.T[:, None] - product(Ws)
     error = (E * E).sum(axis=(-2, -1))
     n_t = t.size
     if problem.method == "feedback":
         Rt = [np.swapaxes(R, -1, -2) for R in Rs]
-        corr = np.stack([_pearson(W, R) for W, R in zip(Ws, Rt)], axis=1)
+        corr = np.stack([pearson(W, R) for W, R in zip(Ws, Rt)], axis=1)
         e = problem.eps[:, None, None, None]
         drift = np.stack([np.linalg.norm((R - e * W) - (R[:, :1] - e * W[:, :1]), axis=(-2, -1))
                           for W, R in zip(Ws, Rt)], axis=1)

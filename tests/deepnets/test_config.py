@@ -46,7 +46,7 @@ def test_epsilon_belongs_to_urfb_only() -> None:
         ({"train_size": 0}, "--train-size 0: must be >= 1"),
         ({"seed": -1}, f"--seed -1: must be in 0..{SEED_MAX}"),
         ({"split_seed": SEED_MAX + 1}, f"--split-seed {SEED_MAX + 1}: must be in 0..{SEED_MAX}"),
-        ({"method": "dfa"}, "--method 'dfa': must be one of bp, frfb, urfb"),
+        ({"method": "xyz"}, "--method 'xyz': must be one of bp, frfb, urfb, kp"),
         ({"connectivity": 1.5}, "--connectivity 1.5: must be in (0, 1]"),
         ({"mu": float("inf")}, "--mu inf: must be >= 0 and finite"),
         ({"loss": "softmax", "mu": 0.5}, "--mu and --output-feedback apply to --loss hinge only"),

@@ -174,7 +174,7 @@ def test_w_is_the_same_for_every_method_and_symmetric_init_copies_it() -> None:
 
 def test_rule_and_options_are_checked() -> None:
     with pytest.raises(ValueError, match="method"):
-        FeedbackRule.make("dfa")
+        FeedbackRule.make("nope")
     with pytest.raises(ValueError, match="epsilon applies to method urfb only"):
         FeedbackRule.make("frfb", epsilon=0.5)
     with pytest.raises(ValueError, match="takes no parameter epsilon"):

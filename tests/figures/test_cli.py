@@ -40,18 +40,19 @@ def test_nothing_built_exits_1_listing_every_figure_missing(tmp_path: Path, caps
     (tmp_path / "empty.csv").write_text("")
     assert main(argv) == 1
     captured = capsys.readouterr()
-    for n in range(4, 13):
+    for n in [*range(4, 13), 16, 17, 18]:
         assert f"figure {n}: missing -- " in captured.out
-    assert "0 built, 9 missing" in captured.out
-    assert captured.err.strip().endswith("error: none of figures [4, 5, 6, 7, 8, 9, 10, 11, 12] "
-                                         "could be built (see above)")
+    assert "0 built, 12 missing" in captured.out
+    assert "figure 16: missing -- no CIFAR-10 URFB or FRFB run (runs: python -m deepnets.suite 4 7)" in captured.out
+    assert captured.err.strip().endswith("error: none of figures [4, 5, 6, 7, 8, 9, 10, 11, 12, 16, "
+                                         "17, 18] could be built (see above)")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--runs", "NONEXISTENT"], "--runs NONEXISTENT: no such folder"),
     (["12", "--curves-csv", "MISSING.csv"], "--curves-csv MISSING.csv: no such file"),
-    (["13"], "argument FIGURE: '13' is not 'all' or one of [4, 5, 6, 7, 8, 9, 10, 11, 12]"),
+    (["13"], "argument FIGURE: '13' is not 'all' or one of [4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 17, 18]"),
     (["4", "x"], "argument FIGURE: 'x' is not 'all'"),
 ])
 def test_bad_arguments_exit_2_in_one_line(tmp_path: Path, monkeypatch, capsys, argv: list[str],
@@ -101,7 +102,7 @@ def test_a_broken_run_is_skipped_with_one_warning(runs: Path, tmp_path: Path, mo
     captured = capsys.readouterr()
     warnings = [line for line in captured.err.splitlines() if "simpnet-cifar10-urfb-copy" in line]
     assert len(warnings) == 1 and warnings[0].startswith(f"figures: skipping {broken}: corrupt ")
-    assert "7 built, 2 missing" in captured.out  # 8: no checkpoint, 12: no curves.csv
+    assert "10 built, 2 missing" in captured.out  # 8: no checkpoint, 12: no curves.csv
 
 
 def test_the_choice_among_several_runs_is_noted(runs: Path, tmp_path: Path, write_run,
@@ -109,9 +110,9 @@ def test_the_choice_among_several_runs_is_noted(runs: Path, tmp_path: Path, writ
     write_run(runs, "simpnet-cifar10-urfb-short", "simpnet", "urfb", epochs=4, logged=1)
     assert main(["4", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
-    assert notes == [(f"figures: note: 2 runs of simpnet URFB, 10 classes, tied: using "
-                      f"{runs / 'simpnet-cifar10-urfb'} (most logged epochs: 4); not "
-                      f"{runs / 'simpnet-cifar10-urfb-short'}")]
+    assert notes == [(f"figures: note: simpnet URFB, 10 classes, tied: several runs of seed 0: "
+                      f"using {runs / 'simpnet-cifar10-urfb'} (4 epochs) (most logged epochs); "
+                      f"not {runs / 'simpnet-cifar10-urfb-short'}")]
 
 
 def test_figure12_from_a_curves_csv(tmp_path: Path, curves_csv, capsys) -> None:
@@ -137,7 +138,7 @@ def test_quick_start_sweep_and_figures_find_each_other(tmp_path: Path, monkeypat
     out = capsys.readouterr().out
     assert "figure 12: out/figures/figure12.png" in out and "figure 12: missing" not in out
     assert (tmp_path / "out" / "figures" / "figure4.png").is_file()
-    assert main([]) == 0 and "8 built, 1 missing (runs: runs, out: out/figures)" in (
+    assert main([]) == 0 and "11 built, 1 missing (runs: runs, out: out/figures)" in (
         capsys.readouterr().out)
 
 
@@ -148,7 +149,7 @@ def test_without_a_runs_folder_figure12_alone_is_built(tmp_path: Path, monkeypat
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "figure 4: missing -- no runs folder runs (runs: python -m deepnets.suite 4)" in out
-    assert "1 built, 8 missing" in out
+    assert "1 built, 11 missing" in out
 
 
 @pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the git checkout")

@@ -13,7 +13,7 @@ from deepnets.minidata import tiny_cifar_folder
 from figures.alignment import plot_figure10, plot_figure11
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
 from figures.filters import chance_similarity, location_filters, similarity
-from figures.runs import MissingDataError, Run, choice_notes, find_runs, select
+from figures.runs import MissingDataError, Run, band, choice_notes, find_runs, select, select_seeds
 
 #: simpnet with its conv layer built untied by the architecture string itself (Section 4.1).
 UNTIED_SIMPNET = "untied 32 5x5; maxpool 3; drop .8; full 500; drop .3; output"
@@ -118,22 +118,40 @@ def test_protocol_follows_deepnets_protocols(tmp_path: Path, write_run) -> None:
     assert bp.protocol == "bp" and bp.config["epsilon"] is None
 
 
-def test_several_runs_of_one_description_are_named_with_the_choice(tmp_path: Path,
-                                                                   write_run) -> None:
+def test_runs_differing_only_in_seed_form_one_group(tmp_path: Path, write_run) -> None:
     root = tmp_path / "runs"
-    write_run(root, "seed0", "simpnet", "urfb", epochs=4, logged=3)
-    write_run(root, "seed1", "simpnet", "urfb", epochs=4)
-    write_run(root, "seed2", "simpnet", "urfb", epochs=4, logged=2)
+    for seed in (2, 0, 1):
+        write_run(root, f"urfb-s{seed}", "simpnet", "urfb", seed=seed, offset=0.01 * seed)
     write_run(root, "bp", "simpnet", "bp")
     found = find_runs(root)
-    assert select(found, arch="simpnet", protocol="urfb").name == "seed1"
+    group = select_seeds(found, arch="simpnet", protocol="urfb")
+    assert group.seeds == [0, 1, 2] and [r.name for r in group.runs] == ["urfb-s0", "urfb-s1", "urfb-s2"]
+    assert group.series("val_error")[2][4] == pytest.approx(0.95 / 2 + 0.02)
+    assert select_seeds(found, arch="simpnet", protocol="bp").seeds == [0]
+    assert select_seeds(found, arch="deepnet", protocol="bp") is None
+    assert choice_notes(found) == []  # one run per seed: nothing to choose
+    epochs, mean, lo, hi = band(group.series("val_error"))
+    assert epochs == [1, 2, 3, 4]
+    assert mean[0] == pytest.approx(0.96) and lo[0] == pytest.approx(0.95) and hi[0] == pytest.approx(0.97)
+
+
+def test_repeated_seeds_and_other_data_are_named_with_the_choice(tmp_path: Path,
+                                                                write_run) -> None:
+    root = tmp_path / "runs"
+    write_run(root, "a-s0", "simpnet", "urfb", epochs=4, logged=3)
+    write_run(root, "b-s0", "simpnet", "urfb", epochs=4)
+    write_run(root, "c-s1", "simpnet", "urfb", epochs=4, logged=2, seed=1)
+    write_run(root, "big-s0", "simpnet", "urfb", epochs=9, train_size=900)  # other data
+    found = find_runs(root)
+    group = select_seeds(found, arch="simpnet", protocol="urfb")
+    assert [r.name for r in group.runs] == ["b-s0", "c-s1"]  # 2 seeds beat 1, however long
+    assert group.common_epoch == 2
     assert choice_notes(found) == [
-        (f"3 runs of simpnet URFB, 10 classes, tied: using {root / 'seed1'} (most logged epochs: "
-         f"4); not {root / 'seed0'}, {root / 'seed2'}")]
-    write_run(root, "seed3", "simpnet", "urfb", epochs=4)
-    notes = choice_notes(find_runs(root))
-    assert notes[0].startswith(f"4 runs of simpnet URFB, 10 classes, tied: using {root / 'seed3'} "
-                               "(most logged epochs: 4, then last path)")
+        (f"simpnet URFB, 10 classes, tied: several runs of seed 0: using {root / 'b-s0'} (4 epochs) "
+         f"(most logged epochs); not {root / 'a-s0'}"),
+        (f"simpnet URFB, 10 classes, tied: using the 2 seed(s) on train 200, CIFAR-10 (JPEG "
+         f"re-encoding); not the runs on train 900, CIFAR-10 (JPEG re-encoding): {root / 'big-s0'}")]
+    assert select(found, arch="simpnet", protocol="urfb").name == "big-s0"  # Figure 8's one run
 
 
 def test_broken_run_folders_are_skipped_with_one_line_each(runs: Path, capsys) -> None:

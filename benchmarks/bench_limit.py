@@ -1,0 +1,232 @@
+"""How far a training step is from this machine's FLOP limit (issue 10), in one process.
+
+1. The GEMM rate: a large fp32 matmul and a bf16 one (best of a few, measured before and after
+   the steps; the higher rate is used, which makes the limits below the strictest).
+2. The FLOPs of one training step of each architecture, from its layer shapes (a batch-1 pass
+   records every weight layer's input and output): per weight layer 2 N MACs for h = W x, as
+   many for the Hebbian product delta x^T and, above the first layer, as many for R delta.
+3. The step time (median of interleaved rounds, after a warm-up step) of bp, frfb and urfb in
+   fp32, and of urfb in bf16 (``--precision bf16``: bf16 compute, fp32 masters and updates).
+4. step time / FLOP-limited time (FLOPs / GEMM rate) per architecture and method, against the
+   targets; the share of the step spent in GEMM/convolution kernels (one profiled urfb step),
+   whose own time over the limit is the floor that the rest of the step adds to.
+5. simpnet with its conv layer untied against tied (urfb), and both peak memories.
+
+    python benchmarks/bench_limit.py [--archs simpnet deepernet deepnet_s] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from deepnets import FeedbackNet, make_loss
+from deepnets.cpu import keep_freed_memory
+from deepnets.engine import train_step
+from deepnets.layers import FeedbackConv2d, FeedbackLinear, FeedbackUntied2d, feedback_layers
+
+ARCHS = ("simpnet", "deepernet", "deepnet_s")
+METHODS = ("bp", "frfb", "urfb")
+#: step time / FLOP-limited time targets of issue 10 (urfb, on the default code path)
+TARGETS = {("simpnet", "fp32"): 2.0, ("deepernet", "fp32"): 1.5,
+           ("simpnet", "bf16"): 2.0, ("deepernet", "bf16"): 2.0, ("deepnet_s", "bf16"): 2.0}
+UNTIED_TARGET = 1.5
+GEMM_KERNELS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
+                "aten::mkldnn_convolution", "aten::convolution_backward")
+
+
+def gemm_rate(dtype: torch.dtype, n: int = 4096, repeats: int = 3) -> float:
+    """FLOP/s of an n x n x n matmul in ``dtype``, best of ``repeats``."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(dtype)
+    b = torch.randn(n, n, generator=g).to(dtype)
+    a @ b  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def step_flops(net: FeedbackNet, batch_size: int) -> float:
+    """FLOPs of one training step from the weight layers' shapes (a batch-1 forward pass)."""
+    macs: list[int] = []
+
+    def record(module: torch.nn.Module, args: tuple[Tensor, ...], out: Tensor) -> None:
+        x = args[0]
+        if isinstance(module, FeedbackLinear):
+            macs.append(module.in_features * module.out_features)
+        elif isinstance(module, (FeedbackConv2d, FeedbackUntied2d)):
+            # stride 1, 'same' padding: one output per input pixel (``out`` may be pooled)
+            k = module.kernel_size
+            macs.append(x.shape[-2] * x.shape[-1] * module.out_channels * x.shape[1] * k * k)
+        else:
+            raise TypeError(f"no FLOP count for {type(module).__name__}")
+
+    layers = feedback_layers(net)
+    hooks = [m.register_forward_hook(record) for m in layers]
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, *net.config["in_shape"]))
+    finally:
+        for h in hooks:
+            h.remove()
+        net.train()
+    # forward + Hebbian product for every layer; R delta for all but the first (its input
+    # needs no error)
+    return 2.0 * batch_size * sum(m * (2 if i == 0 else 3) for i, m in enumerate(macs))
+
+
+def _batch(n: int, seed: int) -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8), torch.randint(
+        0, 10, (n,), generator=g)
+
+
+def _stepper(arch: str, method: str, precision: str, untied: bool = False
+             ) -> Callable[[Tensor, Tensor], None]:
+    net = FeedbackNet(arch, method=method, seed=0, untied=[0] if untied else ())
+    loss_fn = make_loss("hinge", 10)
+    return lambda x, y: train_step(net, x, y, loss_fn, lr=0.1, precision=precision) and None
+
+
+def time_interleaved(steps: dict[str, Callable[[Tensor, Tensor], None]], x: Tensor, y: Tensor,
+                     rounds: int) -> dict[str, float]:
+    """Median step time of each variant over ``rounds`` interleaved rounds (after a warm-up)."""
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for r in range(rounds + 1):
+        for k, step in steps.items():
+            t0 = time.perf_counter()
+            step(x, y)
+            if r:
+                times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def gemm_share(step: Callable[[Tensor, Tensor], None], x: Tensor, y: Tensor) -> float:
+    """Fraction of one profiled step's operator self time spent in GEMM/convolution kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step(x, y)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM_KERNELS)
+    return gemm / total if total else float("nan")
+
+
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _peak_memory(untied: bool, batch_size: int) -> tuple[float, float]:
+    """(peak RSS MiB of a fresh process over 3 simpnet urfb steps, peak minus the RSS before)."""
+    torch.manual_seed(0)
+    keep_freed_memory()
+    step = _stepper("simpnet", "urfb", "fp32", untied)
+    x, y = _batch(batch_size, 0)
+    before = _status_mib("VmRSS")
+    for _ in range(3):
+        step(x, y)
+    peak = _status_mib("VmHWM")
+    return peak, peak - before
+
+
+def _load() -> str:
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return "load average unavailable"
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS)
+    parser.add_argument("--batch-size", type=int, default=500, help="paper: 500")
+    parser.add_argument("--rounds", type=int, default=5, help="timed steps per variant")
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 steps")
+    parser.add_argument("--no-untied", action="store_true", help="skip the untied comparison")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument("--no-profile", action="store_true", help="skip the GEMM-share profile")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1 or args.rounds < 1:
+        parser.error("--batch-size and --rounds must be positive")
+    keep_freed_memory()  # as train_step does; before the GEMM buffers are allocated
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {_load()}")
+    rates = {"fp32": [gemm_rate(torch.float32)], "bf16": [gemm_rate(torch.bfloat16)]}
+    x, y = _batch(args.batch_size, 0)
+    rows: list[tuple[str, str, str, float, float]] = []  # arch, method, precision, time, flops
+    shares: dict[str, float] = {}
+    untied: tuple[float, float] | None = None
+    for arch in args.archs:
+        flops = step_flops(FeedbackNet(arch, seed=0), args.batch_size)
+        steps = {(m, "fp32"): _stepper(arch, m, "fp32") for m in METHODS}
+        if not args.no_bf16:
+            steps[("urfb", "bf16")] = _stepper(arch, "urfb", "bf16")
+        if arch == "simpnet" and not args.no_untied:
+            steps[("urfb-untied", "fp32")] = _stepper(arch, "urfb", "fp32", untied=True)
+        torch.manual_seed(0)
+        med = time_interleaved({f"{m}/{p}": s for (m, p), s in steps.items()}, x, y, args.rounds)
+        for (m, p) in steps:
+            if m != "urfb-untied":
+                rows.append((arch, m, p, med[f"{m}/{p}"], flops))
+        if ("urfb-untied", "fp32") in steps:
+            untied = (med["urfb-untied/fp32"], med["urfb/fp32"])
+        if not args.no_profile:
+            shares[arch] = gemm_share(steps[("urfb", "fp32")], x, y)
+    rates["fp32"].append(gemm_rate(torch.float32))
+    rates["bf16"].append(gemm_rate(torch.bfloat16))
+    rate = {p: max(r) for p, r in rates.items()}
+    print(f"GEMM rate (4096^3 matmul, before / after the steps): fp32 "
+          f"{rates['fp32'][0] / 1e9:.0f} / {rates['fp32'][1] / 1e9:.0f} GFLOP/s, bf16 "
+          f"{rates['bf16'][0] / 1e9:.0f} / {rates['bf16'][1] / 1e9:.0f} GFLOP/s; the higher "
+          "is used")
+    print(f"batch {args.batch_size}, median of {args.rounds} interleaved rounds\n")
+    print(f"{'arch':10s} {'method':6s} {'prec':5s} {'GFLOP':>7s} {'limit ms':>9s} "
+          f"{'step ms':>8s} {'ratio':>6s}  target")
+    for arch, method, prec, t, flops in rows:
+        limit = flops / rate[prec]
+        target = TARGETS.get((arch, prec)) if method == "urfb" else None
+        mark = "" if target is None else (f"<= {target:.1f} " + ("met" if t / limit <= target
+                                                                  else "NOT met"))
+        print(f"{arch:10s} {method:6s} {prec:5s} {flops / 1e9:7.1f} {limit * 1e3:9.1f} "
+              f"{t * 1e3:8.1f} {t / limit:6.2f}  {mark}")
+    if shares:
+        print("\nGEMM/convolution kernels' share of a profiled urfb fp32 step (the rest is "
+              "pooling, dropout, elementwise work and copies):")
+        for arch, share in shares.items():
+            t, flops = next((r[3], r[4]) for r in rows if r[0] == arch and r[1:3] == ("urfb",
+                                                                                      "fp32"))
+            floor = share * t / (flops / rate["fp32"])
+            print(f"  {arch:10s} {share:5.1%}: those kernels alone take {floor:.2f}x the limit")
+    if untied is not None:
+        u, tied = untied
+        print(f"\nsimpnet urfb, conv layer untied / tied: {u * 1e3:.1f} / {tied * 1e3:.1f} ms = "
+              f"{u / tied:.2f}  (target <= {UNTIED_TARGET})")
+        if not args.no_memory:
+            ctx = mp.get_context("spawn")
+            for flag, name in ((False, "tied"), (True, "untied")):
+                with ctx.Pool(1) as pool:
+                    peak, step_mem = pool.apply(_peak_memory, (flag, args.batch_size))
+                print(f"  peak memory {name:7s} {peak:7.0f} MiB RSS ({step_mem:.0f} MiB above "
+                      "the built net)")
+    print(f"\n{_load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,748 @@
+"""``python -m figures.report --update docs/results.md``: the tables of ``docs/results.md``.
+
+Every number in the results document comes from here, read from the committed run logs: the
+blocks between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` in the document are
+rewritten by ``--update FILE``; ``--check FILE`` exits 1 when one is stale; without either, all
+blocks are printed. Each claim of Section 4 is tested as a paired comparison over seeds
+(:mod:`figures.stats`) under the verdict rule stated once at the top of the document.
+
+Inputs (defaults: the H200 evidence runs of ``results/cifar10-jpeg-h200`` and the older CPU runs):
+``--runs-a`` budget A (simpnet 15 epochs, deepernet 10, deepnet_s Figure 11 protocol),
+``--runs-b`` budget B (simpnet 50 epochs, deepernet 25), ``--runs-old`` the single-seed
+10-epoch / 20,000-image runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepnets.protocols import PROTOCOLS
+from figures.runs import Run, Seeds, find_runs, select_seeds
+from figures.stats import (
+    CLOSE_MARGIN,
+    Comparison,
+    close_verdict,
+    compare,
+    difference,
+    final,
+    paired,
+    rule_text,
+    summarize,
+    verdict,
+)
+from urfb_common import atomic_write_text, require_existing
+
+H200 = Path("results/cifar10-jpeg-h200")
+DEFAULT_A = H200 / "budget-a" / "runs"
+DEFAULT_B = H200 / "budget-b" / "runs"
+DEFAULT_OLD = (Path("results/simpnet-cifar10-jpeg/runs"), Path("results/deepernet-cifar10-jpeg/runs"))
+#: The paper's budget (Section 4): 1000 epochs over 45,000 training images.
+PAPER_EPOCHS, PAPER_IMAGES = 1000, 45_000
+#: Claim 6's "far from aligned": the mean delta_angle over the layers that send an error is at
+#: least this many degrees (cos <= 0.5).
+FAR_DEGREES = 60.0
+#: Claim 2's "mainly converges faster": the URFB-FRFB gap at this epoch against the final one.
+EARLY_EPOCH = 10
+
+Seriesd = dict[int, dict[int, float]]
+
+
+# ----------------------------------------------------------------------------- budgets
+
+
+@dataclass
+class Budget:
+    """One folder of runs, with the name the document gives it."""
+
+    name: str
+    runs: list[Run]
+
+    def group(self, arch: str, protocol: str, *, untied: bool = False,
+              frozen: tuple[int, ...] = ()) -> Seeds | None:
+        pre = {Path(str(r.config["from_run"])).name for r in self.runs if r.config.get("from_run")}
+        return select_seeds([r for r in self.runs if r.name not in pre], arch=arch,
+                            protocol=protocol, untied=untied, frozen=frozen)
+
+    def need(self, arch: str, protocol: str, **kw) -> Seeds:
+        g = self.group(arch, protocol, **kw)
+        if g is None:
+            raise LookupError(f"budget {self.name}: no {arch} {protocol} runs")
+        return g
+
+
+def images(group: Seeds) -> int:
+    """Training images of a group's runs (schema 2 ``train_size``, schema 1 ``train_subset``)."""
+    cfg = group.first.config
+    n = cfg.get("train_size") or cfg.get("train_subset")
+    return int(n) if n else PAPER_IMAGES
+
+
+def fraction(epochs: float, n_images: int) -> str:
+    """Epochs x images as a share of the paper's 1000 x 45,000."""
+    return f"{100 * epochs * n_images / (PAPER_EPOCHS * PAPER_IMAGES):.2g}%"
+
+
+def where(budget: str, epoch: int | None, n_images: int, n_seeds: int, epoch_text: str = "") -> str:
+    """``B: ep 50 × 45,000, 3 seeds (5%)``."""
+    ep = epoch_text or f"ep {epoch}"
+    frac = f" ({fraction(epoch, n_images)})" if epoch else ""
+    return f"{budget}: {ep} × {n_images:,}, {n_seeds} seed{'s' if n_seeds != 1 else ''}{frac}"
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+@dataclass
+class Row:
+    """One tested statement: a, b, the paired differences d = a - b and the verdict."""
+
+    test: str
+    where: str
+    a: str
+    b: str
+    cmp: Comparison
+    kind: str  # "greater": the claim says d > 0; "close": |d| < CLOSE_MARGIN
+    #: The claim's part this row decides, in a few words (empty: a supporting detail, left out
+    #: of the summary table).
+    short: str = ""
+    digits: int = 3
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.cmp) if self.kind == "greater" else close_verdict(self.cmp)
+
+    def cells(self) -> list[str]:
+        if self.kind == "greater":
+            holds = f"d > 0 in {self.cmp.n_positive}/{self.cmp.n}"
+        else:
+            inside = sum(abs(d) < CLOSE_MARGIN for d in self.cmp.diffs.values())
+            holds = f"\\|d\\| < {CLOSE_MARGIN:g} in {inside}/{self.cmp.n}"
+        v = self.verdict + (" (one seed)" if self.cmp.n < 2 else "")
+        return [self.test, self.where, self.a, self.b,
+                self.cmp.summary.compact(self.digits, signed=True), holds, f"**{v}**"]
+
+
+HEADER = ["test", "budget", "a: mean ± sd [per seed]", "b: mean ± sd [per seed]",
+          "d = a − b: mean ± sd [per seed]", "sign holds", "verdict"]
+
+
+def table(header: list[str], rows: Iterable[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def rows_table(rows: list[Row]) -> str:
+    return table(HEADER, (r.cells() for r in rows))
+
+
+def at(series: Seriesd, epoch: int) -> dict[int, float]:
+    return {s: v[epoch] for s, v in series.items() if epoch in v}
+
+
+def final_row(test: str, budget: str, a: Seriesd, b: Seriesd, kind: str, n_images: int,
+              short: str = "", digits: int = 3) -> Row:
+    """The comparison at the last epoch every pair of runs reached."""
+    cmp = final(a, b)
+    return Row(test, where(budget, cmp.epoch, n_images, cmp.n),
+               summarize(at(a, cmp.epoch)).compact(digits),
+               summarize(at(b, cmp.epoch)).compact(digits), cmp, kind, short, digits)
+
+
+def value_row(test: str, where_text: str, a: dict[int, float], b: dict[int, float], kind: str,
+              digits: int = 3, short: str = "") -> Row:
+    cmp = compare(a, b)
+    return Row(test, where_text, summarize(a).compact(digits), summarize(b).compact(digits), cmp,
+               kind, short, digits)
+
+
+def val(g: Seeds) -> Seriesd:
+    return g.series("val_error")
+
+
+def train(g: Seeds) -> Seriesd:
+    return g.series("train_error")
+
+
+def label(p: str) -> str:
+    return PROTOCOLS[p].label
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+def block_rule(_: Report) -> str:
+    return (rule_text() + " The differences are always taken between runs of the same seed "
+            "(same initial weights' seed, same data split), at the last epoch that every pair "
+            "reached; a verdict holds only for the budget it states.")
+
+
+def block_budget(rep: Report) -> str:
+    rows = []
+    for b in rep.budgets:
+        kinds = sorted({(r.arch, r.protocol, r.untied, r.frozen, rep.is_pre(b, r)) for r in b.runs
+                        if r.protocol is not None}, key=lambda k: (k[0], k[4], k[2], list(PROTOCOLS).index(k[1])))
+        for arch, p, untied, frozen, pre in kinds:
+            g = select_seeds([x for x in b.runs if rep.is_pre(b, x) == pre], arch=arch,
+                             protocol=p, untied=untied, frozen=frozen)
+            eps = sorted({x.epochs_done for x in g.runs})
+            n = images(g)
+            setting = ("untied" if untied else "tied") + (f", layer {list(frozen)} frozen" if frozen else "")
+            if pre:
+                setting += ", pretraining stage"
+            span = str(eps[0]) if len(eps) == 1 else f"{eps[0]}–{eps[-1]}"
+            frac = fraction(eps[0], n) if len(eps) == 1 else f"{fraction(eps[0], n)}–{fraction(eps[-1], n)}"
+            rows.append([b.name, arch, label(p), setting, ", ".join(map(str, g.seeds)), span,
+                         f"{n:,}", frac])
+    return table(["budget", "network", "protocol", "setting", "seeds", "epochs reached",
+                  "training images", "share of the paper's 1000 × 45,000"], rows)
+
+
+def block_final_errors(rep: Report) -> str:
+    rows = []
+    for b in rep.budgets[:2]:
+        for arch in ("simpnet", "deepernet", "deepnet_s"):
+            for untied, frozen in ((False, ()), (True, (0,))):
+                for p in PROTOCOLS:
+                    g = b.group(arch, p, untied=untied, frozen=frozen)
+                    if g is None:
+                        continue
+                    e = g.common_epoch
+                    best = {s: min(v.values()) for s, v in val(g).items()}
+                    setting = "untied, layer [0] frozen" if untied else "tied"
+                    rows.append([b.name, arch, label(p), setting, str(e),
+                                 summarize(at(val(g), e)).compact(),
+                                 summarize(at(train(g), e)).compact(),
+                                 summarize(best).compact()])
+    return table(["budget", "network", "protocol", "setting", "epoch", "validation error",
+                  "training error (running mean, dropout on)", "best validation error, any epoch"],
+                 rows)
+
+
+def rows_claim1(rep: Report) -> list[Row]:
+    B = rep.b
+    bp, bph = B.need("simpnet", "bp"), B.need("simpnet", "bp-h")
+    n = images(bp)
+    return [
+        final_row("BP-H's validation error above BP's (hinge slightly worse)", B.name, val(bph),
+                  val(bp), "greater", n, "hinge (BP-H) worse than softmax (BP)"),
+        final_row("BP-H's and BP's validation errors comparable", B.name, val(bph), val(bp),
+                  "close", n, "hinge and softmax comparable"),
+        final_row("BP-H's training error above BP's", B.name, train(bph), train(bp), "greater", n),
+    ]
+
+
+def block_claim1(rep: Report) -> str:
+    return "simpnet, a = BP-H (hinge), b = BP (softmax):\n\n" + rows_table(rows_claim1(rep))
+
+
+def _reach(series: dict[int, float], level: float) -> int | None:
+    return next((e for e in sorted(series) if series[e] <= level), None)
+
+
+def _simpnet(rep: Report) -> dict[str, Seeds]:
+    return {p: rep.b.need("simpnet", p) for p in ("bp", "bp-h", "urfb", "frfb", "urfb-50", "frfb-50")}
+
+
+def rows_claim2(rep: Report) -> list[Row]:
+    B, g = rep.b, _simpnet(rep)
+    n = images(g["urfb"])
+    gap = difference(val(g["frfb"]), val(g["urfb"]))
+    gap_end = final(val(g["frfb"]), val(g["urfb"]))
+    early = {s: v[EARLY_EPOCH] for s, v in gap.items() if EARLY_EPOCH in v}
+    late = {s: v[gap_end.epoch] for s, v in gap.items()}
+    return [
+        final_row("FRFB's validation error above URFB's", B.name, val(g["frfb"]), val(g["urfb"]),
+                  "greater", n, "URFB better than FRFB"),
+        final_row("FRFB close to URFB (Section 4: 'for CIFAR10 the difference ... is small')",
+                  B.name, val(g["frfb"]), val(g["urfb"]), "close", n,
+                  "URFB-FRFB difference small (text beside Figure 5)"),
+        value_row(f"'mainly converges faster': the FRFB − URFB gap shrinks from epoch "
+                  f"{EARLY_EPOCH} to epoch {gap_end.epoch}",
+                  where(B.name, gap_end.epoch, n, len(late)), early, late, "greater",
+                  short="the URFB-FRFB gap shrinks with training ('mainly converges faster')"),
+        final_row("URFB's validation error above BP's ('never as well as BP')", B.name,
+                  val(g["urfb"]), val(g["bp"]), "greater", n, "URFB worse than BP (softmax)"),
+        final_row("URFB's validation error above BP-H's", B.name, val(g["urfb"]), val(g["bp-h"]),
+                  "greater", n, "URFB worse than BP-H (hinge)"),
+        final_row("URFB close to BP", B.name, val(g["urfb"]), val(g["bp"]), "close", n,
+                  "URFB close to BP"),
+        final_row("50% connectivity widens the gap: (FRFB 50% − URFB 50%) above (FRFB − URFB)",
+                  B.name, difference(val(g["frfb-50"]), val(g["urfb-50"])), gap, "greater", n,
+                  "50% connectivity widens the URFB-FRFB gap"),
+    ]
+
+
+def block_claim2(rep: Report) -> str:
+    g = _simpnet(rep)
+    gap_end = final(val(g["frfb"]), val(g["urfb"]))
+    speed = []
+    for s in sorted(gap_end.diffs):
+        level = val(g["frfb"])[s][gap_end.epoch]
+        e = _reach(val(g["urfb"])[s], level)
+        speed.append(f"s{s}: FRFB's epoch-{gap_end.epoch} validation error {level:.3f} is "
+                     f"reached by URFB at epoch {e}")
+    return ("simpnet; in the two gap rows a and b are FRFB − URFB validation errors:\n\n"
+            + rows_table(rows_claim2(rep)) + "\n\nSpeed: " + "; ".join(speed) + ".")
+
+
+def _common_epoch(groups: dict[str, Seeds]) -> int:
+    """The last epoch every run of ``groups`` reached."""
+    return min(g.common_epoch for g in groups.values())
+
+
+def _cut(series: Seriesd, last: int) -> Seriesd:
+    return {s: {e: v for e, v in per.items() if e <= last} for s, per in series.items()}
+
+
+def rows_claim3(rep: Report) -> list[Row]:
+    A, B = rep.a, rep.b
+    da = {p: A.need("deepernet", p) for p in ("bp-h", "urfb", "frfb")}
+    db = {p: B.need("deepernet", p) for p in ("bp-h", "urfb", "frfb")}
+    sa = {p: A.need("simpnet", p) for p in ("bp-h", "urfb", "frfb")}
+    n, last = images(da["urfb"]), _common_epoch(da)
+    gap = {p: difference(val(da[p]), val(da["bp-h"])) for p in ("urfb", "frfb")}
+    shallow = {p: _cut(difference(val(sa[p]), val(sa["bp-h"])), last) for p in ("urfb", "frfb")}
+    return [
+        final_row("URFB close to BP-H", B.name, val(db["urfb"]), val(db["bp-h"]), "close", n,
+                  "deepernet: URFB close to BP-H"),
+        final_row("URFB close to BP-H", A.name, val(da["urfb"]), val(da["bp-h"]), "close", n),
+        final_row("FRFB's validation error above BP-H's", A.name, val(da["frfb"]),
+                  val(da["bp-h"]), "greater", n, "deepernet: FRFB worse than BP-H"),
+        final_row("FRFB's validation error above BP-H's", B.name, val(db["frfb"]),
+                  val(db["bp-h"]), "greater", n),
+        final_row("FRFB degrades with depth: (FRFB − BP-H) on deepernet above (FRFB − BP-H) on "
+                  "simpnet, same epoch", A.name, gap["frfb"], shallow["frfb"], "greater", n,
+                  "FRFB's gap to BP-H grows from simpnet to deepernet"),
+        final_row("URFB's gap to BP-H larger on deepernet than on simpnet, same epoch", A.name,
+                  gap["urfb"], shallow["urfb"], "greater", n),
+        final_row("FRFB's validation error above URFB's", B.name, val(db["frfb"]),
+                  val(db["urfb"]), "greater", n),
+    ]
+
+
+def block_claim3(rep: Report) -> str:
+    return ("deepernet (8 conv layers, 4 residual sums, full 500; 9 layers send an error down); "
+            "in the depth rows a and b are gaps to BP-H, simpnet's from budget A cut at the same "
+            "epoch:\n\n" + rows_table(rows_claim3(rep)))
+
+
+def block_paper_numbers(rep: Report) -> str:
+    B = rep.b
+    g = B.need("deepernet", "bp-h")
+    e = g.common_epoch
+    n = images(g)
+    rows = [["BP, deepnet", "≈ 0.50 (Figure 6, BP softmax or hinge)", "not run", "—"],
+            ["BP, deepernet", "≈ 0.42 (Figure 6, BP softmax or hinge)",
+             f"BP-H {summarize(at(val(g), e)).compact()}",
+             where(B.name, e, n, g.n)]]
+    for old in rep.old:
+        bp = old.group("deepernet", "bp")
+        if bp is not None:
+            eo = bp.common_epoch
+            rows.append(["BP, deepernet (older run)", "≈ 0.42",
+                         f"BP softmax {summarize(at(val(bp), eo)).compact()}",
+                         where(old.name, eo, images(bp), bp.n)])
+    return table(["quantity", f"paper ({PAPER_EPOCHS} epochs × {PAPER_IMAGES:,}; Figure 6)",
+                  "ours (validation error)", "our budget"], rows)
+
+
+def rows_claim4(rep: Report) -> list[Row]:
+    A = rep.a
+    u, f = (A.group("deepnet_s", p, untied=True, frozen=(0,)) for p in ("urfb", "frfb"))
+    if u is None or f is None:
+        return []
+    return [final_row("deepnet_s untied (first layer frozen after 1 tied epoch): FRFB's "
+                      "validation error above URFB's", A.name, val(f), val(u), "greater",
+                      images(u), "untied deepnet_s: URFB better than FRFB (order kept)")]
+
+
+def block_claim4(rep: Report) -> str:
+    rows = rows_claim4(rep)
+    text = rows_table(rows) if rows else "No untied run in the new data."
+    tied = [rep.a.group("deepnet_s", p, frozen=(0,)) for p in ("urfb", "frfb")]
+    if not any(tied):
+        text += ("\n\nNo tied deepnet_s retraining (first layer frozen) and no untied simpnet run "
+                 "in budgets A or B: tied against untied is not compared on the new data.")
+    return text
+
+
+def block_claim4_old(rep: Report) -> str:
+    rows = []
+    for old in rep.old:
+        for p in ("bp", "urfb", "frfb"):
+            t, u = old.group("simpnet", p), old.group("simpnet", p, untied=True)
+            if t is None or u is None:
+                continue
+            e = min(t.common_epoch, u.common_epoch)
+            rows.append(value_row(f"simpnet {label(p)}: untied validation error above tied",
+                                  where(old.name, e, images(u), u.n), at(val(u), e), at(val(t), e),
+                                  "greater"))
+        for a, b in (("frfb", "urfb"), ("urfb", "bp")):
+            ua, ub = old.group("simpnet", a, untied=True), old.group("simpnet", b, untied=True)
+            if ua is None or ub is None:
+                continue
+            rows.append(final_row(f"simpnet untied: {label(a)}'s validation error above {label(b)}'s",
+                                  old.name, val(ua), val(ub), "greater", images(ua)))
+    return rows_table(rows) if rows else "No older untied run."
+
+
+def _names(g: Seeds) -> list[str]:
+    row = next((r for r in g.first.log if r.get("alignment")), None)
+    if row is not None:
+        return list(row["alignment"])
+    return list(g.first.config.get("weight_layer_names") or [])
+
+
+def senders(g: Seeds) -> list[str]:
+    """The layers that send an error down (their probe logs a delta_angle)."""
+    row = next((r for r in reversed(g.first.log) if r.get("alignment")), None)
+    return [k for k, v in (row or {}).get("alignment", {}).items() if v.get("delta_angle") is not None]
+
+
+def corr_series(g: Seeds, i: int) -> Seriesd:
+    return g.layer_series(lambda row: row["corr"][i] if len(row.get("corr") or []) > i else None)
+
+
+def angle_series(g: Seeds, layer: str, key: str = "delta_angle") -> Seriesd:
+    return g.layer_series(lambda row: ((row.get("alignment") or {}).get(layer) or {}).get(key))
+
+
+def rows_claim5(rep: Report) -> list[Row]:
+    rows: list[Row] = []
+    for budget, arch in ((rep.b, "simpnet"), (rep.b, "deepernet")):
+        g = budget.need(arch, "urfb")
+        names, n = _names(g), images(g)
+        send = set(senders(g))
+        rises = []
+        for i, name in enumerate(names):
+            c = corr_series(g, i)
+            first = {s: v[min(v)] for s, v in c.items()}
+            last_e = g.common_epoch
+            tag = "" if name in send else " (R unused: sends no error)"
+            rows.append(value_row(f"{arch} layer {i + 1} {name}{tag}: URFB corr rises, epoch "
+                                  f"{last_e} above epoch 1", where(budget.name, last_e, n, g.n),
+                                  at(c, last_e), first, "greater"))
+            rises.append(rows[-1])
+        peak = {s: max(v for i in range(len(names)) for v in corr_series(g, i)[s].values())
+                for s in g.seeds}
+        rows.append(value_row(f"{arch}: never the same, 1 above the largest corr of any layer at "
+                              "any epoch", where(budget.name, g.common_epoch, n, g.n),
+                              {s: 1.0 for s in g.seeds}, peak, "greater",
+                              short=f"{arch}: URFB's W and Rᵗ never the same (corr < 1)"))
+        worst = min(rises, key=lambda r: (r.verdict == "supports", r.cmp.mean))
+        rows.append(Row(f"{arch}: the least-supported layer of the rows above", worst.where,
+                        worst.a, worst.b, worst.cmp, "greater",
+                        f"{arch}: URFB's corr(W, Rᵗ) rises in every layer"))
+    return rows
+
+
+def block_claim5(rep: Report) -> str:
+    rows = [r for r in rows_claim5(rep) if not r.test.endswith("of the rows above")]
+    return ("a, b: corr(W, Rᵗ) of URFB's runs (the paper's Figures 10-11 measure):\n\n"
+            + rows_table(rows))
+
+
+def _strong(rep: Report) -> tuple[list[Row], list[str]]:
+    rows: list[Row] = []
+    notes = []
+    for budget, arch in ((rep.b, "simpnet"), (rep.a, "deepernet")):
+        u, f = budget.need(arch, "urfb"), budget.need(arch, "frfb")
+        names, n = _names(u), images(u)
+        send = senders(u)
+        for i, name in enumerate(names):
+            cu, cf = corr_series(u, i), corr_series(f, i)
+            rows.append(final_row(f"{arch} layer {i + 1} {name}: corr(W, Rᵗ), URFB above FRFB",
+                                  budget.name, cu, cf, "greater", n))
+            flip = _from_epoch(paired(cu, cf))
+            if flip is not None and flip > 1:
+                notes.append(f"{arch} {name}: URFB's correlation is above FRFB's in every seed "
+                             f"from epoch {flip} on (below or mixed before)")
+        for name in send:
+            rows.append(final_row(f"{arch} {name}: angle of the error sent down to exact BP's "
+                                  "(delta_angle, degrees), FRFB above URFB", budget.name,
+                                  angle_series(f, name), angle_series(u, name), "greater", n,
+                                  digits=1))
+    return rows, notes
+
+
+def rows_claim5_strong(rep: Report) -> list[Row]:
+    rows, _ = _strong(rep)
+    out = []
+    for arch in ("simpnet", "deepernet"):
+        for what, pick in (("corr(W, Rᵗ) higher for URFB in every layer", "corr(W, Rᵗ)"),
+                           ("error sent down closer to BP's for URFB in every sending layer",
+                            "delta_angle")):
+            mine = [r for r in rows if r.test.startswith(arch) and pick in r.test]
+            worst = min(mine, key=lambda r: (r.verdict == "supports", r.cmp.mean / (r.cmp.sd or 1)))
+            out.append(Row(f"{arch}: the least-supported layer", worst.where, worst.a, worst.b,
+                           worst.cmp, "greater", f"{arch}: {what} ('much stronger')",
+                           worst.digits))
+    return out
+
+
+def block_claim5_strong(rep: Report) -> str:
+    rows, notes = _strong(rep)
+    text = rows_table(rows)
+    if notes:
+        text += "\n\n" + "\n".join(f"- {x}." for x in notes)
+    return text
+
+
+def _from_epoch(comparisons: list[Comparison]) -> int | None:
+    """The first epoch from which every later comparison has all seeds positive."""
+    start = None
+    for c in comparisons:
+        if c.n_positive == c.n and c.n > 0:
+            start = c.epoch if start is None else start
+        else:
+            start = None
+    return start
+
+
+def _mean_angle(g: Seeds, row: dict) -> float | None:
+    al = row.get("alignment") or {}
+    vals = [al[k]["delta_angle"] for k in senders(g) if (al.get(k) or {}).get("delta_angle") is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def far_window(g: Seeds) -> dict[int, int]:
+    """Per seed, the last epoch E such that at every epoch 1..E the mean delta_angle over the
+    error-sending layers is at least :data:`FAR_DEGREES`."""
+    out = {}
+    for run in g.runs:
+        e_far = 0
+        for row in sorted(run.log, key=lambda r: r["epoch"]):
+            m = _mean_angle(g, row)
+            if m is None or m < FAR_DEGREES:
+                break
+            e_far = int(row["epoch"])
+        out[run.seed] = e_far
+    return out
+
+
+def _claim6(rep: Report) -> tuple[list[Row], list[str]]:
+    rows: list[Row] = []
+    notes = []
+    B = rep.b
+    for arch in ("simpnet", "deepernet"):
+        u, ref = B.need(arch, "urfb"), B.need(arch, "bp-h")
+        n = images(u)
+        last_step = {}
+        for run in u.runs:
+            steps = run.log[0].get("alignment_steps") or []
+            if steps:
+                m = _mean_angle(u, steps[-1])
+                if m is not None:
+                    last_step[run.seed] = (int(steps[-1]["step"]), m)
+        if last_step:
+            step = min(v[0] for v in last_step.values())
+            rows.append(value_row(f"{arch} premise: URFB far from aligned in epoch 1: mean "
+                                  f"delta_angle of the error-sending layers after {step} updates "
+                                  f"above {FAR_DEGREES:g}°",
+                                  where(B.name, None, n, u.n, f"step {step}"),
+                                  {s: v[1] for s, v in last_step.items()},
+                                  {s: FAR_DEGREES for s in last_step}, "greater", 1,
+                                  short=f"{arch}: premise, URFB far from aligned in epoch 1"))
+        send = senders(u)
+        idx = [i for i, name in enumerate(_names(u)) if name in send]
+        corr1 = {s: max(abs(corr_series(u, i)[s].get(1, 0.0)) for i in idx) for s in u.seeds}
+        notes.append(f"{arch}: URFB's largest |corr(W, Rᵗ)| over the error-sending layers after "
+                     f"epoch 1: {summarize(corr1).compact()}")
+        for key, name in (("val_error", "validation"), ("train_error", "training")):
+            a, b = u.series(key), ref.series(key)
+            rows.append(value_row(f"{arch}: {name} error after epoch 1, URFB close to BP-H",
+                                  where(B.name, 1, n, u.n), at(a, 1), at(b, 1), "close",
+                                  short=f"{arch}: {name} error after epoch 1 close to BP-H's"))
+        window = far_window(u)
+        notes.append(f"{arch}: epochs 1..E with URFB's mean delta_angle ≥ {FAR_DEGREES:g}°: E = "
+                     + ", ".join(f"{window[s]} (s{s})" for s in sorted(window)))
+        for key, name in (("val_error", "validation"), ("train_error", "training")):
+            a, b = u.series(key), ref.series(key)
+            ok = [s for s in window if window[s] > 1 and window[s] in a[s] and s in b
+                  and window[s] in b[s]]
+            if not ok:
+                notes.append(f"{arch}: no epoch after the first with URFB far from aligned")
+                continue
+            drop_u = {s: a[s][1] - a[s][window[s]] for s in ok}
+            drop_b = {s: b[s][1] - b[s][window[s]] for s in ok}
+            span = f"ep 1→E ({', '.join(str(window[s]) for s in ok)})"
+            here = where(B.name, None, n, len(ok), span)
+            if key == "val_error":
+                rows.append(value_row(f"{arch}: URFB's validation error falls over epochs 1..E "
+                                      "while it is far from aligned (drop above 0)", here, drop_u,
+                                      {s: 0.0 for s in ok}, "greater",
+                                      short=f"{arch}: URFB learns while far from aligned"))
+            rows.append(value_row(f"{arch}: drop in {name} error over epochs 1..E while URFB is "
+                                  f"far from aligned, URFB close to BP-H", here, drop_u, drop_b,
+                                  "close", short=f"{arch}: {name} error falls at a rate similar "
+                                  "to BP-H's while unaligned"))
+    return rows, notes
+
+
+def rows_claim6(rep: Report) -> list[Row]:
+    return _claim6(rep)[0]
+
+
+def block_claim6(rep: Report) -> str:
+    rows, notes = _claim6(rep)
+    return rows_table(rows) + "\n\n" + "\n".join(f"- {x}." for x in notes)
+
+
+#: The claims' rows, for the summary table (claim 5's "much stronger" sentence is 5b).
+CLAIM_ROWS: dict[str, Callable[[Report], list[Row]]] = {
+    "1": rows_claim1, "2": rows_claim2, "3": rows_claim3, "4": rows_claim4, "5": rows_claim5,
+    "5b": rows_claim5_strong, "6": rows_claim6,
+}
+
+
+def block_summary(rep: Report) -> str:
+    rows = []
+    for claim, make in CLAIM_ROWS.items():
+        for r in make(rep):
+            if r.short:
+                rows.append([claim, r.short, f"**{r.verdict}**", r.cmp.summary.compact(r.digits, signed=True),
+                             r.where])
+    return table(["claim", "part tested", "verdict", "d = a − b (see the claim's table)",
+                  "budget"], rows)
+
+
+def block_figure8(rep: Report) -> str:
+    untied = [r for b in rep.budgets[:2] for r in b.runs if r.untied and r.arch == "simpnet"]
+    lines = []
+    if not untied:
+        lines.append("No untied simpnet run in budgets A or B (and no checkpoint came back from "
+                     "the GPU machine): Figure 8's spatial homogeneity is **untested** on the new data.")
+    for old in rep.old:
+        side = old.path.parent / "figures" / "figure8.txt"
+        if side.is_file():
+            found = [ln.removeprefix("- ") for ln in side.read_text(encoding="utf-8").splitlines()
+                     if "Over all interior locations" in ln]
+            lines += [f"Older run (`{_shown(side)}`, one seed, 10 epochs × 20,000): {x}"
+                      for x in found]
+    return "\n\n".join(lines)
+
+
+#: The checkout this module belongs to: paths inside it are shown relative to it.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shown(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(ROOT)
+    except ValueError:
+        return path
+
+
+BLOCKS: dict[str, Callable[[Report], str]] = {
+    "rule": block_rule, "budget": block_budget, "final-errors": block_final_errors,
+    "claim1": block_claim1, "claim2": block_claim2, "claim3": block_claim3,
+    "paper-numbers": block_paper_numbers, "claim4": block_claim4, "claim4-old": block_claim4_old,
+    "claim5": block_claim5, "claim5-strong": block_claim5_strong, "claim6": block_claim6,
+    "figure8": block_figure8, "summary": block_summary,
+}
+
+
+@dataclass
+class OldBudget(Budget):
+    path: Path = Path(".")
+
+
+class Report:
+    """The runs of budgets A, B and the older runs, and the blocks drawn from them."""
+
+    def __init__(self, runs_a: Path, runs_b: Path, runs_old: Iterable[Path] = ()) -> None:
+        self.a = Budget("A", find_runs(runs_a))
+        self.b = Budget("B", find_runs(runs_b))
+        self.old = [OldBudget("old", find_runs(p), path=Path(p)) for p in runs_old]
+        self.old = [o for o in self.old if o.runs]
+        for b in (self.a, self.b):
+            if not b.runs:
+                raise LookupError(f"budget {b.name}: no runs")
+
+    @property
+    def budgets(self) -> list[Budget]:
+        return [self.a, self.b, *self.old]
+
+    @staticmethod
+    def is_pre(budget: Budget, run: Run) -> bool:
+        return run.name in {Path(str(r.config["from_run"])).name for r in budget.runs
+                            if r.config.get("from_run")}
+
+    def block(self, name: str) -> str:
+        return BLOCKS[name](self).strip()
+
+    def all(self) -> str:
+        return "\n\n".join(f"## {name}\n\n{self.block(name)}" for name in BLOCKS)
+
+
+MARK = re.compile(r"(<!-- report:(?P<name>[\w-]+) -->\n)(?P<body>(?:.*?\n)?)(<!-- /report:(?P=name) -->)",
+                  re.DOTALL)
+
+
+def render(text: str, report: Report) -> str:
+    """``text`` with every report block replaced by its current content."""
+    def sub(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in BLOCKS:
+            raise KeyError(f"unknown report block {name!r}; known: {sorted(BLOCKS)}")
+        return m.group(1) + report.block(name) + "\n" + m.group(4)
+    return MARK.sub(sub, text)
+
+
+def stale_blocks(text: str, report: Report) -> list[str]:
+    """Names of the blocks in ``text`` whose content is not what the runs give now."""
+    return [m.group("name") for m in MARK.finditer(text)
+            if m.group("body").strip() != report.block(m.group("name"))]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m figures.report",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--runs-a", type=Path, default=DEFAULT_A, help=f"budget A (default {DEFAULT_A})")
+    parser.add_argument("--runs-b", type=Path, default=DEFAULT_B, help=f"budget B (default {DEFAULT_B})")
+    parser.add_argument("--runs-old", type=Path, nargs="*", default=list(DEFAULT_OLD),
+                        help="older single-seed runs (default: " + ", ".join(map(str, DEFAULT_OLD)) + ")")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--update", type=Path, metavar="FILE", help="rewrite the report blocks of FILE")
+    group.add_argument("--check", type=Path, metavar="FILE",
+                       help="exit 1 when a report block of FILE is not current")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for flag, path in (("--runs-a", args.runs_a), ("--runs-b", args.runs_b)):
+        require_existing(parser, flag, path)
+    doc = args.update or args.check
+    if doc is not None:
+        require_existing(parser, "--update" if args.update else "--check", doc, file=True)
+    try:
+        report = Report(args.runs_a, args.runs_b, [p for p in args.runs_old if p.is_dir()])
+        if doc is None:
+            print(report.all())
+            return 0
+        text = doc.read_text(encoding="utf-8")
+        if args.check:
+            stale = stale_blocks(text, report)
+            for name in stale:
+                print(f"{doc}: block {name} is not current", file=sys.stderr)
+            return 1 if stale else 0
+        new = render(text, report)
+    except (LookupError, ValueError) as exc:
+        parser.error(str(exc).strip("'\""))
+    if new != text:
+        atomic_write_text(doc, new)
+    print(f"{doc}: {len(MARK.findall(new))} report blocks, "
+          f"{'rewritten' if new != text else 'already current'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""An exact reduction of the feedback system (9) from W(0) = 0 to n_k × n_k matrices.
+
+Section 5 starts the feedback systems from W_i(0) = 0 with random R_i(0). Take n_k-dimensional
+subspaces S_k = R^{n_k}, S_i ⊇ R_{i+1}(0) S_{i+1} (i = 1..k-1) and S_0 ⊇ row(T), with orthonormal
+bases Q_i (thin QR: R_{i+1}(0) Q_{i+1} = Q_i C_i, Tᵗ = Q_0 C_0; Q_k = I). If col(W_i) ⊆ S_i and
+row(W_i) ⊆ S_{i-1} for every i, then R_j = R_j(0) + εW_jᵗ maps S_j into S_{j-1}, so in (9)
+Ẇ_i = (R_{i+1}⋯R_k) E (W_{i-1}⋯W_1)ᵗ has its columns in S_i and its rows in S_{i-1} (for i = 1:
+the rows of E = T − W_k⋯W_1 lie in S_0). The set of such W is a linear subspace that the vector
+field is tangent to and that contains W(0) = 0, so the solution never leaves it:
+W_i(t) = Q_i M_i(t) Q_{i-1}ᵗ.
+
+In these coordinates the M_i obey (9) itself with every width equal to n_k, target T̃ = T Q_0 and
+feedback R̃_j(0) = Q_{j-1}ᵗ R_j(0) Q_j; e(t) is unchanged because Q_0 has orthonormal columns.
+For the widths of Section 5.1 this shrinks a 40-100-…-100-10 state (about 10⁴ numbers per
+layer, twice that with R) to 10 × 10 per layer. It needs every width >= n_k (as Appendix 2 does)
+and holds for any R(0) and T; BP from a random W(0) has no such reduction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _orthonormal(a: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the column space of each (rows × cols) matrix in a (B, rows, cols) stack."""
+    q, _ = np.linalg.qr(a)
+    return q
+
+
+def feedback_frames(T: np.ndarray, R0: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Q_0..Q_k for a batch: Q_0 (B, n_0, n_k) from the thin QR of Tᵗ, Q_i (B, n_i, n_k) from the
+    thin QR of R_{i+1}(0)Q_{i+1}, Q_k = I. ``T`` (B, n_k, n_0), ``R0`` k arrays (B, n_{i-1}, n_i)."""
+    B, nk, n0 = T.shape
+    k = len(R0)
+    widths = [n0] + [r.shape[-1] for r in R0]
+    if min(widths) < nk:
+        raise ValueError(f"the reduction needs every width >= n_k = {nk}, got {widths}")
+    frames: list[np.ndarray] = [np.broadcast_to(np.eye(nk), (B, nk, nk)).copy()]
+    down = frames[0]
+    for i in range(k - 1, 0, -1):                      # S_i = R_{i+1}(0) S_{i+1}
+        down = _orthonormal(R0[i] @ down)
+        frames.insert(0, down)
+    frames.insert(0, _orthonormal(np.swapaxes(T, -1, -2)))
+    return frames
+
+
+@dataclass(frozen=True)
+class Reduced:
+    """The reduced problem and what is needed to lift its solution back to full matrices."""
+
+    T: np.ndarray                     # T̃ = T Q_0, (B, n_k, n_k)
+    R0: list[np.ndarray]              # R̃_j(0) = Q_{j-1}ᵗ R_j(0) Q_j, (B, n_k, n_k)
+    frames: list[np.ndarray]          # Q_0..Q_k
+
+
+def reduce_feedback(T: np.ndarray, R0: Sequence[np.ndarray]) -> Reduced:
+    """The reduced data of (9) from W(0) = 0 (module docstring). R̃_1(0) = Q_0ᵗR_1(0)Q_1 is kept
+    only so the reduced problem has the full problem's shape: R_1 never enters (9)."""
+    Q = feedback_frames(T, R0)
+    Qt = [np.swapaxes(q, -1, -2) for q in Q]
+    return Reduced(T @ Q[0], [Qt[j - 1] @ R0[j - 1] @ Q[j] for j in range(1, len(R0) + 1)], Q)
+
+
+def lift_weights(M: Sequence[np.ndarray], frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """W_i = Q_i M_i Q_{i-1}ᵗ for reduced weights M_i (B, n_k, n_k) -> (B, n_i, n_{i-1})."""
+    return [frames[i + 1] @ m @ np.swapaxes(frames[i], -1, -2) for i, m in enumerate(M)]

@@ -1,0 +1,176 @@
+"""The fast kernels of a step (issue 10) compute what the plain torch expressions compute: the
+zero-padded max pool without a padded copy, a spatial layer fused with the pool after it,
+sigma' from the layer's output, the CPU dropout masks, bf16 compute with fp32 masters."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deepnets.engine import train_step
+from deepnets.kernels import saturation_backward
+from deepnets.layers import (
+    Dropout,
+    FeedbackConv2d,
+    FeedbackUntied2d,
+    LayerOptions,
+    FeedbackRule,
+    ZeroPadMaxPool2d,
+)
+from deepnets.losses import make_loss
+from deepnets.network import FeedbackNet
+
+DT = torch.float64
+
+
+def _reference_pool(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
+    """The definition: zero padding (k-1)//2 before, as much after as ceil(n/s) windows need."""
+    pads = []
+    for n in (x.shape[-1], x.shape[-2]):
+        out, before = -(-n // s), (k - 1) // 2
+        pads += [before, max((out - 1) * s + k - n - before, 0)]
+    return F.max_pool2d(F.pad(x, pads), k, s)
+
+
+def _ties(shape: tuple[int, ...], seed: int, dtype=DT) -> torch.Tensor:
+    """Values in {-2, -1, 0, 1, 2} / 2: many exact zeros, negatives and tied maxima."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(-2, 3, shape, generator=g) / 2).to(dtype)
+
+
+@pytest.mark.parametrize("k,s", [(3, 2), (3, 3), (2, 2), (3, 1), (1, 1), (4, 2), (5, 3)])
+@pytest.mark.parametrize("side", [4, 5, 8, 11])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "location_major"])
+def test_zero_pad_pool_equals_the_padded_pool(k: int, s: int, side: int, layout: str) -> None:
+    for seed in range(3):
+        x = _ties((3, 2, side, side), seed)
+        if layout == "channels_last":
+            x = x.contiguous(memory_format=torch.channels_last)
+        elif layout == "location_major":  # as an untied layer leaves it: (H, W, N, C) in memory
+            x = x.permute(2, 3, 0, 1).contiguous().permute(2, 3, 0, 1)
+        if seed == 2:
+            x = x - 1.5  # every window negative: the border windows take the padding's 0
+        a, b = x.detach().requires_grad_(), x.clone().requires_grad_()
+        out = ZeroPadMaxPool2d(k, s)(a)
+        ref = _reference_pool(b, k, s)
+        assert torch.equal(out, ref)
+        g = torch.randn(ref.shape, generator=torch.Generator().manual_seed(seed), dtype=DT)
+        out.backward(g)
+        ref.backward(g)
+        assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("k,s", [(3, 2), (3, 3), (2, 2)])
+@pytest.mark.parametrize("layer_kind", ["conv", "untied"])
+@pytest.mark.parametrize("dtype", [DT, torch.float32])
+def test_layer_fused_with_its_pool_equals_the_two(k: int, s: int, layer_kind: str,
+                                                  dtype: torch.dtype) -> None:
+    """pool(sigma(h)) in one function: the same output and the same gradients of the input,
+    W and b, with saturated ties at the maximum and windows whose maximum is the padding."""
+    opts = LayerOptions(FeedbackRule.make("frfb"), sat_scale=0.5)
+    gen = torch.Generator().manual_seed(3)
+    if layer_kind == "conv":
+        layer = FeedbackConv2d(2, 3, 3, opts, generator=gen).to(dtype)
+    else:
+        layer = FeedbackUntied2d((2, 11, 11), 3, 3, opts, generator=gen).to(dtype)
+    with torch.no_grad():
+        layer.weight.mul_(8)  # many saturated units
+        layer.bias.copy_(torch.linspace(-1, 1, layer.bias.numel()).view_as(layer.bias))
+    pool = ZeroPadMaxPool2d(k, s)
+    x = _ties((4, 2, 11, 11), 0, dtype)
+    x[0] = 0  # a blank image: exact zeros at the border maxima
+    results = []
+    for fused in (True, False):
+        xi = x.clone().requires_grad_()
+        out = layer(xi, pool=pool) if fused else pool(layer(xi))
+        g = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        out.backward(g)
+        results.append((out.detach(), xi.grad, layer.weight.grad.clone(), layer.bias.grad.clone()))
+        layer.weight.grad = layer.bias.grad = None
+    tol = 1e-12 if dtype == DT else 1e-5
+    for got, want in zip(*results):
+        assert torch.allclose(got, want, rtol=0, atol=tol)
+
+
+def test_fused_network_equals_the_layer_by_layer_network() -> None:
+    arch = "conv 4 3x3; maxpool 3; drop .5; untied 3 3x3; maxpool 2; full 10; output"
+    nets = [FeedbackNet(arch, in_shape=(3, 9, 9), n_classes=4, method="urfb", seed=1).to(DT)
+            for _ in range(2)]
+    x = torch.rand(6, 3, 9, 9, generator=torch.Generator().manual_seed(0), dtype=DT)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    unfused = nets[1]
+    unfused.forward = lambda t: _layer_by_layer(unfused, t)  # type: ignore[method-assign]
+    for net in nets:
+        torch.manual_seed(5)
+        train_step(net, x, y, make_loss("hinge", 4), lr=0.1)
+    for a, b in zip(nets[0].state_dict().values(), nets[1].state_dict().values()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+def _layer_by_layer(net: FeedbackNet, x: torch.Tensor) -> torch.Tensor:
+    for layer in net.layers:
+        x = layer(x)
+    return x
+
+
+def test_saturation_backward_reads_sigma_prime_from_the_output() -> None:
+    h = torch.linspace(-4, 4, 81, dtype=DT)
+    s = 0.5
+    out = (s * h).clamp(-1, 1)
+    g = torch.randn(81, dtype=DT)
+    assert torch.equal(saturation_backward(g, out, s), g * s * ((s * h).abs() < 1))
+
+
+def test_dropout_masks_follow_the_seed_and_the_rate() -> None:
+    drop = Dropout(0.8)
+    x = torch.ones(200, 500)
+    torch.manual_seed(0)
+    a = drop(x)
+    torch.manual_seed(0)
+    assert torch.equal(a, drop(x))
+    assert not torch.equal(a, drop(x))
+    assert set(a.unique().tolist()) == {0.0, 5.0}
+    assert abs(float((a != 0).float().mean()) - 0.2) < 0.005
+    xg = torch.randn(8, 6, 5, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    torch.manual_seed(1)
+    out = Dropout(0.3)(xg)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    out.backward(torch.ones_like(out))
+    assert torch.equal(xg.grad, (out.detach() != 0) * (torch.ones(()) / 0.7))
+    drop.eval()
+    assert drop(x) is x
+
+
+@pytest.mark.parametrize("arch", [
+    "conv 6 5x5; maxpool 3; drop .5; full 20; drop .3; output",
+    "conv 4 3x3; conv 4 3x3; sum; maxpool 3; untied 4 3x3; maxpool 2; full 12; output",
+])
+def test_bf16_step_keeps_fp32_masters_and_is_close_to_fp32(arch: str) -> None:
+    """bf16 compute: W, R, b stay float32 and the step's increments are those of fp32 up to
+    bf16 rounding (cosine > 0.98 per layer; the loss to 1e-2)."""
+    nets = [FeedbackNet(arch, in_shape=(3, 16, 16), method="urfb", seed=0) for _ in range(2)]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 16, 16), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, 10, (64,), generator=g)
+    w0 = [layer.weight.detach().clone() for layer in nets[0].weight_layers]
+    r0 = [layer.feedback_as_weight().detach().clone() for layer in nets[0].weight_layers]
+    results = []
+    for net, precision in zip(nets, ("fp32", "bf16")):
+        torch.manual_seed(1)
+        results.append(train_step(net, x, y, make_loss("hinge", 10), precision=precision))
+    assert results[1].loss == pytest.approx(results[0].loss, abs=1e-2)
+    for a, b, w, r in zip(nets[0].weight_layers, nets[1].weight_layers, w0, r0):
+        assert b.weight.dtype == b.bias.dtype == b.feedback.dtype == torch.float32
+        da, db = (a.weight.detach() - w).flatten(), (b.weight.detach() - w).flatten()
+        assert float(F.cosine_similarity(da, db, 0)) > 0.98
+        dr = (b.feedback_as_weight() - r).flatten()
+        assert torch.allclose(dr, db, rtol=0, atol=1e-6)  # urfb: Delta R = Delta W^t in fp32
+
+
+def test_bf16_is_a_config_precision() -> None:
+    from deepnets.config import PRECISIONS
+
+    assert "bf16" in PRECISIONS
+    with pytest.raises(ValueError, match="precision"):
+        train_step(FeedbackNet("full 4; output", in_shape=(1, 2, 2), n_classes=2),
+                   torch.zeros(2, 1, 2, 2), torch.tensor([0, 1]), make_loss("hinge", 2),
+                   precision="fp16")

@@ -1,0 +1,119 @@
+"""Figures drawn from several seeds (mean, min-max band) and Figures 16-18 (not in the paper)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from figures.angles import epoch_series, plot_figure17, plot_figure18, step_series
+from figures.errors import plot_figure4, plot_figure5, plot_figure7
+from figures.gap import plot_figure16, settings
+from figures.runs import MissingDataError, find_runs, select_seeds
+
+from .test_figures import assert_images
+
+
+def _grid(root: Path, write_run, arch: str, offsets: dict[str, float], *, seeds=(0, 1, 2),
+          logged: dict[tuple[str, int], int] | None = None, **kw) -> None:
+    """One run per protocol and seed; val/train errors shifted by offsets[p] + 0.01 * seed."""
+    for p, off in offsets.items():
+        for s in seeds:
+            write_run(root, f"{arch}-{p}-s{s}", arch, p, seed=s, offset=off + 0.01 * s,
+                      logged=(logged or {}).get((p, s)), **kw)
+
+
+def test_curves_and_bars_draw_the_mean_over_seeds(tmp_path: Path, write_run) -> None:
+    root = tmp_path / "runs"
+    _grid(root, write_run, "simpnet", {"bp": 0.0, "urfb": 0.02, "frfb": 0.1},
+          logged={("frfb", 2): 3})  # FRFB seed 2 stopped at epoch 3 of 4
+    text4 = assert_images(plot_figure4(root, tmp_path / "f4"), tmp_path / "f4")
+    assert "simpnet URFB, 10 classes, tied: seeds 0, 1, 2 (mean, band min-max over seeds); epochs 4" in text4
+    assert "simpnet FRFB, 10 classes, tied: seeds 0, 1, 2 (mean, band min-max over seeds); epochs 3-4" in text4
+    assert "Built from one seed" not in text4
+    text5 = plot_figure5(root, tmp_path / "f5")[-1].read_text()
+    assert "simpnet, CIFAR-10: FRFB drawn at epoch 3, the last that all its 3 seeds reached" in text5
+
+
+def test_a_figure_from_one_seed_says_so(tmp_path: Path, write_run) -> None:
+    root = tmp_path / "runs"
+    _grid(root, write_run, "simpnet", {"bp": 0.0, "urfb": 0.02, "frfb": 0.1}, seeds=(3,))
+    text = plot_figure4(root, tmp_path / "f4")[-1].read_text()
+    assert "simpnet URFB, 10 classes, tied: seed 3 (one seed, drawn as itself)" in text
+    assert "Built from one seed per curve" in text
+
+
+def _depth_runs(root: Path, write_run) -> None:
+    _grid(root, write_run, "simpnet", {"bp-h": 0.0, "urfb": 0.02, "frfb": 0.1})
+    _grid(root, write_run, "deepernet", {"bp-h": 0.0, "urfb": 0.05, "frfb": 0.3},
+          logged={("frfb", 1): 2})
+    for p in ("urfb", "frfb"):  # Figure 11's protocol: tied pretraining, then untied retraining
+        write_run(root, f"deepnet_s-{p}-pre", "deepnet_s", p, epochs=1)
+        folder = write_run(root, f"deepnet_s-{p}-untied", "deepnet_s", p, untie=(1, 2, 3, 4, 5),
+                           freeze=(0,))
+        config = json.loads((folder / "config.json").read_text())
+        config["from_run"] = f"elsewhere/deepnet_s-{p}-pre"
+        (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_figure16_gap_to_bp_against_depth(tmp_path: Path, write_run) -> None:
+    root = tmp_path / "runs"
+    _depth_runs(root, write_run)
+    found = settings(find_runs(root))
+    # error-sending layers from the probe; the pretraining runs are no setting of their own
+    assert found == [(("simpnet", False, ()), 2), (("deepnet_s", True, (0,)), 6),
+                     (("deepernet", False, ()), 9)]
+    stem = tmp_path / "out" / "figure16"
+    text = assert_images(plot_figure16(root, stem), stem)
+    # URFB - BP-H: seeds pair 0.02 + 0.01 s against 0.01 s
+    assert ("simpnet: URFB - BP-H at epoch 4 (last epoch every pair reached), seeds [0, 1, 2]: "
+            "s0 +0.020, s1 +0.020, s2 +0.020; mean +0.020") in text
+    # FRFB's seed 1 stopped at epoch 2: the last epoch every pair reached is 2
+    assert ("deepernet: FRFB - BP-H at epoch 2 (last epoch every pair reached), seeds [0, 1, 2]: "
+            "s0 +0.300, s1 +0.300, s2 +0.300; mean +0.300") in text
+    assert "deepnet_s untied: no BP-H run, so no gap" in text
+    assert "deepnet_s-urfb-pre" not in text
+
+
+def test_figure16_without_feedback_runs_is_missing(tmp_path: Path, write_run) -> None:
+    write_run(tmp_path / "runs", "bp", "simpnet", "bp-h")
+    with pytest.raises(MissingDataError, match="no CIFAR-10 URFB or FRFB run"):
+        plot_figure16(tmp_path / "runs", tmp_path / "f16")
+
+
+@pytest.mark.parametrize("number, plot, arch, n_layers", [(17, plot_figure17, "simpnet", 3),
+                                                          (18, plot_figure18, "deepernet", 10)])
+def test_figures_17_18_angles_per_layer(tmp_path: Path, write_run, number, plot, arch,
+                                        n_layers) -> None:
+    root = tmp_path / "runs"
+    _grid(root, write_run, arch, {"bp-h": 0.0, "urfb": 0.02, "frfb": 0.1})
+    stem = tmp_path / "out" / f"figure{number}"
+    text = assert_images(plot(root, stem), stem)
+    assert text.startswith(f"Figure {number}\n")
+    assert f"{arch} URFB, 10 classes, tied: seeds 0, 1, 2" in text
+    first = "conv 32 5x5" if arch == "simpnet" else "l0"
+    assert f"layer 1 ({first}): no delta_angle" in text and "layer 2 (" not in text
+    group = select_seeds(find_runs(root), arch=arch, protocol="urfb")
+    name = "full 500" if arch == "simpnet" else "l5"
+    steps = step_series(group, name, "delta_angle")
+    assert steps[1] == pytest.approx({0: 90.0, 1: 89.9, 2: 89.8, 5: 89.5, 10: 89.0, 20: 88.0, 50: 85.0})
+    # per epoch, with the probe before the first update as epoch 0
+    assert epoch_series(group, name, "delta_angle")[2] == pytest.approx({0: 90.0, 1: 80.0, 2: 70.0,
+                                                                         3: 60.0, 4: 50.0})
+    assert step_series(group, first, "delta_angle")[0] == {}
+
+
+def test_figures_17_18_need_the_probe(tmp_path: Path, write_run) -> None:
+    write_run(tmp_path / "runs", "u", "simpnet", "urfb", probe=False)
+    with pytest.raises(MissingDataError, match="with a logged alignment probe"):
+        plot_figure17(tmp_path / "runs", tmp_path / "f17")
+
+
+def test_curves_draw_bp_h_where_no_softmax_bp_was_run(tmp_path: Path, write_run) -> None:
+    root = tmp_path / "runs"
+    _grid(root, write_run, "deepernet", {"bp-h": 0.0, "urfb": 0.05})
+    text = plot_figure7(root, tmp_path / "f7")[-1].read_text()
+    assert "no deepernet BP (softmax) run: BP-H (hinge loss) is drawn as the BP curve" in text
+    assert "deepernet BP-H, 10 classes, tied: seeds 0, 1, 2" in text
+    assert "no deepernet run for FRFB" in text

@@ -1,0 +1,104 @@
+"""figures.report: docs/results.md's tables are current, and their numbers are the logs' own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from figures.report import (
+    BLOCKS,
+    DEFAULT_A,
+    DEFAULT_B,
+    DEFAULT_OLD,
+    Report,
+    far_window,
+    main,
+    render,
+    rows_claim2,
+    rows_claim3,
+    stale_blocks,
+)
+from figures.runs import find_runs, select_seeds
+from figures.stats import close_verdict, verdict
+
+REPO = Path(__file__).parents[2]
+DOC = REPO / "docs" / "results.md"
+needs_results = pytest.mark.skipif(not (REPO / DEFAULT_B).is_dir(),
+                                   reason="needs the committed results/cifar10-jpeg-h200 runs")
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return Report(REPO / DEFAULT_A, REPO / DEFAULT_B, [REPO / p for p in DEFAULT_OLD])
+
+
+@needs_results
+def test_results_doc_tables_match_the_committed_logs(report: Report) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    for name in BLOCKS:
+        assert f"<!-- report:{name} -->" in text and f"<!-- /report:{name} -->" in text
+    assert stale_blocks(text, report) == []  # else: python -m figures.report --update docs/results.md
+
+
+def _final_val(path: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (path / "log.jsonl").read_text().splitlines() if line]
+    return {int(r["epoch"]): float(r["val_error"]) for r in rows}
+
+
+@needs_results
+def test_claim_rows_are_paired_differences_of_the_raw_logs(report: Report) -> None:
+    runs = REPO / DEFAULT_B
+    urfb = {s: _final_val(runs / f"simpnet-cifar10-urfb-s{s}") for s in range(3)}
+    frfb = {s: _final_val(runs / f"simpnet-cifar10-frfb-s{s}") for s in range(3)}
+    row = rows_claim2(report)[0]
+    assert row.cmp.epoch == 50
+    assert row.cmp.diffs == pytest.approx({s: frfb[s][50] - urfb[s][50] for s in range(3)})
+    assert row.verdict == verdict(row.cmp.diffs.values())
+    # deepernet FRFB in budget B stopped at 6, 6 and 7 epochs: compared at the last common one
+    b_frfb = [r for r in rows_claim3(report) if r.where.startswith("B:") and "FRFB's" in r.test]
+    assert b_frfb and all(r.cmp.epoch == 6 for r in b_frfb)
+    close = [r for r in rows_claim3(report) if r.kind == "close"]
+    assert all(r.verdict == close_verdict(r.cmp.diffs.values()) for r in close)
+
+
+@needs_results
+def test_update_rewrites_a_stale_block_and_check_sees_it(tmp_path: Path, capsys) -> None:
+    doc = tmp_path / "results.md"
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index("<!-- report:claim1 -->\n") + len("<!-- report:claim1 -->\n")
+    doc.write_text(text[:start] + "| typed by hand |\n" + text[text.index("<!-- /report:claim1 -->"):])
+    argv = ["--runs-a", str(REPO / DEFAULT_A), "--runs-b", str(REPO / DEFAULT_B), "--runs-old",
+            *[str(REPO / p) for p in DEFAULT_OLD]]
+    assert main([*argv, "--check", str(doc)]) == 1
+    assert capsys.readouterr().err.strip() == f"{doc}: block claim1 is not current"
+    assert main([*argv, "--update", str(doc)]) == 0
+    assert doc.read_text(encoding="utf-8") == text
+
+
+def test_render_fills_marked_blocks_and_refuses_unknown_ones() -> None:
+    class Stub:
+        def block(self, name: str) -> str:
+            return f"[{name}]"
+
+    text = "a\n<!-- report:rule -->\nold\nlines\n<!-- /report:rule -->\nb\n<!-- report:summary -->\n<!-- /report:summary -->\n"
+    assert render(text, Stub()) == ("a\n<!-- report:rule -->\n[rule]\n<!-- /report:rule -->\nb\n"
+                                    "<!-- report:summary -->\n[summary]\n<!-- /report:summary -->\n")
+    with pytest.raises(KeyError, match="unknown report block 'nope'"):
+        render("<!-- report:nope -->\n<!-- /report:nope -->", Stub())
+
+
+def test_far_window_is_the_first_unaligned_epochs(tmp_path: Path, write_run) -> None:
+    # the fixture's probe: every sending layer at 90 - 10 e degrees after epoch e
+    write_run(tmp_path / "runs", "u", "simpnet", "urfb", epochs=6)
+    group = select_seeds(find_runs(tmp_path / "runs"), arch="simpnet", protocol="urfb")
+    assert far_window(group) == {0: 3}  # 80, 70, 60 >= 60; 50 < 60
+
+
+def test_report_refuses_missing_folders(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--runs-a", str(tmp_path / "none")])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"python -m figures.report: error: --runs-a {tmp_path / 'none'}: no such folder")

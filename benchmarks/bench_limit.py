@@ -1,14 +1,15 @@
 """How far a training step is from this machine's FLOP limit (issue 10), in one process.
 
-1. The GEMM rate: a large fp32 matmul and a bf16 one (best of a few, measured before and after
-   the steps; the higher rate is used, which makes the limits below the strictest).
+1. The GEMM rate: a large fp32 matmul and a bf16 one, and in every round of step timings a
+   2048^3 one of each (on a shared machine the rate moves with the load: a step is compared with
+   the rate measured in the same minute).
 2. The FLOPs of one training step of each architecture, from its layer shapes (a batch-1 pass
    records every weight layer's input and output): per weight layer 2 N MACs for h = W x, as
    many for the Hebbian product delta x^T and, above the first layer, as many for R delta.
-3. The step time (median of interleaved rounds, after a warm-up step) of bp, frfb and urfb in
-   fp32, and of urfb in bf16 (``--precision bf16``: bf16 compute, fp32 masters and updates).
-4. step time / FLOP-limited time (FLOPs / GEMM rate) per architecture and method, against the
-   targets; the share of the step spent in GEMM/convolution kernels (one profiled urfb step),
+3. The step time (interleaved rounds, after a warm-up step) of bp, frfb and urfb in fp32, and
+   of urfb in bf16 (``--precision bf16``: bf16 compute, fp32 masters and updates).
+4. step time / FLOP-limited time (FLOPs / GEMM rate of the round), median over the rounds, per
+   architecture and method, against the targets; the share of the step spent in GEMM/convolution kernels (one profiled urfb step),
    whose own time over the limit is the floor that the rest of the step adds to.
 5. simpnet with its conv layer untied against tied (urfb), and both peak memories.
 
@@ -100,16 +101,22 @@ def _stepper(arch: str, method: str, precision: str, untied: bool = False
 
 
 def time_interleaved(steps: dict[str, Callable[[Tensor, Tensor], None]], x: Tensor, y: Tensor,
-                     rounds: int) -> dict[str, float]:
-    """Median step time of each variant over ``rounds`` interleaved rounds (after a warm-up)."""
+                     rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Step times of each variant over ``rounds`` interleaved rounds (after a warm-up), and the
+    GEMM rates measured in each round just before its steps (so that a ratio compares a step
+    with the GEMM rate of the same minute on a shared machine)."""
     times: dict[str, list[float]] = {k: [] for k in steps}
+    rates: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for r in range(rounds + 1):
+        if r:
+            rates["fp32"].append(gemm_rate(torch.float32, 2048, 2))
+            rates["bf16"].append(gemm_rate(torch.bfloat16, 2048, 2))
         for k, step in steps.items():
             t0 = time.perf_counter()
             step(x, y)
             if r:
                 times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times, rates
 
 
 def gemm_share(step: Callable[[Tensor, Tensor], None], x: Tensor, y: Tensor) -> float:
@@ -162,16 +169,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-untied", action="store_true", help="skip the untied comparison")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--no-profile", action="store_true", help="skip the GEMM-share profile")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's, the number of cores); on a loaded "
+                        "machine 1 thread avoids the waits of each parallel operator for a "
+                        "descheduled thread, which inflate many-operator steps far more than "
+                        "one large matmul")
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.rounds < 1:
         parser.error("--batch-size and --rounds must be positive")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be positive")
+        torch.set_num_threads(args.threads)
     keep_freed_memory()  # as train_step does; before the GEMM buffers are allocated
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {_load()}")
-    rates = {"fp32": [gemm_rate(torch.float32)], "bf16": [gemm_rate(torch.bfloat16)]}
+    big = {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
     x, y = _batch(args.batch_size, 0)
-    rows: list[tuple[str, str, str, float, float]] = []  # arch, method, precision, time, flops
+    # arch, method, precision, median step time, flops, median ratio, median rate
+    rows: list[tuple[str, str, str, float, float, float, float]] = []
     shares: dict[str, float] = {}
-    untied: tuple[float, float] | None = None
+    untied: tuple[float, float, float] | None = None
     for arch in args.archs:
         flops = step_flops(FeedbackNet(arch, seed=0), args.batch_size)
         steps = {(m, "fp32"): _stepper(arch, m, "fp32") for m in METHODS}
@@ -180,43 +197,43 @@ def main(argv: list[str] | None = None) -> int:
         if arch == "simpnet" and not args.no_untied:
             steps[("urfb-untied", "fp32")] = _stepper(arch, "urfb", "fp32", untied=True)
         torch.manual_seed(0)
-        med = time_interleaved({f"{m}/{p}": s for (m, p), s in steps.items()}, x, y, args.rounds)
+        times, rates = time_interleaved({f"{m}/{p}": s for (m, p), s in steps.items()}, x, y,
+                                        args.rounds)
         for (m, p) in steps:
-            if m != "urfb-untied":
-                rows.append((arch, m, p, med[f"{m}/{p}"], flops))
-        if ("urfb-untied", "fp32") in steps:
-            untied = (med["urfb-untied/fp32"], med["urfb/fp32"])
+            ts = times[f"{m}/{p}"]
+            if m == "urfb-untied":
+                tied = times["urfb/fp32"]
+                untied = (statistics.median(ts), statistics.median(tied),
+                          statistics.median(u / t for u, t in zip(ts, tied)))
+                continue
+            ratio = statistics.median(t * rate / flops for t, rate in zip(ts, rates[p]))
+            rows.append((arch, m, p, statistics.median(ts), flops, ratio,
+                         statistics.median(rates[p])))
         if not args.no_profile:
             shares[arch] = gemm_share(steps[("urfb", "fp32")], x, y)
-    rates["fp32"].append(gemm_rate(torch.float32))
-    rates["bf16"].append(gemm_rate(torch.bfloat16))
-    rate = {p: max(r) for p, r in rates.items()}
-    print(f"GEMM rate (4096^3 matmul, before / after the steps): fp32 "
-          f"{rates['fp32'][0] / 1e9:.0f} / {rates['fp32'][1] / 1e9:.0f} GFLOP/s, bf16 "
-          f"{rates['bf16'][0] / 1e9:.0f} / {rates['bf16'][1] / 1e9:.0f} GFLOP/s; the higher "
-          "is used")
-    print(f"batch {args.batch_size}, median of {args.rounds} interleaved rounds\n")
-    print(f"{'arch':10s} {'method':6s} {'prec':5s} {'GFLOP':>7s} {'limit ms':>9s} "
+    print(f"GEMM rate of a 4096^3 matmul at the start: fp32 {big['fp32'] / 1e9:.0f}, bf16 "
+          f"{big['bf16'] / 1e9:.0f} GFLOP/s (a 2048^3 matmul is timed in every round)")
+    print(f"batch {args.batch_size}; medians over {args.rounds} interleaved rounds; ratio = step "
+          "time x that round's GEMM rate / FLOPs\n")
+    print(f"{'arch':10s} {'method':6s} {'prec':5s} {'GFLOP':>7s} {'GFLOP/s':>8s} {'limit ms':>9s} "
           f"{'step ms':>8s} {'ratio':>6s}  target")
-    for arch, method, prec, t, flops in rows:
-        limit = flops / rate[prec]
+    for arch, method, prec, t, flops, ratio, rate in rows:
         target = TARGETS.get((arch, prec)) if method == "urfb" else None
-        mark = "" if target is None else (f"<= {target:.1f} " + ("met" if t / limit <= target
+        mark = "" if target is None else (f"<= {target:.1f} " + ("met" if ratio <= target
                                                                   else "NOT met"))
-        print(f"{arch:10s} {method:6s} {prec:5s} {flops / 1e9:7.1f} {limit * 1e3:9.1f} "
-              f"{t * 1e3:8.1f} {t / limit:6.2f}  {mark}")
+        print(f"{arch:10s} {method:6s} {prec:5s} {flops / 1e9:7.1f} {rate / 1e9:8.0f} "
+              f"{flops / rate * 1e3:9.1f} {t * 1e3:8.1f} {ratio:6.2f}  {mark}")
     if shares:
         print("\nGEMM/convolution kernels' share of a profiled urfb fp32 step (the rest is "
               "pooling, dropout, elementwise work and copies):")
         for arch, share in shares.items():
-            t, flops = next((r[3], r[4]) for r in rows if r[0] == arch and r[1:3] == ("urfb",
-                                                                                      "fp32"))
-            floor = share * t / (flops / rate["fp32"])
-            print(f"  {arch:10s} {share:5.1%}: those kernels alone take {floor:.2f}x the limit")
+            ratio = next(r[5] for r in rows if r[0] == arch and r[1:3] == ("urfb", "fp32"))
+            print(f"  {arch:10s} {share:5.1%}: those kernels alone take {share * ratio:.2f}x "
+                  "the limit")
     if untied is not None:
-        u, tied = untied
-        print(f"\nsimpnet urfb, conv layer untied / tied: {u * 1e3:.1f} / {tied * 1e3:.1f} ms = "
-              f"{u / tied:.2f}  (target <= {UNTIED_TARGET})")
+        u, tied, ratio = untied
+        print(f"\nsimpnet urfb, conv layer untied / tied: {u * 1e3:.1f} / {tied * 1e3:.1f} ms, "
+              f"ratio {ratio:.2f} (median of the rounds' ratios; target <= {UNTIED_TARGET})")
         if not args.no_memory:
             ctx = mp.get_context("spawn")
             for flag, name in ((False, "tied"), (True, "untied")):

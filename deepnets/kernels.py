@@ -30,10 +30,10 @@ __all__ = [
     "exact_scale",
     "from_planes",
     "location_major",
-    "to_planes",
     "pool_backward",
     "prefer_channels_last",
     "saturation_backward",
+    "to_planes",
     "zero_pad_pool",
 ]
 
@@ -80,7 +80,10 @@ def to_planes(t: Tensor) -> Tensor:
     (1, N*C, H, W): a view when ``t`` is location-major, else one copy. Pooling it pools ``t``."""
     n, c, h, w = t.shape
     u = t.permute(2, 3, 0, 1)
-    u = u if u.is_contiguous() else u.contiguous()
+    if not u.is_contiguous():
+        if t.is_contiguous() and c > 1:  # via channels-last: two copies, each ~3x faster
+            u = t.contiguous(memory_format=torch.channels_last).permute(2, 3, 0, 1)
+        u = u.contiguous()
     # the canonical channels-last strides (also of the size-1 batch dim), so that torch's
     # kernels recognise the layout (else they copy to contiguous and pool 10x slower)
     return u.as_strided((1, n * c, h, w), (h * w * n * c, 1, w * n * c, n * c))
@@ -209,9 +212,9 @@ def dropout_noise(x: Tensor, p: float) -> Tensor:
     n = x.numel()
     bits = torch.empty((n + 1) // 2, dtype=torch.int64).random_(-(2**63), None)
     threshold = min(round(keep * 2**32), 2**32 - 1) - 2**31
-    kept = bits.view(torch.int32)[:n] < threshold
-    one = torch.ones((), dtype=x.dtype)
-    noise = torch.where(kept, one / keep, torch.zeros((), dtype=x.dtype))  # 1/(1-p) as F.dropout's
+    noise = torch.empty(n, dtype=x.dtype, device=x.device)
+    torch.lt(bits.view(torch.int32)[:n], threshold, out=noise)  # 1 kept, 0 dropped
+    noise.mul_(torch.ones((), dtype=x.dtype) / keep)  # 1/(1-p) in x's dtype, as F.dropout's
     if x.is_contiguous():
         return noise.view(x.shape)
     n_, c, h, w = x.shape  # channels-last

@@ -30,6 +30,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,14 +174,15 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _stop(pool: cf.Executor, grace_s: float = 10.0) -> None:
+def _stop(pool: cf.Executor, grace_s: float = 5.0) -> None:
     """Ctrl-C: cancel the queued runs; workers that the terminal's SIGINT did not reach (the
     parent alone was signalled) get one, so that they stop at once and keep their checkpoints."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops them
     pool.shutdown(wait=False, cancel_futures=True)
-    workers = list((getattr(pool, "_processes", None) or {}).values())
     for sig in (signal.SIGINT, signal.SIGTERM):
+        deadline = time.monotonic() + grace_s
         for p in workers:
-            p.join(grace_s)
+            p.join(max(0.0, deadline - time.monotonic()))
         alive = [p for p in workers if p.is_alive()]
         if not alive:
             break

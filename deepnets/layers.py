@@ -650,24 +650,27 @@ class FeedbackUntied2d(FeedbackLayer):
     fold_scale = True
 
     def _patches(self, x: Tensor) -> Tensor:
-        """(L, N, k*k*in + 1): the input patch seen by every location, batched by location, and
-        a constant 1 (for the bias, which thus comes out of the same batched products). The
-        patch entries are ordered (row, column, channel), i.e. gathered from channels-last
-        ``x`` in runs of k*in contiguous numbers (2x faster than ``F.unfold``'s (channel, row,
-        column) order). The patches of the latest training forward pass are kept for its
-        backward pass (the weight gradient multiplies them; rebuilding them costs a bmm)."""
+        """(L, k*k*in + 1, N): per location, the input patch seen by every example and a
+        constant 1 (for the bias, which thus comes out of the same batched products).
+
+        The patch entries are ordered (row, column, channel) and each patch row of every example
+        is gathered at once: from the padded input laid out (H, W, in, N), patch row a of
+        location (i, j) is k*in*N contiguous numbers (with ``F.unfold``'s order and layout the
+        gather runs over 5 numbers at a time and took ~5x as long). The patches of the latest
+        training forward pass are kept for its backward pass (the weight gradient multiplies
+        them; rebuilding them costs about a bmm)."""
         cache = self.__dict__.get("_patch_cache")
         if cache is not None and _same_tensor(cache[0], x):
             return cache[1]
         k, (c, h, w), n = self.kernel_size, self.in_shape, x.shape[0]
-        xp = F.pad(prefer_channels_last(x), self._pad).permute(0, 2, 3, 1)  # (N, H+, W+, c)
-        if not xp.is_contiguous():
-            xp = xp.contiguous()
-        st = xp.stride()
-        patches = xp.as_strided((h, w, n, k, k * c), (st[1], st[2], st[0], st[1], 1))
-        cols = torch.empty(h * w, n, k * k * c + 1, dtype=x.dtype, device=x.device)
-        cols[..., :-1].unflatten(2, (k, k * c)).unflatten(0, (h, w)).copy_(patches)
-        cols[..., -1] = 1
+        left, right = self._pad[0], self._pad[1]
+        xq = x.new_zeros(h + left + right, w + left + right, c, n)
+        xq[left : left + h, left : left + w] = x.permute(2, 3, 1, 0)
+        st = xq.stride()
+        rows = xq.as_strided((h, w, k, k * c * n), (st[0], st[1], st[0], 1))
+        cols = torch.empty(h * w, k * k * c + 1, n, dtype=x.dtype, device=x.device)
+        cols[:, :-1].view(h, w, k, k * c * n).copy_(rows)
+        cols[:, -1] = 1
         self.__dict__["_patch_cache"] = (x, cols) if self.training else None
         return cols
 
@@ -685,11 +688,11 @@ class FeedbackUntied2d(FeedbackLayer):
         n, (_, h, w), o = x.shape[0], self.in_shape, self.out_channels
         cols = self._patches(x)
         if bias is None:
-            cols, wb = cols[..., :-1], self._patch_order(weight)
+            cols, wb = cols[:, :-1], self._patch_order(weight)
         else:  # [W | b] against [patch | 1]
             wb = torch.cat([self._patch_order(weight), bias.permute(1, 2, 0).reshape(h * w, o, 1)],
                            dim=2)
-        out = torch.bmm(cols, wb.transpose(1, 2))  # (L, N, out)
+        out = torch.bmm(cols.transpose(1, 2), wb.transpose(1, 2))  # (L, N, out)
         return out.view(h, w, n, o).permute(2, 3, 0, 1)  # (N, out, H, W) view, location-major
 
     def linear_grads(
@@ -711,7 +714,7 @@ class FeedbackUntied2d(FeedbackLayer):
         if need_w or need_b:
             # [delta x^T | sum of delta] per location, computed transposed:
             # (L, k*k*c + 1, N) @ (L, N, out)
-            prod = torch.bmm(self._patches(x).transpose(1, 2), d)
+            prod = torch.bmm(self._patches(x), d)
             if need_w:
                 grad_w = self._unfold_order(prod[:, :-1].transpose(1, 2))
             if need_b:

@@ -16,7 +16,7 @@ network description (``config.json``'s ``net``).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +64,7 @@ def resnet_mini(in_shape: tuple[int, int, int], n_classes: int, width: int = 16)
 MODELS: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {"resnet-mini": resnet_mini}
 
 
-@lru_cache(maxsize=None)
+@cache
 def n_weight_layers(arch: str) -> int:
     """The number of Linear/Conv2d layers of a named model."""
     plain = MODELS[arch]((3, 32, 32), 10)

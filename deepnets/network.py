@@ -11,7 +11,6 @@ from torch import Tensor, nn
 from deepnets.arch import WEIGHT_KINDS, parse_arch
 from dataclasses import replace
 
-from deepnets.rules import link_direct_feedback
 from deepnets.layers import (
     Dropout,
     FeedbackConv2d,
@@ -22,6 +21,7 @@ from deepnets.layers import (
     LayerOptions,
     ZeroPadMaxPool2d,
 )
+from deepnets.rules import link_direct_feedback
 
 __all__ = ["FeedbackNet", "ResidualSum"]
 

@@ -167,11 +167,10 @@ def tables(runs: Path) -> str:
             continue
         any_run = data[keys[0]][0]
         names = any_run["config"].get("weight_layer_names") or []
-        lines += [f"### {model}", "",
-                  "| rule | final val error (mean ± sd) | per seed | final train error | "
+        header = ("| rule | final val error (mean ± sd) | per seed | final train error | "
                   "W–Rᵗ corr (per layer) | Δ angle ° (mean over layers) | ΔW angle ° (mean) "
-                  "| W–Rᵗ angle ° (mean) |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| W–Rᵗ angle ° (mean) |")
+        lines += [f"### {model}", "", header, "|---|---|---|---|---|---|---|---|"]
         for key in keys:
             rows = data[key]
             label = PROTOCOLS[key[1]].label if key[1] in PROTOCOLS else key[1]
@@ -189,8 +188,8 @@ def tables(runs: Path) -> str:
                          + " | ".join(_fmt(statistics.mean(v)) if v else "-"
                                       for v in angle.values()) + " |")
         lines += ["", f"Layers: {', '.join(names)}.", ""]
-        lines += [f"Per-layer angles (°, final epoch, mean over seeds) for {model}: Δ angle / "
-                  "ΔW angle / W–Rᵗ angle", "",
+        lines += [(f"Per-layer angles (°, final epoch, mean over seeds) for {model}: Δ angle / "
+                   "ΔW angle / W–Rᵗ angle"), "",
                   "| rule | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
         for key in keys:
             rows = data[key]

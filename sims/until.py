@@ -18,6 +18,7 @@ from scipy.integrate import DOP853, RK23, RK45
 from scipy.optimize import brentq
 from threadpoolctl import threadpool_limits
 
+from sims.rkc import RKC
 from sims.linear import (
     BLAS_THREADS,
     Problem,
@@ -28,7 +29,8 @@ from sims.linear import (
     vector_field,
 )
 
-SOLVERS = {"RK45": RK45, "RK23": RK23, "DOP853": DOP853}
+#: scipy's explicit Runge–Kutta solvers and the Runge–Kutta–Chebyshev solver of :mod:`sims.rkc`
+SOLVERS = {"RK45": RK45, "RK23": RK23, "DOP853": DOP853, "RKC": RKC}
 
 
 @dataclass(frozen=True)

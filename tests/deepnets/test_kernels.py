@@ -11,9 +11,9 @@ from deepnets.kernels import saturation_backward
 from deepnets.layers import (
     Dropout,
     FeedbackConv2d,
+    FeedbackRule,
     FeedbackUntied2d,
     LayerOptions,
-    FeedbackRule,
     ZeroPadMaxPool2d,
 )
 from deepnets.losses import make_loss

@@ -155,10 +155,11 @@ def zero_pad_pool(x: Tensor, k: int, s: int) -> tuple[Tensor, Tensor, PoolPlan, 
     before the image (above or left: its first entry is padding) takes the padding's 0 whenever
     its image maximum is <= 0, and its gradient is dropped. A window reaching only the padding
     after the image ties with it at an image maximum of exactly 0 in a way that depends on
-    where the zero lies; such a batch (rare) takes the explicit path."""
+    where the zero lies; such a batch (rare) takes the explicit path. Off the CPU the explicit
+    path is always taken (that check would synchronise the device every step)."""
     h, w = x.shape[-2:]
     gh, gw = _torch_geometry(h, k, s), _torch_geometry(w, k, s)
-    if gh is not None and gw is not None and gh[0] == gw[0]:
+    if gh is not None and gw is not None and gh[0] == gw[0] and x.device.type == "cpu":
         p, ceil_mode = (k - 1) // 2, gh[0]
         out, idx = torch.ops.aten.max_pool2d_with_indices(x, [k, k], [s, s], [p, p], [1, 1],
                                                           ceil_mode)

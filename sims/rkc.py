@@ -34,7 +34,8 @@ RHO_SAFETY = 1.2
 
 @cache
 def coefficients(s: int) -> tuple[np.ndarray, ...]:
-    """(μ̃, μ, ν, γ̃) of the s-stage damped RKC method (Sommeijer et al. 1998, eq. (2.6)–(2.9))."""
+    """(μ̃, μ, ν, γ̃, c) of the s-stage damped RKC method (Sommeijer et al. 1998, Section 2);
+    c[j] is the time of stage j as a fraction of the step."""
     w0 = 1.0 + DAMPING / s**2
     T, dT, ddT = np.zeros(s + 1), np.zeros(s + 1), np.zeros(s + 1)
     T[0], T[1], dT[1] = 1.0, w0, 1.0
@@ -54,7 +55,10 @@ def coefficients(s: int) -> tuple[np.ndarray, ...]:
     nu[2:] = -b[j] / b[j - 2]
     mu_t[2:] = 2 * b[j] * w1 / b[j - 1]
     gam[2:] = -a[j - 1] * mu_t[2:]
-    return mu_t, mu, nu, gam
+    c = np.zeros(s + 1)
+    c[2:] = w1 * ddT[2:] / dT[2:]
+    c[1], c[s] = c[2] / dT[2], 1.0
+    return mu_t, mu, nu, gam, c
 
 
 def stages_for(h_rho: float) -> int:
@@ -119,11 +123,11 @@ class RKC:
     def _attempt(self, h: float) -> np.ndarray:
         """One s-stage RKC step of size h from (t, y)."""
         s = stages_for(h * self.rho)
-        mu_t, mu, nu, gam = coefficients(s)
+        mu_t, mu, nu, gam, c = coefficients(s)
         y0, f0 = self.y, self.f
         prev2, prev = y0, y0 + mu_t[1] * h * f0
         for j in range(2, s + 1):
-            fj = self._f(self.t, prev)
+            fj = self._f(self.t + c[j - 1] * h, prev)
             new = ((1 - mu[j] - nu[j]) * y0 + mu[j] * prev + nu[j] * prev2
                    + mu_t[j] * h * fj + gam[j] * h * f0)
             prev2, prev = prev, new

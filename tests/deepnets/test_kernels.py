@@ -174,3 +174,46 @@ def test_bf16_is_a_config_precision() -> None:
         train_step(FeedbackNet("full 4; output", in_shape=(1, 2, 2), n_classes=2),
                    torch.zeros(2, 1, 2, 2), torch.tensor([0, 1]), make_loss("hinge", 2),
                    precision="fp16")
+
+
+def test_fp32_fast_paths_equal_plain_autograd() -> None:
+    """In float32 on the CPU the conv layers run channels-last, the conv with its clip fused
+    (oneDNN post-op), s folded into W, b and R, and the first conv fused with its pool: one bp
+    step is still plain SGD on autograd's gradients of the network written with F ops (up to
+    float32 rounding)."""
+    arch = "conv 8 5x5; maxpool 3; conv 6 3x3; conv 6 3x3; sum; maxpool 2; full 20; output"
+    net = FeedbackNet(arch, in_shape=(3, 12, 12), n_classes=5, method="bp", seed=2)
+    convs = net.weight_layers
+    params = [t.detach().clone().requires_grad_() for layer in convs
+              for t in (layer.weight, layer.bias)]
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 3, 12, 12, generator=g)
+    y = torch.randint(0, 5, (16,), generator=g)
+    w0, b0, w1, b1, w2, b2, w3, b3, w4, b4 = params
+
+    def sat(h: torch.Tensor) -> torch.Tensor:
+        return (0.5 * h).clamp(-1, 1)
+
+    h = _reference_pool(sat(F.conv2d(x, w0, b0, padding=2)), 3, 2)
+    h1 = sat(F.conv2d(h, w1, b1, padding=1))
+    h = _reference_pool(h1 + sat(F.conv2d(h1, w2, b2, padding=1)), 2, 2)
+    h = sat(F.linear(h.flatten(1), w3, b3))
+    loss = F.cross_entropy(F.linear(h, w4, b4), y)
+    grads = torch.autograd.grad(loss, params)
+    result = train_step(net, x, y, make_loss("softmax", 5), lr=0.5)
+    assert result.loss == pytest.approx(float(loss.detach()), rel=1e-6)
+    got = [t for layer in convs for t in (layer.weight, layer.bias)]
+    for a, p, q in zip(got, params, grads):
+        assert torch.allclose(a.detach(), p.detach() - 0.5 * q, rtol=0, atol=1e-6)
+
+
+def test_untied_patches_are_kept_only_until_the_backward_pass() -> None:
+    net = FeedbackNet("untied 4 3x3; maxpool 2; full 6; output", in_shape=(2, 6, 6),
+                      n_classes=3, seed=0)
+    untied = net.weight_layers[0]
+    x = torch.rand(5, 2, 6, 6)
+    train_step(net, x, torch.tensor([0, 1, 2, 0, 1]), make_loss("hinge", 3))
+    assert untied.__dict__.get("_patch_cache") is None
+    with torch.no_grad():
+        net.eval()(x)
+    assert untied.__dict__.get("_patch_cache") is None

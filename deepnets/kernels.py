@@ -11,8 +11,11 @@ layers of :mod:`deepnets.layers` call.
   padding (no padded copy of the input) and then fixes the windows that reach the zero
   padding: their maximum is at least 0, and where it is the padding their gradient is dropped.
 * Dropout on the CPU (:func:`dropout_noise`) draws 32 random bits per unit from torch's global
-  generator (``random_``, ~4x cheaper than ``bernoulli_``), so masks stay reproducible from the
-  seed and a resumed run (which restores that generator) stays bit-identical.
+  generator (``random_``, ~4x cheaper than ``bernoulli_``) in the units' logical order, so masks
+  stay reproducible from the seed whatever the memory layout, and a resumed run (which
+  restores that generator) stays bit-identical.
+* An untied layer's output lies as (H, W, N, C) in memory; :func:`to_planes` views it as one
+  channels-last image of N*C channels, which torch's fast pooling kernels take as is.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ __all__ = [
     "location_major",
     "pool_backward",
     "prefer_channels_last",
+    "same_format",
     "saturation_backward",
+    "threshold_of",
     "to_planes",
     "zero_pad_pool",
 ]
@@ -206,17 +211,17 @@ def pool_backward(grad: Tensor, out: Tensor, idx: Tensor, plan: PoolPlan, ref: T
 
 def dropout_noise(x: Tensor, p: float) -> Tensor:
     """The noise of inverted dropout for ``x`` (which it multiplies): ``1/(1-p)`` for a kept
-    unit, 0 for a dropped one (a fraction ``p``, each independently), in ``x``'s dtype and
-    memory order (``x`` contiguous or channels-last). Drawn from torch's global CPU generator:
-    32 random bits per unit, kept when below ``(1-p) 2**32``."""
+    unit, 0 for a dropped one (a fraction ``p``, each independently), in ``x``'s dtype and memory
+    layout. Drawn from torch's global CPU generator: 32 random bits per unit, in the units'
+    logical (row-major) order whatever the layout, kept when below ``(1-p) 2**32``."""
     keep = 1.0 - p
     n = x.numel()
     bits = torch.empty((n + 1) // 2, dtype=torch.int64).random_(-(2**63), None)
-    threshold = min(round(keep * 2**32), 2**32 - 1) - 2**31
-    noise = torch.empty(n, dtype=x.dtype, device=x.device)
-    torch.lt(bits.view(torch.int32)[:n], threshold, out=noise)  # 1 kept, 0 dropped
-    noise.mul_(torch.ones((), dtype=x.dtype) / keep)  # 1/(1-p) in x's dtype, as F.dropout's
-    if x.is_contiguous():
-        return noise.view(x.shape)
-    n_, c, h, w = x.shape  # channels-last
-    return noise.view(n_, h, w, c).permute(0, 3, 1, 2)
+    noise = torch.empty_like(x)  # x's layout (channels-last, location-major, ...)
+    torch.lt(bits.view(torch.int32)[:n].view(x.shape), threshold_of(keep), out=noise)
+    return noise.mul_(torch.ones((), dtype=x.dtype) / keep)  # 1/(1-p) in x's dtype, as F.dropout
+
+
+def threshold_of(keep: float) -> int:
+    """The int32 below which a uniform 32-bit draw has probability ``keep`` (to 2**-32)."""
+    return min(round(keep * 2**32), 2**32 - 1) - 2**31

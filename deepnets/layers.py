@@ -803,9 +803,6 @@ class Dropout(nn.Dropout):
             return x
         if x.device.type != "cpu" or self.inplace or not 0.0 < self.p < 1.0:
             return super().forward(x)
-        if not (x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(
-                memory_format=torch.channels_last))):
-            x = x.contiguous()
         return _Dropout.apply(x, self.p)
 
 
@@ -819,7 +816,7 @@ class _Dropout(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         (noise,) = ctx.saved_tensors
-        return same_format(grad, noise) * noise, None
+        return noise * grad, None  # in the noise's (the input's) layout
 
 
 def _check_memory(shape: tuple[int, ...]) -> None:

@@ -51,9 +51,11 @@ class FeedbackNet(nn.Module):
     Hidden weight layers apply the saturated linearity sigma(h) = clip(s h, -1, 1) (Remark 2,
     ``sat_scale`` = s; the author's code used s = 0.5); the output layer has none.  Every weight
     layer also has a bias, initialised at 0 and updated with the same Hebbian rule (delta times a
-    constant input 1); eq. (1) omits it.  ``drop P`` is torch's inverted dropout: a fraction P of
-    the units is zeroed during training (drawn from torch's global generator) and the rest are
-    scaled by 1/(1-P), so evaluation needs no rescaling.
+    constant input 1); eq. (1) omits it.  ``drop P`` is inverted dropout: a fraction P of the
+    units is zeroed during training (drawn from torch's global generator, on the CPU 32 random
+    bits per unit: :class:`deepnets.layers.Dropout`) and the rest are scaled by 1/(1-P), so
+    evaluation needs no rescaling. A spatial layer followed by a max pool runs with it as one
+    function (:class:`deepnets.layers.PooledFeedbackFunction`: the same values, less work).
 
     Args:
         arch: preset name (simpnet, deepnet, deepernet, deepnet_s) or architecture string.

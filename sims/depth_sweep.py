@@ -37,9 +37,16 @@ from tqdm import tqdm
 
 from urfb_common import atomic_write_text, require_writable
 from sims.initial import random_matrices, random_target, zero_weights
-from sims.linear import DEFAULT_ATOL, DEFAULT_RTOL, SolverError, make_problem, pearson
-from sims.subspace import lift_weights, reduce_feedback
-from sims.until import SOLVERS, StopRun, run_until
+from sims.linear import (
+    DEFAULT_ATOL,
+    DEFAULT_RTOL,
+    SolverError,
+    make_problem,
+    pearson,
+)
+from sims.depth_stats import Times, collect, paired_ratios, quartiles
+from sims.subspace import reduce_feedback, reduced_system, reduced_weights
+from sims.until import SOLVERS, StopRun, full_system, run_until
 
 DEFAULT_OUT = Path("out/depth_sweep")
 #: BP seeds solved together by default. ``benchmarks/bench_depth.py`` measured batched BP
@@ -194,10 +201,8 @@ def run_feedback(cfg: DepthConfig, k: int, d: Draw, eps: float, horizon: float) 
     for idx in _chunks(cfg.seeds, cfg.batch):
         R0 = [r[idx] for r in d.R0]
         red = reduce_feedback(d.T[idx], R0)
-        small = zero_weights((cfg.n_out,) * (k + 1), batch=idx.size)
-        run = run_until(make_problem("feedback", red.T, small, red.R0, eps), cfg.threshold,
-                        horizon, **opts)
-        W = lift_weights(run.final[:k], red.frames)
+        run = run_until(reduced_system(red, eps), cfg.threshold, horizon, **opts)
+        W = reduced_weights(red, run.states)
         corr = np.stack([pearson(w, np.swapaxes(r0, -1, -2) + eps * w)
                          for w, r0 in zip(W, R0)], axis=1)
         rows += _rows(cfg, k, "feedback", eps, idx.tolist(), run, corr)
@@ -208,8 +213,9 @@ def run_bp(cfg: DepthConfig, k: int, d: Draw, horizon: float) -> list[Row]:
     """BP from a random W(0) for every seed, ``bp_batch`` seeds per solve."""
     rows: list[Row] = []
     for idx in _chunks(cfg.seeds, cfg.bp_batch):
-        run = run_until(make_problem("bp", d.T[idx], [w[idx] for w in d.W0]), cfg.threshold,
-                        horizon, solver=cfg.solver, rtol=cfg.rtol, atol=cfg.atol)
+        problem = make_problem("bp", d.T[idx], [w[idx] for w in d.W0])
+        run = run_until(full_system(problem), cfg.threshold, horizon, solver=cfg.solver,
+                        rtol=cfg.rtol, atol=cfg.atol)
         rows += _rows(cfg, k, "bp", math.nan, idx.tolist(), run, np.full((idx.size, k), np.nan))
     return rows
 
@@ -255,56 +261,35 @@ def rows_csv(rows: Sequence[Row]) -> str:
     return buf.getvalue()
 
 
-def _times(rows: Sequence[Row], k: int, method: str, eps: float) -> dict[int, float]:
-    return {r.seed: (r.t_threshold if r.reached else math.inf) for r in rows
-            if r.depth == k and r.method == method
-            and (method == "bp" or r.epsilon == eps)}
+def times_of(rows: Sequence[Row]) -> Times:
+    """The times to threshold of every run, keyed as :mod:`sims.depth_stats` expects."""
+    return collect((r.depth, r.method, r.epsilon, r.seed, r.t_threshold) for r in rows)
 
 
-@dataclass(frozen=True)
-class DepthRatios:
-    """Per-seed time ratios at one depth; inf where the numerator run did not reach the threshold."""
-
-    depth: int
-    frfb: np.ndarray           # t(ε = 0) / t(ε = ε_max)
-    bp: np.ndarray             # t(BP) / t(ε = ε_max); empty without BP
-
-
-def ratios(rows: Sequence[Row], eps_max: float) -> list[DepthRatios]:
-    """Paired ratios per depth over the seeds whose ε_max run reached the threshold."""
-    out = []
-    for k in sorted({r.depth for r in rows}):
-        ref = {s: t for s, t in _times(rows, k, "feedback", eps_max).items() if math.isfinite(t)}
-        fr, bp = _times(rows, k, "feedback", 0.0), _times(rows, k, "bp", math.nan)
-        out.append(DepthRatios(k, np.array([fr[s] / t for s, t in ref.items() if s in fr]),
-                               np.array([bp[s] / t for s, t in ref.items() if s in bp])))
-    return out
-
-
-def _quartiles(x: np.ndarray) -> str:
-    if x.size == 0:
-        return "-"
-    q1, med, q3 = np.percentile(x, [25, 50, 75])
-    return f"{med:7.3g} [{q1:.3g}, {q3:.3g}]"
+def _cell(x: np.ndarray) -> str:
+    q1, med, q3 = quartiles(x)
+    return "-" if x.size == 0 else f"{med:7.3g} [{q1:.3g}, {q3:.3g}]"
 
 
 def verdict(rows: Sequence[Row], cfg: DepthConfig) -> str:
     """The printed answer: ratio table, alignment, plateaus, and whether the advantage of
-    updating R (t_FRFB / t_URFB) grows with depth (Spearman ρ of depth vs per-seed ratio)."""
-    eps_max = max(cfg.eps)
-    rat = ratios(rows, eps_max)
-    lines = [f"time to e(t) <= {cfg.threshold:g} e(0); ratios per seed, median [quartiles]; "
-             f"URFB = eps {eps_max:g}",
-             f"{'depth':>5}  {'FRFB/URFB':>26}  {'BP/URFB':>26}  reached (BP, eps...)  plateaus"]
-    for r in rat:
-        reach = [sum(x.reached for x in rows if x.depth == r.depth and x.method == "bp")] * cfg.bp
-        reach += [sum(x.reached for x in rows if x.depth == r.depth and x.method == "feedback"
-                      and x.epsilon == e) for e in cfg.eps]
-        plat = sum(x.plateau for x in rows if x.depth == r.depth)
-        lines.append(f"{r.depth:>5}  {_quartiles(r.frfb):>26}  {_quartiles(r.bp):>26}  "
-                     f"{'/'.join(map(str, reach)):>20}  {plat:>8}")
+    updating R (t_FRFB / t_URFB within a seed) grows with depth."""
+    times, top = times_of(rows), ("feedback", max(cfg.eps))
+    depths = sorted({r.depth for r in rows})
+    fr = {k: paired_ratios(times, k, ("feedback", 0.0), top) for k in depths}
+    lines = [f"time to e(t) <= {cfg.threshold:g} e(0); per-seed ratios, median [quartiles] "
+             f"(inf: not reached by the horizon); URFB = eps {top[1]:g}",
+             f"{'depth':>5}  {'FRFB/URFB':>26}  {'BP/URFB':>26}  {'reached BP/eps..':>17}  "
+             f"plateaus"]
+    for k in depths:
+        bp = paired_ratios(times, k, ("bp", None), top)
+        keys = [("bp", None)] * cfg.bp + [("feedback", e) for e in cfg.eps]
+        reach = "/".join(str(sum(map(math.isfinite, times.get((k, *key), {}).values())))
+                         for key in keys)
+        plat = sum(r.plateau for r in rows if r.depth == k)
+        lines.append(f"{k:>5}  {_cell(fr[k]):>26}  {_cell(bp):>26}  {reach:>17}  {plat:>8}")
     lines += _alignment_lines(rows, cfg)
-    lines.append(_trend(rat))
+    lines.append(_trend(fr))
     return "\n".join(lines)
 
 
@@ -319,18 +304,38 @@ def _alignment_lines(rows: Sequence[Row], cfg: DepthConfig) -> list[str]:
     return out
 
 
-def _trend(rat: Sequence[DepthRatios]) -> str:
-    depth = np.concatenate([np.full(r.frfb.size, r.depth) for r in rat])
-    ratio = np.concatenate([r.frfb for r in rat])
-    med = [float(np.median(r.frfb)) if r.frfb.size else math.nan for r in rat]
-    head = (f"median FRFB/URFB by depth: {', '.join(f'{m:.3g}' for m in med)}; ")
-    if len(rat) < 2 or ratio.size < 3 or np.unique(depth).size < 2:
-        return head + "VERDICT: too few depths or seeds to judge a trend"
+def _spearman(fr: dict[int, np.ndarray]) -> tuple[float, float, int]:
+    """Spearman ρ (and p, n) of depth against the per-seed ratios pooled over ``fr``."""
+    depth = np.concatenate([np.full(x.size, k) for k, x in fr.items()])
+    ratio = np.concatenate(list(fr.values()))
+    if np.unique(depth).size < 2 or ratio.size < 3:
+        return math.nan, math.nan, int(ratio.size)
     rho, p = spearmanr(depth, ratio)
-    stats = f"Spearman rho(depth, ratio) = {rho:.2f} (p = {p:.1e}, n = {ratio.size}). "
-    if rho > 0 and p < 0.01 and med[-1] > med[0]:
+    return float(rho), float(p), int(ratio.size)
+
+
+def _trend(fr: dict[int, np.ndarray]) -> str:
+    """Whether the per-seed FRFB/URFB ratio grows with depth: Spearman ρ over all depths
+    (significant at p < 0.01 and the median moving the same way) and over the deeper half."""
+    med = {k: quartiles(x)[1] for k, x in fr.items()}
+    head = "median FRFB/URFB by depth: " + ", ".join(f"{k}: {m:.3g}" for k, m in med.items())
+    rho, p, n = _spearman(fr)
+    if not math.isfinite(rho):
+        return head + ". VERDICT: too few depths or seeds to judge a trend"
+    ks = sorted(fr)
+    deep = ks[len(ks) // 2:]
+    rho_d, p_d, _ = _spearman({k: fr[k] for k in deep})
+    stats = (f". Spearman rho(depth, ratio) = {rho:.2f} (p = {p:.1e}, n = {n}); over depths "
+             f"{deep[0]}..{deep[-1]}: rho = {rho_d:.2f} (p = {p_d:.1e}). ")
+    up, first, last = rho > 0 and p < 0.01, med[ks[0]], med[ks[-1]]
+    if up and last > first and rho_d > 0 and p_d < 0.01:
         answer = "YES: the advantage of updating R grows with depth"
-    elif rho < 0 and p < 0.01 and med[-1] < med[0]:
+    elif up and last > first:
+        peak = max(ks, key=lambda k: med[k])
+        answer = (f"YES, THEN IT LEVELS OFF: the advantage of updating R grows from depth "
+                  f"{ks[0]} to {peak} (median ratio {first:.3g} -> {med[peak]:.3g}) and does "
+                  f"not grow over depths {deep[0]}..{deep[-1]}")
+    elif rho < 0 and p < 0.01 and last < first:
         answer = "NO: the advantage of updating R shrinks with depth"
     else:
         answer = "NO CLEAR TREND: the advantage of updating R does not change monotonically"

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sims.until import System
+
 
 def _orthonormal(a: np.ndarray) -> np.ndarray:
     """Orthonormal basis of the column space of each (rows × cols) matrix in a (B, rows, cols) stack."""
@@ -67,3 +69,51 @@ def reduce_feedback(T: np.ndarray, R0: Sequence[np.ndarray]) -> Reduced:
 def lift_weights(M: Sequence[np.ndarray], frames: Sequence[np.ndarray]) -> list[np.ndarray]:
     """W_i = Q_i M_i Q_{i-1}ᵗ for reduced weights M_i (B, n_k, n_k) -> (B, n_i, n_{i-1})."""
     return [frames[i + 1] @ m @ np.swapaxes(frames[i], -1, -2) for i, m in enumerate(M)]
+
+
+def reduced_system(red: Reduced, eps: float) -> System:
+    """(9) for the M_i from M(0) = 0 as one batched ODE; state (B, k, n_k, n_k) raveled.
+
+    R_j = R̃_j(0) + εM_jᵗ is used in closed form (it holds from M(0) = 0 as in (8)), so the state
+    holds the M_i only; all layers are square, so the field is a few stacked matrix products:
+    prefix products P_i = M_i⋯M_1, E = T̃ − P_k, and Ṁ_i = (R_{i+1}⋯R_k) E P_{i-1}ᵗ.
+    """
+    T = red.T
+    B, n = T.shape[0], T.shape[-1]
+    k = len(red.R0)
+    R0 = np.stack(red.R0, axis=1)                       # (B, k, n, n)
+    eye = np.broadcast_to(np.eye(n), (B, n, n))
+
+    def prefix(M: np.ndarray) -> np.ndarray:
+        P = np.empty_like(M)
+        P[:, 0] = M[:, 0]
+        for i in range(1, k):
+            np.matmul(M[:, i], P[:, i - 1], out=P[:, i])
+        return P
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        M = y.reshape(B, k, n, n)
+        R = R0 + eps * np.swapaxes(M, -1, -2)
+        P = prefix(M)
+        E = T - P[:, -1]
+        G = np.empty_like(M)                            # E P_{i-1}ᵗ, P_0 = I
+        G[:, 0] = E
+        np.matmul(E[:, None], np.swapaxes(P[:, :-1], -1, -2), out=G[:, 1:])
+        D = np.empty_like(M)                            # R_{i+1}⋯R_k, empty product I
+        D[:, -1] = eye
+        for i in range(k - 2, -1, -1):
+            np.matmul(R[:, i + 1], D[:, i + 1], out=D[:, i])
+        return np.matmul(D, G).ravel()
+
+    def errors(y: np.ndarray) -> np.ndarray:
+        E = T - prefix(y.reshape(B, k, n, n))[:, -1]
+        return np.einsum("bij,bij->b", E, E)
+
+    return System(rhs, np.zeros(B * k * n * n), B, errors)
+
+
+def reduced_weights(red: Reduced, states: np.ndarray) -> list[np.ndarray]:
+    """The full W_1..W_k, each (B, n_i, n_{i-1}), of reduced states (B, k·n_k²)."""
+    B, n = red.T.shape[0], red.T.shape[-1]
+    M = states.reshape(B, len(red.R0), n, n)
+    return lift_weights([M[:, i] for i in range(M.shape[1])], red.frames)

@@ -11,6 +11,7 @@ threshold is costly and changes nothing that is measured.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,6 @@ from scipy.integrate import DOP853, RK23, RK45
 from scipy.optimize import brentq
 from threadpoolctl import threadpool_limits
 
-from sims.rkc import RKC
 from sims.linear import (
     BLAS_THREADS,
     Problem,
@@ -29,29 +29,19 @@ from sims.linear import (
     vector_field,
 )
 
-#: scipy's explicit Runge–Kutta solvers and the Runge–Kutta–Chebyshev solver of :mod:`sims.rkc`
-SOLVERS = {"RK45": RK45, "RK23": RK23, "DOP853": DOP853, "RKC": RKC}
+#: scipy's explicit Runge–Kutta solvers (the step loop needs ``step`` and ``dense_output``)
+SOLVERS = {"RK45": RK45, "RK23": RK23, "DOP853": DOP853}
 
 
 @dataclass(frozen=True)
-class StopRun:
-    """Outcome for a batch of B problems.
+class System:
+    """A batch of B independent problems as one ODE: ``rhs(t, y)`` on a flat member-major state
+    (``y.reshape(B, -1)[b]`` is member b), ``y0`` and ``errors(y)`` giving e of every member."""
 
-    ``t_reach`` (B,): first time e <= fraction·e(0), nan if not by the horizon; ``t_end`` (B,):
-    the time of ``final`` (t_reach, or the horizon); ``final``: the state matrices (W_1..W_k,
-    then R_1..R_k for feedback), each (B, rows, cols), at t_end; ``error0``/``error_end`` (B,);
-    ``trace_t`` (n,) and ``trace_e`` (B, n): e after every accepted step (t = 0 first);
-    ``nfev``: vector-field evaluations of the whole batch.
-    """
-
-    t_reach: np.ndarray
-    t_end: np.ndarray
-    final: list[np.ndarray]
-    error0: np.ndarray
-    error_end: np.ndarray
-    trace_t: np.ndarray
-    trace_e: np.ndarray
-    nfev: int
+    rhs: Callable[[float, np.ndarray], np.ndarray]
+    y0: np.ndarray
+    batch: int
+    errors: Callable[[np.ndarray], np.ndarray]
 
 
 def errors(problem: Problem, y: np.ndarray) -> np.ndarray:
@@ -61,19 +51,45 @@ def errors(problem: Problem, y: np.ndarray) -> np.ndarray:
     return np.einsum("bij,bij->b", E, E)
 
 
-def _crossing(problem: Problem, interp, t0: float, t1: float, b: int,
+def full_system(problem: Problem) -> System:
+    """BP or (7)/(9) on the full matrices of :mod:`sims.linear` (W, and R for feedback)."""
+    return System(vector_field(problem), initial_state(problem), problem.batch,
+                  lambda y: errors(problem, y))
+
+
+@dataclass(frozen=True)
+class StopRun:
+    """Outcome for a batch of B problems.
+
+    ``t_reach`` (B,): first time e <= fraction·e(0), nan if not by the horizon; ``t_end`` (B,):
+    the time of ``states`` (t_reach, or the horizon); ``states`` (B, D): each member's state at
+    t_end; ``error0``/``error_end`` (B,); ``trace_t`` (n,) and ``trace_e`` (B, n): e after every
+    accepted step (t = 0 first); ``nfev``: vector-field evaluations of the whole batch.
+    """
+
+    t_reach: np.ndarray
+    t_end: np.ndarray
+    states: np.ndarray
+    error0: np.ndarray
+    error_end: np.ndarray
+    trace_t: np.ndarray
+    trace_e: np.ndarray
+    nfev: int
+
+
+def _crossing(system: System, interp, t0: float, t1: float, b: int,
               target: float) -> tuple[float, np.ndarray]:
     """First time in [t0, t1] where member b's log e meets log target, and the state there."""
     def gap(t: float) -> float:
-        return float(np.log(errors(problem, interp(t))[b]) - np.log(target))
+        return float(np.log(system.errors(interp(t))[b]) - np.log(target))
 
     tc = t1 if gap(t1) == 0 else brentq(gap, t0, t1, xtol=1e-12 * max(t1, 1.0))
     return tc, interp(tc)
 
 
-def run_until(problem: Problem, fraction: float, horizon: float, *, solver: str = "RK45",
+def run_until(system: System, fraction: float, horizon: float, *, solver: str = "RK45",
               rtol: float = 1e-7, atol: float = 1e-9) -> StopRun:
-    """Integrate ``problem`` from t = 0 until every member has e <= ``fraction``·e(0), or until
+    """Integrate ``system`` from t = 0 until every member has e <= ``fraction``·e(0), or until
     ``horizon``. Raises ValueError for bad arguments and :class:`SolverError` on failure."""
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
@@ -81,33 +97,31 @@ def run_until(problem: Problem, fraction: float, horizon: float, *, solver: str 
         raise ValueError(f"horizon must be finite and > 0, got {horizon}")
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
-    B = problem.batch
-    y0 = initial_state(problem)
-    e0 = errors(problem, y0)
+    B = system.batch
+    e0 = system.errors(system.y0)
     target = fraction * e0
     t_reach = np.full(B, np.nan)
-    states = y0.reshape(B, -1).copy()               # each member's state at its t_end
+    states = system.y0.reshape(B, -1).copy()              # each member's state at its t_end
     trace_t, trace_e = [0.0], [e0]
     with np.errstate(over="ignore", invalid="ignore"), threadpool_limits(BLAS_THREADS, "blas"):
-        ode = SOLVERS[solver](vector_field(problem), 0.0, y0, float(horizon), rtol=rtol, atol=atol)
+        ode = SOLVERS[solver](system.rhs, 0.0, system.y0, float(horizon), rtol=rtol, atol=atol)
         while ode.status == "running" and np.isnan(t_reach).any():
             t_prev = ode.t
             message = ode.step()
             if ode.status == "failed" or not np.all(np.isfinite(ode.y)):
-                raise SolverError(f"{solver} failed for method {problem.method!r} at "
-                                  f"t = {ode.t:.4g}: {message or 'non-finite state'}")
-            e = errors(problem, ode.y)
+                raise SolverError(f"{solver} failed at t = {ode.t:.4g}: "
+                                  f"{message or 'non-finite state'}")
+            e = system.errors(ode.y)
             trace_t.append(ode.t)
             trace_e.append(e)
             new = np.flatnonzero(np.isnan(t_reach) & (e <= target))
             if new.size:
                 interp = ode.dense_output()
                 for b in new:
-                    t_reach[b], y_b = _crossing(problem, interp, t_prev, ode.t, b, target[b])
+                    t_reach[b], y_b = _crossing(system, interp, t_prev, ode.t, b, target[b])
                     states[b] = y_b.reshape(B, -1)[b]
     left = np.isnan(t_reach)
     states[left] = ode.y.reshape(B, -1)[left]
-    final = state_matrices(problem, states.ravel())
-    return StopRun(t_reach, np.where(left, ode.t, t_reach), [m.copy() for m in final], e0,
-                   errors(problem, states.ravel()), np.asarray(trace_t),
+    return StopRun(t_reach, np.where(left, ode.t, t_reach), states, e0,
+                   system.errors(states.ravel()), np.asarray(trace_t),
                    np.stack(trace_e, axis=1), int(ode.nfev))

@@ -16,6 +16,8 @@ import sympy as sp
 
 from theory import model as m
 from theory import printed as p
+from theory import reduction as rd
+from theory.numeric import lambda3_counterexample
 from theory.symbols import (
     F2,
     F3,
@@ -50,7 +52,13 @@ DELTA_SMALL = 0.05
 
 @dataclass(frozen=True)
 class Check:
-    """One displayed step: printed vs derived (``relation`` None) or a sign claim ("<"/">")."""
+    """One displayed step: printed vs derived (``relation`` None) or a sign claim ("<"/">").
+
+    ``hypothesis`` corrects an equality's *assumptions* rather than its formula: substituted
+    into both sides (e.g. column norms d = 1) it must make the step hold; ``correction_text``
+    then states the corrected assumption. ``symbolic`` False skips sympy's sign decision for
+    a quantity without a usable closed form (decided at the random points alone).
+    """
 
     id: str
     ref: str
@@ -65,6 +73,8 @@ class Check:
     correction: sp.Expr | None = None
     correction_text: str = ""
     lhs: str = ""
+    hypothesis: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    symbolic: bool = True
 
 
 def _d(expr: sp.Expr) -> sp.Expr:
@@ -119,7 +129,7 @@ def all_checks() -> tuple[Check, ...]:
              lam_T: (0.5, 1.0)}
     threshold_ok = R2 - p.THM2_THRESHOLD
 
-    checks = [
+    checks = _reduction_checks() + [
         Check("eq10", "(10)", "system (10) is (15) at k = 2", sp.Matrix(p.EQ10),
               sp.Matrix([m.rhs(2)[1], m.rhs(2)[0]]).subs(lam_Ri(2), lam_R)),
         Check("eq11", "(11), proof of Thm 1", "d(e²)/dt for k = 2 from (17)",
@@ -151,6 +161,12 @@ def all_checks() -> tuple[Check, ...]:
               sp.Matrix([q[i] for i in range(2, 6)])),
         Check("eq16.rate", "before (16)", "λ̇_i(λ_{R,i} + ελ_i) = λ̇_{i-1}λ_{i-1} along (15), k = 5",
               sp.Matrix([p.eq16_rate(i, dot5) for i in range(2, 6)]), sp.zeros(4, 1)),
+        _thm1_monotone(),
+        Check("eq17.first", "(17)", "first member of (17), k = 2..5: d(e²)/dt/2 = e ė with "
+              "ė = −Σ λ̇_i Π_{j≠i} λ_j (λ̇_i of (15); the factor e kept as the symbol e)",
+              sp.Matrix([p.eq17_first(k, dict(zip(range(1, k + 1), m.rhs(k))))
+                         for k in range(2, 6)]),
+              sp.Matrix([e * m.time_derivative(m.error(k), k) for k in range(2, 6)])),
     ]
     for k in range(2, 6):
         dedt = m.time_derivative(m.error(k) ** 2, k) / 2
@@ -224,8 +240,7 @@ def all_checks() -> tuple[Check, ...]:
               numeric_subs={e: cl2[e]}, constraints=(cl2[e],)),
         _sign("sign.T2.small", "proof of Thm 2", "0 > T_2 while λ_2 ≤ δ (λ_{R,2}, λ_{R,3} < δ ≪ λ_T)",
               p.T2_AS_IN_RHS2, t2, "<", constraints=(cl2[e],), ranges=small,
-              correction_text="T_2 changes sign inside λ_2 ≤ δ; the order argument only needs "
-                              "|T_2| = O(\\delta^5) \\ll T_1 + T_3"),
+              correction_text=T2_SMALL_ARGUMENT),
         _sign("sign.rhs2.small", "proof of Thm 2",
               "T_1 + T_2 + T_3 > 0 while λ_2 ≤ δ (λ_{R,2}, λ_{R,3} < δ ≪ λ_T)", p.RHS2_DEPS,
               _keep_e(cl2[F] * cl2[H], cl2[e]), ">", numeric_subs={e: cl2[e]},
@@ -237,7 +252,144 @@ def all_checks() -> tuple[Check, ...]:
               "T_2 > 0 when λ_2 > λ_{R,2}, λ_{R,3} and λ_{R,2} > (1+√(1+ε))/2 λ_{R,3}",
               p.T2_AS_IN_RHS2, t2, ">", constraints=(l2 - R2, l2 - R3, threshold_ok)),
     ]
+    checks += _t2_small_checks(cl2, last, t2, small, threshold_ok)
+    checks += _orders_check(cl2, t2) + _lambda3_checks()
     return tuple(checks)
+
+
+#: the exact argument replacing "0 > T_2 while λ_2 <= δ" (each step is a row: T2.root*, T2.small.*)
+T2_SMALL_ARGUMENT = (
+    "T_2 = λ_2⁵L/(2(F+λ_{R,3})²) has the sign of the last factor L, which increases in λ_2 "
+    "(when 2λ_{R,2} > √ε λ_{R,3}) from L(0) = −2λ_{R,3}² and has the single root "
+    "λ_2* = 4λ_{R,2}λ_{R,3}²/(4λ_{R,2}² − ελ_{R,3}²) (T2.root, T2.root.single); Theorem 2's "
+    "condition λ_{R,2} > (1+√(1+ε))/2 λ_{R,3} is equivalent to λ_2* < λ_{R,3} (T2.root.condition). "
+    "So T_2 >= 0 for λ_2 >= λ_2*, and for λ_2 < λ_2* < λ_{R,3} < δ: |T_2| <= "
+    "λ_2³H/(2λ_{R,3}e)·T_3 (T2.small.bound, any λ_2) <= λ_2²H/(2e)·T_3 < T_3 (T2.small.ratio), "
+    "so T_1 + T_2 + T_3 > T_1 > 0, uniformly as λ_2 → 0 (where T_2 < 0 indeed)")
+#: λ_2*, the root of the last factor of T_2 (the corrected argument of sign.T2.small)
+LAM2_STAR = 4 * R2 * R3**2 / (4 * R2**2 - eps * R3**2)
+
+
+def _reduction_checks() -> list[Check]:
+    """Appendix 2's reduction of (8)/(9) to (10)/(15), exact with rational frames (theory.reduction)."""
+    system, error = rd.two_layer()
+    deep = rd.three_layer()
+    lam_sym = [s for s in error.printed.free_symbols if s.name.startswith("Lambda_")]
+    to_T = {s: sp.Symbol(s.name.replace("Lambda", "lambda_T"), positive=True) for s in lam_sym}
+    return [
+        Check("reduction.8-10", "Appendix 2, (8) → (10)",
+              "W_2W_1 = UΛ_2Λ_1Vᵗ and (8) decouples into (10) with W_1 = SΛ_1Vᵗ, W_2 = UΛ_2Sᵗ, "
+              "R_2(0) = SΛ_RUᵗ, S with orthogonal columns (norm d) as printed",
+              system.printed, system.derived, ranges={rd.d: (0.5, 2.0)}, hypothesis={rd.d: 1},
+              correction_text="S needs orthonormal columns (SᵗS = I), not just orthogonal ones: "
+                              "columns of norm d give W_2W_1 = UΛ_2d²Λ_1Vᵗ and (10) with λ_2λ_1 "
+                              "replaced by d²λ_2λ_1; with d = 1 the reduction is exact (sympy). "
+                              + rd.residual_text((40, 100, 10))),
+        Check("reduction.8-10.Lambda", "Appendix 2, (8) → (10)",
+              "(T − W_2W_1) = U(Λ − Λ_2Λ_1)Vᵗ with the bare Λ of the print (SᵗS = I)",
+              error.printed, error.derived.subs(rd.d, 1),
+              ranges={s: (0.05, 1.0) for s in lam_sym}, hypothesis=to_T,
+              correction_text="typo confirmed: the identity holds exactly when Λ = Λ_T, "
+                              "(T − W_2W_1) = U(Λ_T − Λ_2Λ_1)Vᵗ (as in the next display)"),
+        Check("reduction.9-15", "Appendix 2, (9) → (15)",
+              "(9) decouples into (15) with W_i = U_{i+1}Λ_iU_iᵗ, R_i(0) = U_iΛ_{R,i}U_{i+1}ᵗ, "
+              "U_{k+1} = U, frames with orthogonal columns (norm d) and U_1 unstated (U_1 ≠ V: "
+              "u > 0), k = 3",
+              deep.printed, deep.derived, ranges={rd.d: (0.5, 2.0), rd.u: (0.1, 1.0)},
+              hypothesis={rd.d: 1, rd.u: 0},
+              correction_text="needs U_2..U_k with orthonormal columns and U_1 = V (not stated); "
+                              "with both the reduction is exact (sympy), each alone fails "
+                              "(tests). " + rd.residual_text((40, 100, 100, 10))),
+    ]
+
+
+def _thm1_monotone() -> Check:
+    """"λ_i increases in time and e > 0 always": λ̇_i = e·P_i and ė = −e·S with P_i, S > 0."""
+    parts = []
+    for k in range(2, 6):
+        err = m.error(k)
+        for rate in [*m.rhs(k), -m.time_derivative(err, k)]:
+            part = sp.expand(sp.diff(rate, lam_T))        # rate is linear in λ_T, zero at e = 0
+            if part.has(lam_T) or sp.expand(rate - err * part) != 0:
+                raise AssertionError("e does not divide a right side of (15) or ė")
+            parts.append(part)
+    return _sign("thm1.monotone", "after (15), proof of Thm 1",
+                 "λ̇_i = e·P_i and ė = −e·S with P_i, S > 0 for λ > 0 (k = 2..5): from λ(0) = 0, "
+                 "e(t) = λ_T exp(−∫S) > 0 and every λ_i increases", sp.Matrix(p.eq15(5)),
+                 sp.Min(*parts), ">")
+
+
+def _t2_small_checks(cl2: Mapping[sp.Symbol, sp.Expr], last: sp.Expr, t2: sp.Expr,
+                     small: Mapping[sp.Symbol, tuple[float, float]],
+                     threshold_ok: sp.Expr) -> list[Check]:
+    """The steps of the exact argument that replaces "0 > T_2 while λ_2 <= δ" (sign.T2.small)."""
+    roots = sp.solve(last, l2)
+    if len(roots) != 1:
+        raise AssertionError(f"the last factor of T_2 has roots {roots}, expected one")
+    exists = 4 * R2**2 - eps * R3**2
+    t3_over_e = cl2[F] * _d(cl2[H])                                  # T_3 / e
+    ratio = l2**3 * cl2[H] / (2 * R3 * e)
+    return [
+        Check("T2.root", "proof of Thm 2 (corrected)",
+              "the last factor of T_2 vanishes at λ_2* = 4λ_{R,2}λ_{R,3}²/(4λ_{R,2}² − ελ_{R,3}²)",
+              LAM2_STAR, roots[0], constraints=(exists,)),
+        _sign("T2.root.single", "proof of Thm 2 (corrected)",
+              "the last factor increases in λ_2 when 2λ_{R,2} > √ε λ_{R,3} (so λ_2* is its only "
+              "root, and it is negative below λ_2*)", LAM2_STAR, sp.diff(last, l2), ">",
+              constraints=(exists,)),
+        _sign("T2.root.condition", "proof of Thm 2 (corrected)",
+              "λ_2* < λ_{R,3} exactly when λ_{R,2} > (1+√(1+ε))/2 λ_{R,3}: "
+              "(λ_{R,3} − λ_2*)(λ_{R,2} − threshold) > 0", p.THM2_THRESHOLD,
+              sp.factor(sp.together((R3 - LAM2_STAR) * threshold_ok)), ">",
+              constraints=(exists, sp.Abs(threshold_ok) - sp.Rational(1, 10**6) * R3)),
+        _sign("T2.small.bound", "proof of Thm 2 (corrected)",
+              "|T_2| <= λ_2³H/(2λ_{R,3}e) · T_3 for every λ_2 > 0", t2,
+              ratio * e * t3_over_e + t2, ">"),
+        _sign("T2.small.ratio", "proof of Thm 2 (corrected)",
+              "λ_2³H/(2λ_{R,3}e) < 1 for λ_2 < λ_2* under Theorem 2's assumptions", ratio,
+              1 - ratio, ">", numeric_subs={e: cl2[e]},
+              constraints=(cl2[e], LAM2_STAR - l2, threshold_ok), ranges=small),
+    ]
+
+
+def _orders_check(cl2: Mapping[sp.Symbol, sp.Expr], t2: sp.Expr) -> list[Check]:
+    """ "T_1 + T_3 = o(δ²)", "T_2 = o(δ⁵)": limits with λ_{R,2} = aδ, λ_{R,3} = bδ, λ_2 = cδ."""
+    a, b, c, delta = sp.symbols("a b c delta", positive=True)
+    scale = {R2: a * delta, R3: b * delta, l2: c * delta}
+    t1 = _d(cl2[F]) * cl2[e] * cl2[H]
+    t3 = cl2[F] * cl2[e] * _d(cl2[H])
+    lim13 = sp.limit(sp.simplify((t1 + t3).subs(scale) / delta**2), delta, 0)
+    lim2 = sp.limit(sp.simplify(t2.subs(scale) / delta**5), delta, 0)
+    fb = sp.sqrt(b**2 + eps * c**2)
+    typed = sp.Matrix([lam_T * c**sp.Rational(3, 2) * (2 * a * c + b**2 + 2 * eps * c**2)
+                       / (2 * sp.sqrt(2 * a + eps * c) * fb),
+                       c**5 * (2 * a * c - b**2 - b * fb) / (2 * (b + fb) ** 2)])
+    unit = {s: (0.05, 1.0) for s in (a, b, c)}
+    return [Check("thm2.orders", "proof of Thm 2",
+                  "lim (T_1 + T_3)/δ² and lim T_2/δ⁵ as δ → 0 (λ_{R,2} = aδ, λ_{R,3} = bδ, "
+                  "λ_2 = cδ) are 0 as 'o(δ²)', 'o(δ⁵)' say", p.THM2_ORDERS,
+                  sp.Matrix([lim13, lim2]), ranges=unit, correction=typed,
+                  lhs=r"\lim_{\delta \to 0} \left(\frac{T_1 + T_3}{\delta^2}, "
+                      r"\frac{T_2}{\delta^5}\right)")]
+
+
+def _lambda3_checks() -> list[Check]:
+    """Theorem 2's "λ_3 increasing in ε", at the limit t → ∞ (implicit differentiation)."""
+    slope = m.limit_lambda3_slope()
+    lim_t = m.limit_k3()[lam_T]
+    inside = (lim_t - sp.Rational(1, 2), 1 - lim_t, R2 - p.THM2_THRESHOLD)
+    box = {R2: (1e-4, 0.05), R3: (1e-4, 0.05), l1: (0.2, 1.5)}
+    return [
+        _sign("thm2.lambda3", "Thm 2",
+              "λ_3 increases with ε (at t → ∞: dλ_3(∞)/dε > 0, λ_T fixed, inside the assumptions)",
+              sp.Derivative(l3, eps), slope, ">", constraints=inside, ranges=box, symbolic=False,
+              correction_text="false: λ_3(∞) = λ_T/(λ_1λ_2) decreases with ε everywhere "
+                              "(thm2.lambda3.limit), so for every ε < ε' λ_3 is smaller at ε' "
+                              "from some finite t on; " + lambda3_counterexample().text()),
+        _sign("thm2.lambda3.limit", "Thm 2 (corrected)",
+              "dλ_3(∞)/dε < 0 at fixed λ_T, λ_{R,2}, λ_{R,3} (any admissible values)",
+              sp.Derivative(l3, eps), slope, "<", symbolic=False),
+    ]
 
 
 def _increasing_f() -> sp.Expr:

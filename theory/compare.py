@@ -79,8 +79,14 @@ def _entries(expr: sp.Expr | sp.MatrixBase) -> list[sp.Expr]:
 
 
 def _is_zero(expr: sp.Expr) -> bool:
-    """Symbolic zero test: cheap rational normal form first, then full simplification."""
-    if expr == 0 or sp.cancel(sp.together(expr)) == 0:
+    """Symbolic zero test. A rational function is zero exactly when the expanded numerator of
+    its single fraction is (decisive and fast for the big matrix entries of the reduction
+    checks); anything else: cheap rational normal form first, then full simplification."""
+    if expr == 0:
+        return True
+    if expr.is_rational_function():
+        return sp.expand(sp.fraction(sp.together(expr))[0]) == 0
+    if sp.cancel(sp.together(expr)) == 0:
         return True
     return sp.simplify(expr) == 0
 
@@ -140,7 +146,10 @@ def numeric_equal(printed: sp.Expr | sp.MatrixBase, derived: sp.Expr | sp.Matrix
 
 
 def symbolic_sign(expr: sp.Expr, relation: str) -> Verdict:
-    """Ask sympy (positive symbols) whether ``expr`` is > 0 or < 0 everywhere."""
+    """Ask sympy (positive symbols) whether ``expr`` is > 0 or < 0 everywhere (as it stands
+    first, then simplified)."""
+    if (expr.is_positive if relation == ">" else expr.is_negative):
+        return Verdict("holds", f"sympy proves it {relation} 0 for positive symbols")
     simp = sp.simplify(expr)
     known = simp.is_positive if relation == ">" else simp.is_negative
     if known:

@@ -7,6 +7,7 @@ numeric one; if both exist and disagree the check is undecided.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -87,6 +88,7 @@ def sign_verdicts(check: Check, seed: int, symbolic: bool = True) -> tuple[Verdi
 
 def run_check(check: Check, seed: int = 0, symbolic: bool = True) -> Result:
     """Decide one check and, for an erratum, verify and render its correction."""
+    symbolic = symbolic and check.symbolic
     if check.relation is None:
         printed = check.printed.subs(check.context)
         sym, num = compare(check, printed, seed, symbolic)
@@ -111,6 +113,8 @@ def _correction(check: Check, seed: int, witness: dict) -> str:
         where = ", ".join(f"{k}={v:.4g}" for k, v in sorted(witness.items()))
         text = check.correction_text or f"the claim {check.relation} 0 is false"
         return f"{text} (counterexample: {where})"
+    if check.hypothesis:
+        return _corrected_hypothesis(check, seed)
     if check.correction is None:
         return latex(sp.simplify(check.derived))
     sym, num = compare(check, check.correction.subs(check.context), seed)
@@ -118,3 +122,12 @@ def _correction(check: Check, seed: int, witness: dict) -> str:
         raise AssertionError(f"the correction typed for {check.id} does not hold")
     body = latex(check.correction)
     return f"{check.lhs} = {body}" if check.lhs else body
+
+
+def _corrected_hypothesis(check: Check, seed: int) -> str:
+    """Verify that the step holds under the corrected assumptions and return their statement."""
+    fixed = dataclasses.replace(check, derived=check.derived.subs(check.hypothesis))
+    sym, num = compare(fixed, check.printed.subs(check.context).subs(check.hypothesis), seed)
+    if _combine(sym, num)[0] != "holds":
+        raise AssertionError(f"the hypothesis typed for {check.id} does not make it hold")
+    return check.correction_text

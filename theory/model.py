@@ -132,3 +132,44 @@ def linearised_difference() -> sp.Expr:
     first = sp.series(f(v + h * d, eps + h) - f(v, eps), h, 0, 2).removeO().doit()
     first = first.subs({sp.Derivative(f(v, eps), v): f_lam, sp.Derivative(f(v, eps), eps): f_eps})
     return sp.expand(first.subs(d, Delta / h))
+
+
+def matrix_field(T: sp.Matrix, Ws: list[sp.Matrix], R0s: list[sp.Matrix],
+                 epsilon: sp.Expr = eps) -> list[sp.Matrix]:
+    """Right side of the matrix system (9) (k = 2: (8)) for W_1..W_k.
+
+    Ẇ_i = R_{i+1}⋯R_k E W_1ᵗ⋯W_{i-1}ᵗ with E = T − W_k⋯W_1 and R_j = R_j(0) + εW_jᵗ, the closed
+    form of (7)'s Ṙ_j = εẆ_jᵗ from W(0) = 0. ``R0s`` holds R_2(0)..R_k(0).
+    """
+    k = len(Ws)
+    R = {j: R0s[j - 2] + epsilon * Ws[j - 1].T for j in range(2, k + 1)}
+    prod = Ws[0]
+    for W in Ws[1:]:
+        prod = W * prod
+    E = T - prod
+    out = []
+    for i in range(1, k + 1):
+        left = sp.eye(Ws[i - 1].rows)
+        for j in range(i + 1, k + 1):
+            left = left * R[j]
+        right = sp.eye(Ws[0].cols)
+        for j in range(1, i):
+            right = right * Ws[j - 1].T
+        out.append(left * E * right)
+    return out
+
+
+def limit_k3() -> dict[sp.Symbol, sp.Expr]:
+    """k = 3 at t → ∞, as functions of the limit λ_1 (e = 0 on the curves (16)):
+    λ_2 = G(λ_1, λ_{R,2}), λ_3 = G(λ_2, λ_{R,3}) and λ_T = λ_1λ_2λ_3."""
+    sub = eliminate_k3_from_lam1()
+    return {**sub, lam_T: lam(1) * sub[lam(2)] * sub[lam(3)]}
+
+
+def limit_lambda3_slope() -> sp.Expr:
+    """dλ_3(∞)/dε at fixed λ_T, λ_{R,2}, λ_{R,3} (k = 3), by implicit differentiation of
+    λ_T = λ_1G_2(λ_1)G_3(λ_1) at the limit; a function of the limit λ_1."""
+    lim = limit_k3()
+    lam_t, lam3 = lim[lam_T], lim[lam(3)]
+    dlam1 = -sp.diff(lam_t, eps) / sp.diff(lam_t, lam(1))
+    return sp.diff(lam3, lam(1)) * dlam1 + sp.diff(lam3, eps)

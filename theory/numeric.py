@@ -241,3 +241,44 @@ def summary_text(findings: Sequence[Finding]) -> str:
                          f"eps {w.eps_pair[0]:g}->{w.eps_pair[1]:g}, t={w.t:.4g}; DOP853 "
                          f"rtol 1e-12 recheck: change {f.confirmed.get(q, float('nan')):.3g}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Lambda3Example:
+    """A finite-time counterexample to "λ_3 increases with ε" (Theorem 2), from (15) at k = 3."""
+
+    lam_T: float
+    lam_R: tuple[float, float]
+    eps: tuple[float, float]
+    t_flip: float               # last output time at which λ_3 still increases with ε
+    t: float                    # a time after the flip
+    lam3: tuple[float, float]   # λ_3(t) at the two ε
+    e_rel: tuple[float, float]  # e(t)/λ_T at the two ε
+
+    def text(self) -> str:
+        """One sentence for the report."""
+        e_rel = ", ".join(f"{v:.2g}" if abs(v) > 1e-8 else "0 (to 1e-8)" for v in self.e_rel)
+        return (f"at finite t it fails too: lambda_T = {self.lam_T:g}, lambda_R = {self.lam_R} "
+                f"(inside Theorem 2's assumptions), eps {self.eps[0]:g} vs {self.eps[1]:g}: "
+                f"lambda_3 increases with eps until t = {self.t_flip:.3g}, then decreases; at "
+                f"t = {self.t:.3g}, lambda_3 = {self.lam3[0]:.3g} > {self.lam3[1]:.3g} while "
+                f"e/lambda_T = {e_rel} (sims.scalar, LSODA, rtol 1e-10)")
+
+
+def lambda3_counterexample(lam_T: float = 0.6, lam_R: tuple[float, float] = (0.01, 0.005),
+                           eps: tuple[float, float] = (0.0, 1.0)) -> Lambda3Example:
+    """Integrate (15) (k = 3, λ(0) = 0) at two ε and locate where λ_3 stops increasing in ε.
+
+    The defaults satisfy Theorem 2's assumptions: λ_{R,2}, λ_{R,3} < δ = 0.05 ≪ λ_T < 1 and
+    λ_{R,2} > (1+√(1+ε))/2 · λ_{R,3} for every ε <= 1.
+    """
+    t = np.concatenate([[0.0], np.geomspace(1.0, 1e4, 800)])
+    lam = integrate_scalar(lam_T, np.asarray(lam_R), np.asarray(eps), t, method="LSODA")
+    lam3, err = lam[:, 2, :], lam_T - np.prod(lam, axis=1)
+    up = np.flatnonzero(lam3[1] > lam3[0])
+    if up.size == 0 or up[-1] + 1 >= t.size:
+        raise ValueError("lambda_3 does not stop increasing with eps on this grid")
+    j = min(np.searchsorted(t, 1.4 * t[up[-1]]), t.size - 1)
+    return Lambda3Example(lam_T, lam_R, eps, float(t[up[-1]]), float(t[j]),
+                          (float(lam3[0, j]), float(lam3[1, j])),
+                          (float(err[0, j] / lam_T), float(err[1, j] / lam_T)))

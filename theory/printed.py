@@ -140,3 +140,36 @@ T2_LAST_FACTOR = 2 * R2 * l2 - R3**2 - R3 * sp.sqrt(R3**2 + eps * l2**2)
 # "bounded below by 2λ_{R,2}λ_2 - λ_{R,3}λ_2 - λ_{R,3}sqrt(1+ε)λ_2 > 0 if λ_{R,2} > (1+sqrt(1+ε))/2 λ_{R,3}"
 THM2_BOUND = 2 * R2 * l2 - R3 * l2 - R3 * sp.sqrt(1 + eps) * l2
 THM2_THRESHOLD = (1 + sp.sqrt(1 + eps)) / 2 * R3
+
+
+def eq15(k: int) -> tuple[sp.Expr, ...]:
+    """(15): λ̇_i = (λ_{R,k} + ελ_k)⋯(λ_{R,i+1} + ελ_{i+1}) e λ_{i-1}⋯λ_1, i = 1..k."""
+    return tuple(
+        sp.Mul(*[lam_Ri(j) + eps * lam(j) for j in range(i + 1, k + 1)])
+        * e * sp.Mul(*[lam(j) for j in range(1, i)])
+        for i in range(1, k + 1)
+    )
+
+
+def eq17_first(k: int, dot: dict[int, sp.Expr]) -> sp.Expr:
+    """(17), first member: -e Σ_i \\dot{λ}_i Π_{j≠i} λ_j  (= \\dot{e}^2/2)."""
+    return -e * sum(dot[i] * sp.Mul(*[lam(j) for j in range(1, k + 1) if j != i])
+                    for i in range(1, k + 1))
+
+
+# Appendix 2, two-layer reduction: "W_2W_1 = UΛ_2Λ_1V^t, (T − W_2W_1) = U(Λ − Λ_2Λ_1)V^t"
+# (a bare Λ, not defined anywhere in the paper). Matrices in, matrix out.
+def reduction_product(U: sp.Matrix, L2: sp.Matrix, L1: sp.Matrix, V: sp.Matrix) -> sp.Matrix:
+    """W_2W_1 = UΛ_2Λ_1Vᵗ as printed."""
+    return U * L2 * L1 * V.T
+
+
+def reduction_error(U: sp.Matrix, Lam: sp.Matrix, L2: sp.Matrix, L1: sp.Matrix,
+                    V: sp.Matrix) -> sp.Matrix:
+    """(T − W_2W_1) = U(Λ − Λ_2Λ_1)Vᵗ as printed (Λ as printed: a bare Λ)."""
+    return U * (Lam - L2 * L1) * V.T
+
+
+# Theorem 2's proof: "T_1 + T_3 = o(δ²)" and "T_2 = o(δ⁵)": the limits of (T_1 + T_3)/δ² and
+# T_2/δ⁵ as δ → 0 that these claims assert
+THM2_ORDERS = sp.Matrix([0, 0])

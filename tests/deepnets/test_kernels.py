@@ -138,6 +138,14 @@ def test_dropout_masks_follow_the_seed_and_the_rate() -> None:
     assert torch.equal(xg.grad, (out.detach() != 0) * (torch.ones(()) / 0.7))
     drop.eval()
     assert drop(x) is x
+    # the mask of a unit depends on the seed and the shape, not on the memory layout
+    z = torch.ones(4, 6, 5, 5)
+    masks = []
+    for layout in (z, z.contiguous(memory_format=torch.channels_last),
+                   z.permute(2, 3, 0, 1).contiguous().permute(2, 3, 0, 1)):
+        torch.manual_seed(2)
+        masks.append(Dropout(0.5)(layout))
+    assert torch.equal(masks[0], masks[1]) and torch.equal(masks[0], masks[2])
 
 
 @pytest.mark.parametrize("arch", [

@@ -14,7 +14,8 @@ from theory.symbols import G2, dG2, eps, lam, lam_Ri
 
 ERRATA = {
     "linearisation", "dF3/deps", "dG3/deps", "G2.substitution", "T2.definition",
-    "T2.closed-form", "sign.T2.small",
+    "T2.closed-form", "sign.T2.small", "reduction.8-10", "reduction.8-10.Lambda",
+    "reduction.9-15", "thm2.orders", "thm2.lambda3",
 }
 REQUIRED_IDS = {
     "eq11", "eq12", "eq13.F", "eq13.G", "eq13.G.alt", "eq13.H", "dF/deps", "dG/deps",
@@ -22,6 +23,9 @@ REQUIRED_IDS = {
     "eq19.lambda1", "dF2/deps", "dG2/deps", "dF3/deps", "dG3/deps", "dH/deps", "rhs1/deps",
     "G2.substitution", "dF3.closed-form", "rhs2/deps", "T2.closed-form", "T2.last-factor",
     "thm2.bound", "sign.F", "sign.G", "sign.H", "sign.dF/deps", "sign.dG/deps",
+    "reduction.8-10", "reduction.9-15", "thm2.lambda3", "thm1.monotone", "thm2.orders",
+    "eq17.first", "T2.root", "T2.root.single", "T2.root.condition", "T2.small.bound",
+    "T2.small.ratio", "thm2.lambda3.limit",
 }
 
 

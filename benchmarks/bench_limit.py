@@ -26,6 +26,9 @@ import statistics
 import time
 from collections.abc import Callable
 
+# as ``import deepnets`` does, before torch loads OpenMP (deepnets.cpu)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import torch
 from torch import Tensor
 

@@ -55,6 +55,12 @@ Example (frfb leaves R unchanged while W learns):
 True
 """
 
+import os as _os
+
+# Before torch loads OpenMP: waiting threads sleep instead of spinning (an explicit
+# OMP_WAIT_POLICY wins; no effect if torch was imported first). See deepnets.cpu.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from deepnets.alignment import alignment
 from deepnets.arch import PRESETS, ArchError, LayerSpec, format_arch, parse_arch
 from deepnets.config import ConfigError, TrainConfig

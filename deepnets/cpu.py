@@ -1,4 +1,14 @@
-"""CPU speed settings of a training process (issue 10): the allocator keeps freed memory.
+"""CPU speed settings of a training process (issue 10): OpenMP threads sleep while they wait,
+and the allocator keeps freed memory.
+
+``import deepnets`` sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the variable is set, and only if
+torch has not been imported yet, since OpenMP reads it when it loads). By default GNU OpenMP's
+idle threads spin for a while at the end of every parallel operator; on a shared machine the
+spinning thread holds the core that its descheduled partner needs, and each of the ~100
+parallel operators of a step then waits for a time slice. Measured on the 2-core development
+machine at load 3-4: a simpnet urfb step 631 ms spinning, 285 ms sleeping (the old code: 1017
+against 600 ms); with one thread the setting changes nothing. Sleeping costs a wake-up (tens of
+microseconds) per operator on an idle machine.
 
 A training step allocates and frees the same large tensors (activations, their gradients, the
 dropout noise: tens of MB each) every step. glibc serves allocations above 32 MB (and, by

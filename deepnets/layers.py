@@ -602,10 +602,22 @@ class FeedbackConv2d(_SpatialLayer):
     def linear_grads(self, x, delta, need_in, need_w, need_b, through=None):
         p = self.padding
         fb = self._through(through, delta)
-        return torch.ops.aten.convolution_backward(  # one fused call, grad_input through R
-            same_format(delta, x), x, fb, [self.out_channels], [1, 1], [p, p], [1, 1],
-            False, [0, 0], 1, [need_in, need_w, need_b],
-        )  # fmt: skip
+        delta = same_format(delta, x)
+
+        def grads(mask: list[bool]) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+            return torch.ops.aten.convolution_backward(  # grad_input through R
+                delta, x, fb, [self.out_channels], [1, 1], [p, p], [1, 1],
+                False, [0, 0], 1, mask,
+            )  # fmt: skip
+
+        if x.dtype == torch.bfloat16 and x.device.type == "cpu" and (need_w or need_b):
+            # oneDNN's bf16 weight gradient stalls for ~4 s with 2 threads on a shared machine
+            # (measured: 3.9 s per call, against 10-22 ms with one thread): take it on one
+            grad_in = grads([need_in, False, False])[0] if need_in else None
+            with _one_thread():
+                _, grad_w, grad_b = grads([False, need_w, need_b])
+            return grad_in, grad_w, grad_b
+        return grads([need_in, need_w, need_b])  # one fused call
 
 
 class FeedbackUntied2d(FeedbackLayer):
@@ -839,6 +851,20 @@ def _untied_structure(in_shape: tuple[int, int, int], k: int) -> Tensor:
     before, after = _same_padding(k)
     ones = F.pad(torch.ones(1, *in_shape), (before, after, before, after))
     return F.unfold(ones, k)[0].t().unsqueeze(1)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch's operators on one thread inside (setting the count costs well under 1 us)."""
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def _fused_clip_conv(x: Tensor, weight: Tensor) -> bool:

@@ -2,8 +2,8 @@
 
 Left: the time to reach the threshold of FRFB (ε = 0) and of BP, each divided by URFB's (the
 largest ε) within a seed, against depth: median line and interquartile band (a ratio above 1:
-slower than URFB; a run that never reached the threshold counts as +inf, off the plot). Right: one panel per ε, the final correlation of W_l and R_lᵗ against depth,
-one line per layer l (median over seeds), the top layer l = k drawn black.
+slower than URFB; a run that never reached the threshold counts as +inf, off the plot). Right: one heat map per ε of the final correlation of W_l and R_lᵗ (median over seeds),
+depth k against layer l.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 
+from figures.style import method_color, new_figure, save_figure
 from sims.depth_stats import Times, collect, paired_ratios, quartiles
-from figures.style import epsilon_colors, method_color, new_figure, save_figure
 
 NEED = {"depth", "method", "epsilon", "seed", "t_threshold", "reached"}
 
@@ -49,24 +50,37 @@ def _band(ax: Axes, times: Times, num: tuple[str, float | None], ref: tuple[str,
     ax.plot(ks, q[:, 1], "o-", color=color, label=label)
 
 
-def _alignment(ax: Axes, rows: list[dict[str, str]], eps: float, layers: int) -> None:
+def alignment_grid(rows: list[dict[str, str]], eps: float, layers: int) -> tuple[list[int],
+                                                                               np.ndarray]:
+    """Depths and a (depths × layers) grid of the median final corr(W_l, R_lᵗ) over seeds at
+    ``eps``; nan where layer l does not exist (l > k)."""
     by_depth: dict[int, list[list[float]]] = defaultdict(list)
     for r in rows:
         if r["method"] == "feedback" and float(r["epsilon"]) == eps:
             k = int(r["depth"])
-            by_depth[k].append([float(r[f"corr_{l}"]) for l in range(1, k + 1)])
+            by_depth[k].append([float(r[f"corr_{l}"] or "nan") for l in range(1, k + 1)])
     ks = sorted(by_depth)
-    med = {k: np.median(np.array(by_depth[k]), axis=0) for k in ks}
-    colors = epsilon_colors(range(1, layers + 1))
-    for l in range(1, layers + 1):
-        have = [k for k in ks if k >= l]
-        if have:
-            ax.plot(have, [med[k][l - 1] for k in have], ".-", color=colors[float(l)],
-                    label=f"l={l}")
-    ax.plot(ks, [med[k][-1] for k in ks], "k--", label="l=k (top)")
-    ax.set_ylim(-0.1, 1.05)
-    ax.set_title(f"ε={eps:g}" + {0.0: " (FRFB)"}.get(eps, ""))
-    ax.set_xlabel("depth k")
+    grid = np.full((len(ks), layers), np.nan)
+    for i, k in enumerate(ks):
+        grid[i, :k] = np.nanmedian(np.array(by_depth[k]), axis=0)
+    return ks, grid
+
+
+def _alignment(ax: Axes, rows: list[dict[str, str]], eps: float, layers: int) -> AxesImage:
+    """Heat map of :func:`alignment_grid`: depth k (rows) against layer l (columns)."""
+    ks, grid = alignment_grid(rows, eps, layers)
+    image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", origin="lower", aspect="auto",
+                      extent=(0.5, layers + 0.5, -0.5, len(ks) - 0.5))
+    for i in range(len(ks)):
+        for l in range(layers):
+            if np.isfinite(grid[i, l]):
+                ax.text(l + 1, i, f"{grid[i, l]:.2f}", ha="center", va="center", fontsize=5,
+                        color="white" if grid[i, l] < 0.6 else "black")
+    ax.set_yticks(range(len(ks)), [str(k) for k in ks])
+    ax.set_xticks(range(1, layers + 1))
+    ax.set_title(f"corr(W_l, R_lᵗ), ε={eps:g}" + {0.0: " (FRFB)"}.get(eps, ""))
+    ax.set_xlabel("layer l")
+    return image
 
 
 def draw_depth(csv_path: str | os.PathLike[str]) -> Figure:
@@ -86,10 +100,11 @@ def draw_depth(csv_path: str | os.PathLike[str]) -> Figure:
     ax.set_ylabel("time-to-threshold ratio")
     ax.legend(frameon=False)
     for col, eps in enumerate(eps_values, start=1):
-        _alignment(axes[0, col], rows, eps, layers)
-    axes[0, 1].set_ylabel("final corr(W_l, R_lᵗ)")
-    axes[0, -1].legend(frameon=False, fontsize=6, loc="lower left")
+        image = _alignment(axes[0, col], rows, eps, layers)
+    axes[0, 1].set_ylabel("depth k")
     fig.tight_layout()
+    fig.colorbar(image, ax=list(axes[0, 1:]), fraction=0.02, pad=0.01,
+                 label="final corr (median over seeds)")
     return fig
 
 

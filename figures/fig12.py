@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from figures.style import epsilon_colors, method_color, new_figure, save_figure
@@ -60,16 +61,17 @@ def noise_floor(error0: float, rtol: float) -> float:
     return NOISE_FACTOR * rtol**2 * error0
 
 
-def _log_error(ax, t: np.ndarray, err: np.ndarray, floor: float, color, label: str) -> None:
-    """log10 e(t): solid while above ``floor``, faint dotted below it (solver noise)."""
+def _log_error(ax: Axes, t: np.ndarray, err: np.ndarray, floor: float, color: object,
+               label: str) -> None:
+    """log10 e(t): solid until e first falls under ``floor``, faint and dotted from there on."""
     with np.errstate(divide="ignore", invalid="ignore"):
         log_e = np.log10(err)
-    above = err >= floor
-    cut = int(np.argmin(above)) if not above.all() else t.size   # first point under the floor
-    ax.plot(t[: cut + 1], np.where(np.arange(min(cut + 1, t.size)) < cut, log_e[: cut + 1],
-                                   np.log10(floor)), color=color, label=label)
+    under = err < floor
+    cut = int(np.argmax(under)) if under.any() else t.size
+    ax.plot(t[:cut], log_e[:cut], color=color, label=label)
     if cut < t.size:
-        ax.plot(t[cut:], log_e[cut:], color=color, linestyle=":", alpha=0.35)
+        start = max(cut - 1, 0)
+        ax.plot(t[start:], log_e[start:], color=color, linestyle=":", alpha=0.35)
 
 
 def draw_figure12(curves: str | os.PathLike[str], rtol: float = DEFAULT_RTOL) -> Figure:

@@ -35,8 +35,8 @@ import numpy as np
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from urfb_common import atomic_write_text, require_writable
-from sims.initial import random_matrices, random_target, zero_weights
+from sims.depth_stats import Times, collect, paired_ratios, quartiles
+from sims.initial import random_matrices, random_target
 from sims.linear import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
@@ -44,9 +44,9 @@ from sims.linear import (
     make_problem,
     pearson,
 )
-from sims.depth_stats import Times, collect, paired_ratios, quartiles
 from sims.subspace import reduce_feedback, reduced_system, reduced_weights
 from sims.until import SOLVERS, StopRun, full_system, run_until
+from urfb_common import atomic_write_text, require_writable
 
 DEFAULT_OUT = Path("out/depth_sweep")
 #: BP seeds solved together by default. ``benchmarks/bench_depth.py`` measured batched BP
@@ -277,10 +277,10 @@ def verdict(rows: Sequence[Row], cfg: DepthConfig) -> str:
     times, top = times_of(rows), ("feedback", max(cfg.eps))
     depths = sorted({r.depth for r in rows})
     fr = {k: paired_ratios(times, k, ("feedback", 0.0), top) for k in depths}
-    lines = [f"time to e(t) <= {cfg.threshold:g} e(0); per-seed ratios, median [quartiles] "
-             f"(inf: not reached by the horizon); URFB = eps {top[1]:g}",
-             f"{'depth':>5}  {'FRFB/URFB':>26}  {'BP/URFB':>26}  {'reached BP/eps..':>17}  "
-             f"plateaus"]
+    lines = [(f"time to e(t) <= {cfg.threshold:g} e(0); per-seed ratios, median [quartiles] "
+              f"(inf: not reached by the horizon); URFB = eps {top[1]:g}"),
+             (f"{'depth':>5}  {'FRFB/URFB':>26}  {'BP/URFB':>26}  {'reached BP/eps..':>17}  "
+              "plateaus")]
     for k in depths:
         bp = paired_ratios(times, k, ("bp", None), top)
         keys = [("bp", None)] * cfg.bp + [("feedback", e) for e in cfg.eps]

@@ -30,7 +30,11 @@ SIGN_POINTS = 300
 
 @dataclass(frozen=True)
 class Result:
-    """The outcome of one check, in the form the CLI prints and writes."""
+    """The outcome of one check, in the form the CLI prints and writes.
+
+    ``kind``: "equality" (printed vs derived; an erratum's correction is a formula), "sign"
+    (a sign claim) or "assumption" (an equality whose correction is to its hypotheses, in words).
+    """
 
     id: str
     ref: str
@@ -102,7 +106,8 @@ def run_check(check: Check, seed: int = 0, symbolic: bool = True) -> Result:
         correction = _correction(check, seed, witness)
     derived = latex(check.derived) if check.relation is None else (
         f"{latex(check.derived)} {check.relation} 0")
-    kind = "equality" if check.relation is None else "sign"
+    kind = ("sign" if check.relation is not None
+            else "assumption" if check.hypothesis else "equality")
     return Result(check.id, check.ref, check.claim, kind, status, shown, derived, correction, reason,
                   sym.status, num.status, witness)
 

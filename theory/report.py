@@ -45,7 +45,8 @@ def markdown(results: Sequence[Result]) -> str:
         if r.status == "erratum" and r.kind == "equality":
             note = f"${note}$"
         note = note.replace("|", r"\|")
-        lines.append(f"| `{r.id}` | {r.ref} | {r.claim} | **{r.status}** | {note} |")
+        claim = r.claim.replace("|", r"\|")
+        lines.append(f"| `{r.id}` | {r.ref} | {claim} | **{r.status}** | {note} |")
     lines.append("")
     lines.append(counts(results))
     return "\n".join(lines) + "\n"

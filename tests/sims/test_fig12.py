@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from figures.fig12 import draw_figure12, plot_figure12
+from figures.fig12 import NOISE_FACTOR, draw_figure12, noise_floor, plot_figure12
 
 
 def write_curves(path: Path) -> None:
@@ -47,8 +47,30 @@ def test_layout_is_the_papers_rows_and_columns(tmp_path: Path) -> None:
     assert [ax.get_ylabel() for ax in axes[:, 0]] == ["log10 error", "corr(W2, R2ᵗ)",
                                                        "corr(W1, R1ᵗ)"]
     for ax in axes[0]:
-        assert len(ax.get_lines()) == 3                       # BP, ε = 0, ε = 1
-        bp = ax.get_lines()[0]
-        np.testing.assert_allclose(bp.get_ydata(), -np.arange(5.0))   # log10 of 10^-j
+        curves = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+        assert len(curves) == 3                               # BP, ε = 0, ε = 1
+        np.testing.assert_allclose(curves[0].get_ydata(), -np.arange(5.0))   # log10 of 10^-j
     assert all(len(ax.get_lines()) == 2 for ax in axes[1:].ravel())   # one curve per ε, no BP
     plt.close(fig)
+
+
+def test_error_under_the_solver_noise_floor_is_marked_not_drawn_as_dynamics(tmp_path: Path) -> None:
+    """e(t) falls to 1e-20·e(0): solid only while above NOISE_FACTOR·rtol²·e(0), dotted after,
+    and a dashed grey line marks the floor."""
+    lines = ["run,method,epsilon,t,error,corr_1,corr_2"]
+    for j in range(11):
+        lines.append(f"1,feedback,1.0,{j},{10.0 ** (-2 * j)},0.5,0.5")
+    curves = tmp_path / "curves.csv"
+    curves.write_text("\n".join(lines) + "\n")
+    fig = draw_figure12(curves, rtol=1e-7)
+    top = fig.axes[0]
+    floor = noise_floor(1.0, 1e-7)
+    assert floor == pytest.approx(NOISE_FACTOR * 1e-14)
+    solid, dotted, marker = top.get_lines()
+    assert solid.get_linestyle() == "-" and min(solid.get_ydata()) >= np.log10(floor)
+    assert dotted.get_linestyle() == ":" and min(dotted.get_ydata()) == -20
+    assert marker.get_linestyle() == "--" and marker.get_ydata()[0] == pytest.approx(np.log10(floor))
+    looser = draw_figure12(curves, rtol=1e-3)                 # a looser solver: an earlier cut
+    assert max(looser.axes[0].get_lines()[0].get_xdata()) < max(solid.get_xdata())
+    plt.close(fig)
+    plt.close(looser)

@@ -4,8 +4,12 @@
 - :mod:`sims.linear`: BP and the feedback systems (7)/(9) of Section 5 for any depth and widths,
   integrated with ``scipy.integrate.solve_ivp``, batched over an ensemble axis.
 - :mod:`sims.initial`: Section 5.1's random and Appendix 2's SVD-structured initial conditions.
+- :mod:`sims.subspace`: the exact reduction of (9) from W(0) = 0 to n_k x n_k matrices.
+- :mod:`sims.until`: integration until e(t) falls to a fraction of e(0), batched.
 - :mod:`sims.epsilon_sweep`: ``python -m sims.epsilon_sweep``, Section 5.1's simulation (Figure 12).
+- :mod:`sims.depth_sweep`: ``python -m sims.depth_sweep``, the linear dynamics at depths 2-8
+  (does fixed feedback degrade with depth?); :mod:`sims.depth_stats` its statistics.
 - :mod:`sims.circuits`: Appendix 1's local circuits (eq. (6), rule (3)), ``python -m sims.circuits``.
-- :mod:`sims.fileio`: atomic file output used by every package.
-- :mod:`sims.cliargs`: up-front checks of a CLI's output paths (one-line errors, exit 2).
+
+Shared utilities (atomic writes, output-path checks) live in the top-level ``urfb_common``.
 """

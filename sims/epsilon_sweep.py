@@ -252,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarize(results, cfg.eps, cfg.threshold)
     atomic_write_text(a.out / "curves.csv", curves_csv(results))
     atomic_write_text(a.out / "summary.csv", summary.csv())
-    figs = plot_figure12(a.out / "curves.csv", a.out / "figure12")
+    figs = plot_figure12(a.out / "curves.csv", a.out / "figure12", rtol=cfg.rtol)
     print(summary.table(cfg.threshold))
     print(f"wrote {a.out / 'curves.csv'}, {a.out / 'summary.csv'}, "
           + ", ".join(str(f) for f in figs))

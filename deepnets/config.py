@@ -204,7 +204,15 @@ class TrainConfig:
         key for a missing key, a value of the wrong type or an out-of-range value."""
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: expected a JSON object, found {type(data).__name__}")
+        version = data.get("schema_version", 1)
+        if not (isinstance(version, int) and not isinstance(version, bool)
+                and 1 <= version <= SCHEMA_VERSION):
+            raise ConfigError(f"{where}: key 'schema_version' must be an integer in "
+                              f"1..{SCHEMA_VERSION}, found {version!r}")
         data = _upgrade(dict(data))
+        unknown = sorted(set(data) - {f.name for f in fields(cls)} - set(DERIVED_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r} (not a TrainConfig field)")
         hints = typing.get_type_hints(cls)
         kwargs: dict[str, Any] = {}
         for f in fields(cls):

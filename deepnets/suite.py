@@ -197,6 +197,9 @@ def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
     want = train_config(spec, out, s).identity()
     if want["train_size"] is None:
         want["train_size"] = have["train_size"]
+    for ids in (have, want):  # --out runs and --out $PWD/runs name the same source run
+        if ids.get("from_run"):
+            ids["from_run"] = str(Path(ids["from_run"]).expanduser().resolve())
     differ = [k for k in want if want[k] != have.get(k)]
     if differ:
         got = ", ".join(f"{k}={have.get(k)!r} (asked {want[k]!r})" for k in differ)

@@ -212,6 +212,9 @@ def _check_resume(out: Path, cfg: TrainConfig, force_data: bool) -> TrainConfig:
     if done and not (out / CHECKPOINT).is_file():
         raise RunError(f"{out / LOG} has {done} epochs but {out / CHECKPOINT} is missing: "
                        "cannot resume; start a new run in another folder")
+    state = ckpt.load_checkpoint(out)
+    if state is not None:  # the checkpoint, not the log, says where training resumes
+        done = len(state["records"])
     if cfg.epochs < done:
         raise ConfigError(f"--epochs {cfg.epochs} is below the {done} epochs {out} has trained")
     return stored.replace(epochs=cfg.epochs, device=cfg.device, data_dir=cfg.data_dir,
@@ -409,7 +412,7 @@ def _clean_failed_start(out: Path, existed: bool, resume: bool, s: _Session | No
     set-up failed, which writes nothing)."""
     if resume or s is None or s.records:
         return
-    for name in (CONFIG, LOG):
+    for name in (CONFIG, LOG, CHECKPOINT):  # a checkpoint saved as Ctrl-C came goes too
         (out / name).unlink(missing_ok=True)
     if not existed and out.is_dir() and not any(out.iterdir()):
         out.rmdir()

@@ -83,6 +83,9 @@ def test_schema_1_configs_are_upgraded() -> None:
         ({"epochs": 3, "data_dir": "d", "lr": "fast"}, "key 'lr' must be float, found 'fast'"),
         ({"epochs": 3, "data_dir": "d", "untie": "1"}, "key 'untie' must be a list of integers"),
         ({"epochs": 3, "data_dir": "d", "lr": 1e300}, "config.json: --lr 1e+300: must be positive"),
+        ({"epochs": 3, "data_dir": "d", "schema_version": "2"}, "'schema_version' must be an int"),
+        ({"epochs": 3, "data_dir": "d", "schema_version": 99}, "'schema_version' must be an int"),
+        ({"epochs": 3, "data_dir": "d", "learning_rate": 0.01}, "unknown key 'learning_rate'"),
     ],
 )
 def test_malformed_config_json_is_a_one_line_error(data: object, message: str) -> None:

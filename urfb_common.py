@@ -38,6 +38,7 @@ __all__ = [
     "remove_stale_temps",
     "require_existing",
     "require_writable",
+    "validate_or_exit",
 ]
 
 #: The git-ignored folder (relative to the working directory) of every CLI's default output.
@@ -181,6 +182,16 @@ def require_existing(parser: Any, flag: str, path: str | os.PathLike[str], *, fi
         parser.error(f"{flag} {path}: is a folder; give a file in it")
     if not file and not path.is_dir():
         parser.error(f"{flag} {path}: is a file, not a folder")
+
+
+def validate_or_exit(parser: Any, config: Any) -> None:
+    """For CLIs: ``config.validate()``; its ``ValueError("field_name: why")`` becomes
+    ``parser.error("--field-name: why")`` (one line, exit 2)."""
+    try:
+        config.validate()
+    except ValueError as exc:
+        name, _, why = str(exc).partition(": ")
+        parser.error(f"--{name.replace('_', '-')}: {why}")
 
 
 def images_to_float(x: Any, dtype: Any = None) -> Any:

@@ -37,6 +37,8 @@ from deepnets.cpu import keep_freed_memory
 from deepnets.engine import train_step
 from deepnets.layers import FeedbackConv2d, FeedbackLinear, FeedbackUntied2d, feedback_layers
 
+from bench_step import _status_mib  # noqa: E402 (the sibling script; run from benchmarks/ or the root)
+
 ARCHS = ("simpnet", "deepernet", "deepnet_s")
 METHODS = ("bp", "frfb", "urfb")
 #: step time / FLOP-limited time targets of issue 10 (urfb, on the default code path)
@@ -132,14 +134,6 @@ def gemm_share(step: Callable[[Tensor, Tensor], None], x: Tensor, y: Tensor) -> 
     total = sum(e.self_cpu_time_total for e in events)
     gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM_KERNELS)
     return gemm / total if total else float("nan")
-
-
-def _status_mib(field: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def _peak_memory(untied: bool, batch_size: int) -> tuple[float, float]:

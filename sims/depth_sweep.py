@@ -46,7 +46,7 @@ from sims.linear import (
 )
 from sims.subspace import reduce_feedback, reduced_system, reduced_weights
 from sims.until import SOLVERS, StopRun, full_system, run_until
-from urfb_common import atomic_write_text, require_writable
+from urfb_common import atomic_write_text, require_writable, validate_or_exit
 
 DEFAULT_OUT = Path("out/depth_sweep")
 #: BP seeds solved together by default. ``benchmarks/bench_depth.py`` measured batched BP
@@ -413,11 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     a = parser.parse_args(argv)
     cfg = config_from_args(a)
-    try:
-        cfg.validate()
-    except ValueError as exc:
-        name, _, why = str(exc).partition(": ")
-        parser.error(f"--{name.replace('_', '-')}: {why}")
+    validate_or_exit(parser, cfg)
     require_writable(parser, "--out", a.out)
     try:
         rows = run_sweep(cfg, progress=not a.quiet)

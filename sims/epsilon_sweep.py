@@ -39,7 +39,7 @@ from sims.linear import (
     integrate,
     make_problem,
 )
-from urfb_common import SWEEP_OUT, atomic_write_text, require_writable
+from urfb_common import SWEEP_OUT, atomic_write_text, require_writable, validate_or_exit
 
 
 @dataclass(frozen=True)
@@ -236,11 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       horizon=a.horizon, points=a.points, target_sd=a.target_sd, w_sd=a.w_sd,
                       r_sd=a.r_sd, threshold=a.threshold, solver=a.solver, rtol=a.rtol,
                       atol=a.atol)
-    try:
-        cfg.validate()
-    except ValueError as exc:
-        name, _, why = str(exc).partition(": ")
-        parser.error(f"--{name.replace('_', '-')}: {why}")
+    validate_or_exit(parser, cfg)
     require_writable(parser, "--out", a.out)
     try:
         results = run_sweep(cfg, progress=not a.quiet)

@@ -110,25 +110,31 @@ def projections(times: list[dict[str, Any]], n_train: int = 45000, epochs: int =
 
 
 def grid(args: argparse.Namespace, figures: list[str], extra: list[str], deadline: float) -> dict:
-    """Run one suite grid in a subprocess, killed at ``deadline`` (finished epochs are kept)."""
+    """Run one suite grid in a subprocess, killed at ``deadline`` (finished epochs are kept).
+    What is logged names the output folder ``$OUT`` and the interpreter ``python``, not the
+    lent machine's paths."""
     cmd = [sys.executable, "-m", "deepnets.suite", *figures, "--data", "imagefolder",
            "--data-dir", args.data, "--dataset-label", "CIFAR-10 (JPEG re-encoding)",
            "--out", str(args.runs), "--estimate-steps", "0", "--quiet", *extra]
+
+    def shown(text: str) -> str:
+        return text.replace(sys.executable, "python").replace(str(args.out), "$OUT")
+
+    command = shown(" ".join(cmd))
     left = deadline - time.monotonic()
     if left < 20:
-        return {"command": " ".join(cmd), "status": "skipped: no time left"}
-    log(f"grid: {' '.join(cmd[2:])} (at most {left:.0f} s)")
+        return {"command": command, "status": "skipped: no time left"}
+    log(f"grid: {command} (at most {left:.0f} s)")
     t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, timeout=left, capture_output=True)
+        status, output = f"exit {proc.returncode}", proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        status, output = "stopped at the deadline", (exc.stdout or b"") + (exc.stderr or b"")
     with open(args.out / "suite.log", "a", encoding="utf-8") as sink:
-        sink.write(f"$ {' '.join(cmd)}\n")
-        sink.flush()
-        try:
-            proc = subprocess.run(cmd, timeout=left, stdout=sink, stderr=subprocess.STDOUT)
-            status = f"exit {proc.returncode}"
-        except subprocess.TimeoutExpired:
-            status = "stopped at the deadline"
+        sink.write(f"$ {command}\n{shown(output.decode(errors='replace'))}")
     log(f"  {status} after {time.monotonic() - t0:.0f} s")
-    return {"command": " ".join(cmd), "status": status, "seconds": time.monotonic() - t0}
+    return {"command": command, "status": status, "seconds": time.monotonic() - t0}
 
 
 def pack_runs(runs: Path, dest: Path) -> list[str]:

@@ -198,8 +198,11 @@ def _check_new_folder(out: Path) -> None:
                           "give a new or empty folder")
 
 
-def _check_resume(out: Path, cfg: TrainConfig, force_data: bool) -> TrainConfig:
-    """The stored config, checked against ``cfg``: same run, epochs not below those done."""
+def _check_resume(
+    out: Path, cfg: TrainConfig, force_data: bool
+) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """The stored config, checked against ``cfg`` (same run, epochs not below those done), and
+    the run's checkpoint (None when no epoch has finished)."""
     stored = stored_config(out)
     if cfg.train_size is None:  # "all": the run recorded how many that was
         cfg = cfg.replace(train_size=stored.train_size)
@@ -217,8 +220,9 @@ def _check_resume(out: Path, cfg: TrainConfig, force_data: bool) -> TrainConfig:
         done = len(state["records"])
     if cfg.epochs < done:
         raise ConfigError(f"--epochs {cfg.epochs} is below the {done} epochs {out} has trained")
-    return stored.replace(epochs=cfg.epochs, device=cfg.device, data_dir=cfg.data_dir,
-                          data_fingerprint=stored.data_fingerprint if not force_data else None)
+    resumed = stored.replace(epochs=cfg.epochs, device=cfg.device, data_dir=cfg.data_dir,
+                             data_fingerprint=stored.data_fingerprint if not force_data else None)
+    return resumed, state
 
 
 def _check_data(cfg: TrainConfig, fingerprint: str, n_train: int) -> TrainConfig:
@@ -332,8 +336,9 @@ def _epoch(s: _Session, epoch: int) -> None:
 
 def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: bool) -> _Session:
     cfg = cfg.replace(device=resolve_device(cfg.device))
+    state = None
     if resume:
-        cfg = _check_resume(out, cfg, force_data)
+        cfg, state = _check_resume(out, cfg, force_data)
     else:
         _check_new_folder(out)
     train, val = training_split(cfg)
@@ -343,7 +348,6 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: b
         raise ConfigError(f"--data-dir {cfg.data_dir} holds {n_classes} class; "
                           "a classifier needs at least 2")
     loss_fn = build_loss(cfg, n_classes)
-    state = ckpt.load_checkpoint(out) if resume else None
     net = build_network(cfg, in_shape, n_classes)
     if cfg.from_run is not None and state is None:
         copy_layers(net, cfg)

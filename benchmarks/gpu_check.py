@@ -3,13 +3,18 @@
 (a) CUDA and CPU agree: a few SGD steps of every method on dense, conv (with sum and maxpool)
     and untied layers, in float64, from the same start: the largest difference of any weight.
 (b) Step times on the GPU (fp32, no TF32) for simpnet, deepernet and deepnet_s, bp/frfb/urfb,
-    batch 500, and the projected time of the paper's full grids (1000 epochs) from them.
-(c) In the time left, the evidence grids (3 seeds, the paper's 45,000/5,000 split, batch 500,
-    step 0.1): simpnet x the six protocols, deepernet x {bp-h, urfb, frfb}, deepnet_s's
-    Figure 11 protocol (one seed), each through ``python -m deepnets.suite`` with a deadline;
-    then, in whatever time is left, the simpnet grid is extended towards 40 epochs, seed by
-    seed. The runs' ``config.json`` and ``log.jsonl`` are packed into ``runs.tar.gz``
-    (checkpoints are too large to come back from a lent machine).
+    batch 500, eager and replayed from a CUDA graph (:class:`deepnets.capture.TrainStepper`,
+    the trainer's own step), and the projected time of the paper's full grids (1000 epochs).
+(c) In the time left, the paper's budget for simpnet BP-H, URFB and FRFB (1000 epochs, seed 0,
+    the paper's 45,000/5,000 split, batch 500, step 0.1), the three runs at once on the one GPU
+    (``python -m deepnets.suite 4 ... --jobs 3``), stopped at the deadline. The runs'
+    ``config.json`` and ``log.jsonl`` are packed into ``runs.tar.gz``. Their checkpoints cannot
+    come back from a lent machine: one simpnet checkpoint is 15.7 MiB (bp) or 31.3 MiB (urfb,
+    frfb), and the next window's 64 MiB of carried files already holds the 52 MiB data zip.
+    On a GPU machine of one's own the same command resumes the runs.
+
+The test suite's CUDA tests (a recorded CUDA graph replayed against the eager step,
+``tests/deepnets/test_capture.py``) are run by ``gpu_check.sh`` before this script.
 
 ``--smoke`` shrinks everything (tiny data, one epoch, CPU allowed) to test the script itself.
 """
@@ -18,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import signal
 import subprocess
 import sys
 import tarfile
@@ -28,6 +35,7 @@ from typing import Any
 
 import torch
 
+from deepnets.capture import WARMUP_STEPS, CaptureError, TrainStepper
 from deepnets.engine import train_step
 from deepnets.losses import make_loss
 from deepnets.network import FeedbackNet
@@ -67,37 +75,60 @@ def agreement(device: str, steps: int = 3) -> list[dict[str, Any]]:
     return rows
 
 
+def _time_steps(stepper: TrainStepper, batch: int, rounds: int) -> float:
+    """Median seconds per step over ``rounds`` steps, after the warm-up (and the capture)."""
+    idx = torch.arange(batch, device=stepper.x.device)
+    cuda = stepper.x.device.type == "cuda"
+    for _ in range(WARMUP_STEPS + 2):
+        stepper.step(idx)
+    times = []
+    for _ in range(rounds):
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        stepper.step(idx)
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
 def step_times(device: str, batch: int, rounds: int) -> list[dict[str, Any]]:
-    """(b): median seconds per SGD step (fp32, no TF32) on random inputs."""
+    """(b): median seconds per SGD step (fp32, no TF32) on random images held on the device,
+    eager and replayed from a CUDA graph."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     rows = []
     loss_fn = make_loss("hinge", 10)
-    x = torch.rand(batch, 3, 32, 32, device=device)
-    y = torch.randint(0, 10, (batch,), device=device)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (batch, 3, 32, 32), generator=gen, dtype=torch.uint8).to(device)
+    y = torch.randint(0, 10, (batch,), generator=gen).to(device)
     for arch in TIMING_ARCHS:
         for method in METHODS:
-            net = FeedbackNet(arch, method=method).to(device)
-            times = []
-            for i in range(rounds + 3):
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                train_step(net, x, y, loss_fn, lr=0.01)
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                if i >= 3:
-                    times.append(time.perf_counter() - t0)
-            times.sort()
-            rows.append({"arch": arch, "method": method, "batch": batch,
-                         "step_s": times[len(times) // 2]})
-            log(f"  {arch} {method}: {rows[-1]['step_s'] * 1e3:.2f} ms/step")
+            row: dict[str, Any] = {"arch": arch, "method": method, "batch": batch}
+            for mode, key in (("off", "step_s"), ("on", "step_s_captured")):
+                net = FeedbackNet(arch, method=method).to(device)
+                try:
+                    stepper = TrainStepper(net, loss_fn, x, y, lr=0.01, batch_size=batch,
+                                           mode=mode)
+                    row[key] = _time_steps(stepper, batch, rounds)
+                except CaptureError as exc:
+                    row["capture_error"] = str(exc)
+            if "step_s_captured" in row:
+                row["captured_speedup"] = row["step_s"] / row["step_s_captured"]
+            rows.append(row)
+            captured = (f", captured {row['step_s_captured'] * 1e3:.2f} ms "
+                        f"({row['captured_speedup']:.2f}x)" if "step_s_captured" in row
+                        else f", not captured: {row.get('capture_error')}")
+            log(f"  {arch} {method}: eager {row['step_s'] * 1e3:.2f} ms/step{captured}")
     return rows
 
 
 def projections(times: list[dict[str, Any]], n_train: int = 45000, epochs: int = 1000) -> dict:
-    """Hours of the paper's full grids (1000 epochs, 45,000 images) at the measured step times;
-    validation and probe add about a tenth (not counted)."""
-    per_epoch = {(r["arch"], r["method"]): r["step_s"] * -(-n_train // r["batch"]) for r in times}
+    """Hours of the paper's full grids (1000 epochs, 45,000 images, one run at a time) at the
+    measured step times (captured where the capture worked); validation and probe (about 0.02 s
+    per simpnet epoch on the H200) are not counted."""
+    per_epoch = {(r["arch"], r["method"]): r.get("step_s_captured", r["step_s"])
+                 * -(-n_train // r["batch"]) for r in times}
     simpnet = sum(per_epoch[("simpnet", m)] for m in ("bp", "bp", "urfb", "frfb", "urfb", "frfb")
                   if ("simpnet", m) in per_epoch)
     deeper = sum(per_epoch[("deepernet", m)] for m in ("bp", "bp", "urfb", "frfb", "urfb", "frfb")
@@ -126,15 +157,40 @@ def grid(args: argparse.Namespace, figures: list[str], extra: list[str], deadlin
         return {"command": command, "status": "skipped: no time left"}
     log(f"grid: {command} (at most {left:.0f} s)")
     t0 = time.monotonic()
+    # its own process group, so that the deadline stops the suite's worker processes too
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, timeout=left, capture_output=True)
-        status, output = f"exit {proc.returncode}", proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        status, output = "stopped at the deadline", (exc.stdout or b"") + (exc.stderr or b"")
+        output, _ = proc.communicate(timeout=left)
+        status = f"exit {proc.returncode}"
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: each run keeps its last finished epoch
+        try:
+            output, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+        status = "stopped at the deadline"
     with open(args.out / "suite.log", "a", encoding="utf-8") as sink:
         sink.write(f"$ {command}\n{shown(output.decode(errors='replace'))}")
     log(f"  {status} after {time.monotonic() - t0:.0f} s")
     return {"command": command, "status": status, "seconds": time.monotonic() - t0}
+
+
+def paper_scale_summary(runs: Path) -> list[dict[str, Any]]:
+    """Epochs done and median seconds per epoch (training only, and all of it) of each run."""
+    rows = []
+    for log_file in sorted(runs.glob("*/log.jsonl")):
+        records = [json.loads(line) for line in log_file.read_text().splitlines() if line]
+        if not records:
+            continue
+        train = sorted(r["train_seconds"] for r in records)
+        whole = sorted(r["seconds"] for r in records)
+        rows.append({"run": log_file.parent.name, "epochs": len(records),
+                     "median_train_seconds": train[len(train) // 2],
+                     "median_epoch_seconds": whole[len(whole) // 2],
+                     "last_val_error": records[-1].get("val_error")})
+    return rows
 
 
 def pack_runs(runs: Path, dest: Path) -> list[str]:
@@ -175,21 +231,18 @@ def main() -> int:
     log(f"(a) CPU vs {device}, float64, 3 steps: largest weight difference {worst:.3g}")
     report["step_times"] = step_times(device, 16 if args.smoke else 500, 2 if args.smoke else 10)
     report["projections"] = projections(report["step_times"])
-    report["captured_step"] = "not implemented: the step runs eagerly (no CUDA graph capture)"
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     scale = (["--epochs", "1", "--train-size", "30", "--val-size", "10", "--batch-size", "10",
               "--probe-size", "8"] if args.smoke else [])
-    seeds = ["--seeds", "0", "1", "2"]
     report["grids"] = [
-        grid(args, ["4"], ["--archs", "simpnet", *seeds, *(scale or ["--epochs", "15"])],
-             deadline),
-        grid(args, ["7"], ["--protocols", "bp-h", "urfb", "frfb", *seeds,
-                           *(scale or ["--epochs", "10"])], deadline),
-        grid(args, ["11"], [*(scale or ["--epochs", "10", "--pretrain-epochs", "1"])], deadline),
-        # Whatever time is left extends the simpnet grid, seed by seed (the suite resumes runs).
-        grid(args, ["4"], ["--archs", "simpnet", *seeds, *(scale or ["--epochs", "40"])],
-             deadline),
+        grid(args, ["4"], ["--archs", "simpnet", "--protocols", "bp-h", "urfb", "frfb",
+                           "--seeds", "0", "--jobs", "3",
+                           *(scale or ["--epochs", "1000"])], deadline),
     ]
+    report["paper_scale"] = paper_scale_summary(args.runs)
+    for row in report["paper_scale"]:
+        log(f"  {row['run']}: {row['epochs']} epochs, {row['median_epoch_seconds']:.3f} s/epoch "
+            f"({row['median_train_seconds']:.3f} s training), val error {row['last_val_error']}")
     report["runs"] = pack_runs(args.runs, args.out / "runs.tar.gz")
     report["seconds"] = time.monotonic() - start
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))

@@ -14,5 +14,9 @@ mkdir -p "$OUT"
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
 } > "$OUT/machine.txt" 2>&1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-timeout 470 "$PY" benchmarks/gpu_check.py --out "$OUT" --data "$DATA" --budget-s "${BUDGET_S:-440}" "$@" \
+# The test suite's CUDA tests: a recorded CUDA graph against the eager step (at most 2 minutes).
+timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/deepnets/test_capture.py -k cuda_graph_replay \
+  > "$OUT/pytest_cuda.log" 2>&1
+echo "pytest -k cuda_graph_replay: exit $? (log in pytest_cuda.log)" >> "$OUT/machine.txt"
+timeout 350 "$PY" benchmarks/gpu_check.py --out "$OUT" --data "$DATA" --budget-s "${BUDGET_S:-330}" "$@" \
   2>&1 | tee "$OUT/gpu_check.log"

@@ -19,10 +19,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from deepnets.arch import WEIGHT_KINDS, ArchError, parse_arch
+from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.data import KINDS
 from deepnets.engine import UPDATE_ORDERS
-from deepnets.losses import LOSSES
 from deepnets.layers import METHODS
+from deepnets.losses import LOSSES
 from deepnets.models import MODELS, n_weight_layers
 from deepnets.rules import resolved_params
 
@@ -64,6 +65,8 @@ class TrainConfig:
     ``data_fingerprint``: the data's image count and hash (:func:`deepnets.data.fingerprint`),
     filled in when the run starts; a resumed run refuses other data.
     ``probe_size``: validation images of the alignment probe (0: no probe).
+    ``cuda_graph``: how the GPU runs the step (:data:`deepnets.capture.CUDA_GRAPH_MODES`); like
+    ``device`` it is not part of the run's identity.
     """
 
     epochs: int
@@ -94,6 +97,7 @@ class TrainConfig:
     from_run: str | None = None
     probe_size: int = 500
     device: str = "auto"
+    cuda_graph: str = "auto"
     rule_params: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -134,7 +138,7 @@ class TrainConfig:
             raise bad("train_size", "must be >= 1")
         choices = (("method", METHODS), ("loss", LOSSES), ("update_order", UPDATE_ORDERS),
                    ("precision", PRECISIONS), ("data", KINDS),
-                   ("output_feedback", OUTPUT_FEEDBACKS))
+                   ("output_feedback", OUTPUT_FEEDBACKS), ("cuda_graph", CUDA_GRAPH_MODES))
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise bad(name, f"must be one of {', '.join(allowed)}")
@@ -232,9 +236,9 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ identity
     def identity(self) -> dict[str, Any]:
-        """The fields that make two configs the same run: all but epochs, device, data_dir,
-        dataset_label and the fingerprint (which are checked separately)."""
-        skip = {"epochs", "device", "data_dir", "dataset_label", "data_fingerprint"}
+        """The fields that make two configs the same run: all but epochs, device, cuda_graph,
+        data_dir, dataset_label and the fingerprint (which are checked separately)."""
+        skip = {"epochs", "device", "cuda_graph", "data_dir", "dataset_label", "data_fingerprint"}
         return {k: v for k, v in self.to_json_dict().items() if k not in skip}
 
 

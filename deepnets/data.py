@@ -1,8 +1,9 @@
 """Datasets of Section 4: CIFAR-10 / CIFAR-100 (python version) and image-folder trees.
 
 Every reader returns a :class:`Dataset` whose images are a ``uint8`` tensor ``[N, 3, H, W]``
-(CIFAR: 32x32); :func:`batches` scales them to ``[0, 1]`` on the training device, the paper's
-only preprocessing ("Section 4: Experiments"). The validation split (paper: 5,000 images held
+(CIFAR: 32x32), scaled to ``[0, 1]`` batch by batch on the training device (the training step's
+``images_to_float``), the paper's only preprocessing ("Section 4: Experiments"); the batches
+are slices of :func:`batch_indices`. The validation split (paper: 5,000 images held
 out of the 50,000 training images) is drawn by :func:`split_train_val` from a seed.
 
 Supported layouts (``data_dir`` may name the archive/folder itself or the folder holding it):
@@ -31,8 +32,6 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 from PIL import Image
-
-from urfb_common import images_to_float
 
 KINDS = ("cifar10", "cifar100", "imagefolder")
 IMAGE_SUFFIXES = frozenset(
@@ -387,21 +386,12 @@ def split_train_val(ds: Dataset, val_size: int, seed: int) -> tuple[Dataset, Dat
     return ds.subset(perm[val_size:]), ds.subset(perm[:val_size])
 
 
-def batches(
-    ds: Dataset, batch_size: int, generator: torch.Generator | None = None
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Mini-batches ``(x in [0,1], y)`` sliced from ``ds``'s tensors on their device.
-
-    With a ``generator`` (on the CPU) the order is a fresh permutation drawn from it -- one
-    draw per epoch, so saving ``generator.get_state()`` makes the order resumable; without one,
-    the stored order. The last batch may be smaller.
-    """
-    n = len(ds)
-    order = None if generator is None else torch.randperm(n, generator=generator).to(ds.x.device)
+def batch_indices(n: int, batch_size: int, generator: torch.Generator,
+                  device: str | torch.device = "cpu") -> Iterator[torch.Tensor]:
+    """The index batches of one epoch over ``n`` images: a fresh permutation drawn from
+    ``generator`` (a CPU generator: one draw per epoch, so saving ``generator.get_state()``
+    makes the order resumable), copied to ``device`` once and sliced; the last batch may be
+    smaller."""
+    order = torch.randperm(n, generator=generator).to(device)
     for start in range(0, n, batch_size):
-        if order is None:
-            xb, yb = ds.x[start : start + batch_size], ds.y[start : start + batch_size]
-        else:
-            idx = order[start : start + batch_size]
-            xb, yb = ds.x[idx], ds.y[idx]
-        yield images_to_float(xb), yb
+        yield order[start : start + batch_size]

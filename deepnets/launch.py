@@ -40,6 +40,7 @@ import torch
 from tqdm import tqdm
 
 from deepnets import trainer
+from deepnets.capture import CaptureError
 from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import DataError
 from deepnets.rundir import CONFIG, RunError, read_log
@@ -138,7 +139,7 @@ def run_job(job: Job, threads: int | None = None) -> Outcome:
         trainer.run(job.config, job.folder, resume=resume, quiet=job.quiet)
     except trainer.NonFiniteState as exc:
         return Outcome(job.folder, "diverged", str(exc))
-    except (ConfigError, RunError, DataError) as exc:
+    except (ConfigError, RunError, DataError, CaptureError) as exc:
         return Outcome(job.folder, "error", str(exc))
     return Outcome(job.folder, "ok")
 

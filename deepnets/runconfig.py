@@ -2,7 +2,7 @@
 
 A new run's configuration is the defaults (the paper's settings where it gives them, Section 4)
 overridden by the flags given; a resumed run's is its ``config.json``, of which only
-``--epochs``, ``--device`` and ``--data-dir`` may be changed. Bad values raise
+``--epochs``, ``--device``, ``--cuda-graph`` and ``--data-dir`` may be changed. Bad values raise
 :class:`ConfigError` naming the flag.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import PRECISIONS, SEED_MAX, ConfigError, TrainConfig, flag_of
 from deepnets.data import KINDS
 from deepnets.layers import METHODS
@@ -22,7 +23,7 @@ from deepnets.rundir import read_config
 from deepnets.trainer import stored_config
 
 #: Flags that ``--resume`` may change; every other flag must match the run's config.json.
-RESUME_MAY_CHANGE = ("epochs", "device", "data_dir")
+RESUME_MAY_CHANGE = ("epochs", "device", "cuda_graph", "data_dir")
 
 
 def layer_list(text: str) -> list[int]:
@@ -243,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--device", help="cpu, cuda, cuda:1, ... or auto (cuda when available) (default: auto)"
+    )
+    p.add_argument(
+        "--cuda-graph",
+        choices=CUDA_GRAPH_MODES,
+        help="on a CUDA device, replay the training step as a captured CUDA graph: auto (capture, "
+        "eager if the capture fails; default), on (fail if it cannot), off (eager); the CPU "
+        "always runs eagerly",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     return p

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from deepnets import launch
 from deepnets.arch import WEIGHT_KINDS, parse_arch
+from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
@@ -161,6 +162,7 @@ class Settings:
     quiet: bool
     split_seed: int = 0
     probe_size: int = 500
+    cuda_graph: str = "auto"         # deepnets.capture: how a GPU runs the step
 
 
 def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
@@ -177,7 +179,7 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         # Section 4.1: only the (frozen) first layer is taken, the rest start afresh
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
-        probe_size=s.probe_size, device=s.device,
+        probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph,
         epsilon=protocol.rule_params.get("epsilon") if protocol.method == "urfb" else None,
         rule_params={k: v for k, v in protocol.rule_params.items() if k != "epsilon"},
     )  # fmt: skip
@@ -328,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation images of the alignment probe logged every epoch; 0: none")
     p.add_argument("--device", default="auto",
                    help="torch device: cpu, cuda, cuda:1 or auto (cuda when available; default)")
+    p.add_argument("--cuda-graph", choices=CUDA_GRAPH_MODES, default="auto",
+                   help="on a GPU, replay each run's training step as a CUDA graph: auto (eager "
+                   "if the capture fails; default), on, off")
     p.add_argument("--dataset-label", help="how results name the CIFAR-10 copy, e.g. "
                    "'CIFAR-10 (JPEG re-encoding)' (default: deepnets.train's)")
     p.add_argument("--estimate-steps", type=int, default=3,
@@ -413,6 +418,8 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
                 raise ConfigError(f"--device {args.device!r} is not a torch device") from None
         elif args.launcher != "slurm":
             args.device = resolve_device(args.device)
+            if args.cuda_graph == "on" and not args.device.startswith("cuda"):
+                raise ConfigError(f"--cuda-graph on needs a CUDA device (--device is {args.device})")
     except (OutputPathError, ConfigError) as exc:
         parser.error(f"argument {exc}")
 
@@ -441,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"(or leave them out with --datasets)")
     s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
                  args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
-                 args.quiet, args.split_seed, args.probe_size)
+                 args.quiet, args.split_seed, args.probe_size, args.cuda_graph)
     try:
         states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
         print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "

@@ -27,6 +27,7 @@ import sys
 
 import torch
 
+from deepnets.capture import CaptureError
 from deepnets.config import ConfigError
 from deepnets.data import DataError
 from deepnets.rundir import RunError
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, out, resume, quiet, force_data = parse_run(argv)
         run(cfg, out, resume=resume, quiet=quiet, force_data=force_data)
-    except (ConfigError, DataError, RunError, OutputPathError) as exc:
+    except (ConfigError, DataError, RunError, OutputPathError, CaptureError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except NonFiniteState as exc:

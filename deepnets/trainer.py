@@ -14,9 +14,10 @@ time of the epoch, validation and probe included), ``train_seconds``, ``probe_se
 Epoch 1's record also holds ``alignment_steps``: the probe before the first update and after
 updates 1, 2, 5, 10, 20, 50 and 100 (claim 6 is about the first iterations).
 
-On the GPU the data lives on the device as uint8; batches, shuffling (one permutation per epoch)
-and dropout are drawn there, and the epoch's metrics accumulate on the device: the loop
-synchronises once per epoch.
+On the GPU the data lives on the device as uint8; batches are gathered and dropout drawn there,
+the epoch's metrics accumulate on the device (the loop synchronises once per epoch), and the
+step is replayed from a CUDA graph (:mod:`deepnets.capture`, ``cuda_graph``). The epoch's order
+is one permutation drawn on the CPU (resumable from its generator's state) and copied over once.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from tqdm import tqdm
 from deepnets import checkpoint as ckpt
 from deepnets.alignment import alignment, probe_batch, summary
 from deepnets.arch import parse_arch
+from deepnets.capture import TrainStepper
 from deepnets.config import ConfigError, TrainConfig
-from deepnets.data import Dataset, batches, load_dataset, split_train_val
-from deepnets.engine import evaluate, train_step_on_device, untie
+from deepnets.data import Dataset, batch_indices, load_dataset, split_train_val
+from deepnets.engine import evaluate, untie
 from deepnets.losses import make_loss
 from deepnets.models import build_net
 from deepnets.network import FeedbackNet
@@ -220,7 +222,8 @@ def _check_resume(
         done = len(state["records"])
     if cfg.epochs < done:
         raise ConfigError(f"--epochs {cfg.epochs} is below the {done} epochs {out} has trained")
-    resumed = stored.replace(epochs=cfg.epochs, device=cfg.device, data_dir=cfg.data_dir,
+    resumed = stored.replace(epochs=cfg.epochs, device=cfg.device, cuda_graph=cfg.cuda_graph,
+                             data_dir=cfg.data_dir,
                              data_fingerprint=stored.data_fingerprint if not force_data else None)
     return resumed, state
 
@@ -267,6 +270,7 @@ class _Session:
     order: torch.Generator
     records: list[dict[str, Any]]
     probe: tuple[torch.Tensor, torch.Tensor] | None
+    stepper: TrainStepper
     quiet: bool
 
 
@@ -277,26 +281,22 @@ def _probe(s: _Session) -> dict[str, Any] | None:
 
 
 def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, list[dict[str, Any]]]:
-    cfg, device = s.cfg, s.train.x.device
-    n_batches = math.ceil(len(s.train) / cfg.batch_size)
+    cfg, n = s.cfg, len(s.train)
     early = EARLY_PROBE_STEPS if epoch == 1 and s.probe is not None else ()
     steps = [{"step": 0, "alignment": _probe(s)}] if 0 in early else []
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    errors = torch.zeros((), dtype=torch.int64, device=device)
-    bar = tqdm(batches(s.train, cfg.batch_size, s.order), total=n_batches, desc=f"epoch {epoch}",
-               leave=False, disable=s.quiet, file=sys.stderr)
-    for b, (xb, yb) in enumerate(bar, start=1):
-        loss, wrong = train_step_on_device(s.net, xb, yb, s.loss_fn, lr=cfg.lr,
-                                           update_order=cfg.update_order,
-                                           precision=cfg.precision)
-        loss_sum += loss.double() * yb.shape[0]
-        errors += wrong
+    s.stepper.start_epoch()
+    bar = tqdm(batch_indices(n, cfg.batch_size, s.order, s.train.x.device),
+               total=math.ceil(n / cfg.batch_size), desc=f"epoch {epoch}", leave=False,
+               disable=s.quiet, file=sys.stderr)
+    for b, idx in enumerate(bar, start=1):
+        s.stepper.step(idx)
         if b in early:
             steps.append({"step": b, "alignment": _probe(s)})
-    train_loss = float(loss_sum) / len(s.train)  # the epoch's one synchronisation
+    loss_sum, errors = s.stepper.totals()
+    train_loss = float(loss_sum) / n  # the epoch's one synchronisation
     if not math.isfinite(train_loss) or not _state_is_finite(s.net):
         raise NonFiniteState(f"non-finite training loss or weights in epoch {epoch}")
-    return train_loss, int(errors) / len(s.train), steps
+    return train_loss, int(errors) / n, steps
 
 
 def _epoch(s: _Session, epoch: int) -> None:
@@ -336,6 +336,8 @@ def _epoch(s: _Session, epoch: int) -> None:
 
 def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: bool) -> _Session:
     cfg = cfg.replace(device=resolve_device(cfg.device))
+    if cfg.cuda_graph == "on" and not cfg.device.startswith("cuda"):
+        raise ConfigError(f"--cuda-graph on needs a CUDA device (the run is on {cfg.device})")
     state = None
     if resume:
         cfg, state = _check_resume(out, cfg, force_data)
@@ -365,12 +367,14 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: b
     train, val, net = train.to(device), val.to(device), net.to(device)
     source = val if len(val) else train
     probe = probe_batch(source.x, source.y, cfg.probe_size, cfg.seed) if cfg.probe_size else None
+    stepper = TrainStepper(net, loss_fn, train.x, train.y, lr=cfg.lr, batch_size=cfg.batch_size,
+                           update_order=cfg.update_order, precision=cfg.precision,
+                           mode=cfg.cuda_graph)
     # Written last: a set-up that fails writes nothing.
     write_config(out, {**cfg.to_json_dict(), "net": net.config,
                        "weight_layer_names": net.weight_layer_names, "classes": train.classes})
     write_log(out, records)  # drops a line logged after the last checkpoint, if killed there
-    return _Session(out, cfg, train, val, net, loss_fn, order, records, probe,
-                    quiet)
+    return _Session(out, cfg, train, val, net, loss_fn, order, records, probe, stepper, quiet)
 
 
 def run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool = False,

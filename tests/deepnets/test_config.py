@@ -86,6 +86,8 @@ def test_schema_1_configs_are_upgraded() -> None:
         ({"epochs": 3, "data_dir": "d", "schema_version": "2"}, "'schema_version' must be an int"),
         ({"epochs": 3, "data_dir": "d", "schema_version": 99}, "'schema_version' must be an int"),
         ({"epochs": 3, "data_dir": "d", "learning_rate": 0.01}, "unknown key 'learning_rate'"),
+        ({"epochs": 3, "data_dir": "d", "cuda_graph": "yes"},
+         "config.json: --cuda-graph 'yes': must be one of auto, on, off"),
     ],
 )
 def test_malformed_config_json_is_a_one_line_error(data: object, message: str) -> None:
@@ -95,7 +97,7 @@ def test_malformed_config_json_is_a_one_line_error(data: object, message: str) -
 
 
 def test_identity_leaves_out_what_resume_may_change() -> None:
-    a, b = cfg(), cfg(epochs=9, device="cpu", data_dir="elsewhere")
+    a, b = cfg(), cfg(epochs=9, device="cpu", data_dir="elsewhere", cuda_graph="off")
     assert a.identity() == b.identity() and a.identity() != cfg(lr=0.2).identity()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepnets import suite, trainer
+from deepnets import capture, suite, trainer
 from deepnets.checkpoint import load_checkpoint, load_network
 from deepnets.minidata import tiny_cifar_folder
 from deepnets.rundir import read_config, read_log
@@ -89,6 +89,8 @@ def test_dry_run_lists_the_runs_and_bad_arguments_exit_2(tmp_path: Path, capsys)
                      (["10", "--seeds", "-1"], "argument --seeds: each seed must be in 0..2**63-1"),
                      (["10", "--seeds", str(2**63)], "argument --seeds: each seed must be in"),
                      (["10", "--device", "gpu7"], "argument --device 'gpu7' is not a torch device"),
+                     (["10", "--device", "cpu", "--cuda-graph", "on"],
+                      "argument --cuda-graph on needs a CUDA device (--device is cpu)"),
                      (["10", "--out", str(Path(__file__))], "exists and is not a folder")):
         with pytest.raises(SystemExit) as exc:
             suite.main(bad)
@@ -116,7 +118,7 @@ def test_runs_skip_finished_and_resume_interrupted(
     assert (cfg["epochs"], cfg["train_size"], cfg["val_size"], cfg["batch_size"]) == (2, 20, 10, 10)
     assert "estimated time for the 1 runs left" in capsys.readouterr().out
 
-    real, calls = trainer.train_step_on_device, []
+    real, calls = capture.train_step_on_device, []
 
     def killed_in_epoch_2(*a: object, **k: object) -> object:
         calls.append(1)
@@ -125,7 +127,7 @@ def test_runs_skip_finished_and_resume_interrupted(
         return real(*a, **k)
 
     with monkeypatch.context() as m:
-        m.setattr(trainer, "train_step_on_device", killed_in_epoch_2)
+        m.setattr(capture, "train_step_on_device", killed_in_epoch_2)
         assert suite.main(argv(data, broken, "10", extra=(*urfb, "--estimate-steps", "0"))) == 130
     err = capsys.readouterr().err
     assert f"{broken / 'simpnet-cifar10-urfb-s0' / 'checkpoint.pt'} keeps epoch 1" in err

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import deepnets.train as train_mod
-from deepnets import trainer
+from deepnets import capture, trainer
 from deepnets.checkpoint import load_checkpoint, load_network
 from deepnets.config import TrainConfig
 from deepnets.rundir import read_log
@@ -67,7 +67,7 @@ def assert_same_state(a: Path, b: Path) -> None:
 
 def kill_at_call(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     """Ctrl-C during the n-th SGD step of the run (counted from 1)."""
-    real, calls = trainer.train_step_on_device, []
+    real, calls = capture.train_step_on_device, []
 
     def step(*a: object, **k: object) -> object:
         calls.append(1)
@@ -75,7 +75,7 @@ def kill_at_call(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(trainer, "train_step_on_device", step)
+    monkeypatch.setattr(capture, "train_step_on_device", step)
 
 
 def test_writes_config_log_and_checkpoint(cifar: Path, tmp_path: Path) -> None:
@@ -230,7 +230,7 @@ def test_resume_refuses_changed_settings(
 def test_a_run_that_diverges_keeps_its_last_finite_checkpoint(
     cifar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    real, calls = trainer.train_step_on_device, []
+    real, calls = capture.train_step_on_device, []
 
     def poisoned(net: torch.nn.Module, *a: object, **k: object) -> object:
         calls.append(1)
@@ -240,7 +240,7 @@ def test_a_run_that_diverges_keeps_its_last_finite_checkpoint(
         return real(net, *a, **k)
 
     out = tmp_path / "run"
-    monkeypatch.setattr(trainer, "train_step_on_device", poisoned)
+    monkeypatch.setattr(capture, "train_step_on_device", poisoned)
     assert train_mod.main(args(cifar, out)) == 1
     one_line_error(capsys, "non-finite training loss or weights in epoch 2",
                    f"{out / 'checkpoint.pt'} keeps epoch 1, the last finite state")
@@ -248,7 +248,7 @@ def test_a_run_that_diverges_keeps_its_last_finite_checkpoint(
     state = load_checkpoint(out)
     assert state is not None and state["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["net"].values() if t.is_floating_point())
-    monkeypatch.setattr(trainer, "train_step_on_device", real)
+    monkeypatch.setattr(capture, "train_step_on_device", real)
     assert train_mod.main(args(cifar, out, "--resume")) == 0  # the kept state trains on
 
 
@@ -313,6 +313,7 @@ def test_bad_flag_is_named_in_one_line_exit_2_and_nothing_is_written(
         ("--seed", "99999999999999999999",
          ("argument --seed", "99999999999999999999 is outside 0..9223372036854775807")),
         ("--seed", "-1", ("argument --seed", "outside 0..")),
+        ("--cuda-graph", "yes", ("argument --cuda-graph", "invalid choice: 'yes'")),
     ],
 )
 def test_bad_values_rejected_by_the_parser(
@@ -334,6 +335,22 @@ def test_cuda_without_a_gpu_is_a_one_line_error(
     argv[argv.index("--device") + 1] = "cuda"
     assert train_mod.main(argv) == 2
     one_line_error(capsys, "--device cuda: no CUDA device is available")
+
+
+def test_cuda_graph_on_the_cpu_is_a_one_line_error_and_resume_may_change_it(
+    cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    assert train_mod.main(args(cifar, out, "--cuda-graph", "on", epochs=1)) == 2
+    one_line_error(capsys, "--cuda-graph on needs a CUDA device (the run is on cpu)")
+    assert not out.exists()
+    assert train_mod.main(args(cifar, out, "--cuda-graph", "off", epochs=1)) == 0
+    assert json.loads((out / "config.json").read_text())["cuda_graph"] == "off"
+    assert train_mod.main(args(cifar, out, "--resume", "--cuda-graph", "auto", epochs=2)) == 0
+    assert json.loads((out / "config.json").read_text())["cuda_graph"] == "auto"
+    whole = tmp_path / "whole"
+    assert train_mod.main(args(cifar, whole, epochs=2)) == 0
+    assert_same_state(whole, out)
 
 
 def test_out_onto_a_file_and_unreadable_data_are_one_line_errors(

@@ -1,0 +1,217 @@
+"""The training stepper (deepnets.capture): replay bookkeeping, eager fallback, no host syncs.
+
+Without a GPU a CUDA graph cannot be recorded; these tests check everything around it: a step
+makes no host synchronisation on the code path CUDA takes (run on the meta device, where any
+``.item()`` or ``bool(tensor)`` raises), and the stepper's static index buffer, metric sums,
+warm-up, smaller last batch and fallback, with a recorder that replays the step as a plain
+call. The tests that need CUDA record real graphs (``benchmarks/gpu_check.sh`` runs them).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from deepnets.capture import WARMUP_STEPS, CaptureError, TrainStepper
+from deepnets.losses import make_loss
+from deepnets.network import FeedbackNet
+
+ARCHS = {
+    "dense+dropout": ("full 24; drop 0.5; full 10; output", (3, 4, 4)),
+    "conv+pool+sum": ("conv 4 3x3; maxpool 3; conv 4 3x3; conv 4 3x3; sum; drop 0.3; output", (3, 8, 8)),
+    "untied+pool": ("untied 3 3x3; maxpool 2; output", (3, 6, 6)),
+}
+RULES = ("bp", "frfb", "urfb", "kp", "usf", "brsf", "frsf")
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _data(n: int, shape: tuple[int, ...], device: str = "cpu", seed: int = 0
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, *shape), generator=gen, dtype=torch.uint8)
+    y = torch.randint(0, 10, (n,), generator=gen)
+    return x.to(device), y.to(device)
+
+
+def _train(stepper: TrainStepper, n: int, batch: int, epochs: int, seed: int = 1
+           ) -> list[tuple[float, int]]:
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # dropout's draws
+    totals = []
+    for _ in range(epochs):
+        stepper.start_epoch()
+        order = torch.randperm(n, generator=gen).to(stepper.x.device)
+        for start in range(0, n, batch):
+            stepper.step(order[start : start + batch])
+        loss_sum, errors = stepper.totals()
+        totals.append((float(loss_sum), int(errors)))
+    return totals
+
+
+def _stepper(arch: str, shape: tuple[int, ...], method: str, device: str = "cpu",
+             loss: str = "hinge", **kw) -> TrainStepper:
+    net = FeedbackNet(arch, in_shape=shape, method=method, seed=3).to(device)
+    x, y = _data(46, shape, device)
+    return TrainStepper(net, make_loss(loss, 10), x, y, lr=0.05, batch_size=8, **kw)
+
+
+def _state(stepper: TrainStepper) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in stepper.net.state_dict().items()}
+
+
+class _Recorder:
+    """Stands in for the CUDA graph: records the body (without running it) and replays it."""
+
+    def __init__(self) -> None:
+        self.captures = 0
+        self.replays = 0
+
+    def __call__(self, body):
+        self.captures += 1
+
+        def replay() -> None:
+            self.replays += 1
+            body()
+
+        return replay
+
+
+@pytest.mark.parametrize("order", ["simultaneous", "sequential"])
+@pytest.mark.parametrize("kind", list(ARCHS))
+@pytest.mark.parametrize("method", RULES)
+def test_step_makes_no_host_sync(method: str, kind: str, order: str) -> None:
+    """A capturable step: on the meta device (the code path CUDA takes, no CPU fast paths)
+    any .item(), bool(tensor), .tolist() or copy to the host raises."""
+    arch, shape = ARCHS[kind]
+    net = FeedbackNet(arch, in_shape=shape, method=method, seed=3).to("meta")
+    x = torch.empty(16, *shape, dtype=torch.uint8, device="meta")
+    y = torch.empty(16, dtype=torch.int64, device="meta")
+    stepper = TrainStepper(net, make_loss("hinge", 10), x, y, lr=0.1, batch_size=8,
+                           update_order=order, mode="off")
+    idx = torch.empty(8, dtype=torch.int64, device="meta")
+    for _ in range(2):
+        stepper.step(idx)
+    assert stepper.totals()[0].device.type == "meta"
+
+
+def test_paper_nets_step_without_host_sync() -> None:
+    for arch in ("simpnet", "deepernet"):
+        for precision in ("fp32", "bf16"):
+            net = FeedbackNet(arch, method="urfb").to("meta")
+            x = torch.empty(4, 3, 32, 32, dtype=torch.uint8, device="meta")
+            y = torch.empty(4, dtype=torch.int64, device="meta")
+            stepper = TrainStepper(net, make_loss("hinge", 10), x, y, lr=0.1, batch_size=4,
+                                   precision=precision, mode="off")
+            stepper.step(torch.empty(4, dtype=torch.int64, device="meta"))
+
+
+class _CountSyncs(TorchDispatchMode):
+    """Counts host synchronisations: every .item() / bool() / int() of a tensor dispatches
+    aten._local_scalar_dense."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_dfa_syncs_only_on_its_first_step() -> None:
+    """DFA draws B_l on its first step (reading the layer's seed, a sync); the warm-up steps
+    before a capture do that, and later steps make no sync. (The softmax loss: the hinge
+    loss's one_hot checks its labels on the CPU, a sync that CUDA leaves to the kernel.)"""
+    stepper = _stepper(*ARCHS["dense+dropout"], "dfa", loss="softmax", mode="off")
+    idx = torch.arange(8)
+    with _CountSyncs() as first:
+        stepper.step(idx)
+    with _CountSyncs() as later:
+        stepper.step(idx)
+        stepper.step(idx)
+    assert first.count > 0
+    assert later.count == 0
+
+
+@pytest.mark.parametrize("kind", list(ARCHS))
+@pytest.mark.parametrize("method", ["urfb", "brsf", "kp"])
+def test_replayed_step_equals_eager(method: str, kind: str) -> None:
+    """Capture once after the warm-up, replay every later full batch with the batch's indices
+    copied into the static buffer, run the smaller last batch eagerly: the same weights and
+    metric sums, bit for bit, as the eager loop, over several epochs."""
+    recorder = _Recorder()
+    eager = _stepper(*ARCHS[kind], method, mode="off")
+    replayed = _stepper(*ARCHS[kind], method, mode="auto", capture=recorder)
+    assert _train(eager, 46, 8, epochs=3) == _train(replayed, 46, 8, epochs=3)
+    a, b = _state(eager), _state(replayed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert replayed.captured and not eager.captured
+    full_batches = 3 * (46 // 8)
+    assert recorder.captures == 1
+    assert recorder.replays == full_batches - WARMUP_STEPS
+
+
+def test_failed_capture_falls_back_to_eager_in_auto_mode() -> None:
+    """A capture that fails part-way (gradients half made) leaves the stepper eager, with one
+    warning, and the run the same as the eager one."""
+    nets = []
+
+    def broken(body):
+        for p in nets[0].parameters():
+            p.grad = torch.ones_like(p)
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    eager = _stepper(*ARCHS["conv+pool+sum"], "urfb", mode="off")
+    fallback = _stepper(*ARCHS["conv+pool+sum"], "urfb", mode="auto", capture=broken)
+    nets.append(fallback.net)
+    want = _train(eager, 46, 8, epochs=1)
+    with pytest.warns(UserWarning, match="capture failed, training eagerly"):
+        got = _train(fallback, 46, 8, epochs=1)
+    assert got == want and not fallback.captured
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once only
+        assert _train(fallback, 46, 8, epochs=1) == _train(eager, 46, 8, epochs=1)
+    a, b = _state(eager), _state(fallback)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_failed_capture_is_an_error_in_on_mode() -> None:
+    def broken(body):
+        raise RuntimeError("not capturable")
+
+    stepper = _stepper(*ARCHS["dense+dropout"], "frfb", mode="on", capture=broken)
+    with pytest.raises(CaptureError, match="could not be captured: not capturable"):
+        _train(stepper, 46, 8, epochs=1)
+
+
+def test_cpu_runs_eagerly_and_on_mode_needs_cuda() -> None:
+    assert not _stepper(*ARCHS["dense+dropout"], "urfb", mode="auto")._capture
+    with pytest.raises(CaptureError, match="needs a CUDA device"):
+        _stepper(*ARCHS["dense+dropout"], "urfb", mode="on")
+    with pytest.raises(ValueError, match="cuda_graph must be one of"):
+        _stepper(*ARCHS["dense+dropout"], "urfb", mode="yes")
+
+
+@cuda
+@pytest.mark.parametrize("kind", list(ARCHS))
+@pytest.mark.parametrize("method", ["bp", "urfb", "frfb", "brsf", "dfa"])
+def test_cuda_graph_replay_matches_eager_on_the_gpu(method: str, kind: str) -> None:
+    """A real CUDA graph: the same metric sums and weights as the eager loop (dropout from
+    the same generator state), to float32 rounding."""
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    results = []
+    for mode in ("off", "on"):
+        torch.cuda.manual_seed(5)
+        stepper = _stepper(*ARCHS[kind], method, device="cuda", mode=mode)
+        totals = _train(stepper, 46, 8, epochs=3)
+        results.append((totals, _state(stepper), stepper.captured))
+    (t_eager, s_eager, c_eager), (t_graph, s_graph, c_graph) = results
+    assert c_graph and not c_eager
+    for (la, ea), (lb, eb) in zip(t_eager, t_graph):
+        assert la == pytest.approx(lb, rel=1e-5) and abs(ea - eb) <= 1
+    for k in s_eager:
+        torch.testing.assert_close(s_graph[k], s_eager[k], rtol=1e-4, atol=1e-5)

@@ -21,9 +21,15 @@ LOSSES = ("hinge", "softmax")
 OutputFeedback = Callable[[Tensor, Tensor, float], Tensor]
 
 
+def _is_target(logits: Tensor, y: Tensor) -> Tensor:
+    """Boolean (N, C): True at each example's class c. (Not ``F.one_hot``: it reads the labels'
+    range on the host, a synchronisation that a captured CUDA graph cannot hold.)"""
+    return torch.zeros_like(logits, dtype=torch.bool).scatter_(1, y.unsqueeze(1), True)
+
+
 def hinge_loss_value(logits: Tensor, y: Tensor, mu: float) -> Tensor:
     """Per-example loss (4): max(1 - x_c, 0) + mu * sum_{i != c} max(1 + x_i, 0); shape (N,)."""
-    target = F.one_hot(y, logits.shape[1]).to(torch.bool)
+    target = _is_target(logits, y)
     per_unit = torch.where(target, (1 - logits).clamp_min(0), mu * (1 + logits).clamp_min(0))
     return per_unit.sum(1)
 
@@ -31,7 +37,7 @@ def hinge_loss_value(logits: Tensor, y: Tensor, mu: float) -> Tensor:
 def hinge_output_feedback(logits: Tensor, y: Tensor, mu: float) -> Tensor:
     """Output feedback delta_L of eq. (6), shape (N, C):
     1 if i = c and x_i <= 1;  -mu if i != c and x_i >= -1;  0 otherwise."""
-    target = F.one_hot(y, logits.shape[1]).to(torch.bool)
+    target = _is_target(logits, y)
     one, zero = logits.new_ones(()), logits.new_zeros(())
     return torch.where(
         target,

@@ -122,11 +122,11 @@ class _CountSyncs(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def test_dfa_syncs_only_on_its_first_step() -> None:
+@pytest.mark.parametrize("loss", ["hinge", "softmax"])
+def test_dfa_syncs_only_on_its_first_step(loss: str) -> None:
     """DFA draws B_l on its first step (reading the layer's seed, a sync); the warm-up steps
-    before a capture do that, and later steps make no sync. (The softmax loss: the hinge
-    loss's one_hot checks its labels on the CPU, a sync that CUDA leaves to the kernel.)"""
-    stepper = _stepper(*ARCHS["dense+dropout"], "dfa", loss="softmax", mode="off")
+    before a capture do that, and later steps make no sync."""
+    stepper = _stepper(*ARCHS["dense+dropout"], "dfa", loss=loss, mode="off")
     idx = torch.arange(8)
     with _CountSyncs() as first:
         stepper.step(idx)

@@ -26,7 +26,9 @@ Python API for users who bring their own model:
 * Training: :func:`train_step` (one SGD step; update orders :data:`UPDATE_ORDERS`, the
   ``"sequential"`` one is Remark 1), :func:`evaluate_net` (mean loss and error rate, eval
   mode); :func:`freeze` and :func:`untie` for :class:`FeedbackNet`, the network built from
-  an architecture string (:func:`parse_arch`, :data:`PRESETS`).
+  an architecture string (:func:`parse_arch`, :data:`PRESETS`). :class:`TrainStepper` trains
+  on images held on the device, batch by batch from index tensors, and on a GPU replays the
+  step from a CUDA graph (:mod:`deepnets.capture`).
 
 ``deepnets.evaluate`` is exported too (for older code), but it is also the name of the CLI
 module ``python -m deepnets.evaluate``: once that module is imported anywhere, the package
@@ -63,6 +65,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from deepnets.alignment import alignment
 from deepnets.arch import PRESETS, ArchError, LayerSpec, format_arch, parse_arch
+from deepnets.capture import TrainStepper
 from deepnets.config import ConfigError, TrainConfig
 from deepnets.convert import convert
 from deepnets.engine import UPDATE_ORDERS, StepResult, evaluate, freeze, train_step, untie
@@ -108,6 +111,7 @@ __all__ = [
     "RunResult",
     "StepResult",
     "TrainConfig",
+    "TrainStepper",
     "ZeroPadMaxPool2d",
     "alignment",
     "convert",

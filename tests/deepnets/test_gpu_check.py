@@ -1,0 +1,40 @@
+"""benchmarks/gpu_check.sh is ready to run on a lent GPU: its --smoke scale runs end to end here
+(on the CPU, where nothing can be captured) and writes every output the GPU run would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from deepnets.minidata import write_imagefolder
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    write_imagefolder(data, side=32, classes=[f"c{i}" for i in range(10)], per_class=5, seed=1)
+    env = {**os.environ, "OUT": str(out), "URFB_DATA": str(data), "PYTHON": sys.executable,
+           "BUDGET_S": "200"}
+    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--smoke"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {p.name for p in out.iterdir()} >= {"machine.txt", "pytest_cuda.log", "gpu_check.log",
+                                               "gpu_check.json", "suite.log", "runs.tar.gz"}
+    assert "pytest -k cuda_graph_replay: exit 0" in (out / "machine.txt").read_text()
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert max(r["max_abs_diff"] for r in report["agreement"]) == 0.0  # CPU against itself
+    assert len(report["step_times"]) == 9 and all("step_s" in r for r in report["step_times"])
+    assert all("needs a CUDA device" in r["on_error"] for r in report["step_times"])
+    assert report["grid_cuda_graph"] == "off" and report["grids"][0]["status"] == "exit 0"
+    assert sorted(r["run"] for r in report["paper_scale"]) == [
+        "simpnet-cifar10-bp-h-s0", "simpnet-cifar10-frfb-s0", "simpnet-cifar10-urfb-s0"]
+    with tarfile.open(out / "runs.tar.gz") as tar:
+        names = tar.getnames()
+    assert len(names) == 6 and not any(n.endswith(".pt") for n in names)
+    assert str(out) not in (out / "suite.log").read_text()  # logged as $OUT

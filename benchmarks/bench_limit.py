@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     x, y = _batch(args.batch_size, 0)
     # arch, method, precision, median step time, flops, median ratio, median rate
     rows: list[tuple[str, str, str, float, float, float, float]] = []
-    shares: dict[str, float] = {}
+    shares: dict[tuple[str, str], float] = {}
     untied: tuple[float, float, float] | None = None
     for arch in args.archs:
         flops = step_flops(FeedbackNet(arch, seed=0), args.batch_size)
@@ -207,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((arch, m, p, statistics.median(ts), flops, ratio,
                          statistics.median(rates[p])))
         if not args.no_profile:
-            shares[arch] = gemm_share(steps[("urfb", "fp32")], x, y)
+            for prec in ("fp32", "bf16"):
+                if ("urfb", prec) in steps:
+                    shares[(arch, prec)] = gemm_share(steps[("urfb", prec)], x, y)
     print(f"GEMM rate of a 4096^3 matmul at the start: fp32 {big['fp32'] / 1e9:.0f}, bf16 "
           f"{big['bf16'] / 1e9:.0f} GFLOP/s (a 2048^3 matmul is timed in every round)")
     print(f"batch {args.batch_size}; medians over {args.rounds} interleaved rounds; ratio = step "
@@ -221,12 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{arch:10s} {method:6s} {prec:5s} {flops / 1e9:7.1f} {rate / 1e9:8.0f} "
               f"{flops / rate * 1e3:9.1f} {t * 1e3:8.1f} {ratio:6.2f}  {mark}")
     if shares:
-        print("\nGEMM/convolution kernels' share of a profiled urfb fp32 step (the rest is "
-              "pooling, dropout, elementwise work and copies):")
-        for arch, share in shares.items():
-            ratio = next(r[5] for r in rows if r[0] == arch and r[1:3] == ("urfb", "fp32"))
-            print(f"  {arch:10s} {share:5.1%}: those kernels alone take {share * ratio:.2f}x "
-                  "the limit")
+        print("\nGEMM/convolution kernels' share of a profiled urfb step; the rest (pooling, "
+              "dropout, elementwise work, copies) in units of the limit as well:")
+        for (arch, prec), share in shares.items():
+            ratio = next(r[5] for r in rows if r[0] == arch and r[1:3] == ("urfb", prec))
+            print(f"  {arch:10s} {prec}  {share:5.1%}: those kernels alone take "
+                  f"{share * ratio:.2f}x the limit, the rest {(1 - share) * ratio:.2f}x")
     if untied is not None:
         u, tied, ratio = untied
         print(f"\nsimpnet urfb, conv layer untied / tied: {u * 1e3:.1f} / {tied * 1e3:.1f} ms, "

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import signal
@@ -112,7 +111,7 @@ def step_times(device: str, batch: int, rounds: int) -> list[dict[str, Any]]:
                     stepper = TrainStepper(net, loss_fn, x, y, lr=0.01, batch_size=batch,
                                            mode=mode)
                     row[key] = _time_steps(stepper, batch, rounds)
-                except Exception as exc:  # a failed capture (or replay) is a finding: go on
+                except Exception as exc:  # noqa: BLE001 (a failed capture or replay is a finding)
                     row[f"{mode}_error"] = f"{type(exc).__name__}: {exc}"
             if "step_s_captured" in row and "step_s" in row:
                 row["captured_speedup"] = row["step_s"] / row["step_s_captured"]
@@ -129,9 +128,10 @@ def projections(times: list[dict[str, Any]], n_train: int = 45000, epochs: int =
     """Hours of the paper's full grids (1000 epochs, 45,000 images, one run at a time) at the
     measured step times (the faster of eager and captured); validation and probe (about 0.02 s
     per simpnet epoch on the H200) are not counted."""
-    per_epoch = {(r["arch"], r["method"]): min(r.get(k, math.inf) for k in ("step_s",
-                                                                         "step_s_captured"))
-                 * -(-n_train // r["batch"]) for r in times}
+    timed = {(r["arch"], r["method"]): (min(r[k] for k in ("step_s", "step_s_captured") if k in r),
+                                        r["batch"])
+             for r in times if "step_s" in r or "step_s_captured" in r}
+    per_epoch = {key: step * -(-n_train // batch) for key, (step, batch) in timed.items()}
     simpnet = sum(per_epoch[("simpnet", m)] for m in ("bp", "bp", "urfb", "frfb", "urfb", "frfb")
                   if ("simpnet", m) in per_epoch)
     deeper = sum(per_epoch[("deepernet", m)] for m in ("bp", "bp", "urfb", "frfb", "urfb", "frfb")

@@ -68,15 +68,20 @@ def layer_names(model: nn.Module) -> list[str]:
 
 @contextmanager
 def _untouched(model: nn.Module, device: torch.device):
-    """Restore the model's buffers and the RNG states the forward pass draws from."""
-    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    """Restore the model's floating-point state (W, R, b: the sequential order updates them in
+    the backward pass) and the RNG states the forward pass draws from. In place, and only what
+    a pass can change: integer buffers such as DFA's seed keep their version (its B_l cache)."""
+    saved = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     was_training = model.training
     try:
         yield
     finally:
-        model.load_state_dict(buffers)
+        with torch.no_grad():
+            state = model.state_dict()
+            for k, v in saved.items():
+                state[k].copy_(v)
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state(cuda_rng, device)

@@ -15,7 +15,10 @@ What makes the replay the same step as the eager one:
   each replay advances its offset as an eager step does, so checkpoints keep the CUDA RNG state;
 - the step size is fixed for a run (the paper's constant 0.1), so the graph holds it;
 - a step makes no host synchronisation (``tests/deepnets/test_capture.py`` runs it on the meta
-  device, where any ``.item()`` or ``bool(tensor)`` fails).
+  device, where any ``.item()`` or ``bool(tensor)`` fails); DFA's fixed matrices B_l are drawn
+  on its first (warm-up) step and, if redrawn, overwritten in place. Appendix 1's circuit
+  feedback (``--output-feedback circuit``) reads the logits on the host: the trainer runs it
+  eagerly.
 
 The step is captured at the first full batch after :data:`WARMUP_STEPS` eager ones, which run on
 a side stream (CUDA's lazy initialisation, cuDNN workspaces and DFA's B_l cache happen there);
@@ -51,11 +54,31 @@ class CaptureError(RuntimeError):
 
 def cuda_graph_capture(body: Callable[[], None]) -> Callable[[], None]:
     """Record ``body`` in a :class:`torch.cuda.CUDAGraph` and return its ``replay``. The kernels
-    are recorded, not run: the first replay runs them."""
+    are recorded, not run: the first replay runs them.
+
+    A failed capture leaves the process able to go on eagerly: the outer stream context gives
+    the caller's stream back (``torch.cuda.graph`` does not when its ``capture_end`` raises),
+    and the default CUDA generator is taken out of capture mode (torch before 2.13 leaves it
+    there, and every later dropout draw would fail). The error raised names the operation that
+    broke the capture (``capture_end``'s own error hides it)."""
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        body()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        try:
+            with torch.cuda.graph(graph, stream=stream):
+                body()
+        except Exception as exc:
+            _leave_capture_mode()
+            cause = exc.__context__ or exc
+            raise RuntimeError(f"{type(cause).__name__}: {cause}") from exc
     return graph.replay
+
+
+def _leave_capture_mode() -> None:
+    """Reset the current device's default CUDA generator to its own state (which leaves
+    capture mode), keeping its seed and offset."""
+    gen = torch.cuda.default_generators[torch.cuda.current_device()]
+    gen.graphsafe_set_state(gen.clone_state())
 
 
 class TrainStepper:

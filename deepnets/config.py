@@ -155,6 +155,9 @@ class TrainConfig:
             raise bad("mu", "must be >= 0 and finite")
         if self.loss != "hinge" and (self.mu is not None or self.output_feedback != "closed-form"):
             raise ConfigError("--mu and --output-feedback apply to --loss hinge only")
+        if self.cuda_graph == "on" and self.output_feedback == "circuit":
+            raise ConfigError("--cuda-graph on: --output-feedback circuit reads the logits on the "
+                              "host, which a CUDA graph cannot hold; use --cuda-graph auto or off")
         if self.copy is not None and self.from_run is None:
             raise ConfigError("--copy needs --from RUN_DIR")
         if not self.data_dir:

@@ -278,21 +278,24 @@ def direct_matrix(layer: nn.Module, n_classes: int, shape: tuple[int, ...], devi
                   dtype: torch.dtype) -> Tensor:
     """B_l of shape (C, prod(shape)): fixed, Glorot-uniform with fans (C, prod(shape)), drawn
     from the layer's ``direct_seed`` (so that a checkpoint rebuilds it) and masked with the
-    layer's connectivity; cached per shape and device."""
+    layer's connectivity; cached per shape, device and dtype, and redrawn when ``direct_seed``
+    is written (a loaded state). A redrawn B_l overwrites the cached tensor in place, so that a
+    captured CUDA graph (:mod:`deepnets.capture`) that reads it reads the new one."""
     seed_buf = layer.direct_seed
     n = math.prod(shape)
-    key = (seed_buf._version, n_classes, n, str(device), dtype)
+    key = (n_classes, n, str(device), dtype)
     cache = layer.__dict__.setdefault("_direct_cache", {})
-    b = cache.get(key)
-    if b is None:
-        gen = torch.Generator().manual_seed(int(seed_buf))
+    version, b = cache.get(key, (None, None))
+    if version != seed_buf._version:
+        gen = torch.Generator().manual_seed(int(seed_buf))  # a host read: first step only
         bound = math.sqrt(6.0 / (n_classes + n))
-        b = (torch.rand(n_classes, n, generator=gen) * 2 - 1) * bound
+        fresh = (torch.rand(n_classes, n, generator=gen) * 2 - 1) * bound
         keep = layer.options.connectivity
         if keep < 1.0:
-            b = b * (torch.rand(n_classes, n, generator=gen) < keep)
-        cache.clear()
-        b = cache[key] = b.to(device=device, dtype=dtype)
+            fresh = fresh * (torch.rand(n_classes, n, generator=gen) < keep)
+        fresh = fresh.to(device=device, dtype=dtype)
+        b = fresh if b is None else b.copy_(fresh)
+        cache[key] = (seed_buf._version, b)
     return b
 
 

@@ -369,7 +369,7 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: b
     probe = probe_batch(source.x, source.y, cfg.probe_size, cfg.seed) if cfg.probe_size else None
     stepper = TrainStepper(net, loss_fn, train.x, train.y, lr=cfg.lr, batch_size=cfg.batch_size,
                            update_order=cfg.update_order, precision=cfg.precision,
-                           mode=cfg.cuda_graph)
+                           mode="off" if cfg.output_feedback == "circuit" else cfg.cuda_graph)
     # Written last: a set-up that fails writes nothing.
     write_config(out, {**cfg.to_json_dict(), "net": net.config,
                        "weight_layer_names": net.weight_layer_names, "classes": train.classes})

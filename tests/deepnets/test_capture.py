@@ -10,14 +10,21 @@ call. The tests that need CUDA record real graphs (``benchmarks/gpu_check.sh`` r
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from deepnets.capture import WARMUP_STEPS, CaptureError, TrainStepper
+from deepnets.alignment import alignment
+from deepnets.capture import WARMUP_STEPS, CaptureError, TrainStepper, cuda_graph_capture
+from deepnets.config import TrainConfig
+from deepnets.layers import feedback_layers
 from deepnets.losses import make_loss
 from deepnets.network import FeedbackNet
+from deepnets.rundir import read_log
+from deepnets.trainer import run
+from urfb_common import images_to_float
 
 ARCHS = {
     "dense+dropout": ("full 24; drop 0.5; full 10; output", (3, 4, 4)),
@@ -137,6 +144,40 @@ def test_dfa_syncs_only_on_its_first_step(loss: str) -> None:
     assert later.count == 0
 
 
+def _dfa_matrices(net: torch.nn.Module) -> dict[tuple, torch.Tensor]:
+    return {(i, key): b for i, layer in enumerate(feedback_layers(net))
+            for key, (_, b) in layer.__dict__.get("_direct_cache", {}).items()}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_probe_between_steps_keeps_dfa_matrices_and_syncs_nothing(precision: str) -> None:
+    """The alignment probe between replays (fp32, also under bf16 training) leaves the B_l a
+    graph reads in place, and the next step makes no sync."""
+    stepper = _stepper(*ARCHS["dense+dropout"], "dfa", mode="off", precision=precision)
+    idx = torch.arange(8)
+    stepper.step(idx)
+    before = _dfa_matrices(stepper.net)
+    x = images_to_float(stepper.x[:8])
+    alignment(stepper.net, x, stepper.y[:8], stepper.loss_fn)
+    with _CountSyncs() as after_probe:
+        stepper.step(idx)
+    assert after_probe.count == 0
+    after = _dfa_matrices(stepper.net)
+    assert all(after[k] is b for k, b in before.items())
+
+
+def test_a_new_dfa_seed_is_drawn_into_the_same_tensor() -> None:
+    stepper = _stepper(*ARCHS["dense+dropout"], "dfa", mode="off")
+    stepper.step(torch.arange(8))
+    (key, b), *_ = _dfa_matrices(stepper.net).items()
+    old = b.clone()
+    other = FeedbackNet(ARCHS["dense+dropout"][0], in_shape=ARCHS["dense+dropout"][1],
+                        method="dfa", seed=4)
+    stepper.net.load_state_dict(other.state_dict())
+    stepper.step(torch.arange(8))
+    assert _dfa_matrices(stepper.net)[key] is b and not torch.equal(b, old)
+
+
 @pytest.mark.parametrize("kind", list(ARCHS))
 @pytest.mark.parametrize("method", ["urfb", "brsf", "kp"])
 def test_replayed_step_equals_eager(method: str, kind: str) -> None:
@@ -197,16 +238,17 @@ def test_cpu_runs_eagerly_and_on_mode_needs_cuda() -> None:
 
 
 @cuda
+@pytest.mark.parametrize("order", ["simultaneous", "sequential"])
 @pytest.mark.parametrize("kind", list(ARCHS))
-@pytest.mark.parametrize("method", ["bp", "urfb", "frfb", "brsf", "dfa"])
-def test_cuda_graph_replay_matches_eager_on_the_gpu(method: str, kind: str) -> None:
+@pytest.mark.parametrize("method", [*RULES, "dfa"])
+def test_cuda_graph_replay_matches_eager_on_the_gpu(method: str, kind: str, order: str) -> None:
     """A real CUDA graph: the same metric sums and weights as the eager loop (dropout from
     the same generator state), to float32 rounding."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     results = []
     for mode in ("off", "on"):
         torch.cuda.manual_seed(5)
-        stepper = _stepper(*ARCHS[kind], method, device="cuda", mode=mode)
+        stepper = _stepper(*ARCHS[kind], method, device="cuda", mode=mode, update_order=order)
         totals = _train(stepper, 46, 8, epochs=3)
         results.append((totals, _state(stepper), stepper.captured))
     (t_eager, s_eager, c_eager), (t_graph, s_graph, c_graph) = results
@@ -215,3 +257,38 @@ def test_cuda_graph_replay_matches_eager_on_the_gpu(method: str, kind: str) -> N
         assert la == pytest.approx(lb, rel=1e-5) and abs(ea - eb) <= 1
     for k in s_eager:
         torch.testing.assert_close(s_graph[k], s_eager[k], rtol=1e-4, atol=1e-5)
+
+
+@cuda
+@pytest.mark.parametrize("method", ["urfb", "dfa"])
+def test_cuda_graph_replay_in_the_trainer_matches_eager(
+    cifar: Path, tmp_path: Path, method: str
+) -> None:
+    """Whole runs on the GPU, probe between replays included: the logs agree with eager runs."""
+    logs = {}
+    for mode in ("off", "on"):
+        cfg = TrainConfig(epochs=3, data_dir=str(cifar), arch=ARCHS["dense+dropout"][0],
+                          method=method, val_size=8, batch_size=8, probe_size=4, device="cuda",
+                          cuda_graph=mode)
+        run(cfg, tmp_path / mode, quiet=True)
+        logs[mode] = read_log(tmp_path / mode)
+    for a, b in zip(logs["off"], logs["on"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_error"] == pytest.approx(b["val_error"], abs=0.13)
+
+
+@cuda
+def test_cuda_graph_replay_after_a_failed_capture_trains_eagerly() -> None:
+    """Runs last: a capture that a host sync breaks falls back to eager steps, dropout and all."""
+    def breaks(body):
+        def synced() -> None:
+            body()
+            float(stepper.loss_sum)  # a host read: not allowed while capturing
+        return cuda_graph_capture(synced)
+
+    stepper = _stepper(*ARCHS["dense+dropout"], "urfb", device="cuda", mode="auto",
+                       capture=breaks)
+    with pytest.warns(UserWarning, match="capture failed, training eagerly"):
+        _train(stepper, 46, 8, epochs=2)
+    assert not stepper.captured
+    assert torch.isfinite(stepper.totals()[0])

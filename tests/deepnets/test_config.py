@@ -56,6 +56,8 @@ def test_epsilon_belongs_to_urfb_only() -> None:
         ({"arch": "conv 4 3x3; full 3; output", "untie": (1,)}, "--untie [1]: not conv layers"),
         ({"arch": "conv 4 3x3; output", "freeze": (5,)}, "--freeze [5]: the network has weight layers 0..1"),
         ({"data_dir": ""}, "--data-dir is required"),
+        ({"cuda_graph": "on", "output_feedback": "circuit"},
+         "--cuda-graph on: --output-feedback circuit reads the logits on the host"),
     ],
 )
 def test_bad_values_name_the_flag(changes: dict, message: str) -> None:

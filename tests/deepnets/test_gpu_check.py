@@ -22,7 +22,7 @@ def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
     env = {**os.environ, "OUT": str(out), "URFB_DATA": str(data), "PYTHON": sys.executable,
            "BUDGET_S": "200"}
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--smoke"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert {p.name for p in out.iterdir()} >= {"machine.txt", "pytest_cuda.log", "gpu_check.log",
                                                "gpu_check.json", "suite.log", "runs.tar.gz"}

@@ -68,10 +68,11 @@ def layer_names(model: nn.Module) -> list[str]:
 
 @contextmanager
 def _untouched(model: nn.Module, device: torch.device):
-    """Restore the model's floating-point state (W, R, b: the sequential order updates them in
-    the backward pass) and the RNG states the forward pass draws from. In place, and only what
-    a pass can change: integer buffers such as DFA's seed keep their version (its B_l cache)."""
-    saved = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+    """Restore the model's state (W, R, b: the sequential order updates them in the backward
+    pass; a converted model's BatchNorm statistics) and the RNG states the forward pass draws
+    from. In place, and an integer buffer only where it changed, so that DFA's seed keeps its
+    version (its B_l cache, which a captured CUDA graph reads)."""
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     was_training = model.training
@@ -81,7 +82,8 @@ def _untouched(model: nn.Module, device: torch.device):
         with torch.no_grad():
             state = model.state_dict()
             for k, v in saved.items():
-                state[k].copy_(v)
+                if v.is_floating_point() or not torch.equal(state[k], v):
+                    state[k].copy_(v)
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state(cuda_rng, device)

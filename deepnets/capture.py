@@ -53,32 +53,52 @@ class CaptureError(RuntimeError):
 
 
 def cuda_graph_capture(body: Callable[[], None]) -> Callable[[], None]:
-    """Record ``body`` in a :class:`torch.cuda.CUDAGraph` and return its ``replay``. The kernels
-    are recorded, not run: the first replay runs them.
+    """Record ``body`` in a :class:`torch.cuda.CUDAGraph` (in a memory pool of its own) and
+    return its ``replay``. The kernels are recorded, not run: the first replay runs them.
 
-    A failed capture leaves the process able to go on eagerly: the outer stream context gives
-    the caller's stream back (``torch.cuda.graph`` does not when its ``capture_end`` raises),
-    and the default CUDA generator is taken out of capture mode (torch before 2.13 leaves it
-    there, and every later dropout draw would fail). The error raised names the operation that
-    broke the capture (``capture_end``'s own error hides it)."""
+    A failed capture leaves the process able to go on eagerly (:func:`_clean_failed_capture`).
+    The error raised names what broke the capture: the body's own exception, else
+    ``capture_end``'s."""
     graph = torch.cuda.CUDAGraph()
     stream = torch.cuda.Stream()
+    pool = torch.cuda.graph_pool_handle()
+    body_error: BaseException | None = None
+
+    def recorded() -> None:
+        nonlocal body_error
+        try:
+            body()
+        except Exception as exc:
+            body_error = exc
+            raise
+
+    # the outer context gives the caller's stream back: torch.cuda.graph does not when its
+    # capture_end raises
     with torch.cuda.stream(stream):
         try:
-            with torch.cuda.graph(graph, stream=stream):
-                body()
+            with torch.cuda.graph(graph, pool=pool, stream=stream):
+                recorded()
         except Exception as exc:
-            _leave_capture_mode()
-            cause = exc.__context__ or exc
+            _clean_failed_capture(pool)
+            cause = body_error or exc
             raise RuntimeError(f"{type(cause).__name__}: {cause}") from exc
     return graph.replay
 
 
-def _leave_capture_mode() -> None:
-    """Reset the current device's default CUDA generator to its own state (which leaves
-    capture mode), keeping its seed and offset."""
-    gen = torch.cuda.default_generators[torch.cuda.current_device()]
+def _clean_failed_capture(pool: tuple[int, int]) -> None:
+    """What a failed capture leaves behind in torch before 2.12-2.13: the default CUDA generator
+    still in capture mode (every later dropout draw would fail; a fresh copy of its state, with
+    the same seed and offset, is not), and the caching allocator still allocating into the
+    capture's pool (ended and released here where torch has not done so itself). One graph is
+    captured at a time, so no other graph shares the generator's state."""
+    device = torch.cuda.current_device()
+    gen = torch.cuda.default_generators[device]
     gen.graphsafe_set_state(gen.clone_state())
+    try:
+        torch._C._cuda_endAllocateToPool(device, pool)
+    except RuntimeError:  # torch ended it already (2.12 and later), or the capture never began
+        return
+    torch._C._cuda_releasePool(device, pool)
 
 
 class TrainStepper:

@@ -279,14 +279,15 @@ def direct_matrix(layer: nn.Module, n_classes: int, shape: tuple[int, ...], devi
     """B_l of shape (C, prod(shape)): fixed, Glorot-uniform with fans (C, prod(shape)), drawn
     from the layer's ``direct_seed`` (so that a checkpoint rebuilds it) and masked with the
     layer's connectivity; cached per shape, device and dtype, and redrawn when ``direct_seed``
-    is written (a loaded state). A redrawn B_l overwrites the cached tensor in place, so that a
-    captured CUDA graph (:mod:`deepnets.capture`) that reads it reads the new one."""
+    is written or replaced (a loaded state). A redrawn B_l overwrites the cached tensor in
+    place, so that a captured CUDA graph (:mod:`deepnets.capture`) reads the new one once an
+    eager step has redrawn it (replays do not call this function)."""
     seed_buf = layer.direct_seed
     n = math.prod(shape)
     key = (n_classes, n, str(device), dtype)
     cache = layer.__dict__.setdefault("_direct_cache", {})
-    version, b = cache.get(key, (None, None))
-    if version != seed_buf._version:
+    drawn_from, version, b = cache.get(key, (None, None, None))
+    if drawn_from is not seed_buf or version != seed_buf._version:
         gen = torch.Generator().manual_seed(int(seed_buf))  # a host read: first step only
         bound = math.sqrt(6.0 / (n_classes + n))
         fresh = (torch.rand(n_classes, n, generator=gen) * 2 - 1) * bound
@@ -295,7 +296,7 @@ def direct_matrix(layer: nn.Module, n_classes: int, shape: tuple[int, ...], devi
             fresh = fresh * (torch.rand(n_classes, n, generator=gen) < keep)
         fresh = fresh.to(device=device, dtype=dtype)
         b = fresh if b is None else b.copy_(fresh)
-        cache[key] = (seed_buf._version, b)
+        cache[key] = (seed_buf, seed_buf._version, b)
     return b
 
 

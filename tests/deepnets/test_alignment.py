@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from deepnets.alignment import KEYS, alignment
 from deepnets.config import TrainConfig
+from deepnets.convert import convert
 from deepnets.engine import train_step
 from deepnets.losses import make_loss
 from deepnets.network import FeedbackNet
@@ -114,6 +115,17 @@ def test_the_probe_changes_nothing(training: bool) -> None:
     torch.set_rng_state(rng)
     alignment(net, *_batch(2), loss_fn)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_probe_leaves_a_converted_models_batchnorm_state() -> None:
+    """Integer buffers too (BatchNorm's num_batches_tracked), on a model from convert()."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
+                                torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 4))
+    net = convert(model, method="urfb")
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    alignment(net, *_batch(2), make_loss("hinge", 4))
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, state[k]), k
 
 
 def test_a_model_without_feedback_layers_is_refused() -> None:

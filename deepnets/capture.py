@@ -86,11 +86,12 @@ def cuda_graph_capture(body: Callable[[], None]) -> Callable[[], None]:
 
 
 def _clean_failed_capture(pool: tuple[int, int]) -> None:
-    """What a failed capture leaves behind in torch before 2.12-2.13: the default CUDA generator
-    still in capture mode (every later dropout draw would fail; a fresh copy of its state, with
-    the same seed and offset, is not), and the caching allocator still allocating into the
-    capture's pool (ended and released here where torch has not done so itself). One graph is
-    captured at a time, so no other graph shares the generator's state."""
+    """What a failed capture leaves behind in torch 2.11 (the lent GPU machines' version): the
+    default CUDA generator still in capture mode (until torch 2.13; every later dropout draw
+    would fail, while a fresh copy of its state, with the same seed and offset, is not), and
+    the caching allocator still allocating into the capture's pool (until 2.12; ended and
+    released here where torch has not done so itself). A run holds one graph at a time, so no
+    other graph shares the generator state that is replaced."""
     device = torch.cuda.current_device()
     gen = torch.cuda.default_generators[device]
     gen.graphsafe_set_state(gen.clone_state())

@@ -9,9 +9,10 @@
     the paper's 45,000/5,000 split, batch 500, step 0.1), the three runs at once on the one GPU
     (``python -m deepnets.suite 4 ... --jobs 3``), stopped at the deadline. The runs'
     ``config.json`` and ``log.jsonl`` are packed into ``runs.tar.gz``. Their checkpoints cannot
-    come back from a lent machine: one simpnet checkpoint is 15.7 MiB (bp) or 31.3 MiB (urfb,
-    frfb), and the next window's 64 MiB of carried files already holds the 52 MiB data zip.
-    On a GPU machine of one's own the same command resumes the runs.
+    come back from a lent machine: a simpnet checkpoint (W, and R for urfb and frfb, in float32)
+    does not fit beside the data zip in the next window's 64 MiB of carried files (``ls -l`` of
+    a run folder and of the zip show both sizes). On a GPU machine of one's own the same
+    command resumes the runs.
 
 The test suite's CUDA tests (a recorded CUDA graph replayed against the eager step,
 ``tests/deepnets/test_capture.py``) are run by ``gpu_check.sh`` before this script.
@@ -126,8 +127,8 @@ def step_times(device: str, batch: int, rounds: int) -> list[dict[str, Any]]:
 
 def projections(times: list[dict[str, Any]], n_train: int = 45000, epochs: int = 1000) -> dict:
     """Hours of the paper's full grids (1000 epochs, 45,000 images, one run at a time) at the
-    measured step times (the faster of eager and captured); validation and probe (about 0.02 s
-    per simpnet epoch on the H200) are not counted."""
+    measured step times (the faster of eager and captured); validation and probe are not
+    counted (a run's log gives their time per epoch: ``seconds`` - ``train_seconds``)."""
     timed = {(r["arch"], r["method"]): (min(r[k] for k in ("step_s", "step_s_captured") if k in r),
                                         r["batch"])
              for r in times if "step_s" in r or "step_s_captured" in r}

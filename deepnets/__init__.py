@@ -2,7 +2,8 @@
 
 Python API for users who bring their own model:
 
-* Layers (each with W ``weight``, b ``bias``, R ``feedback`` and fixed masks):
+* Layers (each with W ``weight``, R ``feedback``, fixed masks and, with
+  ``LayerOptions(bias=True)``, b ``bias``; a :class:`FeedbackNet` has none unless ``bias=True``):
   :class:`FeedbackLinear`, :class:`FeedbackConv2d` ('same' padding, stride 1) and
   :class:`FeedbackUntied2d` (locally connected, Section 4.1); hidden layers apply
   sigma(h) = clip(s h, -1, 1) (Remark 2, ``sat_scale`` = s; ``None`` for the output layer).
@@ -17,14 +18,14 @@ Python API for users who bring their own model:
 * Bring your own model: :func:`convert` ``(model, method=NAME, **rule_params)`` returns a copy
   whose ``nn.Linear``/``nn.Conv2d`` layers are feedback layers computing the same function. A layer takes its rule and options as one
   :class:`LayerOptions` (``rule=FeedbackRule.make("urfb", epsilon=1)``, ``connectivity``,
-  ``sat_scale``, ``symmetric_init``).
+  ``sat_scale``, ``symmetric_init``, ``bias``).
 * Runs: :class:`TrainConfig` describes a training run and :func:`run` trains it into a run
   folder (what ``python -m deepnets.train`` does); :func:`alignment` probes how far the error
   a rule sends is from exact back-propagation.
 * Losses, :data:`LOSSES`: :func:`make_loss` ``("hinge", C, mu=...)`` is loss (4) whose output
   feedback is eq. (6) (:func:`hinge_output_feedback`); ``"softmax"`` is cross-entropy.
 * Training: :func:`train_step` (one SGD step; update orders :data:`UPDATE_ORDERS`, the
-  ``"sequential"`` one is Remark 1), :func:`evaluate_net` (mean loss and error rate, eval
+  ``"sequential"`` one is Remark 1 and the default), :func:`evaluate_net` (mean loss and error rate, eval
   mode); :func:`freeze` and :func:`untie` for :class:`FeedbackNet`, the network built from
   an architecture string (:func:`parse_arch`, :data:`PRESETS`). :class:`TrainStepper` trains
   on images held on the device, batch by batch from index tensors, and on a GPU replays the

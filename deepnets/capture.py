@@ -110,7 +110,7 @@ class TrainStepper:
     ``capture`` replaces :func:`cuda_graph_capture` (the tests record with a plain function)."""
 
     def __init__(self, net: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, *, lr: float,
-                 batch_size: int, update_order: str = "simultaneous", precision: str = "fp32",
+                 batch_size: int, update_order: str = "sequential", precision: str = "fp32",
                  mode: str = "auto", capture: Capture | None = None) -> None:
         if mode not in CUDA_GRAPH_MODES:
             raise ValueError(f"cuda_graph must be one of {CUDA_GRAPH_MODES}, got {mode!r}")

@@ -1,9 +1,15 @@
-"""The atomic per-epoch ``checkpoint.pt`` of a run folder (see :mod:`deepnets.rundir`).
+"""The atomic per-epoch ``checkpoint.pt`` of a run folder (see :mod:`deepnets.rundir`), and
+``best.pt`` beside it.
 
 A checkpoint holds everything that makes ``--resume`` end bit-identical (on the CPU) to an
 uninterrupted run: the network's state (W, R, biases, masks), torch's global RNG state (dropout
 draws from it), the CUDA RNG state when trained on a GPU, the data-order generator's state,
 the number of finished epochs and the epoch records already logged.
+
+``best.pt`` holds the network's state after the epoch of lowest validation error (the earliest
+of equals), with that epoch and error: what validation chooses, to be scored on the test split
+(``python -m deepnets.evaluate --which best``). It is written, atomically, before the epoch's
+checkpoint, so that a run killed between the two writes it again, the same, on resuming.
 """
 
 from __future__ import annotations
@@ -14,18 +20,46 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepnets.models import build_net
+from deepnets.models import MODELS, build_net
 from deepnets.network import FeedbackNet
 from deepnets.rundir import CHECKPOINT, RunError, read_config
 from urfb_common import atomic_path
 
-__all__ = ["load_checkpoint", "load_network", "load_state_checked", "save_checkpoint"]
+__all__ = ["BEST", "WHICH", "load_best", "load_checkpoint", "load_network", "load_state_checked",
+           "save_best", "save_checkpoint"]
+
+BEST = "best.pt"
+#: Which weights of a run to load: the validation-chosen epoch's or the last epoch's.
+WHICH = ("best", "last")
 
 
 def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
     """Write ``checkpoint.pt`` atomically (the old one survives a crash mid-write)."""
     with atomic_path(Path(run_dir) / CHECKPOINT) as tmp:
         torch.save(state, tmp)
+
+
+def save_best(run_dir: str | Path, epoch: int, val_error: float,
+              net_state: dict[str, Any]) -> None:
+    """Write ``best.pt`` atomically: the network's state after ``epoch`` and its validation error."""
+    with atomic_path(Path(run_dir) / BEST) as tmp:
+        torch.save({"epoch": int(epoch), "val_error": float(val_error), "net": net_state}, tmp)
+
+
+def load_best(
+    run_dir: str | Path, map_location: str | torch.device = "cpu"
+) -> dict[str, Any] | None:
+    """``best.pt``'s dict (``epoch``, ``val_error``, ``net``), or ``None`` when there is none."""
+    path = Path(run_dir) / BEST
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 (torch raises many types for a damaged file)
+        raise RunError(f"corrupt {path}: {exc}") from None
+    if not isinstance(state, dict) or not {"epoch", "val_error", "net"} <= set(state):
+        raise RunError(f"corrupt {path}: not a deepnets.train best-epoch file")
+    return state
 
 
 def load_checkpoint(
@@ -64,17 +98,31 @@ def load_state_checked(module: nn.Module, state: dict[str, Any], where: str) -> 
     module.load_state_dict(state)
 
 
-def load_network(run_dir: str | Path, map_location: str | torch.device = "cpu") -> FeedbackNet:
-    """The trained network of a run (its last checkpoint); its frozen layers come back frozen."""
+def load_network(run_dir: str | Path, map_location: str | torch.device = "cpu",
+                 which: str = "last") -> FeedbackNet:
+    """The trained network of a run: its last checkpoint (``which="last"``) or the epoch of
+    lowest validation error (``"best"``, ``best.pt``); its frozen layers come back frozen."""
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
     config = read_config(run_dir)
-    state = load_checkpoint(run_dir, map_location)
+    state = load_checkpoint(run_dir, map_location) if which == "last" else None
+    if which == "best":
+        state = load_best(run_dir, map_location)
+        if state is None:
+            raise RunError(f"{Path(run_dir) / BEST} not found: the run has no validation split "
+                           "(--val-size 0), has not finished an epoch, or was trained before the "
+                           "best epoch was kept; use --which last")
     if state is None:
         raise RunError(f"{Path(run_dir) / CHECKPOINT} not found: the run has not finished an epoch")
     if not isinstance(config.get("net"), dict):
         raise RunError(f"{Path(run_dir) / 'config.json'}: no 'net' description of the network")
+    description = dict(config["net"])
+    if description.get("arch") not in MODELS:  # written before the bias option: it had biases
+        description.setdefault("bias", True)
     try:
-        net = build_net(**config["net"])
+        net = build_net(**description)
     except (TypeError, ValueError, AttributeError) as exc:
         raise RunError(f"{Path(run_dir) / 'config.json'}: bad 'net' description: {exc}") from None
-    load_state_checked(net, state["net"], str(Path(run_dir) / CHECKPOINT))
+    where = Path(run_dir) / (BEST if which == "best" else CHECKPOINT)
+    load_state_checked(net, state["net"], str(where))
     return net.to(map_location)

@@ -29,8 +29,9 @@ from deepnets.rules import resolved_params
 
 __all__ = ["PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "ConfigError", "TrainConfig", "flag_of"]
 
-#: Version of ``config.json``'s layout; 1 was the first landing's (no ``schema_version`` key).
-SCHEMA_VERSION = 2
+#: Version of ``config.json``'s layout; 1 was the first landing's (no ``schema_version`` key);
+#: 3 added ``bias`` and made the paper's protocol (sequential order, no biases) the default.
+SCHEMA_VERSION = 3
 #: ``bf16``: bfloat16 compute with float32 master copies of W, R, b and float32 updates
 #: (:data:`deepnets.engine.COMPUTE_DTYPES`).
 PRECISIONS = ("fp32", "bf16")
@@ -67,6 +68,12 @@ class TrainConfig:
     ``probe_size``: validation images of the alignment probe (0: no probe).
     ``cuda_graph``: how the GPU runs the step (:data:`deepnets.capture.CUDA_GRAPH_MODES`); like
     ``device`` it is not part of the run's identity.
+    ``update_order`` and ``bias`` default to the paper's protocol: the sequential order of
+    Remark 1 (a layer's W and R are updated before its feedback goes down, as in the author's
+    code) and no biases (eq. (1)). A ``config.json`` written before these defaults (schema 1-2)
+    keeps the settings it was trained with (:func:`_upgrade`): its stored order, and biases.
+    ``bias`` applies to architecture strings; a named model keeps its own biases
+    (:mod:`deepnets.convert`).
     """
 
     epochs: int
@@ -78,7 +85,8 @@ class TrainConfig:
     mu: float | None = None
     output_feedback: str = "closed-form"
     connectivity: float = 1.0
-    update_order: str = "simultaneous"
+    update_order: str = "sequential"
+    bias: bool = False
     sat_scale: float = 0.5
     symmetric_init: bool = False
     lr: float = 0.1
@@ -158,6 +166,9 @@ class TrainConfig:
         if self.cuda_graph == "on" and self.output_feedback == "circuit":
             raise ConfigError("--cuda-graph on: --output-feedback circuit reads the logits on the "
                               "host, which a CUDA graph cannot hold; use --cuda-graph auto or off")
+        if self.bias and self.arch in MODELS:
+            raise ConfigError(f"--bias: --arch {self.arch} is a converted model; it keeps its own "
+                              "biases (deepnets.convert)")
         if self.copy is not None and self.from_run is None:
             raise ConfigError("--copy needs --from RUN_DIR")
         if not self.data_dir:
@@ -246,9 +257,17 @@ class TrainConfig:
 
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1 (the first landing) -> 2: ``train_subset`` became ``train_size``, the split had
-    the run's own seed, and epsilon was stored for every method."""
-    if data.get("schema_version", 1) >= 2:
+    """An older ``config.json`` as the current schema, with the settings it was trained with.
+
+    Schema 1 (the first landing) -> 2: ``train_subset`` became ``train_size``, the split had the
+    run's own seed, and epsilon was stored for every method. Schema 1-2 -> 3: the defaults became
+    the paper's protocol; an older run had biases on every layer of an architecture string (a
+    named model: its own) and keeps its stored order (``simultaneous`` if none is stored)."""
+    version = data.get("schema_version", 1)
+    if version < 3:
+        data.setdefault("update_order", "simultaneous")
+        data.setdefault("bias", data.get("arch") not in MODELS)
+    if version >= 2:
         return data
     if "train_subset" in data:
         sub = data.pop("train_subset")

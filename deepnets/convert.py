@@ -7,7 +7,11 @@ computes the same forward function with the same W and b: plain ``W x + b``, no 
 (``sat_scale=None``). R is drawn as the rule says (Glorot-uniform from ``seed``, independent of
 W; sign rules derive it from W; ``symmetric_init`` copies W). Everything else (ReLU, BatchNorm,
 residual additions, pooling, dropout) stays plain torch, and the model's own ``forward`` runs
-unchanged. :func:`deepnets.train_step` trains the result (feedback layers by their rule, other
+unchanged. The model's own biases are kept: a layer with a bias keeps it (and learns it like W,
+with a constant input 1), a layer without one gets none -- unlike
+:class:`deepnets.network.FeedbackNet`, which follows eq. (1) and has no biases unless asked
+(``bias=True``); ``python -m deepnets.train --arch resnet-mini`` therefore keeps resnet-mini's
+one bias (its output layer's) and refuses ``--bias``. :func:`deepnets.train_step` trains the result (feedback layers by their rule, other
 parameters by plain SGD) and :func:`deepnets.alignment` probes it.
 
 With ``method="dfa"`` the output layer is the last feedback layer registered, and each layer

@@ -3,9 +3,9 @@
 ``train_step`` runs one forward/backward pass and applies, per weight layer,
 ``W <- W + lr dW`` and (urfb) ``R <- R + epsilon lr dW^t``, with ``dW = delta x^t`` averaged
 over the batch, keeping masked entries at zero and frozen layers fixed.  In the
-``simultaneous`` order all increments come from one backward pass; in the ``sequential`` order
-(Remark 1, Figure 15) each layer's W and R are updated before its feedback is sent to the layer
-below (done inside the autograd Function's backward).
+``sequential`` order (Remark 1, Figure 15; the default, as in the author's code) each layer's W
+and R are updated before its feedback is sent to the layer below (done inside the autograd
+Function's backward); in the ``simultaneous`` order all increments come from one backward pass.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def train_step(
     loss_fn: LossFn,
     *,
     lr: float = 0.1,
-    update_order: str = "simultaneous",
+    update_order: str = "sequential",
     precision: str = "fp32",
 ) -> StepResult:
     """One SGD step on the batch (x, y); works for any module built of feedback layers
@@ -84,7 +84,7 @@ def train_step_on_device(
     loss_fn: LossFn,
     *,
     lr: float = 0.1,
-    update_order: str = "simultaneous",
+    update_order: str = "sequential",
     precision: str = "fp32",
 ) -> tuple[Tensor, Tensor]:
     """:func:`train_step` without synchronising: (batch mean loss, misclassified count) as

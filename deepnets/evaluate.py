@@ -6,21 +6,45 @@ sub-folder) is read whole. The loss is the run's training loss (hinge, eq. (4), 
 or softmax cross-entropy). The run's own splits (``val``, ``train``) must come from the data it
 was trained on (its fingerprint), unless ``--force-data``; a separate test set
 (``--split test --data-dir TESTSET``) is the normal use of other data.
+
+``--which best`` (the default) scores the weights of the epoch of lowest validation error
+(``best.pt``), the paper's protocol: choose on validation, report test; ``--which last``
+scores the last checkpoint. :func:`score_test_split` scores both, for ``test.json``
+(:mod:`deepnets.testresult`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deepnets import checkpoint as ckpt
 from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import KINDS, DataError, Dataset, load_dataset, split_train_val
 from deepnets.engine import evaluate
 from deepnets.losses import make_loss
-from deepnets.rundir import RunError, read_config
+from deepnets.rundir import RunError, read_config, read_log
 from deepnets.trainer import resolve_device, stored_config
+
+
+@dataclass(frozen=True)
+class Score:
+    """A run's weights scored on a split: mean loss, error rate, number of images, and which
+    weights (``best`` or ``last``) of which epoch, with that epoch's validation error."""
+
+    loss: float
+    error: float
+    n: int
+    which: str
+    epoch: int
+    val_error: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "val_error": self.val_error, "loss": self.loss,
+                "error": self.error}
 
 
 def load_split(cfg: TrainConfig, classes: list[str] | None, kind: str, data_dir: str | Path,
@@ -44,15 +68,45 @@ def evaluate_run(
     device: str = "cpu",
     batch_size: int = 1000,
     force_data: bool = False,
-) -> tuple[float, float, int]:
-    """(mean loss, error rate, number of images) of the run's last checkpoint on ``split``;
-    the data defaults to the run's own."""
+    which: str = "best",
+) -> Score:
+    """The run's weights (``which``: the validation-chosen epoch's or the last) scored on
+    ``split``; the data defaults to the run's own."""
     cfg = stored_config(Path(run_dir))
     classes = read_config(run_dir).get("classes")
     ds = load_split(cfg, classes, kind or cfg.data, data_dir or cfg.data_dir, split, force_data)
+    return _score(run_dir, cfg, ds, split, device, batch_size, which)
+
+
+def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split: str = "test",
+                device: str = "cpu", batch_size: int = 1000) -> dict[str, Any]:
+    """The run's ``test.json`` content (:mod:`deepnets.testresult`): the validation-chosen
+    weights and the last ones, both scored on ``split`` of ``data_dir`` (read once)."""
+    cfg = stored_config(Path(run_dir))
+    ds = load_split(cfg, read_config(run_dir).get("classes"), kind, data_dir, split)
+    result: dict[str, Any] = {"data_dir": str(data_dir), "data": kind, "split": split,
+                              "fingerprint": ds.fingerprint, "images": len(ds),
+                              "epochs_done": len(read_log(run_dir))}
+    for which in ckpt.WHICH:
+        if which == "best" and ckpt.load_best(run_dir) is None:
+            continue
+        result[which] = _score(run_dir, cfg, ds, split, device, batch_size, which).as_dict()
+    return result
+
+
+def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, split: str, device: str,
+           batch_size: int, which: str) -> Score:
     if len(ds) == 0:
         raise ConfigError(f"--split {split} is empty")
-    net = ckpt.load_network(run_dir, map_location=device)
+    net = ckpt.load_network(run_dir, map_location=device, which=which)
+    log = read_log(run_dir)
+    if which == "best":
+        best = ckpt.load_best(run_dir)
+        assert best is not None  # load_network found it
+        epoch, val_error = int(best["epoch"]), float(best["val_error"])
+    else:
+        epoch = len(log)
+        val_error = log[-1].get("val_error") if log else None
     n_classes = net.config["n_classes"]
     if len(ds.classes) != n_classes or tuple(ds.x.shape[1:]) != tuple(net.config["in_shape"]):
         raise ConfigError(
@@ -62,7 +116,8 @@ def evaluate_run(
         )
     loss_fn = make_loss(cfg.loss, n_classes, mu=cfg.mu)
     ds = ds.to(device)
-    return (*evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size), len(ds))
+    loss, error = evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size)
+    return Score(loss, error, len(ds), which, epoch, val_error)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
         "image folder's sub-folder (default: val)",
     )
     p.add_argument(
+        "--which", choices=ckpt.WHICH, default="best",
+        help="best: the weights of the epoch of lowest validation error (best.pt; choose on "
+        "validation, report test); last: the last checkpoint (default: best)",
+    )
+    p.add_argument(
         "--force-data",
         action="store_true",
         help="score the run's own splits (val, train) on data whose fingerprint differs",
@@ -104,19 +164,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print ``loss L error E`` for the run; 0 on success, 2 on a bad argument or missing data."""
+    """Print ``split S (N images), epoch E (best|last): loss L error E`` for the run; 0 on
+    success, 2 on a bad argument or missing data."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"argument --batch-size: {args.batch_size} must be positive")
     try:
         device = resolve_device(args.device)
-        loss, error, n = evaluate_run(args.run, args.data, args.data_dir, args.split, device,
-                                      args.batch_size, args.force_data)
+        score = evaluate_run(args.run, args.data, args.data_dir, args.split, device,
+                             args.batch_size, args.force_data, args.which)
     except (ConfigError, DataError, RunError) as exc:
         print(f"deepnets.evaluate: error: {exc}", file=sys.stderr)
         return 2
-    print(f"split {args.split} ({n} images): loss {loss:.4f} error {error:.4f}")
+    print(f"split {args.split} ({score.n} images), epoch {score.epoch} ({score.which}): "
+          f"loss {score.loss:.4f} error {score.error:.4f}")
     return 0
 
 

@@ -148,12 +148,15 @@ class LayerOptions:
     ``connectivity``: fraction of W's and of R's entries kept by independent fixed masks
     (Section 4's 50% is 0.5). ``sat_scale``: s of sigma(h) = clip(s h, -1, 1) (Remark 2), None
     for the linear output layer. ``symmetric_init``: R(0) = W(0)^t (and R's mask = W's).
+    ``bias``: the layer has a bias b (initialised at 0, learnt like W with a constant input 1);
+    eq. (1) has none, and :class:`deepnets.network.FeedbackNet` builds none by default.
     """
 
     rule: FeedbackRule = field(default_factory=FeedbackRule)
     connectivity: float = 1.0
     sat_scale: float | None = 0.5
     symmetric_init: bool = False
+    bias: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.connectivity <= 1.0:
@@ -374,7 +377,7 @@ class FeedbackLayer(nn.Module):
     """
 
     weight: nn.Parameter
-    bias: nn.Parameter
+    bias: nn.Parameter | None
     feedback: Tensor | None
     mask_weight: Tensor | None
     mask_feedback: Tensor | None
@@ -409,7 +412,10 @@ class FeedbackLayer(nn.Module):
             mw, mr = mw & structure, mr & structure
         masked = connectivity < 1.0 or structure is not None
         self.weight = nn.Parameter(w * mw if masked else w)
-        self.bias = nn.Parameter(torch.zeros(bias_shape))
+        if options.bias:
+            self.bias = nn.Parameter(torch.zeros(bias_shape))
+        else:
+            self.register_parameter("bias", None)
         fb = self.rule.has_feedback
         self.register_buffer(
             "feedback", self._to_feedback_layout(r * mr if masked else r) if fb else None
@@ -752,7 +758,10 @@ class FeedbackUntied2d(FeedbackLayer):
             return base if t is None else t.reshape(self.out_channels, -1).expand_as(base) * base
 
         self.weight.copy_(spread(conv.weight))
-        self.bias.copy_(conv.bias[:, None, None].expand_as(self.bias))
+        if (self.bias is None) != (conv.bias is None):
+            raise ValueError("untied layer and conv differ in having a bias")
+        if self.bias is not None:
+            self.bias.copy_(conv.bias[:, None, None].expand_as(self.bias))
         self.mask_weight.copy_(spread(conv.mask_weight))
         if conv.feedback is not None:
             self.feedback.copy_(spread(conv.feedback))

@@ -49,9 +49,10 @@ class FeedbackNet(nn.Module):
     """A feedforward network whose error travels down through feedback weights R (Section 3).
 
     Hidden weight layers apply the saturated linearity sigma(h) = clip(s h, -1, 1) (Remark 2,
-    ``sat_scale`` = s; the author's code used s = 0.5); the output layer has none.  Every weight
-    layer also has a bias, initialised at 0 and updated with the same Hebbian rule (delta times a
-    constant input 1); eq. (1) omits it.  ``drop P`` is inverted dropout: a fraction P of the
+    ``sat_scale`` = s; the author's code used s = 0.5); the output layer has none.  As in eq. (1)
+    and the author's code, the weight layers have no bias; with ``bias=True`` each has one,
+    initialised at 0 and updated with the same Hebbian rule (delta times a constant input 1).
+    ``drop P`` is inverted dropout: a fraction P of the
     units is zeroed during training (drawn from torch's global generator, on the CPU 32 random
     bits per unit: :class:`deepnets.layers.Dropout`) and the rest are scaled by 1/(1-P), so
     evaluation needs no rescaling. A spatial layer followed by a max pool runs with it as one
@@ -71,6 +72,8 @@ class FeedbackNet(nn.Module):
         symmetric_init: R(0) = W(0)^t (and R's mask = W's), so that urfb equals bp step for step.
         seed: seeds the draws of W, R (Glorot-uniform, independent) and the masks.
         frozen: indices into ``weight_layers`` whose W and R are not updated (Fig. 9 protocol).
+        bias: give every weight layer a bias b (default: none, as eq. (1)); W, R and the masks
+            are drawn the same either way.
         **rule_params: the rule's other parameters (kp's ``decay``, usf's ``scale``), checked
             per rule; defaults filled in and kept in ``config``.
     """
@@ -89,11 +92,13 @@ class FeedbackNet(nn.Module):
         symmetric_init: bool = False,
         seed: int = 0,
         frozen: Collection[int] = (),
+        bias: bool = False,
         **rule_params: float,
     ) -> None:
         super().__init__()
         rule = FeedbackRule.make(method, epsilon, **rule_params)
-        options = LayerOptions(rule, float(connectivity), float(sat_scale), bool(symmetric_init))
+        options = LayerOptions(rule, float(connectivity), float(sat_scale), bool(symmetric_init),
+                               bias=bool(bias))
         specs = parse_arch(arch)
         n_weight = sum(s.kind in WEIGHT_KINDS for s in specs)
         conv_indices = [
@@ -124,6 +129,7 @@ class FeedbackNet(nn.Module):
             "symmetric_init": bool(symmetric_init),
             "seed": seed,
             "frozen": sorted(set(frozen)),
+            "bias": bool(bias),
             **{k: v for k, v in rule.params.items() if k != "epsilon"},
         }
         gen = torch.Generator().manual_seed(seed)

@@ -161,7 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--update-order",
         choices=("simultaneous", "sequential"),
         help="sequential: a layer's W, R are updated before its feedback is sent down "
-        "(Remark 1) (default: simultaneous)",
+        "(Remark 1, the author's code; default); simultaneous: every update from one backward "
+        "pass",
+    )
+    p.add_argument(
+        "--bias", action="store_true",
+        help="give every weight layer a bias, learnt like W (default: none, as eq. (1) and the "
+        "author's code); a named model (--arch resnet-mini) keeps its own biases",
     )
     p.add_argument(
         "--sat-scale", type=_positive(float), help="s of sigma(h) = clip(s*h, -1, 1) (default: 0.5)"

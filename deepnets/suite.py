@@ -18,7 +18,14 @@ paired seed by seed. Paper scale is the default (1000 epochs, batch 500, step 0.
 and ``--train-size`` shrink it and every run records its scale in ``config.json``. Each run is a
 :class:`deepnets.config.TrainConfig` trained by :func:`deepnets.trainer.run`; finished runs are
 skipped, interrupted ones resumed, and a run-time estimate from a few timed SGD steps is printed
-before the grid starts.
+before the grid starts. Every run uses the paper's protocol -- the sequential update order of
+Remark 1 and no biases -- unless ``--update-order simultaneous`` / ``--bias`` say otherwise.
+
+``--evaluate-test TEST`` then scores every finished CIFAR-10 run once on TEST's test split --
+the weights of its epoch of lowest validation error, and its last weights -- and writes the
+result to the run folder's ``test.json`` (:mod:`deepnets.testresult`; never to ``log.jsonl``:
+the test split is not looked at during training). A run already scored at its current epoch
+on the same test data is not scored again.
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ from deepnets.arch import WEIGHT_KINDS, parse_arch
 from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import DataError
+from deepnets.evaluate import score_test_split
 from deepnets.protocols import PROTOCOLS
 from deepnets.rundir import CONFIG, RunError, read_log
+from deepnets.testresult import read_test, write_test
 from deepnets.trainer import (
     NonFiniteState,
     RunInterrupted,
@@ -163,6 +172,8 @@ class Settings:
     split_seed: int = 0
     probe_size: int = 500
     cuda_graph: str = "auto"         # deepnets.capture: how a GPU runs the step
+    update_order: str = "sequential"  # Remark 1 (the paper's protocol)
+    bias: bool = False               # eq. (1) has none
 
 
 def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
@@ -180,6 +191,7 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
         probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph,
+        update_order=s.update_order, bias=s.bias,
         epsilon=protocol.rule_params.get("epsilon") if protocol.method == "urfb" else None,
         rule_params={k: v for k, v in protocol.rule_params.items() if k != "epsilon"},
     )  # fmt: skip
@@ -205,7 +217,11 @@ def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
     differ = [k for k in want if want[k] != have.get(k)]
     if differ:
         got = ", ".join(f"{k}={have.get(k)!r} (asked {want[k]!r})" for k in differ)
-        raise SuiteError(f"{folder} holds another run: {got}; use another --out or remove it")
+        hint = (" (a run made before the paper's protocol became the default: pass "
+                "--update-order simultaneous --bias to continue it)"
+                if {"update_order", "bias"} & set(differ) else "")
+        raise SuiteError(f"{folder} holds another run: {got}{hint}; use another --out or "
+                         "remove it")
     done = len(read_log(folder))
     return ("done" if done >= spec.epochs else "resume"), done
 
@@ -326,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: 0")
     p.add_argument("--split-seed", type=int, default=0,
                    help="seed of the held-out validation images, shared by every seed (default 0)")
+    p.add_argument("--update-order", choices=("sequential", "simultaneous"), default="sequential",
+                   help="sequential: each layer's W and R are updated before its feedback goes "
+                   "down (Remark 1, the paper's; default); simultaneous: all from one backward pass")
+    p.add_argument("--bias", action="store_true",
+                   help="give every weight layer a bias (default: none, as eq. (1))")
     p.add_argument("--probe-size", type=int, default=500,
                    help="validation images of the alignment probe logged every epoch; 0: none")
     p.add_argument("--device", default="auto",
@@ -335,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "if the capture fails; default), on, off")
     p.add_argument("--dataset-label", help="how results name the CIFAR-10 copy, e.g. "
                    "'CIFAR-10 (JPEG re-encoding)' (default: deepnets.train's)")
+    p.add_argument("--evaluate-test", type=Path, metavar="TEST",
+                   help="after training, score every finished CIFAR-10 run once on the test "
+                   "split of TEST (format --data; e.g. the JPEG copy's test.zip): its "
+                   "validation-chosen and last weights, written to the run's test.json")
     p.add_argument("--estimate-steps", type=int, default=3,
                    help="SGD steps timed per network for the run-time estimate; 0 skips it")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
@@ -448,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"(or leave them out with --datasets)")
     s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
                  args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
-                 args.quiet, args.split_seed, args.probe_size, args.cuda_graph)
+                 args.quiet, args.split_seed, args.probe_size, args.cuda_graph,
+                 args.update_order, args.bias)
     try:
         states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
         print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
@@ -476,10 +502,40 @@ def main(argv: list[str] | None = None) -> int:
                   f"data once: {load})")
         if args.dry_run:
             return 0
-        return _run_all(todo, args.out, s, launcher)
+        status = _run_all(todo, args.out, s, launcher)
+        if args.evaluate_test is not None and status in (0, 1):
+            evaluate_test([sp for sp in specs if sp.dataset == "cifar10"], args.out,
+                          args.evaluate_test, s)
+        return status
     except (SuiteError, RunError, ConfigError, DataError, launch.LaunchError) as exc:
         print(f"python -m deepnets.suite: error: {exc}", file=sys.stderr)
         return 2
+
+
+def evaluate_test(specs: Sequence[RunSpec], out: Path, test_dir: Path, s: Settings) -> int:
+    """Score each finished run of ``specs`` on the test split of ``test_dir`` (format
+    ``s.cifar10_kind``) into its ``test.json``, unless it holds that already; prints one line
+    per run and returns how many runs were scored now."""
+    scored = 0
+    for sp in specs:
+        folder = out / sp.name
+        done = len(read_log(folder)) if (folder / CONFIG).is_file() else 0
+        if done < sp.epochs:
+            print(f"  {sp.name}: not finished ({done}/{sp.epochs} epochs), not scored on the test "
+                  "split")
+            continue
+        have = read_test(folder)
+        if have is None or have.get("epochs_done") != done or have.get("data_dir") != str(test_dir):
+            have = score_test_split(folder, s.cifar10_kind, test_dir, device=s.device)
+            write_test(folder, have)
+            scored += 1
+        best = have.get("best")
+        chosen = (f"epoch {best['epoch']} (validation {best['val_error']:.4f}): test error "
+                  f"{best['error']:.4f}" if best else "no validation-chosen epoch")
+        print(f"  {sp.name}: {chosen}; last epoch {have['last']['epoch']}: test error "
+              f"{have['last']['error']:.4f}")
+    print(f"scored {scored} run(s) on the test split of {test_dir} (written to test.json)")
+    return scored
 
 
 def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,

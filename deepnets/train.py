@@ -5,15 +5,20 @@ and trained by :func:`deepnets.trainer.run`, which documents the run folder and 
 ``--resume`` continues a killed run and ends in the same state (bit-identical on the CPU) as
 an uninterrupted one.
 
+The defaults are the paper's protocol: the sequential update order of Remark 1
+(``--update-order sequential``) and no biases (eq. (1); ``--bias`` adds them). A run folder
+written before these defaults resumes with the settings it was trained with.
+
 Figure 9's deepnet_s protocol ("train tied, freeze the first layer, retrain the rest untied
 from scratch", Section 4.1) is two runs::
 
     python -m deepnets.train --arch deepnet_s --method urfb ... --out tied
     python -m deepnets.train --from tied --copy 0 --freeze 0 --untie 1-6 ... --out untied
 
-``--from RUN_DIR`` builds the new network from ``--seed`` (fresh W, R, biases and masks for
-every layer), then replaces the layers listed in ``--copy`` (default: all) by the earlier run's
-trained layers -- W, R, bias and connectivity masks, exactly. A copied layer that the new run
+``--from RUN_DIR`` builds the new network from ``--seed`` (fresh W, R, biases if any and
+masks for every layer), then replaces the layers listed in ``--copy`` (default: all) by the earlier run's
+trained layers -- W, R, bias and connectivity masks, exactly (both runs must agree on
+``--bias``). A copied layer that the new run
 unties (``--untie``) receives the conv's W and R at every location (``deepnets.engine.untie``);
 an uncopied untied layer is a fresh locally connected layer. ``--freeze`` layers are never
 updated (they still pass feedback down). The architecture (default: the earlier run's) and

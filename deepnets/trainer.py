@@ -14,6 +14,10 @@ time of the epoch, validation and probe included), ``train_seconds``, ``probe_se
 Epoch 1's record also holds ``alignment_steps``: the probe before the first update and after
 updates 1, 2, 5, 10, 20, 50 and 100 (claim 6 is about the first iterations).
 
+Beside the last checkpoint the run keeps ``best.pt``: the weights after the epoch of lowest
+validation error so far (the earliest of equals; :mod:`deepnets.checkpoint`), which is what
+validation chooses for the test split. The test split is never read during training.
+
 On the GPU the data lives on the device as uint8; batches are gathered and dropout drawn there,
 the epoch's metrics accumulate on the device (the loop synchronises once per epoch), and the
 step is replayed from a CUDA graph (:mod:`deepnets.capture`, ``cuda_graph``). The epoch's order
@@ -43,7 +47,7 @@ from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import Dataset, batch_indices, load_dataset, split_train_val
 from deepnets.engine import evaluate, untie
 from deepnets.losses import make_loss
-from deepnets.models import build_net
+from deepnets.models import MODELS, build_net
 from deepnets.network import FeedbackNet
 from deepnets.rundir import (
     CHECKPOINT,
@@ -139,12 +143,13 @@ def _seed_from(seed: int, stream: int) -> int:
 def build_network(cfg: TrainConfig, in_shape: tuple[int, ...], n_classes: int) -> FeedbackNet:
     """A fresh network from the config, with ``freeze`` applied (``from_run`` not yet): a
     :class:`FeedbackNet`, or for a named model a :class:`deepnets.models.ConvertedNet`."""
+    own_biases = {} if cfg.arch in MODELS else {"bias": cfg.bias}  # a named model keeps its own
     try:
         return build_net(
             cfg.arch, in_shape=in_shape, n_classes=n_classes, method=cfg.method,
             epsilon=cfg.epsilon, connectivity=cfg.connectivity, sat_scale=cfg.sat_scale,
             untied=cfg.untie, symmetric_init=cfg.symmetric_init, seed=cfg.seed, frozen=cfg.freeze,
-            **cfg.rule_params,
+            **own_biases, **cfg.rule_params,
         )  # fmt: skip
     except ValueError as exc:  # e.g. a layer too large for this machine's memory
         raise ConfigError(f"--arch {cfg.arch!r}: {exc}") from None
@@ -161,6 +166,9 @@ def copy_layers(net: FeedbackNet, cfg: TrainConfig) -> None:
     for key in ("in_shape", "n_classes"):
         if src.config[key] != net.config[key]:
             raise ConfigError(f"--from run has {key} {src.config[key]}, this data {net.config[key]}")
+    if src.config.get("bias") != net.config.get("bias"):
+        had = "has biases" if src.config.get("bias") else "has no biases"
+        raise ConfigError(f"--from run {had}; give the same --bias setting to copy its layers")
     copy = range(len(net.weight_layers)) if cfg.copy is None else cfg.copy
     to_untie = [i for i in copy if i in cfg.untie and i not in set(src.config.get("untied") or ())]
     if to_untie:
@@ -318,6 +326,8 @@ def _epoch(s: _Session, epoch: int) -> None:
         record["alignment"] = probe
     if steps:
         record["alignment_steps"] = steps
+    if val_err is not None and _improves(s.records, val_err):  # before the checkpoint: a run
+        ckpt.save_best(s.out, epoch, val_err, s.net.state_dict())  # killed between redoes it
     records = [*s.records, record]  # s.records grows only once the checkpoint holds it
     device = s.cfg.device
     ckpt.save_checkpoint(s.out, {
@@ -332,6 +342,12 @@ def _epoch(s: _Session, epoch: int) -> None:
         tqdm.write(f"{s.out.name} epoch {epoch}: train_loss {train_loss:.4f} "
                    f"train_error {train_err:.4f}{val_text} ({record['seconds']:.1f} s)",
                    file=sys.stderr)
+
+
+def _improves(records: list[dict[str, Any]], val_error: float) -> bool:
+    """Whether ``val_error`` is below every validation error of ``records`` (ties: the earliest
+    epoch stays the best)."""
+    return all(r.get("val_error") is None or val_error < r["val_error"] for r in records)
 
 
 def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: bool) -> _Session:
@@ -420,7 +436,7 @@ def _clean_failed_start(out: Path, existed: bool, resume: bool, s: _Session | No
     set-up failed, which writes nothing)."""
     if resume or s is None or s.records:
         return
-    for name in (CONFIG, LOG, CHECKPOINT):  # a checkpoint saved as Ctrl-C came goes too
+    for name in (CONFIG, LOG, CHECKPOINT, ckpt.BEST):  # a checkpoint saved as Ctrl-C came goes too
         (out / name).unlink(missing_ok=True)
     if not existed and out.is_dir() and not any(out.iterdir()):
         out.rmdir()

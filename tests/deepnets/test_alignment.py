@@ -64,7 +64,7 @@ def test_exact_rules_have_zero_angles(arch: str, case: str) -> None:
 
 def test_two_layer_frfb_angles_by_hand() -> None:
     net = FeedbackNet("full 6; output", in_shape=(3, 2, 2), n_classes=4, method="frfb",
-                      seed=1).to(DT)
+                      seed=1, bias=True).to(DT)
     g = torch.Generator().manual_seed(3)
     x, y = torch.rand(5, 3, 2, 2, generator=g, dtype=DT), torch.tensor([0, 1, 2, 3, 1])
     hidden, output = net.weight_layers

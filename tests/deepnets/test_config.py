@@ -20,7 +20,7 @@ def test_json_round_trip_with_schema_version() -> None:
     a = cfg(arch="conv 4 3x3; conv 4 3x3; full 8; output", method="urfb", epsilon=0.5,
             untie=(1, 0, 1), freeze=(0,), seed=7, split_seed=3, train_size=10, rule_params={})
     d = a.to_json_dict()
-    assert d["schema_version"] == SCHEMA_VERSION == 2
+    assert d["schema_version"] == SCHEMA_VERSION == 3
     assert d["untie"] == [0, 1] and d["freeze"] == [0] and d["train_size"] == 10
     b = TrainConfig.from_json_dict(json.loads(json.dumps(d)))
     assert b == a and b.untie == (0, 1)
@@ -64,6 +64,40 @@ def test_bad_values_name_the_flag(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         cfg(**changes)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_defaults_are_the_papers_protocol() -> None:
+    """Remark 1's sequential order and eq. (1)'s missing bias, unless asked otherwise."""
+    c = cfg()
+    assert c.update_order == "sequential" and c.bias is False
+    d = c.to_json_dict()
+    assert d["update_order"] == "sequential" and d["bias"] is False
+    assert TrainConfig.from_json_dict(d) == c
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_configs_keep_the_settings_they_were_trained_with(version: int) -> None:
+    """A config.json written before the paper's defaults (no ``bias`` key, the old order stored
+    or absent) reads back as the run it was: biases, and its own order."""
+    old = {k: v for k, v in cfg(method="urfb", seed=4).to_json_dict().items() if k != "bias"}
+    old["update_order"] = "simultaneous"
+    if version == 1:
+        old.pop("schema_version")
+    else:
+        old["schema_version"] = 2
+    back = TrainConfig.from_json_dict(old)
+    assert back.bias is True and back.update_order == "simultaneous"
+    old.pop("update_order")
+    assert TrainConfig.from_json_dict(old).update_order == "simultaneous"
+    old["update_order"] = "sequential"  # a stored value is kept as it is
+    assert TrainConfig.from_json_dict(old).update_order == "sequential"
+    named = {**old, "arch": "resnet-mini"}  # a named model keeps its own biases, not --bias
+    assert TrainConfig.from_json_dict(named).bias is False
+
+
+def test_bias_is_refused_for_a_named_model() -> None:
+    with pytest.raises(ConfigError, match="--bias: --arch resnet-mini is a converted model"):
+        cfg(arch="resnet-mini", bias=True)
 
 
 def test_schema_1_configs_are_upgraded() -> None:

@@ -34,17 +34,21 @@ def _run(net, steps, order, loss_fn, lr=0.1):
         train_step(net, x, y, loss_fn, lr=lr, update_order=order)
 
 
+@pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("order", ["simultaneous", "sequential"])
 @pytest.mark.parametrize("arch", sorted(ARCHS))
-def test_urfb_symmetric_init_equals_bp(arch: str, order: str) -> None:
-    bp, urfb = _net(ARCHS[arch], method="bp"), _net(ARCHS[arch], method="urfb", symmetric_init=True)
+def test_urfb_symmetric_init_equals_bp(arch: str, order: str, bias: bool) -> None:
+    bp = _net(ARCHS[arch], method="bp", bias=bias)
+    urfb = _net(ARCHS[arch], method="urfb", symmetric_init=True, bias=bias)
     loss_fn = make_loss("hinge", 4)
     for step in range(4):
         _run(bp, 1, order, loss_fn), _run(urfb, 1, order, loss_fn)
         for lb, lu in zip(bp.weight_layers, urfb.weight_layers):
             assert torch.allclose(lb.weight, lu.weight, rtol=0, atol=1e-12), f"step {step}"
             assert torch.allclose(lu.feedback_as_weight(), lu.weight, rtol=0, atol=1e-12)
-            assert torch.allclose(lb.bias, lu.bias, rtol=0, atol=1e-12)
+            assert (lb.bias is None) == (lu.bias is None) == (not bias)
+            if bias:
+                assert torch.allclose(lb.bias, lu.bias, rtol=0, atol=1e-12)
     x, _ = _batch(99)
     assert torch.allclose(bp.eval()(x), urfb.eval()(x), atol=1e-10)
 
@@ -52,7 +56,7 @@ def test_urfb_symmetric_init_equals_bp(arch: str, order: str) -> None:
 def test_bp_step_is_autograd_sgd() -> None:
     """bp: one train_step = plain SGD on autograd's gradients of the same network written with
     torch.nn.functional (conv, clip(s h, -1, 1), zero-padded max pool, linear; cross-entropy)."""
-    net = _net("conv 4 3x3; maxpool 3; full 10; output", method="bp", seed=2)
+    net = _net("conv 4 3x3; maxpool 3; full 10; output", method="bp", seed=2, bias=True)
     conv, full, out = net.weight_layers
     params = [t.detach().clone().requires_grad_() for layer in (conv, full, out)
               for t in (layer.weight, layer.bias)]
@@ -64,7 +68,7 @@ def test_bp_step_is_autograd_sgd() -> None:
     loss = torch.nn.functional.cross_entropy(torch.nn.functional.linear(h, w2, b2), y)
     grads = torch.autograd.grad(loss, params)
     lr = 0.2
-    result = train_step(net, x, y, make_loss("softmax", 4), lr=lr)
+    result = train_step(net, x, y, make_loss("softmax", 4), lr=lr, update_order="simultaneous")
     assert result.loss == pytest.approx(float(loss.detach()), rel=1e-12)
     got = [t for layer in (conv, full, out) for t in (layer.weight, layer.bias)]
     for g, p, q in zip(got, params, grads):
@@ -84,7 +88,7 @@ def test_sequential_differs_from_simultaneous() -> None:
 @pytest.mark.parametrize("order", ["simultaneous", "sequential"])
 def test_matches_hand_written_urfb(order: str) -> None:
     """Two-layer urfb against eq. (1), (2) with R, (6), written out by hand (Remark 1 if sequential)."""
-    net = _net("full 6; output", method="urfb", epsilon=0.5)
+    net = _net("full 6; output", method="urfb", epsilon=0.5, bias=True)
     x, y = _batch(3)
     w1, b1, r1 = (
         t.detach().clone()
@@ -280,3 +284,44 @@ def test_learns_a_separable_problem(method: str, order: str) -> None:
         train_step(net, x, y, loss_fn, lr=0.1, update_order=order)
     loss, err = evaluate(net, x, y, loss_fn)
     assert loss < 0.5 * first and err < 0.1
+
+
+@pytest.mark.parametrize("order", ["simultaneous", "sequential"])
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_no_bias_by_default_and_the_same_w_r_as_with_biases(arch: str, order: str) -> None:
+    """FeedbackNet follows eq. (1): no bias unless asked. W, R and masks are drawn the same
+    with or without biases; biases start at 0, so the first step changes W and R alike, and
+    the network without biases has none afterwards either."""
+    plain, biased = _net(ARCHS[arch], method="urfb"), _net(ARCHS[arch], method="urfb", bias=True)
+    assert plain.config["bias"] is False and biased.config["bias"] is True
+    assert all(layer.bias is None for layer in plain.weight_layers)
+    assert not any("bias" in key for key in plain.state_dict())
+    for a, b in zip(plain.weight_layers, biased.weight_layers):
+        assert torch.equal(a.weight, b.weight) and torch.equal(a.feedback, b.feedback)
+    x, _ = _batch(7)
+    assert torch.equal(plain.eval()(x), biased.eval()(x))
+    loss_fn = make_loss("hinge", 4)
+    _run(plain, 1, order, loss_fn), _run(biased, 1, order, loss_fn)
+    for a, b in zip(plain.weight_layers, biased.weight_layers):
+        assert a.bias is None and bool(b.bias.abs().sum() > 0)
+        assert torch.allclose(a.weight, b.weight, rtol=0, atol=1e-12)
+        assert torch.allclose(a.feedback, b.feedback, rtol=0, atol=1e-12)
+    _run(plain, 1, order, loss_fn), _run(biased, 1, order, loss_fn)  # now the biases act
+    assert any(not torch.equal(a.weight, b.weight)
+               for a, b in zip(plain.weight_layers, biased.weight_layers))
+    rebuilt = FeedbackNet(**plain.config).to(DT)
+    rebuilt.load_state_dict(plain.state_dict())  # config.json's "net" rebuilds it
+    assert torch.equal(rebuilt.eval()(x), plain.eval()(x))
+
+
+def test_train_step_defaults_to_the_sequential_order() -> None:
+    """Remark 1 is the default of train_step: a lower layer sees the updated R above."""
+    loss_fn = make_loss("hinge", 4)
+    nets = {o: _net(ARCHS["dense"], method="urfb") for o in ("default", "sequential", "simultaneous")}
+    x, y = _batch(1)
+    train_step(nets["default"], x, y, loss_fn, lr=1.0)
+    for order in ("sequential", "simultaneous"):
+        train_step(nets[order], x, y, loss_fn, lr=1.0, update_order=order)
+    first = {o: n.weight_layers[0].weight for o, n in nets.items()}
+    assert torch.equal(first["default"], first["sequential"])
+    assert not torch.allclose(first["default"], first["simultaneous"])

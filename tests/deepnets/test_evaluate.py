@@ -44,11 +44,14 @@ def run_copy(trained: Path, tmp_path: Path) -> Path:
     return dest
 
 
-def printed(capsys: pytest.CaptureFixture, split: str, n: int) -> tuple[float, float]:
+def printed(capsys: pytest.CaptureFixture, split: str, n: int, which: str = "best",
+            epoch: int | None = None) -> tuple[float, float]:
     out = capsys.readouterr().out
-    m = re.fullmatch(rf"split {split} \({n} images\): loss (\d+\.\d{{4}}) error (\d\.\d{{4}})\n", out)
+    m = re.fullmatch(rf"split {split} \({n} images\), epoch (\d+) \({which}\): "
+                     rf"loss (\d+\.\d{{4}}) error (\d\.\d{{4}})\n", out)
     assert m, out
-    return float(m.group(1)), float(m.group(2))
+    assert epoch is None or int(m.group(1)) == epoch, out
+    return float(m.group(2)), float(m.group(3))
 
 
 def one_line_error(capsys: pytest.CaptureFixture, *fragments: str) -> None:
@@ -61,9 +64,10 @@ def one_line_error(capsys: pytest.CaptureFixture, *fragments: str) -> None:
 def test_prints_loss_and_error_of_the_test_split(
     cifar: Path, trained: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    argv = ["--run", str(trained), "--data", "cifar10", "--data-dir", str(cifar), "--split", "test"]
+    argv = ["--run", str(trained), "--data", "cifar10", "--data-dir", str(cifar), "--split", "test",
+            "--which", "last"]
     assert evaluate_mod.main(argv) == 0
-    loss, error = printed(capsys, "test", 8)
+    loss, error = printed(capsys, "test", 8, "last", epoch=2)
     net = load_network(trained).eval()
     test = load_dataset("cifar10", cifar, "test")
     with torch.no_grad():
@@ -76,11 +80,41 @@ def test_prints_loss_and_error_of_the_test_split(
 def test_val_is_the_default_and_reproduces_the_logged_validation_numbers(
     trained: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    assert evaluate_mod.main(["--run", str(trained)]) == 0  # split val, the run's own data
-    loss, error = printed(capsys, "val", 8)
-    last = read_log(trained)[-1]
-    assert loss == pytest.approx(last["val_loss"], abs=1e-4)
-    assert error == pytest.approx(last["val_error"], abs=1e-4)
+    log = read_log(trained)
+    assert evaluate_mod.main(["--run", str(trained), "--which", "last"]) == 0  # split val
+    loss, error = printed(capsys, "val", 8, "last", epoch=2)
+    assert loss == pytest.approx(log[-1]["val_loss"], abs=1e-4)
+    assert error == pytest.approx(log[-1]["val_error"], abs=1e-4)
+    # --which best (the default): the epoch of lowest validation error, the earliest of equals
+    vals = [r["val_error"] for r in log]
+    chosen = vals.index(min(vals))
+    assert evaluate_mod.main(["--run", str(trained)]) == 0
+    loss, error = printed(capsys, "val", 8, "best", epoch=chosen + 1)
+    assert loss == pytest.approx(log[chosen]["val_loss"], abs=1e-4)
+    assert error == pytest.approx(log[chosen]["val_error"], abs=1e-4)
+
+
+def test_best_is_the_validation_chosen_epoch_not_the_last(
+    cifar: Path, run_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """best.pt and the last checkpoint hold different weights when validation chose an earlier
+    epoch: scored on the test split, each gives its own network's numbers."""
+    other = tmp_path / "other"
+    assert train_mod.main(train_argv(cifar, other, "--seed", "3")) == 0
+    (run_copy / "best.pt").write_bytes((other / "best.pt").read_bytes())  # other weights
+    argv = ["--run", str(run_copy), "--data", "cifar10", "--data-dir", str(cifar),
+            "--split", "test"]
+    test = load_dataset("cifar10", cifar, "test")
+    for which, source in (("best", other), ("last", run_copy)):
+        assert evaluate_mod.main([*argv, "--which", which]) == 0
+        _, error = printed(capsys, "test", 8, which)
+        net = load_network(source, which=which).eval()
+        with torch.no_grad():
+            want = float((net(test.x.float() / 255).argmax(1) != test.y).float().mean())
+        assert error == pytest.approx(want, abs=1e-4)
+    (run_copy / "best.pt").unlink()
+    assert evaluate_mod.main(argv) == 2
+    one_line_error(capsys, "best.pt not found", "--which last")
 
 
 def test_the_run_s_own_splits_refuse_other_data_unless_forced(
@@ -128,7 +162,7 @@ def test_a_checkpoint_of_another_network_names_the_shapes(
     other = tmp_path / "other"
     assert train_mod.main(train_argv(cifar, other, arch="conv 6 3x3; maxpool 3; full 16; output")) == 0
     (run_copy / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
-    assert evaluate_mod.main(["--run", str(run_copy)]) == 2
+    assert evaluate_mod.main(["--run", str(run_copy), "--which", "last"]) == 2
     one_line_error(capsys, f"{run_copy / 'checkpoint.pt'} holds a different network",
                    "layers.0.weight (6, 3, 3, 3) here (4, 3, 3, 3)")
 

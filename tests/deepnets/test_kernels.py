@@ -155,7 +155,8 @@ def test_dropout_masks_follow_the_seed_and_the_rate() -> None:
 def test_bf16_step_keeps_fp32_masters_and_is_close_to_fp32(arch: str) -> None:
     """bf16 compute: W, R, b stay float32 and the step's increments are those of fp32 up to
     bf16 rounding (cosine > 0.98 per layer; the loss to 1e-2)."""
-    nets = [FeedbackNet(arch, in_shape=(3, 16, 16), method="urfb", seed=0) for _ in range(2)]
+    nets = [FeedbackNet(arch, in_shape=(3, 16, 16), method="urfb", seed=0, bias=True)
+            for _ in range(2)]
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (64, 3, 16, 16), generator=g, dtype=torch.uint8)
     y = torch.randint(0, 10, (64,), generator=g)
@@ -190,7 +191,7 @@ def test_fp32_fast_paths_equal_plain_autograd() -> None:
     step is still plain SGD on autograd's gradients of the network written with F ops (up to
     float32 rounding)."""
     arch = "conv 8 5x5; maxpool 3; conv 6 3x3; conv 6 3x3; sum; maxpool 2; full 20; output"
-    net = FeedbackNet(arch, in_shape=(3, 12, 12), n_classes=5, method="bp", seed=2)
+    net = FeedbackNet(arch, in_shape=(3, 12, 12), n_classes=5, method="bp", seed=2, bias=True)
     convs = net.weight_layers
     params = [t.detach().clone().requires_grad_() for layer in convs
               for t in (layer.weight, layer.bias)]
@@ -208,7 +209,7 @@ def test_fp32_fast_paths_equal_plain_autograd() -> None:
     h = sat(F.linear(h.flatten(1), w3, b3))
     loss = F.cross_entropy(F.linear(h, w4, b4), y)
     grads = torch.autograd.grad(loss, params)
-    result = train_step(net, x, y, make_loss("softmax", 5), lr=0.5)
+    result = train_step(net, x, y, make_loss("softmax", 5), lr=0.5, update_order="simultaneous")
     assert result.loss == pytest.approx(float(loss.detach()), rel=1e-6)
     got = [t for layer in convs for t in (layer.weight, layer.bias)]
     for a, p, q in zip(got, params, grads):

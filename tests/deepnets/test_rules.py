@@ -135,7 +135,7 @@ def _sigma_prime(layer, x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("kind", ARCHS)
 @pytest.mark.parametrize("loss", ["hinge", "softmax"])
 def test_dfa_hidden_delta_is_B_e_times_sigma_prime(kind: str, loss: str) -> None:
-    net = _net(kind, "dfa")
+    net = _net(kind, "dfa", bias=True)
     inputs: dict[int, torch.Tensor] = {}
     hooks = [m.register_forward_pre_hook(lambda mod, a: inputs.__setitem__(id(mod), a[0].detach()))
              for m in net.weight_layers]

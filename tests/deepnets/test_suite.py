@@ -246,3 +246,68 @@ def test_deepnet_s_protocol_freezes_the_pretrained_first_layer(data: Path, tmp_p
     sidecar = plot_figure11(tmp_path / "runs", tmp_path / "fig11")[-1].read_text()
     assert "deepnet_s-cifar10-urfb-untied-s0" in sidecar
     assert "untied [1, 2, 3, 4, 5], frozen [0]" in sidecar
+
+
+def test_grid_runs_follow_the_papers_protocol_unless_told() -> None:
+    """Remark 1's sequential order and no biases by default; --update-order and --bias
+    reproduce the older runs' settings."""
+    spec = suite.grid(10, 3, 1)[0]
+    cfg = suite.train_config(spec, Path("runs"), settings())
+    assert (cfg.update_order, cfg.bias) == ("sequential", False)
+    old = suite.train_config(spec, Path("runs"), settings(update_order="simultaneous", bias=True))
+    assert (old.update_order, old.bias) == ("simultaneous", True)
+    args = suite.build_parser().parse_args(["10"])
+    assert (args.update_order, args.bias) == ("sequential", False)
+
+
+def test_a_run_of_the_older_defaults_is_named_and_kept_with_its_flags(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    older = ("--protocols", "frfb", "--update-order", "simultaneous", "--bias")
+    assert suite.main(argv(data, tmp_path, "10", epochs=1, extra=older)) == 0
+    capsys.readouterr()
+    assert suite.main(argv(data, tmp_path, "10", epochs=1, extra=("--protocols", "frfb"))) == 2
+    one_line_error(capsys, "update_order='simultaneous' (asked 'sequential')",
+                   "bias=True (asked False)", "pass --update-order simultaneous --bias")
+    assert suite.main(argv(data, tmp_path, "10", epochs=1, extra=(*older, "--dry-run"))) == 0
+    assert "simpnet-cifar10-frfb-s0: 1 epochs, done" in capsys.readouterr().out
+
+
+def _test_split(root: Path) -> Path:
+    """An image-folder tree whose only split is ``test``: 10 classes x 2 other images."""
+    from deepnets.minidata import write_imagefolder
+
+    root.mkdir()
+    write_imagefolder(root, side=32, classes=[f"class{c}" for c in range(10)], per_class=2, seed=9)
+    (root / "train").rename(root / "test")
+    return root
+
+
+def test_evaluate_test_scores_each_finished_run_once_into_test_json(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from deepnets.evaluate import evaluate_run
+    from deepnets.testresult import read_test
+
+    test_dir = _test_split(tmp_path / "test")
+    out = tmp_path / "runs"
+    grid = argv(data, out, "10", epochs=3, extra=("--evaluate-test", str(test_dir)))
+    assert suite.main(grid) == 0
+    printed = capsys.readouterr().out
+    assert "scored 2 run(s) on the test split" in printed
+    for name in ("simpnet-cifar10-urfb-s0", "simpnet-cifar10-frfb-s0"):
+        run = out / name
+        result = read_test(run)
+        assert result is not None and result["images"] == 20 and result["epochs_done"] == 3
+        vals = [r["val_error"] for r in read_log(run)]
+        assert result["best"]["epoch"] == 1 + vals.index(min(vals))  # ties: the earliest
+        assert result["best"]["val_error"] == min(vals) and result["last"]["epoch"] == 3
+        for which in ("best", "last"):
+            score = evaluate_run(run, "imagefolder", test_dir, "test", which=which)
+            assert result[which]["error"] == score.error and result[which]["loss"] == score.loss
+        assert not any("test" in key for r in read_log(run) for key in r)  # not in the log
+        assert f"{name}: epoch {result['best']['epoch']} (validation" in printed
+    before = (out / "simpnet-cifar10-urfb-s0" / "test.json").stat().st_mtime_ns
+    assert suite.main(grid) == 0  # nothing to train, nothing to score again
+    assert "scored 0 run(s)" in capsys.readouterr().out
+    assert (out / "simpnet-cifar10-urfb-s0" / "test.json").stat().st_mtime_ns == before

@@ -16,7 +16,7 @@ import torch
 
 import deepnets.train as train_mod
 from deepnets import capture, trainer
-from deepnets.checkpoint import load_checkpoint, load_network
+from deepnets.checkpoint import load_best, load_checkpoint, load_network
 from deepnets.config import TrainConfig
 from deepnets.rundir import read_log
 
@@ -52,7 +52,7 @@ def argparse_error(capsys: pytest.CaptureFixture, *fragments: str) -> str:
     return last
 
 
-def assert_same_state(a: Path, b: Path) -> None:
+def assert_same_state(a: Path, b: Path, best: bool = True) -> None:
     sa, sb = load_checkpoint(a), load_checkpoint(b)
     assert sa is not None and sb is not None and sa["epoch"] == sb["epoch"]
     assert sa["net"].keys() == sb["net"].keys()
@@ -63,6 +63,12 @@ def assert_same_state(a: Path, b: Path) -> None:
     )
     strip = [{k: v for k, v in r.items() if "seconds" not in k} for r in read_log(a)]
     assert strip == [{k: v for k, v in r.items() if "seconds" not in k} for r in read_log(b)]
+    if best:  # the validation-chosen weights too
+        ba, bb = load_best(a), load_best(b)
+        assert ba is not None and bb is not None
+        assert (ba["epoch"], ba["val_error"]) == (bb["epoch"], bb["val_error"])
+        for key in ba["net"]:
+            assert torch.equal(ba["net"][key], bb["net"][key]), key
 
 
 def kill_at_call(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
@@ -86,9 +92,13 @@ def test_writes_config_log_and_checkpoint(cifar: Path, tmp_path: Path) -> None:
                 "update_order", "sat_scale", "mu", "lr", "batch_size", "seed", "split_seed",
                 "epochs", "train_size", "val_size", "data", "data_dir", "dataset_label",
                 "data_fingerprint", "untie", "freeze", "from_run", "output_feedback", "device",
-                "probe_size", "net", "weight_layer_names", "classes"):
+                "probe_size", "net", "weight_layer_names", "classes", "bias"):
         assert key in config, key
-    assert config["schema_version"] == 2 and config["train_size"] == 32  # 40 - 8 held out
+    assert config["schema_version"] == 3 and config["train_size"] == 32  # 40 - 8 held out
+    # the paper's protocol by default: Remark 1's order, no biases (eq. (1))
+    assert config["update_order"] == "sequential" and config["bias"] is False
+    assert config["net"]["bias"] is False
+    assert not any("bias" in k for k in load_network(out).state_dict())
     assert config["sat_scale"] == 0.5 and config["seed"] == 5 and config["dataset_label"] == "CIFAR-10"
     assert config["data_fingerprint"].startswith("40:")
     assert len(config["weight_layer_names"]) == 3 and config["net"]["arch"] == TINY
@@ -100,6 +110,13 @@ def test_writes_config_log_and_checkpoint(cifar: Path, tmp_path: Path) -> None:
     assert log[-1]["corr"] == pytest.approx(load_network(out).correlations(), abs=1e-12)
     assert log[0]["corr"] != log[-1]["corr"]
     assert load_checkpoint(out)["epoch"] == 3  # type: ignore[index]
+    # best.pt: the weights of the epoch of lowest validation error, the earliest of equals
+    vals = [r["val_error"] for r in log]
+    best = load_best(out)
+    assert best is not None and best["epoch"] == 1 + vals.index(min(vals))
+    assert best["val_error"] == min(vals)
+    chosen = load_network(out, which="best").correlations()
+    assert chosen == pytest.approx(log[best["epoch"] - 1]["corr"], abs=1e-12)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
@@ -110,7 +127,8 @@ def test_output_files_follow_the_umask(cifar: Path, tmp_path: Path) -> None:
     finally:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir()}
-    assert modes == {"config.json": 0o644, "log.jsonl": 0o644, "checkpoint.pt": 0o644}
+    assert modes == {"config.json": 0o644, "log.jsonl": 0o644, "checkpoint.pt": 0o644,
+                     "best.pt": 0o644}
 
 
 @pytest.mark.parametrize("kill_at_step", [6, 9])  # mid-epoch 2; first step of epoch 3
@@ -210,6 +228,29 @@ def test_resume_extends_a_finished_run(cifar: Path, tmp_path: Path) -> None:
     assert train_mod.main(args(cifar, parts, epochs=1)) == 0
     assert train_mod.main(args(cifar, parts, "--resume", epochs=3)) == 0
     assert_same_state(whole, parts)
+
+
+def test_a_run_configured_before_the_papers_defaults_resumes_exactly(
+    cifar: Path, tmp_path: Path
+) -> None:
+    """A run folder written before the defaults became the paper's protocol (schema 2: no
+    ``bias`` key, ``update_order`` "simultaneous", a "net" without ``bias``, no best.pt)
+    resumes with its own settings and ends bit-identical to an uninterrupted run of them."""
+    old_way = ("--update-order", "simultaneous", "--bias")
+    whole, old = tmp_path / "whole", tmp_path / "old"
+    assert train_mod.main(args(cifar, whole, *old_way, epochs=3)) == 0
+    assert train_mod.main(args(cifar, old, *old_way, epochs=1)) == 0
+    config = json.loads((old / "config.json").read_text())
+    del config["bias"], config["net"]["bias"]
+    config["schema_version"] = 2
+    (old / "config.json").write_text(json.dumps(config))
+    (old / "best.pt").unlink()
+    assert any("bias" in k for k in load_network(old).state_dict())  # rebuilt with its biases
+    assert train_mod.main(args(cifar, old, "--resume", epochs=3)) == 0
+    assert_same_state(whole, old, best=False)
+    resumed = json.loads((old / "config.json").read_text())
+    assert resumed["update_order"] == "simultaneous" and resumed["bias"] is True
+    assert resumed["schema_version"] == 3
 
 
 def test_resume_refuses_changed_settings(
@@ -386,7 +427,8 @@ def test_stale_temporary_checkpoint_is_removed_on_the_next_start(
     assert train_mod.main(args(cifar, out, epochs=1)) == 0
     (out / ".checkpoint.pt.k1ll3d.tmp.pt").write_bytes(b"half a checkpoint")  # left by kill -9
     assert train_mod.main(args(cifar, out, "--resume", epochs=2)) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "log.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "checkpoint.pt", "config.json",
+                                                     "log.jsonl"]
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     (fresh / ".config.json.abc.tmp.json").write_text("{")

@@ -7,8 +7,16 @@ rule's own feedback R (eq. 2 with R), once through W^t at every layer (exact BP)
 per weight layer:
 
 * ``delta_angle``: the angle (degrees) between the error the rule sends into the layer's input
-  (R delta) and the one exact BP sends there, over the whole batch. ``None`` for the first
-  layer, whose input is the image: it sends no error down.
+  (R delta) and the one exact BP sends there, over the whole batch: the *global* comparison of
+  Lillicrap et al. (2016), exact BP's error computed through W^t at every layer above, taken
+  before the sigma' of the layer below. ``None`` for the first layer, whose input is the image:
+  it sends no error down.
+* ``local_delta_angle``: the *local* comparison of Akrout et al. (2019)'s released code: the
+  delta (after sigma') of the weight layer below this one, under the rule, against the delta
+  that layer gets when this one layer sends its own (the rule's) delta down through W^t instead
+  of R -- what BP would compute from the rule's own upstream error. ``None`` where there is no
+  weight layer below with a delta (the first layer; a frozen first layer below). The two
+  measures differ: the global one accumulates the misalignment of every layer above.
 * ``update_angle``: the angle between the layer's weight increment Delta W = delta x^t under the
   rule and under exact BP, for the same batch (the output layer's is 0: its delta comes from the
   loss). ``None`` for a frozen layer, which is not updated.
@@ -40,7 +48,7 @@ from urfb_common import images_to_float
 
 __all__ = ["KEYS", "alignment", "angle_degrees", "layer_names", "probe_batch", "summary"]
 
-KEYS = ("delta_angle", "update_angle", "weight_angle", "norm_ratio")
+KEYS = ("delta_angle", "local_delta_angle", "update_angle", "weight_angle", "norm_ratio")
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -125,6 +133,7 @@ def alignment(
             wanted = [t for t, s in zip(targets, sends) if s]
             wanted += [layer.weight for layer, ok in zip(layers, learns) if ok]
             own = torch.autograd.grad(loss, wanted, retain_graph=True)
+            local = _local_angles(loss, layers, targets, sends, learns)
             route.exact = True
             exact = torch.autograd.grad(loss, wanted)
     finally:
@@ -138,10 +147,58 @@ def alignment(
         weight_angle, norm_ratio = _weight_stats(layer)
         out[name] = {
             "delta_angle": None if d is None else angle_degrees(*d),
+            "local_delta_angle": local[id(layer)],
             "update_angle": None if u is None else angle_degrees(*u),
             "weight_angle": weight_angle,
             "norm_ratio": norm_ratio,
         }
+    return out
+
+
+@contextmanager
+def _deltas_of(layer: FeedbackLayer, into: list[Tensor]):
+    """Record the deltas (after sigma') that ``layer``'s backward passes compute."""
+    own = layer.linear_grads
+
+    def recording(x: Tensor, delta: Tensor, *args: Any, **kwargs: Any) -> Any:
+        into.append(delta.detach().clone())
+        return own(x, delta, *args, **kwargs)
+
+    layer.linear_grads = recording  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del layer.linear_grads
+
+
+def _local_angles(loss: Tensor, layers: list[FeedbackLayer], targets: list[Tensor],
+                  sends: list[bool], learns: list[bool]) -> dict[int, float | None]:
+    """Per layer (by id), ``local_delta_angle``: the delta of the weight layer below under the
+    rule against the one it gets when only this layer sends its delta through W^t (R swapped for
+    W^t for one backward pass over the retained graph). Both deltas carry the same scaling (a
+    spatial layer's pending s), which an angle does not see."""
+    out: dict[int, float | None] = {id(layer): None for layer in layers}
+    for k in range(1, len(layers)):
+        layer, below = layers[k], layers[k - 1]
+        reach = (targets[k - 1] if targets[k - 1].requires_grad and sends[k - 1]
+                 else below.weight if learns[k - 1] else None)
+        if not sends[k] or reach is None:
+            continue
+        deltas: list[Tensor] = []
+        with _deltas_of(below, deltas):
+            torch.autograd.grad(loss, reach, retain_graph=True)
+            if layer.feedback is not None:
+                kept = layer.feedback.detach().clone()
+                with torch.no_grad():
+                    layer.feedback.copy_(layer._to_feedback_layout(layer.weight.detach()))
+                try:
+                    torch.autograd.grad(loss, reach, retain_graph=True)
+                finally:
+                    with torch.no_grad():
+                        layer.feedback.copy_(kept)
+            else:  # bp: R is W^t already
+                deltas.append(deltas[0])
+        out[id(layer)] = angle_degrees(deltas[0], deltas[1]) if len(deltas) == 2 else None
     return out
 
 

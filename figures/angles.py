@@ -2,8 +2,9 @@
 back-propagation, per layer, beside the W-R^t correlation (claim 6, Section 4.2).
 
 The alignment probe (:mod:`deepnets.alignment`) logs per weight layer the angle between the error
-the rule sends into the layer's input and the one exact BP sends (``delta_angle``; the first
-layer sends none) and the angle between the rule's weight increment and BP's
+the rule sends into the layer's input and the one exact BP sends (``delta_angle``, Lillicrap et
+al.'s global comparison, taken before the sigma' of the layer below; the first layer sends none;
+these figures draw this one, not the probe's ``local_delta_angle``) and the angle between the rule's weight increment and BP's
 (``update_angle``; 0 for the output layer, whose error comes from the loss). Top row: training
 (solid) and validation (dotted) error of BP-H, URFB and FRFB against epoch. Then one row per
 updated layer: the two angles against the update step of the first epoch (symmetric-log axis,

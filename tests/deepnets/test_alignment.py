@@ -54,10 +54,12 @@ def test_exact_rules_have_zero_angles(arch: str, case: str) -> None:
     assert list(probe) == net.weight_layer_names
     first = probe[net.weight_layer_names[0]]
     assert first["delta_angle"] is None  # the image receives no error
+    assert first["local_delta_angle"] is None  # no weight layer below
     for name, m in probe.items():
         assert set(m) == set(KEYS)
         if m["delta_angle"] is not None:
             assert m["delta_angle"] < EXACT, name
+            assert m["local_delta_angle"] is not None and m["local_delta_angle"] < EXACT, name
         assert m["update_angle"] < EXACT and m["weight_angle"] < EXACT, name
         assert m["norm_ratio"] == pytest.approx(1.0, abs=1e-6), name
 
@@ -89,6 +91,35 @@ def test_two_layer_frfb_angles_by_hand() -> None:
     assert probe["full0"]["delta_angle"] is None
     assert probe["full0"]["update_angle"] == pytest.approx(_angle(dw1_r, dw1_bp), abs=1e-9)
     assert probe["full0"]["update_angle"] > 1
+
+
+def test_three_layer_frfb_local_and_global_angles_by_hand() -> None:
+    """local_delta_angle (Akrout et al.): the delta of the layer below, after sigma', from the
+    rule's own upstream delta sent through R against through W^t; delta_angle (Lillicrap et
+    al.): the error sent into the input against exact BP's, computed through W^t all the way."""
+    net = FeedbackNet("full 6; full 5; output", in_shape=(3, 2, 2), n_classes=4, method="frfb",
+                      seed=2).to(DT)
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.rand(7, 3, 2, 2, generator=g, dtype=DT), torch.tensor([0, 1, 2, 3, 1, 0, 2])
+    (w1, w2, w3), (r2, r3) = ([m.weight.detach() for m in net.weight_layers],
+                              [m.feedback for m in net.weight_layers[1:]])  # R: (in, out)
+    x0 = x.reshape(7, -1)
+    h1 = x0 @ w1.t()
+    x1 = (0.5 * h1).clamp(-1, 1)
+    h2 = x1 @ w2.t()
+    x2 = (0.5 * h2).clamp(-1, 1)
+    logits = (x2 @ w3.t()).requires_grad_()
+    (d3,) = torch.autograd.grad(F.cross_entropy(logits, y), logits)
+    sp1, sp2 = (0.5 * ((0.5 * h).abs() < 1).to(DT) for h in (h1, h2))
+    d2_rule, d2_bp = sp2 * (d3 @ r3.t()), sp2 * (d3 @ w3)
+    d1_rule = sp1 * (d2_rule @ r2.t())
+    probe = alignment(net, x, y, make_loss("softmax", 4))
+    out, mid = probe["output"], probe["full1"]
+    assert out["local_delta_angle"] == pytest.approx(_angle(d2_rule, d2_bp), abs=1e-9)
+    assert mid["local_delta_angle"] == pytest.approx(_angle(d1_rule, sp1 * (d2_rule @ w2)), abs=1e-9)
+    assert mid["delta_angle"] == pytest.approx(_angle(d2_rule @ r2.t(), d2_bp @ w2), abs=1e-9)
+    assert abs(mid["delta_angle"] - mid["local_delta_angle"]) > 1  # two different measures
+    assert probe["full0"]["local_delta_angle"] is None
 
 
 @pytest.mark.parametrize("training", [True, False])

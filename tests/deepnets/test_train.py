@@ -433,7 +433,8 @@ def test_stale_temporary_checkpoint_is_removed_on_the_next_start(
     fresh.mkdir()
     (fresh / ".config.json.abc.tmp.json").write_text("{")
     assert train_mod.main(args(cifar, fresh, epochs=1)) == 0
-    assert sorted(p.name for p in fresh.iterdir()) == ["checkpoint.pt", "config.json", "log.jsonl"]
+    assert sorted(p.name for p in fresh.iterdir()) == ["best.pt", "checkpoint.pt", "config.json",
+                                                       "log.jsonl"]
 
 
 def test_resume_with_a_missing_checkpoint_is_refused(

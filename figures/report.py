@@ -22,14 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepnets.protocols import PROTOCOLS
+from figures.endpoints import Ends, curve_ends, error_ends, window
 from figures.runs import Run, Seeds, find_runs, select_seeds
 from figures.stats import (
     CLOSE_MARGIN,
+    LAST_EPOCHS,
+    UNINFORMATIVE,
     Comparison,
     close_verdict,
     compare,
     difference,
+    every,
     final,
+    near_chance,
     paired,
     rule_text,
     summarize,
@@ -99,7 +104,8 @@ def where(budget: str, epoch: int | None, n_images: int, n_seeds: int, epoch_tex
 
 @dataclass
 class Row:
-    """One tested statement: a, b, the paired differences d = a - b and the verdict."""
+    """One tested statement: a, b, the paired differences d = a - b at the row's endpoint and
+    the verdict, with the same comparison at the rule's other endpoint (``alt``) beside it."""
 
     test: str
     where: str
@@ -111,10 +117,44 @@ class Row:
     #: of the summary table).
     short: str = ""
     digits: int = 3
+    #: What d is taken at (the endpoint, with the chosen epochs), and the same at the other one.
+    endpoint: str = ""
+    alt: Comparison | None = None
+    alt_endpoint: str = ""
+    #: "close" between two error rates that are both within CHANCE_MARGIN of chance.
+    at_chance: bool = False
+    #: A claim about every layer: its layers' rows (``cmp`` is the least favourable one's).
+    layers: tuple[Row, ...] = ()
+
+    def _judge(self, cmp: Comparison) -> str:
+        if self.kind == "close" and self.at_chance:
+            return UNINFORMATIVE
+        return verdict(cmp) if self.kind == "greater" else close_verdict(cmp)
 
     @property
     def verdict(self) -> str:
-        return verdict(self.cmp) if self.kind == "greater" else close_verdict(self.cmp)
+        if self.layers:
+            return every(r.verdict for r in self.layers)
+        return self._judge(self.cmp)
+
+    @property
+    def alt_verdict(self) -> str | None:
+        """The verdict at the other endpoint (None: the row has one endpoint only)."""
+        if self.layers:
+            alts = [r.alt_verdict for r in self.layers]
+            return None if None in alts else every(a for a in alts if a is not None)
+        return None if self.alt is None else self._judge(self.alt)
+
+    @property
+    def fragile(self) -> bool:
+        """The verdict differs between the rule's two endpoints."""
+        return self.alt_verdict is not None and self.alt_verdict != self.verdict
+
+    def verdict_text(self) -> str:
+        v = f"**{self.verdict}**" + (" (one seed)" if self.cmp.n < 2 else "")
+        if self.fragile:
+            v += f", **fragile**: {self.alt_verdict} on the other endpoint ({self.alt_endpoint})"
+        return v
 
     def cells(self) -> list[str]:
         if self.kind == "greater":
@@ -122,12 +162,11 @@ class Row:
         else:
             inside = sum(abs(d) < CLOSE_MARGIN for d in self.cmp.diffs.values())
             holds = f"\\|d\\| < {CLOSE_MARGIN:g} in {inside}/{self.cmp.n}"
-        v = self.verdict + (" (one seed)" if self.cmp.n < 2 else "")
-        return [self.test, self.where, self.a, self.b,
-                self.cmp.summary.compact(self.digits, signed=True), holds, f"**{v}**"]
+        return [self.test, self.where, self.endpoint or "—", self.a, self.b,
+                self.cmp.summary.compact(self.digits, signed=True), holds, self.verdict_text()]
 
 
-HEADER = ["test", "budget", "a: mean ± sd [per seed]", "b: mean ± sd [per seed]",
+HEADER = ["test", "budget", "endpoint", "a: mean ± sd [per seed]", "b: mean ± sd [per seed]",
           "d = a − b: mean ± sd [per seed]", "sign holds", "verdict"]
 
 
@@ -145,20 +184,71 @@ def at(series: Seriesd, epoch: int) -> dict[int, float]:
     return {s: v[epoch] for s, v in series.items() if epoch in v}
 
 
-def final_row(test: str, budget: str, a: Seriesd, b: Seriesd, kind: str, n_images: int,
-              short: str = "", digits: int = 3) -> Row:
-    """The comparison at the last epoch every pair of runs reached."""
-    cmp = final(a, b)
-    return Row(test, where(budget, cmp.epoch, n_images, cmp.n),
-               summarize(at(a, cmp.epoch)).compact(digits),
-               summarize(at(b, cmp.epoch)).compact(digits), cmp, kind, short, digits)
+def _span(epochs: list[int]) -> str:
+    return f"ep {epochs[0]}–{epochs[-1]}" if len(epochs) > 1 else f"ep {epochs[0]}"
+
+
+def _chosen_name(a: Ends, b: Ends, curve: bool) -> str:
+    each = "; ".join(f"{side} ep {', '.join(str(e[s]) for s in sorted(e))}"
+                     for side, e in (("a", a.epochs), ("b", b.epochs)) if e)
+    if curve:
+        what = "validation-chosen epoch"
+    elif a.tested and b.tested:
+        what = "test error at the validation-chosen epoch"
+    else:
+        what = "validation error at the validation-chosen epoch (no test split scored)"
+    return f"{what} ({each})"
+
+
+def pair_row(test: str, budget: str, a: Ends, b: Ends, kind: str, n_images: int,
+             epochs: list[int], *, curve: bool = False, short: str = "", digits: int = 3,
+             chance: float | None = None, factor: float = 1.0, offset: float = 0.0) -> Row:
+    """a against b over the window ``epochs`` (the same budget for both). Error rates are
+    judged at the validation-chosen epoch (test error where scored), a curve's shape
+    (``curve``) on the window's mean; each row also at the other endpoint. ``factor`` and
+    ``offset``: the claim is a > factor b + offset. ``chance``: the error rate of chance, for
+    "close" rows (both near it: uninformative)."""
+    chosen = (a.chosen, b.chosen, _chosen_name(a, b, curve))
+    mean = (a.last, b.last, f"mean of {_span(epochs)}")
+    (pa, pb, name), (qa, qb, other) = (mean, chosen) if curve else (chosen, mean)
+    cmp = compare(pa, pb, epochs[-1], factor=factor, offset=offset)
+    alt = compare(qa, qb, epochs[-1], factor=factor, offset=offset)
+    near = chance is not None and near_chance(pa, chance) and near_chance(pb, chance)
+    return Row(test, where(budget, epochs[-1], n_images, cmp.n), summarize(pa).compact(digits),
+               summarize(pb).compact(digits), cmp, kind, short, digits, name, alt,
+               other.split(" (")[0], near)
+
+
+def chance_of(g: Seeds) -> float:
+    """The error rate of guessing: 1 - 1/classes."""
+    return 1.0 - 1.0 / g.first.n_classes
+
+
+def error_row(test: str, budget: str, ga: Seeds, gb: Seeds, kind: str, short: str = "",
+              key: str = "val_error", digits: int = 3) -> Row:
+    """Two groups' error rates (``key``) over their common window (:func:`error_ends`)."""
+    epochs = window(ga, gb)
+    return pair_row(test, budget, error_ends(ga, epochs, key), error_ends(gb, epochs, key), kind,
+                    images(ga), epochs, short=short, digits=digits,
+                    chance=chance_of(ga) if kind == "close" else None)
 
 
 def value_row(test: str, where_text: str, a: dict[int, float], b: dict[int, float], kind: str,
-              digits: int = 3, short: str = "") -> Row:
+              digits: int = 3, short: str = "", chance: float | None = None) -> Row:
+    """Two sets of single numbers per seed (one endpoint only)."""
     cmp = compare(a, b)
+    near = chance is not None and near_chance(a, chance) and near_chance(b, chance)
     return Row(test, where_text, summarize(a).compact(digits), summarize(b).compact(digits), cmp,
-               kind, short, digits)
+               kind, short, digits, at_chance=near)
+
+
+def every_layer(rows: list[Row], test: str, short: str) -> Row:
+    """The claim "in every layer": its verdict is :func:`figures.stats.every` of the layers';
+    it shows the layer with the least favourable mean difference."""
+    worst = min(rows, key=lambda r: r.cmp.mean)
+    return Row(f"{test}: least favourable layer, {worst.test}", worst.where, worst.a, worst.b,
+               worst.cmp, worst.kind, short, worst.digits, worst.endpoint, worst.alt,
+               worst.alt_endpoint, layers=tuple(rows))
 
 
 def val(g: Seeds) -> Seriesd:
@@ -178,8 +268,8 @@ def label(p: str) -> str:
 
 def block_rule(_: Report) -> str:
     return (rule_text() + " The differences are always taken between runs of the same seed "
-            "(same initial weights' seed, same data split), at the last epoch that every pair "
-            "reached; a verdict holds only for the budget it states.")
+            "(same initial weights' seed, same data split), over the epochs every run of the "
+            "row reached; a verdict holds only for the budget it states.")
 
 
 def block_budget(rep: Report) -> str:
@@ -203,7 +293,14 @@ def block_budget(rep: Report) -> str:
                   "training images", "share of the paper's 1000 × 45,000"], rows)
 
 
+def _per_seed(values: dict[int, int]) -> str:
+    return ", ".join(str(values[s]) for s in sorted(values))
+
+
 def block_final_errors(rep: Report) -> str:
+    """Per group: its budget, the test error at each run's validation-chosen epoch (where the
+    runs were scored on the test split), that epoch and the validation error there, beside the
+    mean of the last epochs."""
     rows = []
     for b in rep.budgets[:2]:
         for arch in ("simpnet", "deepernet", "deepnet_s"):
@@ -212,28 +309,35 @@ def block_final_errors(rep: Report) -> str:
                     g = b.group(arch, p, untied=untied, frozen=frozen)
                     if g is None:
                         continue
-                    e = g.common_epoch
-                    best = {s: min(v.values()) for s, v in val(g).items()}
+                    epochs = window(g)
+                    ends = error_ends(g, epochs)
+                    val_there = {s: val(g)[s][e] for s, e in ends.epochs.items()}
+                    train_ends = error_ends(g, epochs, "train_error")
                     setting = "untied, layer [0] frozen" if untied else "tied"
-                    rows.append([b.name, arch, label(p), setting, str(e),
-                                 summarize(at(val(g), e)).compact(),
-                                 summarize(at(train(g), e)).compact(),
-                                 summarize(best).compact()])
-    return table(["budget", "network", "protocol", "setting", "epoch", "validation error",
-                  "training error (running mean, dropout on)", "best validation error, any epoch"],
-                 rows)
+                    n = images(g)
+                    rows.append([b.name, arch, label(p), setting,
+                                 f"{epochs[-1]} × {n:,} ({fraction(epochs[-1], n)})",
+                                 summarize(ends.chosen).compact() if ends.tested else "not scored",
+                                 _per_seed(ends.epochs), summarize(val_there).compact(),
+                                 summarize(ends.last).compact(),
+                                 summarize(train_ends.last).compact()])
+    return table(["budget", "network", "protocol", "setting", "epochs × images (share of the "
+                  "paper's)", "test error at the validation-chosen epoch", "validation-chosen "
+                  "epoch [per seed]", "validation error there", f"validation error, mean of the "
+                  f"last {LAST_EPOCHS} epochs", "training error, mean of the last epochs (running "
+                  "mean, dropout on)"], rows)
 
 
 def rows_claim1(rep: Report) -> list[Row]:
     B = rep.b
     bp, bph = B.need("simpnet", "bp"), B.need("simpnet", "bp-h")
-    n = images(bp)
     return [
-        final_row("BP-H's validation error above BP's (hinge slightly worse)", B.name, val(bph),
-                  val(bp), "greater", n, "hinge (BP-H) worse than softmax (BP)"),
-        final_row("BP-H's and BP's validation errors comparable", B.name, val(bph), val(bp),
-                  "close", n, "hinge and softmax comparable"),
-        final_row("BP-H's training error above BP's", B.name, train(bph), train(bp), "greater", n),
+        error_row("BP-H's error above BP's (hinge slightly worse)", B.name, bph, bp, "greater",
+                  "hinge (BP-H) worse than softmax (BP)"),
+        error_row("BP-H's and BP's errors comparable", B.name, bph, bp, "close",
+                  "hinge and softmax comparable"),
+        error_row("BP-H's training error above BP's", B.name, bph, bp, "greater",
+                  key="train_error"),
     ]
 
 
@@ -252,29 +356,31 @@ def _simpnet(rep: Report) -> dict[str, Seeds]:
 def rows_claim2(rep: Report) -> list[Row]:
     B, g = rep.b, _simpnet(rep)
     n = images(g["urfb"])
-    gap = difference(val(g["frfb"]), val(g["urfb"]))
-    gap_end = final(val(g["frfb"]), val(g["urfb"]))
-    early = {s: v[EARLY_EPOCH] for s, v in gap.items() if EARLY_EPOCH in v}
-    late = {s: v[gap_end.epoch] for s, v in gap.items()}
+    epochs = window(g["frfb"], g["urfb"])
+    gap = error_ends(g["frfb"], epochs, test=False) - error_ends(g["urfb"], epochs, test=False)
+    both = window(*g.values())  # with the 50% runs
+    ends = {p: error_ends(x, both) for p, x in g.items()}
+    early_gap = difference(val(g["frfb"]), val(g["urfb"]))
+    early = {s: v[EARLY_EPOCH] for s, v in early_gap.items() if EARLY_EPOCH in v}
+    late = pair_row(f"'mainly converges faster': the FRFB − URFB validation gap shrinks from "
+                    f"epoch {EARLY_EPOCH} to the end", B.name, Ends(early, early, {}),
+                    gap, "greater", n, epochs, curve=True,
+                    short="the URFB-FRFB gap shrinks with training ('mainly converges faster')")
     return [
-        final_row("FRFB's validation error above URFB's", B.name, val(g["frfb"]), val(g["urfb"]),
-                  "greater", n, "URFB better than FRFB"),
-        final_row("FRFB close to URFB (Section 4: 'for CIFAR10 the difference ... is small')",
-                  B.name, val(g["frfb"]), val(g["urfb"]), "close", n,
+        error_row("FRFB's error above URFB's", B.name, g["frfb"], g["urfb"], "greater",
+                  "URFB better than FRFB"),
+        error_row("FRFB close to URFB (Section 4: 'for CIFAR10 the difference ... is small')",
+                  B.name, g["frfb"], g["urfb"], "close",
                   "URFB-FRFB difference small (text beside Figure 5)"),
-        value_row(f"'mainly converges faster': the FRFB − URFB gap shrinks from epoch "
-                  f"{EARLY_EPOCH} to epoch {gap_end.epoch}",
-                  where(B.name, gap_end.epoch, n, len(late)), early, late, "greater",
-                  short="the URFB-FRFB gap shrinks with training ('mainly converges faster')"),
-        final_row("URFB's validation error above BP's ('never as well as BP')", B.name,
-                  val(g["urfb"]), val(g["bp"]), "greater", n, "URFB worse than BP (softmax)"),
-        final_row("URFB's validation error above BP-H's", B.name, val(g["urfb"]), val(g["bp-h"]),
-                  "greater", n, "URFB worse than BP-H (hinge)"),
-        final_row("URFB close to BP", B.name, val(g["urfb"]), val(g["bp"]), "close", n,
-                  "URFB close to BP"),
-        final_row("50% connectivity widens the gap: (FRFB 50% − URFB 50%) above (FRFB − URFB)",
-                  B.name, difference(val(g["frfb-50"]), val(g["urfb-50"])), gap, "greater", n,
-                  "50% connectivity widens the URFB-FRFB gap"),
+        late,
+        error_row("URFB's error above BP's ('never as well as BP')", B.name, g["urfb"], g["bp"],
+                  "greater", "URFB worse than BP (softmax)"),
+        error_row("URFB's error above BP-H's", B.name, g["urfb"], g["bp-h"], "greater",
+                  "URFB worse than BP-H (hinge)"),
+        error_row("URFB close to BP", B.name, g["urfb"], g["bp"], "close", "URFB close to BP"),
+        pair_row("50% connectivity widens the gap: (FRFB 50% − URFB 50%) above (FRFB − URFB)",
+                 B.name, ends["frfb-50"] - ends["urfb-50"], ends["frfb"] - ends["urfb"],
+                 "greater", n, both, short="50% connectivity widens the URFB-FRFB gap"),
     ]
 
 
@@ -291,38 +397,32 @@ def block_claim2(rep: Report) -> str:
             + rows_table(rows_claim2(rep)) + "\n\nSpeed: " + "; ".join(speed) + ".")
 
 
-def _common_epoch(groups: dict[str, Seeds]) -> int:
-    """The last epoch every run of ``groups`` reached."""
-    return min(g.common_epoch for g in groups.values())
-
-
-def _cut(series: Seriesd, last: int) -> Seriesd:
-    return {s: {e: v for e, v in per.items() if e <= last} for s, per in series.items()}
-
-
 def rows_claim3(rep: Report) -> list[Row]:
+    """Every row compares runs of one budget: deepernet against itself at budget A or B, and
+    deepernet's gaps against simpnet's over the epochs both reached (budget A)."""
     A, B = rep.a, rep.b
     da = {p: A.need("deepernet", p) for p in ("bp-h", "urfb", "frfb")}
     db = {p: B.need("deepernet", p) for p in ("bp-h", "urfb", "frfb")}
     sa = {p: A.need("simpnet", p) for p in ("bp-h", "urfb", "frfb")}
-    n, last = images(da["urfb"]), _common_epoch(da)
-    gap = {p: difference(val(da[p]), val(da["bp-h"])) for p in ("urfb", "frfb")}
-    shallow = {p: _cut(difference(val(sa[p]), val(sa["bp-h"])), last) for p in ("urfb", "frfb")}
+    n = images(da["urfb"])
+    epochs = window(*da.values(), *sa.values())
+    deep = {p: error_ends(x, epochs) for p, x in da.items()}
+    shallow = {p: error_ends(x, epochs) for p, x in sa.items()}
     return [
-        final_row("URFB close to BP-H", B.name, val(db["urfb"]), val(db["bp-h"]), "close", n,
+        error_row("URFB close to BP-H", A.name, da["urfb"], da["bp-h"], "close",
                   "deepernet: URFB close to BP-H"),
-        final_row("URFB close to BP-H", A.name, val(da["urfb"]), val(da["bp-h"]), "close", n),
-        final_row("FRFB's validation error above BP-H's", A.name, val(da["frfb"]),
-                  val(da["bp-h"]), "greater", n, "deepernet: FRFB worse than BP-H"),
-        final_row("FRFB's validation error above BP-H's", B.name, val(db["frfb"]),
-                  val(db["bp-h"]), "greater", n),
-        final_row("FRFB degrades with depth: (FRFB − BP-H) on deepernet above (FRFB − BP-H) on "
-                  "simpnet, same epoch", A.name, gap["frfb"], shallow["frfb"], "greater", n,
-                  "FRFB's gap to BP-H grows from simpnet to deepernet"),
-        final_row("URFB's gap to BP-H larger on deepernet than on simpnet, same epoch", A.name,
-                  gap["urfb"], shallow["urfb"], "greater", n),
-        final_row("FRFB's validation error above URFB's", B.name, val(db["frfb"]),
-                  val(db["urfb"]), "greater", n),
+        error_row("URFB close to BP-H", B.name, db["urfb"], db["bp-h"], "close"),
+        error_row("FRFB's error above BP-H's", A.name, da["frfb"], da["bp-h"], "greater",
+                  "deepernet: FRFB worse than BP-H"),
+        error_row("FRFB's error above BP-H's", B.name, db["frfb"], db["bp-h"], "greater"),
+        pair_row("FRFB degrades with depth: (FRFB − BP-H) on deepernet above (FRFB − BP-H) on "
+                 "simpnet, same epochs", A.name, deep["frfb"] - deep["bp-h"],
+                 shallow["frfb"] - shallow["bp-h"], "greater", n, epochs,
+                 short="FRFB's gap to BP-H grows from simpnet to deepernet"),
+        pair_row("URFB's gap to BP-H larger on deepernet than on simpnet, same epochs", A.name,
+                 deep["urfb"] - deep["bp-h"], shallow["urfb"] - shallow["bp-h"], "greater", n,
+                 epochs),
+        error_row("FRFB's error above URFB's", B.name, db["frfb"], db["urfb"], "greater"),
     ]
 
 
@@ -357,9 +457,9 @@ def rows_claim4(rep: Report) -> list[Row]:
     u, f = (A.group("deepnet_s", p, untied=True, frozen=(0,)) for p in ("urfb", "frfb"))
     if u is None or f is None:
         return []
-    return [final_row("deepnet_s untied (first layer frozen after 1 tied epoch): FRFB's "
-                      "validation error above URFB's", A.name, val(f), val(u), "greater",
-                      images(u), "untied deepnet_s: URFB better than FRFB (order kept)")]
+    return [error_row("deepnet_s untied (first layer frozen after 1 tied epoch): FRFB's "
+                      "error above URFB's", A.name, f, u, "greater",
+                      "untied deepnet_s: URFB better than FRFB (order kept)")]
 
 
 def block_claim4(rep: Report) -> str:
@@ -387,8 +487,8 @@ def block_claim4_old(rep: Report) -> str:
             ua, ub = old.group("simpnet", a, untied=True), old.group("simpnet", b, untied=True)
             if ua is None or ub is None:
                 continue
-            rows.append(final_row(f"simpnet untied: {label(a)}'s validation error above {label(b)}'s",
-                                  old.name, val(ua), val(ub), "greater", images(ua)))
+            rows.append(error_row(f"simpnet untied: {label(a)}'s error above {label(b)}'s",
+                                  old.name, ua, ub, "greater"))
     return rows_table(rows) if rows else "No older untied run."
 
 
@@ -419,76 +519,109 @@ def rows_claim5(rep: Report) -> list[Row]:
         g = budget.need(arch, "urfb")
         names, n = _names(g), images(g)
         send = set(senders(g))
+        epochs = window(g)
         rises = []
         for i, name in enumerate(names):
             c = corr_series(g, i)
             first = {s: v[min(v)] for s, v in c.items()}
-            last_e = g.common_epoch
             tag = "" if name in send else " (R unused: sends no error)"
-            rows.append(value_row(f"{arch} layer {i + 1} {name}{tag}: URFB corr rises, epoch "
-                                  f"{last_e} above epoch 1", where(budget.name, last_e, n, g.n),
-                                  at(c, last_e), first, "greater"))
-            rises.append(rows[-1])
+            rises.append(pair_row(f"{arch} layer {i + 1} {name}{tag}: URFB corr rises, the end "
+                                  "above epoch 1", budget.name, curve_ends(g, c, epochs),
+                                  Ends(first, first, {}), "greater", n, epochs, curve=True))
+        rows += rises
         peak = {s: max(v for i in range(len(names)) for v in corr_series(g, i)[s].values())
                 for s in g.seeds}
         rows.append(value_row(f"{arch}: never the same, 1 above the largest corr of any layer at "
                               "any epoch", where(budget.name, g.common_epoch, n, g.n),
                               {s: 1.0 for s in g.seeds}, peak, "greater",
                               short=f"{arch}: URFB's W and Rᵗ never the same (corr < 1)"))
-        worst = min(rises, key=lambda r: (r.verdict == "supports", r.cmp.mean))
-        rows.append(Row(f"{arch}: the least-supported layer of the rows above", worst.where,
-                        worst.a, worst.b, worst.cmp, "greater",
-                        f"{arch}: URFB's corr(W, Rᵗ) rises in every layer"))
+        rows.append(every_layer(rises, f"{arch}: URFB corr rises in every layer",
+                                f"{arch}: URFB's corr(W, Rᵗ) rises in every layer"))
     return rows
 
 
 def block_claim5(rep: Report) -> str:
-    rows = [r for r in rows_claim5(rep) if not r.test.endswith("of the rows above")]
+    rows = [r for r in rows_claim5(rep) if not r.layers]
     return ("a, b: corr(W, Rᵗ) of URFB's runs (the paper's Figures 10-11 measure):\n\n"
             + rows_table(rows))
 
 
-def _strong(rep: Report) -> tuple[list[Row], list[str]]:
-    rows: list[Row] = []
+#: Claim 5's "much stronger", stated: URFB's corr(W, Rᵗ) at least this many times FRFB's ...
+MUCH_STRONGER_FACTOR = 2.0
+#: ... and at least this much above it, in every layer ...
+MUCH_STRONGER_ABOVE = 0.1
+#: ... and the error URFB sends down at least this many degrees closer to exact BP's than
+#: FRFB's (``delta_angle``, Lillicrap et al.'s global comparison), in every sending layer.
+MUCH_CLOSER_DEGREES = 15.0
+
+
+def much_stronger_text() -> str:
+    """Claim 5b's numbers, stated beside the claim."""
+    return (f"'Much stronger' is tested as: in every layer URFB's corr(W, Rᵗ) is at least "
+            f"{MUCH_STRONGER_FACTOR:g} × FRFB's and at least {MUCH_STRONGER_ABOVE:g} above it, and "
+            f"in every layer that sends an error down, the angle between that error and exact "
+            f"BP's (delta_angle, Lillicrap et al.'s global comparison) is at least "
+            f"{MUCH_CLOSER_DEGREES:g}° smaller for URFB than for FRFB; each as the verdict rule's "
+            "directional test of d = a − (factor × b + offset) on the mean of the last epochs.")
+
+
+def _strong(rep: Report) -> tuple[dict[str, tuple[list[Row], list[Row]]], list[str]]:
+    """Per network, (the correlation rows, the angle rows) of claim 5b, and notes."""
+    out: dict[str, tuple[list[Row], list[Row]]] = {}
     notes = []
     for budget, arch in ((rep.b, "simpnet"), (rep.a, "deepernet")):
         u, f = budget.need(arch, "urfb"), budget.need(arch, "frfb")
         names, n = _names(u), images(u)
-        send = senders(u)
+        epochs = window(u, f)
+        corr_rows: list[Row] = []
+        angle_rows: list[Row] = []
         for i, name in enumerate(names):
             cu, cf = corr_series(u, i), corr_series(f, i)
-            rows.append(final_row(f"{arch} layer {i + 1} {name}: corr(W, Rᵗ), URFB above FRFB",
-                                  budget.name, cu, cf, "greater", n))
+            eu, ef = curve_ends(u, cu, epochs), curve_ends(f, cf, epochs)
+            corr_rows.append(pair_row(
+                f"{arch} layer {i + 1} {name}: corr(W, Rᵗ), URFB at least "
+                f"{MUCH_STRONGER_FACTOR:g} × FRFB's (d = a − {MUCH_STRONGER_FACTOR:g} b)",
+                budget.name, eu, ef, "greater", n, epochs, curve=True,
+                factor=MUCH_STRONGER_FACTOR))
+            corr_rows.append(pair_row(
+                f"{arch} layer {i + 1} {name}: corr(W, Rᵗ), URFB at least "
+                f"{MUCH_STRONGER_ABOVE:g} above FRFB (d = a − b − {MUCH_STRONGER_ABOVE:g})",
+                budget.name, eu, ef, "greater", n, epochs, curve=True,
+                offset=MUCH_STRONGER_ABOVE))
             flip = _from_epoch(paired(cu, cf))
             if flip is not None and flip > 1:
                 notes.append(f"{arch} {name}: URFB's correlation is above FRFB's in every seed "
                              f"from epoch {flip} on (below or mixed before)")
-        for name in send:
-            rows.append(final_row(f"{arch} {name}: angle of the error sent down to exact BP's "
-                                  "(delta_angle, degrees), FRFB above URFB", budget.name,
-                                  angle_series(f, name), angle_series(u, name), "greater", n,
-                                  digits=1))
-    return rows, notes
+        for name in senders(u):
+            au, af = angle_series(u, name), angle_series(f, name)
+            angle_rows.append(pair_row(
+                f"{arch} {name}: angle of the error sent down to exact BP's (delta_angle, "
+                f"degrees), FRFB's at least {MUCH_CLOSER_DEGREES:g}° above URFB's "
+                f"(d = a − b − {MUCH_CLOSER_DEGREES:g})", budget.name,
+                curve_ends(f, af, epochs), curve_ends(u, au, epochs), "greater", n, epochs,
+                curve=True, digits=1, offset=MUCH_CLOSER_DEGREES))
+        out[arch] = (corr_rows, angle_rows)
+    return out, notes
 
 
 def rows_claim5_strong(rep: Report) -> list[Row]:
     rows, _ = _strong(rep)
     out = []
-    for arch in ("simpnet", "deepernet"):
-        for what, pick in (("corr(W, Rᵗ) higher for URFB in every layer", "corr(W, Rᵗ)"),
-                           ("error sent down closer to BP's for URFB in every sending layer",
-                            "delta_angle")):
-            mine = [r for r in rows if r.test.startswith(arch) and pick in r.test]
-            worst = min(mine, key=lambda r: (r.verdict == "supports", r.cmp.mean / (r.cmp.sd or 1)))
-            out.append(Row(f"{arch}: the least-supported layer", worst.where, worst.a, worst.b,
-                           worst.cmp, "greater", f"{arch}: {what} ('much stronger')",
-                           worst.digits))
+    for arch, (corr_rows, angle_rows) in rows.items():
+        out.append(every_layer(corr_rows, f"{arch}: corr(W, Rᵗ)",
+                               f"{arch}: URFB's corr(W, Rᵗ) ≥ {MUCH_STRONGER_FACTOR:g} × FRFB's "
+                               f"and ≥ {MUCH_STRONGER_ABOVE:g} above it in every layer ('much "
+                               "stronger')"))
+        out.append(every_layer(angle_rows, f"{arch}: delta_angle",
+                               f"{arch}: URFB's error sent down ≥ {MUCH_CLOSER_DEGREES:g}° closer "
+                               "to BP's than FRFB's in every sending layer ('much stronger')"))
     return out
 
 
 def block_claim5_strong(rep: Report) -> str:
     rows, notes = _strong(rep)
-    text = rows_table(rows)
+    text = much_stronger_text() + "\n\n" + rows_table(
+        [r for corr_rows, angle_rows in rows.values() for r in (*corr_rows, *angle_rows)])
     if notes:
         text += "\n\n" + "\n".join(f"- {x}." for x in notes)
     return text
@@ -558,7 +691,8 @@ def _claim6(rep: Report) -> tuple[list[Row], list[str]]:
             a, b = u.series(key), ref.series(key)
             rows.append(value_row(f"{arch}: {name} error after epoch 1, URFB close to BP-H",
                                   where(B.name, 1, n, u.n), at(a, 1), at(b, 1), "close",
-                                  short=f"{arch}: {name} error after epoch 1 close to BP-H's"))
+                                  short=f"{arch}: {name} error after epoch 1 close to BP-H's",
+                                  chance=chance_of(u)))
         window = far_window(u)
         notes.append(f"{arch}: epochs 1..E with URFB's mean delta_angle ≥ {FAR_DEGREES:g}°: E = "
                      + ", ".join(f"{window[s]} (s{s})" for s in sorted(window)))
@@ -606,10 +740,12 @@ def block_summary(rep: Report) -> str:
     for claim, make in CLAIM_ROWS.items():
         for r in make(rep):
             if r.short:
-                rows.append([claim, r.short, f"**{r.verdict}**", r.cmp.summary.compact(r.digits, signed=True),
-                             r.where])
-    return table(["claim", "part tested", "verdict", "d = a − b (see the claim's table)",
-                  "budget"], rows)
+                shown = r.test.split("least favourable layer, ")[-1] if r.layers else ""
+                d = r.cmp.summary.compact(r.digits, signed=True)
+                rows.append([claim, r.short, r.verdict_text(),
+                             f"{d} ({shown})" if shown else d, r.endpoint or "—", r.where])
+    return table(["claim", "part tested", "verdict", "d = a − b (see the claim's table; over "
+                  "layers: the least favourable layer)", "endpoint", "budget"], rows)
 
 
 def block_figure8(rep: Report) -> str:

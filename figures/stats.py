@@ -14,7 +14,18 @@ The verdict rule (stated once, in ``docs/results.md``, from :func:`rule_text`):
 * a claim that ``a`` and ``b`` are close (:func:`close_verdict`, margin ``m``): **supports** when
   ``m - d`` and ``m + d`` both pass the directional rule (every seed has ``|d| < m`` and
   ``|mean| + K_SD * sd < m``); **contradicts** when ``d - m`` or ``-d - m`` passes it (every seed
-  is beyond the margin on the same side, by more than ``K_SD`` sd); else **inconclusive**.
+  is beyond the margin on the same side, by more than ``K_SD`` sd); else **inconclusive**. Two
+  error rates that are both within :data:`CHANCE_MARGIN` of chance in every seed are
+  **uninformative** (:func:`near_chance`): two untrained networks are close, and say nothing;
+* a claim with a stated size ("at least twice", "0.1 above", "15 degrees closer") is the
+  directional rule on ``a - (factor * b + offset)`` (:func:`compare`'s ``factor``, ``offset``);
+* a claim "in every layer" (:func:`every`): **supports** when every layer's row supports,
+  **contradicts** when one contradicts, else **inconclusive**; its summary shows the layer with
+  the least favourable mean difference;
+* endpoints (:func:`chosen_epoch`, :func:`last_epochs`): the *robust* endpoint is the test error
+  at each run's validation-chosen epoch (its lowest validation error, the earliest of equals);
+  claims about a curve's shape use the mean over the last :data:`LAST_EPOCHS` epochs every pair
+  reached. A row whose verdict differs between the two endpoints is **fragile**.
 
 ``sd`` is the sample standard deviation (n - 1). Fewer than :data:`MIN_SEEDS` seeds is always
 inconclusive. Nothing here imports torch or numpy: the docs builder can use it anywhere.
@@ -26,20 +37,26 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["CLOSE_MARGIN", "CONTRADICTS", "INCONCLUSIVE", "K_SD", "MIN_SEEDS", "SUPPORTS",
-           "Comparison", "Series", "Summary", "close_verdict", "compare", "difference", "final",
-           "paired", "rule_text", "summarize", "verdict"]
+__all__ = ["CHANCE_MARGIN", "CLOSE_MARGIN", "CONTRADICTS", "INCONCLUSIVE", "K_SD", "LAST_EPOCHS",
+           "MIN_SEEDS", "SUPPORTS", "UNINFORMATIVE", "Comparison", "Series", "Summary",
+           "chosen_epoch", "close_verdict", "compare", "difference", "every", "final",
+           "last_epochs", "near_chance", "paired", "rule_text", "summarize", "verdict"]
 
 #: seed -> epoch -> value
 Series = Mapping[int, Mapping[int, float]]
 
 SUPPORTS, CONTRADICTS, INCONCLUSIVE = "supports", "contradicts", "inconclusive"
+UNINFORMATIVE = "uninformative"
 #: The mean must exceed this many (sample) standard deviations of the per-seed differences.
 K_SD = 2.0
 #: Fewer seeds than this give no sd: the verdict is inconclusive.
 MIN_SEEDS = 2
 #: "Close", "comparable", "similar": within 5 points of error rate (0.05).
 CLOSE_MARGIN = 0.05
+#: An error rate within this of chance (1 - 1/classes) is an untrained network's.
+CHANCE_MARGIN = 0.02
+#: Curve-shape claims: the mean over this many last epochs.
+LAST_EPOCHS = 5
 
 
 @dataclass(frozen=True)
@@ -135,10 +152,47 @@ class Comparison:
         return f"{self.n_positive if sign > 0 else self.n_negative}/{self.n}"
 
 
-def compare(a: Mapping[int, float], b: Mapping[int, float], epoch: int | None = None) -> Comparison:
-    """``a - b`` for every seed in both (``{seed: value}`` each)."""
+def compare(a: Mapping[int, float], b: Mapping[int, float], epoch: int | None = None, *,
+            factor: float = 1.0, offset: float = 0.0) -> Comparison:
+    """``a - (factor * b + offset)`` for every seed in both (``{seed: value}`` each): with the
+    defaults ``a - b``; a claim "a at least twice b and 0.1 above it" is two comparisons,
+    ``factor=2`` and ``offset=0.1``."""
     seeds = sorted(set(a) & set(b))
-    return Comparison(epoch, {s: float(a[s]) - float(b[s]) for s in seeds})
+    return Comparison(epoch, {s: float(a[s]) - (factor * float(b[s]) + offset) for s in seeds})
+
+
+def near_chance(values: Mapping[int, float], chance: float,
+                margin: float = CHANCE_MARGIN) -> bool:
+    """Whether every seed's error rate is within ``margin`` of ``chance``."""
+    return bool(values) and all(abs(float(v) - chance) <= margin for v in values.values())
+
+
+def every(verdicts: Iterable[str]) -> str:
+    """The verdict on "in every layer": supports if all do, contradicts if one does."""
+    v = list(verdicts)
+    if v and all(x == SUPPORTS for x in v):
+        return SUPPORTS
+    return CONTRADICTS if CONTRADICTS in v else INCONCLUSIVE
+
+
+def chosen_epoch(val: Mapping[int, float], last: int | None = None) -> int:
+    """The validation-chosen epoch of one run: the lowest validation error among the epochs up
+    to ``last`` (all by default), the earliest of equals."""
+    epochs = sorted(e for e in val if last is None or e <= last)
+    if not epochs:
+        raise ValueError("chosen_epoch: no validation error logged")
+    return min(epochs, key=lambda e: (val[e], e))
+
+
+def last_epochs(a: Series, b: Series, k: int = LAST_EPOCHS) -> list[int]:
+    """The last ``k`` epochs (fewer if fewer exist) that every paired seed reached in both."""
+    diff = {s: per for s, per in difference(a, b).items() if per}
+    if not diff:
+        raise ValueError("last_epochs: the two series share no seed with a common epoch")
+    common = sorted(set.intersection(*(set(per) for per in diff.values())))
+    if not common:
+        raise ValueError("last_epochs: no epoch is reached by every pair of runs")
+    return common[-k:]
 
 
 def difference(a: Series, b: Series) -> dict[int, dict[int, float]]:
@@ -213,13 +267,27 @@ def rule_text() -> str:
     k = f"{K_SD:g}"
     return (
         "For a claim that quantity *a* is above *b* (e.g. FRFB's error above URFB's), take for "
-        "each seed the difference d = a − b between the two runs of that seed, at the last epoch "
-        "that every pair of runs reached. **Supports**: every seed has d > 0 and "
+        "each seed the difference d = a − b between the two runs of that seed, at the endpoint "
+        "the row names. Endpoints: for error rates the robust endpoint is the **test error at "
+        "each run's validation-chosen epoch** (lowest validation error, the earliest of equals; "
+        "runs not scored on the test split show the validation error there, and say so); for "
+        f"the shape of a curve (correlations, angles, gaps over training) the **mean over the "
+        f"last {LAST_EPOCHS} epochs** that every pair reached. Each row is also judged at the "
+        "other endpoint; a row whose verdict differs between the two is marked **fragile**. Two "
+        "runs are compared only at the same budget (the same epoch, or each at its own "
+        "validation-chosen epoch of runs of the same length, said so). **Supports**: every seed "
+        "has d > 0 and "
         f"mean(d) > {k} × sd(d). **Contradicts**: every seed has d < 0 and −mean(d) > {k} × sd(d). "
         "Otherwise **inconclusive**. For a claim that *a* and *b* are close ('comparable', "
         f"'close', 'similar'), the margin is m = {CLOSE_MARGIN:g} (5 points of error rate): "
         f"**supports** when every seed has |d| < m and |mean(d)| + {k} × sd(d) < m; "
         "**contradicts** when every seed has d beyond the margin on the same side (all d > m, or "
-        f"all d < −m) and |mean(d)| − m > {k} × sd(d); otherwise **inconclusive**. sd is the "
-        f"sample standard deviation (n − 1); fewer than {MIN_SEEDS} seeds is always inconclusive."
+        f"all d < −m) and |mean(d)| − m > {k} × sd(d); otherwise **inconclusive**; when both "
+        f"error rates are within {CHANCE_MARGIN:g} of chance (1 − 1/classes) in every seed, "
+        "**uninformative** (two untrained networks are close and say nothing). A claim with a "
+        "size (\"much stronger\") states its numbers beside it and tests d = a − (factor × b + "
+        "offset). A claim about every layer supports when every layer's row does and contradicts "
+        "when one does; its summary shows the layer with the least favourable mean difference. "
+        f"sd is the sample standard deviation (n − 1); fewer than {MIN_SEEDS} seeds is always "
+        "inconclusive."
     )

@@ -314,6 +314,23 @@ def _spearman(fr: dict[int, np.ndarray]) -> tuple[float, float, int]:
     return float(rho), float(p), int(ratio.size)
 
 
+#: Medians within this fraction of one another count as flat: a plateau.
+PLATEAU_SPREAD = 0.02
+
+
+def plateau_start(med: dict[int, float]) -> int:
+    """The smallest depth from which the medians of every depth on lie within
+    :data:`PLATEAU_SPREAD` of one another (max <= (1 + spread) min); the deepest depth if none."""
+    ks = sorted(med)
+    start = ks[-1]
+    for k in reversed(ks):
+        rest = [med[j] for j in ks if j >= k]
+        if max(rest) > (1 + PLATEAU_SPREAD) * min(rest):
+            break
+        start = k
+    return start
+
+
 def _trend(fr: dict[int, np.ndarray]) -> str:
     """Whether the per-seed FRFB/URFB ratio grows with depth: Spearman ρ over all depths
     (significant at p < 0.01 and the median moving the same way) and over the deeper half."""
@@ -331,10 +348,11 @@ def _trend(fr: dict[int, np.ndarray]) -> str:
     if up and last > first and rho_d > 0 and p_d < 0.01:
         answer = "YES: the advantage of updating R grows with depth"
     elif up and last > first:
-        peak = max(ks, key=lambda k: med[k])
+        flat = plateau_start(med)
+        rest = [med[k] for k in ks if k >= flat]
         answer = (f"YES, THEN IT LEVELS OFF: the advantage of updating R grows from depth "
-                  f"{ks[0]} to {peak} (median ratio {first:.3g} -> {med[peak]:.3g}) and does "
-                  f"not grow over depths {deep[0]}..{deep[-1]}")
+                  f"{ks[0]} to {flat} (median ratio {first:.3g} -> {med[flat]:.3g}) and is flat "
+                  f"at {min(rest):.3g}-{max(rest):.3g} over depths {flat}..{ks[-1]}")
     elif rho < 0 and p < 0.01 and last < first:
         answer = "NO: the advantage of updating R shrinks with depth"
     else:

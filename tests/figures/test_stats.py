@@ -117,3 +117,39 @@ def test_stats_imports_neither_torch_nor_numpy() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True,
                           text=True, timeout=60)
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_stated_sizes_chance_every_layer_and_endpoints() -> None:
+    from figures.stats import (
+        UNINFORMATIVE,
+        chosen_epoch,
+        every,
+        last_epochs,
+        near_chance,
+    )
+
+    # "at least twice and 0.1 above": d = a - (factor b + offset)
+    twice = compare({0: 0.50, 1: 0.52, 2: 0.55}, {0: 0.20, 1: 0.21, 2: 0.22}, factor=2.0)
+    assert twice.diffs == pytest.approx({0: 0.10, 1: 0.10, 2: 0.11}) and verdict(twice) == SUPPORTS
+    short = compare({0: 0.30, 1: 0.31, 2: 0.32}, {0: 0.20, 1: 0.21, 2: 0.22}, factor=2.0)
+    assert verdict(short) == CONTRADICTS  # above FRFB, but not twice it
+    above = compare({0: 0.30, 1: 0.31, 2: 0.32}, {0: 0.20, 1: 0.21, 2: 0.22}, offset=0.1)
+    assert verdict(above) == INCONCLUSIVE  # exactly 0.1 above: not beyond it
+    # two error rates within 0.02 of chance (0.9 for 10 classes)
+    assert near_chance({0: 0.899, 1: 0.905}, 0.9) and not near_chance({0: 0.899, 1: 0.87}, 0.9)
+    assert not near_chance({}, 0.9) and UNINFORMATIVE == "uninformative"
+    # every layer: one contradicting layer contradicts, one inconclusive leaves it open
+    assert every([SUPPORTS, SUPPORTS]) == SUPPORTS
+    assert every([SUPPORTS, INCONCLUSIVE]) == INCONCLUSIVE
+    assert every([INCONCLUSIVE, CONTRADICTS, SUPPORTS]) == CONTRADICTS
+    # the validation-chosen epoch: the lowest, the earliest of equals, up to a last epoch
+    val = {1: 0.5, 2: 0.3, 3: 0.4, 4: 0.3, 5: 0.2}
+    assert chosen_epoch(val) == 5 and chosen_epoch(val, 4) == 2
+    with pytest.raises(ValueError):
+        chosen_epoch(val, 0)
+    a = {0: {e: 0.1 for e in range(1, 9)}, 1: {e: 0.1 for e in range(1, 8)}}
+    assert last_epochs(a, a) == [3, 4, 5, 6, 7] and last_epochs(a, a, 2) == [6, 7]
+    text = rule_text()
+    assert "validation-chosen epoch" in text and "last 5 epochs" in text
+    assert "**fragile**" in text and "**uninformative**" in text
+    assert "least favourable mean difference" in text

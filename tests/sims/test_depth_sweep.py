@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from sims.depth_stats import collect, paired_ratios, quartiles
-from sims.depth_sweep import DepthConfig, Row, main, plateau_fraction, rows_csv, verdict
+from sims.depth_sweep import (DepthConfig, Row, main, plateau_fraction, plateau_start, rows_csv,
+                               verdict)
 from sims.initial import random_matrices, random_target, zero_weights
 from sims.linear import feedback_field, integrate, make_problem
 from sims.subspace import reduce_feedback, reduced_system, reduced_weights
@@ -105,6 +106,18 @@ def _rows(ratio_by_depth: dict[int, float], seeds: int = 6) -> list[Row]:
 def test_verdict_reads_the_trend(ratios, answer):
     cfg = DepthConfig(depths=tuple(ratios), eps=(0.0, 1.0), bp=False)
     assert answer in verdict(_rows(ratios), cfg)
+
+
+def test_a_rise_then_a_plateau_is_named_where_the_numbers_flatten():
+    """The default run's medians (docs/linear.md): a rise over depths 2-4, then flat at
+    1.32-1.34; the sentence names depth 4, not the largest median's depth 6."""
+    ratios = {2: 1.15, 3: 1.26, 4: 1.32, 5: 1.33, 6: 1.34, 7: 1.33, 8: 1.32}
+    assert plateau_start(ratios) == 4
+    assert plateau_start({2: 1.0, 3: 1.1, 4: 1.2}) == 4  # no plateau: the deepest depth
+    cfg = DepthConfig(depths=tuple(ratios), eps=(0.0, 1.0), bp=False)
+    text = verdict(_rows(ratios), cfg)
+    assert ("grows from depth 2 to 4 (median ratio 1.15 -> 1.32) and is flat at 1.32-1.34 over "
+            "depths 4..8") in text
 
 
 def test_ratios_pair_seeds_and_keep_unreached_runs_as_inf():

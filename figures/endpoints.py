@@ -1,0 +1,95 @@
+"""The two endpoints of the verdict rule (:mod:`figures.stats`), per seed, for groups of runs.
+
+A comparison of two groups (or of gaps between groups) is made over a *window*: the last
+:data:`figures.stats.LAST_EPOCHS` epochs that every run involved reached, so both sides have
+the same budget. In it, each quantity has two endpoints per seed (:class:`Ends`):
+
+* ``chosen``: the value at the run's validation-chosen epoch (its lowest validation error up to
+  the window's last epoch, the earliest of equals). For the validation error this is the **test
+  error** of those weights where the run was scored on the test split (its ``test.json``,
+  :mod:`deepnets.testresult`, holds the same epoch); else the validation error there, and
+  ``tested`` is False.
+* ``last``: the mean over the window's epochs.
+
+Ends subtract seed by seed, so gaps between protocols (FRFB − URFB) have endpoints too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from deepnets.testresult import read_test
+from figures.runs import Seeds
+from figures.stats import LAST_EPOCHS, chosen_epoch
+
+__all__ = ["Ends", "curve_ends", "error_ends", "scored_on_test", "window"]
+
+Seriesd = Mapping[int, Mapping[int, float]]
+
+
+@dataclass(frozen=True)
+class Ends:
+    """One quantity per seed at the validation-chosen epoch and as the window's mean."""
+
+    chosen: dict[int, float]
+    last: dict[int, float]
+    #: Per seed, the validation-chosen epoch (of the left operand, for a difference).
+    epochs: dict[int, int]
+    #: ``chosen`` holds test errors (every seed scored on the test split at that epoch).
+    tested: bool = False
+
+    def __sub__(self, other: Ends) -> Ends:
+        seeds = sorted(set(self.chosen) & set(other.chosen))
+        return Ends({s: self.chosen[s] - other.chosen[s] for s in seeds},
+                    {s: self.last[s] - other.last[s] for s in seeds},
+                    {s: self.epochs[s] for s in seeds}, self.tested and other.tested)
+
+
+def window(*groups: Seeds) -> list[int]:
+    """The last :data:`LAST_EPOCHS` epochs that every run of ``groups`` reached."""
+    upto = min(g.common_epoch for g in groups)
+    return list(range(max(1, upto - LAST_EPOCHS + 1), upto + 1))
+
+
+def _chosen(g: Seeds, upto: int) -> dict[int, int]:
+    return {s: chosen_epoch(v, upto) for s, v in g.series("val_error").items() if v}
+
+
+def scored_on_test(g: Seeds) -> dict[int, tuple[int, float]] | None:
+    """Per seed, (validation-chosen epoch, test error) from the runs' ``test.json``; None
+    unless every run of the group was scored."""
+    out = {}
+    for run in g.runs:
+        result = read_test(run.path)
+        best = (result or {}).get("best")
+        if not best:
+            return None
+        out[run.seed] = (int(best["epoch"]), float(best["error"]))
+    return out
+
+
+def error_ends(g: Seeds, epochs: list[int], key: str = "val_error", *,
+               test: bool = True) -> Ends:
+    """``key`` (``val_error`` or ``train_error``) of ``g`` over the window ``epochs``; for
+    ``val_error`` (and ``test``) the chosen endpoint is the test error where every run was
+    scored at that epoch."""
+    chosen = _chosen(g, epochs[-1])
+    series = g.series(key)
+    values = {s: series[s][e] for s, e in chosen.items()}
+    tested = False
+    scores = scored_on_test(g) if key == "val_error" and test else None
+    if scores is not None and all(scores.get(s, (None,))[0] == e for s, e in chosen.items()):
+        values, tested = {s: scores[s][1] for s in chosen}, True
+    last = {s: sum(series[s][e] for e in epochs) / len(epochs) for s in chosen}
+    return Ends(values, last, chosen, tested)
+
+
+def curve_ends(g: Seeds, series: Seriesd, epochs: list[int]) -> Ends:
+    """A logged curve of ``g``'s runs (a layer's correlation, angle ...) over the window: at
+    each run's validation-chosen epoch, and the window's mean."""
+    chosen = {s: e for s, e in _chosen(g, epochs[-1]).items()
+              if s in series and all(x in series[s] for x in (e, *epochs))}
+    return Ends({s: float(series[s][e]) for s, e in chosen.items()},
+                {s: sum(float(series[s][e]) for e in epochs) / len(epochs) for s in chosen},
+                chosen)

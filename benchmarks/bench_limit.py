@@ -7,7 +7,9 @@
    records every weight layer's input and output): per weight layer 2 N MACs for h = W x, as
    many for the Hebbian product delta x^T and, above the first layer, as many for R delta.
 3. The step time (interleaved rounds, after a warm-up step) of bp, frfb and urfb in fp32, and
-   of urfb in bf16 (``--precision bf16``: bf16 compute, fp32 masters and updates).
+   of urfb in bf16 (``--precision bf16``: bf16 compute, fp32 masters and updates): the default
+   step, i.e. the paper's protocol (sequential order, no biases); results recorded before it
+   became the default were of the simultaneous order with biases.
 4. step time / FLOP-limited time (FLOPs / GEMM rate of the round), median over the rounds, per
    architecture and method, against the targets; the share of the step spent in GEMM/convolution kernels (one profiled urfb step),
    whose own time over the limit is the floor that the rest of the step adds to.

@@ -1,6 +1,8 @@
 """Time one simpnet training step (batch 500, CPU): urfb and frfb against the same network in
 plain torch autograd with standard nn layers (target <= 1.10x), and untied against tied simpnet
-(target <= 4x) with the peak memory of both.  Variants are timed interleaved in one run; the
+(target <= 4x) with the peak memory of both. "The same network": the feedback networks have
+biases as nn.Conv2d / nn.Linear do, and take the simultaneous order (all updates from one
+backward pass, as torch's SGD), not the defaults (the paper's sequential order, no biases).  Variants are timed interleaved in one run; the
 median over rounds is reported.
 
     python benchmarks/bench_step.py [--rounds 10] [--batch-size 500]
@@ -57,7 +59,7 @@ def _plain_step(
 
 def _feedback_step(net: FeedbackNet) -> Callable[[Tensor, Tensor], None]:
     loss_fn = make_loss("hinge", 10)
-    return lambda x, y: train_step(net, x, y, loss_fn, lr=0.1)
+    return lambda x, y: train_step(net, x, y, loss_fn, lr=0.1, update_order="simultaneous")
 
 
 def _make(variant: str, seed: int) -> Callable[[Tensor, Tensor], None]:
@@ -66,7 +68,7 @@ def _make(variant: str, seed: int) -> Callable[[Tensor, Tensor], None]:
         return _plain_step(net, torch.optim.SGD(net.parameters(), lr=0.1), 1 / 9)
     method, _, untied = variant.partition("-")
     return _feedback_step(
-        FeedbackNet("simpnet", method=method, untied=[0] if untied else (), seed=seed)
+        FeedbackNet("simpnet", method=method, untied=[0] if untied else (), seed=seed, bias=True)
     )
 
 

@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=500)
     r.add_argument("--lr", type=float, default=0.1)
     r.add_argument("--probe-size", type=int, default=500)
+    r.add_argument("--update-order", choices=("sequential", "simultaneous"), default="sequential",
+                   help="sequential (Remark 1, the paper's; default) or simultaneous (the order "
+                   "of the runs in docs/rules.md, made before the paper's protocol was the default)")
+    r.add_argument("--bias", action="store_true",
+                   help="biases on simpnet's layers (as the runs in docs/rules.md had; default: "
+                   "none, as eq. (1)); resnet-mini keeps its own either way")
     r.add_argument("--device", default="auto")
     r.add_argument("--estimate-steps", type=int, default=2, help="0 skips the estimate")
     r.add_argument("--dry-run", action="store_true", help="list the runs and the estimate only")
@@ -95,7 +101,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     specs = grid(args.rules, args.epochs, args.seeds, args.resnet_seeds, args.models)
     s = suite.Settings({"cifar10": args.data_dir}, args.data, args.batch_size, args.lr,
                        args.val_size, args.train_size, device, args.dataset_label, args.quiet,
-                       0, args.probe_size)
+                       0, args.probe_size, update_order=args.update_order, bias=args.bias)
     try:
         states = [(sp, *suite.run_state(sp, args.out, s)) for sp in specs]
         todo = [(sp, done) for sp, state, done in states if state != "done"]

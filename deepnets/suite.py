@@ -47,6 +47,7 @@ from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import DataError
 from deepnets.evaluate import score_test_split
+from deepnets.models import MODELS
 from deepnets.protocols import PROTOCOLS
 from deepnets.rundir import CONFIG, RunError, read_log
 from deepnets.testresult import read_test, write_test
@@ -191,7 +192,8 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
         probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph,
-        update_order=s.update_order, bias=s.bias,
+        update_order=s.update_order, bias=s.bias and spec.arch not in MODELS,  # a named model
+        # (deepnets.rulebench's resnet-mini) keeps its own biases
         epsilon=protocol.rule_params.get("epsilon") if protocol.method == "urfb" else None,
         rule_params={k: v for k, v in protocol.rule_params.items() if k != "epsilon"},
     )  # fmt: skip

@@ -287,10 +287,11 @@ def block_budget(rep: Report) -> str:
                 setting += ", pretraining stage"
             span = str(eps[0]) if len(eps) == 1 else f"{eps[0]}–{eps[-1]}"
             frac = fraction(eps[0], n) if len(eps) == 1 else f"{fraction(eps[0], n)}–{fraction(eps[-1], n)}"
-            rows.append([b.name, arch, label(p), setting, ", ".join(map(str, g.seeds)), span,
-                         f"{n:,}", frac])
-    return table(["budget", "network", "protocol", "setting", "seeds", "epochs reached",
-                  "training images", "share of the paper's 1000 × 45,000"], rows)
+            rows.append([b.name, arch, label(p), setting, g.first.choices(),
+                         ", ".join(map(str, g.seeds)), span, f"{n:,}", frac])
+    return table(["budget", "network", "protocol", "setting", "update order, biases", "seeds",
+                  "epochs reached", "training images", "share of the paper's 1000 × 45,000"],
+                 rows)
 
 
 def _per_seed(values: dict[int, int]) -> str:

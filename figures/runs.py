@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from deepnets.arch import PRESETS, parse_arch
+from deepnets.models import MODELS
 from deepnets.protocols import PROTOCOLS, protocol_of
 from deepnets.rundir import CONFIG, LOG, RunError, read_config, read_log
 
@@ -90,11 +91,23 @@ class Run:
         return int(self.config.get("seed") or 0)
 
     @property
-    def data_key(self) -> tuple[str, str]:
-        """The data a run saw: training-set size and dataset copy. Runs of one :attr:`key` that
-        differ here are not seeds of one experiment."""
+    def data_key(self) -> tuple[str, str, str]:
+        """The data a run saw and how it learnt: training-set size, dataset copy and the
+        protocol choices (:meth:`choices`). Runs of one :attr:`key` that differ here are not
+        seeds of one experiment."""
         cfg = self.config
-        return train_size(self), str(cfg.get("dataset_label") or cfg.get("data") or "?")
+        return (train_size(self), str(cfg.get("dataset_label") or cfg.get("data") or "?"),
+                self.choices())
+
+    def choices(self) -> str:
+        """``sequential order, no biases`` (the paper's protocol) or what the run did instead;
+        a config written before these keys existed had the simultaneous order and biases."""
+        cfg = self.config
+        order = str(cfg.get("update_order") or "simultaneous")
+        bias = cfg.get("bias")
+        if bias is None:  # before config schema 3: an architecture string had biases
+            bias = str(cfg.get("arch", "")) not in MODELS
+        return f"{order} order, {'biases' if bias else 'no biases'}"
 
     @property
     def epochs_done(self) -> int:
@@ -339,7 +352,8 @@ def choice_notes(runs: Iterable[Run]) -> list[str]:
                 continue
             left = sorted(str(r.path) for rs in per_seed.values() for r in rs)
             notes.append(f"{used.first.describe()}: using the {used.n} seed(s) on train "
-                         f"{data[0]}, {data[1]}; not the runs on train {other[0]}, {other[1]}: "
+                         f"{data[0]}, {data[1]}, {data[2]}; not the runs on train {other[0]}, "
+                         f"{other[1]}, {other[2]}: "
                          f"{', '.join(left)}")
     return notes
 

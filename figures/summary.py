@@ -1,7 +1,8 @@
 """``python -m figures.summary --runs runs/``: the numbers behind Section 4's six claims, as Markdown.
 
 Prints (for ``docs/results.md``) one table of final errors per run, with the validation error at
-the first, middle and last epoch (claims 2 and 6: speed of convergence), and one table of the
+the first, middle and last epoch (claims 2 and 6: speed of convergence) and the test error of the
+validation-chosen epoch where the run was scored (``test.json``), and one table of the
 W-R^t correlation of each layer at the first and last epoch (claim 5, Figures 10-11).
 """
 
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from deepnets.protocols import PROTOCOLS
+from deepnets.testresult import read_test
 from figures.runs import Run, find_runs, train_size
 from urfb_common import require_existing
 
@@ -28,11 +30,18 @@ def _val_at(run: Run, fraction: float) -> str:
     return f"{rows[max(0, round(fraction * len(rows)) - 1)]['val_error']:.4f}"
 
 
+def _test(r: Run) -> str:
+    """The test error of the validation-chosen epoch's weights, from the run's ``test.json``."""
+    best = (read_test(r.path) or {}).get("best")
+    return f"{best['error']:.4f} (ep. {best['epoch']})" if best else "not scored"
+
+
 def error_table(runs: list[Run]) -> str:
-    """Markdown table: per run its scale and final / intermediate errors."""
+    """Markdown table: per run its scale, final / intermediate errors and its test error."""
     lines = [("| run | arch | protocol | layers | classes | epochs | train images | final train error "
-              "| final val error | val error ep. 1 / mid / last | best val error (epoch) |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| final val error | val error ep. 1 / mid / last | best val error (epoch) "
+              "| test error at the validation-chosen epoch |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         vals = [(row["val_error"], row["epoch"]) for row in r.log if row.get("val_error") is not None]
         best = f"{min(vals)[0]:.4f} ({min(vals)[1]})" if vals else "-"
@@ -42,7 +51,8 @@ def error_table(runs: list[Run]) -> str:
             f"| {r.name} | {r.arch} | {_label(r)} | {kind} | {r.n_classes} "
             f"| {r.epochs_done}/{r.config.get('epochs')} | {train_size(r)} "
             f"| {r.final('train_error'):.4f} | {final_val} "
-            f"| {_val_at(r, 1 / len(r.log))} / {_val_at(r, 0.5)} / {_val_at(r, 1.0)} | {best} |")
+            f"| {_val_at(r, 1 / len(r.log))} / {_val_at(r, 0.5)} / {_val_at(r, 1.0)} | {best} "
+            f"| {_test(r)} |")
     return "\n".join(lines)
 
 

@@ -150,8 +150,30 @@ def test_repeated_seeds_and_other_data_are_named_with_the_choice(tmp_path: Path,
         (f"simpnet URFB, 10 classes, tied: several runs of seed 0: using {root / 'b-s0'} (4 epochs) "
          f"(most logged epochs); not {root / 'a-s0'}"),
         (f"simpnet URFB, 10 classes, tied: using the 2 seed(s) on train 200, CIFAR-10 (JPEG "
-         f"re-encoding); not the runs on train 900, CIFAR-10 (JPEG re-encoding): {root / 'big-s0'}")]
+         f"re-encoding), simultaneous order, biases; not the runs on train 900, CIFAR-10 (JPEG "
+         f"re-encoding), simultaneous order, biases: {root / 'big-s0'}")]
     assert select(found, arch="simpnet", protocol="urfb").name == "big-s0"  # Figure 8's one run
+
+
+def test_runs_of_other_protocol_choices_are_not_seeds_of_one_group(tmp_path: Path,
+                                                                   write_run) -> None:
+    """The paper's protocol (sequential order, no biases) and the older defaults (a config
+    without these keys: simultaneous, biases) are two experiments, not three seeds of one."""
+    root = tmp_path / "runs"
+    write_run(root, "old-s0", "simpnet", "urfb")
+    write_run(root, "old-s1", "simpnet", "urfb", seed=1)
+    new = write_run(root, "paper-s2", "simpnet", "urfb", seed=2)
+    config = json.loads((new / "config.json").read_text())
+    config.update(update_order="sequential", bias=False, schema_version=3)
+    (new / "config.json").write_text(json.dumps(config))
+    found = find_runs(root)
+    assert {r.name: r.choices() for r in found} == {
+        "old-s0": "simultaneous order, biases", "old-s1": "simultaneous order, biases",
+        "paper-s2": "sequential order, no biases"}
+    group = select_seeds(found, arch="simpnet", protocol="urfb")
+    assert [r.name for r in group.runs] == ["old-s0", "old-s1"]
+    assert any("not the runs on train 200, CIFAR-10 (JPEG re-encoding), sequential order, no "
+               "biases" in note for note in choice_notes(found))
 
 
 def test_broken_run_folders_are_skipped_with_one_line_each(runs: Path, capsys) -> None:
@@ -222,9 +244,15 @@ def test_figure8_skips_a_damaged_checkpoint(tmp_path: Path, write_run, capsys) -
 def test_summary_tables_state_errors_and_correlations(runs: Path) -> None:
     from figures.summary import summarize
 
+    (runs / "simpnet-cifar10-urfb-50" / "test.json").write_text(json.dumps(
+        {"best": {"epoch": 4, "val_error": 0.475, "loss": 1.0, "error": 0.4812},
+         "last": {"epoch": 4, "val_error": 0.475, "loss": 1.0, "error": 0.4812}}))
     text = summarize(runs)
     row = next(line for line in text.splitlines() if line.startswith("| simpnet-cifar10-urfb-50 |"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[11] == "0.4812 (ep. 4)"  # the test error of the validation-chosen weights
+    other = next(line for line in text.splitlines() if line.startswith("| simpnet-cifar10-urfb |"))
+    assert other.split("|")[-2].strip() == "not scored"
     assert cells[2] == "URFB 50%" and cells[5] == "4/4" and cells[6] == "200"
     assert cells[7] == f"{0.9 / 4:.4f}" and cells[8] == f"{0.95 / 2:.4f}"
     assert cells[9] == f"{0.95:.4f} / {0.95 / 2 ** 0.5:.4f} / {0.95 / 2:.4f}"

@@ -182,6 +182,34 @@ def test_ctrl_c_while_saving_names_the_checkpoint_on_disk(
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.parametrize("killed_in", ["save_best", "save_checkpoint"])
+def test_killed_while_keeping_the_best_epoch_then_resume_keeps_the_same_best(
+    cifar: Path, tmp_path: Path, killed_in: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """best.pt is written before the epoch's checkpoint: a run stopped while writing either
+    redoes the epoch on resuming and ends with the best.pt of an uninterrupted run. (Seed 1's
+    validation error improves in epoch 2, so epoch 2 writes best.pt.)"""
+    extra = ("--seed", "1")
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    assert train_mod.main(args(cifar, whole, *extra)) == 0
+    vals = [r["val_error"] for r in read_log(whole)]
+    assert vals[1] < vals[0]  # the premise: epoch 2 is a new best
+    real, calls = getattr(trainer.ckpt, killed_in), []
+
+    def save(run_dir: Path, *a: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # epoch 2's
+            raise KeyboardInterrupt
+        real(run_dir, *a)
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer.ckpt, killed_in, save)
+        assert train_mod.main(args(cifar, broken, *extra)) == 130
+    assert load_checkpoint(broken)["epoch"] == 1  # type: ignore[index]
+    assert train_mod.main(args(cifar, broken, *extra, "--resume")) == 0
+    assert_same_state(whole, broken)
+
+
 def test_sigkill_of_a_real_process_then_resume(cifar: Path, tmp_path: Path) -> None:
     """A real ``deepnets.train`` process killed by SIGKILL resumes to the uninterrupted state."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"

@@ -75,7 +75,7 @@ def evaluate_run(
     cfg = stored_config(Path(run_dir))
     classes = read_config(run_dir).get("classes")
     ds = load_split(cfg, classes, kind or cfg.data, data_dir or cfg.data_dir, split, force_data)
-    return _score(run_dir, cfg, ds, split, device, batch_size, which)
+    return _score(run_dir, cfg, ds, kind or cfg.data, split, device, batch_size, which)
 
 
 def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split: str = "test",
@@ -90,12 +90,12 @@ def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split
     for which in ckpt.WHICH:
         if which == "best" and ckpt.load_best(run_dir) is None:
             continue
-        result[which] = _score(run_dir, cfg, ds, split, device, batch_size, which).as_dict()
+        result[which] = _score(run_dir, cfg, ds, kind, split, device, batch_size, which).as_dict()
     return result
 
 
-def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, split: str, device: str,
-           batch_size: int, which: str) -> Score:
+def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split: str,
+           device: str, batch_size: int, which: str) -> Score:
     if len(ds) == 0:
         raise ConfigError(f"--split {split} is empty")
     net = ckpt.load_network(run_dir, map_location=device, which=which)
@@ -110,7 +110,7 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, split: str, devic
     n_classes = net.config["n_classes"]
     if len(ds.classes) != n_classes or tuple(ds.x.shape[1:]) != tuple(net.config["in_shape"]):
         raise ConfigError(
-            f"--data {kind or cfg.data} ({len(ds.classes)} classes, images "
+            f"--data {kind} ({len(ds.classes)} classes, images "
             f"{tuple(ds.x.shape[1:])}) does not fit the run ({n_classes} classes, images "
             f"{tuple(net.config['in_shape'])})"
         )

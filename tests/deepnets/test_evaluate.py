@@ -202,3 +202,18 @@ def test_a_damaged_zip_member_is_a_one_line_error(
     argv[argv.index(str(damaged))] = str(image_zips["good"])  # the same zip undamaged works
     assert evaluate_mod.main(argv) == 0
     printed(capsys, "test", 20)
+
+
+def test_data_that_does_not_fit_the_run_is_a_one_line_error(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from deepnets.minidata import write_imagefolder
+
+    small = tmp_path / "small"
+    small.mkdir()
+    write_imagefolder(small, side=8, classes=[f"c{i}" for i in range(10)], per_class=1)
+    (small / "train").rename(small / "test")
+    assert evaluate_mod.main(["--run", str(trained), "--data", "imagefolder", "--data-dir",
+                              str(small), "--split", "test"]) == 2
+    one_line_error(capsys, "--data imagefolder (10 classes, images (3, 8, 8)) does not fit the run "
+                   "(10 classes, images (3, 32, 32))")

@@ -91,7 +91,8 @@ def test_layer_fused_with_its_pool_equals_the_two(k: int, s: int, layer_kind: st
         assert torch.allclose(got, want, rtol=0, atol=tol)
 
 
-def test_fused_network_equals_the_layer_by_layer_network() -> None:
+@pytest.mark.parametrize("order", ["sequential", "simultaneous"])
+def test_fused_network_equals_the_layer_by_layer_network(order: str) -> None:
     arch = "conv 4 3x3; maxpool 3; drop .5; untied 3 3x3; maxpool 2; full 10; output"
     nets = [FeedbackNet(arch, in_shape=(3, 9, 9), n_classes=4, method="urfb", seed=1).to(DT)
             for _ in range(2)]
@@ -101,7 +102,7 @@ def test_fused_network_equals_the_layer_by_layer_network() -> None:
     unfused.forward = lambda t: _layer_by_layer(unfused, t)  # type: ignore[method-assign]
     for net in nets:
         torch.manual_seed(5)
-        train_step(net, x, y, make_loss("hinge", 4), lr=0.1)
+        train_step(net, x, y, make_loss("hinge", 4), lr=0.1, update_order=order)
     for a, b in zip(nets[0].state_dict().values(), nets[1].state_dict().values()):
         assert torch.allclose(a, b, rtol=0, atol=1e-12)
 

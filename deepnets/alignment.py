@@ -12,9 +12,9 @@ per weight layer:
   before the sigma' of the layer below. ``None`` for the first layer, whose input is the image:
   it sends no error down.
 * ``local_delta_angle``: the *local* comparison of Akrout et al. (2019)'s released code: the
-  delta (after sigma') of the weight layer below this one, under the rule, against the delta
-  that layer gets when this one layer sends its own (the rule's) delta down through W^t instead
-  of R -- what BP would compute from the rule's own upstream error. ``None`` where there is no
+  delta (after sigma') that this layer's error produces in the weight layer below, sent down
+  through R (the rule's) against through W^t -- what BP would compute from the rule's own
+  upstream error (in a residual network, the part that goes through this layer). ``None`` where there is no
   weight layer below with a delta (the first layer; a frozen first layer below). The two
   measures differ: the global one accumulates the misalignment of every layer above.
 * ``update_angle``: the angle between the layer's weight increment Delta W = delta x^t under the
@@ -117,10 +117,16 @@ def alignment(
     device = layers[0].weight.device
     inputs: dict[int, Tensor] = {}
 
+    outputs: dict[int, Tensor] = {}
+
     def keep_input(module: nn.Module, args: tuple[Tensor, ...]) -> None:
         inputs[id(module)] = args[0]
 
+    def keep_output(module: nn.Module, args: tuple[Tensor, ...], out: Tensor) -> None:
+        outputs[id(module)] = out
+
     hooks = [layer.register_forward_pre_hook(keep_input) for layer in layers]
+    hooks += [layer.register_forward_hook(keep_output) for layer in layers]
     route = BackwardRoute()
     try:
         with _untouched(model, device), torch.enable_grad():
@@ -133,7 +139,8 @@ def alignment(
             wanted = [t for t, s in zip(targets, sends) if s]
             wanted += [layer.weight for layer, ok in zip(layers, learns) if ok]
             own = torch.autograd.grad(loss, wanted, retain_graph=True)
-            local = _local_angles(loss, layers, targets, sends, learns)
+            local = _local_angles(loss, layers, [outputs[id(m)] for m in layers], targets,
+                                  sends, learns)
             route.exact = True
             exact = torch.autograd.grad(loss, wanted)
     finally:
@@ -171,33 +178,42 @@ def _deltas_of(layer: FeedbackLayer, into: list[Tensor]):
         del layer.linear_grads
 
 
-def _local_angles(loss: Tensor, layers: list[FeedbackLayer], targets: list[Tensor],
-                  sends: list[bool], learns: list[bool]) -> dict[int, float | None]:
-    """Per layer (by id), ``local_delta_angle``: the delta of the weight layer below under the
-    rule against the one it gets when only this layer sends its delta through W^t (R swapped for
-    W^t for one backward pass over the retained graph). Both deltas carry the same scaling (a
-    spatial layer's pending s), which an angle does not see."""
+def _local_angles(loss: Tensor, layers: list[FeedbackLayer], outputs: list[Tensor],
+                  targets: list[Tensor], sends: list[bool], learns: list[bool]
+                  ) -> dict[int, float | None]:
+    """Per layer (by id), ``local_delta_angle``: the delta of the weight layer below that this
+    layer's error produces, sent down through R (the rule) against through W^t (R swapped for
+    W^t), both from the rule's own error at this layer's output. Each is one backward pass
+    over the retained graph from this layer's output to the layer below, so in a residual
+    network the contributions of skip paths that bypass this layer are left out of both. Both
+    deltas carry the same scaling (a spatial layer's pending s), which an angle does not see."""
     out: dict[int, float | None] = {id(layer): None for layer in layers}
+    reach: dict[int, Tensor] = {}
     for k in range(1, len(layers)):
-        layer, below = layers[k], layers[k - 1]
-        reach = (targets[k - 1] if targets[k - 1].requires_grad and sends[k - 1]
-                 else below.weight if learns[k - 1] else None)
-        if not sends[k] or reach is None:
-            continue
+        below = k - 1
+        r = (targets[below] if targets[below].requires_grad and sends[below]
+             else layers[below].weight if learns[below] else None)
+        if sends[k] and r is not None and outputs[k].requires_grad:
+            reach[k] = r
+    if not reach:
+        return out
+    upstream = dict(zip(reach, torch.autograd.grad(loss, [outputs[k] for k in reach],
+                                                   retain_graph=True)))
+    for k, r in reach.items():
+        layer = layers[k]
         deltas: list[Tensor] = []
-        with _deltas_of(below, deltas):
-            torch.autograd.grad(loss, reach, retain_graph=True)
-            if layer.feedback is not None:
-                kept = layer.feedback.detach().clone()
-                with torch.no_grad():
-                    layer.feedback.copy_(layer._to_feedback_layout(layer.weight.detach()))
-                try:
-                    torch.autograd.grad(loss, reach, retain_graph=True)
-                finally:
+        with _deltas_of(layers[k - 1], deltas):
+            torch.autograd.grad(outputs[k], r, upstream[k], retain_graph=True)
+            kept = None if layer.feedback is None else layer.feedback.detach().clone()
+            try:
+                if kept is not None:  # bp: R is W^t already
+                    with torch.no_grad():
+                        layer.feedback.copy_(layer._to_feedback_layout(layer.weight.detach()))
+                torch.autograd.grad(outputs[k], r, upstream[k], retain_graph=True)
+            finally:
+                if kept is not None:
                     with torch.no_grad():
                         layer.feedback.copy_(kept)
-            else:  # bp: R is W^t already
-                deltas.append(deltas[0])
         out[id(layer)] = angle_degrees(deltas[0], deltas[1]) if len(deltas) == 2 else None
     return out
 

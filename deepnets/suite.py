@@ -436,6 +436,9 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             parser.error(f"argument --{flag.replace('_', '-')}: must be >= 1")
     if not (args.lr > 0 and math.isfinite(args.lr)):
         parser.error("argument --lr: must be > 0 and finite")
+    if args.evaluate_test is not None and not args.evaluate_test.exists():
+        parser.error(f"argument --evaluate-test: {args.evaluate_test}: no such file or folder "
+                     "(checked before training)")
     try:
         check_out_dir(args.out)
         if args.launcher == "slurm" and args.device != "auto":  # the jobs' nodes have the GPUs

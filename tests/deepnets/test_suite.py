@@ -307,6 +307,11 @@ def test_evaluate_test_scores_each_finished_run_once_into_test_json(
             assert result[which]["error"] == score.error and result[which]["loss"] == score.loss
         assert not any("test" in key for r in read_log(run) for key in r)  # not in the log
         assert f"{name}: epoch {result['best']['epoch']} (validation" in printed
+    missing = argv(data, tmp_path / "other", "10", extra=("--evaluate-test", str(tmp_path / "no")))
+    with pytest.raises(SystemExit) as exc:  # refused before any training
+        suite.main(missing)
+    assert exc.value.code == 2 and not (tmp_path / "other").exists()
+    assert "argument --evaluate-test" in capsys.readouterr().err
     before = (out / "simpnet-cifar10-urfb-s0" / "test.json").stat().st_mtime_ns
     assert suite.main(grid) == 0  # nothing to train, nothing to score again
     assert "scored 0 run(s)" in capsys.readouterr().out

@@ -35,7 +35,6 @@ import torch
 from torch import Tensor, nn
 
 from deepnets.layers import BackwardRoute, FeedbackLayer, feedback_layers, route_backward
-from deepnets.rules import sends_error
 from urfb_common import images_to_float
 
 __all__ = ["KEYS", "alignment", "angle_degrees", "layer_names", "probe_batch", "summary"]
@@ -120,7 +119,7 @@ def alignment(
             with route_backward(route):
                 loss = loss_fn(model(images_to_float(x, layers[0].weight.dtype)), y)
             targets = [inputs[id(layer)] for layer in layers]
-            sends = [t.requires_grad and sends_error(layer) for t, layer in zip(targets, layers)]
+            sends = [t.requires_grad and layer.sends_error for t, layer in zip(targets, layers)]
             learns = [layer.weight.requires_grad for layer in layers]
             wanted = [t for t, s in zip(targets, sends) if s]
             wanted += [layer.weight for layer, ok in zip(layers, learns) if ok]

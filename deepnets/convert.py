@@ -10,8 +10,8 @@ residual additions, pooling, dropout) stays plain torch, and the model's own ``f
 unchanged. :func:`deepnets.train_step` trains the result (feedback layers by their rule, other
 parameters by plain SGD) and :func:`deepnets.alignment` probes it.
 
-With ``method="dfa"`` the output layer is the last feedback layer registered, and each layer
-sends B_l e down through its input (see :mod:`deepnets.rules`).
+With direct feedback (``method="dfa"``) the output layer is the last feedback layer registered,
+and each layer sends B_l e down through its input (:func:`deepnets.layers.link_direct_feedback`).
 
 Example:
 
@@ -37,15 +37,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepnets import rules
 from deepnets.layers import (
-    _SEQUENTIAL_LR,
     FeedbackFunction,
     FeedbackLayer,
     FeedbackLinear,
     FeedbackRule,
     LayerOptions,
     feedback_layers,
+    link_direct_feedback,
 )
 
 __all__ = ["ConvertedConv2d", "ConvertedLinear", "convert"]
@@ -108,7 +107,7 @@ class ConvertedConv2d(FeedbackLayer):
     def forward(self, x: Tensor) -> Tensor:
         if self._prepad is not None:
             x = F.pad(x, self._prepad)
-        return FeedbackFunction.apply(x, self.weight, self.bias, self, _SEQUENTIAL_LR.get())
+        return FeedbackFunction.apply(x, self.weight, self.bias, self, self.sequential_lr)
 
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
@@ -150,7 +149,7 @@ def _replace(module: nn.Module, options: LayerOptions, gen: torch.Generator) -> 
         layer.bias.copy_(module.bias.detach())
     if options.symmetric_init and layer.feedback is not None:
         layer.feedback.copy_(layer._to_feedback_layout(layer.weight.detach()))
-    rules.refresh(layer, first=True)  # sign rules: R from the copied W
+    layer.refresh_feedback()  # sign rules: R from the copied W
     layer.frozen = not module.weight.requires_grad
     return layer.to(device=module.weight.device, dtype=module.weight.dtype)
 
@@ -185,10 +184,10 @@ def convert(model: nn.Module, method: str = "urfb", *, connectivity: float = 1.0
 
     if type(new) in (nn.Linear, nn.Conv2d):
         new = _replace(new, options, gen)
-        rules.link_direct_feedback(new, inject="input")
+        link_direct_feedback(new, inject="input")
         return new
     walk(new)
     if not done:
         raise ValueError("convert: the model has no nn.Linear or nn.Conv2d layer")
-    rules.link_direct_feedback(new, inject="input")
+    link_direct_feedback(new, inject="input")
     return new

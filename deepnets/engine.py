@@ -1,11 +1,12 @@
 """Training and evaluation steps: plain SGD on W, Hebbian updates of R (Section 3.1, Section 4).
 
-``train_step`` runs one forward/backward pass and applies, per weight layer,
-``W <- W + lr dW`` and (urfb) ``R <- R + epsilon lr dW^t``, with ``dW = delta x^t`` averaged
-over the batch, keeping masked entries at zero and frozen layers fixed.  In the
-``simultaneous`` order all increments come from one backward pass; in the ``sequential`` order
-(Remark 1, Figure 15) each layer's W and R are updated before its feedback is sent to the layer
-below (done inside the autograd Function's backward).
+``train_step`` runs one forward/backward pass and steps every weight layer through its one path,
+:meth:`deepnets.layers.FeedbackLayer.step`: ``W <- W + dW`` with ``dW = -lr delta x^t`` averaged
+over the batch, then R as the layer's rule says (urfb: ``R <- R + epsilon dW^t``), keeping masked
+entries at zero and frozen layers fixed.  In the ``simultaneous`` order every layer steps after
+the one backward pass; in the ``sequential`` order (Remark 1, Figure 15) each layer steps inside
+the backward pass, before its feedback is sent to the layer below
+(:func:`deepnets.layers.sequential_steps`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from deepnets.cpu import keep_freed_memory
-from deepnets.layers import FeedbackUntied2d, feedback_layers, sequential_update
+from deepnets.layers import FeedbackUntied2d, feedback_layers, sequential_steps
 from deepnets.network import FeedbackNet
 from urfb_common import images_to_float
 
@@ -96,15 +97,15 @@ def train_step_on_device(
         keep_freed_memory()  # a step reuses the pages of the last one (deepnets.cpu)
     net.train()
     x = _as_input(x, net, precision)
-    with sequential_update(lr) if update_order == "sequential" else nullcontext():
+    with sequential_steps(net, lr) if update_order == "sequential" else nullcontext():
         logits = net(x)
         loss = loss_fn(logits.float() if logits.dtype == torch.bfloat16 else logits, y)
         loss.backward()
-    if update_order == "simultaneous":
+    if update_order == "simultaneous":  # every layer's step after the one backward pass
         for layer in layers:
             if layer.weight.grad is not None:
                 bias_grad = None if layer.bias is None else layer.bias.grad
-                layer.apply_update(layer.weight.grad, bias_grad, lr)
+                layer.step(layer.weight.grad, bias_grad, lr)
     with torch.no_grad():
         own = {id(p) for layer in layers for p in (layer.weight, layer.bias)}
         for p in net.parameters():

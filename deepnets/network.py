@@ -20,8 +20,8 @@ from deepnets.layers import (
     FeedbackUntied2d,
     LayerOptions,
     ZeroPadMaxPool2d,
+    link_direct_feedback,
 )
-from deepnets.rules import link_direct_feedback
 
 __all__ = ["FeedbackNet", "ResidualSum"]
 
@@ -61,9 +61,10 @@ class FeedbackNet(nn.Module):
         arch: preset name (simpnet, deepnet, deepernet, deepnet_s) or architecture string.
         in_shape: (channels, height, width) of the input.
         n_classes: number of output units C.
-        method: a feedback rule of :data:`deepnets.rules.METHODS`: "bp", "frfb", "urfb" (the
-            paper's), "kp", "usf", "brsf", "frsf", "dfa" (see :mod:`deepnets.rules`).
-        epsilon: urfb's Delta R = epsilon Delta W^t (default 1; 0 behaves as frfb); urfb only.
+        method: a feedback rule of the registry :data:`deepnets.rules.RULES` ("bp", "frfb",
+            "urfb" are the paper's; ``docs/rules.md`` lists all).
+        epsilon: urfb's Delta R = epsilon Delta W^t (default 1; 0 behaves as frfb); a rule
+            parameter like the others, given by name.
         connectivity: fraction of W's and of R's entries kept by independent fixed masks
             (the paper's 50% is 0.5).
         sat_scale: s in sigma(h) = clip(s h, -1, 1).
@@ -72,7 +73,7 @@ class FeedbackNet(nn.Module):
         seed: seeds the draws of W, R (Glorot-uniform, independent) and the masks.
         frozen: indices into ``weight_layers`` whose W and R are not updated (Fig. 9 protocol).
         **rule_params: the rule's other parameters (kp's ``decay``, usf's ``scale``), checked
-            per rule; defaults filled in and kept in ``config``.
+            per rule; all the rule's parameters, defaults filled in, are kept in ``config``.
     """
 
     def __init__(
@@ -117,14 +118,13 @@ class FeedbackNet(nn.Module):
             "in_shape": list(in_shape),
             "n_classes": n_classes,
             "method": method,
-            "epsilon": None if epsilon is None else float(epsilon),
             "connectivity": float(connectivity),
             "sat_scale": float(sat_scale),
             "untied": sorted(set(untied)),
             "symmetric_init": bool(symmetric_init),
             "seed": seed,
             "frozen": sorted(set(frozen)),
-            **{k: v for k, v in rule.params.items() if k != "epsilon"},
+            **rule.params,
         }
         gen = torch.Generator().manual_seed(seed)
         linear_options = replace(options, sat_scale=None)  # the output layer is linear

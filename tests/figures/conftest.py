@@ -37,7 +37,7 @@ def _config(arch: str, protocol: str, n_classes: int, untie: tuple[int, ...],
     }
     if schema == 1:
         return {**config, "epsilon": 1.0, "train_subset": train_size, "data_dir": "/data/train.zip"}
-    return {**config, "schema_version": 2, "epsilon": 1.0 if p.method == "urfb" else None,
+    return {**config, "schema_version": 2, "epsilon": p.rule_params.get("epsilon"),
             "train_size": train_size, "data_dir": "data/train.zip", "split_seed": 7, "precision": "fp32",
             "rule_params": {}}
 

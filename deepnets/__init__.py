@@ -9,11 +9,11 @@ Python API for users who bring their own model:
   The backward pass sends R delta down instead of W^t delta (eq. 2 with R).
   :class:`ZeroPadMaxPool2d` is the paper's zero-padded "Maxpool K"; torch's ``nn.Dropout`` and
   ``nn.Flatten`` can be mixed in freely.
-* Feedback rules, :data:`METHODS`: ``"bp"`` (R = W^t), ``"frfb"`` (R random and fixed),
-  ``"urfb"`` (R random, Delta R = epsilon Delta W^t), and beyond the paper ``"kp"``
-  (Kolen-Pollack), ``"usf"``, ``"brsf"``, ``"frsf"`` (sign-concordant) and ``"dfa"`` (direct
-  feedback alignment); :data:`RULES` holds each rule's parameters (``FeedbackNet(arch,
-  method="kp", decay=1e-3)``), see :mod:`deepnets.rules` and ``docs/rules.md``.
+* Feedback rules: :data:`RULES`, the registry (name -> rule class, one module each in
+  :mod:`deepnets.rules`; :data:`METHODS` its names): ``"bp"`` (R = W^t), ``"frfb"`` (R random
+  and fixed), ``"urfb"`` (R random, Delta R = epsilon Delta W^t), and beyond the paper
+  Kolen-Pollack, sign-concordant, direct feedback alignment and more, each with its parameters
+  (``FeedbackNet(arch, method="kp", decay=1e-3)``); see ``docs/rules.md``.
 * Bring your own model: :func:`convert` ``(model, method=NAME, **rule_params)`` returns a copy
   whose ``nn.Linear``/``nn.Conv2d`` layers are feedback layers computing the same function. A layer takes its rule and options as one
   :class:`LayerOptions` (``rule=FeedbackRule.make("urfb", epsilon=1)``, ``connectivity``,

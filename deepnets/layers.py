@@ -425,14 +425,21 @@ class FeedbackLayer(nn.Module):
             self._keep_feedback_mask()
 
     def linear_maps(self) -> LinearMaps:
-        """W x and the Hebbian product sum_n y_n x_n^t as functions, for rules that drive the
+        """W x and the mean Hebbian product <y x^t> as functions, for rules that drive the
         layer with inputs of their own (:class:`deepnets.rules.base.LinearMaps`)."""
         w = self.weight.detach()
-        return LinearMaps(
-            forward=lambda x: self.linear_op(x, w, None),
-            hebbian=lambda x, y: self.linear_grads(x, y, False, True, False)[1],
-            input_shape=self.last_input_shape,
-        )
+
+        def hebbian(x: Tensor, y: Tensor) -> Tensor:
+            uses = y.numel() // self._output_units()  # examples x positions sharing W
+            return self.linear_grads(x, y, False, True, False)[1].div_(uses)
+
+        return LinearMaps(forward=lambda x: self.linear_op(x, w, None), hebbian=hebbian,
+                          input_shape=self.last_input_shape)
+
+    def _output_units(self) -> int:
+        """The number of distinct output units W feeds (its first dimension: the output
+        features or channels)."""
+        return self.weight.shape[0]
 
     def _through(self, through: Tensor | None, delta: Tensor) -> Tensor:
         """The weights the error goes down through (``through`` or R^t), in delta's dtype."""
@@ -708,6 +715,9 @@ class FeedbackUntied2d(FeedbackLayer):
             generator=generator,
             structure=structure.expand(h * w, out_channels, c * k * k),
         )
+
+    def _output_units(self) -> int:
+        return self.weight.shape[0] * self.weight.shape[1]  # a filter bank per location
 
     def connection_entries(self, t: Tensor) -> Tensor:
         """Entries of ``t`` (in W's layout) inside the image: padding positions are no connections."""

@@ -67,9 +67,11 @@ class Start:
 class LinearMaps:
     """The layer's two linear maps as functions of tensors, for rules that drive a layer with
     inputs of their own (weight mirror): ``forward(x)`` = W x (no bias, no saturation) and
-    ``hebbian(x, y)`` = sum over the batch of y x^t in W's layout (the weight gradient's
-    product, eq. 2's first line, with y in place of delta); ``input_shape``: the shape of the
-    layer's latest input, batch first."""
+    ``hebbian(x, y)`` = <y x^t> in W's layout, the weight gradient's product (eq. 2's first
+    line, with y in place of delta) averaged over the examples and over the positions that
+    share W (a conv's pixels), so that <(W x) x^t> -> sigma^2 W for x ~ N(0, sigma^2) in every
+    kind of layer (away from a conv's zero padding); ``input_shape``: the shape of the layer's
+    latest input, batch first."""
 
     forward: Callable[[Tensor], Tensor]
     hebbian: Callable[[Tensor, Tensor], Tensor]

@@ -467,7 +467,7 @@ class FeedbackLayer(nn.Module):
 
     @property
     def method(self) -> str:
-        """The feedback rule's name (``bp``, ``frfb``, ``urfb``)."""
+        """The feedback rule's name (a key of :data:`deepnets.rules.RULES`)."""
         return self.rule.method
 
     def forward(self, x: Tensor, pool: ZeroPadMaxPool2d | None = None) -> Tensor:

@@ -190,14 +190,14 @@ def test_rule_and_options_are_checked() -> None:
 
 def test_method_is_read_only_and_options_frozen() -> None:
     layer = FeedbackLinear(3, 2, LayerOptions(FeedbackRule.make("urfb", epsilon=0.5)), generator=_gen())
-    assert layer.method == "urfb" and layer.rule.epsilon == 0.5
+    assert layer.rule == FeedbackRule.make("urfb", epsilon=0.5) and layer.rule.epsilon == 0.5
     with pytest.raises(AttributeError):
         layer.method = "bp"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         layer.rule.epsilon = 1.0  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         layer.options.connectivity = 0.5  # type: ignore[misc]
-    assert layer.method == "urfb"
+    assert layer.method == layer.rule.name == FeedbackRule.make("urfb").name
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv", "untied"])

@@ -251,7 +251,7 @@ def test_rule_parameters_are_checked_per_rule() -> None:
 def test_cli_and_config_take_rule_params(tmp_path: Path) -> None:
     base = ["--out", str(tmp_path / "r"), "--epochs", "1", "--data-dir", "x"]
     cfg = parse_run([*base, "--method", "kp", "--rule-param", "decay=1e-3"])[0]
-    assert cfg.method == "kp" and cfg.rule_params == {"decay": 1e-3}
+    assert (cfg.method, cfg.rule_params) == ("kp", {"decay": 1e-3})
     assert parse_run([*base, "--method", "usf"])[0].rule_params == {"scale": 1.0}
     assert TrainConfig.from_json_dict(cfg.to_json_dict()) == cfg
     with pytest.raises(ConfigError, match="--rule-param: method 'frfb' takes no parameter decay"):

@@ -405,7 +405,8 @@ class FeedbackLayer(nn.Module):
         return self.weight if self.feedback is None else self._as_weight_layout(self.feedback)
 
     def rule_state(self) -> dict[str, Tensor]:
-        """The rule's own tensors (:meth:`deepnets.rules.Rule.start`), W-shaped ones in W's layout."""
+        """The rule's own tensors (:meth:`deepnets.rules.Rule.start`); W-shaped ones in W's
+        layout."""
         return {name: self._as_weight_layout(getattr(self, name)) if like_w else getattr(self, name)
                 for name, like_w in self._rule_state.items()}
 
@@ -532,7 +533,8 @@ class FeedbackLayer(nn.Module):
             hub.error = grad_out.detach().reshape(n, -1)
             signal = grad_out
         elif hub.error is None:
-            raise RuntimeError("dfa: the output layer's backward has not run before a hidden layer's")
+            raise RuntimeError("dfa: the output layer's backward has not run before a hidden "
+                               "layer's")
         elif hub.inject == "output":
             e = hub.error
             signal = (e @ self.direct_matrix(e, tuple(grad_out.shape[1:]))).view_as(grad_out)

@@ -38,12 +38,13 @@ def _discover() -> dict[str, type[Rule]]:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         for obj in vars(module).values():
-            if (isinstance(obj, type) and issubclass(obj, Rule) and obj.__module__ == module.__name__
-                    and "name" in vars(obj)):
+            if (isinstance(obj, type) and issubclass(obj, Rule)
+                    and obj.__module__ == module.__name__ and "name" in vars(obj)):
                 if obj.name in found:
                     raise RuntimeError(f"two rules are named {obj.name!r}")
                 if obj.error_path not in ERROR_PATHS:
-                    raise RuntimeError(f"rule {obj.name!r}: error_path must be one of {ERROR_PATHS}")
+                    raise RuntimeError(f"rule {obj.name!r}: error_path must be one of "
+                                       f"{ERROR_PATHS}")
                 found[obj.name] = obj
     return dict(sorted(found.items(), key=lambda kv: (kv[1].order, kv[0])))
 
@@ -67,7 +68,8 @@ def make(method: str, **params: Any) -> Rule:
 
 
 def check_params(method: str, params: Mapping[str, Any]) -> dict[str, float]:
-    """``params`` checked against ``method``'s (names and ranges), as floats; one-line ValueError."""
+    """``params`` checked against ``method``'s (names and ranges), as floats; a one-line
+    ValueError otherwise."""
     rule = make(method, **params)
     return {k: rule.params[k] for k in params}
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from deepnets.rules.base import Rule, Start
 
 if TYPE_CHECKING:
-    import torch
     from torch import Tensor
 
 __all__ = ["DFA"]

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from deepnets.checks import check_inputs
+from deepnets.checks import checked_inputs
 from deepnets.layers import BackwardRoute, FeedbackLayer, feedback_layers, route_backward
 from deepnets.rules import sends_error
 from urfb_common import images_to_float
@@ -107,9 +107,10 @@ def alignment(
 ) -> dict[str, dict[str, float | None]]:
     """Per feedback layer of ``model`` (keyed as :func:`layer_names`), the four measures of the
     module docstring on the batch (x, y), in training mode (dropout on, one shared mask).
-    A one-line ValueError for an empty or mismatched batch, NaN/inf in a float ``x``, or an
+    A one-line ValueError for an empty or mismatched batch, NaN/inf in a float ``x``, labels
+    outside the outputs, or an
     error signal or weight that is not finite (no measure is reported for it)."""
-    check_inputs("alignment", x, y)
+    loss_fn = checked_inputs("alignment", x, y, loss_fn)
     layers = feedback_layers(model)
     if not layers:
         raise ValueError("alignment: the model has no feedback layers")

@@ -7,35 +7,42 @@ free of host synchronisations:
   run on every step, captured or not (:func:`check_step`, :func:`check_batch`);
 * value checks (a NaN or inf in a float input, a non-finite loss or output error): they read
   tensors, so they run where the caller synchronises anyway -- :func:`deepnets.train_step`,
-  :func:`deepnets.engine.evaluate` and :func:`deepnets.alignment` (:func:`finite_step_loss`,
-  :func:`check_finite_input`). uint8 images, the form the trainer feeds, are finite by type
-  and never read.
+  :func:`deepnets.engine.evaluate` and :func:`deepnets.alignment` (:func:`finite_step`,
+  :func:`checked_inputs`, :func:`check_labels`). uint8 images, the form the trainer
+  feeds, are finite by type and never read.
 
 :func:`deepnets.train_step` thus refuses, before any weight changes (either update order of
 Remark 1): a non-finite ``lr``, a float input holding NaN or inf, labels that do not match the
-batch, a loss that is not a finite scalar, and a non-finite output error delta_L (the gradient
-of the loss with respect to the logits, eq. (5)-(6)): from there down, the layers' backward
-passes are linear in delta_L through finite R and W.
+batch or the outputs, a loss that is not a finite scalar, and a non-finite output error delta_L
+(the gradient of the loss with respect to the logits, eq. (5)-(6)). From there down, the
+backward pass of :class:`deepnets.FeedbackNet` is linear in delta_L through finite R and W, so
+it cannot make a NaN. Not checked: one made below the output by a plain torch module of a
+converted model whose derivative is infinite (e.g. ``sqrt`` at 0) or by an R written with
+non-finite entries from outside (:mod:`deepnets.feedback_init` checks its own); the trainer's
+end-of-epoch check (:class:`deepnets.trainer.NonFiniteState`) still stops such a run.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from deepnets.layers import FeedbackLayer
+
 __all__ = [
     "check_batch",
-    "check_evaluation",
     "check_finite_input",
-    "check_inputs",
     "check_labels",
     "check_step",
-    "finite_step_loss",
+    "checked_evaluation",
+    "checked_inputs",
+    "finite_step",
     "net_input_hook",
 ]
 
@@ -96,25 +103,39 @@ def check_finite_input(where: str, x: Tensor) -> None:
         raise ValueError(f"{where}: x holds {bad} NaN or infinite value(s)")
 
 
-def check_inputs(where: str, x: Any, y: Any) -> None:
-    """:func:`check_batch` and :func:`check_finite_input`: for the functions that read their
-    results on the host anyway (evaluation, the alignment probe)."""
+def checked_inputs(where: str, x: Any, y: Any, loss_fn: LossFn) -> LossFn:
+    """For the functions that read their results on the host anyway (evaluation, the alignment
+    probe): :func:`check_batch`, :func:`check_finite_input`, and ``loss_fn`` wrapped to check
+    the labels against the logits first (:func:`check_labels`)."""
     check_batch(where, x, y)
     check_finite_input(where, x)
+    if not callable(loss_fn):
+        raise ValueError(f"{where}: loss_fn must be callable, got {type(loss_fn).__name__}")
+
+    def labelled_loss(logits: Tensor, labels: Tensor) -> Tensor:
+        check_labels(where, labels, logits)
+        return loss_fn(logits, labels)
+
+    return labelled_loss
 
 
-def check_evaluation(x: Any, y: Any, batch_size: Any) -> None:
-    """The inputs of :func:`deepnets.engine.evaluate` (:func:`check_inputs`) and its batch size."""
-    check_inputs("evaluate", x, y)
+def checked_evaluation(x: Any, y: Any, loss_fn: LossFn, batch_size: Any) -> LossFn:
+    """:func:`checked_inputs` for :func:`deepnets.engine.evaluate`, and its batch size."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"evaluate: batch_size must be a positive integer, got {batch_size!r}")
+    return checked_inputs("evaluate", x, y, loss_fn)
 
 
-def finite_step_loss(x: Any, loss_fn: LossFn) -> LossFn:
+@contextmanager
+def finite_step(net: nn.Module, x: Any, loss_fn: LossFn) -> Iterator[LossFn]:
     """For :func:`deepnets.train_step`: checks the input's values (:func:`check_finite_input`)
-    and returns ``loss_fn`` wrapped so that a non-finite loss stops the step before the backward
-    pass, and a non-finite output error delta_L before the output layer's backward (the first
-    place where a weight can change, in either update order). Synchronises (twice a step)."""
+    and yields ``loss_fn`` wrapped so that labels outside the outputs or a non-finite loss stop
+    the step before the backward pass, and a non-finite output error delta_L before the output
+    layer's backward (the first place where a weight can change, in either update order).
+    If the step raises, the buffers its forward pass changed outside the feedback layers
+    (a converted model's BatchNorm statistics) are put back. Synchronises (twice a step)."""
+    if not callable(loss_fn):
+        raise ValueError(f"train_step: loss_fn must be callable, got {type(loss_fn).__name__}")
     if isinstance(x, Tensor):
         check_finite_input("train_step", x)
 
@@ -128,7 +149,15 @@ def finite_step_loss(x: Any, loss_fn: LossFn) -> LossFn:
             logits.register_hook(_finite_output_error)
         return loss
 
-    return finite_loss
+    saved = [(b, b.clone()) for m in net.modules() if not isinstance(m, FeedbackLayer)
+             for b in m._buffers.values() if b is not None]
+    try:
+        yield finite_loss
+    except BaseException:
+        with torch.no_grad():
+            for b, copy in saved:
+                b.copy_(copy)
+        raise
 
 
 def check_labels(where: str, y: Tensor, logits: Tensor) -> None:

@@ -79,9 +79,9 @@ def train_step(
     (``docs/api.md``). Bad input is a one-line ValueError raised before any weight changes
     (:mod:`deepnets.checks`): a non-finite ``lr``, NaN/inf in a float ``x``, labels that do not
     match the batch or the outputs, a loss or output error that is not finite."""
-    loss_fn = checks.finite_step_loss(x, loss_fn)
-    loss, errors = train_step_on_device(net, x, y, loss_fn, lr=lr, update_order=update_order,
-                                        precision=precision)
+    with checks.finite_step(net, x, loss_fn) as checked_loss:
+        loss, errors = train_step_on_device(net, x, y, checked_loss, lr=lr,
+                                            update_order=update_order, precision=precision)
     return StepResult(float(loss), int(errors), int(y.shape[0]))
 
 
@@ -130,8 +130,9 @@ def evaluate(
     net: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, batch_size: int = 1000
 ) -> tuple[float, float]:
     """(mean loss, error rate) of ``net`` on (x, y), in eval mode (no dropout), without gradients.
-    A one-line ValueError for an empty or mismatched batch or NaN/inf in a float ``x``."""
-    checks.check_evaluation(x, y, batch_size)
+    A one-line ValueError for an empty or mismatched batch, labels outside the outputs or
+    NaN/inf in a float ``x``."""
+    loss_fn = checks.checked_evaluation(x, y, loss_fn, batch_size)
     was_training = net.training
     net.eval()
     total_loss = torch.zeros((), dtype=torch.float64, device=y.device)

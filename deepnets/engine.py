@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from deepnets import checks
+from deepnets.bias_step import scaled_bias_step
 from deepnets.cpu import keep_freed_memory
 from deepnets.layers import FeedbackUntied2d, feedback_layers, sequential_update
 from deepnets.network import FeedbackNet
@@ -69,6 +70,7 @@ def train_step(
     lr: float = 0.1,
     update_order: str = "simultaneous",
     precision: str = "fp32",
+    bias_lr_scale: float = 1.0,
 ) -> StepResult:
     """One SGD step on the batch (x, y); works for any module built of feedback layers
     (other parameters, if any, get plain SGD). ``precision="bf16"``: the forward and backward
@@ -78,8 +80,11 @@ def train_step(
     output error delta_L is the autograd gradient of that loss with respect to the logits
     (``docs/api.md``). Bad input is a one-line ValueError raised before any weight changes
     (:mod:`deepnets.checks`): a non-finite ``lr``, NaN/inf in a float ``x``, labels that do not
-    match the batch or the outputs, a loss or output error that is not finite."""
-    with checks.finite_step(net, x, loss_fn) as checked_loss:
+    match the batch or the outputs, a loss or output error that is not finite.
+
+    ``bias_lr_scale``: the feedback layers' biases step ``bias_lr_scale * lr``
+    (:mod:`deepnets.bias_step`; default 1, the paper's one step for W and b)."""
+    with checks.finite_step(net, x, loss_fn) as checked_loss, scaled_bias_step(net, bias_lr_scale):
         loss, errors = train_step_on_device(net, x, y, checked_loss, lr=lr,
                                             update_order=update_order, precision=precision)
     return StepResult(float(loss), int(errors), int(y.shape[0]))

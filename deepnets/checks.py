@@ -8,7 +8,7 @@ free of host synchronisations:
 * value checks (a NaN or inf in a float input, a non-finite loss or output error): they read
   tensors, so they run where the caller synchronises anyway -- :func:`deepnets.train_step`,
   :func:`deepnets.engine.evaluate` and :func:`deepnets.alignment` (:func:`finite_step`,
-  :func:`checked_inputs`, :func:`check_labels`). uint8 images, the form the trainer
+  :func:`checked_inputs`, :func:`read_inputs`). uint8 images, the form the trainer
   feeds, are finite by type and never read.
 
 :func:`deepnets.train_step` thus refuses, before any weight changes (either update order of
@@ -37,13 +37,13 @@ from deepnets.layers import FeedbackLayer
 
 __all__ = [
     "check_batch",
-    "check_finite_input",
     "check_labels",
     "check_step",
     "checked_evaluation",
     "checked_inputs",
     "finite_step",
     "net_input_hook",
+    "read_inputs",
 ]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -67,6 +67,8 @@ def check_batch(where: str, x: Any, y: Any) -> None:
         raise ValueError(f"{where}: x holds {x.shape[0]} examples but y {y.shape[0]} labels")
     if x.shape[0] == 0:
         raise ValueError(f"{where}: the batch is empty")
+    if x.device != y.device:
+        raise ValueError(f"{where}: x is on {x.device} but y on {y.device}")
 
 
 def check_step(net: nn.Module, x: Any, y: Any, loss_fn: LossFn, *, lr: Any) -> LossFn:
@@ -95,26 +97,40 @@ def check_step(net: nn.Module, x: Any, y: Any, loss_fn: LossFn, *, lr: Any) -> L
     return scalar_loss
 
 
-def check_finite_input(where: str, x: Tensor) -> None:
-    """One-line ValueError if a float input holds NaN or inf (one fused reduction, one
-    synchronisation); uint8 images are not read."""
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{where}: x holds {bad} NaN or infinite value(s)")
+def read_inputs(where: str, x: Tensor, y: Tensor) -> tuple[int, int]:
+    """(smallest, largest) label, read in one synchronisation together with the check that a
+    float ``x`` holds no NaN or inf (one fused reduction; uint8 images are not read)."""
+    parts = [y.min(), y.max()]
+    if x.is_floating_point():
+        parts.append((~torch.isfinite(x)).sum())
+    values = torch.stack(parts).tolist()
+    if len(values) == 3 and values[2]:
+        raise ValueError(f"{where}: x holds {values[2]} NaN or infinite value(s)")
+    return values[0], values[1]
+
+
+def check_labels(where: str, labels: tuple[int, int], logits: Tensor) -> None:
+    """One-line ValueError unless the labels' range ``labels`` (:func:`read_inputs`) lies in the
+    classes 0..C-1 of the (N, C) ``logits`` (host only; on a GPU an out-of-range label would
+    otherwise end in a device-side assert)."""
+    lo, hi = labels
+    if logits.dim() == 2 and (lo < 0 or hi >= logits.shape[1]):
+        raise ValueError(f"{where}: labels must lie in 0..{logits.shape[1] - 1} (the model has "
+                         f"{logits.shape[1]} outputs), got {lo}..{hi}")
 
 
 def checked_inputs(where: str, x: Any, y: Any, loss_fn: LossFn) -> LossFn:
     """For the functions that read their results on the host anyway (evaluation, the alignment
-    probe): :func:`check_batch`, :func:`check_finite_input`, and ``loss_fn`` wrapped to check
-    the labels against the logits first (:func:`check_labels`)."""
+    probe): :func:`check_batch`, :func:`read_inputs`, and ``loss_fn`` wrapped to check the
+    labels against the logits first (:func:`check_labels`)."""
     check_batch(where, x, y)
-    check_finite_input(where, x)
     if not callable(loss_fn):
         raise ValueError(f"{where}: loss_fn must be callable, got {type(loss_fn).__name__}")
+    labels = read_inputs(where, x, y)
 
-    def labelled_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    def labelled_loss(logits: Tensor, y_batch: Tensor) -> Tensor:
         check_labels(where, labels, logits)
-        return loss_fn(logits, labels)
+        return loss_fn(logits, y_batch)
 
     return labelled_loss
 
@@ -127,21 +143,22 @@ def checked_evaluation(x: Any, y: Any, loss_fn: LossFn, batch_size: Any) -> Loss
 
 
 @contextmanager
-def finite_step(net: nn.Module, x: Any, loss_fn: LossFn) -> Iterator[LossFn]:
-    """For :func:`deepnets.train_step`: checks the input's values (:func:`check_finite_input`)
+def finite_step(net: nn.Module, x: Any, y: Any, loss_fn: LossFn) -> Iterator[LossFn]:
+    """For :func:`deepnets.train_step`: checks the batch (:func:`check_batch`, :func:`read_inputs`)
     and yields ``loss_fn`` wrapped so that labels outside the outputs or a non-finite loss stop
     the step before the backward pass, and a non-finite output error delta_L before the output
     layer's backward (the first place where a weight can change, in either update order).
     If the step raises, the buffers its forward pass changed outside the feedback layers
-    (a converted model's BatchNorm statistics) are put back. Synchronises (twice a step)."""
+    (a converted model's BatchNorm statistics) are put back. Three synchronisations a step
+    (inputs, loss, output error)."""
+    check_batch("train_step", x, y)
     if not callable(loss_fn):
         raise ValueError(f"train_step: loss_fn must be callable, got {type(loss_fn).__name__}")
-    if isinstance(x, Tensor):
-        check_finite_input("train_step", x)
+    labels = read_inputs("train_step", x, y)
 
-    def finite_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    def finite_loss(logits: Tensor, y_batch: Tensor) -> Tensor:
         check_labels("train_step", labels, logits)
-        loss = loss_fn(logits, labels)
+        loss = loss_fn(logits, y_batch)
         if isinstance(loss, Tensor) and not bool(torch.isfinite(loss.detach()).all()):
             raise ValueError(f"train_step: the loss is {loss.detach().flatten()[0].item()} "
                              "(not finite); no weight was changed")
@@ -158,15 +175,6 @@ def finite_step(net: nn.Module, x: Any, loss_fn: LossFn) -> Iterator[LossFn]:
             for b, copy in saved:
                 b.copy_(copy)
         raise
-
-
-def check_labels(where: str, y: Tensor, logits: Tensor) -> None:
-    """One-line ValueError unless every label is a class of the (N, C) ``logits``: 0..C-1
-    (one synchronisation; on a GPU an out-of-range label would otherwise end in a device-side
-    assert)."""
-    if logits.dim() == 2 and y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
-        raise ValueError(f"{where}: labels must lie in 0..{logits.shape[1] - 1} (the model has "
-                         f"{logits.shape[1]} outputs), got {int(y.min())}..{int(y.max())}")
 
 
 def _finite_output_error(grad: Tensor) -> None:

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deepnets import rules
+from deepnets.feedback_init import FeedbackInit, check_applies, set_initial_feedback
 from deepnets.layers import (
     _SEQUENTIAL_LR,
     FeedbackFunction,
@@ -50,7 +51,6 @@ from deepnets.layers import (
     LayerOptions,
     feedback_layers,
 )
-from deepnets.feedback_init import FeedbackInit, check_applies, set_initial_feedback
 
 __all__ = ["ConvertedConv2d", "ConvertedLinear", "convert"]
 

@@ -14,6 +14,7 @@ import copy
 from collections.abc import Callable, Collection
 from contextlib import nullcontext
 from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
@@ -84,7 +85,8 @@ def train_step(
 
     ``bias_lr_scale``: the feedback layers' biases step ``bias_lr_scale * lr``
     (:mod:`deepnets.bias_step`; default 1, the paper's one step for W and b)."""
-    with checks.finite_step(net, x, loss_fn) as checked_loss, scaled_bias_step(net, bias_lr_scale):
+    with checks.finite_step(net, x, y, loss_fn) as checked_loss, \
+            scaled_bias_step(net, bias_lr_scale):
         loss, errors = train_step_on_device(net, x, y, checked_loss, lr=lr,
                                             update_order=update_order, precision=precision)
     return StepResult(float(loss), int(errors), int(y.shape[0]))

@@ -28,7 +28,6 @@ removes are set to 0, as for a drawn R. The tensor is copied into the layer's dt
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Union
 
 import torch
 from torch import Tensor
@@ -38,8 +37,8 @@ from deepnets.rules import RULES, SIGN_RULES
 
 __all__ = ["FeedbackInit", "set_initial_feedback"]
 
-LayerValue = Union[Tensor, Callable[[Tensor], Tensor]]
-FeedbackInit = Union[Mapping[str, LayerValue], Callable[[str, Tensor], Tensor]]
+LayerValue = Tensor | Callable[[Tensor], Tensor]
+FeedbackInit = Mapping[str, LayerValue] | Callable[[str, Tensor], Tensor]
 #: Rules whose R is a free matrix that may start anywhere.
 FREE_FEEDBACK = tuple(m for m, r in RULES.items() if r.feedback == "matrix" and m not in SIGN_RULES)
 

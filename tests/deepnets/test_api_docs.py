@@ -17,10 +17,10 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def test_the_documented_examples_run() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
     assert blocks
     for block in blocks:
-        exec(compile(block, str(DOC), "exec"), {"__name__": "docs_api"})
+        exec(compile(block, str(DOC), "exec"), {"__name__": "docs_api"})  # noqa: S102
 
 
 def test_the_output_error_of_a_custom_loss_is_its_autograd_gradient() -> None:

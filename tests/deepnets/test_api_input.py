@@ -68,13 +68,13 @@ def test_non_finite_pixel_and_lr_are_refused_before_any_update(model: str, order
     net, loss_fn = MODELS[model](), make_loss("hinge", C)
     x, y = _batch()
     for kind in ("nan", "inf", "-inf"):
-        _assert_refused(net, lambda: train_step(net, _poisoned(kind), y, loss_fn,
-                                                update_order=order), "NaN or infinite")
+        _assert_refused(net, lambda kind=kind: train_step(net, _poisoned(kind), y, loss_fn,
+                                                          update_order=order), "NaN or infinite")
     for lr in (math.nan, math.inf, -math.inf, -0.1, 0.0):
-        _assert_refused(net, lambda: train_step(net, x, y, loss_fn, lr=lr, update_order=order),
+        _assert_refused(net, lambda lr=lr: train_step(net, x, y, loss_fn, lr=lr, update_order=order),
                         "lr must be a finite positive number")
     for lr in ("0.1", True, None, torch.tensor(0.1)):
-        _assert_refused(net, lambda: train_step(net, x, y, loss_fn, lr=lr, update_order=order),
+        _assert_refused(net, lambda lr=lr: train_step(net, x, y, loss_fn, lr=lr, update_order=order),
                         "lr must be a number")
     before = _state(net)
     train_step(net, x, y, loss_fn, update_order=order)  # and a good step still learns
@@ -99,7 +99,7 @@ def test_mismatched_and_empty_batches_are_refused_before_any_update(model: str, 
         (x, torch.full_like(y, -1), f"labels must lie in 0..{C - 1}"),
     ]
     for xb, yb, fragment in cases:
-        _assert_refused(net, lambda: train_step(net, xb, yb, loss_fn, update_order=order),
+        _assert_refused(net, lambda xb=xb, yb=yb: train_step(net, xb, yb, loss_fn, update_order=order),
                         fragment)
 
 
@@ -118,7 +118,7 @@ def test_non_finite_loss_or_output_error_stops_the_step_before_any_update(
         "0-d float tensor, the mean": lambda logits, labels: 1.5,
     }
     for fragment, loss_fn in losses.items():
-        _assert_refused(net, lambda: train_step(net, x, y, loss_fn, update_order=order),
+        _assert_refused(net, lambda loss_fn=loss_fn: train_step(net, x, y, loss_fn, update_order=order),
                         fragment)
     with torch.no_grad():  # finite logits 3e38 and -3e38 whose cross-entropy overflows
         out = deepnets.feedback_layers(net)[-1]
@@ -143,7 +143,7 @@ def test_evaluate_refuses_nan_empty_and_mismatched_input(model: str) -> None:
     for xb, yb, fragment in [(_poisoned("nan"), y, "NaN"), (_poisoned("inf"), y, "infinite"),
                              (x[:0], y[:0], "empty"), (x, y[:5], "6 examples but y 5"),
                              (x, y + C, "labels must lie in")]:
-        _assert_refused(net, lambda: evaluate_net(net, xb, yb, loss_fn), fragment)
+        _assert_refused(net, lambda xb=xb, yb=yb: evaluate_net(net, xb, yb, loss_fn), fragment)
     for batch_size in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="batch_size"):
             evaluate_net(net, x, y, loss_fn, batch_size=batch_size)
@@ -157,8 +157,8 @@ def test_alignment_refuses_nan_empty_mismatched_input_and_nan_error_signals(mode
     x, y = _batch()
     for xb, yb, fragment in [(_poisoned("nan"), y, "NaN"), (x[:0], y[:0], "empty"),
                              (x, y[:3], "6 examples but y 3"), (x, y - 1 - C, "labels")]:
-        _assert_refused(net, lambda: alignment(net, xb, yb, loss_fn), fragment)
-    nan_error = lambda logits, labels: (logits - logits.detach()).sqrt().sum()  # noqa: E731
+        _assert_refused(net, lambda xb=xb, yb=yb: alignment(net, xb, yb, loss_fn), fragment)
+    nan_error = lambda logits, labels: (logits - logits.detach()).sqrt().sum()
     with pytest.raises(ValueError, match="not finite"):
         alignment(net, x, y, nan_error)  # was reported as 0 degrees (perfect alignment)
     assert all(v is None or math.isfinite(v) for m in alignment(net, x, y, loss_fn).values()

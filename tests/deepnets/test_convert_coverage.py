@@ -100,7 +100,7 @@ def test_strict_makes_an_unconverted_weight_an_error() -> None:
                              (nn.MultiheadAttention(4, 2), "in_proj_weight"),
                              (DoubledLinear(3, 3), "own forward")]:
         model = nn.Sequential(module, nn.Linear(3, 3))
-        with pytest.raises(ValueError, match=f"strict=True") as err:
+        with pytest.raises(ValueError, match="strict=True") as err:
             convert(model, strict=True)
         assert fragment in str(err.value) and "\n" not in str(err.value)
     convert(nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)), strict=True)  # 1-d: not weights

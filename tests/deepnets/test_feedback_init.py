@@ -99,7 +99,7 @@ def test_rules_without_a_free_R_refuse_it(method: str) -> None:
 
 
 def test_bad_values_are_one_line_errors() -> None:
-    build = lambda init: FeedbackNet("full 5; output", in_shape=(3,), method="urfb",  # noqa: E731
+    build = lambda init: FeedbackNet("full 5; output", in_shape=(3,), method="urfb",
                                      feedback_init=init)
     cases = [
         ({"output": torch.zeros(5, 10)}, r"shape \(5, 10\), not W's \(10, 5\).*pass R.T"),

@@ -81,10 +81,12 @@ def test_non_finite_pixel_and_lr_are_refused_before_any_update(model: str, order
     assert any(not torch.equal(v, net.state_dict()[k]) for k, v in before.items())
 
 
+@pytest.mark.parametrize("loss", ["hinge", "softmax"])
 @pytest.mark.parametrize("model", list(MODELS))
 @pytest.mark.parametrize("order", ORDERS)
-def test_mismatched_and_empty_batches_are_refused_before_any_update(model: str, order: str) -> None:
-    net, loss_fn = MODELS[model](), make_loss("softmax", C)
+def test_mismatched_and_empty_batches_are_refused_before_any_update(model: str, order: str,
+                                                                    loss: str) -> None:
+    net, loss_fn = MODELS[model](), make_loss(loss, C)
     x, y = _batch()
     cases = [
         (x, y[:4], "x holds 6 examples but y 4 labels"),  # shorter label vector

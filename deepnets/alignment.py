@@ -108,8 +108,8 @@ def alignment(
     """Per feedback layer of ``model`` (keyed as :func:`layer_names`), the four measures of the
     module docstring on the batch (x, y), in training mode (dropout on, one shared mask).
     A one-line ValueError for an empty or mismatched batch, NaN/inf in a float ``x``, labels
-    outside the outputs, or an
-    error signal or weight that is not finite (no measure is reported for it)."""
+    outside the outputs, or an error signal or weight that is not finite (no measure is
+    reported for it)."""
     loss_fn = checked_inputs("alignment", x, y, loss_fn)
     layers = feedback_layers(model)
     if not layers:

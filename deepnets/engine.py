@@ -14,7 +14,6 @@ import copy
 from collections.abc import Callable, Collection
 from contextlib import nullcontext
 from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
 

@@ -212,3 +212,13 @@ def test_trainstepper_refuses_a_bad_lr_at_its_first_step() -> None:
     stepper = deepnets.TrainStepper(net, make_loss("hinge", C), x, y, lr=math.nan, batch_size=4,
                                     mode="off")
     _assert_refused(net, lambda: stepper.step(torch.arange(4)), "lr must be")
+
+
+def test_a_bf16_step_with_a_non_finite_output_error_changes_nothing() -> None:
+    """Under bf16 compute the loss sees a float32 copy of the logits: the check is on it."""
+    net = _net()
+    x, y = _batch()
+    nan_error = lambda logits, labels: (logits - logits.detach()).sqrt().sum()
+    for order in ORDERS:
+        _assert_refused(net, lambda order=order: train_step(net, x, y, nan_error, precision="bf16",
+                                                            update_order=order), "output error")

@@ -15,7 +15,11 @@ Python API for users who bring their own model:
   Kolen-Pollack, sign-concordant, direct feedback alignment and more, each with its parameters
   (``FeedbackNet(arch, method="kp", decay=1e-3)``); see ``docs/rules.md``.
 * Bring your own model: :func:`convert` ``(model, method=NAME, **rule_params)`` returns a copy
-  whose ``nn.Linear``/``nn.Conv2d`` layers are feedback layers computing the same function. A layer takes its rule and options as one
+  whose ``nn.Linear``/``nn.Conv2d`` layers are feedback layers computing the same function
+  (other weight layers stay plain torch, listed in one warning; ``strict=True``: an error).
+  ``feedback_init=`` (of :func:`convert` and :class:`FeedbackNet`) sets R(0), any
+  ``loss_fn(logits, labels)`` returning the batch mean trains, ``train_step(...,
+  bias_lr_scale=k)`` gives biases their own step: ``docs/api.md``. A layer takes its rule and options as one
   :class:`LayerOptions` (``rule=FeedbackRule.make("urfb", epsilon=1)``, ``connectivity``,
   ``sat_scale``, ``symmetric_init``).
 * Runs: :class:`TrainConfig` describes a training run and :func:`run` trains it into a run

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from deepnets.arch import WEIGHT_KINDS, parse_arch
+from deepnets.checks import net_input_hook
+from deepnets.feedback_init import FeedbackInit, check_applies, set_initial_feedback
 from dataclasses import replace
 
 from deepnets.layers import (
@@ -72,6 +74,11 @@ class FeedbackNet(nn.Module):
         symmetric_init: R(0) = W(0)^t (and R's mask = W's), so that urfb equals bp step for step.
         seed: seeds the draws of W, R (Glorot-uniform, independent) and the masks.
         frozen: indices into ``weight_layers`` whose W and R are not updated (Fig. 9 protocol).
+        feedback_init: R(0) given instead of drawn, per weight layer by name (``conv0``,
+            ``full2``, ``output``): a mapping {name: tensor or callable(W)} or a callable
+            (name, W) -> tensor, in W's layout (for a dense layer (out, in), i.e. R^t); checked
+            for shape, masked like a drawn R; rules frfb, urfb, kp only
+            (:mod:`deepnets.feedback_init`). Not part of ``config`` (the state dict holds R).
         **rule_params: the rule's other parameters (kp's ``decay``, usf's ``scale``), checked
             per rule; all the rule's parameters, defaults filled in, are kept in ``config``.
     """
@@ -90,11 +97,13 @@ class FeedbackNet(nn.Module):
         symmetric_init: bool = False,
         seed: int = 0,
         frozen: Collection[int] = (),
+        feedback_init: FeedbackInit | None = None,
         **rule_params: float,
     ) -> None:
         super().__init__()
         rule = FeedbackRule.make(method, epsilon, **rule_params)
         options = LayerOptions(rule, float(connectivity), float(sat_scale), bool(symmetric_init))
+        check_applies(feedback_init, options, "FeedbackNet")
         specs = parse_arch(arch)
         n_weight = sum(s.kind in WEIGHT_KINDS for s in specs)
         conv_indices = [
@@ -167,6 +176,9 @@ class FeedbackNet(nn.Module):
         for i in frozen:
             self.weight_layers[i].frozen = True
         link_direct_feedback(self, inject="output")  # dfa: B_l e enters at each layer's output
+        set_initial_feedback(list(zip(names, self.weight_layers)), feedback_init, options,
+                             "FeedbackNet")
+        self.register_forward_pre_hook(net_input_hook)  # (N, *in_shape) or a one-line error
 
     @property
     def weight_layers(self) -> list[FeedbackLayer]:

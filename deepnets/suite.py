@@ -24,6 +24,7 @@ before the grid starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -40,7 +41,8 @@ from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
-from deepnets.rundir import CONFIG, RunError, read_log
+from deepnets.rundir import CONFIG, RunError, claim_folder, read_log
+from deepnets.stops import out_of_memory, sigterm_as_interrupt
 from deepnets.trainer import (
     NonFiniteState,
     RunInterrupted,
@@ -449,37 +451,57 @@ def main(argv: list[str] | None = None) -> int:
     s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
                  args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
                  args.quiet, args.split_seed, args.probe_size, args.cuda_graph)
-    try:
-        states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
-        print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
-              f"{args.epochs} epochs, batch {s.batch_size}, lr {s.lr}, "
-              f"train size {s.train_size or 'all'}, val {s.val_size}, "
-              f"seeds {' '.join(map(str, dict.fromkeys(args.seeds)))}, device {s.device}):")
-        todo = [(sp, done) for sp, state, done in states if state != "done"]
-        per_run: dict[str, float] = {}
-        if todo and args.estimate_steps and all(sp.dataset in s.data_dirs for sp, _ in todo):
-            sizes = dataset_sizes({sp.dataset for sp, _ in todo}, s)
-            # with SLURM the jobs resolve --device on their nodes; the estimate is made here
-            here = s if launcher.kind == "local" else replace(s, device=resolve_device("auto"))
-            total, per_run = estimate(todo, sizes, here, args.estimate_steps)
-        for sp, state, done in states:
-            what = {"done": "done", "new": "new", "resume": f"resume after epoch {done}"}[state]
-            eta = f", ~{_hms(per_run[sp.name])}" if sp.name in per_run else ""
-            role = f" [{sp.role}]" if sp.role else ""
-            print(f"  {sp.name}{role}: {sp.epochs} epochs, {what}{eta}")
-        if todo and args.estimate_steps and not per_run:
-            print("no run-time estimate: the data folders of the runs left were not given")
-        if per_run:
-            load = ", ".join(f"{d} {v[2]:.0f} s" for d, v in sizes.items())
-            print(f"estimated time for the {len(todo)} runs left: {_hms(total)} on {here.device} "
-                  f"(from up to {args.estimate_steps} timed steps per network, plus loading the "
-                  f"data once: {load})")
-        if args.dry_run:
-            return 0
-        return _run_all(todo, args.out, s, launcher)
-    except (SuiteError, RunError, ConfigError, DataError, launch.LaunchError) as exc:
-        print(f"python -m deepnets.suite: error: {exc}", file=sys.stderr)
-        return 2
+    with sigterm_as_interrupt() as stop:  # SIGTERM stops the grid as Ctrl-C does
+        try:
+            # one suite at a time per --out (each run folder is claimed again by its training)
+            with contextlib.nullcontext() if args.dry_run else claim_folder(args.out):
+                status = _plan_and_run(args, specs, figures, s, launcher)
+        except (SuiteError, RunError, ConfigError, DataError, launch.LaunchError) as exc:
+            print(f"python -m deepnets.suite: error: {exc}", file=sys.stderr)
+            return 2
+        except (MemoryError, RuntimeError) as exc:
+            message = out_of_memory(exc)
+            if message is None:
+                raise
+            print(f"python -m deepnets.suite: error: {message}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # while listing the runs or timing the estimate
+            print("python -m deepnets.suite: interrupted before any run started",
+                  file=sys.stderr)
+            return stop.exit_status()
+    return stop.exit_status() if status == 130 else status
+
+
+def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], figures: Sequence[int],
+                  s: Settings, launcher: launch.Launcher) -> int:
+    """List the grid's runs with their state and time estimate, then train what is left."""
+    states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
+    print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
+          f"{args.epochs} epochs, batch {s.batch_size}, lr {s.lr}, "
+          f"train size {s.train_size or 'all'}, val {s.val_size}, "
+          f"seeds {' '.join(map(str, dict.fromkeys(args.seeds)))}, device {s.device}):")
+    todo = [(sp, done) for sp, state, done in states if state != "done"]
+    per_run: dict[str, float] = {}
+    if todo and args.estimate_steps and all(sp.dataset in s.data_dirs for sp, _ in todo):
+        sizes = dataset_sizes({sp.dataset for sp, _ in todo}, s)
+        # with SLURM the jobs resolve --device on their nodes; the estimate is made here
+        here = s if launcher.kind == "local" else replace(s, device=resolve_device("auto"))
+        total, per_run = estimate(todo, sizes, here, args.estimate_steps)
+    for sp, state, done in states:
+        what = {"done": "done", "new": "new", "resume": f"resume after epoch {done}"}[state]
+        eta = f", ~{_hms(per_run[sp.name])}" if sp.name in per_run else ""
+        role = f" [{sp.role}]" if sp.role else ""
+        print(f"  {sp.name}{role}: {sp.epochs} epochs, {what}{eta}")
+    if todo and args.estimate_steps and not per_run:
+        print("no run-time estimate: the data folders of the runs left were not given")
+    if per_run:
+        load = ", ".join(f"{d} {v[2]:.0f} s" for d, v in sizes.items())
+        print(f"estimated time for the {len(todo)} runs left: {_hms(total)} on {here.device} "
+              f"(from up to {args.estimate_steps} timed steps per network, plus loading the "
+              f"data once: {load})")
+    if args.dry_run:
+        return 0
+    return _run_all(todo, args.out, s, launcher)
 
 
 def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,

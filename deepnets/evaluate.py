@@ -16,7 +16,7 @@ from pathlib import Path
 
 from deepnets import checkpoint as ckpt
 from deepnets.config import ConfigError, TrainConfig
-from deepnets.data import KINDS, DataError, Dataset, load_dataset, split_train_val
+from deepnets.data import KINDS, DataError, Dataset, data_mismatch, load_dataset, split_train_val
 from deepnets.engine import evaluate
 from deepnets.losses import make_loss
 from deepnets.rundir import RunError, read_config
@@ -29,10 +29,11 @@ def load_split(cfg: TrainConfig, classes: list[str] | None, kind: str, data_dir:
     name = "train" if split == "val" else split
     ds = load_dataset(kind, data_dir, name, classes=classes if kind == "imagefolder" else None)
     own = split in ("val", "train")
-    if own and cfg.data_fingerprint and ds.fingerprint != cfg.data_fingerprint and not force_data:
+    why = data_mismatch(cfg.data_fingerprint, ds.fingerprint) if cfg.data_fingerprint else None
+    if own and why and not force_data:
         raise ConfigError(f"--data-dir {data_dir}: its {name} split (fingerprint {ds.fingerprint})"
-                          f" is not the data the run was trained on ({cfg.data_fingerprint}); "
-                          "pass --force-data to score it anyway")
+                          f" is not the data the run was trained on ({cfg.data_fingerprint}: "
+                          f"{why}); pass --force-data to score it anyway")
     return split_train_val(ds, cfg.val_size, cfg.split_seed)[1] if split == "val" else ds
 
 

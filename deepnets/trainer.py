@@ -40,7 +40,7 @@ from deepnets.alignment import alignment, probe_batch, summary
 from deepnets.arch import parse_arch
 from deepnets.capture import TrainStepper
 from deepnets.config import ConfigError, TrainConfig, clipped, shown
-from deepnets.data import Dataset, batch_indices, load_dataset, split_train_val
+from deepnets.data import Dataset, batch_indices, data_mismatch, load_dataset, split_train_val
 from deepnets.engine import evaluate, untie
 from deepnets.losses import make_loss
 from deepnets.models import build_net
@@ -254,10 +254,12 @@ def _check_resume(
 
 
 def _check_data(cfg: TrainConfig, fingerprint: str, n_train: int) -> TrainConfig:
-    if cfg.data_fingerprint is not None and cfg.data_fingerprint != fingerprint:
+    why = data_mismatch(cfg.data_fingerprint, fingerprint) if cfg.data_fingerprint else None
+    if why:
         raise ConfigError(
             f"--data-dir {cfg.data_dir}: this data (fingerprint {fingerprint}) is not the data the "
-            f"run was trained on ({cfg.data_fingerprint}); pass --force-data to train on it anyway"
+            f"run was trained on ({cfg.data_fingerprint}: {why}); pass --force-data to train on "
+            "it anyway"
         )
     return cfg.replace(data_fingerprint=fingerprint, train_size=n_train)
 

@@ -19,7 +19,7 @@ from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import KINDS, DataError, Dataset, data_mismatch, load_dataset, split_train_val
 from deepnets.engine import evaluate
 from deepnets.losses import make_loss
-from deepnets.rundir import RunError, read_config
+from deepnets.rundir import RunError, find_data_dir, read_config
 from deepnets.trainer import resolve_device, stored_config
 
 
@@ -42,15 +42,17 @@ def evaluate_run(
     kind: str | None = None,
     data_dir: str | Path | None = None,
     split: str = "val",
-    device: str = "cpu",
+    device: str = "auto",
     batch_size: int = 1000,
     force_data: bool = False,
 ) -> tuple[float, float, int]:
     """(mean loss, error rate, number of images) of the run's last checkpoint on ``split``;
     the data defaults to the run's own."""
+    device = resolve_device(device)
     cfg = stored_config(Path(run_dir))
     classes = read_config(run_dir).get("classes")
-    ds = load_split(cfg, classes, kind or cfg.data, data_dir or cfg.data_dir, split, force_data)
+    data_dir = data_dir or find_data_dir(run_dir, read_config(run_dir))
+    ds = load_split(cfg, classes, kind or cfg.data, data_dir, split, force_data)
     if len(ds) == 0:
         raise ConfigError(f"--split {split} is empty")
     net = ckpt.load_network(run_dir, map_location=device)
@@ -95,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--device",
-        default="cpu",
-        help="cpu, cuda, cuda:1, ... or auto (cuda when available) (default: cpu)",
+        default="auto",
+        help="cpu, cuda, cuda:1, ... or auto (cuda when available; default, as deepnets.train)",
     )
     p.add_argument(
         "--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)"

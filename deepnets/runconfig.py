@@ -30,7 +30,7 @@ from deepnets.config import (
 )
 from deepnets.data import KINDS
 from deepnets.layers import METHODS
-from deepnets.rundir import check_not_busy, read_config
+from deepnets.rundir import check_not_busy, find_data_dir, read_config
 from deepnets.trainer import stored_config
 
 #: Flags that ``--resume`` may change; every other flag must match the run's config.json.
@@ -327,6 +327,7 @@ def resumed_config(out: Path, given: dict[str, Any]) -> TrainConfig:
                               "--resume continues a run with its own settings")
     changes = {k: (str(v) if k == "data_dir" else v) for k, v in given.items()
                if k in RESUME_MAY_CHANGE}
+    changes.setdefault("data_dir", find_data_dir(out, read_config(out)))  # from any folder
     return cfg.replace(**changes)
 
 

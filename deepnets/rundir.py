@@ -25,7 +25,7 @@ from typing import Any
 from urfb_common import atomic_write_text
 
 __all__ = ["CHECKPOINT", "CONFIG", "LOCK", "LOG", "FolderBusy", "RunError", "check_not_busy",
-           "claim_folder", "read_config", "read_log", "write_config", "write_log"]
+           "claim_folder", "data_dir_from_run", "find_data_dir", "read_config", "read_log", "write_config", "write_log"]
 
 CONFIG = "config.json"
 LOG = "log.jsonl"
@@ -99,6 +99,27 @@ def _busy(folder: Path, fd: int, flag: str) -> FolderBusy:
     by = f" ({holder})" if holder else ""
     return FolderBusy(f"{flag} {folder} is in use by another process{by}: one training at a "
                       "time per folder; wait for it to end or use another folder")
+
+
+def data_dir_from_run(run_dir: str | Path, data_dir: str) -> str | None:
+    """``data_dir`` relative to the run folder (stored beside the path as typed, so that the
+    run finds its data from any working directory; never an absolute path of this machine),
+    or None where no relative path exists (another drive)."""
+    try:
+        return os.path.relpath(Path(data_dir).expanduser().resolve(), Path(run_dir).resolve())
+    except ValueError:
+        return None
+
+
+def find_data_dir(run_dir: str | Path, config: dict[str, Any]) -> str:
+    """The run's data folder: ``data_dir`` as typed when it exists from here, else the one
+    that ``data_dir_from_run`` names (relative to this working directory), else as typed."""
+    typed = str(config.get("data_dir", ""))
+    rel = config.get("data_dir_from_run")
+    if Path(typed).expanduser().exists() or not isinstance(rel, str):
+        return typed
+    found = Path(run_dir) / rel
+    return os.path.relpath(found.resolve()) if found.exists() else typed
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:

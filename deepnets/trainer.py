@@ -51,6 +51,7 @@ from deepnets.rundir import (
     LOG,
     RunError,
     claim_folder,
+    data_dir_from_run,
     read_config,
     read_log,
     write_config,
@@ -399,6 +400,7 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: b
                            mode="off" if cfg.output_feedback == "circuit" else cfg.cuda_graph)
     # Written last: a set-up that fails writes nothing.
     write_config(out, {**cfg.to_json_dict(), "net": net.config,
+                       "data_dir_from_run": data_dir_from_run(out, cfg.data_dir),
                        "weight_layer_names": net.weight_layer_names, "classes": train.classes})
     write_log(out, records)  # drops a line logged after the last checkpoint, if killed there
     return _Session(out, cfg, train, val, net, loss_fn, order, records, probe, stepper, quiet)

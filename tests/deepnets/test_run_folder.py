@@ -192,3 +192,39 @@ def test_a_connectivity_that_keeps_no_connection_is_refused(cifar: Path, tmp_pat
         one_line_error(capsys, f"--connectivity {float(tiny):g} keeps no connection of weight "
                        "layer 0: use a value in [")
         assert not out.exists()
+
+
+def test_a_relative_data_dir_is_found_from_another_folder(
+    cifar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """--data-dir is stored as typed and relative to the run folder, so --resume and evaluate
+    work from another working directory; config.json holds no absolute path of this machine."""
+    import shutil
+
+    import deepnets.evaluate as evaluate_mod
+
+    shutil.copytree(cifar, tmp_path / "data")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert train_mod.main(args(Path("../data"), Path("runs/x"), epochs=1)) == 0
+    text = (tmp_path / "work" / "runs" / "x" / "config.json").read_text()
+    config = json.loads(text)
+    assert config["data_dir"] == "../data" and config["data_dir_from_run"] == "../../../data"
+    assert str(tmp_path) not in text
+    monkeypatch.chdir(tmp_path)
+    run = ["--out", "work/runs/x", "--resume", "--epochs", "2", "--quiet", "--device", "cpu"]
+    assert train_mod.main(run) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "work/runs/x/config.json").read_text())["data_dir"] == "data"
+    monkeypatch.chdir(tmp_path / "work" / "runs")
+    assert evaluate_mod.main(["--run", "x"]) == 0, capsys.readouterr().err
+    assert "split val (8 images)" in capsys.readouterr().out
+
+
+def test_evaluate_and_train_default_to_the_same_device() -> None:
+    import deepnets.evaluate as evaluate_mod
+    from deepnets.runconfig import build_parser
+    from deepnets.config import TrainConfig
+
+    assert evaluate_mod.build_parser().get_default("device") == "auto"
+    assert TrainConfig(epochs=1, data_dir="d").device == "auto"
+    assert "(default: auto)" in build_parser().format_help().replace("\n", " ").replace("  ", " ")

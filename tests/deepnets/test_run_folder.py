@@ -228,3 +228,25 @@ def test_evaluate_and_train_default_to_the_same_device() -> None:
     assert evaluate_mod.build_parser().get_default("device") == "auto"
     assert TrainConfig(epochs=1, data_dir="d").device == "auto"
     assert "(default: auto)" in build_parser().format_help().replace("\n", " ").replace("  ", " ")
+
+
+def test_sigterm_stops_the_suite_as_ctrl_c(tmp_path: Path) -> None:
+    data = tiny_cifar_folder(tmp_path / "data")
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepnets.suite", "10", "--protocols", "urfb", "--data",
+         "imagefolder", "--data-dir", str(data), "--epochs", "500", "--train-size", "20",
+         "--val-size", "10", "--batch-size", "10", "--device", "cpu", "--estimate-steps", "0",
+         "--probe-size", "4", "--quiet", "--out", str(runs)],
+        env=ENV, stderr=subprocess.PIPE, text=True)
+    run = runs / "simpnet-cifar10-urfb-s0"
+    try:
+        wait_for_epochs(run, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert err.count("\n") == 1 and "checkpoint.pt keeps epoch" in err, err
+    assert not [p for p in [*runs.iterdir(), *run.iterdir()] if p.name.startswith(".")]

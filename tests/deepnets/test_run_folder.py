@@ -257,3 +257,22 @@ def test_sigterm_stops_the_suite_as_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 143, err
     assert err.count("\n") == 1 and "checkpoint.pt keeps epoch" in err, err
     assert not [p for p in [*runs.iterdir(), *run.iterdir()] if p.name.startswith(".")]
+
+
+def test_a_real_cpu_allocation_failure_under_a_memory_limit(cifar: Path, tmp_path: Path) -> None:
+    """``ulimit -v`` in a real process: torch's allocator raises a plain RuntimeError, which
+    is now a one-line "out of memory" (exit 2) leaving nothing behind."""
+    limit = """import os, resource, sys
+import deepnets.train as train
+used = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+resource.setrlimit(resource.RLIMIT_AS, (used + 600 * 2**20, used + 600 * 2**20))
+sys.exit(train.main(sys.argv[1:]))
+"""
+    out = tmp_path / "run"
+    argv = args(cifar, out, "--probe-size", "0", epochs=1, arch="full 60000; output")  # 737 MB
+    proc = subprocess.run([sys.executable, "-c", limit, *argv], env=ENV, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("deepnets.train: error: out of memory: ") and \
+        "DefaultCPUAllocator" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not out.exists()

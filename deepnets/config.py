@@ -130,7 +130,7 @@ class TrainConfig:
         for name in ("untie", "freeze", "copy"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, tuple(sorted(set(int(i) for i in value))))
+                object.__setattr__(self, name, tuple(sorted(set(value))))  # ints: _check_types
         if self.epsilon is None and self.method == "urfb":
             object.__setattr__(self, "epsilon", 1.0)
         if self.method in METHODS and "epsilon" not in self.rule_params:

@@ -19,9 +19,9 @@ from typing import Any
 from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import (
     LAYER_INDEX_MAX,
-    SHOWN_MAX,
     PRECISIONS,
     SEED_MAX,
+    SHOWN_MAX,
     ConfigError,
     TrainConfig,
     clipped,

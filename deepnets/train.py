@@ -28,8 +28,8 @@ import sys
 from deepnets.capture import CaptureError
 from deepnets.config import ConfigError
 from deepnets.data import DataError
-from deepnets.rundir import RunError, read_log
 from deepnets.runconfig import parse_run
+from deepnets.rundir import RunError, read_log
 from deepnets.stops import out_of_memory, sigterm_as_interrupt
 from deepnets.trainer import NonFiniteState, RunInterrupted, RunResult, run
 from urfb_common import OutputPathError

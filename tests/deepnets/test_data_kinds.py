@@ -168,10 +168,9 @@ def test_zip_oddities_are_read_or_refused_in_one_line(tmp_path: Path) -> None:
     refused["image outside a class"] = (
         _zip(tmp_path / "loose.zip", {**members, "train/x.png": members["train/cat/0.png"]}),
         "image " + str(tmp_path / "loose.zip") + ":train/x.png is not inside a class folder")
-    with pytest.warns(UserWarning, match="Duplicate name"):
-        dup = _zip(tmp_path / "dup.zip", {**members})
-        with zipfile.ZipFile(dup, "a") as zf:
-            zf.writestr("train/cat/0.png", members["train/dog/0.png"])
+    dup = _zip(tmp_path / "dup.zip", {**members})
+    with zipfile.ZipFile(dup, "a") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("train/cat/0.png", members["train/dog/0.png"])
     refused["duplicate member"] = (dup, "holds the member 'train/cat/0.png' twice")
     refused["no such split"] = (_zip(tmp_path / "nosplit.zip", {"data/x/cat/0.png": b"x",
                                                               "other/y.png": b"y"}),

@@ -22,7 +22,7 @@ from deepnets.checkpoint import load_checkpoint
 from deepnets.minidata import tiny_cifar_folder
 from deepnets.rundir import LOCK, FolderBusy, claim_folder, read_log, write_log
 
-from .test_train import TINY, args, one_line_error
+from .test_train import args, one_line_error
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 # deepnets.rundir loaded by its path: the holder starts in a blink (deepnets' package imports torch)
@@ -61,9 +61,9 @@ def test_claim_is_exclusive_and_survives_kill_9(tmp_path: Path) -> None:
             pass  # a second claim, even in this process, fails at once
     assert not (folder / LOCK).exists()  # released: the lock file goes
     holder = hold(folder)
-    with pytest.raises(FolderBusy, match=f"in use by another process \\(pid {holder.pid} "):
-        with claim_folder(folder):
-            pass
+    with pytest.raises(FolderBusy, match=f"in use by another process \\(pid {holder.pid} "), \
+            claim_folder(folder):
+        pass
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     assert f"pid {holder.pid}" in (folder / LOCK).read_text()  # stale file of a dead process
@@ -151,7 +151,7 @@ def test_out_of_memory_in_a_later_epoch_is_one_line_and_keeps_the_checkpoint(
     out = tmp_path / "run"
     real = trainer._train_epoch
 
-    def epoch(s, n):  # noqa: ANN001, ANN202
+    def epoch(s, n):
         if n == 2:
             raise exc
         return real(s, n)
@@ -229,8 +229,8 @@ def test_a_relative_data_dir_is_found_from_another_folder(
 
 def test_evaluate_and_train_default_to_the_same_device() -> None:
     import deepnets.evaluate as evaluate_mod
-    from deepnets.runconfig import build_parser
     from deepnets.config import TrainConfig
+    from deepnets.runconfig import build_parser
 
     assert evaluate_mod.build_parser().get_default("device") == "auto"
     assert TrainConfig(epochs=1, data_dir="d").device == "auto"
@@ -271,7 +271,7 @@ sys.exit(train.main(sys.argv[1:]))
     out = tmp_path / "run"
     argv = args(cifar, out, "--probe-size", "0", epochs=1, arch="full 60000; output")  # 737 MB
     proc = subprocess.run([sys.executable, "-c", limit, *argv], env=ENV, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("deepnets.train: error: out of memory: ") and \
         "DefaultCPUAllocator" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

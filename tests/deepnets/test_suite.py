@@ -265,7 +265,7 @@ def test_the_estimate_counts_validation_probe_checkpoint_and_set_up() -> None:
 def test_the_estimate_names_the_data_by_its_label(data: Path, tmp_path: Path, capsys) -> None:
     assert suite.main(argv(data, tmp_path / "a", "10", extra=("--protocols", "urfb",
                                                               "--dry-run"))) == 0
-    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("estimated")][0]
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("estimated"))
     assert f"loading the data once: image folder {data} " in line and "cifar10" not in line
     assert suite.main(argv(data, tmp_path / "a", "10", extra=(
         "--protocols", "urfb", "--dry-run", "--dataset-label", "CIFAR-10 (JPEG)"))) == 0

@@ -498,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
                  args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
                  args.quiet, args.split_seed, args.probe_size, args.cuda_graph)
+    existed = args.out.exists()
     with sigterm_as_interrupt() as stop:  # SIGTERM stops the grid as Ctrl-C does
         try:
             # one suite at a time per --out (each run folder is claimed again by its training)
@@ -516,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
             print("python -m deepnets.suite: interrupted before any run started",
                   file=sys.stderr)
             return stop.exit_status()
+        finally:  # a grid that trained nothing leaves no empty --out behind
+            if not existed and args.out.is_dir() and not any(args.out.iterdir()):
+                args.out.rmdir()
     return stop.exit_status() if status == 130 else status
 
 

@@ -276,3 +276,10 @@ sys.exit(train.main(sys.argv[1:]))
     assert proc.stderr.startswith("deepnets.train: error: out of memory: ") and \
         "DefaultCPUAllocator" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not out.exists()
+
+
+def test_a_refused_suite_leaves_no_empty_out_folder(tmp_path: Path, capsys) -> None:
+    runs = tmp_path / "runs"
+    assert suite.main(["10", "--data-dir", str(tmp_path / "none"), "--out", str(runs),
+                       "--device", "cpu"]) == 2
+    assert "error:" in capsys.readouterr().err and not runs.exists()

@@ -165,15 +165,16 @@ def build_network(cfg: TrainConfig, in_shape: tuple[int, ...], n_classes: int) -
 def _check_connections(net: FeedbackNet, connectivity: float) -> None:
     """Refuse a ``connectivity`` whose random masks keep none of a layer's W or R entries (the
     layer would pass nothing; its W-R correlation would be NaN)."""
-    for i, layer in enumerate(net.weight_layers):
-        for mask in (getattr(layer, "mask_weight", None), getattr(layer, "mask_feedback", None)):
-            if mask is not None and not bool(mask.any()):
-                n = min(int(m.numel()) for layer in net.weight_layers
-                        for m in (getattr(layer, "mask_weight", None),) if m is not None)
-                raise ConfigError(
-                    f"--connectivity {connectivity:g} keeps no connection of weight layer {i}: "
-                    f"use a value in [{min(1.0, 10 / n):.2g}, 1] for this network (its smallest "
-                    f"layer has {n} weights)")
+    masks = [(i, m) for i, layer in enumerate(net.weight_layers)
+             for m in (getattr(layer, "mask_weight", None), getattr(layer, "mask_feedback", None))
+             if m is not None]
+    empty = [i for i, m in masks if not bool(m.any())]
+    if empty:
+        smallest = min(int(m.numel()) for _, m in masks)
+        raise ConfigError(
+            f"--connectivity {connectivity:g} keeps no connection of weight layer {empty[0]}: "
+            f"use a value in [{min(1.0, 10 / smallest):.2g}, 1] for this network (its smallest "
+            f"layer has {smallest} weights)")
 
 
 def copy_layers(net: FeedbackNet, cfg: TrainConfig) -> None:

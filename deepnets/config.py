@@ -13,8 +13,10 @@ Every value check names the command-line flag of the field (``--batch-size`` for
 from __future__ import annotations
 
 import math
+import numbers
 import types
 import typing
+from collections.abc import Collection, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -26,7 +28,8 @@ from deepnets.losses import LOSSES
 from deepnets.models import MODELS, n_weight_layers
 from deepnets.rules import METHODS, RULES, resolved_params, rules_with_param
 
-__all__ = ["PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "ConfigError", "TrainConfig", "flag_of"]
+__all__ = ["LAYER_INDEX_MAX", "PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "SHOWN_MAX", "ConfigError",
+           "TrainConfig", "clipped", "flag_of", "shown"]
 
 #: Version of ``config.json``'s layout; 1 was the first landing's (no ``schema_version`` key).
 SCHEMA_VERSION = 2
@@ -39,8 +42,14 @@ SEED_MAX = 2**63 - 1
 #: Rule parameters with a flag and a ``config.json`` key of their own instead of a place in
 #: ``rule_params`` (urfb's epsilon, the paper's): None for a rule that does not take them.
 OWN_FLAG_PARAMS = ("epsilon",)
-#: Keys of ``config.json`` written by the trainer beside the config's own fields.
-DERIVED_KEYS = ("schema_version", "net", "weight_layer_names", "classes")
+#: Keys of ``config.json`` written by the trainer beside the config's own fields
+#: (``data_dir_from_run``: ``data_dir`` relative to the run folder, :mod:`deepnets.rundir`).
+DERIVED_KEYS = ("schema_version", "net", "weight_layer_names", "classes", "data_dir_from_run")
+#: Largest weight-layer index a layer list (``untie``, ``freeze``, ``copy``) may name: far above
+#: any network's depth, and checked before a range like ``0-99999999`` is expanded.
+LAYER_INDEX_MAX = 9999
+#: Longest text of a user's value that an error message repeats.
+SHOWN_MAX = 60
 
 
 class ConfigError(ValueError):
@@ -50,6 +59,22 @@ class ConfigError(ValueError):
 def flag_of(name: str) -> str:
     """The command-line flag of a config field (``from_run`` is ``--from``)."""
     return "--from" if name == "from_run" else "--" + name.replace("_", "-")
+
+
+def shown(value: Any, limit: int = SHOWN_MAX) -> str:
+    """``repr(value)`` for an error message, cut to about ``limit`` characters (an error stays
+    one short line whatever the input)."""
+    text = repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
+    if len(text) <= limit + 2:
+        return text
+    return f"{text[:limit]}... ({len(str(value))} characters)"
+
+
+def clipped(text: str, limit: int = 200) -> str:
+    """A message (e.g. a library's, which may repeat the input) as one line of at most about
+    ``limit`` characters."""
+    one = " ".join(text.split())
+    return one if len(one) <= limit else f"{one[:limit]}... (cut)"
 
 
 @dataclass(frozen=True)
@@ -103,10 +128,11 @@ class TrainConfig:
     rule_params: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_types()
         for name in ("untie", "freeze", "copy"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, tuple(sorted(set(int(i) for i in value))))
+                object.__setattr__(self, name, tuple(sorted(set(value)))  # ints: _check_types)
         rule = RULES.get(self.method)
         for name in OWN_FLAG_PARAMS:  # the rule's default where it takes the parameter
             if getattr(self, name) is None and rule is not None and name in rule.parameters:
@@ -125,9 +151,17 @@ class TrainConfig:
         self._check()
 
     # ------------------------------------------------------------------ checks
+    def _check_types(self) -> None:
+        """Every field has its annotated type (numpy integers and floats count as such, and are
+        stored as Python's); a bool is not an int, a string not a layer list."""
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            object.__setattr__(self, f.name, _checked_type(value, hints[f.name], f.name))
+
     def _check(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"{flag_of(name)} {getattr(self, name)!r}: {why}")
+            return ConfigError(f"{flag_of(name)} {shown(getattr(self, name))}: {why}")
 
         for name in ("lr", "sat_scale"):
             value = getattr(self, name)
@@ -151,8 +185,8 @@ class TrainConfig:
             raise bad("connectivity", "must be in (0, 1]")
         for name in OWN_FLAG_PARAMS:
             self._check_own_flag_param(name)
-        if self.mu is not None and not (math.isfinite(self.mu) and self.mu >= 0):
-            raise bad("mu", "must be >= 0 and finite")
+        if self.mu is not None and not 0 <= self.mu <= 1:  # NaN fails too
+            raise bad("mu", "must be in [0, 1] (Appendix 1: mu <= 1; default 1/(classes - 1))")
         if self.loss != "hinge" and (self.mu is not None or self.output_feedback != "closed-form"):
             raise ConfigError("--mu and --output-feedback apply to --loss hinge only")
         if self.cuda_graph == "on" and self.output_feedback == "circuit":
@@ -189,7 +223,8 @@ class TrainConfig:
             n = n_weight_layers(self.arch)
             over = [i for i in self.freeze if not 0 <= i < n]
             if over:
-                raise ConfigError(f"--freeze {over}: the network has weight layers 0..{n - 1}")
+                raise ConfigError(f"--freeze {shown(over)}: the network has weight layers "
+                                  f"0..{n - 1}")
             if len(self.freeze) == n:
                 raise ConfigError(f"--freeze {list(self.freeze)} freezes every weight layer: "
                                   "nothing would train")
@@ -197,19 +232,21 @@ class TrainConfig:
         try:
             kinds = [s.kind for s in parse_arch(self.arch) if s.kind in WEIGHT_KINDS]
         except ArchError as exc:
-            raise ConfigError(f"--arch {self.arch!r}: {exc}") from None
+            raise ConfigError(f"--arch {shown(self.arch)}: {clipped(str(exc))}") from None
         n = len(kinds)
         for name in ("untie", "freeze", "copy"):
             over = [i for i in getattr(self, name) or () if not 0 <= i < n]
             if over:
-                raise ConfigError(f"{flag_of(name)} {over}: the network has weight layers 0..{n - 1}")
+                raise ConfigError(f"{flag_of(name)} {shown(over)}: the network has weight layers "
+                                  f"0..{n - 1}")
         if n and len(self.freeze) == n:
             raise ConfigError(f"--freeze {list(self.freeze)} freezes every weight layer: "
                               "nothing would train")
         not_conv = [i for i in self.untie if kinds[i] not in ("conv", "untied")]
         if not_conv:
             convs = [i for i, k in enumerate(kinds) if k in ("conv", "untied")]
-            raise ConfigError(f"--untie {not_conv}: not conv layers (the conv layers are {convs})")
+            raise ConfigError(f"--untie {shown(not_conv)}: not conv layers (the conv layers are "
+                              f"{shown(convs)})")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_json_dict(self) -> dict[str, Any]:
@@ -258,6 +295,64 @@ class TrainConfig:
         data_dir, dataset_label and the fingerprint (which are checked separately)."""
         skip = {"epochs", "device", "cuda_graph", "data_dir", "dataset_label", "data_fingerprint"}
         return {k: v for k, v in self.to_json_dict().items() if k not in skip}
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "True or False"}
+
+
+def _checked_type(value: Any, hint: Any, name: str) -> Any:
+    """``value`` of the field ``name`` checked against its hint (``X | None``, int, float, str,
+    bool, ``tuple[int, ...]``, ``dict[str, float]``) and normalised to Python's types; raises a
+    one-line :class:`ConfigError` naming the field, its flag and the expected type."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+
+    def wrong(expected: str) -> ConfigError:
+        return ConfigError(f"TrainConfig field {name} ({flag_of(name)}) must be {expected}, "
+                           f"found {shown(value)} ({type(value).__name__})")
+
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _checked_type(value, inner, name)
+    if origin is tuple:
+        expected = f"a list of weight-layer indices (integers 0..{LAYER_INDEX_MAX})"
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Collection):
+            raise wrong(expected)
+        if len(value) > LAYER_INDEX_MAX + 1 or not all(_is_integer(i) for i in value):
+            raise wrong(expected)
+        if any(int(i) > LAYER_INDEX_MAX for i in value):
+            raise wrong(expected)
+        return tuple(int(i) for i in value)
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and _is_real(v) for k, v in value.items()
+        ):
+            raise wrong("a dict of names to numbers")
+        return {k: float(v) for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise wrong(_TYPE_NAMES[bool])
+        return value
+    if hint is int:
+        if not _is_integer(value):
+            raise wrong(_TYPE_NAMES[int])
+        return int(value)
+    if hint is float:
+        if not _is_real(value):
+            raise wrong(_TYPE_NAMES[float])
+        return float(value)
+    if hint is str and not isinstance(value, str):
+        raise wrong(_TYPE_NAMES[str])
+    return value
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:

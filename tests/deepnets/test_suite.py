@@ -246,3 +246,29 @@ def test_deepnet_s_protocol_freezes_the_pretrained_first_layer(data: Path, tmp_p
     sidecar = plot_figure11(tmp_path / "runs", tmp_path / "fig11")[-1].read_text()
     assert "deepnet_s-cifar10-urfb-untied-s0" in sidecar
     assert "untied [1, 2, 3, 4, 5], frozen [0]" in sidecar
+
+
+def test_the_estimate_counts_validation_probe_checkpoint_and_set_up() -> None:
+    """The estimate had only the SGD steps (1 s estimated, 2.6 s measured for a small run)."""
+    times = suite.NetTimes(step=1.0, eval_image=0.01, probe=2.0, epoch_end=0.5, setup=3.0)
+    s = settings(batch_size=100, val_size=200)
+    per_epoch = 3 * 1.0 + 200 * 0.01 + 2.0 + 0.5  # 250 images: 3 steps
+    assert suite.run_seconds(times, 250, s, 2, True) == pytest.approx(
+        2 * per_epoch + len(trainer.EARLY_PROBE_STEPS) * 2.0 + 3.0)
+    assert suite.run_seconds(times, 250, s, 2, False) == pytest.approx(2 * per_epoch + 3.0)
+    spec = suite.grid(10, 2, 1)[0]
+    probed = suite.time_network(spec, 10, 8, 4, 1, "cpu")
+    assert min(probed.step, probed.eval_image, probed.probe, probed.epoch_end) > 0
+    assert suite.time_network(spec, 10, 8, 0, 1, "cpu").probe == 0
+
+
+def test_the_estimate_names_the_data_by_its_label(data: Path, tmp_path: Path, capsys) -> None:
+    assert suite.main(argv(data, tmp_path / "a", "10", extra=("--protocols", "urfb",
+                                                              "--dry-run"))) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("estimated"))
+    assert f"loading the data once: image folder {data} " in line and "cifar10" not in line
+    assert suite.main(argv(data, tmp_path / "a", "10", extra=(
+        "--protocols", "urfb", "--dry-run", "--dataset-label", "CIFAR-10 (JPEG)"))) == 0
+    assert "loading the data once: CIFAR-10 (JPEG) " in capsys.readouterr().out
+    assert suite.data_label("cifar100", settings()) == "CIFAR-100"
+    assert suite.data_label("cifar10", settings(cifar10_kind="cifar10")) == "CIFAR-10"

@@ -132,7 +132,7 @@ class TrainConfig:
         for name in ("untie", "freeze", "copy"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, tuple(sorted(set(value)))  # ints: _check_types)
+                object.__setattr__(self, name, tuple(sorted(set(value))))  # ints: _check_types
         rule = RULES.get(self.method)
         for name in OWN_FLAG_PARAMS:  # the rule's default where it takes the parameter
             if getattr(self, name) is None and rule is not None and name in rule.parameters:

@@ -50,8 +50,8 @@ def _depth_runs(root: Path, write_run) -> None:
           logged={("frfb", 1): 2})
     for p in ("urfb", "frfb"):  # Figure 11's protocol: tied pretraining, then untied retraining
         write_run(root, f"deepnet_s-{p}-pre", "deepnet_s", p, epochs=1)
-        folder = write_run(root, f"deepnet_s-{p}-untied", "deepnet_s", p, untie=(1, 2, 3, 4, 5),
-                           freeze=(0,))
+        folder = write_run(root, f"deepnet_s-{p}-untied", "deepnet_s", p, untied=(1, 2, 3, 4, 5),
+                           frozen=(0,))
         config = json.loads((folder / "config.json").read_text())
         config["from_run"] = f"elsewhere/deepnet_s-{p}-pre"
         (folder / "config.json").write_text(json.dumps(config))

@@ -23,10 +23,9 @@ from deepnets.arch import WEIGHT_KINDS, ArchError, parse_arch
 from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.data import KINDS
 from deepnets.engine import UPDATE_ORDERS
-from deepnets.layers import METHODS
 from deepnets.losses import LOSSES
 from deepnets.models import MODELS, n_weight_layers
-from deepnets.rules import resolved_params
+from deepnets.rules import METHODS, RULES, resolved_params, rules_with_param
 from deepnets.rundir import with_current_keys
 
 __all__ = ["PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "ConfigError", "TrainConfig", "flag_of"]
@@ -39,6 +38,9 @@ PRECISIONS = ("fp32", "bf16")
 OUTPUT_FEEDBACKS = ("closed-form", "circuit")
 #: Seeds are 63-bit: torch's generators take at most 2**63 - 1.
 SEED_MAX = 2**63 - 1
+#: Rule parameters with a flag and a ``config.json`` key of their own instead of a place in
+#: ``rule_params`` (urfb's epsilon, the paper's): None for a rule that does not take them.
+OWN_FLAG_PARAMS = ("epsilon",)
 #: Keys of ``config.json`` written by the trainer beside the config's own fields.
 DERIVED_KEYS = ("schema_version", "net", "weight_layer_names", "classes")
 
@@ -109,14 +111,17 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, tuple(sorted(set(int(i) for i in value))))
-        if self.epsilon is None and self.method == "urfb":
-            object.__setattr__(self, "epsilon", 1.0)
-        if self.method in METHODS and "epsilon" not in self.rule_params:
+        rule = RULES.get(self.method)
+        for name in OWN_FLAG_PARAMS:  # the rule's default where it takes the parameter
+            if getattr(self, name) is None and rule is not None and name in rule.parameters:
+                object.__setattr__(self, name, rule.parameters[name].default)
+        if rule is not None and not set(OWN_FLAG_PARAMS) & set(self.rule_params):
             try:
                 params = resolved_params(self.method, self.rule_params)
             except ValueError as exc:
                 raise ConfigError(f"--rule-param: {exc}") from None
-            params.pop("epsilon", None)
+            for name in OWN_FLAG_PARAMS:
+                params.pop(name, None)
             object.__setattr__(self, "rule_params", params)
         if self.dataset_label is None:
             label = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(self.data)
@@ -148,13 +153,8 @@ class TrainConfig:
                 raise bad(name, f"must be one of {', '.join(allowed)}")
         if not 0.0 < self.connectivity <= 1.0:
             raise bad("connectivity", "must be in (0, 1]")
-        if self.epsilon is not None:
-            if self.method != "urfb":
-                raise bad("epsilon", "applies to --method urfb only")
-            if not (math.isfinite(self.epsilon) and 0 <= self.epsilon <= 1e6):
-                raise bad("epsilon", "must be in [0, 1e6] (0 behaves as frfb)")
-        if "epsilon" in self.rule_params:
-            raise ConfigError("--rule-param epsilon: give urfb's epsilon with --epsilon")
+        for name in OWN_FLAG_PARAMS:
+            self._check_own_flag_param(name)
         if self.mu is not None and not (math.isfinite(self.mu) and self.mu >= 0):
             raise bad("mu", "must be >= 0 and finite")
         if self.loss != "hinge" and (self.mu is not None or self.output_feedback != "closed-form"):
@@ -167,6 +167,21 @@ class TrainConfig:
         if not self.data_dir:
             raise ConfigError("--data-dir is required (the folder or archive holding the data)")
         self._check_layers()
+
+    def _check_own_flag_param(self, name: str) -> None:
+        """A rule parameter with its own flag: only for the rules that take it, in its range."""
+        value, takers = getattr(self, name), rules_with_param(name)
+        if name in self.rule_params:
+            raise ConfigError(f"--rule-param {name}: give {name} with {flag_of(name)}")
+        if value is None:
+            return
+        flag = f"{flag_of(name)} {value!r}"
+        if self.method not in takers:
+            raise ConfigError(f"{flag}: applies to --method {' or '.join(takers)} only")
+        spec = RULES[self.method].parameters[name]
+        if not (math.isfinite(value) and spec.low <= value <= spec.high):
+            raise ConfigError(f"{flag}: must be in [{spec.low:g}, {_short(spec.high)}] "
+                              f"({spec.meaning})")
 
     def _check_layers(self) -> None:
         if self.arch in MODELS:
@@ -260,9 +275,16 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
             sub = data.pop("train_subset")
             data.setdefault("train_size", sub)
         data.setdefault("split_seed", data.get("seed", 0))
-        if data.get("method") != "urfb":
-            data["epsilon"] = None
+        rule = RULES.get(data.get("method"))
+        for name in OWN_FLAG_PARAMS:
+            if rule is not None and name not in rule.parameters:
+                data[name] = None
     return with_current_keys(data) if version < 3 else data
+
+
+def _short(x: float) -> str:
+    """A number as the messages write it: 1e6, not 1e+06."""
+    return f"{x:g}".replace("e+0", "e").replace("e+", "e")
 
 
 def _typed(value: Any, hint: Any, where: str) -> Any:

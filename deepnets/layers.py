@@ -2,15 +2,12 @@
 
 Every weight layer computes ``sigma(W x + b)`` (or ``W x + b`` at the output layer) and, in the
 backward pass, sends ``R delta`` down instead of ``W^t delta`` (eq. 2 with R). What R is and how
-it learns is the layer's :class:`FeedbackRule`, one field of its :class:`LayerOptions`:
-
-* ``method="bp"``:   no separate R; feedback goes through W^t (back-propagation).
-* ``method="frfb"``: R random and fixed (fixed random feedback).
-* ``method="urfb"``: R random and receives the same Hebbian increment as W, transposed:
-  ``Delta R = epsilon * Delta W^t`` (updated random feedback; epsilon = 0 behaves as frfb).
-* beyond the paper, ``kp`` (Kolen-Pollack), ``usf`` / ``brsf`` / ``frsf`` (sign-concordant
-  feedback) and ``dfa`` (direct feedback alignment): see :mod:`deepnets.rules`, which holds
-  the registry and the rule-specific code these layers call.
+it learns is the layer's rule (a :class:`deepnets.rules.Rule`, one field of its
+:class:`LayerOptions`; ``FeedbackRule.make(name, **params)`` builds one from the registry
+:data:`deepnets.rules.RULES`). The layer hands its rule tensors -- W, R^t in W's layout, the
+gradient of its step -- and never itself; it keeps R's connectivity mask after the rule has
+changed R. The error goes down through the rule's ``error_path``: W^t (bp), R, or, for direct
+feedback (dfa), B_l e from the network's output error (:class:`DirectFeedback`).
 
 Storage of R: for :class:`FeedbackLinear`, ``feedback`` is the matrix R itself, shape
 (in, out), i.e. the transpose of W's (out, in).  For :class:`FeedbackConv2d` and
@@ -24,10 +21,11 @@ W and R are drawn independently from Glorot-uniform (Section 4, ref. [6]); with
 (Section 4: "half of these connections are randomly set to 0"); masked entries stay zero,
 and unmasked R entries get their Hebbian increment even where W is masked.
 
-The autograd Function (:class:`FeedbackFunction`) lives here too. Update order (Remark 1): a
-forward pass run inside :func:`sequential_update` binds that learning rate to the graph, and the
-backward pass then updates each layer's W and R before sending the feedback down through the
-updated R; otherwise backward returns the weight gradients and the caller applies them.
+The autograd Function (:class:`FeedbackFunction`) lives here too. A layer learns through one
+path, :meth:`FeedbackLayer.step` (SGD on W and b, then R as its rule says), in both update orders
+(Remark 1): in the simultaneous order the caller steps every layer after the backward pass; a
+forward pass run inside :func:`sequential_steps` binds the step size to the graph, and its
+backward pass then steps each layer before sending the feedback down through the updated R.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ import contextlib
 import contextvars
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +42,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepnets import rules as _rules
 from deepnets.kernels import (
     dropout_noise,
     exact_scale,
@@ -57,17 +54,22 @@ from deepnets.kernels import (
     to_planes,
     zero_pad_pool,
 )
+from deepnets.rules import METHODS, Rule
+from deepnets.rules import make as make_rule
+from deepnets.rules.base import LinearMaps, Start, Step
 
 __all__ = [
     "METHODS",
     "BackwardRoute",
+    "DirectFeedback",
     "Dropout",
     "FeedbackFunction",
     "PooledFeedbackFunction",
     "FeedbackRule",
     "LayerOptions",
+    "link_direct_feedback",
     "route_backward",
-    "sequential_update",
+    "sequential_steps",
     "FeedbackConv2d",
     "FeedbackLayer",
     "FeedbackLinear",
@@ -76,69 +78,17 @@ __all__ = [
     "feedback_layers",
 ]
 
-METHODS = _rules.METHODS  # bp frfb urfb kp usf brsf frsf dfa: the registry of deepnets.rules
-
-
-@dataclass(frozen=True)
 class FeedbackRule:
-    """What R is and how it learns (Section 3.1): ``method`` and its parameters (the registry
-    :data:`deepnets.rules.RULES` lists each rule's, e.g. urfb's ``epsilon``, kp's ``decay``).
-    The layers call the rule's methods; the rule-specific code lives in :mod:`deepnets.rules`.
-    """
+    """Builds a layer's rule: ``FeedbackRule.make("urfb", epsilon=0.5)`` is
+    :func:`deepnets.rules.make`; the rule is a :class:`deepnets.rules.Rule` (each rule's class
+    in its own module of :mod:`deepnets.rules`)."""
 
-    method: str = "urfb"
-    params: Mapping[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        _rules.check_params(self.method, self.params)
-
-    @classmethod
-    def make(cls, method: str, epsilon: float | None = None, **params: float) -> FeedbackRule:
-        """The rule of ``method`` with its parameters, defaults filled in (urfb's epsilon 1)."""
-        if epsilon is not None and method != "urfb":
-            raise ValueError(f"epsilon applies to method urfb only, not {method!r}")
+    @staticmethod
+    def make(method: str, epsilon: float | None = None, **params: float) -> Rule:
+        """The rule ``method`` with its parameters (``epsilon``: urfb's), defaults filled in."""
         if epsilon is not None:
             params = {"epsilon": epsilon, **params}
-        return cls(method, _rules.resolved_params(method, params))
-
-    @property
-    def has_feedback(self) -> bool:
-        """Whether the layer keeps an R of W's shape (all rules but bp and dfa)."""
-        return _rules.RULES[self.method].feedback == "matrix"
-
-    @property
-    def direct(self) -> bool:
-        """Direct feedback (dfa): hidden layers get B_l e instead of the chained error."""
-        return _rules.RULES[self.method].feedback == "direct"
-
-    @property
-    def epsilon(self) -> float:
-        """The factor of Delta W^t that R receives (urfb's epsilon, 1 for kp, else 0)."""
-        if self.method == "kp":
-            return 1.0
-        return _rules.param(self, "epsilon") if self.method == "urfb" else 0.0
-
-    @property
-    def decay(self) -> float:
-        """The weight decay lambda on W (and R) of kp; 0 for the other rules."""
-        return _rules.weight_decay(self)
-
-    def setup(self, layer: FeedbackLayer, generator: torch.Generator | None) -> None:
-        """The rule's part of building ``layer`` (sign rules' R from W, DFA's seed)."""
-        _rules.setup(layer, generator)
-
-    def update_feedback(self, layer: FeedbackLayer, grad_w: Tensor, lr: float) -> None:
-        """R after W's step ``-lr grad_w`` (the rule's Delta R)."""
-        _rules.update_feedback(layer, grad_w, lr)
-
-    def direct_backward(self, layer: FeedbackLayer, x: Tensor, grad_out: Tensor,
-                        active: Tensor | None, needs: tuple[bool, bool, bool],
-                        lr: float | None) -> tuple[Tensor | None, ...]:
-        """DFA's backward of ``layer``: (error sent down, grad W, grad b)."""
-        return _rules.direct_backward(layer, x, grad_out, active, needs, lr)
-
-    def describe(self) -> str:
-        return self.method + "".join(f", {k}={v}" for k, v in self.params.items())
+        return make_rule(method, **params)
 
 
 @dataclass(frozen=True)
@@ -150,7 +100,7 @@ class LayerOptions:
     for the linear output layer. ``symmetric_init``: R(0) = W(0)^t (and R's mask = W's).
     """
 
-    rule: FeedbackRule = field(default_factory=FeedbackRule)
+    rule: Rule = field(default_factory=lambda: make_rule("urfb"))
     connectivity: float = 1.0
     sat_scale: float | None = 0.5
     symmetric_init: bool = False
@@ -160,14 +110,9 @@ class LayerOptions:
             raise ValueError(f"connectivity must be in (0, 1], got {self.connectivity}")
         if self.sat_scale is not None and not self.sat_scale > 0:
             raise ValueError(f"sat_scale must be positive, got {self.sat_scale}")
-        if self.symmetric_init and self.rule.method in ("usf", "brsf", "frsf", "dfa"):
+        if self.symmetric_init and not self.rule.symmetric_init_applies:
             raise ValueError(f"symmetric_init does not apply to method {self.rule.method!r} "
                              "(its feedback is not a free matrix)")
-
-
-_SEQUENTIAL_LR: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "sequential_lr", default=None
-)
 
 
 class BackwardRoute:
@@ -196,14 +141,18 @@ def route_backward(route: BackwardRoute) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def sequential_update(lr: float) -> Iterator[None]:
-    """Forward passes inside this context learn in the sequential order of Remark 1: their
-    backward pass updates each layer (step ``lr``) before sending its feedback down."""
-    token = _SEQUENTIAL_LR.set(float(lr))
+def sequential_steps(model: nn.Module, lr: float) -> Iterator[None]:
+    """Forward passes of ``model`` inside this context learn in the sequential order of Remark 1:
+    their backward pass steps each feedback layer (:meth:`FeedbackLayer.step`, size ``lr``)
+    before sending its feedback down. The step size is bound to the graph at the forward pass."""
+    layers = feedback_layers(model)
+    for layer in layers:
+        layer.sequential_lr = float(lr)
     try:
         yield
     finally:
-        _SEQUENTIAL_LR.reset(token)
+        for layer in layers:
+            layer.sequential_lr = None
 
 
 class FeedbackFunction(torch.autograd.Function):
@@ -221,6 +170,7 @@ class FeedbackFunction(torch.autograd.Function):
                 sequential_lr: float | None) -> Tensor:
         w, b, folded = _compute_weights(layer, x, weight, bias)
         ctx.layer, ctx.sequential_lr, ctx.route = layer, sequential_lr, _ROUTE.get()
+        layer.last_input_shape = tuple(x.shape)
         s = layer.sat_scale
         if s is None:
             ctx.save_for_backward(x)
@@ -238,10 +188,10 @@ class FeedbackFunction(torch.autograd.Function):
         layer: FeedbackLayer = ctx.layer
         x, *out = ctx.saved_tensors  # out: [sigma(h)] for a saturating layer
         exact = ctx.route is not None and ctx.route.exact
-        if layer.rule.direct and not exact:  # dfa: delta from B_l e (deepnets.rules)
+        if layer.rule.direct and not exact:  # dfa: delta from B_l e
             act = (out[0].abs() < 1) if out else None
             need = tuple(ctx.needs_input_grad[:3])
-            grads = layer.rule.direct_backward(layer, x, grad_out, act, need, ctx.sequential_lr)
+            grads = layer.direct_backward(x, grad_out, act, need, ctx.sequential_lr)
             return (*grads, None, None)
         if not out:
             return (*FeedbackFunction.send(ctx, layer, x, grad_out), None, None)
@@ -275,11 +225,11 @@ class FeedbackFunction(torch.autograd.Function):
                 gb = None if gb is None else gb.mul_(scale)
             return _master_grads(layer, gi, gw, gb)
 
-        if exact or lr is None:  # simultaneous: one (fused) call; the caller applies them
+        if exact or lr is None:  # simultaneous: one (fused) call; the caller steps the layer
             return grads(need_in, need_w, need_b)
-        if need_w or need_b:  # sequential (Remark 1): update W and R first ...
+        if need_w or need_b:  # sequential (Remark 1): the layer's step first ...
             _, gw, gb = grads(False, need_w, need_b)
-            layer.apply_update(gw, gb, lr)
+            layer.step(gw, gb, lr)
         # ... then send the feedback down through the updated R.
         return (grads(True, False, False)[0] if need_in else None), None, None
 
@@ -300,6 +250,7 @@ class PooledFeedbackFunction(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, layer: FeedbackLayer,
                 sequential_lr: float | None, pool: ZeroPadMaxPool2d) -> Tensor:
         w, b, folded = _compute_weights(layer, x, weight, bias)
+        layer.last_input_shape = tuple(x.shape)
         h = layer.linear_op(x, w, b)
         if not folded:
             h.mul_(layer.sat_scale)
@@ -420,7 +371,21 @@ class FeedbackLayer(nn.Module):
         )
         self._frozen = False
         self.glorot_bound = bound
-        self.rule.setup(self, generator)  # the rule's own start (sign rules: R from W; dfa: B)
+        #: the step size of the sequential order while a forward pass runs inside
+        #: :func:`sequential_steps`; None: backward returns the gradients
+        self.sequential_lr: float | None = None
+        self.last_input_shape: tuple[int, ...] = ()
+        self.direct_hub: DirectFeedback | None = None  # direct feedback's wiring (dfa)
+        with torch.no_grad():
+            r_view = self._as_weight_layout(self.feedback) if fb else None
+            state = self.rule.start(Start(self.weight.detach(), r_view, bound, generator))
+        self._keep_feedback_mask()
+        #: names of the rule's own tensors -> whether each is shaped like W (kept in R's layout)
+        self._rule_state: dict[str, bool] = {}
+        for name, t in state.items():
+            shaped_like_w = tuple(t.shape) == tuple(self.weight.shape)
+            self.register_buffer(name, self._to_feedback_layout(t) if shaped_like_w else t)
+            self._rule_state[name] = shaped_like_w
 
     # --- layout of R ---------------------------------------------------------------------
     def _to_feedback_layout(self, t: Tensor) -> Tensor:
@@ -438,6 +403,44 @@ class FeedbackLayer(nn.Module):
     def feedback_as_weight(self) -> Tensor:
         """R^t in W's layout (W itself for bp): the weights the error travels back through."""
         return self.weight if self.feedback is None else self._as_weight_layout(self.feedback)
+
+    def rule_state(self) -> dict[str, Tensor]:
+        """The rule's own tensors (:meth:`deepnets.rules.Rule.start`); W-shaped ones in W's
+        layout."""
+        return {name: self._as_weight_layout(getattr(self, name)) if like_w else getattr(self, name)
+                for name, like_w in self._rule_state.items()}
+
+    @torch.no_grad()
+    def _keep_feedback_mask(self) -> None:
+        """Masked entries of R back to zero (after the rule has changed R)."""
+        if self.feedback is not None and self.mask_feedback is not None:
+            self.feedback.mul_(self.mask_feedback)
+
+    @torch.no_grad()
+    def refresh_feedback(self) -> None:
+        """R again from W as the rule says (sign rules), after W was set from outside
+        (:func:`deepnets.convert`)."""
+        if self.feedback is not None:
+            self.rule.refresh(self.weight.detach(), self._as_weight_layout(self.feedback),
+                              self.rule_state(), self.glorot_bound)
+            self._keep_feedback_mask()
+
+    def linear_maps(self) -> LinearMaps:
+        """W x and the mean Hebbian product <y x^t> as functions, for rules that drive the
+        layer with inputs of their own (:class:`deepnets.rules.base.LinearMaps`)."""
+        w = self.weight.detach()
+
+        def hebbian(x: Tensor, y: Tensor) -> Tensor:
+            uses = y.numel() // self._output_units()  # examples x positions sharing W
+            return self.linear_grads(x, y, False, True, False)[1].div_(uses)
+
+        return LinearMaps(forward=lambda x: self.linear_op(x, w, None), hebbian=hebbian,
+                          input_shape=self.last_input_shape)
+
+    def _output_units(self) -> int:
+        """The number of distinct output units W feeds (its first dimension: the output
+        features or channels)."""
+        return self.weight.shape[0]
 
     def _through(self, through: Tensor | None, delta: Tensor) -> Tensor:
         """The weights the error goes down through (``through`` or R^t), in delta's dtype."""
@@ -465,7 +468,7 @@ class FeedbackLayer(nn.Module):
 
     @property
     def method(self) -> str:
-        """The feedback rule's name (``bp``, ``frfb``, ``urfb``)."""
+        """The feedback rule's name (a key of :data:`deepnets.rules.RULES`)."""
         return self.rule.method
 
     def forward(self, x: Tensor, pool: ZeroPadMaxPool2d | None = None) -> Tensor:
@@ -473,8 +476,8 @@ class FeedbackLayer(nn.Module):
         (:class:`PooledFeedbackFunction`, used by :class:`deepnets.network.FeedbackNet`)."""
         if pool is not None:
             return PooledFeedbackFunction.apply(x, self.weight, self.bias, self,
-                                                _SEQUENTIAL_LR.get(), pool)
-        return FeedbackFunction.apply(x, self.weight, self.bias, self, _SEQUENTIAL_LR.get())
+                                                self.sequential_lr, pool)
+        return FeedbackFunction.apply(x, self.weight, self.bias, self, self.sequential_lr)
 
     # --- learning ------------------------------------------------------------------------
     @property
@@ -490,19 +493,80 @@ class FeedbackLayer(nn.Module):
             self.bias.requires_grad_(not value)
 
     @torch.no_grad()
-    def apply_update(self, grad_w: Tensor, grad_b: Tensor | None, lr: float) -> None:
-        """SGD: W -= lr grad_W (kp: after W *= 1 - lr decay), b -= lr grad_b, then R as the rule
-        says (urfb R^t -= epsilon lr grad_W, ...: :meth:`FeedbackRule.update_feedback`); masks kept."""
+    def step(self, grad_w: Tensor, grad_b: Tensor | None, lr: float) -> None:
+        """The layer's one step, in both update orders (Remark 1): SGD on W (eq. 3: dW =
+        -lr grad_W, masked entries kept zero; W <- (1 - lr lambda) W + dW with the rule's
+        ``weight_decay`` lambda) and on b, then R as the rule says
+        (:meth:`deepnets.rules.Rule.after_step`, e.g. urfb's R += epsilon dW^t), R's mask kept.
+        A frozen layer does not step."""
         if self._frozen:
             return
         gw = grad_w if self.mask_weight is None else grad_w * self.mask_weight
-        decay = self.rule.decay
+        decay = self.rule.weight_decay
         if decay:
             self.weight.mul_(1.0 - lr * decay)
         self.weight.add_(gw, alpha=-lr)
         if self.bias is not None and grad_b is not None:
             self.bias.add_(grad_b, alpha=-lr)
-        self.rule.update_feedback(self, grad_w, lr)
+        if self.rule.learns_feedback:
+            r = self._as_weight_layout(self.feedback)
+            self.rule.after_step(Step(self.weight.detach(), r, grad_w, lr, self.rule_state(),
+                                      self.glorot_bound, self.linear_maps()))
+            self._keep_feedback_mask()
+
+    def direct_backward(self, x: Tensor, grad_out: Tensor, active: Tensor | None,
+                        needs: tuple[bool, bool, bool], lr: float | None
+                        ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        """Direct feedback's backward of this layer (dfa): (error sent down, grad W, grad b).
+        The output layer records the network's error e; a hidden layer's delta is (B_l e) (.)
+        sigma'(h) where B_l e enters at its output, else what arrives from above.
+        ``active``: the sigma' indicator of a layer with sigma inside (None without). With
+        ``lr`` (sequential order) the layer steps here and no weight gradients are returned."""
+        hub = self.direct_hub
+        if hub is None:
+            raise RuntimeError("a dfa layer needs its network's output error: build the network "
+                               "with FeedbackNet or deepnets.convert, or call "
+                               "deepnets.layers.link_direct_feedback(model)")
+        need_in, need_w, need_b = needs
+        n = grad_out.shape[0]
+        if self is hub.output:
+            hub.error = grad_out.detach().reshape(n, -1)
+            signal = grad_out
+        elif hub.error is None:
+            raise RuntimeError("dfa: the output layer's backward has not run before a hidden "
+                               "layer's")
+        elif hub.inject == "output":
+            e = hub.error
+            signal = (e @ self.direct_matrix(e, tuple(grad_out.shape[1:]))).view_as(grad_out)
+            signal = signal.to(grad_out.dtype)
+        else:
+            signal = grad_out
+        delta = signal if active is None else signal * active * self.sat_scale
+        grad_w = grad_b = None
+        if need_w or need_b:
+            _, grad_w, grad_b = self.linear_grads(x, delta, False, need_w, need_b)
+            if lr is not None:
+                self.step(grad_w, grad_b, lr)
+                grad_w = grad_b = None
+        grad_in = None
+        if need_in and hub.inject == "input":
+            e = hub.error
+            grad_in = (e @ self.direct_matrix(e, tuple(x.shape[1:]))).view_as(x).to(x.dtype)
+        return grad_in, grad_w, grad_b
+
+    def direct_matrix(self, error: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """B_l (C, prod(shape)) of direct feedback, in the error's device and dtype."""
+        cache = self.__dict__.setdefault("_direct_cache", {})
+        return self.rule.direct_matrix(self.direct_seed, error.shape[1], shape,
+                                       self.options.connectivity, error.device, error.dtype,
+                                       cache)
+
+    @property
+    def sends_error(self) -> bool:
+        """Whether the layer sends an error down to its input (all but direct-feedback layers
+        whose feedback enters at their own output)."""
+        hub = self.direct_hub
+        return not (self.rule.direct and (hub is None or hub.inject == "output"))
 
     def extra_repr(self) -> str:
         return f"rule={self.rule.describe()}, sat_scale={self.sat_scale}"
@@ -654,6 +718,9 @@ class FeedbackUntied2d(FeedbackLayer):
             structure=structure.expand(h * w, out_channels, c * k * k),
         )
 
+    def _output_units(self) -> int:
+        return self.weight.shape[0] * self.weight.shape[1]  # a filter bank per location
+
     def connection_entries(self, t: Tensor) -> Tensor:
         """Entries of ``t`` (in W's layout) inside the image: padding positions are no connections."""
         real = _untied_structure(self.in_shape, self.kernel_size).to(t.device) > 0
@@ -757,7 +824,8 @@ class FeedbackUntied2d(FeedbackLayer):
         if conv.feedback is not None:
             self.feedback.copy_(spread(conv.feedback))
             self.mask_feedback.copy_(spread(conv.mask_feedback))
-        _rules.copy_state(self, conv, spread)  # frsf's magnitudes, dfa's seed
+        for name, like_w in self._rule_state.items():  # the rule's own tensors (frsf, dfa)
+            getattr(self, name).copy_(spread(getattr(conv, name)) if like_w else getattr(conv, name))
 
 
 class ZeroPadMaxPool2d(nn.Module):
@@ -888,3 +956,37 @@ def _same_tensor(a: Tensor, b: Tensor) -> bool:
 def feedback_layers(module: nn.Module) -> list[FeedbackLayer]:
     """All feedback layers inside ``module``, in registration (input -> output) order."""
     return [m for m in module.modules() if isinstance(m, FeedbackLayer)]
+
+
+class DirectFeedback:
+    """What a network's direct-feedback (dfa) layers share: its output layer, where B_l e enters
+    (``"output"``: each layer's own output, sigma inside the layer; ``"input"``: each layer sends
+    B_l e down through its input, the nonlinearity below being plain torch) and the output error
+    e of the latest backward pass (set by the output layer, whose backward runs first)."""
+
+    def __init__(self, output: FeedbackLayer, inject: str) -> None:
+        if inject not in ("output", "input"):
+            raise ValueError(f"inject must be 'output' or 'input', got {inject!r}")
+        self.output = output
+        self.inject = inject
+        self.error: Tensor | None = None
+
+
+def link_direct_feedback(model: nn.Module, output: FeedbackLayer | None = None,
+                         inject: str | None = None) -> DirectFeedback | None:
+    """Give the direct-feedback layers of ``model`` one shared :class:`DirectFeedback`.
+    ``output``: the output layer (default: the last feedback layer registered); ``inject``
+    (default: ``"output"`` when every hidden layer applies its own sigma, else ``"input"``).
+    None when the model has no such layer. ``FeedbackNet`` and :func:`deepnets.convert` call
+    it; hand-built models must."""
+    layers = [m for m in feedback_layers(model) if m.rule.direct]
+    if not layers:
+        return None
+    output = layers[-1] if output is None else output
+    if inject is None:
+        hidden = [m for m in layers if m is not output]
+        inject = "output" if all(m.sat_scale is not None for m in hidden) else "input"
+    hub = DirectFeedback(output, inject)
+    for m in layers:
+        m.direct_hub = hub
+    return hub

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from deepnets.arch import WEIGHT_KINDS, parse_arch
+from deepnets.checks import net_input_hook
+from deepnets.feedback_init import FeedbackInit, check_applies, set_initial_feedback
 from dataclasses import replace
 
 from deepnets.layers import (
@@ -20,8 +22,8 @@ from deepnets.layers import (
     FeedbackUntied2d,
     LayerOptions,
     ZeroPadMaxPool2d,
+    link_direct_feedback,
 )
-from deepnets.rules import link_direct_feedback
 
 __all__ = ["FeedbackNet", "ResidualSum"]
 
@@ -61,9 +63,10 @@ class FeedbackNet(nn.Module):
         arch: preset name (simpnet, deepnet, deepernet, deepnet_s) or architecture string.
         in_shape: (channels, height, width) of the input.
         n_classes: number of output units C.
-        method: a feedback rule of :data:`deepnets.rules.METHODS`: "bp", "frfb", "urfb" (the
-            paper's), "kp", "usf", "brsf", "frsf", "dfa" (see :mod:`deepnets.rules`).
-        epsilon: urfb's Delta R = epsilon Delta W^t (default 1; 0 behaves as frfb); urfb only.
+        method: a feedback rule of the registry :data:`deepnets.rules.RULES` ("bp", "frfb",
+            "urfb" are the paper's; ``docs/rules.md`` lists all).
+        epsilon: urfb's Delta R = epsilon Delta W^t (default 1; 0 behaves as frfb); a rule
+            parameter like the others, given by name.
         connectivity: fraction of W's and of R's entries kept by independent fixed masks
             (the paper's 50% is 0.5).
         sat_scale: s in sigma(h) = clip(s h, -1, 1).
@@ -71,8 +74,13 @@ class FeedbackNet(nn.Module):
         symmetric_init: R(0) = W(0)^t (and R's mask = W's), so that urfb equals bp step for step.
         seed: seeds the draws of W, R (Glorot-uniform, independent) and the masks.
         frozen: indices into ``weight_layers`` whose W and R are not updated (Fig. 9 protocol).
+        feedback_init: R(0) given instead of drawn, per weight layer by name (``conv0``,
+            ``full2``, ``output``): a mapping {name: tensor or callable(W)} or a callable
+            (name, W) -> tensor, in W's layout (for a dense layer (out, in), i.e. R^t); checked
+            for shape, masked like a drawn R; rules frfb, urfb, kp only
+            (:mod:`deepnets.feedback_init`). Not part of ``config`` (the state dict holds R).
         **rule_params: the rule's other parameters (kp's ``decay``, usf's ``scale``), checked
-            per rule; defaults filled in and kept in ``config``.
+            per rule; all the rule's parameters, defaults filled in, are kept in ``config``.
     """
 
     def __init__(
@@ -89,11 +97,13 @@ class FeedbackNet(nn.Module):
         symmetric_init: bool = False,
         seed: int = 0,
         frozen: Collection[int] = (),
+        feedback_init: FeedbackInit | None = None,
         **rule_params: float,
     ) -> None:
         super().__init__()
         rule = FeedbackRule.make(method, epsilon, **rule_params)
         options = LayerOptions(rule, float(connectivity), float(sat_scale), bool(symmetric_init))
+        check_applies(feedback_init, options, "FeedbackNet")
         specs = parse_arch(arch)
         n_weight = sum(s.kind in WEIGHT_KINDS for s in specs)
         conv_indices = [
@@ -117,14 +127,13 @@ class FeedbackNet(nn.Module):
             "in_shape": list(in_shape),
             "n_classes": n_classes,
             "method": method,
-            "epsilon": None if epsilon is None else float(epsilon),
             "connectivity": float(connectivity),
             "sat_scale": float(sat_scale),
             "untied": sorted(set(untied)),
             "symmetric_init": bool(symmetric_init),
             "seed": seed,
             "frozen": sorted(set(frozen)),
-            **{k: v for k, v in rule.params.items() if k != "epsilon"},
+            **rule.params,
         }
         gen = torch.Generator().manual_seed(seed)
         linear_options = replace(options, sat_scale=None)  # the output layer is linear
@@ -167,6 +176,9 @@ class FeedbackNet(nn.Module):
         for i in frozen:
             self.weight_layers[i].frozen = True
         link_direct_feedback(self, inject="output")  # dfa: B_l e enters at each layer's output
+        set_initial_feedback(list(zip(names, self.weight_layers)), feedback_init, options,
+                             "FeedbackNet")
+        self.register_forward_pre_hook(net_input_hook)  # (N, *in_shape) or a one-line error
 
     @property
     def weight_layers(self) -> list[FeedbackLayer]:

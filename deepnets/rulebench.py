@@ -4,9 +4,9 @@
 :class:`deepnets.config.TrainConfig` trained by :func:`deepnets.trainer.run`; finished runs are
 skipped, interrupted ones resumed, a run-time estimate is printed first):
 
-* rules: BP (softmax, the paper's BP), FRFB (= FA), URFB, KP, uSF, frSF, DFA (hinge loss for all
-  but BP; each rule's default parameters, :data:`deepnets.protocols.PROTOCOLS`); ``--rules``
-  picks others (brsf, bp-h, ...);
+* rules: every rule of the registry :data:`deepnets.rules.RULES`, each by its protocol of the
+  same name (BP with softmax, the paper's BP; the others with the hinge loss and their default
+  parameters, :data:`deepnets.protocols.PROTOCOLS`); ``--rules`` picks protocols (bp-h, ...);
 * models: ``simpnet`` (Section 4's architecture string) and ``resnet-mini`` (a plain torch
   ResNet-style model trained through :func:`deepnets.convert`, :mod:`deepnets.models`);
 * seeds: ``--seeds`` for simpnet, ``--resnet-seeds`` for resnet-mini.
@@ -32,9 +32,11 @@ from deepnets import suite
 from deepnets.config import ConfigError
 from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
+from deepnets.rules import RULES
 from deepnets.rundir import CONFIG, RunError, read_config, read_log
 
-RULE_GRID = ("bp", "frfb", "urfb", "kp", "usf", "frsf", "dfa")
+#: The default grid: the protocol of every rule of the registry.
+RULE_GRID = tuple(RULES)
 MODELS = ("simpnet", "resnet-mini")
 
 

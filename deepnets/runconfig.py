@@ -16,9 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from deepnets.capture import CUDA_GRAPH_MODES
-from deepnets.config import PRECISIONS, SEED_MAX, ConfigError, TrainConfig, flag_of
+from deepnets.config import (
+    OWN_FLAG_PARAMS,
+    PRECISIONS,
+    SEED_MAX,
+    ConfigError,
+    TrainConfig,
+    flag_of,
+)
 from deepnets.data import KINDS
-from deepnets.layers import METHODS
+from deepnets.rules import METHODS, RULES, rules_with_param
 from deepnets.rundir import read_config
 from deepnets.trainer import stored_config
 
@@ -94,6 +101,25 @@ examples:
 """
 
 
+def _param_help(name: str) -> str:
+    """What a rule parameter means, its range and default (from the registry)."""
+    specs = [RULES[m].parameters[name] for m in rules_with_param(name)]
+    if not specs:
+        return name
+    spec = specs[0]
+    return f"{spec.meaning}, in [{spec.low:g}, {spec.high:g}] (default: {spec.default:g})"
+
+
+def _rule_params_help() -> str:
+    """Every rule's parameters, as the registry lists them."""
+    parts = [f"{method} {name}=V ({spec.meaning}; default {spec.default:g})"
+             for method, rule in RULES.items() for name, spec in rule.parameters.items()
+             if name not in OWN_FLAG_PARAMS]
+    own = ", ".join(f"{' or '.join(rules_with_param(n))}'s {n} is {flag_of(n)}"
+                    for n in OWN_FLAG_PARAMS)
+    return "; ".join(parts) + f"; {own}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = {f.name: f.default for f in fields(TrainConfig)}
     p = argparse.ArgumentParser(
@@ -124,19 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--method", choices=METHODS,
-        help=f"feedback rule: bp, frfb, urfb (the paper's) or kp, usf, brsf, frsf, dfa "
-        f"(deepnets.rules; docs/rules.md) (default: {d['method']})",
+        help=f"feedback rule, one of the registry deepnets.rules (docs/rules.md): "
+        f"{', '.join(METHODS)} (default: {d['method']})",
     )
     p.add_argument(
         "--rule-param", dest="rule_params", action="append", type=rule_param,
         metavar="NAME=VALUE",
-        help="a parameter of the rule, repeatable: kp decay=LAMBDA (default 1e-4), usf "
-        "scale=S (x the layer's Glorot std, default 1); urfb's epsilon is --epsilon",
+        help=f"a parameter of the rule, repeatable: {_rule_params_help()}",
     )
     p.add_argument(
         "--epsilon",
         type=float,
-        help="urfb only: dR = epsilon * dW^T, in [0, 1e6]; 0 behaves as frfb (default: 1)",
+        help=f"{' or '.join(rules_with_param('epsilon'))} only: "
+        f"{_param_help('epsilon')}",
     )
     p.add_argument(
         "--loss",

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from deepnets import launch
 from deepnets.arch import WEIGHT_KINDS, parse_arch
 from deepnets.capture import CUDA_GRAPH_MODES
-from deepnets.config import ConfigError, TrainConfig
+from deepnets.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
 from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
 from deepnets.rundir import CONFIG, RunError, read_log
@@ -180,8 +180,8 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
         probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph,
-        epsilon=protocol.rule_params.get("epsilon") if protocol.method == "urfb" else None,
-        rule_params={k: v for k, v in protocol.rule_params.items() if k != "epsilon"},
+        **{k: protocol.rule_params.get(k) for k in OWN_FLAG_PARAMS},  # urfb's --epsilon
+        rule_params={k: v for k, v in protocol.rule_params.items() if k not in OWN_FLAG_PARAMS},
     )  # fmt: skip
 
 
@@ -222,9 +222,9 @@ def time_step(spec: RunSpec, n_classes: int, batch: int, steps: int, device: str
     from deepnets.models import build_net
 
     protocol = PROTOCOLS[spec.protocol]
-    params = {k: v for k, v in protocol.rule_params.items() if k != "epsilon"}
     net = build_net(spec.arch, n_classes=n_classes, method=protocol.method,
-                    connectivity=protocol.connectivity, untied=spec.untied, **params).to(device)
+                    connectivity=protocol.connectivity, untied=spec.untied,
+                    **protocol.rule_params).to(device)
     freeze(net, spec.frozen)
     loss_fn = make_loss(protocol.loss, n_classes)
     gen = torch.Generator().manual_seed(0)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from deepnets.protocols import PROTOCOLS
+from deepnets.rules import RULES
 from figures.runs import Run, find_runs, train_size
 from urfb_common import require_existing
 
@@ -52,7 +53,8 @@ def correlation_table(runs: list[Run]) -> str:
              "|---|---|---|---|---|"]
     for r in runs:
         rows = [row for row in r.log if row.get("corr")]
-        if r.config.get("method") == "bp" or not rows:
+        rule = RULES.get(r.config.get("method"))
+        if rule is None or rule.error_path != "R" or not rows:  # no R: bp, direct feedback
             continue
         n = len(rows[0]["corr"])
         peak = [max(row["corr"][i] for row in rows) for i in range(n)]

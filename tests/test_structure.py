@@ -26,9 +26,6 @@ SHARED = "urfb_common"
 #: is merged. The only exceptions; keep it that short: each entry names its way out, and an
 #: entry whose import is gone fails ``test_each_known_violation_still_exists``, so it goes too.
 KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    # Cycle: deepnets.rules imports deepnets.layers inside a function (layers -> rules -> layers).
-    # Issue 17 section 1 (rules never import layers) removes it; delete this entry at that merge.
-    ("deepnets.rules", "deepnets.layers"),
     # CLI import: the rule benchmark's CLI reuses the suite CLI's run machinery (RunSpec,
     # Settings, run_state, estimate, _run_all); moving that out of deepnets/suite.py (issue 17
     # section 4, the layout of deepnets/) removes it.

@@ -17,7 +17,7 @@ from deepnets.config import ConfigError, TrainConfig
 from deepnets.convert import ConvertedConv2d, ConvertedLinear
 from deepnets.layers import feedback_layers
 from deepnets.models import BasicBlock, ConvertedNet, build_net
-from deepnets.rules import METHODS
+from deepnets.rules import METHODS, RULES
 from deepnets.trainer import run
 
 C = 5
@@ -140,14 +140,14 @@ def test_frfb_sends_R_delta_down() -> None:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_rule_trains_a_converted_model_and_is_probed(method: str) -> None:
-    net = convert(small_resnet(), method=method, connectivity=0.8 if method != "bp" else 1.0)
+    net = convert(small_resnet(), method=method, connectivity=0.8)
     loss_fn = make_loss("hinge", C)
     for order in ("simultaneous", "sequential"):
         r = train_step(net, *batch(1), loss_fn, lr=0.05, update_order=order)
         assert torch.isfinite(torch.tensor(r.loss))
     probe = alignment(net, *batch(2), loss_fn)
     assert len(probe) == 7 and probe["10"]["update_angle"] is not None
-    if method == "dfa":  # each layer sends B_l e down through its input
+    if RULES[method].error_path == "direct":  # each layer sends B_l e down through its input
         assert probe["10"]["weight_angle"] is None and probe["10"]["delta_angle"] is not None
 
 

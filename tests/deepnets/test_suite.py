@@ -149,7 +149,7 @@ def test_runs_skip_finished_and_resume_interrupted(
     assert "simpnet-cifar10-frfb-s0: 2 epochs, new" in out
     [(cfg, folder, resume)] = trained
     assert folder == broken / "simpnet-cifar10-frfb-s0" and not resume
-    assert cfg.method == "frfb" and cfg.epochs == 2 and cfg.train_size == 20
+    assert (cfg.method, cfg.epochs, cfg.train_size) == ("frfb", 2, 20)
 
 
 def test_seeds_make_paired_runs(data: Path, tmp_path: Path) -> None:

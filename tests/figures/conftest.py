@@ -40,7 +40,7 @@ def _config(arch: str, protocol: str, n_classes: int, untied: tuple[int, ...],
         config["untie"], config["freeze"] = config.pop("untied"), config.pop("frozen")
     if schema == 1:
         return {**config, "epsilon": 1.0, "train_subset": train_size, "data_dir": "/data/train.zip"}
-    return {**config, "schema_version": schema, "epsilon": 1.0 if p.method == "urfb" else None,
+    return {**config, "schema_version": schema, "epsilon": p.rule_params.get("epsilon"),
             "train_size": train_size, "data_dir": "data/train.zip", "split_seed": 7, "precision": "fp32",
             "rule_params": {}}
 

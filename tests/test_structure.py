@@ -68,14 +68,35 @@ def _absolute(module: str | None, level: int, importer: str, path: Path) -> str:
     return ".".join(base + ([module] if module else []))
 
 
+def _calls(nodes: list[ast.AST], function: str) -> bool:
+    """Whether any of ``nodes`` calls ``function`` (as ``function(...)`` or ``x.function(...)``)."""
+    return any(isinstance(n, ast.Call) and function in (getattr(n.func, "attr", None),
+                                                        getattr(n.func, "id", None))
+               for n in nodes)
+
+
+def _dynamic_imports(name: str, path: Path, nodes: list[ast.AST], known: set[str]) -> set[str]:
+    """Modules imported by name at run time: a module calling ``importlib.import_module``
+    imports every project module it names in a string (a lazy ``__getattr__`` table, say); a
+    package ``__init__`` walking ``pkgutil.iter_modules(__path__)`` imports its own modules."""
+    out: set[str] = set()
+    if _calls(nodes, "import_module"):
+        out |= {n.value for n in nodes if isinstance(n, ast.Constant) and n.value in known}
+    if path.name == "__init__.py" and _calls(nodes, "iter_modules"):
+        out |= {m for m in known if m.rpartition(".")[0] == name}
+    return out
+
+
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     """Project modules that ``name`` imports anywhere in its file (module level, in functions,
-    under ``if``/``try``), as the longest known prefix of each imported name. In a folder of
-    scripts (no ``__init__.py``, like ``benchmarks/``) a plain ``import x`` may name a sibling:
-    the script's folder is on ``sys.path``."""
-    out: set[str] = set()
+    under ``if``/``try``, by name at run time: :func:`_dynamic_imports`), as the longest known
+    prefix of each imported name. In a folder of scripts (no ``__init__.py``, like
+    ``benchmarks/``) a plain ``import x`` may name a sibling: the script's folder is on
+    ``sys.path``."""
+    nodes = list(ast.walk(ast.parse(path.read_text())))
+    out = _dynamic_imports(name, path, nodes, known)
     folder = name.rpartition(".")[0] if not (path.parent / "__init__.py").exists() else ""
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in nodes:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -208,6 +229,24 @@ def test_a_cycle_through_a_relative_import_is_found(tmp_path: Path) -> None:
         "lib/b.py": "try:\n    from . import a\nexcept ImportError:\n    a = None\n",
     })
     assert find_cycle(import_graph(modules)) == ["lib.a", "lib.b", "lib.a"]
+
+
+def test_a_cycle_through_imports_by_name_is_found(tmp_path: Path) -> None:
+    modules = _plant(tmp_path, {
+        "lib/__init__.py": ("import importlib\n\nTABLE = {'Layer': 'lib.layers'}\n\n\n"
+                            "def __getattr__(attr):\n"
+                            "    return getattr(importlib.import_module(TABLE[attr]), attr)\n"),
+        "lib/layers.py": "from lib.rules import RULES\n",
+        "lib/rules/__init__.py": ("import importlib\nimport pkgutil\n\n"
+                                  "RULES = [importlib.import_module(f'{__name__}.{m.name}')\n"
+                                  "         for m in pkgutil.iter_modules(__path__)]\n"),
+        "lib/rules/plain.py": "",
+        "lib/rules/mirror.py": "def start():\n    from lib.layers import Layer\n",
+    })
+    graph = import_graph(modules)
+    assert graph["lib"] == {"lib.layers"}
+    assert graph["lib.rules"] == {"lib.rules.plain", "lib.rules.mirror"}
+    assert find_cycle(graph) == ["lib.layers", "lib.rules", "lib.rules.mirror", "lib.layers"]
 
 
 def test_a_loop_between_packages_is_found(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ calls :func:`deepnets.trainer.run`. ``config.json`` is the config's serialisatio
 (:meth:`TrainConfig.to_json_dict`) with a schema version, plus what the run learnt from its data
 (``train_size`` resolved to the images actually trained on, the data's fingerprint, class names)
 and the network's own description (``net``, used to rebuild it). A hand-edited ``config.json`` is
-checked on reading: missing keys, wrong types and out-of-range values are one-line errors.
+checked on reading: missing keys, wrong types and out-of-range values are one-line errors. Older
+schemas are read too (:func:`_upgrade`), so old runs resume.
 
 Every value check names the command-line flag of the field (``--batch-size`` for ``batch_size``).
 """
@@ -27,12 +28,13 @@ from deepnets.engine import UPDATE_ORDERS
 from deepnets.losses import LOSSES
 from deepnets.models import MODELS, n_weight_layers
 from deepnets.rules import METHODS, RULES, resolved_params, rules_with_param
+from deepnets.rundir import with_current_keys
 
 __all__ = ["LAYER_INDEX_MAX", "PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "SHOWN_MAX", "ConfigError",
            "TrainConfig", "clipped", "flag_of", "shown"]
 
 #: Version of ``config.json``'s layout; 1 was the first landing's (no ``schema_version`` key).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: ``bf16``: bfloat16 compute with float32 master copies of W, R, b and float32 updates
 #: (:data:`deepnets.engine.COMPUTE_DTYPES`).
 PRECISIONS = ("fp32", "bf16")
@@ -91,6 +93,8 @@ class TrainConfig:
     the data is read it is the number of images actually trained on.
     ``data_fingerprint``: the data's image count and hash (:func:`deepnets.data.fingerprint`),
     filled in when the run starts; a resumed run refuses other data.
+    ``untied``: conv weight layers built untied (locally connected, Section 4.1); ``frozen``:
+    weight layers never updated (Figure 9) -- the names the network's own config uses.
     ``probe_size``: validation images of the alignment probe (0: no probe).
     ``cuda_graph``: how the GPU runs the step (:data:`deepnets.capture.CUDA_GRAPH_MODES`); like
     ``device`` it is not part of the run's identity.
@@ -118,8 +122,8 @@ class TrainConfig:
     val_size: int = 5000
     train_size: int | None = None
     data_fingerprint: str | None = None
-    untie: tuple[int, ...] = ()
-    freeze: tuple[int, ...] = ()
+    untied: tuple[int, ...] = ()
+    frozen: tuple[int, ...] = ()
     copy: tuple[int, ...] | None = None
     from_run: str | None = None
     probe_size: int = 500
@@ -129,7 +133,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self._check_types()
-        for name in ("untie", "freeze", "copy"):
+        for name in ("untied", "frozen", "copy"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, tuple(sorted(set(value))))  # ints: _check_types
@@ -215,18 +219,18 @@ class TrainConfig:
 
     def _check_layers(self) -> None:
         if self.arch in MODELS:
-            if self.untie:
-                raise ConfigError(f"--untie: --arch {self.arch} is a converted model; it has no "
+            if self.untied:
+                raise ConfigError(f"--untied: --arch {self.arch} is a converted model; it has no "
                                   "untied layers")
             if self.from_run is not None:
                 raise ConfigError(f"--from: not supported for --arch {self.arch}")
             n = n_weight_layers(self.arch)
-            over = [i for i in self.freeze if not 0 <= i < n]
+            over = [i for i in self.frozen if not 0 <= i < n]
             if over:
-                raise ConfigError(f"--freeze {shown(over)}: the network has weight layers "
+                raise ConfigError(f"--frozen {shown(over)}: the network has weight layers "
                                   f"0..{n - 1}")
-            if len(self.freeze) == n:
-                raise ConfigError(f"--freeze {list(self.freeze)} freezes every weight layer: "
+            if len(self.frozen) == n:
+                raise ConfigError(f"--frozen {list(self.frozen)} freezes every weight layer: "
                                   "nothing would train")
             return
         try:
@@ -234,25 +238,25 @@ class TrainConfig:
         except ArchError as exc:
             raise ConfigError(f"--arch {shown(self.arch)}: {clipped(str(exc))}") from None
         n = len(kinds)
-        for name in ("untie", "freeze", "copy"):
+        for name in ("untied", "frozen", "copy"):
             over = [i for i in getattr(self, name) or () if not 0 <= i < n]
             if over:
                 raise ConfigError(f"{flag_of(name)} {shown(over)}: the network has weight layers "
                                   f"0..{n - 1}")
-        if n and len(self.freeze) == n:
-            raise ConfigError(f"--freeze {list(self.freeze)} freezes every weight layer: "
+        if n and len(self.frozen) == n:
+            raise ConfigError(f"--frozen {list(self.frozen)} freezes every weight layer: "
                               "nothing would train")
-        not_conv = [i for i in self.untie if kinds[i] not in ("conv", "untied")]
+        not_conv = [i for i in self.untied if kinds[i] not in ("conv", "untied")]
         if not_conv:
             convs = [i for i, k in enumerate(kinds) if k in ("conv", "untied")]
-            raise ConfigError(f"--untie {shown(not_conv)}: not conv layers (the conv layers are "
+            raise ConfigError(f"--untied {shown(not_conv)}: not conv layers (the conv layers are "
                               f"{shown(convs)})")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_json_dict(self) -> dict[str, Any]:
         """The config as ``config.json`` stores it (tuples as lists, a schema version)."""
         out = asdict(self)
-        for name in ("untie", "freeze", "copy"):
+        for name in ("untied", "frozen", "copy"):
             if out[name] is not None:
                 out[name] = list(out[name])
         return {"schema_version": SCHEMA_VERSION, **out}
@@ -356,19 +360,21 @@ def _is_real(value: Any) -> bool:
 
 
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1 (the first landing) -> 2: ``train_subset`` became ``train_size``, the split had
-    the run's own seed, and epsilon was stored for every method."""
-    if data.get("schema_version", 1) >= 2:
-        return data
-    if "train_subset" in data:
-        sub = data.pop("train_subset")
-        data.setdefault("train_size", sub)
-    data.setdefault("split_seed", data.get("seed", 0))
-    rule = RULES.get(data.get("method"))
-    for name in OWN_FLAG_PARAMS:
-        if rule is not None and name not in rule.parameters:
-            data[name] = None
-    return data
+    """An older ``config.json`` in today's layout. Schema 1 (the first landing) -> 2:
+    ``train_subset`` became ``train_size``, the split had the run's own seed, and epsilon was
+    stored for every method. 2 -> 3: ``untie``/``freeze`` became ``untied``/``frozen``, the
+    network's own names (:func:`deepnets.rundir.with_current_keys`)."""
+    version = data.get("schema_version", 1)
+    if version < 2:
+        if "train_subset" in data:
+            sub = data.pop("train_subset")
+            data.setdefault("train_size", sub)
+        data.setdefault("split_seed", data.get("seed", 0))
+        rule = RULES.get(data.get("method"))
+        for name in OWN_FLAG_PARAMS:
+            if rule is not None and name not in rule.parameters:
+                data[name] = None
+    return with_current_keys(data) if version < 3 else data
 
 
 def _short(x: float) -> str:

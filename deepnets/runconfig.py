@@ -122,7 +122,7 @@ examples:
       --epochs 10 --out runs/simpnet-urfb
   python -m deepnets.train --out runs/simpnet-urfb --resume --epochs 20
   Figure 9's protocol: train tied, then
-  python -m deepnets.train --from tied --copy 0 --freeze 0 --untie 1-6 ... --out untied
+  python -m deepnets.train --from tied --copy 0 --frozen 0 --untied 1-6 ... --out untied
 """
 
 
@@ -271,13 +271,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on the first N of the training images left after --val-size (default: all)",
     )
     p.add_argument(
+        "--untied",
         "--untie",
+        dest="untied",
         type=layer_list,
         metavar="LAYERS",
         help="weight layers (0-based, e.g. 1-6) built untied (locally connected) instead of conv",
     )
     p.add_argument(
-        "--freeze", type=layer_list, metavar="LAYERS", help="weight layers never updated (e.g. 0)"
+        "--frozen",
+        "--freeze",
+        dest="frozen",
+        type=layer_list,
+        metavar="LAYERS",
+        help="weight layers never updated (e.g. 0)",
     )
     p.add_argument(
         "--from",

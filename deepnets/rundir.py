@@ -24,13 +24,17 @@ from typing import Any
 
 from urfb_common import atomic_write_text
 
-__all__ = ["CHECKPOINT", "CONFIG", "LOCK", "LOG", "FolderBusy", "RunError", "check_not_busy",
-           "claim_folder", "data_dir_from_run", "find_data_dir", "read_config", "read_log", "write_config", "write_log"]
+__all__ = ["CHECKPOINT", "CONFIG", "LOCK", "LOG", "RENAMED_KEYS", "FolderBusy", "RunError",
+           "check_not_busy", "claim_folder", "data_dir_from_run", "find_data_dir", "read_config",
+           "read_log", "with_current_keys", "write_config", "write_log"]
 
 CONFIG = "config.json"
 LOG = "log.jsonl"
 CHECKPOINT = "checkpoint.pt"
 LOCK = ".lock"
+#: ``config.json`` keys renamed in schema 3 (old name -> name today): the run's untied and frozen
+#: layers took the names the network's own config (``net``) gives them.
+RENAMED_KEYS = {"untie": "untied", "freeze": "frozen"}
 
 
 class RunError(ValueError):
@@ -122,8 +126,14 @@ def find_data_dir(run_dir: str | Path, config: dict[str, Any]) -> str:
     return os.path.relpath(found.resolve()) if found.exists() else typed
 
 
+def with_current_keys(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the keys of older schemas renamed to today's (:data:`RENAMED_KEYS`)."""
+    return {RENAMED_KEYS.get(key, key): value for key, value in config.items()}
+
+
 def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """The run's ``config.json`` as a dict (checked to be a JSON object)."""
+    """The run's ``config.json`` as a dict (checked to be a JSON object), with today's key names
+    (:func:`with_current_keys`) whatever schema wrote it."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise RunError(f"{path} not found: {run_dir} is not a training run folder")
@@ -133,7 +143,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
         raise RunError(f"corrupt {path}: {exc}") from None
     if not isinstance(data, dict):
         raise RunError(f"corrupt {path}: expected a JSON object, found {type(data).__name__}")
-    return data
+    return with_current_keys(data)
 
 
 def write_config(run_dir: str | Path, config: dict[str, Any]) -> None:

@@ -72,8 +72,8 @@ class RunSpec:
     protocol: str
     dataset: str                     # "cifar10" | "cifar100"
     epochs: int
-    untie: tuple[int, ...] = ()
-    freeze: tuple[int, ...] = ()
+    untied: tuple[int, ...] = ()
+    frozen: tuple[int, ...] = ()
     from_run: str | None = None      # folder name of the run whose weights are taken (deepnet_s)
     role: str = field(default="", compare=False)
     seed: int = 0
@@ -92,9 +92,9 @@ def conv_layers(arch: str) -> list[int]:
 
 def _plain(arch: str, dataset: str, protocols: Sequence[str], epochs: int,
            untied: bool = False) -> list[RunSpec]:
-    untie = tuple(conv_layers(arch)) if untied else ()
+    untied_layers = tuple(conv_layers(arch)) if untied else ()
     return [RunSpec(f"{arch}-{dataset}-{p}{'-untied' if untied else ''}", arch, p, dataset, epochs,
-                    untie=untie) for p in protocols]
+                    untied=untied_layers) for p in protocols]
 
 
 def _deepnet_s(protocols: Sequence[str], epochs: int, pretrain_epochs: int,
@@ -106,10 +106,10 @@ def _deepnet_s(protocols: Sequence[str], epochs: int, pretrain_epochs: int,
         base = f"deepnet_s-cifar10-{p}"
         specs.append(RunSpec(f"{base}-pre", "deepnet_s", p, "cifar10", pretrain_epochs, role="pretrain"))
         if not untied_only:
-            specs.append(RunSpec(base, "deepnet_s", p, "cifar10", epochs, freeze=(0,),
+            specs.append(RunSpec(base, "deepnet_s", p, "cifar10", epochs, frozen=(0,),
                                  from_run=f"{base}-pre", role="retrain tied"))
-        specs.append(RunSpec(f"{base}-untied", "deepnet_s", p, "cifar10", epochs, untie=rest,
-                             freeze=(0,), from_run=f"{base}-pre", role="retrain untied"))
+        specs.append(RunSpec(f"{base}-untied", "deepnet_s", p, "cifar10", epochs, untied=rest,
+                             frozen=(0,), from_run=f"{base}-pre", role="retrain untied"))
     return specs
 
 
@@ -178,7 +178,7 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         connectivity=protocol.connectivity, lr=s.lr, batch_size=s.batch_size, seed=spec.seed,
         split_seed=s.split_seed, data=kind,
         dataset_label=s.dataset_label if spec.dataset == "cifar10" else None,
-        val_size=s.val_size, train_size=s.train_size, untie=spec.untie, freeze=spec.freeze,
+        val_size=s.val_size, train_size=s.train_size, untied=spec.untied, frozen=spec.frozen,
         # Section 4.1: only the (frozen) first layer is taken, the rest start afresh
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
@@ -249,9 +249,9 @@ def time_network(spec: RunSpec, n_classes: int, batch: int, probe_size: int, ste
     start = time.perf_counter()
     protocol = PROTOCOLS[spec.protocol]
     net = build_net(spec.arch, n_classes=n_classes, method=protocol.method,
-                    connectivity=protocol.connectivity, untied=spec.untie,
+                    connectivity=protocol.connectivity, untied=spec.untied,
                     **protocol.rule_params).to(device)
-    freeze(net, spec.freeze)
+    freeze(net, spec.frozen)
     setup = time.perf_counter() - start
     loss_fn = make_loss(protocol.loss, n_classes)
     gen = torch.Generator().manual_seed(0)
@@ -298,7 +298,7 @@ def estimate(todo: list[tuple[RunSpec, int]], sizes: dict[str, tuple[int, int, f
     per_run: dict[str, float] = {}
     for spec, done in todo:
         n_train, n_classes, _ = sizes[spec.dataset]
-        key = (spec.arch, spec.protocol, spec.untie, spec.freeze, n_classes)
+        key = (spec.arch, spec.protocol, spec.untied, spec.frozen, n_classes)
         if key not in per_net:
             per_net[key] = time_network(spec, n_classes, min(s.batch_size, n_train),
                                         min(s.probe_size, s.val_size or n_train), steps, s.device)

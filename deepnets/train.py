@@ -9,13 +9,13 @@ Figure 9's deepnet_s protocol ("train tied, freeze the first layer, retrain the 
 from scratch", Section 4.1) is two runs::
 
     python -m deepnets.train --arch deepnet_s --method urfb ... --out tied
-    python -m deepnets.train --from tied --copy 0 --freeze 0 --untie 1-6 ... --out untied
+    python -m deepnets.train --from tied --copy 0 --frozen 0 --untied 1-6 ... --out untied
 
 ``--from RUN_DIR`` builds the new network from ``--seed`` (fresh W, R, biases and masks for
 every layer), then replaces the layers listed in ``--copy`` (default: all) by the earlier run's
 trained layers -- W, R, bias and connectivity masks, exactly. A copied layer that the new run
-unties (``--untie``) receives the conv's W and R at every location (``deepnets.engine.untie``);
-an uncopied untied layer is a fresh locally connected layer. ``--freeze`` layers are never
+unties (``--untied``) receives the conv's W and R at every location (``deepnets.engine.untie``);
+an uncopied untied layer is a fresh locally connected layer. ``--frozen`` layers are never
 updated (they still pass feedback down). The architecture (default: the earlier run's) and
 the data's shape and classes must match the earlier run; the method may differ only for
 layers that are not copied (a ``bp`` layer has no R to copy).

@@ -147,13 +147,13 @@ def _seed_from(seed: int, stream: int) -> int:
 
 
 def build_network(cfg: TrainConfig, in_shape: tuple[int, ...], n_classes: int) -> FeedbackNet:
-    """A fresh network from the config, with ``freeze`` applied (``from_run`` not yet): a
+    """A fresh network from the config, with ``frozen`` applied (``from_run`` not yet): a
     :class:`FeedbackNet`, or for a named model a :class:`deepnets.models.ConvertedNet`."""
     try:
         net = build_net(
             cfg.arch, in_shape=in_shape, n_classes=n_classes, method=cfg.method,
             epsilon=cfg.epsilon, connectivity=cfg.connectivity, sat_scale=cfg.sat_scale,
-            untied=cfg.untie, symmetric_init=cfg.symmetric_init, seed=cfg.seed, frozen=cfg.freeze,
+            untied=cfg.untied, symmetric_init=cfg.symmetric_init, seed=cfg.seed, frozen=cfg.frozen,
             **cfg.rule_params,
         )  # fmt: skip
     except ValueError as exc:  # e.g. a layer too large for this machine's memory
@@ -189,7 +189,7 @@ def copy_layers(net: FeedbackNet, cfg: TrainConfig) -> None:
         if src.config[key] != net.config[key]:
             raise ConfigError(f"--from run has {key} {src.config[key]}, this data {net.config[key]}")
     copy = range(len(net.weight_layers)) if cfg.copy is None else cfg.copy
-    to_untie = [i for i in copy if i in cfg.untie and i not in set(src.config.get("untied") or ())]
+    to_untie = [i for i in copy if i in cfg.untied and i not in set(src.config.get("untied") or ())]
     if to_untie:
         src = untie(src, to_untie)
     for i in copy:

@@ -46,13 +46,13 @@ def test_grids_follow_section_4() -> None:
     names = [s.name for s in suite.grid(5, 1000, 100)]
     assert len(names) == 12 and "simpnet-cifar100-frfb-50" in names and "simpnet-cifar10-bp-h" in names
     assert [s.name for s in suite.grid(8, 1000, 100)] == ["simpnet-cifar10-urfb-untied"]
-    assert suite.grid(8, 1000, 100)[0].untie == (0,)
+    assert suite.grid(8, 1000, 100)[0].untied == (0,)
     fig9 = {s.name: s for s in suite.grid(9, 1000, 100)}
     assert len(fig9) == 3 * 2 + 3 * 3
     pre, tied, untied = (fig9[f"deepnet_s-cifar10-urfb{x}"] for x in ("-pre", "", "-untied"))
-    assert pre.epochs == 100 and not pre.untie and not pre.freeze
-    assert tied.freeze == (0,) and not tied.untie and tied.from_run == pre.name
-    assert untied.freeze == (0,) and untied.untie == (1, 2, 3, 4, 5) and untied.from_run == pre.name
+    assert pre.epochs == 100 and not pre.untied and not pre.frozen
+    assert tied.frozen == (0,) and not tied.untied and tied.from_run == pre.name
+    assert untied.frozen == (0,) and untied.untied == (1, 2, 3, 4, 5) and untied.from_run == pre.name
     both = suite.grids([4, 10, 11], 5, 1, protocols=["urfb", "frfb", "bp"])
     assert [s.name for s in both] == [
         "simpnet-cifar10-bp", "simpnet-cifar10-urfb", "simpnet-cifar10-frfb",
@@ -65,7 +65,7 @@ def test_train_config_of_a_grid_run() -> None:
     spec = untied.with_seed(3)
     assert spec.name == "deepnet_s-cifar10-urfb-untied-s3"
     cfg = suite.train_config(spec, Path("runs"), settings())
-    assert cfg.untie == (1, 2, 3, 4, 5) and cfg.freeze == (0,) and cfg.copy == (0,)
+    assert cfg.untied == (1, 2, 3, 4, 5) and cfg.frozen == (0,) and cfg.copy == (0,)
     assert cfg.from_run == str(Path("runs/deepnet_s-cifar10-urfb-pre-s3"))
     assert (cfg.seed, cfg.split_seed, cfg.method, cfg.epsilon, cfg.data) == (3, 0, "urfb", 1.0,
                                                                              "imagefolder")

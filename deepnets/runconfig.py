@@ -21,6 +21,7 @@ from deepnets.data import KINDS
 from deepnets.layers import METHODS
 from deepnets.rundir import read_config
 from deepnets.trainer import stored_config
+from urfb_common import path_arg
 
 #: Flags that ``--resume`` may change; every other flag must match the run's config.json.
 RESUME_MAY_CHANGE = ("epochs", "device", "cuda_graph", "data_dir")
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         required=True,
-        type=Path,
+        type=path_arg,
         metavar="RUN_DIR",
         help="run folder for config.json, log.jsonl, checkpoint.pt",
     )
@@ -231,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--from",
         dest="from_run",
-        type=Path,
+        type=path_arg,
         metavar="RUN_DIR",
         help="earlier run whose trained layers --copy takes",
     )

@@ -33,11 +33,12 @@ from deepnets.data import DataError
 from deepnets.rundir import RunError
 from deepnets.runconfig import parse_run
 from deepnets.trainer import NonFiniteState, RunInterrupted, run
-from urfb_common import OutputPathError
+from urfb_common import OutputPathError, command_line
 
 PROG = "deepnets.train"
 
 
+@command_line("deepnets.train")
 def main(argv: list[str] | None = None) -> int:
     """The CLI: 0 on success, 1 when training diverged, 2 on a bad argument or data, 130 on
     Ctrl-C. Every error is one line on stderr."""

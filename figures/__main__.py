@@ -32,7 +32,9 @@ from urfb_common import (
     FIGURES_OUT,
     SWEEP_OUT,
     atomic_write_text,
+    command_line,
     figure_numbers,
+    path_arg,
     require_existing,
     require_writable,
 )
@@ -92,12 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m figures", description=__doc__.splitlines()[0])
     parser.add_argument("figures", nargs="*", metavar="FIGURE", default=["all"],
                         help="'all' (default) or figure numbers 4-12, 16-18")
-    parser.add_argument("--runs", type=Path, default=None,
+    parser.add_argument("--runs", type=path_arg, default=None,
                         help=f"folder holding the training runs, at any depth (default {DEFAULT_RUNS}/; "
                              "a folder given here must exist)")
-    parser.add_argument("--out", type=Path, default=FIGURES_OUT,
+    parser.add_argument("--out", type=path_arg, default=FIGURES_OUT,
                         help=f"output folder for figureN.png/.pdf/.txt (default {FIGURES_OUT}/)")
-    parser.add_argument("--curves-csv", type=Path, default=None,
+    parser.add_argument("--curves-csv", type=path_arg, default=None,
                         help=f"Figure 12's curves.csv (default {DEFAULT_CURVES}, where `make sweep` "
                              "writes it; a file given here must exist)")
     parser.add_argument("--json", action="store_true",
@@ -149,6 +151,7 @@ def _build(numbers: list[int], runs: list[Run], runs_dir: Path, curves_csv: Path
     return built, missing
 
 
+@command_line("python -m figures")
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0: something built, 1: nothing could be)."""
     parser = build_parser()

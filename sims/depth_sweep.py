@@ -46,7 +46,13 @@ from sims.linear import (
 )
 from sims.subspace import reduce_feedback, reduced_system, reduced_weights
 from sims.until import SOLVERS, StopRun, full_system, run_until
-from urfb_common import atomic_write_text, require_writable, validate_or_exit
+from urfb_common import (
+    atomic_write_text,
+    command_line,
+    path_arg,
+    require_writable,
+    validate_or_exit,
+)
 
 DEFAULT_OUT = Path("out/depth_sweep")
 #: BP seeds solved together by default. ``benchmarks/bench_depth.py`` measured batched BP
@@ -392,7 +398,7 @@ def _parser() -> argparse.ArgumentParser:
       help="scipy explicit Runge-Kutta method; default %(default)s")
     a("--rtol", type=float, default=d.rtol, help="solver relative tolerance; default %(default)s")
     a("--atol", type=float, default=d.atol, help="solver absolute tolerance; default %(default)s")
-    a("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+    a("--out", type=path_arg, default=DEFAULT_OUT, metavar="DIR",
       help="output folder (created if missing); default %(default)s")
     a("--quiet", action="store_true", help="no progress bar")
     return p
@@ -408,6 +414,7 @@ def config_from_args(a: argparse.Namespace) -> DepthConfig:
                    solver=a.solver, rtol=a.rtol, atol=a.atol)
 
 
+@command_line("python -m sims.depth_sweep")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep, write the CSV, the figure and the verdict atomically, print the verdict."""
     parser = _parser()

@@ -39,7 +39,14 @@ from sims.linear import (
     integrate,
     make_problem,
 )
-from urfb_common import SWEEP_OUT, atomic_write_text, require_writable, validate_or_exit
+from urfb_common import (
+    SWEEP_OUT,
+    atomic_write_text,
+    command_line,
+    path_arg,
+    require_writable,
+    validate_or_exit,
+)
 
 
 @dataclass(frozen=True)
@@ -222,12 +229,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="solver relative tolerance; default %(default)s")
     p.add_argument("--atol", type=float, default=d.atol,
                    help="solver absolute tolerance; default %(default)s")
-    p.add_argument("--out", type=Path, default=SWEEP_OUT, metavar="DIR",
+    p.add_argument("--out", type=path_arg, default=SWEEP_OUT, metavar="DIR",
                    help="output folder (created if missing); default %(default)s")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
+@command_line("python -m sims.epsilon_sweep")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep, write its outputs atomically, print the summary table."""
     parser = _parser()

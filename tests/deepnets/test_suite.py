@@ -132,6 +132,7 @@ def test_runs_skip_finished_and_resume_interrupted(
     err = capsys.readouterr().err
     assert f"{broken / 'simpnet-cifar10-urfb-s0' / 'checkpoint.pt'} keeps epoch 1" in err
     assert "rerun the same command to resume the grid" in err
+    assert "--resume" not in err  # the suite has no --resume (issue 19)
     assert [r["epoch"] for r in read_log(broken / "simpnet-cifar10-urfb-s0")] == [1]
     assert suite.main(argv(data, broken, "10", extra=urfb)) == 0
     assert "simpnet-cifar10-urfb-s0: 2 epochs, resume after epoch 1" in capsys.readouterr().out

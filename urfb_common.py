@@ -27,6 +27,7 @@ import errno
 import functools
 import os
 import resource
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -370,16 +371,24 @@ def _tolerant_streams() -> None:
                 stream.reconfigure(errors="backslashreplace")
 
 
+def _file_size_limit_as_error() -> None:
+    """A write past ``ulimit -f`` fails with EFBIG (handled like a full disk) instead of the
+    default SIGXFSZ, which kills the process mid-write and leaves its temporary file behind."""
+    with contextlib.suppress(AttributeError, ValueError):  # no SIGXFSZ; not the main thread
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 def command_line(prog: str) -> Callable[[Main], Main]:
     """Decorate a CLI's ``main(argv) -> int``: the streams print any character
     (:func:`_tolerant_streams`), and a write that runs out of space (:class:`NoSpaceError`,
-    raised by :func:`atomic_path`, which kept the old file) ends in one line on stderr,
-    ``PROG: error: no space left on PATH (...)``, and exit status 1."""
+    raised by :func:`atomic_path`, which kept the old file; ``ulimit -f`` included) ends in one
+    line on stderr, ``PROG: error: no space left on PATH (...)``, and exit status 1."""
 
     def decorate(main: Main) -> Main:
         @functools.wraps(main)
         def entry(*args: Any, **kwargs: Any) -> int:
             _tolerant_streams()
+            _file_size_limit_as_error()
             try:
                 return main(*args, **kwargs)
             except NoSpaceError as exc:

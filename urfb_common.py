@@ -225,11 +225,11 @@ def _writable_folder_problem(folder: Path) -> str | None:
     ``/proc``, where nothing can be created).
     """
     existing = folder
-    while not existing.exists():
+    while not _exists(existing):
         if existing.parent == existing:
             break
         existing = existing.parent
-    if existing.exists() and not existing.is_dir():
+    if _exists(existing) and not existing.is_dir():
         return f"{existing} exists and is not a folder"
     created: list[Path] = []
     try:
@@ -241,8 +241,6 @@ def _writable_folder_problem(folder: Path) -> str | None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        if exc.errno == errno.ENAMETOOLONG:
-            return f"a name in it is longer than the {_name_max(existing)} bytes a name may have"
         return f"cannot write there ({exc.strerror or exc})"
     finally:
         for made in reversed(created):
@@ -251,15 +249,34 @@ def _writable_folder_problem(folder: Path) -> str | None:
     return None
 
 
-def _name_max(folder: Path) -> int:
-    """The longest file name (bytes) the file system of ``folder`` (or its nearest existing
-    parent) allows."""
-    while not folder.exists() and folder.parent != folder:
-        folder = folder.parent
+def _exists(path: Path) -> bool:
+    """``path.exists()``, False where the path cannot even be looked up (a name too long)."""
     try:
-        return int(os.pathconf(folder, "PC_NAME_MAX"))
+        return path.exists()
+    except OSError:
+        return False
+
+
+def _name_max(path: Path) -> int:
+    """The longest file name (bytes) the file system of ``path`` (or its nearest existing
+    parent) allows."""
+    while not _exists(path) and path.parent != path:
+        path = path.parent
+    try:
+        return int(os.pathconf(path, "PC_NAME_MAX"))
     except (OSError, ValueError, AttributeError):
         return NAME_MAX
+
+
+def _name_problem(path: Path) -> str | None:
+    """Why ``path`` cannot name a file or folder: a part longer than its file system allows
+    (checked first: ``Path.exists`` itself raises on such a name)."""
+    limit = _name_max(path)
+    for part in path.parts:
+        if len(os.fsencode(part)) > limit:
+            return (f"the name {_short(Path(part), 40)} is longer than the {limit} bytes a name "
+                    "may have")
+    return None
 
 
 def _short(path: Path, limit: int = 120) -> str:
@@ -272,7 +289,7 @@ def check_out_dir(folder: str | os.PathLike[str], flag: str = "--out") -> None:
     """Raise :class:`OutputPathError` naming ``flag`` unless ``folder`` is, or can become, a
     writable folder. Nothing is left behind by the check."""
     folder = user_path(folder)
-    problem = _writable_folder_problem(folder)
+    problem = _name_problem(folder) or _writable_folder_problem(folder)
     if problem is not None:
         raise OutputPathError(f"{flag} {_short(folder)}: {problem}")
 
@@ -280,13 +297,12 @@ def check_out_dir(folder: str | os.PathLike[str], flag: str = "--out") -> None:
 def check_out_file(path: str | os.PathLike[str], flag: str = "--out") -> None:
     """Raise :class:`OutputPathError` naming ``flag`` unless a file can be written at ``path``."""
     path = user_path(path)
+    problem = _name_problem(path)
+    if problem is not None:
+        raise OutputPathError(f"{flag} {_short(path)}: {problem}")
     if path.is_dir():
         raise OutputPathError(f"{flag} {path}: is a folder; give a file name")
     check_out_dir(path.parent if str(path.parent) else Path("."), flag)
-    limit = _name_max(path.parent)
-    if len(os.fsencode(path.name)) > limit:
-        raise OutputPathError(f"{flag} {_short(path)}: the file name is longer than the "
-                              f"{limit} bytes a name may have here")
 
 
 def require_writable(parser: Any, flag: str, path: str | os.PathLike[str], *, file: bool = False) -> None:
@@ -302,6 +318,9 @@ def require_existing(parser: Any, flag: str, path: str | os.PathLike[str], *, fi
     """For CLIs: ``parser.error`` (one line, exit 2) naming ``flag`` unless ``path`` is an
     existing folder (with ``file=True``: an existing file)."""
     path = user_path(path)
+    problem = _name_problem(path)
+    if problem is not None:
+        parser.error(f"{flag} {_short(path)}: {problem}")
     if not path.exists():
         parser.error(f"{flag} {path}: no such {'file' if file else 'folder'}")
     if file and path.is_dir():

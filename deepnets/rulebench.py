@@ -34,7 +34,7 @@ from deepnets.config import ConfigError
 from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
 from deepnets.rundir import CONFIG, RunError, read_config, read_log
-from urfb_common import command_line, path_arg, require_existing
+from urfb_common import command_line, path_arg, require_existing, require_writable
 
 PROG = "python -m deepnets.rulebench"
 RULE_GRID = ("bp", "frfb", "urfb", "kp", "usf", "frsf", "dfa")
@@ -91,14 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="list the runs and the estimate only")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     t = sub.add_parser("table", help="print docs/rules.md's tables from the run folders")
-    t.add_argument("runs", type=path_arg, help="the --out folder of 'run'")
+    t.add_argument("runs", type=path_arg, metavar="RUNS", help="the --out folder of 'run'")
     return p
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    for flag in ("epochs", "train_size", "batch_size"):
-        if getattr(args, flag) < 1:
-            parser.error(f"argument --{flag.replace('_', '-')}: must be >= 1")
+    for flag in ("epochs", "train_size", "batch_size", "val_size", "probe_size", "estimate_steps"):
+        minimum = 1 if flag in ("epochs", "train_size", "batch_size") else 0
+        if getattr(args, flag) < minimum:
+            parser.error(f"argument --{flag.replace('_', '-')}: must be >= {minimum}")
+    for flag in ("seeds", "resnet_seeds"):
+        if any(not 0 <= seed < 2**63 for seed in getattr(args, flag)):
+            parser.error(f"argument --{flag.replace('_', '-')}: each seed must be in 0..2**63-1")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        parser.error("argument --lr: must be > 0 and finite")
+    require_writable(parser, "--out", args.out)
     try:
         device = suite.resolve_device(args.device)
     except ConfigError as exc:

@@ -38,11 +38,14 @@ from tqdm import tqdm
 from sims.depth_stats import Times, collect, paired_ratios, quartiles
 from sims.initial import random_matrices, random_target
 from sims.linear import (
+    ATOL_RANGE,
     DEFAULT_ATOL,
     DEFAULT_RTOL,
+    RTOL_RANGE,
     SolverError,
     make_problem,
     pearson,
+    tolerance_checks,
 )
 from sims.subspace import reduce_feedback, reduced_system, reduced_weights
 from sims.until import SOLVERS, StopRun, full_system, run_until
@@ -120,7 +123,8 @@ class DepthConfig:
         ]
         checks += [(n, math.isfinite(v) and v > 0, pos) for n, v in
                    [("target_sd", self.target_sd), ("w_sd", self.w_sd), ("r_sd", self.r_sd),
-                    ("horizon", self.horizon), ("rtol", self.rtol), ("atol", self.atol)]]
+                    ("horizon", self.horizon)]]
+        checks += tolerance_checks(self.rtol, self.atol)
         for name, ok, rule in checks:
             if not ok:
                 raise ValueError(f"{name}: {rule}, got {getattr(self, name)!r}")
@@ -396,8 +400,11 @@ def _parser() -> argparse.ArgumentParser:
       help="BP seeds per batched solve (see benchmarks/bench_depth.py); default %(default)s")
     a("--solver", choices=sorted(SOLVERS), default=d.solver,
       help="scipy explicit Runge-Kutta method; default %(default)s")
-    a("--rtol", type=float, default=d.rtol, help="solver relative tolerance; default %(default)s")
-    a("--atol", type=float, default=d.atol, help="solver absolute tolerance; default %(default)s")
+    a("--rtol", type=float, default=d.rtol,
+      help=f"solver relative tolerance, in [{RTOL_RANGE[0]:.3g}, {RTOL_RANGE[1]:g}]; "
+           "default %(default)s")
+    a("--atol", type=float, default=d.atol,
+      help=f"solver absolute tolerance, in (0, {ATOL_RANGE[1]:g}]; default %(default)s")
     a("--out", type=path_arg, default=DEFAULT_OUT, metavar="DIR",
       help="output folder (created if missing); default %(default)s")
     a("--quiet", action="store_true", help="no progress bar")

@@ -30,14 +30,17 @@ from tqdm import tqdm
 
 from sims.initial import random_matrices, random_target, zero_weights
 from sims.linear import (
+    ATOL_RANGE,
     DEFAULT_ATOL,
     DEFAULT_RTOL,
     DEFAULT_SOLVER,
+    RTOL_RANGE,
     SolverError,
     Trajectory,
     check_widths,
     integrate,
     make_problem,
+    tolerance_checks,
 )
 from urfb_common import (
     SWEEP_OUT,
@@ -86,8 +89,8 @@ class SweepConfig:
                   ("seed", self.seed >= 0, "must be >= 0"),
                   ("threshold", 0 < self.threshold < 1, "must lie in (0, 1)")]
         checks += [(name, math.isfinite(v) and v > 0, finite_pos) for name, v in
-                   [("target_sd", self.target_sd), ("w_sd", self.w_sd), ("r_sd", self.r_sd),
-                    ("rtol", self.rtol), ("atol", self.atol)]]
+                   [("target_sd", self.target_sd), ("w_sd", self.w_sd), ("r_sd", self.r_sd)]]
+        checks += tolerance_checks(self.rtol, self.atol)
         for name, ok, rule in checks:
             if not ok:
                 raise ValueError(f"{name}: {rule}, got {getattr(self, name)!r}")
@@ -226,9 +229,10 @@ def _parser() -> argparse.ArgumentParser:
                         "LSODA did not finish one run at the default widths in 60 s where RK45 "
                         "takes about 1 s); default %(default)s")
     p.add_argument("--rtol", type=float, default=d.rtol,
-                   help="solver relative tolerance; default %(default)s")
+                   help=f"solver relative tolerance, in [{RTOL_RANGE[0]:.3g}, {RTOL_RANGE[1]:g}]; "
+                        "default %(default)s")
     p.add_argument("--atol", type=float, default=d.atol,
-                   help="solver absolute tolerance; default %(default)s")
+                   help=f"solver absolute tolerance, in (0, {ATOL_RANGE[1]:g}]; default %(default)s")
     p.add_argument("--out", type=path_arg, default=SWEEP_OUT, metavar="DIR",
                    help="output folder (created if missing); default %(default)s")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -42,8 +42,8 @@ SMALL_SWEEP = ["--eps", "0", "1", "--widths", "4", "3", "2", "--runs", "1", "--p
                "--quiet"]
 SMALL_DEPTHS = ["--depths", "2", "--seeds", "1", "--n-in", "4", "--hidden", "4", "--n-out", "2",
                 "--eps", "0", "1", "--no-bp", "--quiet"]
-#: A check of ``python -m theory`` that takes seconds.
-THEORY_CHECK = ["--only", "T2.closed-form"]
+#: A check of ``python -m theory`` that takes a tenth of a second.
+THEORY_CHECK = ["--only", "eq10"]
 
 
 def _run_main(module: str, argv: list[str]) -> dict[str, Any]:
@@ -196,6 +196,165 @@ except NoSpaceError as exc:
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["net"] == {}
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
+
+# ---------------------------------------------------------------- the other kinds, in process
+
+
+def _call(module: str, argv: list[str]) -> tuple[int | None, str]:
+    """Exit status and stderr of ``main(argv)``; fails on an escaped exception."""
+    result = _run_main(module, argv)
+    assert result["traceback"] is None, result["traceback"]
+    return result["code"], result["err"]
+
+
+def _one_line_error(module: str, argv: list[str]) -> str:
+    """The message of a one-line usage error (exit status 2) of ``main(argv)``."""
+    code, err = _call(module, argv)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and ": error: " in line, (code, err)
+    assert len(line) < 400, line
+    return line
+
+
+#: (module, argv before the output flag, output flag, a file or a folder) of every output path
+#: a CLI writes to; ``{cifar}`` and ``{runs}`` are the module fixture's inputs.
+OUTPUTS = [
+    ("deepnets.train", ["--data-dir", "{cifar}", *TRAIN], "--out", "folder"),
+    ("deepnets.suite", ["4", "--archs", "simpnet", "--protocols", "urfb", "--data-dir", "{cifar}",
+                        *TRAIN, "--estimate-steps", "0"], "--out", "folder"),
+    ("deepnets.rulebench", ["run", "--data-dir", "{cifar}", "--rules", "urfb", "--models",
+                            "simpnet", "--seeds", "0", "--train-size", "20", *TRAIN,
+                            "--estimate-steps", "0"], "--out", "folder"),
+    ("sims.epsilon_sweep", SMALL_SWEEP, "--out", "folder"),
+    ("sims.depth_sweep", SMALL_DEPTHS, "--out", "folder"),
+    ("sims.circuits.__main__", ["--samples", "0", "--S", "1", "--mu", "0.5", "--M", "4", "--K",
+                                "1", "--quiet"], "--json", "file"),
+    ("theory.__main__", [*THEORY_CHECK, "--quiet", "--format", "markdown"], "--out", "file"),
+    ("figures.__main__", ["4", "--runs", "{runs}"], "--out", "folder"),
+]
+
+
+def _argv(argv: list[str], inputs: dict[str, Path]) -> list[str]:
+    return [a.format(cifar=inputs["cifar"], runs=inputs["runs"]) for a in argv]
+
+
+@pytest.mark.parametrize("module, argv, flag, kind", OUTPUTS, ids=[o[0] for o in OUTPUTS])
+def test_every_output_flag_expands_tilde(inputs: dict[str, Path], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch, module: str,
+                                         argv: list[str], flag: str, kind: str) -> None:
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    name = "x.md" if kind == "file" else "x"
+    code, err = _call(module, [*_argv(argv, inputs), f"{flag}=~/{name}"])
+    assert code == 0, err
+    assert list(cwd.iterdir()) == []  # no literal ./~
+    written = home / name
+    assert written.is_file() if kind == "file" else any(written.iterdir())
+
+
+def test_the_python_api_expands_tilde(inputs: dict[str, Path], tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import deepnets
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    cfg = deepnets.TrainConfig(epochs=1, batch_size=10, val_size=10, probe_size=0, device="cpu",
+                               data_dir=str(inputs["cifar"]))
+    result = deepnets.run(cfg, "~/run", quiet=True)
+    assert result.out == tmp_path / "run" and (tmp_path / "run" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "~").exists()
+
+
+#: Every path flag, with what the CLI needs before it to reach that flag's check.
+PATH_FLAGS = [(m, a, f) for m, a, f, _ in OUTPUTS] + [
+    ("sims.circuits.__main__", [], "--plot"),
+    ("figures.__main__", [], "--runs"), ("figures.__main__", [], "--curves-csv"),
+    ("figures.report", [], "--update"), ("figures.report", [], "--runs-a"),
+    ("deepnets.evaluate", [], "--run"), ("deepnets.rulebench", ["table"], None),
+    ("deepnets.suite", ["4"], "--data-dir"), ("deepnets.train", ["--data-dir", "d"], "--from"),
+]
+
+
+@pytest.mark.parametrize("module, argv, flag", PATH_FLAGS,
+                         ids=[f"{m}{f or ' RUNS'}" for m, _, f in PATH_FLAGS])
+def test_every_path_flag_refuses_an_empty_path(inputs: dict[str, Path], module: str,
+                                               argv: list[str], flag: str | None) -> None:
+    given = [flag, ""] if flag else [""]
+    line = _one_line_error(module, [*_argv(argv, inputs), *given])
+    assert "must not be empty" in line and (flag or "argument RUNS") in line
+
+
+@pytest.mark.parametrize("name", ["a" * 300, "é" * 150], ids=["300 ASCII", "150 two-byte"])
+@pytest.mark.parametrize("module, argv, flag, kind", OUTPUTS, ids=[o[0] for o in OUTPUTS])
+def test_every_output_flag_refuses_a_name_over_255_bytes(
+        inputs: dict[str, Path], tmp_path: Path, module: str, argv: list[str], flag: str,
+        kind: str, name: str) -> None:
+    line = _one_line_error(module, [*_argv(argv, inputs), flag, str(tmp_path / name)])
+    assert flag in line and "255 bytes" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_name_of_250_bytes_is_written_atomically(tmp_path: Path) -> None:
+    """The temporary beside it would be longer than 255 bytes: its name is cut, not the write."""
+    dest = tmp_path / ("t" * 247 + ".md")
+    code, err = _call("theory.__main__", [*THEORY_CHECK, "--quiet", "--out", str(dest)])
+    assert code == 0, err
+    assert [p.name for p in tmp_path.iterdir()] == [dest.name]
+
+
+#: Every CLI's --help, and runs that print non-ASCII text (escaped: True).
+PRINTING = [(m, ["--help"], False) for m in [*PROGS, "deepnets.evaluate", "figures.summary"]] + [
+    ("sims.epsilon_sweep", ["--help"], True),  # "strengths ε >= 0"
+    ("theory.__main__", ["--only", "eq11", "--quiet", "--format", "markdown"], True),  # d(e²)/dt
+]
+
+
+@pytest.mark.parametrize("module, argv, escaped", PRINTING,
+                         ids=[f"{m} {a[0]}" for m, a, _ in PRINTING])
+def test_every_cli_prints_on_an_ascii_terminal(monkeypatch: pytest.MonkeyPatch, module: str,
+                                               argv: list[str], escaped: bool) -> None:
+    """``PYTHONIOENCODING=ascii``: a character the terminal lacks is printed as an escape."""
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii", errors="strict"))
+    try:
+        code = import_module(module).main(argv)
+    except SystemExit as exc:  # --help
+        code = exc.code
+    sys.stdout.flush()
+    assert code == 0
+    text = raw.getvalue().decode("ascii")
+    assert len(text) > 100 and (not escaped or "\\u" in text or "\\x" in text)
+
+
+def test_rulebench_table_prints_on_an_ascii_terminal(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "simpnet-cifar10-urfb-s0"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"seed": 0, "epochs": 1}))
+    (folder / "log.jsonl").write_text(json.dumps({"train_error": 0.5, "val_error": 0.6}) + "\n")
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii", errors="strict"))
+    assert import_module("deepnets.rulebench").main(["table", str(tmp_path)]) == 0
+    sys.stdout.flush()
+    assert "W\\u2013R" in raw.getvalue().decode("ascii")  # "W–Rᵗ corr"
+
+
+#: Every solver-tolerance flag of sims and theory, with a value above and one below its range.
+TOLERANCES = [(m, f, v) for m, a in (("sims.epsilon_sweep", SMALL_SWEEP),
+                                     ("sims.depth_sweep", SMALL_DEPTHS))
+              for f, v in (("--rtol", "10"), ("--rtol", "0.01"), ("--rtol", "1e-20"),
+                           ("--atol", "1e-3"), ("--atol", "0"), ("--atol", "nan"))]
+
+
+@pytest.mark.parametrize("module, flag, value", TOLERANCES)
+def test_every_tolerance_flag_is_refused_outside_its_range(tmp_path: Path, module: str,
+                                                           flag: str, value: str) -> None:
+    line = _one_line_error(module, [flag, value, "--out", str(tmp_path)])
+    assert f"{flag}: must lie in " in line
+    assert list(tmp_path.iterdir()) == []
 
 if __name__ == "__main__":
     print(json.dumps(_child(json.loads(sys.argv[1]))))

@@ -722,14 +722,19 @@ def main(argv: list[str] | None = None) -> int:
     for flag, path in (("--runs-a", args.runs_a), ("--runs-b", args.runs_b)):
         require_existing(parser, flag, path)
     doc = args.update or args.check
+    text = ""
     if doc is not None:
-        require_existing(parser, "--update" if args.update else "--check", doc, file=True)
+        flag = "--update" if args.update else "--check"
+        require_existing(parser, flag, doc, file=True)
+        text = doc.read_text(encoding="utf-8")
+        if not MARK.search(text):  # nothing to update or check is not a success
+            parser.error(f"{flag} {doc}: holds no report block (<!-- report:NAME --> ... "
+                         f"<!-- /report:NAME -->; names: {', '.join(BLOCKS)})")
     try:
         report = Report(args.runs_a, args.runs_b, [p for p in args.runs_old if p.is_dir()])
         if doc is None:
             print(report.all())
             return 0
-        text = doc.read_text(encoding="utf-8")
         if args.check:
             stale = stale_blocks(text, report)
             for name in stale:

@@ -121,10 +121,10 @@ def _no_space_reason(exc: BaseException, tmp: Path | None) -> str | None:
     """Why ``exc`` (raised while writing ``tmp``) is a lack of space, or None when it is not.
 
     An ``OSError`` with ENOSPC/EFBIG/EDQUOT anywhere in the exception's chain says so (libraries
-    re-raise it as their own errors: torch as "unexpected pos", matplotlib's PDF writer as an
-    ``AttributeError``). Some writers (torch on a path) drop the errno; for their ``OSError`` or
-    ``RuntimeError`` the temporary file at the file-size limit, or a file system with no free
-    block, tells."""
+    wrap it in errors of their own: torch in a ``RuntimeError`` "unexpected pos", matplotlib's
+    writers in later errors of their clean-up). Some writers (torch on a path) drop the errno;
+    for their ``OSError`` or ``RuntimeError`` the temporary file at the file-size limit, or a
+    file system with no free block, tells."""
     for e in _exception_chain(exc):
         if isinstance(e, OSError) and e.errno in NO_SPACE_ERRNOS:
             return os.strerror(e.errno)

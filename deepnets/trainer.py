@@ -385,6 +385,8 @@ def run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool 
     :class:`NonFiniteState` when training diverged (the last checkpoint, all finite, is kept)
     and :class:`RunInterrupted` on Ctrl-C. A new run that fails before its first epoch leaves
     no files behind."""
+    if not str(out).strip():
+        raise ConfigError("--out must not be empty: give a run folder")
     out = user_path(out)
     check_out_dir(out)
     existed = out.exists()

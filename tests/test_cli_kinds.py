@@ -268,6 +268,17 @@ def test_the_python_api_expands_tilde(inputs: dict[str, Path], tmp_path: Path,
     assert not (tmp_path / "~").exists()
 
 
+def test_the_python_api_refuses_an_empty_run_folder(inputs: dict[str, Path], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import deepnets
+
+    monkeypatch.chdir(tmp_path)
+    cfg = deepnets.TrainConfig(epochs=1, data_dir=str(inputs["cifar"]))
+    with pytest.raises(deepnets.ConfigError, match="--out must not be empty"):
+        deepnets.run(cfg, "")
+    assert list(tmp_path.iterdir()) == []
+
+
 #: Every path flag, with what the CLI needs before it to reach that flag's check.
 PATH_FLAGS = [(m, a, f) for m, a, f, _ in OUTPUTS] + [
     ("sims.circuits.__main__", [], "--plot"),

@@ -247,3 +247,13 @@ def test_deepnet_s_protocol_freezes_the_pretrained_first_layer(data: Path, tmp_p
     sidecar = plot_figure11(tmp_path / "runs", tmp_path / "fig11")[-1].read_text()
     assert "deepnet_s-cifar10-urfb-untied-s0" in sidecar
     assert "untied [1, 2, 3, 4, 5], frozen [0]" in sidecar
+
+
+def test_all_with_figure_numbers_says_what_all_means(capsys: pytest.CaptureFixture) -> None:
+    """Issue 19: ``suite all 4`` said "'all' is not 'all' or one of ..."."""
+    with pytest.raises(SystemExit) as exc:
+        suite.main(["all", "4", "--dry-run"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "python -m deepnets.suite: error: argument FIGURE: 'all' already means every figure "
+        "[4, 5, 6, 7, 8, 9, 10, 11]; give 'all' alone or figure numbers")

@@ -163,7 +163,8 @@ def test_help_states_the_defaults() -> None:
     text = " ".join(build_parser().format_help().split())
     assert "(default runs/; a folder given here must exist)" in text
     assert "(default out/figures/)" in text
-    assert "(default out/epsilon_sweep/curves.csv, where `make sweep` writes it;" in text
+    assert ("(default: one inside --runs, else out/epsilon_sweep/curves.csv, where `make sweep` "
+            "writes it;") in text
 
 
 def test_figures_imports_no_command_line_module() -> None:

@@ -371,7 +371,6 @@ def tolerance_checks(rtol: float, atol: float) -> list[tuple[str, bool, str]]:
     """``(field, ok, rule)`` for a config's ``validate``: ``rtol`` in :data:`RTOL_RANGE`,
     ``atol`` in :data:`ATOL_RANGE` (lower end excluded)."""
     (rlo, rhi), (_, ahi) = RTOL_RANGE, ATOL_RANGE
-    return [("rtol", rlo <= rtol <= rhi, f"must lie in [{rlo:.3g}, {rhi:g}] (a looser tolerance "
-                                         "changes the times the summary compares)"),
-            ("atol", 0 < atol <= ahi, f"must lie in (0, {ahi:g}] (a looser tolerance changes "
-                                      "the times the summary compares)")]
+    why = "a looser tolerance changes the times the summary compares"
+    return [("rtol", rlo <= rtol <= rhi, f"must lie in [{rlo:.3g}, {rhi:g}] ({why})"),
+            ("atol", 0 < atol <= ahi, f"must lie in (0, {ahi:g}] ({why})")]

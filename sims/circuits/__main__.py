@@ -7,7 +7,6 @@ import itertools
 import json
 import math
 import sys
-from pathlib import Path
 
 from sims.circuits.output import MIN_ROUNDS, OVERLAPS, OutputCircuit
 from sims.circuits.report import (

@@ -74,9 +74,9 @@ def test_table_leaves_out_folders_not_named_like_the_grids(tmp_path: Path, capsy
 
 
 def test_run_has_help_for_every_flag() -> None:
-    sub = rulebench.build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001
+    sub = rulebench.build_parser()._subparsers._group_actions[0].choices
     for command in ("run", "table"):
-        missing = [a.dest for a in sub[command]._actions if not a.help]  # noqa: SLF001
+        missing = [a.dest for a in sub[command]._actions if not a.help]
         assert missing == [], command
 
 

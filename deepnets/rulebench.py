@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             print(f"  {sp.name}: {state}{f' after epoch {done}' if state == 'resume' else ''}{eta}")
         if args.dry_run:
             return 0
-        return suite._run_all(todo, args.out, s)
+        return suite._run_all(todo, args.out, s, prog=PROG)
     except (suite.SuiteError, RunError, ConfigError, DataError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -491,11 +491,12 @@ def _kept(folder: Path) -> str:
 
 
 def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
-             launcher: launch.Launcher | None = None) -> int:
+             launcher: launch.Launcher | None = None, prog: str = PROG) -> int:
     """Train (or resume) each run in order in this process (the data is read once), or hand
     them to ``launcher`` (:mod:`deepnets.launch`: N at once here, or SLURM jobs), a retraining
     run only after the run it takes its first layer from. A run that diverges is reported and
-    the grid goes on; 1 at the end if any did, 130 on Ctrl-C."""
+    the grid goes on; 1 at the end if any did, 130 on Ctrl-C. ``prog`` names the CLI in the
+    messages (the suite, or the rule benchmark that runs its grid through here)."""
     if launcher is not None and not launcher.serial and todo:
         jobs = [launch.Job(sp.name, train_config(sp, out, s), out / sp.name,
                            resume=(out / sp.name / CONFIG).is_file(),
@@ -504,7 +505,7 @@ def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
         try:
             return launch.launch(jobs, launcher, out, progress=not s.quiet)
         except RunInterrupted as exc:
-            print(f"{PROG}: {exc}; rerun the same command to resume the grid",
+            print(f"{prog}: {exc}; rerun the same command to resume the grid",
                   file=sys.stderr)
             return 130
     failed: list[str] = []
@@ -515,10 +516,10 @@ def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
         try:
             run(train_config(sp, out, s), folder, resume=(folder / CONFIG).is_file(), quiet=s.quiet)
         except NonFiniteState as exc:
-            print(f"{PROG}: run {folder} diverged: {exc}", file=sys.stderr)
+            print(f"{prog}: run {folder} diverged: {exc}", file=sys.stderr)
             failed.append(sp.name)
         except RunInterrupted:  # its message's advice (train's --resume) is not the suite's
-            print(f"{PROG}: interrupted: {_kept(folder)}; rerun the same command to resume the "
+            print(f"{prog}: interrupted: {_kept(folder)}; rerun the same command to resume the "
                   "grid", file=sys.stderr)
             return 130
     if failed:

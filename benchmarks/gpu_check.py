@@ -150,7 +150,7 @@ def grid(args: argparse.Namespace, figures: list[str], extra: list[str], deadlin
     What is logged names the output folder ``$OUT`` and the interpreter ``python``, not the
     lent machine's paths."""
     cmd = [sys.executable, "-m", "deepnets.suite", *figures, "--data", "imagefolder",
-           "--data-dir", args.data, "--dataset-label", "CIFAR-10 (JPEG re-encoding)",
+           "--data-dir", str(args.data), "--dataset-label", "CIFAR-10 (JPEG re-encoding)",
            "--out", str(args.runs), "--estimate-steps", "0", "--quiet", *extra]
 
     def shown(text: str) -> str:

@@ -240,13 +240,26 @@ def _writable_folder_problem(folder: Path) -> str | None:
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
         os.close(fd)
         os.unlink(probe)
+        return _no_room(folder)
     except OSError as exc:
         return f"cannot write there ({exc.strerror or exc})"
     finally:
         for made in reversed(created):
             with contextlib.suppress(OSError):
                 made.rmdir()
-    return None
+
+
+def _no_room(folder: Path) -> str | None:
+    """Why no byte can be written in ``folder`` (a full file system, ``ulimit -f 0``), so that
+    a CLI says so before its work rather than after it; None when there is room."""
+    if resource.getrlimit(resource.RLIMIT_FSIZE)[0] == 0:
+        return "no space left: the file-size limit (ulimit -f) is 0"
+    try:
+        stat = os.statvfs(folder)
+        free = stat.f_bfree if os.geteuid() == 0 else stat.f_bavail  # root has the reserve
+    except (OSError, AttributeError):  # no statvfs or geteuid (not POSIX)
+        return None
+    return "no space left on the device" if free == 0 else None
 
 
 def _exists(path: Path) -> bool:

@@ -150,7 +150,9 @@ def test_every_cli_on_a_full_disk_says_so_keeps_the_old_files_and_leaves_no_part
          "argv": ["--update", str(doc)]},  # the committed runs of results/
     ]
     assert {c["module"] for c in cases} == set(PROGS)
-    proc = subprocess.run([sys.executable, __file__, json.dumps(cases)], cwd=ROOT,
+    up_front = {"module": "theory.__main__", "limit": 0,  # ulimit -f 0: refused before the work
+                "argv": [*THEORY_CHECK, "--quiet", "--out", str(tmp_path / "new.md")]}
+    proc = subprocess.run([sys.executable, __file__, json.dumps([*cases, up_front])], cwd=ROOT,
                           capture_output=True, text=True, timeout=600, check=False,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
@@ -162,12 +164,30 @@ def test_every_cli_on_a_full_disk_says_so_keeps_the_old_files_and_leaves_no_part
         last = result["err"].strip().splitlines()[-1]
         assert last.startswith(f"{prog}: error: no space left on {tmp_path}"), what
         assert last.endswith(("(File too large)", "(No space left on device)")), what
+    result = results[-1]
+    assert result["code"] == 2 and result["out"] == "", result
+    assert result["err"].strip().splitlines()[-1] == (
+        f"python -m theory: error: --out {tmp_path}: no space left: the file-size limit "
+        "(ulimit -f) is 0")
     assert _temporaries(tmp_path) == []
     assert all(p.read_bytes() == old for p in kept)
     assert doc.read_bytes() == inputs["doc"].read_bytes()
     for run_root in ("suite", "rulebench"):  # a run that finished no epoch leaves nothing
         assert not any(p.is_file() for p in (tmp_path / run_root).rglob("*"))
     assert not (tmp_path / "train").exists()
+
+
+def test_every_cli_refuses_a_full_disk_before_its_work(
+        inputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system without a free block is found by the up-front check of the output path
+    (``theory --out`` used to compute for 18 s first)."""
+    full = os.statvfs(tmp_path)
+    monkeypatch.setattr(os, "statvfs", lambda _: os.statvfs_result(
+        (full.f_bsize, full.f_frsize, full.f_blocks, 0, 0, *full[5:])))
+    for module, argv, flag, _ in OUTPUTS:
+        line = _one_line_error(module, [*_argv(argv, inputs), flag, str(tmp_path / "out")])
+        assert flag in line and line.endswith("no space left on the device"), line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_checkpoint_that_does_not_fit_keeps_the_old_one(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ class ExecutionPolicy:
     keep_freed_memory: bool
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def execution_policy(device: str, dtype: torch.dtype = torch.float32, fast: bool = True
                      ) -> ExecutionPolicy:
     """The policy for computing in ``dtype`` on a device of type ``device`` ("cpu", "cuda",

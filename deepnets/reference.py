@@ -128,7 +128,7 @@ class UntiedEquations:
     def grads(self, x: Tensor, delta: Tensor, through: Tensor, need_in: bool, need_w: bool,
               need_b: bool) -> Gradients:
         """(R delta, delta x^t, sum of delta) (eq. (2)) at every location."""
-        n, c, h, wd = x.shape
+        n, _, h, wd = x.shape
         d = delta.reshape(n, delta.shape[1], h * wd)  # (N, out, L)
         error_down = None
         if need_in:  # R_l delta_l per location, summed back onto the pixels it came from

@@ -20,11 +20,15 @@ Tolerances (also in ``docs/equations.md``):
 A new fast kernel is correct when this test passes.
 """
 
+import inspect
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
-from deepnets import reference
-from deepnets.engine import train_step
+from deepnets import convert, reference
+from deepnets.engine import train_step, train_step_on_device
 from deepnets.layers import FeedbackLayer, ZeroPadMaxPool2d, set_fast
 from deepnets.losses import make_loss
 from deepnets.network import FeedbackNet
@@ -151,3 +155,65 @@ def test_reference_untied_equals_a_conv_with_the_same_filters() -> None:
     gi_u, gw_u, _ = untied.grads(x, delta, wu, True, True, False)
     torch.testing.assert_close(gi_u, gi_c)
     torch.testing.assert_close(gw_u.sum(0), gw_c.reshape(4, -1))
+
+
+@pytest.mark.parametrize("method", sorted(name for name, rule in RULES.items()
+                                           if rule.error_path != "direct"))
+def test_reference_path_steps_without_host_sync(method: str) -> None:
+    """The reference path is capturable too: a step of every layer kind, with dropout, on the
+    meta device (any .item(), bool(tensor) or copy to the host raises there). Direct feedback
+    reads its seed on the host at its first step, on both paths (as ``test_capture.py``)."""
+    arch = LAYER_KINDS["pooled"].replace("; output", "; drop .5; full 4; output")
+    net = FeedbackNet(arch, in_shape=SHAPE, n_classes=N_CLASSES, method=method,
+                      fast=False).to("meta")
+    x = torch.empty(4, *SHAPE, dtype=torch.uint8, device="meta")
+    y = torch.empty(4, dtype=torch.int64, device="meta")
+    for order in ORDERS:
+        loss, errors = train_step_on_device(net, x, y, make_loss("hinge", N_CLASSES),
+                                            update_order=order)
+        assert loss.device.type == errors.device.type == "meta"
+
+
+def test_equations_md_points_at_the_reference_lines() -> None:
+    """Every row of docs/equations.md naming deepnets/reference.py with a line number gives the
+    line where that function starts (so the pointers cannot drift)."""
+    root = Path(__file__).resolve().parents[2]
+    rows = []
+    for line in (root / "docs" / "equations.md").read_text().splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        if len(cells) == 4 and cells[1] == "`deepnets/reference.py`" and cells[3].isdigit():
+            rows.append((cells[2].strip("`"), int(cells[3])))
+    assert len(rows) >= 10
+    for name, line in rows:
+        obj = reference
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        assert inspect.getsourcelines(obj)[1] == line, name
+
+
+def _plain_model() -> torch.nn.Module:
+    torch.manual_seed(4)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(3, 3, 2, padding="same", dilation=2, bias=False), torch.nn.Tanh(),
+        torch.nn.Flatten(), torch.nn.Linear(27, N_CLASSES))
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("method", sorted(RULES))
+def test_converted_model_fast_path_equals_reference_path(method: str, order: str) -> None:
+    """deepnets.convert(..., fast=False): a converted model's strided, dilated and 'same'-padded
+    convolutions and its linear layer step the same on both paths (fp32 tolerance)."""
+    states = []
+    for fast in (True, False):
+        net = convert(_plain_model(), method, seed=5, fast=fast)
+        gen = torch.Generator().manual_seed(6)
+        torch.manual_seed(7)
+        for _ in range(STEPS):
+            x = torch.rand(8, *SHAPE, generator=gen)
+            y = torch.randint(0, N_CLASSES, (8,), generator=gen)
+            train_step(net, x, y, make_loss("softmax", N_CLASSES), lr=0.1, update_order=order)
+        states.append(net.state_dict())
+    for name, value in states[0].items():
+        torch.testing.assert_close(value, states[1][name], **FP32_TOL,
+                                   msg=lambda m, n=name: f"{n}: {m}")

@@ -42,14 +42,15 @@ from torch import Tensor, nn
 
 from deepnets.feedback_init import FeedbackInit, check_applies, set_initial_feedback
 from deepnets.layers import (
-    FeedbackFunction,
     FeedbackLayer,
     FeedbackLinear,
     FeedbackRule,
     LayerOptions,
     feedback_layers,
     link_direct_feedback,
+    set_fast,
 )
+from deepnets.reference import ConvEquations
 
 __all__ = ["ConvertedConv2d", "ConvertedLinear", "convert"]
 
@@ -111,7 +112,10 @@ class ConvertedConv2d(FeedbackLayer):
     def forward(self, x: Tensor) -> Tensor:
         if self._prepad is not None:
             x = F.pad(x, self._prepad)
-        return FeedbackFunction.apply(x, self.weight, self.bias, self, self.sequential_lr)
+        return super().forward(x)
+
+    def equations(self) -> ConvEquations:
+        return ConvEquations(self.stride, self.padding, self.dilation)
 
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
@@ -211,7 +215,8 @@ def _listed(names: list[str]) -> str:
 
 def convert(model: nn.Module, method: str = "urfb", *, connectivity: float = 1.0,
             symmetric_init: bool = False, seed: int = 0, strict: bool = False,
-            feedback_init: FeedbackInit | None = None, **rule_params: float) -> nn.Module:
+            feedback_init: FeedbackInit | None = None, fast: bool = True,
+            **rule_params: float) -> nn.Module:
     """A copy of ``model`` whose ``nn.Linear`` and ``nn.Conv2d`` layers (and subclasses that keep
     their forward) are feedback layers of rule ``method`` (:data:`deepnets.rules.METHODS`) with
     ``rule_params`` (urfb's ``epsilon``, kp's ``decay``, usf's ``scale``; checked per rule).
@@ -221,8 +226,9 @@ def convert(model: nn.Module, method: str = "urfb", *, connectivity: float = 1.0
     dtype (a float64 model stays float64) and on its device. ``connectivity`` < 1 masks W and R
     as in the paper (W then differs); ``symmetric_init``: R(0) = W^t; ``feedback_init``: R(0)
     given per layer (name: the module's qualified name; :mod:`deepnets.feedback_init`);
-    ``seed`` draws R, the masks and DFA's B (layers in registration order). ``model`` itself is
-    left unchanged.
+    ``seed`` draws R, the masks and DFA's B (layers in registration order). ``fast=False``: the
+    feedback layers compute on the reference path (:mod:`deepnets.reference`; the same numbers
+    to float rounding, slower). ``model`` itself is left unchanged.
 
     Weight parameters (two or more dimensions) that stay plain torch -- ``Conv1d``, ``Conv3d``,
     transposed convolutions, ``nn.MultiheadAttention``'s projections, grouped or non-zero-padded
@@ -281,6 +287,7 @@ def convert(model: nn.Module, method: str = "urfb", *, connectivity: float = 1.0
     named = [(name, m) for name, m in new.named_modules() if isinstance(m, FeedbackLayer)]
     set_initial_feedback(named, feedback_init, options, "convert")
     link_direct_feedback(new, inject="input")
+    set_fast(new, fast)
     return new
 
 

@@ -23,6 +23,7 @@ from deepnets.bias_step import scaled_bias_step
 from deepnets.cpu import keep_freed_memory
 from deepnets.layers import FeedbackUntied2d, feedback_layers, sequential_steps
 from deepnets.network import FeedbackNet
+from deepnets.policy import execution_policy
 from urfb_common import images_to_float
 
 __all__ = [
@@ -109,7 +110,7 @@ def train_step_on_device(
     if update_order not in UPDATE_ORDERS:
         raise ValueError(f"update_order must be one of {UPDATE_ORDERS}, got {update_order!r}")
     layers = feedback_layers(net)
-    if x.device.type == "cpu":
+    if execution_policy(x.device.type).keep_freed_memory:
         keep_freed_memory()  # a step reuses the pages of the last one (deepnets.cpu)
     net.train()
     x = _as_input(x, net, precision)
@@ -160,7 +161,7 @@ def untie(net: FeedbackNet, layers: Collection[int]) -> FeedbackNet:
     """A copy of a FeedbackNet with the conv weight layers ``layers`` made untied (Section 4.1),
     each location starting from the conv's W, R and masks, so that it computes the same function."""
     config = dict(net.config, untied=sorted(set(net.config["untied"]) | set(layers)))
-    new = FeedbackNet(**config).to(next(net.parameters()))
+    new = FeedbackNet(**config, fast=net.fast).to(next(net.parameters()))
     for old, fresh in zip(net.weight_layers, new.weight_layers):
         if isinstance(fresh, FeedbackUntied2d) and not isinstance(old, FeedbackUntied2d):
             fresh.copy_from_conv(old)

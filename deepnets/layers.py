@@ -21,7 +21,14 @@ W and R are drawn independently from Glorot-uniform (Section 4, ref. [6]); with
 (Section 4: "half of these connections are randomly set to 0"); masked entries stay zero,
 and unmasked R entries get their Hebbian increment even where W is masked.
 
-The autograd Function (:class:`FeedbackFunction`) lives here too. A layer learns through one
+Two paths compute the same numbers (issue 17): the reference path (``fast = False``:
+:class:`ReferenceFunction` on the plain-torch equations of :mod:`deepnets.reference`, the pool
+and dropout there too) and the fast path (``fast = True``, the default: :class:`FeedbackFunction`,
+:class:`PooledFeedbackFunction` and the kernels of :mod:`deepnets.kernels`), whose device- and
+dtype-specific tricks :func:`deepnets.policy.policy_for` decides in one place;
+:func:`set_fast` chooses the path for a whole model.
+
+The autograd Functions live here too. A layer learns through one
 path, :meth:`FeedbackLayer.step` (SGD on W and b, then R as its rule says), in both update orders
 (Remark 1): in the simultaneous order the caller steps every layer after the backward pass; a
 forward pass run inside :func:`sequential_steps` binds the step size to the graph, and its
@@ -42,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deepnets import reference
 from deepnets.kernels import (
     dropout_noise,
     exact_scale,
@@ -54,6 +62,8 @@ from deepnets.kernels import (
     to_planes,
     zero_pad_pool,
 )
+from deepnets.policy import ExecutionPolicy, policy_for
+from deepnets.reference import ConvEquations, DenseEquations, Gradients, UntiedEquations
 from deepnets.rules import METHODS, Rule
 from deepnets.rules import make as make_rule
 from deepnets.rules.base import LinearMaps, Start, Step
@@ -65,6 +75,7 @@ __all__ = [
     "Dropout",
     "FeedbackFunction",
     "PooledFeedbackFunction",
+    "ReferenceFunction",
     "FeedbackRule",
     "LayerOptions",
     "link_direct_feedback",
@@ -76,6 +87,7 @@ __all__ = [
     "FeedbackUntied2d",
     "ZeroPadMaxPool2d",
     "feedback_layers",
+    "set_fast",
 ]
 
 class FeedbackRule:
@@ -167,9 +179,10 @@ class FeedbackFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, layer: FeedbackLayer,
-                sequential_lr: float | None) -> Tensor:
-        w, b, folded = _compute_weights(layer, x, weight, bias)
+                sequential_lr: float | None, policy: ExecutionPolicy) -> Tensor:
+        w, b, folded = _compute_weights(layer, x, weight, bias, policy)
         ctx.layer, ctx.sequential_lr, ctx.route = layer, sequential_lr, _ROUTE.get()
+        ctx.policy = policy
         layer.last_input_shape = tuple(x.shape)
         s = layer.sat_scale
         if s is None:
@@ -192,21 +205,22 @@ class FeedbackFunction(torch.autograd.Function):
             act = (out[0].abs() < 1) if out else None
             need = tuple(ctx.needs_input_grad[:3])
             grads = layer.direct_backward(x, grad_out, act, need, ctx.sequential_lr)
-            return (*grads, None, None)
+            return (*grads, None, None, None)
         if not out:
-            return (*FeedbackFunction.send(ctx, layer, x, grad_out), None, None)
-        scale = _pending_scale(layer)
+            return (*FeedbackFunction.send(ctx, layer, x, grad_out), None, None, None)
+        scale = _pending_scale(layer, ctx.policy)
         if scale == 1.0:
             delta = saturation_backward(grad_out, out[0], layer.sat_scale)
         else:  # delta / s: s goes into the gradients and the weights delta goes through
             delta = torch.ops.aten.hardtanh_backward(grad_out, out[0], -1.0, 1.0)
-        return (*FeedbackFunction.send(ctx, layer, x, delta, scale), None, None)
+        return (*FeedbackFunction.send(ctx, layer, x, delta, scale), None, None, None)
 
     @staticmethod
     def send(ctx: Any, layer: FeedbackLayer, x: Tensor, delta: Tensor, scale: float = 1.0
              ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         """(error for the layer below, grad W, grad b) from the layer's delta: through R (or
-        W^t on the exact route), with the update order bound at the forward pass.
+        W^t on the exact route), with the update order bound at the forward pass (both paths:
+        the gradients come from :meth:`FeedbackLayer.gradients`).
 
         ``scale``: ``delta`` is the layer's delta divided by ``scale``, a power of two that
         multiplies the gradients and the weights the error goes through instead (the same
@@ -219,7 +233,7 @@ class FeedbackFunction(torch.autograd.Function):
             through = layer.weight if exact else None  # W^t for exact BP (alignment probe)
             if scale != 1.0 and i:
                 through = (layer.feedback_as_weight() if through is None else through) * scale
-            gi, gw, gb = layer.linear_grads(x, delta, i, w, b, through=through)
+            gi, gw, gb = layer.gradients(x, delta, i, w, b, through=through)
             if scale != 1.0:
                 gw = None if gw is None else gw.mul_(scale)
                 gb = None if gb is None else gb.mul_(scale)
@@ -248,8 +262,9 @@ class PooledFeedbackFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, layer: FeedbackLayer,
-                sequential_lr: float | None, pool: ZeroPadMaxPool2d) -> Tensor:
-        w, b, folded = _compute_weights(layer, x, weight, bias)
+                sequential_lr: float | None, pool: ZeroPadMaxPool2d, policy: ExecutionPolicy
+                ) -> Tensor:
+        w, b, folded = _compute_weights(layer, x, weight, bias, policy)
         layer.last_input_shape = tuple(x.shape)
         h = layer.linear_op(x, w, b)
         if not folded:
@@ -257,9 +272,10 @@ class PooledFeedbackFunction(torch.autograd.Function):
         # an untied layer's output lies as (H, W, N, C): pool it as one image of N*C channels
         planes = (h.shape[0], h.shape[1]) if location_major(h) else None
         out, idx, plan, ref = zero_pad_pool(to_planes(h) if planes else h, pool.kernel_size,
-                                            pool.stride)
+                                            pool.stride, policy.implicit_pool_padding)
         out.clamp_(-1.0, 1.0)
         ctx.layer, ctx.sequential_lr, ctx.route = layer, sequential_lr, _ROUTE.get()
+        ctx.policy = policy
         ctx.plan, ctx.planes = plan, planes
         ctx.save_for_backward(x, out, idx, ref)
         return from_planes(out, *planes) if planes else out
@@ -270,35 +286,80 @@ class PooledFeedbackFunction(torch.autograd.Function):
         x, out, idx, ref = ctx.saved_tensors
         planes = ctx.planes
         g = to_planes(grad_out) if planes else same_format(grad_out, out)
-        scale = _pending_scale(layer)
+        scale = _pending_scale(layer, ctx.policy)
         if scale == 1.0:
             g = saturation_backward(g, out, layer.sat_scale)
         else:  # as in FeedbackFunction.backward
             g = torch.ops.aten.hardtanh_backward(g, out, -1.0, 1.0)
         delta = pool_backward(g, out, idx, ctx.plan, ref, owned=True)
         delta = from_planes(delta, *planes) if planes else delta
-        return (*FeedbackFunction.send(ctx, layer, x, delta, scale), None, None, None)
+        return (*FeedbackFunction.send(ctx, layer, x, delta, scale), None, None, None, None)
 
 
-def _compute_weights(layer: FeedbackLayer, x: Tensor, weight: Tensor, bias: Tensor | None
-                     ) -> tuple[Tensor, Tensor | None, bool]:
-    """(W, b, folded) for the forward pass: in the input's dtype (bf16 compute keeps fp32
-    masters), and with the saturation's s folded in (``folded``) where that is exact (s a power
-    of two) and cheaper than scaling the output (spatial layers)."""
+class ReferenceFunction(torch.autograd.Function):
+    """A weight layer on the reference path (``fast = False``): the plain-torch equations of
+    :mod:`deepnets.reference` for the layer's kind (:meth:`FeedbackLayer.equations`).
+
+    Forward:  h = W x + b (eq. (1)), x_out = sigma(h) (Remark 2; none at the output layer).
+    Backward: delta = sigma'(h) (.) g (eq. (2), (3)); the gradients and the error sent down
+    (R delta, or W^t delta on the exact route) go through :meth:`FeedbackFunction.send`, which
+    applies the update order (Remark 1) as on the fast path; direct feedback (dfa) through
+    :meth:`FeedbackLayer.direct_backward`. Computes in the input's dtype (bf16 compute keeps
+    float32 masters), like the fast path.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, layer: FeedbackLayer,
+                sequential_lr: float | None) -> Tensor:
+        w, b = _in_compute_dtype(x, weight, bias)
+        ctx.layer, ctx.sequential_lr, ctx.route = layer, sequential_lr, _ROUTE.get()
+        layer.last_input_shape = tuple(x.shape)
+        h = layer.equations().linear(x, w, b)
+        ctx.save_for_backward(x, h)
+        s = layer.sat_scale
+        return h if s is None else reference.saturation(h, s)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        layer: FeedbackLayer = ctx.layer
+        x, h = ctx.saved_tensors
+        s = layer.sat_scale
+        if layer.rule.direct and not (ctx.route is not None and ctx.route.exact):
+            active = None if s is None else reference.unsaturated(h, s)
+            grads = layer.direct_backward(x, grad_out, active, tuple(ctx.needs_input_grad[:3]),
+                                          ctx.sequential_lr)
+            return (*grads, None, None)
+        delta = grad_out if s is None else reference.saturation_delta(grad_out, h, s)
+        return (*FeedbackFunction.send(ctx, layer, x, delta), None, None)
+
+
+def _in_compute_dtype(x: Tensor, weight: Tensor, bias: Tensor | None
+                      ) -> tuple[Tensor, Tensor | None]:
+    """W and b in the input's dtype, the compute dtype (bf16 compute keeps float32 masters)."""
     if x.dtype != weight.dtype and x.is_floating_point():
-        weight = weight.to(x.dtype)
-        bias = None if bias is None else bias.to(x.dtype)
-    s = layer.sat_scale
-    if s is None or not layer.fold_scale or not exact_scale(s):
+        return weight.to(x.dtype), None if bias is None else bias.to(x.dtype)
+    return weight, bias
+
+
+def _compute_weights(layer: FeedbackLayer, x: Tensor, weight: Tensor, bias: Tensor | None,
+                     policy: ExecutionPolicy) -> tuple[Tensor, Tensor | None, bool]:
+    """(W, b, folded) for the fast forward pass: in the compute dtype, and with the
+    saturation's s folded in (``folded``) where the policy folds, that is exact (s a power of
+    two) and cheaper than scaling the output (spatial layers)."""
+    weight, bias = _in_compute_dtype(x, weight, bias)
+    if _pending_scale(layer, policy) == 1.0:
         return weight, bias, False
+    s = layer.sat_scale
     return weight * s, None if bias is None else bias * s, True
 
 
-def _pending_scale(layer: FeedbackLayer) -> float:
+def _pending_scale(layer: FeedbackLayer, policy: ExecutionPolicy) -> float:
     """The s that a saturating layer's backward leaves to :meth:`FeedbackFunction.send` (s when
-    exact and the layer's weights are smaller than its delta, as for spatial layers), else 1."""
+    the policy folds, s is exact and the layer's weights are smaller than its delta, as for
+    spatial layers), else 1."""
     s = layer.sat_scale
-    return s if s is not None and layer.fold_scale and exact_scale(s) else 1.0
+    fold = s is not None and policy.fold_scale and layer.fold_scale and exact_scale(s)
+    return s if fold else 1.0
 
 
 def _master_grads(layer: FeedbackLayer, grad_in: Tensor | None, grad_w: Tensor | None,
@@ -331,6 +392,8 @@ class FeedbackLayer(nn.Module):
     mask_feedback: Tensor | None
     #: fold sigma's s into W and b (when exact) rather than scale the output: W is the smaller
     fold_scale: bool = False
+    #: the fast path (False: the reference path, :mod:`deepnets.reference`; :func:`set_fast`)
+    fast: bool = True
 
     def __init__(
         self,
@@ -432,9 +495,9 @@ class FeedbackLayer(nn.Module):
 
         def hebbian(x: Tensor, y: Tensor) -> Tensor:
             uses = y.numel() // self._output_units()  # examples x positions sharing W
-            return self.linear_grads(x, y, False, True, False)[1].div_(uses)
+            return self.gradients(x, y, False, True, False)[1].div_(uses)
 
-        return LinearMaps(forward=lambda x: self.linear_op(x, w, None), hebbian=hebbian,
+        return LinearMaps(forward=lambda x: self.linear_map(x, w, None), hebbian=hebbian,
                           input_shape=self.last_input_shape)
 
     def _output_units(self) -> int:
@@ -448,8 +511,26 @@ class FeedbackLayer(nn.Module):
         return fb if fb.dtype == delta.dtype else fb.to(delta.dtype)
 
     # --- the linear map ------------------------------------------------------------------
+    def equations(self) -> DenseEquations | ConvEquations | UntiedEquations:
+        """The layer's equations on the reference path (:mod:`deepnets.reference`)."""
+        raise NotImplementedError
+
+    def linear_map(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """h = W x + b (eq. 1) on the layer's path."""
+        if self.fast:
+            return self.linear_op(x, weight, bias)
+        return self.equations().linear(x, weight, bias)
+
+    def gradients(self, x: Tensor, delta: Tensor, need_in: bool, need_w: bool, need_b: bool,
+                  through: Tensor | None = None) -> Gradients:
+        """(R delta, delta x^t, sum of delta) on the layer's path (see :meth:`linear_grads`)."""
+        if self.fast:
+            return self.linear_grads(x, delta, need_in, need_w, need_b, through)
+        return self.equations().grads(x, delta, self._through(through, delta), need_in, need_w,
+                                      need_b)
+
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        """h = W x + b (eq. 1)."""
+        """h = W x + b (eq. 1) on the fast path."""
         raise NotImplementedError
 
     def saturated_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -460,7 +541,8 @@ class FeedbackLayer(nn.Module):
         self, x: Tensor, delta: Tensor, need_in: bool, need_w: bool, need_b: bool,
         through: Tensor | None = None,
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        """(R delta, delta x^t, sum of delta): the error for the layer below and the gradients.
+        """(R delta, delta x^t, sum of delta) on the fast path: the error for the layer below
+        and the gradients.
 
         ``through``: the weights (in W's layout) to send the error down through instead of
         R^t, e.g. W itself for exact back-propagation."""
@@ -472,12 +554,18 @@ class FeedbackLayer(nn.Module):
         return self.rule.method
 
     def forward(self, x: Tensor, pool: ZeroPadMaxPool2d | None = None) -> Tensor:
-        """sigma(W x + b); with ``pool`` (a spatial layer), that pool of it, computed in one
-        (:class:`PooledFeedbackFunction`, used by :class:`deepnets.network.FeedbackNet`)."""
+        """sigma(W x + b); with ``pool`` (a spatial layer), that pool of it, on the fast path
+        computed in one (:class:`PooledFeedbackFunction`, used by
+        :class:`deepnets.network.FeedbackNet`)."""
+        policy = policy_for(x, self.fast)
+        if policy.reference:
+            out = ReferenceFunction.apply(x, self.weight, self.bias, self, self.sequential_lr)
+            return out if pool is None else pool(out)
         if pool is not None:
             return PooledFeedbackFunction.apply(x, self.weight, self.bias, self,
-                                                self.sequential_lr, pool)
-        return FeedbackFunction.apply(x, self.weight, self.bias, self, self.sequential_lr)
+                                                self.sequential_lr, pool, policy)
+        return FeedbackFunction.apply(x, self.weight, self.bias, self, self.sequential_lr,
+                                      policy)
 
     # --- learning ------------------------------------------------------------------------
     @property
@@ -544,7 +632,7 @@ class FeedbackLayer(nn.Module):
         delta = signal if active is None else signal * active * self.sat_scale
         grad_w = grad_b = None
         if need_w or need_b:
-            _, grad_w, grad_b = self.linear_grads(x, delta, False, need_w, need_b)
+            _, grad_w, grad_b = self.gradients(x, delta, False, need_w, need_b)
             if lr is not None:
                 self.step(grad_w, grad_b, lr)
                 grad_w = grad_b = None
@@ -599,6 +687,9 @@ class FeedbackLinear(FeedbackLayer):
     def _as_weight_layout(self, t: Tensor) -> Tensor:
         return t.t()
 
+    def equations(self) -> DenseEquations:
+        return DenseEquations()
+
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         return F.linear(x, weight, bias)
 
@@ -624,7 +715,8 @@ class _SpatialLayer(FeedbackLayer):
     def forward(self, x: Tensor, pool: ZeroPadMaxPool2d | None = None) -> Tensor:
         if self._prepad is not None:  # even kernels: the extra zero row/column goes after
             x = F.pad(x, self._prepad)
-        return super().forward(prefer_channels_last(x), pool)
+        return super().forward(prefer_channels_last(x, policy_for(x, self.fast).channels_last),
+                               pool)
 
 
 class FeedbackConv2d(_SpatialLayer):
@@ -651,13 +743,17 @@ class FeedbackConv2d(_SpatialLayer):
         )
         self._setup_padding(k)
 
+    def equations(self) -> ConvEquations:
+        return ConvEquations(padding=(self.padding, self.padding))
+
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         return F.conv2d(x, weight, bias, padding=self.padding)
 
     def saturated_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         """clip(conv(x), -1, 1): on the CPU one oneDNN convolution with the clip as its
         post-op (no second pass over the output; the same numbers)."""
-        if _fused_clip_conv(x, weight):
+        if (policy_for(x).fused_clip_conv
+                and x.is_contiguous(memory_format=torch.channels_last)):
             p = self.padding
             return torch.ops.mkldnn._convolution_pointwise(
                 x, weight, bias, [p, p], [1, 1], [1, 1], 1, "hardtanh", [-1.0, 1.0], "")
@@ -674,7 +770,7 @@ class FeedbackConv2d(_SpatialLayer):
                 False, [0, 0], 1, mask,
             )  # fmt: skip
 
-        if x.dtype == torch.bfloat16 and x.device.type == "cpu" and (need_w or need_b):
+        if policy_for(x).one_thread_bf16_weight_grad and (need_w or need_b):
             # oneDNN's bf16 weight gradient stalls for ~4 s with 2 threads on a shared machine
             # (measured: 3.9 s per call, against 10-22 ms with one thread): take it on one
             grad_in = grads([need_in, False, False])[0] if need_in else None
@@ -763,6 +859,9 @@ class FeedbackUntied2d(FeedbackLayer):
         k, c = self.kernel_size, self.in_shape[0]
         return t.reshape(*t.shape[:2], k, k, c).permute(0, 1, 4, 2, 3).reshape(t.shape)
 
+    def equations(self) -> UntiedEquations:
+        return UntiedEquations(self.kernel_size, self._pad)
+
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         n, (_, h, w), o = x.shape[0], self.in_shape, self.out_channels
         cols = self._patches(x)
@@ -832,6 +931,9 @@ class ZeroPadMaxPool2d(nn.Module):
     """ "Maxpool K" (Section 4): the max over the KxK window centred at every ``stride``-th pixel,
     padding with zeros (not -inf); output side ceil(n / stride) ("Maxpool 3": 32x32 -> 16x16)."""
 
+    #: the fast path (False: :func:`deepnets.reference.zero_pad_max_pool`; :func:`set_fast`)
+    fast: bool = True
+
     def __init__(self, kernel_size: int, stride: int) -> None:
         super().__init__()
         self.kernel_size, self.stride = kernel_size, stride
@@ -845,7 +947,11 @@ class ZeroPadMaxPool2d(nn.Module):
         return before, after
 
     def forward(self, x: Tensor) -> Tensor:
-        return _ZeroPadMaxPool.apply(x, self.kernel_size, self.stride)
+        policy = policy_for(x, self.fast)
+        if policy.reference:
+            return reference.zero_pad_max_pool(x, self.kernel_size, self.stride)
+        return _ZeroPadMaxPool.apply(x, self.kernel_size, self.stride,
+                                     policy.implicit_pool_padding)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
@@ -856,32 +962,40 @@ class _ZeroPadMaxPool(torch.autograd.Function):
     (:func:`deepnets.kernels.zero_pad_pool`)."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, k: int, s: int) -> Tensor:
+    def forward(ctx: Any, x: Tensor, k: int, s: int, implicit_padding: bool) -> Tensor:
         planes = (x.shape[0], x.shape[1]) if location_major(x) else None  # see PooledFeedback..
-        out, idx, plan, ref = zero_pad_pool(to_planes(x) if planes else x, k, s)
+        out, idx, plan, ref = zero_pad_pool(to_planes(x) if planes else x, k, s,
+                                            implicit_padding)
         ctx.plan, ctx.planes = plan, planes
         ctx.save_for_backward(out, idx, ref)
         return from_planes(out, *planes) if planes else out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
         out, idx, ref = ctx.saved_tensors
         planes = ctx.planes
         g = to_planes(grad) if planes else grad
         owned = planes is not None and not grad.permute(2, 3, 0, 1).is_contiguous()  # a copy
         gin = pool_backward(g, out, idx, ctx.plan, ref, owned=owned)
-        return (from_planes(gin, *planes) if planes else gin), None, None
+        return (from_planes(gin, *planes) if planes else gin), None, None, None
 
 
 class Dropout(nn.Dropout):
     """torch's inverted dropout (``drop P``: a fraction P of the units zeroed, the rest scaled by
     1/(1-P)), its mask drawn on the CPU by :func:`deepnets.kernels.dropout_noise` (from torch's
-    global generator, ~4x cheaper than ``bernoulli_``); elsewhere ``F.dropout``."""
+    global generator, ~4x cheaper than ``bernoulli_``; the policy's ``cpu_dropout_noise``);
+    elsewhere ``F.dropout``; on the reference path :func:`deepnets.reference.dropout`."""
+
+    #: the fast path (False: the reference path; :func:`set_fast`)
+    fast: bool = True
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if x.device.type != "cpu" or self.inplace or not 0.0 < self.p < 1.0:
+        policy = policy_for(x, self.fast)
+        if policy.reference and 0.0 < self.p < 1.0:
+            return reference.dropout(x, self.p)
+        if not policy.cpu_dropout_noise or self.inplace or not 0.0 < self.p < 1.0:
             return super().forward(x)
         return _Dropout.apply(x, self.p)
 
@@ -935,17 +1049,6 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(n)
 
 
-def _fused_clip_conv(x: Tensor, weight: Tensor) -> bool:
-    """Whether torch's oneDNN convolution with a clip post-op serves this input."""
-    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
-            and x.dtype == weight.dtype and x.is_contiguous(memory_format=torch.channels_last)
-            and _HAS_CONV_POINTWISE)
-
-
-_HAS_CONV_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(
-    torch.ops.mkldnn, "_convolution_pointwise")
-
-
 def _same_tensor(a: Tensor, b: Tensor) -> bool:
     """Whether ``a`` and ``b`` are the same unchanged data (a cache key)."""
     return (a is b or (a.data_ptr() == b.data_ptr() and a.shape == b.shape
@@ -956,6 +1059,14 @@ def _same_tensor(a: Tensor, b: Tensor) -> bool:
 def feedback_layers(module: nn.Module) -> list[FeedbackLayer]:
     """All feedback layers inside ``module``, in registration (input -> output) order."""
     return [m for m in module.modules() if isinstance(m, FeedbackLayer)]
+
+
+def set_fast(model: nn.Module, fast: bool) -> None:
+    """Put every feedback layer, zero-padded pool and dropout of ``model`` on the fast path
+    (``fast=True``) or on the reference path of :mod:`deepnets.reference` (``False``)."""
+    for m in model.modules():
+        if isinstance(m, (FeedbackLayer, ZeroPadMaxPool2d, Dropout)):
+            m.fast = bool(fast)
 
 
 class DirectFeedback:

@@ -23,16 +23,19 @@ from deepnets.layers import (
     LayerOptions,
     ZeroPadMaxPool2d,
     link_direct_feedback,
+    set_fast,
 )
+from deepnets.policy import policy_for
 
 __all__ = ["FeedbackNet", "ResidualSum"]
 
 
-def _pools_in_one(layer: nn.Module, after: nn.Module | None) -> bool:
+def _pools_in_one(layer: nn.Module, after: nn.Module | None, fuse_pool: bool) -> bool:
     """Whether a spatial layer and the max pool after it run as one function (the same values,
-    less work: :class:`deepnets.layers.PooledFeedbackFunction`); not for dfa, whose error enters
-    at the layer's own output."""
-    return (isinstance(after, ZeroPadMaxPool2d)
+    less work: :class:`deepnets.layers.PooledFeedbackFunction`): where the policy fuses them
+    (``fuse_pool``: the fast path), and not for dfa, whose error enters at the layer's own
+    output."""
+    return (fuse_pool and isinstance(after, ZeroPadMaxPool2d)
             and isinstance(layer, (FeedbackConv2d, FeedbackUntied2d))
             and layer.sat_scale is not None and not layer.rule.direct)
 
@@ -74,6 +77,9 @@ class FeedbackNet(nn.Module):
         symmetric_init: R(0) = W(0)^t (and R's mask = W's), so that urfb equals bp step for step.
         seed: seeds the draws of W, R (Glorot-uniform, independent) and the masks.
         frozen: indices into ``weight_layers`` whose W and R are not updated (Fig. 9 protocol).
+        fast: the fast path (default; :mod:`deepnets.policy` chooses its tricks per device and
+            dtype) or, False, the reference path (:mod:`deepnets.reference`: the equations in
+            plain torch; the same numbers to float rounding, slower). Not part of ``config``.
         feedback_init: R(0) given instead of drawn, per weight layer by name (``conv0``,
             ``full2``, ``output``): a mapping {name: tensor or callable(W)} or a callable
             (name, W) -> tensor, in W's layout (for a dense layer (out, in), i.e. R^t); checked
@@ -98,6 +104,7 @@ class FeedbackNet(nn.Module):
         seed: int = 0,
         frozen: Collection[int] = (),
         feedback_init: FeedbackInit | None = None,
+        fast: bool = True,
         **rule_params: float,
     ) -> None:
         super().__init__()
@@ -178,6 +185,8 @@ class FeedbackNet(nn.Module):
         link_direct_feedback(self, inject="output")  # dfa: B_l e enters at each layer's output
         set_initial_feedback(list(zip(names, self.weight_layers)), feedback_init, options,
                              "FeedbackNet")
+        self.fast = bool(fast)
+        set_fast(self, self.fast)
         self.register_forward_pre_hook(net_input_hook)  # (N, *in_shape) or a one-line error
 
     @property
@@ -192,13 +201,14 @@ class FeedbackNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         before = x
         layers = list(self.layers)
+        fuse_pool = policy_for(x, self.fast).fuse_pool
         fused = False
         for i, layer in enumerate(layers):
             if fused:  # this pool ran inside the layer before it
                 fused = False
             elif isinstance(layer, ResidualSum):
                 x = layer(before, x)  # input and output of the preceding conv = two conv outputs
-            elif _pools_in_one(layer, layers[i + 1] if i + 1 < len(layers) else None):
+            elif _pools_in_one(layer, layers[i + 1] if i + 1 < len(layers) else None, fuse_pool):
                 before, x, fused = x, layer(x, pool=layers[i + 1]), True
             else:
                 before, x = x, layer(x)

@@ -32,6 +32,7 @@ from collections.abc import Callable
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
+from proc_status import status_mib
 from torch import Tensor
 
 from deepnets import FeedbackNet, make_loss
@@ -39,13 +40,12 @@ from deepnets.cpu import keep_freed_memory
 from deepnets.engine import train_step
 from deepnets.layers import FeedbackConv2d, FeedbackLinear, FeedbackUntied2d, feedback_layers
 
-from bench_step import _status_mib  # noqa: E402 (the sibling script; run from benchmarks/ or the root)
-
 ARCHS = ("simpnet", "deepernet", "deepnet_s")
 METHODS = ("bp", "frfb", "urfb")
 #: step time / FLOP-limited time targets of issue 10 (urfb, on the default code path)
-TARGETS = {("simpnet", "fp32"): 2.0, ("deepernet", "fp32"): 1.5,
-           ("simpnet", "bf16"): 2.0, ("deepernet", "bf16"): 2.0, ("deepnet_s", "bf16"): 2.0}
+TARGETS = {("simpnet", "urfb", "fp32"): 2.0, ("deepernet", "urfb", "fp32"): 1.5,
+           ("simpnet", "urfb", "bf16"): 2.0, ("deepernet", "urfb", "bf16"): 2.0,
+           ("deepnet_s", "urfb", "bf16"): 2.0}
 UNTIED_TARGET = 1.5
 GEMM_KERNELS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
                 "aten::mkldnn_convolution", "aten::convolution_backward")
@@ -144,10 +144,10 @@ def _peak_memory(untied: bool, batch_size: int) -> tuple[float, float]:
     keep_freed_memory()
     step = _stepper("simpnet", "urfb", "fp32", untied)
     x, y = _batch(batch_size, 0)
-    before = _status_mib("VmRSS")
+    before = status_mib("VmRSS")
     for _ in range(3):
         step(x, y)
-    peak = _status_mib("VmHWM")
+    peak = status_mib("VmHWM")
     return peak, peak - before
 
 
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'arch':10s} {'method':6s} {'prec':5s} {'GFLOP':>7s} {'GFLOP/s':>8s} {'limit ms':>9s} "
           f"{'step ms':>8s} {'ratio':>6s}  target")
     for arch, method, prec, t, flops, ratio, rate in rows:
-        target = TARGETS.get((arch, prec)) if method == "urfb" else None
+        target = TARGETS.get((arch, method, prec))
         mark = "" if target is None else (f"<= {target:.1f} " + ("met" if ratio <= target
                                                                   else "NOT met"))
         print(f"{arch:10s} {method:6s} {prec:5s} {flops / 1e9:7.1f} {rate / 1e9:8.0f} "

@@ -10,13 +10,17 @@ Python API for users who bring their own model:
   The backward pass sends R delta down instead of W^t delta (eq. 2 with R).
   :class:`ZeroPadMaxPool2d` is the paper's zero-padded "Maxpool K"; torch's ``nn.Dropout`` and
   ``nn.Flatten`` can be mixed in freely.
-* Feedback rules, :data:`METHODS`: ``"bp"`` (R = W^t), ``"frfb"`` (R random and fixed),
-  ``"urfb"`` (R random, Delta R = epsilon Delta W^t), and beyond the paper ``"kp"``
-  (Kolen-Pollack), ``"usf"``, ``"brsf"``, ``"frsf"`` (sign-concordant) and ``"dfa"`` (direct
-  feedback alignment); :data:`RULES` holds each rule's parameters (``FeedbackNet(arch,
-  method="kp", decay=1e-3)``), see :mod:`deepnets.rules` and ``docs/rules.md``.
+* Feedback rules: :data:`RULES`, the registry (name -> rule class, one module each in
+  :mod:`deepnets.rules`; :data:`METHODS` its names): ``"bp"`` (R = W^t), ``"frfb"`` (R random
+  and fixed), ``"urfb"`` (R random, Delta R = epsilon Delta W^t), and beyond the paper
+  Kolen-Pollack, sign-concordant, direct feedback alignment and more, each with its parameters
+  (``FeedbackNet(arch, method="kp", decay=1e-3)``); see ``docs/rules.md``.
 * Bring your own model: :func:`convert` ``(model, method=NAME, **rule_params)`` returns a copy
-  whose ``nn.Linear``/``nn.Conv2d`` layers are feedback layers computing the same function. A layer takes its rule and options as one
+  whose ``nn.Linear``/``nn.Conv2d`` layers are feedback layers computing the same function
+  (other weight layers stay plain torch, listed in one warning; ``strict=True``: an error).
+  ``feedback_init=`` (of :func:`convert` and :class:`FeedbackNet`) sets R(0), any
+  ``loss_fn(logits, labels)`` returning the batch mean trains, ``train_step(...,
+  bias_lr_scale=k)`` gives biases their own step: ``docs/api.md``. A layer takes its rule and options as one
   :class:`LayerOptions` (``rule=FeedbackRule.make("urfb", epsilon=1)``, ``connectivity``,
   ``sat_scale``, ``symmetric_init``, ``bias``).
 * Runs: :class:`TrainConfig` describes a training run and :func:`run` trains it into a run
@@ -59,36 +63,72 @@ True
 """
 
 import os as _os
+import sys as _sys
+import types as _types
 
 # Before torch loads OpenMP: waiting threads sleep instead of spinning (an explicit
 # OMP_WAIT_POLICY wins; no effect if torch was imported first). See deepnets.cpu.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from deepnets.alignment import alignment
-from deepnets.arch import PRESETS, ArchError, LayerSpec, format_arch, parse_arch
-from deepnets.capture import TrainStepper
-from deepnets.config import ConfigError, TrainConfig
-from deepnets.convert import convert
-from deepnets.engine import UPDATE_ORDERS, StepResult, evaluate, freeze, train_step, untie
-from deepnets.layers import (
-    METHODS,
-    FeedbackConv2d,
-    FeedbackLayer,
-    FeedbackLinear,
-    FeedbackRule,
-    FeedbackUntied2d,
-    LayerOptions,
-    ZeroPadMaxPool2d,
-    feedback_layers,
-)
-from deepnets.losses import LOSSES, hinge_output_feedback, make_loss
-from deepnets.network import FeedbackNet, ResidualSum
-from deepnets.protocols import PROTOCOLS, Protocol
-from deepnets.rules import RULES
-from deepnets.trainer import RunResult, run
+#: Public name -> the module that defines it. The package imports nothing up front (PEP 562):
+#: ``import deepnets.protocols`` or ``deepnets.rules`` (names, labels, colours, parameters)
+#: loads no torch; the first use of a name below imports its module.
+_EXPORTS = {
+    "alignment": "deepnets.alignment",
+    "PRESETS": "deepnets.arch", "ArchError": "deepnets.arch", "LayerSpec": "deepnets.arch",
+    "format_arch": "deepnets.arch", "parse_arch": "deepnets.arch",
+    "TrainStepper": "deepnets.capture",
+    "ConfigError": "deepnets.config", "TrainConfig": "deepnets.config",
+    "convert": "deepnets.convert",
+    "UPDATE_ORDERS": "deepnets.engine", "StepResult": "deepnets.engine",
+    "evaluate": "deepnets.engine", "freeze": "deepnets.engine", "train_step": "deepnets.engine",
+    "untie": "deepnets.engine",
+    "FeedbackConv2d": "deepnets.layers", "FeedbackLayer": "deepnets.layers",
+    "FeedbackLinear": "deepnets.layers", "FeedbackRule": "deepnets.layers",
+    "FeedbackUntied2d": "deepnets.layers", "LayerOptions": "deepnets.layers",
+    "ZeroPadMaxPool2d": "deepnets.layers", "feedback_layers": "deepnets.layers",
+    "LOSSES": "deepnets.losses", "hinge_output_feedback": "deepnets.losses",
+    "make_loss": "deepnets.losses",
+    "FeedbackNet": "deepnets.network", "ResidualSum": "deepnets.network",
+    "PROTOCOLS": "deepnets.protocols", "Protocol": "deepnets.protocols",
+    "METHODS": "deepnets.rules", "RULES": "deepnets.rules",
+    "RunResult": "deepnets.trainer", "run": "deepnets.trainer",
+}
+#: Names exported under another name than their module's.
+_RENAMED = {"evaluate_net": ("deepnets.engine", "evaluate")}
 
-#: :func:`deepnets.engine.evaluate` under a name that the ``deepnets.evaluate`` CLI module cannot shadow.
-evaluate_net = evaluate
+
+def __getattr__(name: str) -> object:
+    """A public name, imported from its module on first use (PEP 562)."""
+    import importlib
+
+    if name in _EXPORTS:
+        module, attr = _EXPORTS[name], name
+    elif name in _RENAMED:  # evaluate_net: deepnets.engine.evaluate, which the CLI module
+        module, attr = _RENAMED[name]  # ``deepnets.evaluate`` cannot shadow
+    else:
+        raise AttributeError(f"module 'deepnets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, *_RENAMED})
+
+
+class _Package(_types.ModuleType):
+    """``deepnets.alignment`` and ``deepnets.convert`` stay the functions when their modules
+    are imported (the import system would bind the module to the package's attribute)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in ("alignment", "convert") and isinstance(value, _types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
 
 __all__ = [
     "LOSSES",

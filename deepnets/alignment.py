@@ -42,8 +42,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from deepnets.checks import checked_inputs
 from deepnets.layers import BackwardRoute, FeedbackLayer, feedback_layers, route_backward
-from deepnets.rules import sends_error
 from urfb_common import images_to_float
 
 __all__ = ["KEYS", "alignment", "angle_degrees", "layer_names", "probe_batch", "summary"]
@@ -53,9 +53,12 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def angle_degrees(a: Tensor, b: Tensor) -> float:
-    """The angle between two tensors as flat vectors, in degrees (float64); 90 if one is zero."""
+    """The angle between two tensors as flat vectors, in degrees (float64); 90 if one is zero,
+    NaN if either holds a NaN or an inf (no angle; not 0)."""
     a, b = a.detach().reshape(-1).double(), b.detach().reshape(-1).double()
     norms = a.norm() * b.norm()
+    if not math.isfinite(float(norms)) or not math.isfinite(float(a @ b)):
+        return math.nan
     if norms == 0:
         return 90.0
     cos = float((a @ b) / norms)
@@ -110,7 +113,11 @@ def alignment(
     model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn
 ) -> dict[str, dict[str, float | None]]:
     """Per feedback layer of ``model`` (keyed as :func:`layer_names`), the four measures of the
-    module docstring on the batch (x, y), in training mode (dropout on, one shared mask)."""
+    module docstring on the batch (x, y), in training mode (dropout on, one shared mask).
+    A one-line ValueError for an empty or mismatched batch, NaN/inf in a float ``x``, labels
+    outside the outputs, or an error signal or weight that is not finite (no measure is
+    reported for it)."""
+    loss_fn = checked_inputs("alignment", x, y, loss_fn)
     layers = feedback_layers(model)
     if not layers:
         raise ValueError("alignment: the model has no feedback layers")
@@ -134,7 +141,7 @@ def alignment(
             with route_backward(route):
                 loss = loss_fn(model(images_to_float(x, layers[0].weight.dtype)), y)
             targets = [inputs[id(layer)] for layer in layers]
-            sends = [t.requires_grad and sends_error(layer) for t, layer in zip(targets, layers)]
+            sends = [t.requires_grad and layer.sends_error for t, layer in zip(targets, layers)]
             learns = [layer.weight.requires_grad for layer in layers]
             wanted = [t for t, s in zip(targets, sends) if s]
             wanted += [layer.weight for layer, ok in zip(layers, learns) if ok]
@@ -159,6 +166,10 @@ def alignment(
             "weight_angle": weight_angle,
             "norm_ratio": norm_ratio,
         }
+        bad = [k for k, v in out[name].items() if v is not None and not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"alignment: layer {name!r}: {', '.join(bad)} not finite (a NaN or "
+                             "inf error signal or weight)")
     return out
 
 

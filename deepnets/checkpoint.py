@@ -23,7 +23,7 @@ from torch import nn
 from deepnets.models import MODELS, build_net
 from deepnets.network import FeedbackNet
 from deepnets.rundir import CHECKPOINT, RunError, read_config
-from urfb_common import atomic_path
+from urfb_common import atomic_file
 
 __all__ = ["BEST", "WHICH", "load_best", "load_checkpoint", "load_network", "load_state_checked",
            "save_best", "save_checkpoint"]
@@ -34,16 +34,19 @@ WHICH = ("best", "last")
 
 
 def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
-    """Write ``checkpoint.pt`` atomically (the old one survives a crash mid-write)."""
-    with atomic_path(Path(run_dir) / CHECKPOINT) as tmp:
-        torch.save(state, tmp)
+    """Write ``checkpoint.pt`` atomically (the old one survives a crash mid-write; a full disk
+    raises :class:`urfb_common.NoSpaceError`). torch writes to an open file, not a path, so
+    that a failed write keeps its errno (on a path torch reports only "unexpected pos")."""
+    with atomic_file(Path(run_dir) / CHECKPOINT) as fh:
+        torch.save(state, fh)
 
 
 def save_best(run_dir: str | Path, epoch: int, val_error: float,
               net_state: dict[str, Any]) -> None:
-    """Write ``best.pt`` atomically: the network's state after ``epoch`` and its validation error."""
-    with atomic_path(Path(run_dir) / BEST) as tmp:
-        torch.save({"epoch": int(epoch), "val_error": float(val_error), "net": net_state}, tmp)
+    """Write ``best.pt`` atomically (as :func:`save_checkpoint`): the network's state after
+    ``epoch`` and its validation error."""
+    with atomic_file(Path(run_dir) / BEST) as fh:
+        torch.save({"epoch": int(epoch), "val_error": float(val_error), "net": net_state}, fh)
 
 
 def load_best(

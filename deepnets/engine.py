@@ -1,11 +1,12 @@
 """Training and evaluation steps: plain SGD on W, Hebbian updates of R (Section 3.1, Section 4).
 
-``train_step`` runs one forward/backward pass and applies, per weight layer,
-``W <- W + lr dW`` and (urfb) ``R <- R + epsilon lr dW^t``, with ``dW = delta x^t`` averaged
-over the batch, keeping masked entries at zero and frozen layers fixed.  In the
-``sequential`` order (Remark 1, Figure 15; the default, as in the author's code) each layer's W
-and R are updated before its feedback is sent to the layer below (done inside the autograd
-Function's backward); in the ``simultaneous`` order all increments come from one backward pass.
+``train_step`` runs one forward/backward pass and steps every weight layer through its one path,
+:meth:`deepnets.layers.FeedbackLayer.step`: ``W <- W + dW`` with ``dW = -lr delta x^t`` averaged
+over the batch, then R as the layer's rule says (urfb: ``R <- R + epsilon dW^t``), keeping masked
+entries at zero and frozen layers fixed.  In the ``sequential`` order (Remark 1, Figure 15; the
+default, as in the author's code) each layer steps inside the backward pass, before its feedback
+is sent to the layer below (:func:`deepnets.layers.sequential_steps`); in the ``simultaneous``
+order every layer steps after the one backward pass.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from deepnets import checks
+from deepnets.bias_step import scaled_bias_step
 from deepnets.cpu import keep_freed_memory
-from deepnets.layers import FeedbackUntied2d, feedback_layers, sequential_update
+from deepnets.layers import FeedbackUntied2d, feedback_layers, sequential_steps
 from deepnets.network import FeedbackNet
+from deepnets.policy import execution_policy
 from urfb_common import images_to_float
 
 __all__ = [
@@ -68,12 +72,24 @@ def train_step(
     lr: float = 0.1,
     update_order: str = "sequential",
     precision: str = "fp32",
+    bias_lr_scale: float = 1.0,
 ) -> StepResult:
     """One SGD step on the batch (x, y); works for any module built of feedback layers
     (other parameters, if any, get plain SGD). ``precision="bf16"``: the forward and backward
-    passes compute in bfloat16, W, R and b stay float32 and take float32 updates."""
-    loss, errors = train_step_on_device(net, x, y, loss_fn, lr=lr, update_order=update_order,
-                                        precision=precision)
+    passes compute in bfloat16, W, R and b stay float32 and take float32 updates.
+
+    ``loss_fn(logits, labels)`` returns the mean loss over the batch as a 0-d tensor; the
+    output error delta_L is the autograd gradient of that loss with respect to the logits
+    (``docs/api.md``). Bad input is a one-line ValueError raised before any weight changes
+    (:mod:`deepnets.checks`): a non-finite ``lr``, NaN/inf in a float ``x``, labels that do not
+    match the batch or the outputs, a loss or output error that is not finite.
+
+    ``bias_lr_scale``: the feedback layers' biases step ``bias_lr_scale * lr``
+    (:mod:`deepnets.bias_step`; default 1, the paper's one step for W and b)."""
+    with checks.finite_step(net, x, y, loss_fn) as checked_loss, \
+            scaled_bias_step(net, bias_lr_scale):
+        loss, errors = train_step_on_device(net, x, y, checked_loss, lr=lr,
+                                            update_order=update_order, precision=precision)
     return StepResult(float(loss), int(errors), int(y.shape[0]))
 
 
@@ -88,23 +104,25 @@ def train_step_on_device(
     precision: str = "fp32",
 ) -> tuple[Tensor, Tensor]:
     """:func:`train_step` without synchronising: (batch mean loss, misclassified count) as
-    0-d tensors on the batch's device, so a GPU loop needs no ``.item()`` per step."""
+    0-d tensors on the batch's device, so a GPU loop needs no ``.item()`` per step. It makes
+    only the host checks of :func:`deepnets.checks.check_step` (no value is read)."""
+    loss_fn = checks.check_step(net, x, y, loss_fn, lr=lr)
     if update_order not in UPDATE_ORDERS:
         raise ValueError(f"update_order must be one of {UPDATE_ORDERS}, got {update_order!r}")
     layers = feedback_layers(net)
-    if x.device.type == "cpu":
+    if execution_policy(x.device.type).keep_freed_memory:
         keep_freed_memory()  # a step reuses the pages of the last one (deepnets.cpu)
     net.train()
     x = _as_input(x, net, precision)
-    with sequential_update(lr) if update_order == "sequential" else nullcontext():
+    with sequential_steps(net, lr) if update_order == "sequential" else nullcontext():
         logits = net(x)
         loss = loss_fn(logits.float() if logits.dtype == torch.bfloat16 else logits, y)
         loss.backward()
-    if update_order == "simultaneous":
+    if update_order == "simultaneous":  # every layer's step after the one backward pass
         for layer in layers:
             if layer.weight.grad is not None:
                 bias_grad = None if layer.bias is None else layer.bias.grad
-                layer.apply_update(layer.weight.grad, bias_grad, lr)
+                layer.step(layer.weight.grad, bias_grad, lr)
     with torch.no_grad():
         own = {id(p) for layer in layers for p in (layer.weight, layer.bias)}
         for p in net.parameters():
@@ -119,7 +137,10 @@ def train_step_on_device(
 def evaluate(
     net: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, batch_size: int = 1000
 ) -> tuple[float, float]:
-    """(mean loss, error rate) of ``net`` on (x, y), in eval mode (no dropout), without gradients."""
+    """(mean loss, error rate) of ``net`` on (x, y), in eval mode (no dropout), without gradients.
+    A one-line ValueError for an empty or mismatched batch, labels outside the outputs or
+    NaN/inf in a float ``x``."""
+    loss_fn = checks.checked_evaluation(x, y, loss_fn, batch_size)
     was_training = net.training
     net.eval()
     total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
@@ -140,7 +161,7 @@ def untie(net: FeedbackNet, layers: Collection[int]) -> FeedbackNet:
     """A copy of a FeedbackNet with the conv weight layers ``layers`` made untied (Section 4.1),
     each location starting from the conv's W, R and masks, so that it computes the same function."""
     config = dict(net.config, untied=sorted(set(net.config["untied"]) | set(layers)))
-    new = FeedbackNet(**config).to(next(net.parameters()))
+    new = FeedbackNet(**config, fast=net.fast).to(next(net.parameters()))
     for old, fresh in zip(net.weight_layers, new.weight_layers):
         if isinstance(fresh, FeedbackUntied2d) and not isinstance(old, FeedbackUntied2d):
             fresh.copy_from_conv(old)

@@ -58,10 +58,11 @@ def saturation_backward(grad: Tensor, out: Tensor, s: float) -> Tensor:
     return delta.mul_(s)
 
 
-def prefer_channels_last(x: Tensor) -> Tensor:
-    """``x`` in channels-last memory order where that is the fast layout (4-d float32/bfloat16
-    on the CPU: oneDNN's convolutions and torch's max pool are 1.5-7x faster there); else ``x``."""
-    if x.dim() == 4 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16):
+def prefer_channels_last(x: Tensor, channels_last: bool) -> Tensor:
+    """``x`` in channels-last memory order where that is the fast layout (``channels_last``, the
+    policy's: 4-d float32/bfloat16 on the CPU, where oneDNN's convolutions and torch's max pool
+    are 1.5-7x faster); else ``x``."""
+    if channels_last and x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
 
@@ -149,7 +150,8 @@ def _view(t: Tensor, dim: int, start: int, stop: int) -> Tensor:
     return t.narrow(dim, start, stop - start)
 
 
-def zero_pad_pool(x: Tensor, k: int, s: int) -> tuple[Tensor, Tensor, PoolPlan, Tensor]:
+def zero_pad_pool(x: Tensor, k: int, s: int, implicit_padding: bool
+                  ) -> tuple[Tensor, Tensor, PoolPlan, Tensor]:
     """``F.max_pool2d(F.pad(x, pads), k, s)`` with zero ``pads`` (ours: ``(k-1)//2`` before, as
     many after as ceil(n / s) windows need) and its argmax indices: (out, indices, plan, the
     tensor whose shape the backward needs).
@@ -160,11 +162,12 @@ def zero_pad_pool(x: Tensor, k: int, s: int) -> tuple[Tensor, Tensor, PoolPlan, 
     before the image (above or left: its first entry is padding) takes the padding's 0 whenever
     its image maximum is <= 0, and its gradient is dropped. A window reaching only the padding
     after the image ties with it at an image maximum of exactly 0 in a way that depends on
-    where the zero lies; such a batch (rare) takes the explicit path. Off the CPU the explicit
-    path is always taken (that check would synchronise the device every step)."""
+    where the zero lies; such a batch (rare) takes the explicit path. Without
+    ``implicit_padding`` (the policy's: off the CPU, where that check would synchronise the
+    device every step) the explicit path is always taken."""
     h, w = x.shape[-2:]
     gh, gw = _torch_geometry(h, k, s), _torch_geometry(w, k, s)
-    if gh is not None and gw is not None and gh[0] == gw[0] and x.device.type == "cpu":
+    if gh is not None and gw is not None and gh[0] == gw[0] and implicit_padding:
         p, ceil_mode = (k - 1) // 2, gh[0]
         out, idx = torch.ops.aten.max_pool2d_with_indices(x, [k, k], [s, s], [p, p], [1, 1],
                                                           ceil_mode)

@@ -2,15 +2,12 @@
 
 Every weight layer computes ``sigma(W x + b)`` (or ``W x + b`` at the output layer) and, in the
 backward pass, sends ``R delta`` down instead of ``W^t delta`` (eq. 2 with R). What R is and how
-it learns is the layer's :class:`FeedbackRule`, one field of its :class:`LayerOptions`:
-
-* ``method="bp"``:   no separate R; feedback goes through W^t (back-propagation).
-* ``method="frfb"``: R random and fixed (fixed random feedback).
-* ``method="urfb"``: R random and receives the same Hebbian increment as W, transposed:
-  ``Delta R = epsilon * Delta W^t`` (updated random feedback; epsilon = 0 behaves as frfb).
-* beyond the paper, ``kp`` (Kolen-Pollack), ``usf`` / ``brsf`` / ``frsf`` (sign-concordant
-  feedback) and ``dfa`` (direct feedback alignment): see :mod:`deepnets.rules`, which holds
-  the registry and the rule-specific code these layers call.
+it learns is the layer's rule (a :class:`deepnets.rules.Rule`, one field of its
+:class:`LayerOptions`; ``FeedbackRule.make(name, **params)`` builds one from the registry
+:data:`deepnets.rules.RULES`). The layer hands its rule tensors -- W, R^t in W's layout, the
+gradient of its step -- and never itself; it keeps R's connectivity mask after the rule has
+changed R. The error goes down through the rule's ``error_path``: W^t (bp), R, or, for direct
+feedback (dfa), B_l e from the network's output error (:class:`DirectFeedback`).
 
 Storage of R: for :class:`FeedbackLinear`, ``feedback`` is the matrix R itself, shape
 (in, out), i.e. the transpose of W's (out, in).  For :class:`FeedbackConv2d` and
@@ -24,10 +21,18 @@ W and R are drawn independently from Glorot-uniform (Section 4, ref. [6]); with
 (Section 4: "half of these connections are randomly set to 0"); masked entries stay zero,
 and unmasked R entries get their Hebbian increment even where W is masked.
 
-The autograd Function (:class:`FeedbackFunction`) lives here too. Update order (Remark 1): a
-forward pass run inside :func:`sequential_update` binds that learning rate to the graph, and the
-backward pass then updates each layer's W and R before sending the feedback down through the
-updated R; otherwise backward returns the weight gradients and the caller applies them.
+Two paths compute the same numbers (issue 17): the reference path (``fast = False``:
+:class:`ReferenceFunction` on the plain-torch equations of :mod:`deepnets.reference`, the pool
+and dropout there too) and the fast path (``fast = True``, the default: :class:`FeedbackFunction`,
+:class:`PooledFeedbackFunction` and the kernels of :mod:`deepnets.kernels`), whose device- and
+dtype-specific tricks :func:`deepnets.policy.policy_for` decides in one place;
+:func:`set_fast` chooses the path for a whole model.
+
+The autograd Functions live here too. A layer learns through one
+path, :meth:`FeedbackLayer.step` (SGD on W and b, then R as its rule says), in both update orders
+(Remark 1): in the simultaneous order the caller steps every layer after the backward pass; a
+forward pass run inside :func:`sequential_steps` binds the step size to the graph, and its
+backward pass then steps each layer before sending the feedback down through the updated R.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import contextlib
 import contextvars
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepnets import rules as _rules
+from deepnets import reference
 from deepnets.kernels import (
     dropout_noise,
     exact_scale,
@@ -57,88 +62,45 @@ from deepnets.kernels import (
     to_planes,
     zero_pad_pool,
 )
+from deepnets.policy import ExecutionPolicy, policy_for
+from deepnets.reference import ConvEquations, DenseEquations, Gradients, UntiedEquations
+from deepnets.rules import METHODS, Rule
+from deepnets.rules import make as make_rule
+from deepnets.rules.base import LinearMaps, Start, Step
 
 __all__ = [
     "METHODS",
     "BackwardRoute",
+    "DirectFeedback",
     "Dropout",
     "FeedbackFunction",
     "PooledFeedbackFunction",
+    "ReferenceFunction",
     "FeedbackRule",
     "LayerOptions",
+    "link_direct_feedback",
     "route_backward",
-    "sequential_update",
+    "sequential_steps",
     "FeedbackConv2d",
     "FeedbackLayer",
     "FeedbackLinear",
     "FeedbackUntied2d",
     "ZeroPadMaxPool2d",
     "feedback_layers",
+    "set_fast",
 ]
 
-METHODS = _rules.METHODS  # bp frfb urfb kp usf brsf frsf dfa: the registry of deepnets.rules
-
-
-@dataclass(frozen=True)
 class FeedbackRule:
-    """What R is and how it learns (Section 3.1): ``method`` and its parameters (the registry
-    :data:`deepnets.rules.RULES` lists each rule's, e.g. urfb's ``epsilon``, kp's ``decay``).
-    The layers call the rule's methods; the rule-specific code lives in :mod:`deepnets.rules`.
-    """
+    """Builds a layer's rule: ``FeedbackRule.make("urfb", epsilon=0.5)`` is
+    :func:`deepnets.rules.make`; the rule is a :class:`deepnets.rules.Rule` (each rule's class
+    in its own module of :mod:`deepnets.rules`)."""
 
-    method: str = "urfb"
-    params: Mapping[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        _rules.check_params(self.method, self.params)
-
-    @classmethod
-    def make(cls, method: str, epsilon: float | None = None, **params: float) -> FeedbackRule:
-        """The rule of ``method`` with its parameters, defaults filled in (urfb's epsilon 1)."""
-        if epsilon is not None and method != "urfb":
-            raise ValueError(f"epsilon applies to method urfb only, not {method!r}")
+    @staticmethod
+    def make(method: str, epsilon: float | None = None, **params: float) -> Rule:
+        """The rule ``method`` with its parameters (``epsilon``: urfb's), defaults filled in."""
         if epsilon is not None:
             params = {"epsilon": epsilon, **params}
-        return cls(method, _rules.resolved_params(method, params))
-
-    @property
-    def has_feedback(self) -> bool:
-        """Whether the layer keeps an R of W's shape (all rules but bp and dfa)."""
-        return _rules.RULES[self.method].feedback == "matrix"
-
-    @property
-    def direct(self) -> bool:
-        """Direct feedback (dfa): hidden layers get B_l e instead of the chained error."""
-        return _rules.RULES[self.method].feedback == "direct"
-
-    @property
-    def epsilon(self) -> float:
-        """The factor of Delta W^t that R receives (urfb's epsilon, 1 for kp, else 0)."""
-        if self.method == "kp":
-            return 1.0
-        return _rules.param(self, "epsilon") if self.method == "urfb" else 0.0
-
-    @property
-    def decay(self) -> float:
-        """The weight decay lambda on W (and R) of kp; 0 for the other rules."""
-        return _rules.weight_decay(self)
-
-    def setup(self, layer: FeedbackLayer, generator: torch.Generator | None) -> None:
-        """The rule's part of building ``layer`` (sign rules' R from W, DFA's seed)."""
-        _rules.setup(layer, generator)
-
-    def update_feedback(self, layer: FeedbackLayer, grad_w: Tensor, lr: float) -> None:
-        """R after W's step ``-lr grad_w`` (the rule's Delta R)."""
-        _rules.update_feedback(layer, grad_w, lr)
-
-    def direct_backward(self, layer: FeedbackLayer, x: Tensor, grad_out: Tensor,
-                        active: Tensor | None, needs: tuple[bool, bool, bool],
-                        lr: float | None) -> tuple[Tensor | None, ...]:
-        """DFA's backward of ``layer``: (error sent down, grad W, grad b)."""
-        return _rules.direct_backward(layer, x, grad_out, active, needs, lr)
-
-    def describe(self) -> str:
-        return self.method + "".join(f", {k}={v}" for k, v in self.params.items())
+        return make_rule(method, **params)
 
 
 @dataclass(frozen=True)
@@ -152,7 +114,7 @@ class LayerOptions:
     eq. (1) has none, and :class:`deepnets.network.FeedbackNet` builds none by default.
     """
 
-    rule: FeedbackRule = field(default_factory=FeedbackRule)
+    rule: Rule = field(default_factory=lambda: make_rule("urfb"))
     connectivity: float = 1.0
     sat_scale: float | None = 0.5
     symmetric_init: bool = False
@@ -163,14 +125,9 @@ class LayerOptions:
             raise ValueError(f"connectivity must be in (0, 1], got {self.connectivity}")
         if self.sat_scale is not None and not self.sat_scale > 0:
             raise ValueError(f"sat_scale must be positive, got {self.sat_scale}")
-        if self.symmetric_init and self.rule.method in ("usf", "brsf", "frsf", "dfa"):
+        if self.symmetric_init and not self.rule.symmetric_init_applies:
             raise ValueError(f"symmetric_init does not apply to method {self.rule.method!r} "
                              "(its feedback is not a free matrix)")
-
-
-_SEQUENTIAL_LR: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "sequential_lr", default=None
-)
 
 
 class BackwardRoute:
@@ -199,14 +156,18 @@ def route_backward(route: BackwardRoute) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def sequential_update(lr: float) -> Iterator[None]:
-    """Forward passes inside this context learn in the sequential order of Remark 1: their
-    backward pass updates each layer (step ``lr``) before sending its feedback down."""
-    token = _SEQUENTIAL_LR.set(float(lr))
+def sequential_steps(model: nn.Module, lr: float) -> Iterator[None]:
+    """Forward passes of ``model`` inside this context learn in the sequential order of Remark 1:
+    their backward pass steps each feedback layer (:meth:`FeedbackLayer.step`, size ``lr``)
+    before sending its feedback down. The step size is bound to the graph at the forward pass."""
+    layers = feedback_layers(model)
+    for layer in layers:
+        layer.sequential_lr = float(lr)
     try:
         yield
     finally:
-        _SEQUENTIAL_LR.reset(token)
+        for layer in layers:
+            layer.sequential_lr = None
 
 
 class FeedbackFunction(torch.autograd.Function):
@@ -221,9 +182,11 @@ class FeedbackFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, layer: FeedbackLayer,
-                sequential_lr: float | None) -> Tensor:
-        w, b, folded = _compute_weights(layer, x, weight, bias)
+                sequential_lr: float | None, policy: ExecutionPolicy) -> Tensor:
+        w, b, folded = _compute_weights(layer, x, weight, bias, policy)
         ctx.layer, ctx.sequential_lr, ctx.route = layer, sequential_lr, _ROUTE.get()
+        ctx.policy = policy
+        layer.last_input_shape = tuple(x.shape)
         s = layer.sat_scale
         if s is None:
             ctx.save_for_backward(x)
@@ -241,25 +204,26 @@ class FeedbackFunction(torch.autograd.Function):
         layer: FeedbackLayer = ctx.layer
         x, *out = ctx.saved_tensors  # out: [sigma(h)] for a saturating layer
         exact = ctx.route is not None and ctx.route.exact
-        if layer.rule.direct and not exact:  # dfa: delta from B_l e (deepnets.rules)
+        if layer.rule.direct and not exact:  # dfa: delta from B_l e
             act = (out[0].abs() < 1) if out else None
             need = tuple(ctx.needs_input_grad[:3])
-            grads = layer.rule.direct_backward(layer, x, grad_out, act, need, ctx.sequential_lr)
-            return (*grads, None, None)
+            grads = layer.direct_backward(x, grad_out, act, need, ctx.sequential_lr)
+            return (*grads, None, None, None)
         if not out:
-            return (*FeedbackFunction.send(ctx, layer, x, grad_out), None, None)
-        scale = _pending_scale(layer)
+            return (*FeedbackFunction.send(ctx, layer, x, grad_out), None, None, None)
+        scale = _pending_scale(layer, ctx.policy)
         if scale == 1.0:
             delta = saturation_backward(grad_out, out[0], layer.sat_scale)
         else:  # delta / s: s goes into the gradients and the weights delta goes through
             delta = torch.ops.aten.hardtanh_backward(grad_out, out[0], -1.0, 1.0)
-        return (*FeedbackFunction.send(ctx, layer, x, delta, scale), None, None)
+        return (*FeedbackFunction.send(ctx, layer, x, delta, scale), None, None, None)
 
     @staticmethod
     def send(ctx: Any, layer: FeedbackLayer, x: Tensor, delta: Tensor, scale: float = 1.0
              ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         """(error for the layer below, grad W, grad b) from the layer's delta: through R (or
-        W^t on the exact route), with the update order bound at the forward pass.
+        W^t on the exact route), with the update order bound at the forward pass (both paths:
+        the gradients come from :meth:`FeedbackLayer.gradients`).
 
         ``scale``: ``delta`` is the layer's delta divided by ``scale``, a power of two that
         multiplies the gradients and the weights the error goes through instead (the same
@@ -272,17 +236,17 @@ class FeedbackFunction(torch.autograd.Function):
             through = layer.weight if exact else None  # W^t for exact BP (alignment probe)
             if scale != 1.0 and i:
                 through = (layer.feedback_as_weight() if through is None else through) * scale
-            gi, gw, gb = layer.linear_grads(x, delta, i, w, b, through=through)
+            gi, gw, gb = layer.gradients(x, delta, i, w, b, through=through)
             if scale != 1.0:
                 gw = None if gw is None else gw.mul_(scale)
                 gb = None if gb is None else gb.mul_(scale)
             return _master_grads(layer, gi, gw, gb)
 
-        if exact or lr is None:  # simultaneous: one (fused) call; the caller applies them
+        if exact or lr is None:  # simultaneous: one (fused) call; the caller steps the layer
             return grads(need_in, need_w, need_b)
-        if need_w or need_b:  # sequential (Remark 1): update W and R first ...
+        if need_w or need_b:  # sequential (Remark 1): the layer's step first ...
             _, gw, gb = grads(False, need_w, need_b)
-            layer.apply_update(gw, gb, lr)
+            layer.step(gw, gb, lr)
         # ... then send the feedback down through the updated R.
         return (grads(True, False, False)[0] if need_in else None), None, None
 
@@ -301,17 +265,20 @@ class PooledFeedbackFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, layer: FeedbackLayer,
-                sequential_lr: float | None, pool: ZeroPadMaxPool2d) -> Tensor:
-        w, b, folded = _compute_weights(layer, x, weight, bias)
+                sequential_lr: float | None, pool: ZeroPadMaxPool2d, policy: ExecutionPolicy
+                ) -> Tensor:
+        w, b, folded = _compute_weights(layer, x, weight, bias, policy)
+        layer.last_input_shape = tuple(x.shape)
         h = layer.linear_op(x, w, b)
         if not folded:
             h.mul_(layer.sat_scale)
         # an untied layer's output lies as (H, W, N, C): pool it as one image of N*C channels
         planes = (h.shape[0], h.shape[1]) if location_major(h) else None
         out, idx, plan, ref = zero_pad_pool(to_planes(h) if planes else h, pool.kernel_size,
-                                            pool.stride)
+                                            pool.stride, policy.implicit_pool_padding)
         out.clamp_(-1.0, 1.0)
         ctx.layer, ctx.sequential_lr, ctx.route = layer, sequential_lr, _ROUTE.get()
+        ctx.policy = policy
         ctx.plan, ctx.planes = plan, planes
         ctx.save_for_backward(x, out, idx, ref)
         return from_planes(out, *planes) if planes else out
@@ -322,35 +289,80 @@ class PooledFeedbackFunction(torch.autograd.Function):
         x, out, idx, ref = ctx.saved_tensors
         planes = ctx.planes
         g = to_planes(grad_out) if planes else same_format(grad_out, out)
-        scale = _pending_scale(layer)
+        scale = _pending_scale(layer, ctx.policy)
         if scale == 1.0:
             g = saturation_backward(g, out, layer.sat_scale)
         else:  # as in FeedbackFunction.backward
             g = torch.ops.aten.hardtanh_backward(g, out, -1.0, 1.0)
         delta = pool_backward(g, out, idx, ctx.plan, ref, owned=True)
         delta = from_planes(delta, *planes) if planes else delta
-        return (*FeedbackFunction.send(ctx, layer, x, delta, scale), None, None, None)
+        return (*FeedbackFunction.send(ctx, layer, x, delta, scale), None, None, None, None)
 
 
-def _compute_weights(layer: FeedbackLayer, x: Tensor, weight: Tensor, bias: Tensor | None
-                     ) -> tuple[Tensor, Tensor | None, bool]:
-    """(W, b, folded) for the forward pass: in the input's dtype (bf16 compute keeps fp32
-    masters), and with the saturation's s folded in (``folded``) where that is exact (s a power
-    of two) and cheaper than scaling the output (spatial layers)."""
+class ReferenceFunction(torch.autograd.Function):
+    """A weight layer on the reference path (``fast = False``): the plain-torch equations of
+    :mod:`deepnets.reference` for the layer's kind (:meth:`FeedbackLayer.equations`).
+
+    Forward:  h = W x + b (eq. (1)), x_out = sigma(h) (Remark 2; none at the output layer).
+    Backward: delta = sigma'(h) (.) g (eq. (2), (3)); the gradients and the error sent down
+    (R delta, or W^t delta on the exact route) go through :meth:`FeedbackFunction.send`, which
+    applies the update order (Remark 1) as on the fast path; direct feedback (dfa) through
+    :meth:`FeedbackLayer.direct_backward`. Computes in the input's dtype (bf16 compute keeps
+    float32 masters), like the fast path.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, layer: FeedbackLayer,
+                sequential_lr: float | None) -> Tensor:
+        w, b = _in_compute_dtype(x, weight, bias)
+        ctx.layer, ctx.sequential_lr, ctx.route = layer, sequential_lr, _ROUTE.get()
+        layer.last_input_shape = tuple(x.shape)
+        h = layer.equations().linear(x, w, b)
+        ctx.save_for_backward(x, h)
+        s = layer.sat_scale
+        return h if s is None else reference.saturation(h, s)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        layer: FeedbackLayer = ctx.layer
+        x, h = ctx.saved_tensors
+        s = layer.sat_scale
+        if layer.rule.direct and not (ctx.route is not None and ctx.route.exact):
+            active = None if s is None else reference.unsaturated(h, s)
+            grads = layer.direct_backward(x, grad_out, active, tuple(ctx.needs_input_grad[:3]),
+                                          ctx.sequential_lr)
+            return (*grads, None, None)
+        delta = grad_out if s is None else reference.saturation_delta(grad_out, h, s)
+        return (*FeedbackFunction.send(ctx, layer, x, delta), None, None)
+
+
+def _in_compute_dtype(x: Tensor, weight: Tensor, bias: Tensor | None
+                      ) -> tuple[Tensor, Tensor | None]:
+    """W and b in the input's dtype, the compute dtype (bf16 compute keeps float32 masters)."""
     if x.dtype != weight.dtype and x.is_floating_point():
-        weight = weight.to(x.dtype)
-        bias = None if bias is None else bias.to(x.dtype)
-    s = layer.sat_scale
-    if s is None or not layer.fold_scale or not exact_scale(s):
+        return weight.to(x.dtype), None if bias is None else bias.to(x.dtype)
+    return weight, bias
+
+
+def _compute_weights(layer: FeedbackLayer, x: Tensor, weight: Tensor, bias: Tensor | None,
+                     policy: ExecutionPolicy) -> tuple[Tensor, Tensor | None, bool]:
+    """(W, b, folded) for the fast forward pass: in the compute dtype, and with the
+    saturation's s folded in (``folded``) where the policy folds, that is exact (s a power of
+    two) and cheaper than scaling the output (spatial layers)."""
+    weight, bias = _in_compute_dtype(x, weight, bias)
+    if _pending_scale(layer, policy) == 1.0:
         return weight, bias, False
+    s = layer.sat_scale
     return weight * s, None if bias is None else bias * s, True
 
 
-def _pending_scale(layer: FeedbackLayer) -> float:
+def _pending_scale(layer: FeedbackLayer, policy: ExecutionPolicy) -> float:
     """The s that a saturating layer's backward leaves to :meth:`FeedbackFunction.send` (s when
-    exact and the layer's weights are smaller than its delta, as for spatial layers), else 1."""
+    the policy folds, s is exact and the layer's weights are smaller than its delta, as for
+    spatial layers), else 1."""
     s = layer.sat_scale
-    return s if s is not None and layer.fold_scale and exact_scale(s) else 1.0
+    fold = s is not None and policy.fold_scale and layer.fold_scale and exact_scale(s)
+    return s if fold else 1.0
 
 
 def _master_grads(layer: FeedbackLayer, grad_in: Tensor | None, grad_w: Tensor | None,
@@ -383,6 +395,8 @@ class FeedbackLayer(nn.Module):
     mask_feedback: Tensor | None
     #: fold sigma's s into W and b (when exact) rather than scale the output: W is the smaller
     fold_scale: bool = False
+    #: the fast path (False: the reference path, :mod:`deepnets.reference`; :func:`set_fast`)
+    fast: bool = True
 
     def __init__(
         self,
@@ -426,7 +440,21 @@ class FeedbackLayer(nn.Module):
         )
         self._frozen = False
         self.glorot_bound = bound
-        self.rule.setup(self, generator)  # the rule's own start (sign rules: R from W; dfa: B)
+        #: the step size of the sequential order while a forward pass runs inside
+        #: :func:`sequential_steps`; None: backward returns the gradients
+        self.sequential_lr: float | None = None
+        self.last_input_shape: tuple[int, ...] = ()
+        self.direct_hub: DirectFeedback | None = None  # direct feedback's wiring (dfa)
+        with torch.no_grad():
+            r_view = self._as_weight_layout(self.feedback) if fb else None
+            state = self.rule.start(Start(self.weight.detach(), r_view, bound, generator))
+        self._keep_feedback_mask()
+        #: names of the rule's own tensors -> whether each is shaped like W (kept in R's layout)
+        self._rule_state: dict[str, bool] = {}
+        for name, t in state.items():
+            shaped_like_w = tuple(t.shape) == tuple(self.weight.shape)
+            self.register_buffer(name, self._to_feedback_layout(t) if shaped_like_w else t)
+            self._rule_state[name] = shaped_like_w
 
     # --- layout of R ---------------------------------------------------------------------
     def _to_feedback_layout(self, t: Tensor) -> Tensor:
@@ -445,14 +473,70 @@ class FeedbackLayer(nn.Module):
         """R^t in W's layout (W itself for bp): the weights the error travels back through."""
         return self.weight if self.feedback is None else self._as_weight_layout(self.feedback)
 
+    def rule_state(self) -> dict[str, Tensor]:
+        """The rule's own tensors (:meth:`deepnets.rules.Rule.start`); W-shaped ones in W's
+        layout."""
+        return {name: self._as_weight_layout(getattr(self, name)) if like_w else getattr(self, name)
+                for name, like_w in self._rule_state.items()}
+
+    @torch.no_grad()
+    def _keep_feedback_mask(self) -> None:
+        """Masked entries of R back to zero (after the rule has changed R)."""
+        if self.feedback is not None and self.mask_feedback is not None:
+            self.feedback.mul_(self.mask_feedback)
+
+    @torch.no_grad()
+    def refresh_feedback(self) -> None:
+        """R again from W as the rule says (sign rules), after W was set from outside
+        (:func:`deepnets.convert`)."""
+        if self.feedback is not None:
+            self.rule.refresh(self.weight.detach(), self._as_weight_layout(self.feedback),
+                              self.rule_state(), self.glorot_bound)
+            self._keep_feedback_mask()
+
+    def linear_maps(self) -> LinearMaps:
+        """W x and the mean Hebbian product <y x^t> as functions, for rules that drive the
+        layer with inputs of their own (:class:`deepnets.rules.base.LinearMaps`)."""
+        w = self.weight.detach()
+
+        def hebbian(x: Tensor, y: Tensor) -> Tensor:
+            uses = y.numel() // self._output_units()  # examples x positions sharing W
+            return self.gradients(x, y, False, True, False)[1].div_(uses)
+
+        return LinearMaps(forward=lambda x: self.linear_map(x, w, None), hebbian=hebbian,
+                          input_shape=self.last_input_shape)
+
+    def _output_units(self) -> int:
+        """The number of distinct output units W feeds (its first dimension: the output
+        features or channels)."""
+        return self.weight.shape[0]
+
     def _through(self, through: Tensor | None, delta: Tensor) -> Tensor:
         """The weights the error goes down through (``through`` or R^t), in delta's dtype."""
         fb = self.feedback_as_weight() if through is None else through
         return fb if fb.dtype == delta.dtype else fb.to(delta.dtype)
 
     # --- the linear map ------------------------------------------------------------------
+    def equations(self) -> DenseEquations | ConvEquations | UntiedEquations:
+        """The layer's equations on the reference path (:mod:`deepnets.reference`)."""
+        raise NotImplementedError
+
+    def linear_map(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """h = W x + b (eq. 1) on the layer's path."""
+        if self.fast:
+            return self.linear_op(x, weight, bias)
+        return self.equations().linear(x, weight, bias)
+
+    def gradients(self, x: Tensor, delta: Tensor, need_in: bool, need_w: bool, need_b: bool,
+                  through: Tensor | None = None) -> Gradients:
+        """(R delta, delta x^t, sum of delta) on the layer's path (see :meth:`linear_grads`)."""
+        if self.fast:
+            return self.linear_grads(x, delta, need_in, need_w, need_b, through)
+        return self.equations().grads(x, delta, self._through(through, delta), need_in, need_w,
+                                      need_b)
+
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        """h = W x + b (eq. 1)."""
+        """h = W x + b (eq. 1) on the fast path."""
         raise NotImplementedError
 
     def saturated_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -463,7 +547,8 @@ class FeedbackLayer(nn.Module):
         self, x: Tensor, delta: Tensor, need_in: bool, need_w: bool, need_b: bool,
         through: Tensor | None = None,
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        """(R delta, delta x^t, sum of delta): the error for the layer below and the gradients.
+        """(R delta, delta x^t, sum of delta) on the fast path: the error for the layer below
+        and the gradients.
 
         ``through``: the weights (in W's layout) to send the error down through instead of
         R^t, e.g. W itself for exact back-propagation."""
@@ -471,16 +556,22 @@ class FeedbackLayer(nn.Module):
 
     @property
     def method(self) -> str:
-        """The feedback rule's name (``bp``, ``frfb``, ``urfb``)."""
+        """The feedback rule's name (a key of :data:`deepnets.rules.RULES`)."""
         return self.rule.method
 
     def forward(self, x: Tensor, pool: ZeroPadMaxPool2d | None = None) -> Tensor:
-        """sigma(W x + b); with ``pool`` (a spatial layer), that pool of it, computed in one
-        (:class:`PooledFeedbackFunction`, used by :class:`deepnets.network.FeedbackNet`)."""
+        """sigma(W x + b); with ``pool`` (a spatial layer), that pool of it, on the fast path
+        computed in one (:class:`PooledFeedbackFunction`, used by
+        :class:`deepnets.network.FeedbackNet`)."""
+        policy = policy_for(x, self.fast)
+        if policy.reference:
+            out = ReferenceFunction.apply(x, self.weight, self.bias, self, self.sequential_lr)
+            return out if pool is None else pool(out)
         if pool is not None:
             return PooledFeedbackFunction.apply(x, self.weight, self.bias, self,
-                                                _SEQUENTIAL_LR.get(), pool)
-        return FeedbackFunction.apply(x, self.weight, self.bias, self, _SEQUENTIAL_LR.get())
+                                                self.sequential_lr, pool, policy)
+        return FeedbackFunction.apply(x, self.weight, self.bias, self, self.sequential_lr,
+                                      policy)
 
     # --- learning ------------------------------------------------------------------------
     @property
@@ -496,19 +587,80 @@ class FeedbackLayer(nn.Module):
             self.bias.requires_grad_(not value)
 
     @torch.no_grad()
-    def apply_update(self, grad_w: Tensor, grad_b: Tensor | None, lr: float) -> None:
-        """SGD: W -= lr grad_W (kp: after W *= 1 - lr decay), b -= lr grad_b, then R as the rule
-        says (urfb R^t -= epsilon lr grad_W, ...: :meth:`FeedbackRule.update_feedback`); masks kept."""
+    def step(self, grad_w: Tensor, grad_b: Tensor | None, lr: float) -> None:
+        """The layer's one step, in both update orders (Remark 1): SGD on W (eq. 3: dW =
+        -lr grad_W, masked entries kept zero; W <- (1 - lr lambda) W + dW with the rule's
+        ``weight_decay`` lambda) and on b, then R as the rule says
+        (:meth:`deepnets.rules.Rule.after_step`, e.g. urfb's R += epsilon dW^t), R's mask kept.
+        A frozen layer does not step."""
         if self._frozen:
             return
         gw = grad_w if self.mask_weight is None else grad_w * self.mask_weight
-        decay = self.rule.decay
+        decay = self.rule.weight_decay
         if decay:
             self.weight.mul_(1.0 - lr * decay)
         self.weight.add_(gw, alpha=-lr)
         if self.bias is not None and grad_b is not None:
             self.bias.add_(grad_b, alpha=-lr)
-        self.rule.update_feedback(self, grad_w, lr)
+        if self.rule.learns_feedback:
+            r = self._as_weight_layout(self.feedback)
+            self.rule.after_step(Step(self.weight.detach(), r, grad_w, lr, self.rule_state(),
+                                      self.glorot_bound, self.linear_maps()))
+            self._keep_feedback_mask()
+
+    def direct_backward(self, x: Tensor, grad_out: Tensor, active: Tensor | None,
+                        needs: tuple[bool, bool, bool], lr: float | None
+                        ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        """Direct feedback's backward of this layer (dfa): (error sent down, grad W, grad b).
+        The output layer records the network's error e; a hidden layer's delta is (B_l e) (.)
+        sigma'(h) where B_l e enters at its output, else what arrives from above.
+        ``active``: the sigma' indicator of a layer with sigma inside (None without). With
+        ``lr`` (sequential order) the layer steps here and no weight gradients are returned."""
+        hub = self.direct_hub
+        if hub is None:
+            raise RuntimeError("a dfa layer needs its network's output error: build the network "
+                               "with FeedbackNet or deepnets.convert, or call "
+                               "deepnets.layers.link_direct_feedback(model)")
+        need_in, need_w, need_b = needs
+        n = grad_out.shape[0]
+        if self is hub.output:
+            hub.error = grad_out.detach().reshape(n, -1)
+            signal = grad_out
+        elif hub.error is None:
+            raise RuntimeError("dfa: the output layer's backward has not run before a hidden "
+                               "layer's")
+        elif hub.inject == "output":
+            e = hub.error
+            signal = (e @ self.direct_matrix(e, tuple(grad_out.shape[1:]))).view_as(grad_out)
+            signal = signal.to(grad_out.dtype)
+        else:
+            signal = grad_out
+        delta = signal if active is None else signal * active * self.sat_scale
+        grad_w = grad_b = None
+        if need_w or need_b:
+            _, grad_w, grad_b = self.gradients(x, delta, False, need_w, need_b)
+            if lr is not None:
+                self.step(grad_w, grad_b, lr)
+                grad_w = grad_b = None
+        grad_in = None
+        if need_in and hub.inject == "input":
+            e = hub.error
+            grad_in = (e @ self.direct_matrix(e, tuple(x.shape[1:]))).view_as(x).to(x.dtype)
+        return grad_in, grad_w, grad_b
+
+    def direct_matrix(self, error: Tensor, shape: tuple[int, ...]) -> Tensor:
+        """B_l (C, prod(shape)) of direct feedback, in the error's device and dtype."""
+        cache = self.__dict__.setdefault("_direct_cache", {})
+        return self.rule.direct_matrix(self.direct_seed, error.shape[1], shape,
+                                       self.options.connectivity, error.device, error.dtype,
+                                       cache)
+
+    @property
+    def sends_error(self) -> bool:
+        """Whether the layer sends an error down to its input (all but direct-feedback layers
+        whose feedback enters at their own output)."""
+        hub = self.direct_hub
+        return not (self.rule.direct and (hub is None or hub.inject == "output"))
 
     def extra_repr(self) -> str:
         return f"rule={self.rule.describe()}, sat_scale={self.sat_scale}"
@@ -541,6 +693,9 @@ class FeedbackLinear(FeedbackLayer):
     def _as_weight_layout(self, t: Tensor) -> Tensor:
         return t.t()
 
+    def equations(self) -> DenseEquations:
+        return DenseEquations()
+
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         return F.linear(x, weight, bias)
 
@@ -566,7 +721,8 @@ class _SpatialLayer(FeedbackLayer):
     def forward(self, x: Tensor, pool: ZeroPadMaxPool2d | None = None) -> Tensor:
         if self._prepad is not None:  # even kernels: the extra zero row/column goes after
             x = F.pad(x, self._prepad)
-        return super().forward(prefer_channels_last(x), pool)
+        return super().forward(prefer_channels_last(x, policy_for(x, self.fast).channels_last),
+                               pool)
 
 
 class FeedbackConv2d(_SpatialLayer):
@@ -593,13 +749,17 @@ class FeedbackConv2d(_SpatialLayer):
         )
         self._setup_padding(k)
 
+    def equations(self) -> ConvEquations:
+        return ConvEquations(padding=(self.padding, self.padding))
+
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         return F.conv2d(x, weight, bias, padding=self.padding)
 
     def saturated_op(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         """clip(conv(x), -1, 1): on the CPU one oneDNN convolution with the clip as its
         post-op (no second pass over the output; the same numbers)."""
-        if _fused_clip_conv(x, weight):
+        if (policy_for(x).fused_clip_conv
+                and x.is_contiguous(memory_format=torch.channels_last)):
             p = self.padding
             return torch.ops.mkldnn._convolution_pointwise(
                 x, weight, bias, [p, p], [1, 1], [1, 1], 1, "hardtanh", [-1.0, 1.0], "")
@@ -616,7 +776,7 @@ class FeedbackConv2d(_SpatialLayer):
                 False, [0, 0], 1, mask,
             )  # fmt: skip
 
-        if x.dtype == torch.bfloat16 and x.device.type == "cpu" and (need_w or need_b):
+        if policy_for(x).one_thread_bf16_weight_grad and (need_w or need_b):
             # oneDNN's bf16 weight gradient stalls for ~4 s with 2 threads on a shared machine
             # (measured: 3.9 s per call, against 10-22 ms with one thread): take it on one
             grad_in = grads([need_in, False, False])[0] if need_in else None
@@ -660,6 +820,9 @@ class FeedbackUntied2d(FeedbackLayer):
             structure=structure.expand(h * w, out_channels, c * k * k),
         )
 
+    def _output_units(self) -> int:
+        return self.weight.shape[0] * self.weight.shape[1]  # a filter bank per location
+
     def connection_entries(self, t: Tensor) -> Tensor:
         """Entries of ``t`` (in W's layout) inside the image: padding positions are no connections."""
         real = _untied_structure(self.in_shape, self.kernel_size).to(t.device) > 0
@@ -701,6 +864,9 @@ class FeedbackUntied2d(FeedbackLayer):
         """The inverse of :meth:`_patch_order` (a copy)."""
         k, c = self.kernel_size, self.in_shape[0]
         return t.reshape(*t.shape[:2], k, k, c).permute(0, 1, 4, 2, 3).reshape(t.shape)
+
+    def equations(self) -> UntiedEquations:
+        return UntiedEquations(self.kernel_size, self._pad)
 
     def linear_op(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         n, (_, h, w), o = x.shape[0], self.in_shape, self.out_channels
@@ -766,12 +932,16 @@ class FeedbackUntied2d(FeedbackLayer):
         if conv.feedback is not None:
             self.feedback.copy_(spread(conv.feedback))
             self.mask_feedback.copy_(spread(conv.mask_feedback))
-        _rules.copy_state(self, conv, spread)  # frsf's magnitudes, dfa's seed
+        for name, like_w in self._rule_state.items():  # the rule's own tensors (frsf, dfa)
+            getattr(self, name).copy_(spread(getattr(conv, name)) if like_w else getattr(conv, name))
 
 
 class ZeroPadMaxPool2d(nn.Module):
     """ "Maxpool K" (Section 4): the max over the KxK window centred at every ``stride``-th pixel,
     padding with zeros (not -inf); output side ceil(n / stride) ("Maxpool 3": 32x32 -> 16x16)."""
+
+    #: the fast path (False: :func:`deepnets.reference.zero_pad_max_pool`; :func:`set_fast`)
+    fast: bool = True
 
     def __init__(self, kernel_size: int, stride: int) -> None:
         super().__init__()
@@ -786,7 +956,11 @@ class ZeroPadMaxPool2d(nn.Module):
         return before, after
 
     def forward(self, x: Tensor) -> Tensor:
-        return _ZeroPadMaxPool.apply(x, self.kernel_size, self.stride)
+        policy = policy_for(x, self.fast)
+        if policy.reference:
+            return reference.zero_pad_max_pool(x, self.kernel_size, self.stride)
+        return _ZeroPadMaxPool.apply(x, self.kernel_size, self.stride,
+                                     policy.implicit_pool_padding)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
@@ -797,32 +971,40 @@ class _ZeroPadMaxPool(torch.autograd.Function):
     (:func:`deepnets.kernels.zero_pad_pool`)."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, k: int, s: int) -> Tensor:
+    def forward(ctx: Any, x: Tensor, k: int, s: int, implicit_padding: bool) -> Tensor:
         planes = (x.shape[0], x.shape[1]) if location_major(x) else None  # see PooledFeedback..
-        out, idx, plan, ref = zero_pad_pool(to_planes(x) if planes else x, k, s)
+        out, idx, plan, ref = zero_pad_pool(to_planes(x) if planes else x, k, s,
+                                            implicit_padding)
         ctx.plan, ctx.planes = plan, planes
         ctx.save_for_backward(out, idx, ref)
         return from_planes(out, *planes) if planes else out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
         out, idx, ref = ctx.saved_tensors
         planes = ctx.planes
         g = to_planes(grad) if planes else grad
         owned = planes is not None and not grad.permute(2, 3, 0, 1).is_contiguous()  # a copy
         gin = pool_backward(g, out, idx, ctx.plan, ref, owned=owned)
-        return (from_planes(gin, *planes) if planes else gin), None, None
+        return (from_planes(gin, *planes) if planes else gin), None, None, None
 
 
 class Dropout(nn.Dropout):
     """torch's inverted dropout (``drop P``: a fraction P of the units zeroed, the rest scaled by
     1/(1-P)), its mask drawn on the CPU by :func:`deepnets.kernels.dropout_noise` (from torch's
-    global generator, ~4x cheaper than ``bernoulli_``); elsewhere ``F.dropout``."""
+    global generator, ~4x cheaper than ``bernoulli_``; the policy's ``cpu_dropout_noise``);
+    elsewhere ``F.dropout``; on the reference path :func:`deepnets.reference.dropout`."""
+
+    #: the fast path (False: the reference path; :func:`set_fast`)
+    fast: bool = True
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if x.device.type != "cpu" or self.inplace or not 0.0 < self.p < 1.0:
+        policy = policy_for(x, self.fast)
+        if policy.reference and 0.0 < self.p < 1.0:
+            return reference.dropout(x, self.p)
+        if not policy.cpu_dropout_noise or self.inplace or not 0.0 < self.p < 1.0:
             return super().forward(x)
         return _Dropout.apply(x, self.p)
 
@@ -876,17 +1058,6 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(n)
 
 
-def _fused_clip_conv(x: Tensor, weight: Tensor) -> bool:
-    """Whether torch's oneDNN convolution with a clip post-op serves this input."""
-    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
-            and x.dtype == weight.dtype and x.is_contiguous(memory_format=torch.channels_last)
-            and _HAS_CONV_POINTWISE)
-
-
-_HAS_CONV_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(
-    torch.ops.mkldnn, "_convolution_pointwise")
-
-
 def _same_tensor(a: Tensor, b: Tensor) -> bool:
     """Whether ``a`` and ``b`` are the same unchanged data (a cache key)."""
     return (a is b or (a.data_ptr() == b.data_ptr() and a.shape == b.shape
@@ -897,3 +1068,45 @@ def _same_tensor(a: Tensor, b: Tensor) -> bool:
 def feedback_layers(module: nn.Module) -> list[FeedbackLayer]:
     """All feedback layers inside ``module``, in registration (input -> output) order."""
     return [m for m in module.modules() if isinstance(m, FeedbackLayer)]
+
+
+def set_fast(model: nn.Module, fast: bool) -> None:
+    """Put every feedback layer, zero-padded pool and dropout of ``model`` on the fast path
+    (``fast=True``) or on the reference path of :mod:`deepnets.reference` (``False``)."""
+    for m in model.modules():
+        if isinstance(m, (FeedbackLayer, ZeroPadMaxPool2d, Dropout)):
+            m.fast = bool(fast)
+
+
+class DirectFeedback:
+    """What a network's direct-feedback (dfa) layers share: its output layer, where B_l e enters
+    (``"output"``: each layer's own output, sigma inside the layer; ``"input"``: each layer sends
+    B_l e down through its input, the nonlinearity below being plain torch) and the output error
+    e of the latest backward pass (set by the output layer, whose backward runs first)."""
+
+    def __init__(self, output: FeedbackLayer, inject: str) -> None:
+        if inject not in ("output", "input"):
+            raise ValueError(f"inject must be 'output' or 'input', got {inject!r}")
+        self.output = output
+        self.inject = inject
+        self.error: Tensor | None = None
+
+
+def link_direct_feedback(model: nn.Module, output: FeedbackLayer | None = None,
+                         inject: str | None = None) -> DirectFeedback | None:
+    """Give the direct-feedback layers of ``model`` one shared :class:`DirectFeedback`.
+    ``output``: the output layer (default: the last feedback layer registered); ``inject``
+    (default: ``"output"`` when every hidden layer applies its own sigma, else ``"input"``).
+    None when the model has no such layer. ``FeedbackNet`` and :func:`deepnets.convert` call
+    it; hand-built models must."""
+    layers = [m for m in feedback_layers(model) if m.rule.direct]
+    if not layers:
+        return None
+    output = layers[-1] if output is None else output
+    if inject is None:
+        hidden = [m for m in layers if m is not output]
+        inject = "output" if all(m.sat_scale is not None for m in hidden) else "input"
+    hub = DirectFeedback(output, inject)
+    for m in layers:
+        m.direct_hub = hub
+    return hub

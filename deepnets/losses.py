@@ -46,6 +46,17 @@ def hinge_output_feedback(logits: Tensor, y: Tensor, mu: float) -> Tensor:
     )
 
 
+def _check_shapes(name: str, n_classes: int, logits: Tensor, y: Tensor) -> None:
+    """One-line ValueError unless ``logits`` is (N, n_classes) and ``y`` N integer labels
+    (shapes and dtypes only: no synchronisation, so a captured step may call it)."""
+    if logits.dim() != 2 or logits.shape[1] != n_classes:
+        raise ValueError(f"{name} loss for {n_classes} classes: logits must have shape "
+                         f"(N, {n_classes}), got {tuple(logits.shape)}")
+    if y.dim() != 1 or y.shape[0] != logits.shape[0] or y.is_floating_point():
+        raise ValueError(f"{name} loss: y must hold {logits.shape[0]} integer labels (one per "
+                         f"row of the logits), got {y.dtype} of shape {tuple(y.shape)}")
+
+
 class _HingeLoss(torch.autograd.Function):
     """Mean of loss (4) over the batch whose backward is -delta_L / N (eq. 5-6)."""
 
@@ -75,21 +86,28 @@ def make_loss(
     respect to the logits is ``-delta_L / N``, ``delta_L`` from ``output_feedback(logits, y, mu)``
     (default: eq. (6) in closed form, :func:`hinge_output_feedback`).
     ``"softmax"``: softmax cross-entropy (Section 3.2), for the BP baseline.
+    Either checks that the logits have ``n_classes`` columns and ``y`` one label per row.
     """
     if name not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
-    if n_classes < 2:
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
         raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     if name == "softmax":
         if mu is not None or output_feedback is not None:
             raise ValueError("mu and output_feedback apply to the hinge loss only")
-        return F.cross_entropy
+
+        def softmax(logits: Tensor, y: Tensor) -> Tensor:
+            _check_shapes("softmax", n_classes, logits, y)
+            return F.cross_entropy(logits, y)
+
+        return softmax
     mu_value = 1.0 / (n_classes - 1) if mu is None else float(mu)
     if mu_value < 0:
         raise ValueError(f"mu must be non-negative, got {mu_value}")
     feedback = hinge_output_feedback if output_feedback is None else output_feedback
 
     def hinge(logits: Tensor, y: Tensor) -> Tensor:
+        _check_shapes("hinge", n_classes, logits, y)
         return _HingeLoss.apply(logits, y, mu_value, feedback)
 
     hinge.mu = mu_value  # type: ignore[attr-defined]

@@ -112,10 +112,9 @@ class ConvertedNet(nn.Module):
             layers[i].frozen = True
         self.config: dict = {
             "arch": arch, "in_shape": list(in_shape), "n_classes": n_classes, "method": method,
-            "epsilon": None if epsilon is None else float(epsilon),
             "connectivity": float(connectivity), "sat_scale": float(sat_scale), "untied": [],
             "symmetric_init": bool(symmetric_init), "seed": seed, "frozen": sorted(set(frozen)),
-            **{k: v for k, v in rule.params.items() if k != "epsilon"},
+            **rule.params,
         }  # fmt: skip
 
     @property

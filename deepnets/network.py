@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from deepnets.arch import WEIGHT_KINDS, parse_arch
+from deepnets.checks import net_input_hook
+from deepnets.feedback_init import FeedbackInit, check_applies, set_initial_feedback
 from dataclasses import replace
 
 from deepnets.layers import (
@@ -20,17 +22,20 @@ from deepnets.layers import (
     FeedbackUntied2d,
     LayerOptions,
     ZeroPadMaxPool2d,
+    link_direct_feedback,
+    set_fast,
 )
-from deepnets.rules import link_direct_feedback
+from deepnets.policy import policy_for
 
 __all__ = ["FeedbackNet", "ResidualSum"]
 
 
-def _pools_in_one(layer: nn.Module, after: nn.Module | None) -> bool:
+def _pools_in_one(layer: nn.Module, after: nn.Module | None, fuse_pool: bool) -> bool:
     """Whether a spatial layer and the max pool after it run as one function (the same values,
-    less work: :class:`deepnets.layers.PooledFeedbackFunction`); not for dfa, whose error enters
-    at the layer's own output."""
-    return (isinstance(after, ZeroPadMaxPool2d)
+    less work: :class:`deepnets.layers.PooledFeedbackFunction`): where the policy fuses them
+    (``fuse_pool``: the fast path), and not for dfa, whose error enters at the layer's own
+    output."""
+    return (fuse_pool and isinstance(after, ZeroPadMaxPool2d)
             and isinstance(layer, (FeedbackConv2d, FeedbackUntied2d))
             and layer.sat_scale is not None and not layer.rule.direct)
 
@@ -62,9 +67,10 @@ class FeedbackNet(nn.Module):
         arch: preset name (simpnet, deepnet, deepernet, deepnet_s) or architecture string.
         in_shape: (channels, height, width) of the input.
         n_classes: number of output units C.
-        method: a feedback rule of :data:`deepnets.rules.METHODS`: "bp", "frfb", "urfb" (the
-            paper's), "kp", "usf", "brsf", "frsf", "dfa" (see :mod:`deepnets.rules`).
-        epsilon: urfb's Delta R = epsilon Delta W^t (default 1; 0 behaves as frfb); urfb only.
+        method: a feedback rule of the registry :data:`deepnets.rules.RULES` ("bp", "frfb",
+            "urfb" are the paper's; ``docs/rules.md`` lists all).
+        epsilon: urfb's Delta R = epsilon Delta W^t (default 1; 0 behaves as frfb); a rule
+            parameter like the others, given by name.
         connectivity: fraction of W's and of R's entries kept by independent fixed masks
             (the paper's 50% is 0.5).
         sat_scale: s in sigma(h) = clip(s h, -1, 1).
@@ -74,8 +80,16 @@ class FeedbackNet(nn.Module):
         frozen: indices into ``weight_layers`` whose W and R are not updated (Fig. 9 protocol).
         bias: give every weight layer a bias b (default: none, as eq. (1)); W, R and the masks
             are drawn the same either way.
+        fast: the fast path (default; :mod:`deepnets.policy` chooses its tricks per device and
+            dtype) or, False, the reference path (:mod:`deepnets.reference`: the equations in
+            plain torch; the same numbers to float rounding, slower). Not part of ``config``.
+        feedback_init: R(0) given instead of drawn, per weight layer by name (``conv0``,
+            ``full2``, ``output``): a mapping {name: tensor or callable(W)} or a callable
+            (name, W) -> tensor, in W's layout (for a dense layer (out, in), i.e. R^t); checked
+            for shape, masked like a drawn R; rules frfb, urfb, kp only
+            (:mod:`deepnets.feedback_init`). Not part of ``config`` (the state dict holds R).
         **rule_params: the rule's other parameters (kp's ``decay``, usf's ``scale``), checked
-            per rule; defaults filled in and kept in ``config``.
+            per rule; all the rule's parameters, defaults filled in, are kept in ``config``.
     """
 
     def __init__(
@@ -93,12 +107,15 @@ class FeedbackNet(nn.Module):
         seed: int = 0,
         frozen: Collection[int] = (),
         bias: bool = False,
+        feedback_init: FeedbackInit | None = None,
+        fast: bool = True,
         **rule_params: float,
     ) -> None:
         super().__init__()
         rule = FeedbackRule.make(method, epsilon, **rule_params)
         options = LayerOptions(rule, float(connectivity), float(sat_scale), bool(symmetric_init),
                                bias=bool(bias))
+        check_applies(feedback_init, options, "FeedbackNet")
         specs = parse_arch(arch)
         n_weight = sum(s.kind in WEIGHT_KINDS for s in specs)
         conv_indices = [
@@ -122,7 +139,6 @@ class FeedbackNet(nn.Module):
             "in_shape": list(in_shape),
             "n_classes": n_classes,
             "method": method,
-            "epsilon": None if epsilon is None else float(epsilon),
             "connectivity": float(connectivity),
             "sat_scale": float(sat_scale),
             "untied": sorted(set(untied)),
@@ -130,7 +146,7 @@ class FeedbackNet(nn.Module):
             "seed": seed,
             "frozen": sorted(set(frozen)),
             "bias": bool(bias),
-            **{k: v for k, v in rule.params.items() if k != "epsilon"},
+            **rule.params,
         }
         gen = torch.Generator().manual_seed(seed)
         linear_options = replace(options, sat_scale=None)  # the output layer is linear
@@ -173,6 +189,11 @@ class FeedbackNet(nn.Module):
         for i in frozen:
             self.weight_layers[i].frozen = True
         link_direct_feedback(self, inject="output")  # dfa: B_l e enters at each layer's output
+        set_initial_feedback(list(zip(names, self.weight_layers)), feedback_init, options,
+                             "FeedbackNet")
+        self.fast = bool(fast)
+        set_fast(self, self.fast)
+        self.register_forward_pre_hook(net_input_hook)  # (N, *in_shape) or a one-line error
 
     @property
     def weight_layers(self) -> list[FeedbackLayer]:
@@ -186,13 +207,14 @@ class FeedbackNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         before = x
         layers = list(self.layers)
+        fuse_pool = policy_for(x, self.fast).fuse_pool
         fused = False
         for i, layer in enumerate(layers):
             if fused:  # this pool ran inside the layer before it
                 fused = False
             elif isinstance(layer, ResidualSum):
                 x = layer(before, x)  # input and output of the preceding conv = two conv outputs
-            elif _pools_in_one(layer, layers[i + 1] if i + 1 < len(layers) else None):
+            elif _pools_in_one(layer, layers[i + 1] if i + 1 < len(layers) else None, fuse_pool):
                 before, x, fused = x, layer(x, pool=layers[i + 1]), True
             else:
                 before, x = x, layer(x)

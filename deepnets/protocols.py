@@ -1,12 +1,14 @@
 """The training protocols of Section 4, as data: the one vocabulary of the suite, figures and CLIs.
 
-Beyond the paper's six, one protocol per further rule of :mod:`deepnets.rules` (kp, usf, brsf,
-frsf, dfa; hinge loss, full connectivity, default parameters), in no figure (``figures=()``).
+Beyond the paper's six, one protocol per further rule of the registry :data:`deepnets.rules.RULES`
+(named as the rule, with its label and colour; hinge loss, full connectivity, default
+parameters), in no figure (``figures=()``): a new rule gets its protocol without an edit here.
+This module imports no torch (nor does the registry), so the figures' style reads it cheaply.
 
 A protocol names a learning rule (``method``), a loss, a connectivity and the rule's parameters,
 with the label and colour the figures draw it in and the figures whose grids use it. A run's
 protocol is read from what its ``config.json`` says (:func:`protocol_of`), never from its folder
-name; untied layers are a separate axis of a run (its ``untie`` list), not a protocol.
+name; untied layers are a separate axis of a run (its ``untied`` list), not a protocol.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from deepnets.rules import RULES
 
 __all__ = ["PROTOCOLS", "Protocol", "protocol_of"]
 
@@ -37,33 +41,42 @@ class Protocol:
             return False
         if abs(float(config.get("connectivity", 1.0)) - self.connectivity) > 1e-9:
             return False
-        params = config.get("rule_params") or {}
-        if self.method == "urfb":  # older configs kept epsilon at the top level
-            params = {"epsilon": config.get("epsilon", 1.0), **params}
+        params = dict(config.get("rule_params") or {})
+        rule = RULES.get(self.method)
+        for name in rule.parameters if rule is not None else ():  # kept at the top level
+            if config.get(name) is not None:  # (urfb's epsilon: TrainConfig's --epsilon)
+                params.setdefault(name, config[name])
         return all(abs(float(params.get(k, v)) - v) < 1e-12 for k, v in self.rule_params.items())
 
 
 _GRIDS_SIX = (4, 5, 6, 7)
-#: Section 4's protocols. "50%" is random connectivity (half of W's and of R's entries zero).
+_BP, _URFB, _FRFB = RULES["bp"], RULES["urfb"], RULES["frfb"]  # the paper's three rules
+
+
+def _defaults(method: str) -> dict[str, float]:
+    return {k: spec.default for k, spec in RULES[method].parameters.items()}
+
+
+#: Section 4's protocols. "50%" is random connectivity (half of W's and of R's entries zero);
+#: the variants' labels and colours are Figure 5's caption and Figures 4 and 7's.
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
-        Protocol("bp", "bp", "softmax", 1.0, "BP", "tab:green", (*_GRIDS_SIX, 9)),
+        Protocol("bp", "bp", "softmax", 1.0, _BP.label, _BP.color, (*_GRIDS_SIX, 9)),
         Protocol("bp-h", "bp", "hinge", 1.0, "BP-H", "darkgreen", _GRIDS_SIX),
-        Protocol("urfb", "urfb", "hinge", 1.0, "URFB", "tab:blue", (*_GRIDS_SIX, 8, 9, 10, 11),
-                 {"epsilon": 1.0}),
-        Protocol("frfb", "frfb", "hinge", 1.0, "FRFB", "tab:red", (*_GRIDS_SIX, 9, 10, 11)),
+        Protocol("urfb", "urfb", "hinge", 1.0, _URFB.label, _URFB.color,
+                 (*_GRIDS_SIX, 8, 9, 10, 11), _defaults("urfb")),
+        Protocol("frfb", "frfb", "hinge", 1.0, _FRFB.label, _FRFB.color, (*_GRIDS_SIX, 9, 10, 11)),
         Protocol("urfb-50", "urfb", "hinge", 0.5, "URFB 50%", "lightskyblue", _GRIDS_SIX,
-                 {"epsilon": 1.0}),
+                 _defaults("urfb")),
         Protocol("frfb-50", "frfb", "hinge", 0.5, "FRFB 50%", "lightsalmon", _GRIDS_SIX),
-        # Beyond the paper (deepnets.rules; docs/rules.md): hinge loss as urfb/frfb, no figure.
-        Protocol("kp", "kp", "hinge", 1.0, "KP", "tab:purple", (), {"decay": 1e-4}),
-        Protocol("usf", "usf", "hinge", 1.0, "uSF", "tab:orange", (), {"scale": 1.0}),
-        Protocol("brsf", "brsf", "hinge", 1.0, "brSF", "tab:brown", ()),
-        Protocol("frsf", "frsf", "hinge", 1.0, "frSF", "goldenrod", ()),
-        Protocol("dfa", "dfa", "hinge", 1.0, "DFA", "tab:gray", ()),
     )
 }  # fmt: skip
+# Beyond the paper (docs/rules.md): every other rule of the registry, hinge loss as urfb/frfb.
+PROTOCOLS.update({
+    name: Protocol(name, name, "hinge", 1.0, rule.label, rule.color, (), _defaults(name))
+    for name, rule in RULES.items() if name not in PROTOCOLS
+})
 
 
 def protocol_of(config: Mapping[str, Any]) -> Protocol | None:

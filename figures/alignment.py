@@ -13,9 +13,10 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.ticker import MaxNLocator
 
+from deepnets.protocols import PROTOCOLS
 from figures.caption import write_sidecar
 from figures.runs import MissingDataError, Run, RunSource, Seeds, runs_of, select_seeds
-from figures.style import new_figure, plot_seeds, save_figure
+from figures.style import legend, new_figure, plot_seeds, save_figure
 
 CAPTIONS = {
     10: "Correlation between W_l and R_l for the three layers in simpnet. Left: URFB, Right: FRFB",
@@ -45,7 +46,7 @@ def _draw(ax, group: Seeds, title: str) -> None:
         low = min(low, *(v for per in series.values() for v in per.values()))
     ax.set(xlabel="epoch", ylabel="corr(W, R$^t$)", title=title, ylim=(min(-0.05, low - 0.05), 1.02))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=6)
+    legend(ax, fontsize=6)
 
 
 def _alignment(number: int, arch: str, candidates: list[dict], source: RunSource,
@@ -53,7 +54,8 @@ def _alignment(number: int, arch: str, candidates: list[dict], source: RunSource
     """URFB left, FRFB right; for each method the first matching group of ``candidates`` is drawn."""
     runs = [r for r in runs_of(source) if any(row.get("corr") for row in r.log)]
     chosen: dict[str, Seeds] = {}
-    for method in ("urfb", "frfb"):
+    protocols = [name for name, p in PROTOCOLS.items() if number in p.figures]  # URFB, FRFB
+    for method in protocols:
         for cand in candidates:
             group = select_seeds(runs, arch=arch, protocol=method, **cand)
             if group is not None:
@@ -63,16 +65,17 @@ def _alignment(number: int, arch: str, candidates: list[dict], source: RunSource
         raise MissingDataError(f"no CIFAR-10 {arch} URFB or FRFB run with logged correlations")
     fig, axes = new_figure(1, 2, width=7.0, row_height=3.0)
     notes = []
-    for ax, method in zip(axes[0], ("urfb", "frfb")):
+    for ax, method in zip(axes[0], protocols):
         group = chosen.get(method)
+        label = PROTOCOLS[method].label
         if group is None:
             ax.set_axis_off()
-            ax.set_title(f"{method.upper()}: no run")
-            notes.append(f"no {arch} {method.upper()} run")
+            ax.set_title(f"{label}: no run")
+            notes.append(f"no {arch} {label} run")
             continue
         kind = "untied" if group.first.untied else "tied"
         seeds = "one seed" if group.n == 1 else f"{group.n} seeds"
-        _draw(ax, group, f"{arch} {method.upper()} ({kind}; {seeds})")
+        _draw(ax, group, f"{arch} {label} ({kind}; {seeds})")
     paths = save_figure(fig, out_stem)
     paths.append(write_sidecar(out_stem, f"Figure {number}", CAPTIONS[number], chosen.values(),
                                notes))

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 from deepnets.protocols import PROTOCOLS
+from deepnets.rules import RULES
 from deepnets.testresult import read_test
 from figures.runs import Run, find_runs, train_size
-from urfb_common import require_existing
+from urfb_common import command_line, path_arg, require_existing
 
 
 def _label(run: Run) -> str:
@@ -62,7 +63,8 @@ def correlation_table(runs: list[Run]) -> str:
              "|---|---|---|---|---|"]
     for r in runs:
         rows = [row for row in r.log if row.get("corr")]
-        if r.config.get("method") == "bp" or not rows:
+        rule = RULES.get(r.config.get("method"))
+        if rule is None or rule.error_path != "R" or not rows:  # no R: bp, direct feedback
             continue
         n = len(rows[0]["corr"])
         peak = [max(row["corr"][i] for row in rows) for i in range(n)]
@@ -86,9 +88,10 @@ def summarize(runs_dir: str | Path) -> str:
                         "### Weight alignment", correlation_table(runs)])
 
 
+@command_line("python -m figures.summary")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m figures.summary", description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default runs/)")
+    parser.add_argument("--runs", type=path_arg, default=Path("runs"), help="folder of run folders (default runs/)")
     args = parser.parse_args(argv)
     require_existing(parser, "--runs", args.runs)
     print(summarize(args.runs))

@@ -41,10 +41,10 @@ def _angle(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
-@pytest.mark.parametrize("case", ["bp", "urfb symmetric eps 1"])
-def test_exact_rules_have_zero_angles(arch: str, case: str) -> None:
-    kw = {"method": "bp"} if case == "bp" else {"method": "urfb", "epsilon": 1.0,
-                                                 "symmetric_init": True}
+@pytest.mark.parametrize("kw", [{"method": "bp"},
+                                {"method": "urfb", "epsilon": 1.0, "symmetric_init": True}],
+                         ids=["bp", "urfb symmetric eps 1"])
+def test_exact_rules_have_zero_angles(arch: str, kw: dict) -> None:
     net = FeedbackNet(ARCHS[arch], in_shape=SHAPE, n_classes=4, **kw)
     loss_fn = make_loss("hinge", 4)
     for step in range(3):  # R stays W^t while it learns (eps = 1)

@@ -101,6 +101,7 @@ def test_best_is_the_validation_chosen_epoch_not_the_last(
     epoch: scored on the test split, each gives its own network's numbers."""
     other = tmp_path / "other"
     assert train_mod.main(train_argv(cifar, other, "--seed", "3")) == 0
+    capsys.readouterr()  # train's summary line
     (run_copy / "best.pt").write_bytes((other / "best.pt").read_bytes())  # other weights
     argv = ["--run", str(run_copy), "--data", "cifar10", "--data-dir", str(cifar),
             "--split", "test"]

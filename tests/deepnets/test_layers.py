@@ -16,7 +16,7 @@ from deepnets.layers import (
     LayerOptions,
     ZeroPadMaxPool2d,
     route_backward,
-    sequential_update,
+    sequential_steps,
 )
 
 DT = torch.float64
@@ -175,26 +175,29 @@ def test_w_is_the_same_for_every_method_and_symmetric_init_copies_it() -> None:
 def test_rule_and_options_are_checked() -> None:
     with pytest.raises(ValueError, match="method"):
         FeedbackRule.make("nope")
-    with pytest.raises(ValueError, match="epsilon applies to method urfb only"):
+    with pytest.raises(ValueError, match="method 'frfb' takes no parameter epsilon"):
         FeedbackRule.make("frfb", epsilon=0.5)
     with pytest.raises(ValueError, match="takes no parameter epsilon"):
-        FeedbackRule("bp", {"epsilon": 1.0})
+        FeedbackRule.make("bp", epsilon=1.0)
     with pytest.raises(ValueError, match="connectivity"):
         LayerOptions(connectivity=0.0)
     with pytest.raises(ValueError, match="sat_scale"):
         LayerOptions(sat_scale=-1.0)
-    assert FeedbackRule.make("urfb").epsilon == 1.0 and FeedbackRule.make("frfb").epsilon == 0.0
+    assert FeedbackRule.make("urfb").params == {"epsilon": 1.0}
+    assert FeedbackRule.make("frfb").params == {}
     assert FeedbackRule.make("urfb", epsilon=0.25).epsilon == 0.25
 
 
 def test_method_is_read_only_and_options_frozen() -> None:
     layer = FeedbackLinear(3, 2, LayerOptions(FeedbackRule.make("urfb", epsilon=0.5)), generator=_gen())
-    assert layer.method == "urfb" and layer.rule.epsilon == 0.5
+    assert layer.rule == FeedbackRule.make("urfb", epsilon=0.5) and layer.rule.epsilon == 0.5
     with pytest.raises(AttributeError):
         layer.method = "bp"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        layer.rule.epsilon = 1.0  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         layer.options.connectivity = 0.5  # type: ignore[misc]
-    assert layer.method == "urfb"
+    assert layer.method == layer.rule.name == FeedbackRule.make("urfb").name
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv", "untied"])
@@ -224,13 +227,13 @@ def test_exact_route_sends_the_error_through_W(kind: str) -> None:
     assert not torch.allclose(own, exact, atol=1e-3)  # R is not W^t for frfb
 
 
-def test_sequential_update_is_bound_at_the_forward_pass() -> None:
-    """Remark 1: a forward pass inside ``sequential_update`` learns during its backward pass,
+def test_sequential_steps_are_bound_at_the_forward_pass() -> None:
+    """Remark 1: a forward pass inside ``sequential_steps`` learns during its backward pass,
     wherever that backward runs; one outside it only returns gradients."""
     x, g = torch.rand(4, 5, dtype=DT), torch.randn(4, 3, dtype=DT)
     bound = FeedbackLinear(5, 3, opts("urfb"), generator=_gen()).to(DT)
     w0, r0 = bound.weight.detach().clone(), bound.feedback.clone()
-    with sequential_update(0.1):
+    with sequential_steps(bound, 0.1):
         out = bound(x)
     out.backward(g)  # outside the context
     assert bound.weight.grad is None
@@ -239,7 +242,7 @@ def test_sequential_update_is_bound_at_the_forward_pass() -> None:
     assert torch.allclose(bound.feedback_as_weight() - r0.t(), dw, atol=1e-14)  # epsilon 1
     plain = FeedbackLinear(5, 3, opts("urfb"), generator=_gen()).to(DT)
     out = plain(x)
-    with sequential_update(0.1):
+    with sequential_steps(plain, 0.1):
         out.backward(g)  # the context at backward time does not matter
     assert plain.weight.grad is not None and torch.equal(plain.weight.detach(), w0)
     assert torch.allclose(-0.1 * plain.weight.grad, dw, atol=1e-14)

@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from deepnets import FeedbackNet, alignment, make_loss, train_step
-from deepnets.config import ConfigError, TrainConfig
+from deepnets.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
 from deepnets.engine import untie
 from deepnets.layers import FeedbackRule, LayerOptions
 from deepnets.protocols import PROTOCOLS, protocol_of
-from deepnets.rules import METHODS, RULES, direct_matrix
+from deepnets.rules import METHODS, RULES
+from deepnets.rules._sign import SignConcordant
 from deepnets.runconfig import parse_run
 
 IN, C, N = (2, 6, 6), 4, 8
@@ -101,13 +102,15 @@ def test_kp_without_decay_is_urfb_with_epsilon_one() -> None:
         assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("method", ["usf", "brsf", "frsf"])
-@pytest.mark.parametrize("kind", ARCHS)
-@pytest.mark.parametrize("order", ORDERS)
-def test_sign_rules_keep_the_signs_of_W_after_every_step(method: str, kind: str, order: str) -> None:
+SIGN_RULES = tuple(name for name, rule in RULES.items() if issubclass(rule, SignConcordant))
+
+
+def _sign_steps(method: str, kind: str, order: str):
+    """3 steps of a sign rule; yields (layer, W, R^t, |R^t| before the step, R's live entries)
+    per layer and step, having checked the signs: sign(R) = sign(W^t) on R's unmasked entries,
+    0 on its masked ones."""
     net = _net(kind, method)
     mags = [m.feedback_as_weight().abs().clone() for m in net.weight_layers]
-    changed = False
     for now in _steps(net, 3, order):
         for layer, (w, r), mag0 in zip(net.weight_layers, now, mags):
             keep = torch.ones_like(w, dtype=torch.bool)
@@ -115,16 +118,30 @@ def test_sign_rules_keep_the_signs_of_W_after_every_step(method: str, kind: str,
                 keep = layer._as_weight_layout(layer.mask_feedback).bool()
                 assert torch.all(r[~keep] == 0)
             assert torch.equal(torch.sign(r)[keep], torch.sign(w)[keep])
-            live = keep & (w != 0)
-            if method == "usf":
-                std = math.sqrt(2.0) * layer.glorot_bound / math.sqrt(6.0)
-                assert torch.allclose(r[live].abs(), torch.full_like(r[live], std))
-            elif method == "frsf":
-                assert torch.equal(r[live].abs(), mag0[live])
-            else:
-                changed |= not torch.equal(r[live].abs(), mag0[live])
-        mags = [r.abs() for _, r in now] if method == "brsf" else mags
-    assert changed or method != "brsf"
+            yield layer, w, r, mag0, keep & (w != 0)
+        mags = [r.abs() for _, r in now]
+
+
+@pytest.mark.parametrize("method", SIGN_RULES)
+@pytest.mark.parametrize("kind", ARCHS)
+@pytest.mark.parametrize("order", ORDERS)
+def test_sign_rules_keep_the_signs_of_W_after_every_step(method: str, kind: str, order: str) -> None:
+    assert len(list(_sign_steps(method, kind, order))) == 3 * 3
+
+
+@pytest.mark.parametrize("kind", ARCHS)
+def test_usf_magnitude_is_scale_times_the_glorot_std(kind: str) -> None:
+    for layer, w, r, _, live in _sign_steps("usf", kind, "sequential"):
+        std = math.sqrt(2.0) * layer.glorot_bound / math.sqrt(6.0)
+        assert torch.allclose(r[live].abs(), torch.full_like(r[live], std))
+
+
+@pytest.mark.parametrize("kind", ARCHS)
+def test_frsf_keeps_its_magnitudes_and_brsf_redraws_them(kind: str) -> None:
+    for _, _, r, mag0, live in _sign_steps("frsf", kind, "simultaneous"):
+        assert torch.equal(r[live].abs(), mag0[live])
+    assert any(not torch.equal(r[live].abs(), mag0[live])
+               for _, _, r, mag0, live in _sign_steps("brsf", kind, "simultaneous"))
 
 
 def _sigma_prime(layer, x: torch.Tensor) -> torch.Tensor:
@@ -151,7 +168,7 @@ def test_dfa_hidden_delta_is_B_e_times_sigma_prime(kind: str, loss: str) -> None
     for layer in hidden:
         xi = inputs[id(layer)]
         sp = _sigma_prime(layer, xi)
-        b = direct_matrix(layer, C, tuple(sp.shape[1:]), e.device, e.dtype)
+        b = layer.direct_matrix(e, tuple(sp.shape[1:]))
         delta = (e @ b).view_as(sp) * sp
         _, gw, gb = layer.linear_grads(xi, delta, False, True, True)
         assert torch.allclose(layer.weight.grad, gw, atol=1e-6)
@@ -168,9 +185,8 @@ def test_dfa_is_the_same_in_both_orders_and_B_survives_a_rebuild() -> None:
     rebuilt = FeedbackNet(**a.config)
     rebuilt.load_state_dict(a.state_dict())
     la, lr_ = a.weight_layers[0], rebuilt.weight_layers[0]
-    shape = (4, 6, 6)
-    assert torch.equal(direct_matrix(la, C, shape, torch.device("cpu"), torch.float32),
-                       direct_matrix(lr_, C, shape, torch.device("cpu"), torch.float32))
+    shape, e = (4, 6, 6), torch.zeros(1, C)
+    assert torch.equal(la.direct_matrix(e, shape), lr_.direct_matrix(e, shape))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -181,38 +197,44 @@ def test_every_rule_trains_and_is_probed(method: str, loss: str) -> None:
     list(_steps(net, 2, "sequential", loss=loss))
     probe = alignment(net, *_batch(9), make_loss(loss, C))
     assert list(probe) == ["conv0", "untied1", "full2", "output"]
+    direct = RULES[method].error_path == "direct"
     for name, m in probe.items():
         assert m["update_angle"] is not None and 0 <= m["update_angle"] <= 180
-        if method == "dfa":
+        if direct:
             assert m["weight_angle"] is None and m["delta_angle"] is None
         else:
             assert (m["delta_angle"] is None) == (name == "conv0")
     corr = net.correlations()
-    assert all(c is None for c in corr) if method == "dfa" else all(-1 <= c <= 1 for c in corr)
-    if method in ("usf", "brsf", "frsf"):
+    assert all(c is None for c in corr) if direct else all(-1 <= c <= 1 for c in corr)
+    if method in SIGN_RULES:
         assert min(corr) > 0.3  # sign-concordant: aligned from the start (half of R masked)
 
 
-@pytest.mark.parametrize("method", ["frsf", "dfa"])
-def test_untie_carries_the_rule_state(method: str) -> None:
+def _untied_copy(method: str):
     net = FeedbackNet("conv 3 3x3; full 6; output", in_shape=IN, n_classes=C, method=method, seed=2)
     new = untie(net, [0])
-    old, fresh = net.weight_layers[0], new.weight_layers[0]
-    if method == "frsf":
-        mag = old.feedback_magnitude.reshape(3, -1)
-        real = fresh.mask_weight.bool()
-        assert torch.equal(fresh.feedback_magnitude[real], mag.expand_as(fresh.weight)[real])
-    else:
-        assert torch.equal(fresh.direct_seed, old.direct_seed)
     x, _ = _batch()
     assert torch.allclose(new(x), net(x), atol=1e-6)
+    return net.weight_layers[0], new.weight_layers[0]
+
+
+def test_untie_carries_frsf_magnitudes() -> None:
+    old, fresh = _untied_copy("frsf")
+    mag = old.feedback_magnitude.reshape(3, -1)
+    real = fresh.mask_weight.bool()
+    assert torch.equal(fresh.feedback_magnitude[real], mag.expand_as(fresh.weight)[real])
+
+
+def test_untie_carries_the_dfa_seed() -> None:
+    old, fresh = _untied_copy("dfa")
+    assert torch.equal(fresh.direct_seed, old.direct_seed)
 
 
 def test_rule_parameters_are_checked_per_rule() -> None:
     assert FeedbackRule.make("kp").params == {"decay": 1e-4}
     assert FeedbackRule.make("usf", scale=2).params == {"scale": 2.0}
     net = FeedbackNet("full 4; output", in_shape=(1, 2, 2), method="kp", decay=0.01)
-    assert net.config["decay"] == 0.01 and FeedbackNet(**net.config).weight_layers[0].rule.decay == 0.01
+    assert net.config["decay"] == 0.01 and FeedbackNet(**net.config).weight_layers[0].rule.weight_decay == 0.01
     for method, params, fragment in (
         ("frfb", {"decay": 1.0}, "method 'frfb' takes no parameter decay"),
         ("kp", {"scale": 1.0}, "takes no parameter scale (its parameters: decay)"),
@@ -229,7 +251,7 @@ def test_rule_parameters_are_checked_per_rule() -> None:
 def test_cli_and_config_take_rule_params(tmp_path: Path) -> None:
     base = ["--out", str(tmp_path / "r"), "--epochs", "1", "--data-dir", "x"]
     cfg = parse_run([*base, "--method", "kp", "--rule-param", "decay=1e-3"])[0]
-    assert cfg.method == "kp" and cfg.rule_params == {"decay": 1e-3}
+    assert (cfg.method, cfg.rule_params) == ("kp", {"decay": 1e-3})
     assert parse_run([*base, "--method", "usf"])[0].rule_params == {"scale": 1.0}
     assert TrainConfig.from_json_dict(cfg.to_json_dict()) == cfg
     with pytest.raises(ConfigError, match="--rule-param: method 'frfb' takes no parameter decay"):
@@ -240,13 +262,17 @@ def test_cli_and_config_take_rule_params(tmp_path: Path) -> None:
         parse_run([*base, "--rule-param", "decay"])
 
 
-def test_protocols_name_every_rule() -> None:
-    assert {p.method for p in PROTOCOLS.values()} == set(METHODS) - {"brsf"} | {"brsf"}
-    for name in ("kp", "usf", "brsf", "frsf", "dfa"):
-        p = PROTOCOLS[name]
-        assert p.figures == () and p.label and p.color and p.loss == "hinge"
-        cfg = TrainConfig(epochs=1, data_dir="x", method=name).to_json_dict()
-        assert protocol_of(cfg) is p
-    other = TrainConfig(epochs=1, data_dir="x", method="kp", rule_params={"decay": 0.1})
-    assert protocol_of(other.to_json_dict()) is None
-    assert set(RULES) == set(METHODS)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_rule_has_its_protocol_from_the_registry(method: str) -> None:
+    """Each rule's protocol of the same name carries the registry's label and colour, and a
+    run of the rule with default parameters is recognised as that protocol; changed parameters
+    are not."""
+    rule, p = RULES[method], PROTOCOLS[method]
+    assert (p.method, p.label, p.color) == (method, rule.label, rule.color)
+    cfg = TrainConfig(epochs=1, data_dir="x", method=method, loss=p.loss)
+    assert protocol_of(cfg.to_json_dict()) is p
+    for name, spec in rule.parameters.items():
+        where = {name: spec.default / 2} if name in OWN_FLAG_PARAMS else {
+            "rule_params": {name: spec.default / 2}}
+        changed = TrainConfig(epochs=1, data_dir="x", method=method, loss=p.loss, **where)
+        assert protocol_of(changed.to_json_dict()) is not p

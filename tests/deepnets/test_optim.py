@@ -110,8 +110,8 @@ def test_rules_whose_r_does_not_learn_by_gradient(method: str) -> None:
     makes of the new W (sign rules: sign(W) everywhere), after the momentum step."""
     net = _net(method)
     before = _pairs(net)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
-    _train(net, 3, opt)
+    opt = torch.optim.SGD(net.parameters(), lr=3.0, momentum=0.9, weight_decay=0.01)
+    _train(net, 3, opt)  # steps large enough to flip signs of W
     fb = [layer.feedback for layer in feedback_layers(net)]
     assert all(p not in opt.state for p in fb) and all(layer.weight in opt.state
                                                        for layer in feedback_layers(net))
@@ -120,6 +120,7 @@ def test_rules_whose_r_does_not_learn_by_gradient(method: str) -> None:
         if RULES[method].symmetric_init_applies and not RULES[method].learns_feedback:
             assert torch.equal(r, r0)  # frfb: fixed
         elif not RULES[method].symmetric_init_applies:
+            assert (torch.sign(w) != torch.sign(w0)).any()
             assert torch.equal(torch.sign(r), torch.sign(w))  # sign rules: from the new W
         else:
             assert not torch.equal(r, r0)  # wm: the mirror phase moved R

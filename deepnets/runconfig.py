@@ -25,7 +25,7 @@ from deepnets.config import (
     flag_of,
 )
 from deepnets.data import KINDS
-from deepnets.optim import DEFAULT_MOMENTUM, OPTIMIZERS
+from deepnets.optim import add_optimizer_flags
 from deepnets.rules import METHODS, RULES, rules_with_param
 from deepnets.rundir import read_config
 from deepnets.trainer import stored_config
@@ -119,38 +119,6 @@ def _rule_params_help() -> str:
     own = ", ".join(f"{' or '.join(rules_with_param(n))}'s {n} is {flag_of(n)}"
                     for n in OWN_FLAG_PARAMS)
     return "; ".join(parts) + f"; {own}"
-
-
-def add_optimizer_flags(p: argparse.ArgumentParser, defaults: bool = False) -> None:
-    """``--optimizer``, ``--momentum``, ``--weight-decay``, ``--lr-steps``, ``--lr-gamma``
-    (:mod:`deepnets.optim`; shared with the suite). ``defaults``: fill in the defaults (the
-    suite); else a flag not given is left out (a resumed run keeps its config.json's)."""
-    def default(value: Any) -> Any:
-        return value if defaults else argparse.SUPPRESS
-
-    p.add_argument(
-        "--optimizer", choices=OPTIMIZERS, default=default("sgd"),
-        help="how W, b and R take the rules' directions: sgd (plain, the paper's), momentum "
-        "(SGD with --momentum) or adam, as torch.optim optimizers (--update-order simultaneous "
-        "only; docs/rules.md 'Rules under an optimizer') (default: sgd)",
-    )
-    p.add_argument(
-        "--momentum", type=float, default=default(None),
-        help=f"momentum of --optimizer momentum, in [0, 1) (default: {DEFAULT_MOMENTUM})",
-    )
-    p.add_argument(
-        "--weight-decay", type=float, default=default(0.0),
-        help="torch's weight decay on every parameter, W, b and R included (default: 0)",
-    )
-    p.add_argument(
-        "--lr-steps", type=int, nargs="+", metavar="EPOCH", default=default(()),
-        help="epochs after which the learning rate is multiplied by --lr-gamma, e.g. 100 150 200 "
-        "(default: none, a fixed step)",
-    )
-    p.add_argument(
-        "--lr-gamma", type=_positive(float), default=default(0.1),
-        help="factor of the learning rate at each of --lr-steps (default: 0.1)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from torch import nn
 import deepnets.train as train_mod
 from deepnets import FeedbackNet, convert, make_loss, train_step
 from deepnets.checkpoint import load_checkpoint
+from deepnets.config import TrainConfig
 from deepnets.layers import feedback_layers
 from deepnets.rules import RULES
 
@@ -255,3 +256,24 @@ def test_cli_plain_defaults_and_converted_model(cifar: Path, tmp_path: Path,
     assert train_mod.main(args(cifar, tmp_path / "bad", "--optimizer", "adam",
                                "--update-order", "sequential")) == 2
     assert "need --update-order simultaneous" in capsys.readouterr().err
+
+
+def test_suite_takes_the_optimizer_flags(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from deepnets import suite
+
+    from .test_suite import settings
+
+    spec = suite.grid(4, 10, 1)[0]
+    plain = suite.train_config(spec, tmp_path, settings())
+    assert plain.plain_sgd and plain.update_order == TrainConfig.update_order
+    cfg = suite.train_config(spec, tmp_path, settings(optimizer="momentum", weight_decay=1e-4,
+                                                      lr_steps=(100, 150, 200)))
+    assert (cfg.momentum, cfg.weight_decay, cfg.lr_steps, cfg.lr_gamma, cfg.update_order) == (
+        0.9, 1e-4, (100, 150, 200), 0.1, "simultaneous")
+    assert cfg.method == plain.method and cfg.lr == plain.lr
+    assert suite.main(["10", "--dry-run", "--out", str(tmp_path), "--optimizer", "momentum",
+                       "--lr-steps", "100", "150", "200"]) == 0
+    assert suite.main(["10", "--dry-run", "--out", str(tmp_path), "--optimizer", "momentum",
+                       "--momentum", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--momentum 2.0: must be in [0, 1)" in err, err

@@ -498,9 +498,10 @@ class FeedbackLayer(nn.Module):
     def step(self, grad_w: Tensor, grad_b: Tensor | None, lr: float) -> None:
         """The layer's one step, in both update orders (Remark 1): SGD on W (eq. 3: dW =
         -lr grad_W, masked entries kept zero; W <- (1 - lr lambda) W + dW with the rule's
-        ``weight_decay`` lambda) and on b, then R as the rule says
-        (:meth:`deepnets.rules.Rule.after_step`, e.g. urfb's R += epsilon dW^t), R's mask kept.
-        A frozen layer does not step."""
+        ``weight_decay`` lambda) and on b, then R as the rule says (a gradient-learnt R decayed
+        by the same (1 - lr lambda) first; :meth:`deepnets.rules.Rule.after_step`, e.g. urfb's
+        R += epsilon dW^t), R's mask kept. A frozen layer does not step. Under a torch
+        optimizer :meth:`write_grads` and :meth:`after_optimizer_step` take its place."""
         if self._frozen:
             return
         gw = grad_w if self.mask_weight is None else grad_w * self.mask_weight

@@ -1,10 +1,10 @@
 """Training a :class:`TrainConfig` into a run folder: ``run(cfg, out)`` (Sections 3-4).
 
-Plain SGD with a fixed step (paper: 0.1, batch 500) -- or a torch optimizer and step schedule
-(``--optimizer``, ``--lr-steps``: :mod:`deepnets.optim`, run eagerly, their states in the
-checkpoint) --, a validation split held out of the
-training set (paper: 5,000 images, drawn by ``split_seed`` so that every seed sees the same
-split), one ``log.jsonl`` record and one atomic checkpoint per epoch. A resumed run ends in the
+Plain SGD with a fixed step (paper: 0.1, batch 500) or a torch optimizer and step schedule
+(``--optimizer``, ``--lr-steps``: :mod:`deepnets.optim`; run eagerly, their states in the
+checkpoint), a validation split held out of the training set (paper: 5,000 images, drawn by
+``split_seed`` so that every seed sees the same split), one ``log.jsonl`` record and one
+atomic checkpoint per epoch. A resumed run ends in the
 same state (bit-identical on the CPU) as an uninterrupted one.
 
 Each ``log.jsonl`` record: ``train_loss`` / ``train_error``, means over the epoch's mini-batches

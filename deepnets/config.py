@@ -111,10 +111,11 @@ class TrainConfig:
     lr_gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("untie", "freeze", "copy", "lr_steps"):
+        for name in ("untie", "freeze", "copy"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, tuple(sorted(set(int(i) for i in value))))
+        object.__setattr__(self, "lr_steps", tuple(sorted(set(int(i) for i in self.lr_steps))))
         if self.optimizer == "momentum" and self.momentum is None:
             object.__setattr__(self, "momentum", DEFAULT_MOMENTUM)
         rule = RULES.get(self.method)
@@ -255,9 +256,10 @@ class TrainConfig:
     def to_json_dict(self) -> dict[str, Any]:
         """The config as ``config.json`` stores it (tuples as lists, a schema version)."""
         out = asdict(self)
-        for name in ("untie", "freeze", "copy", "lr_steps"):
+        for name in ("untie", "freeze", "copy"):
             if out[name] is not None:
                 out[name] = list(out[name])
+        out["lr_steps"] = list(out["lr_steps"])
         return {"schema_version": SCHEMA_VERSION, **out}
 
     @classmethod

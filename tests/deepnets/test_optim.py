@@ -231,6 +231,7 @@ def test_cli_resume_with_momentum_and_schedule_is_exact(cifar: Path, tmp_path: P
     torch.manual_seed(12345)
     assert train_mod.main(args(cifar, broken, "--resume")) == 0
     assert_same_state(whole, broken)
+    assert train_mod.main(args(cifar, broken, "--resume", *OPT_FLAGS)) == 0  # the same flags
     a, b = load_checkpoint(whole), load_checkpoint(broken)
     assert a is not None and b is not None
     for key, buf in a["optimizer"]["state"].items():

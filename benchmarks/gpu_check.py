@@ -40,6 +40,7 @@ from deepnets.capture import WARMUP_STEPS, TrainStepper
 from deepnets.engine import train_step
 from deepnets.losses import make_loss
 from deepnets.network import FeedbackNet
+from urfb_common import path_arg
 
 AGREEMENT_ARCHS = {
     "dense": "full 12; full 10; output",
@@ -149,7 +150,7 @@ def grid(args: argparse.Namespace, figures: list[str], extra: list[str], deadlin
     What is logged names the output folder ``$OUT`` and the interpreter ``python``, not the
     lent machine's paths."""
     cmd = [sys.executable, "-m", "deepnets.suite", *figures, "--data", "imagefolder",
-           "--data-dir", args.data, "--dataset-label", "CIFAR-10 (JPEG re-encoding)",
+           "--data-dir", str(args.data), "--dataset-label", "CIFAR-10 (JPEG re-encoding)",
            "--out", str(args.runs), "--estimate-steps", "0", "--quiet", *extra]
 
     def shown(text: str) -> str:
@@ -212,11 +213,14 @@ def pack_runs(runs: Path, dest: Path) -> list[str]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, required=True, help="folder for every output")
-    p.add_argument("--data", required=True, help="the CIFAR-10 JPEG train.zip")
+    p.add_argument("--out", type=path_arg, required=True, help="folder for every output")
+    p.add_argument("--data", type=path_arg, required=True,
+                   help="the CIFAR-10 JPEG train.zip (or its image-folder tree)")
     p.add_argument("--budget-s", type=float, default=450, help="wall-clock budget of the script")
     p.add_argument("--smoke", action="store_true", help="tiny scale, to test the script itself")
     args = p.parse_args()
+    if not args.data.exists():
+        p.error(f"--data {args.data}: no such file or folder")
     start = time.monotonic()
     deadline = start + args.budget_s
     args.out.mkdir(parents=True, exist_ok=True)
@@ -255,7 +259,11 @@ def main() -> int:
     report["seconds"] = time.monotonic() - start
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     log(f"done in {report['seconds']:.0f} s; {len(report['runs'])} run folders packed")
-    return 0
+    failed = [g["command"] for g in report["grids"] if g["status"].startswith("exit ")
+              and g["status"] != "exit 0"]
+    for command in failed:
+        log(f"error: the grid failed ({command}); see suite.log")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ before the grid starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -42,8 +43,10 @@ from deepnets.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
 from deepnets.optim import add_optimizer_flags, is_plain
 from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
-from deepnets.rundir import CONFIG, RunError, read_log
+from deepnets.rundir import CHECKPOINT, CONFIG, RunError, claim_folder, read_log
+from deepnets.stops import out_of_memory, sigterm_as_interrupt
 from deepnets.trainer import (
+    EARLY_PROBE_STEPS,
     NonFiniteState,
     RunInterrupted,
     load_cached,
@@ -51,11 +54,12 @@ from deepnets.trainer import (
     run,
     stored_config,
 )
-from urfb_common import OutputPathError, check_out_dir, figure_numbers
+from urfb_common import OutputPathError, check_out_dir, command_line, figure_numbers, path_arg
 
 ALL = tuple(name for name, p in PROTOCOLS.items() if 4 in p.figures)  # Section 4's six
 UNTIE = ("bp", "urfb", "frfb")
 FIGURES = (4, 5, 6, 7, 8, 9, 10, 11)
+PROG = "python -m deepnets.suite"
 
 
 class SuiteError(ValueError):
@@ -71,8 +75,8 @@ class RunSpec:
     protocol: str
     dataset: str                     # "cifar10" | "cifar100"
     epochs: int
-    untie: tuple[int, ...] = ()
-    freeze: tuple[int, ...] = ()
+    untied: tuple[int, ...] = ()
+    frozen: tuple[int, ...] = ()
     from_run: str | None = None      # folder name of the run whose weights are taken (deepnet_s)
     role: str = field(default="", compare=False)
     seed: int = 0
@@ -91,9 +95,9 @@ def conv_layers(arch: str) -> list[int]:
 
 def _plain(arch: str, dataset: str, protocols: Sequence[str], epochs: int,
            untied: bool = False) -> list[RunSpec]:
-    untie = tuple(conv_layers(arch)) if untied else ()
+    untied_layers = tuple(conv_layers(arch)) if untied else ()
     return [RunSpec(f"{arch}-{dataset}-{p}{'-untied' if untied else ''}", arch, p, dataset, epochs,
-                    untie=untie) for p in protocols]
+                    untied=untied_layers) for p in protocols]
 
 
 def _deepnet_s(protocols: Sequence[str], epochs: int, pretrain_epochs: int,
@@ -105,10 +109,10 @@ def _deepnet_s(protocols: Sequence[str], epochs: int, pretrain_epochs: int,
         base = f"deepnet_s-cifar10-{p}"
         specs.append(RunSpec(f"{base}-pre", "deepnet_s", p, "cifar10", pretrain_epochs, role="pretrain"))
         if not untied_only:
-            specs.append(RunSpec(base, "deepnet_s", p, "cifar10", epochs, freeze=(0,),
+            specs.append(RunSpec(base, "deepnet_s", p, "cifar10", epochs, frozen=(0,),
                                  from_run=f"{base}-pre", role="retrain tied"))
-        specs.append(RunSpec(f"{base}-untied", "deepnet_s", p, "cifar10", epochs, untie=rest,
-                             freeze=(0,), from_run=f"{base}-pre", role="retrain untied"))
+        specs.append(RunSpec(f"{base}-untied", "deepnet_s", p, "cifar10", epochs, untied=rest,
+                             frozen=(0,), from_run=f"{base}-pre", role="retrain untied"))
     return specs
 
 
@@ -193,7 +197,7 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         connectivity=protocol.connectivity, lr=s.lr, batch_size=s.batch_size, seed=spec.seed,
         split_seed=s.split_seed, data=kind,
         dataset_label=s.dataset_label if spec.dataset == "cifar10" else None,
-        val_size=s.val_size, train_size=s.train_size, untie=spec.untie, freeze=spec.freeze,
+        val_size=s.val_size, train_size=s.train_size, untied=spec.untied, frozen=spec.frozen,
         # Section 4.1: only the (frozen) first layer is taken, the rest start afresh
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
@@ -229,61 +233,107 @@ def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
     return ("done" if done >= spec.epochs else "resume"), done
 
 
-def time_step(spec: RunSpec, n_classes: int, batch: int, steps: int, device: str,
-              budget_s: float = 5.0) -> float:
-    """Seconds per SGD step of ``spec``'s network on random inputs.
+@dataclass(frozen=True)
+class NetTimes:
+    """Seconds a network's pieces of a run take (:func:`time_network`): everything the trainer
+    does per epoch besides the SGD steps is counted too (validation, the alignment probe, the
+    checkpoint), and the run's set-up once."""
+
+    step: float          # one SGD step on a batch
+    eval_image: float    # the validation pass, per image
+    probe: float         # one alignment probe (0 without one)
+    epoch_end: float     # writing the epoch's checkpoint
+    setup: float         # building the network
+
+
+def time_network(spec: RunSpec, n_classes: int, batch: int, probe_size: int, steps: int,
+                 device: str, budget_s: float = 5.0) -> NetTimes:
+    """:class:`NetTimes` of ``spec``'s network on random inputs.
 
     One warm-up step, then up to ``steps`` timed steps while they fit in ``budget_s``; a
-    warm-up slower than ``budget_s`` / 2 is itself the estimate (its set-up cost is then small).
+    warm-up slower than ``budget_s`` / 2 is itself the step's estimate (its set-up cost is then
+    small). The validation pass and the probe are timed twice (the faster counts: the first
+    call pays one-off costs), the checkpoint once.
     """
-    from deepnets.engine import freeze, train_step
+    import io
+
+    from deepnets.alignment import alignment
+    from deepnets.engine import evaluate, freeze, train_step
     from deepnets.losses import make_loss
     from deepnets.models import build_net
 
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    start = time.perf_counter()
     protocol = PROTOCOLS[spec.protocol]
     net = build_net(spec.arch, n_classes=n_classes, method=protocol.method,
-                    connectivity=protocol.connectivity, untied=spec.untie,
+                    connectivity=protocol.connectivity, untied=spec.untied,
                     **protocol.rule_params).to(device)
-    freeze(net, spec.freeze)
+    freeze(net, spec.frozen)
+    setup = time.perf_counter() - start
     loss_fn = make_loss(protocol.loss, n_classes)
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, n_classes, (batch,), generator=gen).to(device)
 
-    def timed() -> float:
-        start = time.perf_counter()
-        train_step(net, x, y, loss_fn)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
+    def timed(work: object, *a: object) -> float:
+        begin = time.perf_counter()
+        work(*a)  # type: ignore[operator]
+        sync()
+        return time.perf_counter() - begin
 
-    first = timed()
-    if first > budget_s / 2:
-        return first
-    times: list[float] = []
+    first = timed(train_step, net, x, y, loss_fn)
+    times: list[float] = [] if first <= budget_s / 2 else [first]
     while len(times) < steps and sum(times) < budget_s:
-        times.append(timed())
-    return sum(times) / len(times)
+        times.append(timed(train_step, net, x, y, loss_fn))
+    eval_image = min(timed(evaluate, net, x, y, loss_fn) for _ in range(2)) / batch
+    probe = 0.0
+    if probe_size:
+        px = torch.rand(probe_size, 3, 32, 32, generator=gen).to(device)
+        py = torch.randint(0, n_classes, (probe_size,), generator=gen).to(device)
+        probe = min(timed(alignment, net, px, py, loss_fn) for _ in range(2))
+    epoch_end = timed(torch.save, net.state_dict(), io.BytesIO())
+    return NetTimes(sum(times) / len(times), eval_image, probe, epoch_end, setup)
+
+
+def run_seconds(times: NetTimes, n_train: int, s: Settings, epochs_left: int,
+                first_epoch_left: bool) -> float:
+    """Seconds of ``epochs_left`` epochs of one run: per epoch its SGD steps, the validation
+    pass, the probe and the checkpoint; epoch 1 also probes after its first updates
+    (:data:`deepnets.trainer.EARLY_PROBE_STEPS`); and the run's set-up."""
+    per_epoch = (math.ceil(n_train / s.batch_size) * times.step + s.val_size * times.eval_image
+                 + times.probe + times.epoch_end)
+    early = len(EARLY_PROBE_STEPS) * times.probe if first_epoch_left else 0.0
+    return per_epoch * epochs_left + early + times.setup
 
 
 def estimate(todo: list[tuple[RunSpec, int]], sizes: dict[str, tuple[int, int, float]],
              s: Settings, steps: int) -> tuple[float, dict[str, float]]:
-    """Seconds the remaining epochs of ``todo`` will take: timed steps x steps per epoch.
-
-    ``sizes``: dataset -> (training images, classes, seconds to load it); the grid loads each
-    data set once. Validation passes are counted as a third of a training step per batch (a
-    forward pass only).
-    """
-    per_step: dict[tuple, float] = {}
+    """Seconds the remaining epochs of ``todo`` will take (:func:`run_seconds` of each), plus
+    loading each data set once. ``sizes``: dataset -> (training images, classes, seconds to
+    load it)."""
+    per_net: dict[tuple, NetTimes] = {}
     per_run: dict[str, float] = {}
     for spec, done in todo:
-        n_train, n_classes, load_s = sizes[spec.dataset]
-        key = (spec.arch, spec.protocol, spec.untie, spec.freeze, n_classes)
-        if key not in per_step:
-            per_step[key] = time_step(spec, n_classes, min(s.batch_size, n_train), steps, s.device)
-        batches = math.ceil(n_train / s.batch_size) + math.ceil(s.val_size / s.batch_size) / 3
-        per_run[spec.name] = per_step[key] * batches * (spec.epochs - done)
+        n_train, n_classes, _ = sizes[spec.dataset]
+        key = (spec.arch, spec.protocol, spec.untied, spec.frozen, n_classes)
+        if key not in per_net:
+            per_net[key] = time_network(spec, n_classes, min(s.batch_size, n_train),
+                                        min(s.probe_size, s.val_size or n_train), steps, s.device)
+        per_run[spec.name] = run_seconds(per_net[key], n_train, s, spec.epochs - done, done == 0)
     return sum(per_run.values()) + sum(v[2] for v in sizes.values()), per_run
+
+
+def data_label(dataset: str, s: Settings) -> str:
+    """How the grid's output names a data set: ``--dataset-label``, else CIFAR-10 / CIFAR-100
+    for the python versions, else "image folder <path>" (as :class:`TrainConfig` names it)."""
+    if dataset == "cifar10" and s.dataset_label:
+        return s.dataset_label
+    if dataset == "cifar10" and s.cifar10_kind == "imagefolder":
+        return f"image folder {s.data_dirs.get('cifar10', '')}"
+    return {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[dataset]
 
 
 def dataset_sizes(datasets: set[str], s: Settings) -> dict[str, tuple[int, int, float]]:
@@ -315,15 +365,15 @@ def _hms(seconds: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m deepnets.suite", description=__doc__,
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("figures", nargs="+", metavar="FIGURE",
                    help=f"figure numbers whose grid to run ({', '.join(map(str, FIGURES))}) or 'all'")
-    p.add_argument("--data-dir", type=Path, help="CIFAR-10: the python-version archive/folder, or "
+    p.add_argument("--data-dir", type=path_arg, help="CIFAR-10: the python-version archive/folder, or "
                    "with --data imagefolder an image-folder tree or .zip")
     p.add_argument("--data", choices=("cifar10", "imagefolder"), default="cifar10",
                    help="format of --data-dir (default cifar10)")
-    p.add_argument("--cifar100-dir", type=Path, help="CIFAR-100 python-version archive/folder "
+    p.add_argument("--cifar100-dir", type=path_arg, help="CIFAR-100 python-version archive/folder "
                    "(needed by Figure 5's right half)")
     p.add_argument("--datasets", nargs="+", choices=("cifar10", "cifar100"),
                    help="run only the runs on these datasets (default: all the figures need)")
@@ -331,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only the runs of these architectures")
     p.add_argument("--protocols", nargs="+", choices=ALL,
                    help="run only these protocols (default: the figure's own set)")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="folder of run folders (default runs/)")
+    p.add_argument("--out", type=path_arg, default=Path("runs"), help="folder of run folders (default runs/)")
     p.add_argument("--epochs", type=int, default=1000, help="epochs per run (paper: 1000)")
     p.add_argument("--pretrain-epochs", type=int, default=None,
                    help="deepnet_s tied pretraining epochs (default epochs/10; paper: 100)")
@@ -375,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--slurm-cpus-per-job", type=int, metavar="N",
                    help="CPU cores of each job (also its torch threads)")
     g.add_argument("--slurm-mem-gb", type=float, metavar="GB", help="memory of each job")
-    g.add_argument("--slurm-folder", type=Path, metavar="DIR",
+    g.add_argument("--slurm-folder", type=path_arg, metavar="DIR",
                    help="submitit's logs, pickles and jobs.json (default: <out>/slurm)")
     g.add_argument("--slurm-wait", action="store_true",
                    help="wait for the jobs and report them (default: submit and return)")
@@ -446,6 +496,7 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"argument {exc}")
 
 
+@command_line(PROG)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -473,46 +524,77 @@ def main(argv: list[str] | None = None) -> int:
                  args.quiet, args.split_seed, args.probe_size, args.cuda_graph,
                  optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                  lr_steps=tuple(args.lr_steps), lr_gamma=args.lr_gamma)
-    try:
-        train_config(specs[0], args.out, s)  # bad optimizer settings: one line, before any run
-        states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
-        print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
-              f"{args.epochs} epochs, batch {s.batch_size}, lr {s.lr}, "
-              f"train size {s.train_size or 'all'}, val {s.val_size}, "
-              f"seeds {' '.join(map(str, dict.fromkeys(args.seeds)))}, device {s.device}):")
-        todo = [(sp, done) for sp, state, done in states if state != "done"]
-        per_run: dict[str, float] = {}
-        if todo and args.estimate_steps and all(sp.dataset in s.data_dirs for sp, _ in todo):
-            sizes = dataset_sizes({sp.dataset for sp, _ in todo}, s)
-            # with SLURM the jobs resolve --device on their nodes; the estimate is made here
-            here = s if launcher.kind == "local" else replace(s, device=resolve_device("auto"))
-            total, per_run = estimate(todo, sizes, here, args.estimate_steps)
-        for sp, state, done in states:
-            what = {"done": "done", "new": "new", "resume": f"resume after epoch {done}"}[state]
-            eta = f", ~{_hms(per_run[sp.name])}" if sp.name in per_run else ""
-            role = f" [{sp.role}]" if sp.role else ""
-            print(f"  {sp.name}{role}: {sp.epochs} epochs, {what}{eta}")
-        if todo and args.estimate_steps and not per_run:
-            print("no run-time estimate: the data folders of the runs left were not given")
-        if per_run:
-            load = ", ".join(f"{d} {v[2]:.0f} s" for d, v in sizes.items())
-            print(f"estimated time for the {len(todo)} runs left: {_hms(total)} on {here.device} "
-                  f"(from up to {args.estimate_steps} timed steps per network, plus loading the "
-                  f"data once: {load})")
-        if args.dry_run:
-            return 0
-        return _run_all(todo, args.out, s, launcher)
-    except (SuiteError, RunError, ConfigError, DataError, launch.LaunchError) as exc:
-        print(f"python -m deepnets.suite: error: {exc}", file=sys.stderr)
-        return 2
+    existed = args.out.exists()
+    with sigterm_as_interrupt() as stop:  # SIGTERM stops the grid as Ctrl-C does
+        try:
+            # one suite at a time per --out (each run folder is claimed again by its training)
+            with contextlib.nullcontext() if args.dry_run else claim_folder(args.out):
+                status = _plan_and_run(args, specs, figures, s, launcher)
+        except (SuiteError, RunError, ConfigError, DataError, launch.LaunchError) as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 2
+        except (MemoryError, RuntimeError) as exc:
+            message = out_of_memory(exc)
+            if message is None:
+                raise
+            print(f"{PROG}: error: {message}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # while listing the runs or timing the estimate
+            print(f"{PROG}: interrupted before any run started",
+                  file=sys.stderr)
+            return stop.exit_status()
+        finally:  # a grid that trained nothing leaves no empty --out behind
+            if not existed and args.out.is_dir() and not any(args.out.iterdir()):
+                args.out.rmdir()
+    return stop.exit_status() if status == 130 else status
+
+
+def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], figures: Sequence[int],
+                  s: Settings, launcher: launch.Launcher) -> int:
+    """List the grid's runs with their state and time estimate, then train what is left."""
+    train_config(specs[0], args.out, s)  # bad optimizer settings: one line, before any run
+    states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
+    print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
+          f"{args.epochs} epochs, batch {s.batch_size}, lr {s.lr}, "
+          f"train size {s.train_size or 'all'}, val {s.val_size}, "
+          f"seeds {' '.join(map(str, dict.fromkeys(args.seeds)))}, device {s.device}):")
+    todo = [(sp, done) for sp, state, done in states if state != "done"]
+    per_run: dict[str, float] = {}
+    if todo and args.estimate_steps and all(sp.dataset in s.data_dirs for sp, _ in todo):
+        sizes = dataset_sizes({sp.dataset for sp, _ in todo}, s)
+        # with SLURM the jobs resolve --device on their nodes; the estimate is made here
+        here = s if launcher.kind == "local" else replace(s, device=resolve_device("auto"))
+        total, per_run = estimate(todo, sizes, here, args.estimate_steps)
+    for sp, state, done in states:
+        what = {"done": "done", "new": "new", "resume": f"resume after epoch {done}"}[state]
+        eta = f", ~{_hms(per_run[sp.name])}" if sp.name in per_run else ""
+        role = f" [{sp.role}]" if sp.role else ""
+        print(f"  {sp.name}{role}: {sp.epochs} epochs, {what}{eta}")
+    if todo and args.estimate_steps and not per_run:
+        print("no run-time estimate: the data folders of the runs left were not given")
+    if per_run:
+        load = ", ".join(f"{data_label(d, s)} {v[2]:.0f} s" for d, v in sizes.items())
+        print(f"estimated time for the {len(todo)} runs left: {_hms(total)} on {here.device} "
+              f"(from up to {args.estimate_steps} timed steps per network, its validation pass, "
+              f"probe and checkpoint, plus loading the data once: {load})")
+    if args.dry_run:
+        return 0
+    return _run_all(todo, args.out, s, launcher)
+
+
+def _kept(folder: Path) -> str:
+    """What an interrupted run of the grid kept (its log has as many epochs as its checkpoint)."""
+    done = len(read_log(folder)) if (folder / CHECKPOINT).is_file() else 0
+    return f"{folder / CHECKPOINT} keeps epoch {done}" if done else f"{folder} had no finished epoch"
 
 
 def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
-             launcher: launch.Launcher | None = None) -> int:
+             launcher: launch.Launcher | None = None, prog: str = PROG) -> int:
     """Train (or resume) each run in order in this process (the data is read once), or hand
     them to ``launcher`` (:mod:`deepnets.launch`: N at once here, or SLURM jobs), a retraining
     run only after the run it takes its first layer from. A run that diverges is reported and
-    the grid goes on; 1 at the end if any did, 130 on Ctrl-C."""
+    the grid goes on; 1 at the end if any did, 130 on Ctrl-C. ``prog`` names the CLI in the
+    messages (the suite, or the rule benchmark that runs its grid through here)."""
     if launcher is not None and not launcher.serial and todo:
         jobs = [launch.Job(sp.name, train_config(sp, out, s), out / sp.name,
                            resume=(out / sp.name / CONFIG).is_file(),
@@ -521,7 +603,7 @@ def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
         try:
             return launch.launch(jobs, launcher, out, progress=not s.quiet)
         except RunInterrupted as exc:
-            print(f"python -m deepnets.suite: {exc}; rerun the same command to resume the grid",
+            print(f"{prog}: {exc}; rerun the same command to resume the grid",
                   file=sys.stderr)
             return 130
     failed: list[str] = []
@@ -532,11 +614,11 @@ def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
         try:
             run(train_config(sp, out, s), folder, resume=(folder / CONFIG).is_file(), quiet=s.quiet)
         except NonFiniteState as exc:
-            print(f"python -m deepnets.suite: run {folder} diverged: {exc}", file=sys.stderr)
+            print(f"{prog}: run {folder} diverged: {exc}", file=sys.stderr)
             failed.append(sp.name)
-        except RunInterrupted as exc:
-            print(f"python -m deepnets.suite: {exc}; rerun the same command to resume the grid",
-                  file=sys.stderr)
+        except RunInterrupted:  # its message's advice (train's --resume) is not the suite's
+            print(f"{prog}: interrupted: {_kept(folder)}; rerun the same command to resume the "
+                  "grid", file=sys.stderr)
             return 130
     if failed:
         print(f"{len(failed)} of {len(todo)} runs diverged: {', '.join(failed)}", file=sys.stderr)

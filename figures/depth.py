@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
-from figures.style import method_color, new_figure, save_figure
+from figures.style import legend, method_color, new_figure, save_figure
 from sims.depth_stats import Times, collect, paired_ratios, quartiles
 
 NEED = {"depth", "method", "epsilon", "seed", "t_threshold", "reached"}
@@ -84,7 +84,7 @@ def _alignment(ax: Axes, rows: list[dict[str, str]], eps: float, layers: int) ->
 
 
 def draw_depth(csv_path: str | os.PathLike[str]) -> Figure:
-    """The depth figure from a ``depth_sweep.csv`` (columns of :func:`sims.depth_sweep.rows_csv`)."""
+    """The depth figure from a ``depth_sweep.csv`` (columns of :func:`sims.depth.rows_csv`)."""
     rows, layers = _read(csv_path)
     eps_values = sorted({float(r["epsilon"]) for r in rows if r["method"] == "feedback"})
     eps_ref = max(eps_values)
@@ -98,7 +98,7 @@ def draw_depth(csv_path: str | os.PathLike[str]) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel("depth k")
     ax.set_ylabel("time-to-threshold ratio")
-    ax.legend(frameon=False)
+    legend(ax, frameon=False)
     for col, eps in enumerate(eps_values, start=1):
         image = _alignment(axes[0, col], rows, eps, layers)
     axes[0, 1].set_ylabel("depth k")

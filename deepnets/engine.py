@@ -196,8 +196,9 @@ def _check_optimizer(optimizer: Any, layers: list[FeedbackLayer], lr: float,
                      update_order: str) -> None:
     """A one-line ValueError unless ``optimizer`` can step the layers (see :func:`train_step`)."""
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(f"train_step: optimizer must be a torch.optim.Optimizer, got "
-                         f"{type(optimizer).__name__}")
+        raise ValueError(  # noqa: TRY004 (bad input is a ValueError, as in deepnets.checks)
+            f"train_step: optimizer must be a torch.optim.Optimizer, got "
+            f"{type(optimizer).__name__}")
     if lr is not DEFAULT_LR:
         raise ValueError("train_step: with an optimizer the learning rate is the optimizer's; "
                          "do not pass lr")

@@ -40,8 +40,8 @@ from deepnets import launch
 from deepnets.arch import WEIGHT_KINDS, parse_arch
 from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
-from deepnets.optim import add_optimizer_flags, is_plain
 from deepnets.data import DataError
+from deepnets.optim import add_optimizer_flags, is_plain
 from deepnets.protocols import PROTOCOLS
 from deepnets.rundir import CHECKPOINT, CONFIG, RunError, claim_folder, read_log
 from deepnets.stops import out_of_memory, sigterm_as_interrupt

@@ -131,13 +131,13 @@ def test_refused_combinations_are_one_line_errors() -> None:
     net, loss_fn, (x, y) = _net("urfb"), make_loss("hinge", C), _batch()
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     cases = [
-        (dict(optimizer=opt, update_order="sequential"), "update_order='sequential'"),
-        (dict(optimizer=opt, lr=0.1), "do not pass lr"),
-        (dict(optimizer=opt, bias_lr_scale=2.0), "bias_lr_scale applies to plain SGD"),
-        (dict(optimizer=torch.optim.SGD([p for n, p in net.named_parameters()
-                                         if "feedback" not in n], lr=0.1)),
+        ({"optimizer": opt, "update_order": "sequential"}, "update_order='sequential'"),
+        ({"optimizer": opt, "lr": 0.1}, "do not pass lr"),
+        ({"optimizer": opt, "bias_lr_scale": 2.0}, "bias_lr_scale applies to plain SGD"),
+        ({"optimizer": torch.optim.SGD([p for n, p in net.named_parameters()
+                                        if "feedback" not in n], lr=0.1)},
          r"does not hold feedback layer 0's R \(feedback\)"),
-        (dict(optimizer="adam"), "must be a torch.optim.Optimizer"),
+        ({"optimizer": "adam"}, "must be a torch.optim.Optimizer"),
     ]
     state = copy.deepcopy(net.state_dict())
     for kwargs, message in cases:

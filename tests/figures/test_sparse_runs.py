@@ -28,7 +28,7 @@ def _grid(root: Path, write_run, protocols: list[str]) -> None:
     for p in protocols:
         write_run(root, f"simpnet-cifar10-{p}", "simpnet", p)
         write_run(root, f"deepernet-cifar10-{p}", "deepernet", p)
-        write_run(root, f"simpnet-cifar10-{p}-untied", "simpnet", p, untie=(0,))
+        write_run(root, f"simpnet-cifar10-{p}-untied", "simpnet", p, untied=(0,))
 
 
 @pytest.mark.parametrize("case", ["val-size 0", "no BP-H", "no correlations"])

@@ -127,6 +127,34 @@ def test_rules_whose_r_does_not_learn_by_gradient(method: str) -> None:
             assert not torch.equal(r, r0)  # wm: the mirror phase moved R
 
 
+class _ShiftEverything(torch.optim.Optimizer):
+    """A toy optimizer that moves every entry of a parameter with a gradient, zero or not."""
+
+    def __init__(self, params: object) -> None:
+        super().__init__(params, {"lr": 0.01})
+
+    @torch.no_grad()
+    def step(self, closure: object = None) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.sub_(p.grad, alpha=group["lr"]).add_(group["lr"])
+
+
+@pytest.mark.parametrize("method", ["urfb", "usf"])
+def test_masks_and_frozen_layers_hold_under_any_optimizer(method: str) -> None:
+    net = _net(method, connectivity=0.5)
+    net.weight_layers[0].frozen = True
+    frozen = {k: v.clone() for k, v in net.weight_layers[0].state_dict().items()}
+    before = [layer.weight.detach().clone() for layer in feedback_layers(net)]
+    _train(net, 2, _ShiftEverything(net.parameters()))
+    assert all(torch.equal(v, frozen[k]) for k, v in net.weight_layers[0].state_dict().items())
+    for layer, w0 in list(zip(feedback_layers(net), before))[1:]:
+        assert not torch.equal(layer.weight, w0)
+        assert (layer.weight[layer.mask_weight == 0] == 0).all()
+        assert (layer.feedback[layer.mask_feedback == 0] == 0).all()
+
+
 def test_refused_combinations_are_one_line_errors() -> None:
     net, loss_fn, (x, y) = _net("urfb"), make_loss("hinge", C), _batch()
     opt = torch.optim.SGD(net.parameters(), lr=0.1)

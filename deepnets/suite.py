@@ -31,6 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -40,6 +41,7 @@ from deepnets.arch import WEIGHT_KINDS, parse_arch
 from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
 from deepnets.data import DataError
+from deepnets.optim import add_optimizer_flags, is_plain
 from deepnets.protocols import PROTOCOLS
 from deepnets.rundir import CHECKPOINT, CONFIG, RunError, claim_folder, read_log
 from deepnets.stops import out_of_memory, sigterm_as_interrupt
@@ -167,6 +169,22 @@ class Settings:
     split_seed: int = 0
     probe_size: int = 500
     cuda_graph: str = "auto"         # deepnets.capture: how a GPU runs the step
+    # deepnets.optim: a torch optimizer and step schedule (the defaults: the paper's plain SGD)
+    optimizer: str = "sgd"
+    momentum: float | None = None
+    weight_decay: float = 0.0
+    lr_steps: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
+
+    def optimizer_fields(self) -> dict[str, Any]:
+        """The TrainConfig fields of the optimizer; a torch optimizer steps all layers at once,
+        so its runs take the simultaneous order (plain SGD keeps the protocol's order)."""
+        given = {"optimizer": self.optimizer, "momentum": self.momentum,
+                 "weight_decay": self.weight_decay, "lr_steps": self.lr_steps,
+                 "lr_gamma": self.lr_gamma}
+        if is_plain(self.optimizer, self.weight_decay, self.lr_steps):
+            return given
+        return {**given, "update_order": "simultaneous"}
 
 
 def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
@@ -184,6 +202,7 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
         probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph,
+        **s.optimizer_fields(),
         **{k: protocol.rule_params.get(k) for k in OWN_FLAG_PARAMS},  # urfb's --epsilon
         rule_params={k: v for k, v in protocol.rule_params.items() if k not in OWN_FLAG_PARAMS},
     )  # fmt: skip
@@ -371,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-size", type=int, default=5000, help="images held out for validation (paper: 5000)")
     p.add_argument("--batch-size", type=int, default=500, help="SGD batch size (paper: 500)")
     p.add_argument("--lr", type=float, default=0.1, help="SGD step (paper: 0.1)")
+    g = p.add_argument_group("optimizer of every run (default: the paper's plain SGD; a torch "
+                             "optimizer's runs take the simultaneous update order)")
+    add_optimizer_flags(g, defaults=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED",
                    help="run every run once per seed (W, R, masks, data order, dropout); "
                    "default: 0")
@@ -499,7 +521,9 @@ def main(argv: list[str] | None = None) -> int:
                          f"(or leave them out with --datasets)")
     s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
                  args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
-                 args.quiet, args.split_seed, args.probe_size, args.cuda_graph)
+                 args.quiet, args.split_seed, args.probe_size, args.cuda_graph,
+                 optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
+                 lr_steps=tuple(args.lr_steps), lr_gamma=args.lr_gamma)
     existed = args.out.exists()
     with sigterm_as_interrupt() as stop:  # SIGTERM stops the grid as Ctrl-C does
         try:
@@ -528,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
 def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], figures: Sequence[int],
                   s: Settings, launcher: launch.Launcher) -> int:
     """List the grid's runs with their state and time estimate, then train what is left."""
+    train_config(specs[0], args.out, s)  # bad optimizer settings: one line, before any run
     states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
     print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
           f"{args.epochs} epochs, batch {s.batch_size}, lr {s.lr}, "

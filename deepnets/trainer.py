@@ -1,8 +1,10 @@
 """Training a :class:`TrainConfig` into a run folder: ``run(cfg, out)`` (Sections 3-4).
 
-Plain SGD with a fixed step (paper: 0.1, batch 500), a validation split held out of the
-training set (paper: 5,000 images, drawn by ``split_seed`` so that every seed sees the same
-split), one ``log.jsonl`` record and one atomic checkpoint per epoch. A resumed run ends in the
+Plain SGD with a fixed step (paper: 0.1, batch 500) or a torch optimizer and step schedule
+(``--optimizer``, ``--lr-steps``: :mod:`deepnets.optim`; run eagerly, their states in the
+checkpoint), a validation split held out of the training set (paper: 5,000 images, drawn by
+``split_seed`` so that every seed sees the same split), one ``log.jsonl`` record and one
+atomic checkpoint per epoch. A resumed run ends in the
 same state (bit-identical on the CPU) as an uninterrupted one.
 
 Each ``log.jsonl`` record: ``train_loss`` / ``train_error``, means over the epoch's mini-batches
@@ -33,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from deepnets import checkpoint as ckpt
@@ -45,6 +48,7 @@ from deepnets.engine import evaluate, untie
 from deepnets.losses import make_loss
 from deepnets.models import build_net
 from deepnets.network import FeedbackNet
+from deepnets.optim import build_optimizer
 from deepnets.rundir import (
     CHECKPOINT,
     CONFIG,
@@ -301,6 +305,8 @@ class _Session:
     probe: tuple[torch.Tensor, torch.Tensor] | None
     stepper: TrainStepper
     quiet: bool
+    #: the torch optimizer and its schedule (None: the paper's plain SGD)
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None
 
 
 def _probe(s: _Session) -> dict[str, Any] | None:
@@ -332,6 +338,8 @@ def _epoch(s: _Session, epoch: int) -> None:
     t0, cpu0 = time.perf_counter(), time.process_time()
     train_loss, train_err, steps = _train_epoch(s, epoch)
     train_seconds = time.perf_counter() - t0
+    if s.schedule is not None:
+        s.schedule.step()  # the schedule counts epochs (--lr-steps)
     val_loss, val_err = (evaluate(s.net, s.val.x, s.val.y, s.loss_fn) if len(s.val)
                          else (None, None))
     t1 = time.perf_counter()
@@ -353,6 +361,7 @@ def _epoch(s: _Session, epoch: int) -> None:
         "epoch": epoch, "net": s.net.state_dict(), "records": records,
         "torch_rng": torch.get_rng_state(), "order_rng": s.order.get_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.startswith("cuda") else None,
+        **_optimizer_state(s.schedule),
     })  # fmt: skip
     s.records = records
     write_log(s.out, s.records)
@@ -396,15 +405,46 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: b
     train, val, net = train.to(device), val.to(device), net.to(device)
     source = val if len(val) else train
     probe = probe_batch(source.x, source.y, cfg.probe_size, cfg.seed) if cfg.probe_size else None
+    schedule = _schedule(cfg, net, state, out)
+    eager = cfg.output_feedback == "circuit" or schedule is not None
     stepper = TrainStepper(net, loss_fn, train.x, train.y, lr=cfg.lr, batch_size=cfg.batch_size,
                            update_order=cfg.update_order, precision=cfg.precision,
-                           mode="off" if cfg.output_feedback == "circuit" else cfg.cuda_graph)
+                           mode="off" if eager else cfg.cuda_graph,
+                           optimizer=None if schedule is None else schedule.optimizer)
     # Written last: a set-up that fails writes nothing.
     write_config(out, {**cfg.to_json_dict(), "net": net.config,
                        "data_dir_from_run": data_dir_from_run(out, cfg.data_dir),
                        "weight_layer_names": net.weight_layer_names, "classes": train.classes})
     write_log(out, records)  # drops a line logged after the last checkpoint, if killed there
-    return _Session(out, cfg, train, val, net, loss_fn, order, records, probe, stepper, quiet)
+    return _Session(out, cfg, train, val, net, loss_fn, order, records, probe, stepper, quiet,
+                    schedule)
+
+
+def _schedule(cfg: TrainConfig, net: nn.Module, state: dict[str, Any] | None,
+              out: Path) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The run's torch optimizer and schedule (:mod:`deepnets.optim`), resumed from the
+    checkpoint's states; None for the paper's plain SGD. Build after ``net`` is on its device."""
+    if cfg.plain_sgd:
+        return None
+    optimizer, schedule = build_optimizer(
+        net, cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+        lr_steps=cfg.lr_steps, lr_gamma=cfg.lr_gamma)
+    if state is not None:
+        if not isinstance(state.get("optimizer"), dict) or not isinstance(state.get("schedule"),
+                                                                          dict):
+            raise RunError(f"{out / CHECKPOINT} holds no optimizer state: cannot resume "
+                           f"--optimizer {cfg.optimizer} exactly")
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+    return schedule
+
+
+def _optimizer_state(schedule: torch.optim.lr_scheduler.LRScheduler | None) -> dict[str, Any]:
+    """The checkpoint's entries for the optimizer's and the schedule's states (none for plain
+    SGD)."""
+    if schedule is None:
+        return {}
+    return {"optimizer": schedule.optimizer.state_dict(), "schedule": schedule.state_dict()}
 
 
 def run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool = False,

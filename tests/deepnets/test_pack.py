@@ -159,3 +159,52 @@ def test_cuda_pack_matches_the_runs_alone(cifar: Path, tmp_path: Path, graph: st
         for key in a["net"]:
             torch.testing.assert_close(a["net"][key], b["net"][key], rtol=1e-4, atol=1e-5)
         assert torch.equal(a["cuda_rng"], b["cuda_rng"])  # the same dropout draws were made
+
+
+def test_an_interrupted_pack_keeps_each_run_resumable_one_by_one(
+    cifar: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the pack's 11th step (run 1's second of epoch 2): the runs keep epoch 1 and,
+    resumed each on its own by the trainer, end as the runs trained alone."""
+    jobs = [Job(m, _config(cifar, m, "sequential", i), tmp_path / "pack" / m)
+            for i, m in enumerate(("urfb", "brsf", "frfb"))]
+    calls = []
+    step = capture.TrainStepper.step
+
+    def interrupted(self: capture.TrainStepper, idx: torch.Tensor) -> None:
+        calls.append(1)
+        if len(calls) == 11:
+            raise KeyboardInterrupt
+        step(self, idx)
+
+    monkeypatch.setattr(capture.TrainStepper, "step", interrupted)
+    with pytest.raises(trainer.RunInterrupted, match="every run keeps its last finished epoch"):
+        train_packed(jobs, 3, "cpu", progress=False)
+    monkeypatch.setattr(capture.TrainStepper, "step", step)
+    assert [len(read_log(j.folder)) for j in jobs] == [1, 1, 1]
+    for job in jobs:
+        run(job.config, job.folder, resume=True, quiet=True)
+        run(job.config, tmp_path / "alone" / job.name, quiet=True)
+        assert_same_run(job.folder, tmp_path / "alone" / job.name)
+
+
+def test_a_run_waits_for_the_run_it_takes_from(cifar: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    source = Job("pre", _config(cifar, "urfb", "simultaneous", 0), tmp_path / "pre")
+    retrain = Job("re", _config(cifar, "urfb", "simultaneous", 0, freeze=(0,), copy=(0,),
+                                from_run=str(tmp_path / "pre")),
+                  tmp_path / "re", after=tmp_path / "pre")
+    other = Job("other", _config(cifar, "frfb", "simultaneous", 1), tmp_path / "other")
+    order: list[str] = []
+    step = capture.TrainStepper.step
+
+    def spied(self: capture.TrainStepper, idx: torch.Tensor) -> None:
+        config = self.net.config
+        order.append(str(config["method"]) + ("-frozen" if config["frozen"] else ""))
+        step(self, idx)
+
+    monkeypatch.setattr(capture.TrainStepper, "step", spied)
+    outcomes = train_packed([source, retrain, other], 3, "cpu", progress=False)
+    assert [o.status for o in outcomes] == ["ok", "ok", "ok"]
+    assert order[:2] == ["urfb", "frfb"]  # the retraining waits: two runs in the first round
+    assert order.index("urfb-frozen") > max(i for i, m in enumerate(order) if m == "urfb")

@@ -30,14 +30,13 @@ from collections.abc import Callable
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
+from proc_status import status_mib
 from torch import Tensor
 
 from deepnets import FeedbackNet, make_loss
 from deepnets.cpu import keep_freed_memory
 from deepnets.engine import train_step
 from deepnets.layers import FeedbackConv2d, FeedbackLinear, FeedbackUntied2d, feedback_layers
-
-from bench_step import _status_mib  # noqa: E402 (the sibling script; run from benchmarks/ or the root)
 
 ARCHS = ("simpnet", "deepernet", "deepnet_s")
 METHODS = ("bp", "frfb", "urfb")
@@ -143,10 +142,10 @@ def _peak_memory(untied: bool, batch_size: int) -> tuple[float, float]:
     keep_freed_memory()
     step = _stepper("simpnet", "urfb", "fp32", untied)
     x, y = _batch(batch_size, 0)
-    before = _status_mib("VmRSS")
+    before = status_mib("VmRSS")
     for _ in range(3):
         step(x, y)
-    peak = _status_mib("VmHWM")
+    peak = status_mib("VmHWM")
     return peak, peak - before
 
 

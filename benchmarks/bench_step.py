@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from proc_status import status_mib
 from torch import Tensor, nn
 
 from deepnets import FeedbackNet, make_loss, train_step
@@ -75,24 +76,15 @@ def _batch(n: int, seed: int) -> tuple[Tensor, Tensor]:
     return torch.rand(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def _status_mib(field: str) -> float:
-    """A memory field of /proc/self/status (VmRSS now, VmHWM peak of this process), in MiB."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def _peak_memory(variant: str, batch_size: int, seed: int) -> tuple[float, float]:
     """(peak RSS MiB of a fresh process over 3 steps, peak minus RSS before the first step)."""
     torch.manual_seed(seed)
     step = _make(variant, seed)
     x, y = _batch(batch_size, seed)
-    before = _status_mib("VmRSS")
+    before = status_mib("VmRSS")
     for _ in range(3):
         step(x, y)
-    peak = _status_mib("VmHWM")  # unlike ru_maxrss, not inherited from the parent across exec
+    peak = status_mib("VmHWM")  # unlike ru_maxrss, not inherited from the parent across exec
     return peak, peak - before
 
 

@@ -5,7 +5,8 @@ calls :func:`deepnets.trainer.run`. ``config.json`` is the config's serialisatio
 (:meth:`TrainConfig.to_json_dict`) with a schema version, plus what the run learnt from its data
 (``train_size`` resolved to the images actually trained on, the data's fingerprint, class names)
 and the network's own description (``net``, used to rebuild it). A hand-edited ``config.json`` is
-checked on reading: missing keys, wrong types and out-of-range values are one-line errors.
+checked on reading: missing keys, wrong types and out-of-range values are one-line errors. Older
+schemas are read too (:func:`_upgrade`), so old runs resume.
 
 Every value check names the command-line flag of the field (``--batch-size`` for ``batch_size``).
 """
@@ -13,8 +14,10 @@ Every value check names the command-line flag of the field (``--batch-size`` for
 from __future__ import annotations
 
 import math
+import numbers
 import types
 import typing
+from collections.abc import Collection, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -25,11 +28,13 @@ from deepnets.engine import UPDATE_ORDERS
 from deepnets.losses import LOSSES
 from deepnets.models import MODELS, n_weight_layers
 from deepnets.rules import METHODS, RULES, resolved_params, rules_with_param
+from deepnets.rundir import with_current_keys
 
-__all__ = ["PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "ConfigError", "TrainConfig", "flag_of"]
+__all__ = ["LAYER_INDEX_MAX", "PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "SHOWN_MAX", "ConfigError",
+           "TrainConfig", "clipped", "flag_of", "shown"]
 
 #: Version of ``config.json``'s layout; 1 was the first landing's (no ``schema_version`` key).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: ``bf16``: bfloat16 compute with float32 master copies of W, R, b and float32 updates
 #: (:data:`deepnets.engine.COMPUTE_DTYPES`).
 PRECISIONS = ("fp32", "bf16")
@@ -39,8 +44,14 @@ SEED_MAX = 2**63 - 1
 #: Rule parameters with a flag and a ``config.json`` key of their own instead of a place in
 #: ``rule_params`` (urfb's epsilon, the paper's): None for a rule that does not take them.
 OWN_FLAG_PARAMS = ("epsilon",)
-#: Keys of ``config.json`` written by the trainer beside the config's own fields.
-DERIVED_KEYS = ("schema_version", "net", "weight_layer_names", "classes")
+#: Keys of ``config.json`` written by the trainer beside the config's own fields
+#: (``data_dir_from_run``: ``data_dir`` relative to the run folder, :mod:`deepnets.rundir`).
+DERIVED_KEYS = ("schema_version", "net", "weight_layer_names", "classes", "data_dir_from_run")
+#: Largest weight-layer index a layer list (``untie``, ``freeze``, ``copy``) may name: far above
+#: any network's depth, and checked before a range like ``0-99999999`` is expanded.
+LAYER_INDEX_MAX = 9999
+#: Longest text of a user's value that an error message repeats.
+SHOWN_MAX = 60
 
 
 class ConfigError(ValueError):
@@ -50,6 +61,22 @@ class ConfigError(ValueError):
 def flag_of(name: str) -> str:
     """The command-line flag of a config field (``from_run`` is ``--from``)."""
     return "--from" if name == "from_run" else "--" + name.replace("_", "-")
+
+
+def shown(value: Any, limit: int = SHOWN_MAX) -> str:
+    """``repr(value)`` for an error message, cut to about ``limit`` characters (an error stays
+    one short line whatever the input)."""
+    text = repr(value) if not isinstance(value, str) or len(value) <= limit else repr(value[:limit])
+    if len(text) <= limit + 2:
+        return text
+    return f"{text[:limit]}... ({len(str(value))} characters)"
+
+
+def clipped(text: str, limit: int = 200) -> str:
+    """A message (e.g. a library's, which may repeat the input) as one line of at most about
+    ``limit`` characters."""
+    one = " ".join(text.split())
+    return one if len(one) <= limit else f"{one[:limit]}... (cut)"
 
 
 @dataclass(frozen=True)
@@ -66,6 +93,8 @@ class TrainConfig:
     the data is read it is the number of images actually trained on.
     ``data_fingerprint``: the data's image count and hash (:func:`deepnets.data.fingerprint`),
     filled in when the run starts; a resumed run refuses other data.
+    ``untied``: conv weight layers built untied (locally connected, Section 4.1); ``frozen``:
+    weight layers never updated (Figure 9) -- the names the network's own config uses.
     ``probe_size``: validation images of the alignment probe (0: no probe).
     ``cuda_graph``: how the GPU runs the step (:data:`deepnets.capture.CUDA_GRAPH_MODES`); like
     ``device`` it is not part of the run's identity.
@@ -93,8 +122,8 @@ class TrainConfig:
     val_size: int = 5000
     train_size: int | None = None
     data_fingerprint: str | None = None
-    untie: tuple[int, ...] = ()
-    freeze: tuple[int, ...] = ()
+    untied: tuple[int, ...] = ()
+    frozen: tuple[int, ...] = ()
     copy: tuple[int, ...] | None = None
     from_run: str | None = None
     probe_size: int = 500
@@ -103,10 +132,11 @@ class TrainConfig:
     rule_params: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("untie", "freeze", "copy"):
+        self._check_types()
+        for name in ("untied", "frozen", "copy"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, tuple(sorted(set(int(i) for i in value))))
+                object.__setattr__(self, name, tuple(sorted(set(value))))  # ints: _check_types
         rule = RULES.get(self.method)
         for name in OWN_FLAG_PARAMS:  # the rule's default where it takes the parameter
             if getattr(self, name) is None and rule is not None and name in rule.parameters:
@@ -125,9 +155,17 @@ class TrainConfig:
         self._check()
 
     # ------------------------------------------------------------------ checks
+    def _check_types(self) -> None:
+        """Every field has its annotated type (numpy integers and floats count as such, and are
+        stored as Python's); a bool is not an int, a string not a layer list."""
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            object.__setattr__(self, f.name, _checked_type(value, hints[f.name], f.name))
+
     def _check(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"{flag_of(name)} {getattr(self, name)!r}: {why}")
+            return ConfigError(f"{flag_of(name)} {shown(getattr(self, name))}: {why}")
 
         for name in ("lr", "sat_scale"):
             value = getattr(self, name)
@@ -151,8 +189,8 @@ class TrainConfig:
             raise bad("connectivity", "must be in (0, 1]")
         for name in OWN_FLAG_PARAMS:
             self._check_own_flag_param(name)
-        if self.mu is not None and not (math.isfinite(self.mu) and self.mu >= 0):
-            raise bad("mu", "must be >= 0 and finite")
+        if self.mu is not None and not 0 <= self.mu <= 1:  # NaN fails too
+            raise bad("mu", "must be in [0, 1] (Appendix 1: mu <= 1; default 1/(classes - 1))")
         if self.loss != "hinge" and (self.mu is not None or self.output_feedback != "closed-form"):
             raise ConfigError("--mu and --output-feedback apply to --loss hinge only")
         if self.cuda_graph == "on" and self.output_feedback == "circuit":
@@ -181,41 +219,44 @@ class TrainConfig:
 
     def _check_layers(self) -> None:
         if self.arch in MODELS:
-            if self.untie:
-                raise ConfigError(f"--untie: --arch {self.arch} is a converted model; it has no "
+            if self.untied:
+                raise ConfigError(f"--untied: --arch {self.arch} is a converted model; it has no "
                                   "untied layers")
             if self.from_run is not None:
                 raise ConfigError(f"--from: not supported for --arch {self.arch}")
             n = n_weight_layers(self.arch)
-            over = [i for i in self.freeze if not 0 <= i < n]
+            over = [i for i in self.frozen if not 0 <= i < n]
             if over:
-                raise ConfigError(f"--freeze {over}: the network has weight layers 0..{n - 1}")
-            if len(self.freeze) == n:
-                raise ConfigError(f"--freeze {list(self.freeze)} freezes every weight layer: "
+                raise ConfigError(f"--frozen {shown(over)}: the network has weight layers "
+                                  f"0..{n - 1}")
+            if len(self.frozen) == n:
+                raise ConfigError(f"--frozen {list(self.frozen)} freezes every weight layer: "
                                   "nothing would train")
             return
         try:
             kinds = [s.kind for s in parse_arch(self.arch) if s.kind in WEIGHT_KINDS]
         except ArchError as exc:
-            raise ConfigError(f"--arch {self.arch!r}: {exc}") from None
+            raise ConfigError(f"--arch {shown(self.arch)}: {clipped(str(exc))}") from None
         n = len(kinds)
-        for name in ("untie", "freeze", "copy"):
+        for name in ("untied", "frozen", "copy"):
             over = [i for i in getattr(self, name) or () if not 0 <= i < n]
             if over:
-                raise ConfigError(f"{flag_of(name)} {over}: the network has weight layers 0..{n - 1}")
-        if n and len(self.freeze) == n:
-            raise ConfigError(f"--freeze {list(self.freeze)} freezes every weight layer: "
+                raise ConfigError(f"{flag_of(name)} {shown(over)}: the network has weight layers "
+                                  f"0..{n - 1}")
+        if n and len(self.frozen) == n:
+            raise ConfigError(f"--frozen {list(self.frozen)} freezes every weight layer: "
                               "nothing would train")
-        not_conv = [i for i in self.untie if kinds[i] not in ("conv", "untied")]
+        not_conv = [i for i in self.untied if kinds[i] not in ("conv", "untied")]
         if not_conv:
             convs = [i for i, k in enumerate(kinds) if k in ("conv", "untied")]
-            raise ConfigError(f"--untie {not_conv}: not conv layers (the conv layers are {convs})")
+            raise ConfigError(f"--untied {shown(not_conv)}: not conv layers (the conv layers are "
+                              f"{shown(convs)})")
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_json_dict(self) -> dict[str, Any]:
         """The config as ``config.json`` stores it (tuples as lists, a schema version)."""
         out = asdict(self)
-        for name in ("untie", "freeze", "copy"):
+        for name in ("untied", "frozen", "copy"):
             if out[name] is not None:
                 out[name] = list(out[name])
         return {"schema_version": SCHEMA_VERSION, **out}
@@ -260,20 +301,80 @@ class TrainConfig:
         return {k: v for k, v in self.to_json_dict().items() if k not in skip}
 
 
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "True or False"}
+
+
+def _checked_type(value: Any, hint: Any, name: str) -> Any:
+    """``value`` of the field ``name`` checked against its hint (``X | None``, int, float, str,
+    bool, ``tuple[int, ...]``, ``dict[str, float]``) and normalised to Python's types; raises a
+    one-line :class:`ConfigError` naming the field, its flag and the expected type."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+
+    def wrong(expected: str) -> ConfigError:
+        return ConfigError(f"TrainConfig field {name} ({flag_of(name)}) must be {expected}, "
+                           f"found {shown(value)} ({type(value).__name__})")
+
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _checked_type(value, inner, name)
+    if origin is tuple:
+        expected = f"a list of weight-layer indices (integers 0..{LAYER_INDEX_MAX})"
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Collection):
+            raise wrong(expected)
+        if len(value) > LAYER_INDEX_MAX + 1 or not all(_is_integer(i) for i in value):
+            raise wrong(expected)
+        if any(int(i) > LAYER_INDEX_MAX for i in value):
+            raise wrong(expected)
+        return tuple(int(i) for i in value)
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and _is_real(v) for k, v in value.items()
+        ):
+            raise wrong("a dict of names to numbers")
+        return {k: float(v) for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise wrong(_TYPE_NAMES[bool])
+        return value
+    if hint is int:
+        if not _is_integer(value):
+            raise wrong(_TYPE_NAMES[int])
+        return int(value)
+    if hint is float:
+        if not _is_real(value):
+            raise wrong(_TYPE_NAMES[float])
+        return float(value)
+    if hint is str and not isinstance(value, str):
+        raise wrong(_TYPE_NAMES[str])
+    return value
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1 (the first landing) -> 2: ``train_subset`` became ``train_size``, the split had
-    the run's own seed, and epsilon was stored for every method."""
-    if data.get("schema_version", 1) >= 2:
-        return data
-    if "train_subset" in data:
-        sub = data.pop("train_subset")
-        data.setdefault("train_size", sub)
-    data.setdefault("split_seed", data.get("seed", 0))
-    rule = RULES.get(data.get("method"))
-    for name in OWN_FLAG_PARAMS:
-        if rule is not None and name not in rule.parameters:
-            data[name] = None
-    return data
+    """An older ``config.json`` in today's layout. Schema 1 (the first landing) -> 2:
+    ``train_subset`` became ``train_size``, the split had the run's own seed, and epsilon was
+    stored for every method. 2 -> 3: ``untie``/``freeze`` became ``untied``/``frozen``, the
+    network's own names (:func:`deepnets.rundir.with_current_keys`)."""
+    version = data.get("schema_version", 1)
+    if version < 2:
+        if "train_subset" in data:
+            sub = data.pop("train_subset")
+            data.setdefault("train_size", sub)
+        data.setdefault("split_seed", data.get("seed", 0))
+        rule = RULES.get(data.get("method"))
+        for name in OWN_FLAG_PARAMS:
+            if rule is not None and name not in rule.parameters:
+                data[name] = None
+    return with_current_keys(data) if version < 3 else data
 
 
 def _short(x: float) -> str:

@@ -13,16 +13,27 @@ Supported layouts (``data_dir`` may name the archive/folder itself or the folder
 * ``cifar100``: ``cifar-100-python.tar.gz`` or its folder ``cifar-100-python/`` with
   ``train``, ``test`` (``fine_labels``), ``meta`` (``fine_label_names``).
 * ``imagefolder``: ``<root>/<split>/<class>/<image>`` as a folder, or as a ``.zip`` holding
-  ``<split>/<class>/<image>`` (``data_dir`` is the zip, or a folder holding ``<split>.zip``);
-  classes are the sorted folder names. Images are decoded with Pillow.
+  ``<split>/<class>/<image>`` (``data_dir`` is the zip, or a folder holding ``<split>.zip``, not
+  both ``<split>/`` and ``<split>.zip``); classes are the sorted folder names, and a class's
+  images may lie at any depth below its folder (as torchvision's ``ImageFolder``). A zip may
+  wrap the split in one top folder and may use Windows' ``\\`` separators. Refused in one line,
+  never dropped: an empty class folder, an image outside any class folder, a zip member that is
+  encrypted, compressed by a method Python cannot read, or present twice.
+  Images are decoded with Pillow: 8-bit modes converted to RGB (alpha dropped, as torchvision's
+  loader does), 16-bit grey by its high byte; 32-bit integer and float pixels, and files of
+  several frames, are refused.
+
+Every split has a fingerprint (:func:`fingerprint`) of its file names, labels and pixels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 import tarfile
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -228,88 +239,193 @@ def _load_cifar(fmt: _CifarFormat, data_dir: Path, split: str) -> Dataset:
     x = torch.from_numpy(np.concatenate(xs))
     y = torch.from_numpy(np.concatenate(ys))
     members = [PurePosixPath(where).name for where, _ in raws[1:]]
-    return Dataset(x, y, classes, fingerprint(members, y.numpy(), classes))
+    return Dataset(x, y, classes, fingerprint(members, y.numpy(), classes, x.numpy()))
 
 
 # ---------------------------------------------------------------- image folders
 
+#: Zip compression methods Python's ``zipfile`` reads (stored, deflate, bzip2, lzma).
+ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
+               zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
+#: Pillow modes of 8-bit channels, converted to RGB by Pillow (alpha dropped, as torchvision's
+#: loader does; palette looked up; CMYK and YCbCr converted; 1-bit as 0/255).
+EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX",
+                             "CMYK", "YCbCr"})
+#: Pillow modes of 16-bit unsigned grey (e.g. a 16-bit PNG): kept to their high byte, as
+#: Pillow itself reads 16-bit RGB.
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def _hidden(parts: Sequence[str]) -> bool:
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+
 
 def _is_image(parts: Sequence[str]) -> bool:
-    return (
-        not any(p.startswith(".") or p == "__MACOSX" for p in parts)
-        and PurePosixPath(parts[-1]).suffix.lower() in IMAGE_SUFFIXES
+    return not _hidden(parts) and PurePosixPath(parts[-1]).suffix.lower() in IMAGE_SUFFIXES
+
+
+@dataclass
+class _Tree:
+    """One split of an image folder: where it is, its class folders (sorted) and its images as
+    ``(class, path below the split, how to read it)``, sorted; ``zf`` when read from a zip."""
+
+    where: str
+    classes: list[str]
+    entries: list[tuple[str, str, str]]
+    zf: zipfile.ZipFile | None = None
+
+    def read(self, member: str) -> bytes:
+        return self.zf.read(member) if self.zf is not None else Path(member).read_bytes()
+
+
+def _tree_from_paths(where: str, paths: Sequence[tuple[str, str]], folders: Sequence[str],
+                     ) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Classes and entries of a split from its files ``(path below the split, member)`` and its
+    folders (paths below the split): every image at any depth below a class folder (as
+    torchvision's ``ImageFolder``), an image outside any class folder or an empty class folder
+    refused."""
+    classes = {f.split("/")[0] for f in folders if f and not _hidden(f.split("/")[:1])}
+    entries = []
+    for rel, member in paths:
+        parts = rel.split("/")
+        if not _is_image(parts):
+            continue
+        if len(parts) == 1:
+            raise DataError(f"image {where}/{rel} is not inside a class folder "
+                            f"(expected {where}/<class>/<image>)")
+        classes.add(parts[0])
+        entries.append((parts[0], rel, member))
+    empty = sorted(classes - {c for c, _, _ in entries})
+    if empty:
+        raise DataError(f"class folder {where}/{empty[0]} holds no images ("
+                        f"{len(empty)} empty class folder{'s' if len(empty) > 1 else ''}; "
+                        f"images end in {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return sorted(classes), sorted(entries)
+
+
+def _folder_tree(root: Path) -> _Tree:
+    paths, folders = [], []
+    for top, dirs, files in os.walk(root, followlinks=True):
+        rel_top = Path(top).relative_to(root).as_posix()
+        prefix = "" if rel_top == "." else rel_top + "/"
+        dirs[:] = [d for d in dirs if not _hidden([d])]
+        folders += [prefix + d for d in dirs]
+        paths += [(prefix + f, str(Path(top) / f)) for f in files]
+    classes, entries = _tree_from_paths(str(root), paths, folders)
+    return _Tree(str(root), classes, entries)
+
+
+def _zip_tree(zpath: Path, split: str) -> _Tree:
+    try:
+        zf = zipfile.ZipFile(zpath)
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"corrupt data file {zpath}: {exc}") from None
+    # Zips written on Windows by some tools separate folders with "\\".
+    names = {}
+    for info in infos:
+        name = info.filename.replace("\\", "/")
+        if name in names and not name.endswith("/"):
+            zf.close()
+            raise DataError(f"{zpath} holds the member {name!r} twice")
+        names[name] = info
+    prefix = f"{split}/"
+    if not any(n.startswith(prefix) for n in names):  # a zip of the folder holding the split?
+        tops = {n.split("/")[0] for n in names if "/" in n and not _hidden(n.split("/")[:1])}
+        if len(tops) == 1 and any(n.startswith(f"{next(iter(tops))}/{prefix}") for n in names):
+            prefix = f"{next(iter(tops))}/{prefix}"
+    paths = [(n[len(prefix):], info) for n, info in names.items()
+             if n.startswith(prefix) and not n.endswith("/")]
+    folders = [n[len(prefix):].rstrip("/") for n in names if n.startswith(prefix) and n.endswith("/")]
+    folders += [rel.rsplit("/", 1)[0] for rel, _ in paths if "/" in rel]
+    if not paths:
+        zf.close()
+        tops = sorted({n.split("/")[0] + "/" for n in names if "/" in n})
+        raise DataError(
+            f"image folder split {split!r} not found in {zpath} "
+            f"(its top-level folders: {', '.join(tops) or 'none'}; "
+            f"{len(names)} members)"
+        )
+    try:
+        classes, entries = _tree_from_paths(f"{zpath}:{prefix.rstrip('/')}",
+                                            [(rel, info.filename) for rel, info in paths], folders)
+    except DataError:
+        zf.close()
+        raise
+    for _, _, member in entries:
+        info = zf.getinfo(member)
+        problem = ("is encrypted (no password can be given)" if info.flag_bits & 0x1
+                   else None if info.compress_type in ZIP_METHODS
+                   else f"uses compression method {info.compress_type}, which this reader cannot "
+                        f"read (it reads {', '.join(ZIP_METHODS.values())})")
+        if problem:
+            zf.close()
+            raise DataError(f"{zpath}: member {member} {problem}")
+    return _Tree(str(zpath), classes, entries, zf)
+
+
+def _imagefolder_tree(data_dir: Path, split: str) -> _Tree:
+    """The split ``split`` of an image folder or zip (see the module docstring)."""
+    if data_dir.is_file() and zipfile.is_zipfile(data_dir):
+        return _zip_tree(data_dir, split)
+    if data_dir.is_file():
+        raise DataError(f"corrupt data file {data_dir}: not a zip archive")
+    folder, zpath = data_dir / split, data_dir / f"{split}.zip"
+    if folder.is_dir() and zpath.is_file():
+        raise DataError(f"{data_dir} holds both {split}/ and {split}.zip: give the zip itself as "
+                        f"--data-dir to read it, or move one of the two away")
+    if folder.is_dir():
+        return _folder_tree(folder)
+    if zpath.is_file():
+        return _zip_tree(zpath, split)
+    raise DataError(
+        f"image folder split {split!r} not found: expected {folder}/<class>/<image>, "
+        f"{zpath}, or a .zip given as --data-dir holding {split}/<class>/<image>"
     )
 
 
-def _imagefolder_entries(data_dir: Path, split: str) -> tuple[str, list[tuple[str, str]], object]:
-    """``(where, [(class, member name)], reader)`` for one split of a folder or zip tree."""
-    if data_dir.is_file() and zipfile.is_zipfile(data_dir):
-        zpath, prefix = data_dir, f"{split}/"
-    elif data_dir.is_file():
-        raise DataError(f"corrupt data file {data_dir}: not a zip archive")
-    elif (data_dir / split).is_dir():
-        root = data_dir / split
-        entries = []
-        for path in sorted(root.rglob("*")):
-            rel = path.relative_to(root).parts
-            if path.is_file() and len(rel) == 2 and _is_image(rel):
-                entries.append((rel[0], str(path)))
-        return str(root), entries, None
-    elif (data_dir / f"{split}.zip").is_file():
-        zpath, prefix = data_dir / f"{split}.zip", f"{split}/"
-    else:
-        raise DataError(
-            f"image folder split {split!r} not found: expected {data_dir / split}/<class>/<image>, "
-            f"{data_dir / (split + '.zip')}, or a .zip given as --data-dir holding "
-            f"{split}/<class>/<image>"
-        )
-    try:
-        zf = zipfile.ZipFile(zpath)
-        names = zf.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"corrupt data file {zpath}: {exc}") from None
-    entries = []
-    for name in names:
-        if not name.startswith(prefix) or name.endswith("/"):
-            continue
-        rel = name[len(prefix) :].split("/")
-        if len(rel) == 2 and _is_image(rel):
-            entries.append((rel[0], name))
-    if not entries:
-        tops = sorted({n.split("/")[0] for n in names if "/" in n})
-        raise DataError(
-            f"image folder split {split!r} not found in {zpath} "
-            f"(its top-level folders: {', '.join(tops) or 'none'})"
-        )
-    entries.sort()
-    return str(zpath), entries, zf
-
-
 def _decode(raw: bytes, where: str) -> np.ndarray:
+    """One image as uint8 ``[H, W, 3]``: 8-bit modes through Pillow's RGB conversion, 16-bit
+    grey by its high byte; a mode without a fixed range (32-bit integer or float pixels), and
+    a file of several frames, are refused."""
     try:
-        with Image.open(io.BytesIO(raw)) as img:
-            return np.asarray(img.convert("RGB"))
+        with Image.open(io.BytesIO(raw)) as img, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Palette images with Transparency ..."
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                raise DataError(f"image {where} holds {frames} frames (an animation or a "
+                                "multi-page file): one image per file")
+            if img.mode in EIGHT_BIT_MODES:
+                return np.asarray(img.convert("RGB"))
+            if img.mode in SIXTEEN_BIT_MODES:
+                grey = (np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8)
+                return np.repeat(grey[:, :, None], 3, axis=2)
+            raise DataError(f"image {where} has Pillow mode {img.mode!r} ("
+                            + ("32-bit integer" if img.mode.startswith("I") else
+                               "floating-point" if img.mode.startswith("F") else "other")
+                            + " pixels), which has no fixed 8-bit reading: convert the images "
+                            "to 8-bit RGB or grey")
+    except DataError:
+        raise
     except Exception as exc:  # noqa: BLE001 (Pillow raises many types for damaged images)
-        raise DataError(f"corrupt image {where}: {exc}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"corrupt image {where}: {first}") from None
 
 
 def _load_imagefolder(data_dir: Path, split: str, classes: Sequence[str] | None) -> Dataset:
-    where, entries, zf = _imagefolder_entries(data_dir, split)
-    if not entries:
-        raise DataError(f"no images in {where} (expected <class>/<image> below it)")
-    found = sorted({c for c, _ in entries})
-    names = list(classes) if classes is not None else found
-    unknown = sorted(set(found) - set(names))
+    tree = _imagefolder_tree(data_dir, split)
+    where, entries = tree.where, tree.entries
+    names = list(classes) if classes is not None else tree.classes
+    unknown = sorted(set(tree.classes) - set(names))
     if unknown:
         raise DataError(f"{where} has classes {unknown} that the model was not trained on")
     index = {c: i for i, c in enumerate(names)}
     x = None
     y = np.empty(len(entries), dtype=np.int64)
     try:
-        for i, (cls, name) in enumerate(entries):
-            label = f"{where}:{name}" if zf is not None else name
-            raw = zf.read(name) if zf is not None else Path(name).read_bytes()  # type: ignore[union-attr]
-            img = _decode(raw, label)
+        for i, (cls, rel, member) in enumerate(entries):
+            label = f"{where}:{member}" if tree.zf is not None else member
+            img = _decode(tree.read(member), label)
             if x is None:
                 x = np.empty((len(entries), *img.shape), dtype=np.uint8)
             elif img.shape != x.shape[1:]:
@@ -319,34 +435,52 @@ def _load_imagefolder(data_dir: Path, split: str, classes: Sequence[str] | None)
                 )
             x[i] = img
             y[i] = index[cls]
-    except (zipfile.BadZipFile, zlib.error, OSError) as exc:
-        raise DataError(f"corrupt data file {where}: {exc}") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError,
+            RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"corrupt data file {where}: {first}") from None
     finally:
-        if zf is not None:
-            zf.close()  # type: ignore[union-attr]
+        if tree.zf is not None:
+            tree.zf.close()
     assert x is not None
-    members = [PurePosixPath(name).as_posix().rsplit("/", 2)[-2:] for _, name in entries]
     return Dataset(
         torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(),
         torch.from_numpy(y),
         names,
-        fingerprint(["/".join(m) for m in members], y, names),
+        fingerprint([rel for _, rel, _ in entries], y, names, x),
     )
 
 
 # ---------------------------------------------------------------- public API
 
 
-def fingerprint(files: Sequence[str], labels: np.ndarray, classes: Sequence[str]) -> str:
-    """``"<number of images>:<hash>"`` of a split: a SHA-256 of its file list (member names
-    relative to the split, in reading order), class names and labels. Two copies of the same
-    data in other places give the same fingerprint; another split or data set does not."""
+def fingerprint(files: Sequence[str], labels: np.ndarray, classes: Sequence[str],
+                pixels: np.ndarray) -> str:
+    """``"<number of images>:<names hash>:<pixels hash>"`` of a split: SHA-256s (16 hex digits
+    each) of its file list (member names relative to the split, in reading order), class names
+    and labels; and of its decoded pixels (uint8, in reading order). Two copies of the same data
+    in other places or formats (a folder and its zip, a .tar.gz and its folder) give the same
+    fingerprint; another split or data set does not, nor a copy whose images were changed under
+    the same names (e.g. made grey). Runs made before the pixels hash have ``"<n>:<names
+    hash>"``; :func:`data_mismatch` compares those by names only."""
     h = hashlib.sha256()
     for text in (*files, "\0", *classes, "\0"):
         h.update(text.encode() + b"\n")
     h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
-    return f"{len(labels)}:{h.hexdigest()[:16]}"
+    content = hashlib.sha256(memoryview(np.ascontiguousarray(pixels, dtype=np.uint8)).cast("B"))
+    return f"{len(labels)}:{h.hexdigest()[:16]}:{content.hexdigest()[:16]}"
 
+
+def data_mismatch(stored: str, current: str) -> str | None:
+    """Why the data of fingerprint ``current`` is not the data of ``stored`` (a run's), or None
+    when it is. A ``stored`` fingerprint without the pixels hash (older runs) is compared by
+    image count, names and labels only."""
+    old, new = stored.split(":"), current.split(":")
+    if old[:2] != new[:2]:
+        return "other images, names or labels"
+    if len(old) > 2 and old[2:] != new[2:]:
+        return "the same file names and labels, but other pixels"
+    return None
 
 
 def load_dataset(

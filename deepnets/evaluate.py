@@ -16,10 +16,10 @@ from pathlib import Path
 
 from deepnets import checkpoint as ckpt
 from deepnets.config import ConfigError, TrainConfig
-from deepnets.data import KINDS, DataError, Dataset, load_dataset, split_train_val
+from deepnets.data import KINDS, DataError, Dataset, data_mismatch, load_dataset, split_train_val
 from deepnets.engine import evaluate
 from deepnets.losses import make_loss
-from deepnets.rundir import RunError, read_config
+from deepnets.rundir import RunError, find_data_dir, read_config
 from deepnets.trainer import resolve_device, stored_config
 
 
@@ -29,10 +29,11 @@ def load_split(cfg: TrainConfig, classes: list[str] | None, kind: str, data_dir:
     name = "train" if split == "val" else split
     ds = load_dataset(kind, data_dir, name, classes=classes if kind == "imagefolder" else None)
     own = split in ("val", "train")
-    if own and cfg.data_fingerprint and ds.fingerprint != cfg.data_fingerprint and not force_data:
+    why = data_mismatch(cfg.data_fingerprint, ds.fingerprint) if cfg.data_fingerprint else None
+    if own and why and not force_data:
         raise ConfigError(f"--data-dir {data_dir}: its {name} split (fingerprint {ds.fingerprint})"
-                          f" is not the data the run was trained on ({cfg.data_fingerprint}); "
-                          "pass --force-data to score it anyway")
+                          f" is not the data the run was trained on ({cfg.data_fingerprint}: "
+                          f"{why}); pass --force-data to score it anyway")
     return split_train_val(ds, cfg.val_size, cfg.split_seed)[1] if split == "val" else ds
 
 
@@ -41,15 +42,17 @@ def evaluate_run(
     kind: str | None = None,
     data_dir: str | Path | None = None,
     split: str = "val",
-    device: str = "cpu",
+    device: str = "auto",
     batch_size: int = 1000,
     force_data: bool = False,
 ) -> tuple[float, float, int]:
     """(mean loss, error rate, number of images) of the run's last checkpoint on ``split``;
     the data defaults to the run's own."""
+    device = resolve_device(device)
     cfg = stored_config(Path(run_dir))
     classes = read_config(run_dir).get("classes")
-    ds = load_split(cfg, classes, kind or cfg.data, data_dir or cfg.data_dir, split, force_data)
+    data_dir = data_dir or find_data_dir(run_dir, read_config(run_dir))
+    ds = load_split(cfg, classes, kind or cfg.data, data_dir, split, force_data)
     if len(ds) == 0:
         raise ConfigError(f"--split {split} is empty")
     net = ckpt.load_network(run_dir, map_location=device)
@@ -94,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--device",
-        default="cpu",
-        help="cpu, cuda, cuda:1, ... or auto (cuda when available) (default: cpu)",
+        default="auto",
+        help="cpu, cuda, cuda:1, ... or auto (cuda when available; default, as deepnets.train)",
     )
     p.add_argument(
         "--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)"

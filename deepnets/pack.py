@@ -55,7 +55,7 @@ from deepnets.capture import CaptureError
 from deepnets.config import ConfigError
 from deepnets.data import DataError
 from deepnets.launch import Job, Outcome, source_finished
-from deepnets.rundir import CHECKPOINT, CONFIG, RunError
+from deepnets.rundir import CHECKPOINT, CONFIG, RunError, claim_folder
 from urfb_common import check_out_dir, remove_stale_temps
 
 __all__ = ["RandomStreams", "train_packed"]
@@ -101,6 +101,7 @@ class _Open:
     job: Job
     existed: bool
     resume: bool
+    claim: contextlib.ExitStack  # holds the run folder's lock while the run is in the pack
     session: trainer._Session
     streams: RandomStreams
     stream: Any  # its torch.cuda.Stream, or None on the CPU
@@ -135,30 +136,44 @@ def _device_stream(device: str) -> Any:
 
 
 def _open(job: Job, device: str) -> _Open | Outcome:
-    """Set ``job``'s run up as :func:`deepnets.trainer.run` does, with its own streams; an
-    Outcome when it cannot start (as :func:`deepnets.launch.run_job` reports it)."""
+    """Claim ``job``'s run folder and set its run up as :func:`deepnets.trainer.run` does, with
+    its own streams; an Outcome when it cannot start (as :func:`deepnets.launch.run_job`
+    reports it)."""
     if job.after is not None and (why := source_finished(job.after)):
         return Outcome(job.folder, "skipped", why)
     out = job.folder
     resume = job.resume or (out / CONFIG).is_file()
+    claim = contextlib.ExitStack()
+    existed = out.exists()
     try:
         check_out_dir(out)
-        existed = out.exists()
+        claim.enter_context(claim_folder(out))  # a second training into ``out`` stops at once
         remove_stale_temps(out)
         stream = _device_stream(device)
         with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
             session = trainer._setup(job.config, out, resume, force_data=False, quiet=True)
         streams = RandomStreams(session.cfg.device)  # as the set-up seeded or restored them
-    except (ConfigError, RunError, DataError, CaptureError) as exc:
-        return Outcome(out, "error", str(exc))
-    return _Open(job, existed, resume, session, streams, stream, len(session.records) + 1)
+    except BaseException as exc:
+        _release(claim, out, existed)
+        if isinstance(exc, (ConfigError, RunError, DataError, CaptureError)):
+            return Outcome(out, "error", str(exc))
+        raise
+    return _Open(job, existed, resume, claim, session, streams, stream, len(session.records) + 1)
+
+
+def _release(claim: contextlib.ExitStack, out: Path, existed: bool) -> None:
+    """Drop the folder's lock; a folder this pack made and left empty goes (as in ``run``)."""
+    claim.close()
+    if not existed and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
 
 
 def _close(run: _Open) -> None:
     """A run leaving the pack unfinished: a new run without a finished epoch leaves nothing."""
     if run.steps is not None:
         run.steps.close()
-    trainer._clean_failed_start(run.job.folder, run.existed, run.resume, run.session)
+    trainer._clean_failed_start(run.job.folder, run.resume, run.session)
+    _release(run.claim, run.job.folder, run.existed)
 
 
 def _diverged(run: _Open, exc: trainer.NonFiniteState) -> Outcome:
@@ -225,7 +240,10 @@ def train_packed(jobs: Sequence[Job], n: int, device: str, progress: bool = True
 def _round(run: _Open) -> Outcome | None:
     """One step of ``run``; its Outcome when it has left the pack (finished, diverged, refused)."""
     try:
-        return Outcome(run.job.folder, "ok") if run.advance() else None
+        if not run.advance():
+            return None
+        _release(run.claim, run.job.folder, run.existed)
+        return Outcome(run.job.folder, "ok")
     except trainer.NonFiniteState as exc:
         _close(run)
         return _diverged(run, exc)

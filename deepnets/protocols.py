@@ -8,7 +8,7 @@ This module imports no torch (nor does the registry), so the figures' style read
 A protocol names a learning rule (``method``), a loss, a connectivity and the rule's parameters,
 with the label and colour the figures draw it in and the figures whose grids use it. A run's
 protocol is read from what its ``config.json`` says (:func:`protocol_of`), never from its folder
-name; untied layers are a separate axis of a run (its ``untie`` list), not a protocol.
+name; untied layers are a separate axis of a run (its ``untied`` list), not a protocol.
 """
 
 from __future__ import annotations

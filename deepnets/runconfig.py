@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import typing
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -17,16 +18,20 @@ from typing import Any
 
 from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import (
+    LAYER_INDEX_MAX,
     OWN_FLAG_PARAMS,
     PRECISIONS,
     SEED_MAX,
+    SHOWN_MAX,
     ConfigError,
     TrainConfig,
+    clipped,
     flag_of,
+    shown,
 )
 from deepnets.data import KINDS
 from deepnets.rules import METHODS, RULES, rules_with_param
-from deepnets.rundir import read_config
+from deepnets.rundir import check_not_busy, find_data_dir, read_config
 from deepnets.trainer import stored_config
 
 #: Flags that ``--resume`` may change; every other flag must match the run's config.json.
@@ -34,23 +39,43 @@ RESUME_MAY_CHANGE = ("epochs", "device", "cuda_graph", "data_dir")
 
 
 def layer_list(text: str) -> list[int]:
-    """``"0"``, ``"1-6"``, ``"0,2,4-5"`` -> sorted 0-based weight-layer indices."""
-    out: set[int] = set()
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            out.update(range(int(lo), int(hi if hi else lo) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a layer list like 0 or 1-6 or 0,2,4"
-        ) from None
-    if any(i < 0 for i in out):
-        raise argparse.ArgumentTypeError(f"{text!r}: layer indices start at 0")
+    """``"0"``, ``"1-6"``, ``"0,2,4-5"`` -> sorted 0-based weight-layer indices (each at most
+    :data:`~deepnets.config.LAYER_INDEX_MAX`, checked before a range is expanded)."""
+    bounds = []
     for part in text.split(","):
         lo, _, hi = part.strip().partition("-")
-        if hi and int(hi) < int(lo):
-            raise argparse.ArgumentTypeError(f"{text!r}: the range {part.strip()} is reversed")
-    return sorted(out)
+        try:
+            bounds.append((int(lo), int(hi if hi else lo)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{shown(text)} is not a layer list like 0 or 1-6 or 0,2,4"
+            ) from None
+    for (lo, hi), part in zip(bounds, text.split(",")):
+        if lo < 0:
+            raise argparse.ArgumentTypeError(f"{shown(text)}: layer indices start at 0")
+        if hi < lo:
+            raise argparse.ArgumentTypeError(f"{shown(text)}: the range {part.strip()[:SHOWN_MAX]} "
+                                             "is reversed")
+        if hi > LAYER_INDEX_MAX:
+            raise argparse.ArgumentTypeError(f"{shown(text)}: layer index {shown(hi)} is above "
+                                             f"{LAYER_INDEX_MAX}; no network has that many layers")
+    return sorted({i for lo, hi in bounds for i in range(lo, hi + 1)})
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose error line stays short: argparse repeats a bad value whole
+    (``invalid choice: '<100,000 characters>'``); here the line is cut to
+    :data:`ERROR_MAX` characters."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        super().error(clipped(message, ERROR_MAX))
+
+
+#: Longest error line of a deepnets CLI's argument parser.
+ERROR_MAX = 300
+
+
+_KIND_NAMES = {int: "an integer", float: "a number"}
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
@@ -58,9 +83,9 @@ def _positive(kind: type) -> Callable[[str], Any]:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not {_KIND_NAMES[kind]}") from None
         if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"{text!r} must be positive and finite")
+            raise argparse.ArgumentTypeError(f"{shown(text)} must be positive and finite")
         return value
 
     return parse
@@ -74,16 +99,16 @@ def rule_param(text: str) -> tuple[str, float]:
             raise ValueError
         return name.strip(), float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=NUMBER, e.g. decay=1e-4") from None
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not NAME=NUMBER, e.g. decay=1e-4") from None
 
 
 def _seed(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not an integer") from None
     if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0..{SEED_MAX} (2**63 - 1)")
+        raise argparse.ArgumentTypeError(f"{shown(value)} is outside 0..{SEED_MAX} (2**63 - 1)")
     return value
 
 
@@ -97,7 +122,7 @@ examples:
       --epochs 10 --out runs/simpnet-urfb
   python -m deepnets.train --out runs/simpnet-urfb --resume --epochs 20
   Figure 9's protocol: train tied, then
-  python -m deepnets.train --from tied --copy 0 --freeze 0 --untie 1-6 ... --out untied
+  python -m deepnets.train --from tied --copy 0 --frozen 0 --untied 1-6 ... --out untied
 """
 
 
@@ -122,7 +147,7 @@ def _rule_params_help() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     d = {f.name: f.default for f in fields(TrainConfig)}
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m deepnets.train",
         argument_default=argparse.SUPPRESS,
         description="Train a network with separate feedback weights R (BP, FRFB, URFB; Sec. 3-4).",
@@ -246,13 +271,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on the first N of the training images left after --val-size (default: all)",
     )
     p.add_argument(
+        "--untied",
         "--untie",
+        dest="untied",
         type=layer_list,
         metavar="LAYERS",
         help="weight layers (0-based, e.g. 1-6) built untied (locally connected) instead of conv",
     )
     p.add_argument(
-        "--freeze", type=layer_list, metavar="LAYERS", help="weight layers never updated (e.g. 0)"
+        "--frozen",
+        "--freeze",
+        dest="frozen",
+        type=layer_list,
+        metavar="LAYERS",
+        help="weight layers never updated (e.g. 0)",
     )
     p.add_argument(
         "--from",
@@ -317,10 +349,12 @@ def resumed_config(out: Path, given: dict[str, Any]) -> TrainConfig:
             new = {**old, **dict(value)}
         new = str(new) if key == "from_run" and new is not None else new
         if new != old:
-            raise ConfigError(f"{flag_of(key)} {new} differs from the run's config.json ({old}); "
+            raise ConfigError(f"{flag_of(key)} {shown(new)} differs from the run's config.json "
+                              f"({shown(old)}); "
                               "--resume continues a run with its own settings")
     changes = {k: (str(v) if k == "data_dir" else v) for k, v in given.items()
                if k in RESUME_MAY_CHANGE}
+    changes.setdefault("data_dir", find_data_dir(out, read_config(out)))  # from any folder
     return cfg.replace(**changes)
 
 
@@ -332,5 +366,7 @@ def parse_run(argv: list[str] | None) -> tuple[TrainConfig, Path, bool, bool, bo
     quiet, force_data = given.pop("quiet", False), given.pop("force_data", False)
     if force_data and not resume:
         raise ConfigError("--force-data applies to --resume only")
+    if resume:
+        check_not_busy(out)  # its config.json may not be written yet
     cfg = resumed_config(out, given) if resume else config_from_flags(given)
     return cfg, out, resume, quiet, force_data

@@ -24,6 +24,7 @@ before the grid starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -40,8 +41,10 @@ from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
 from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
-from deepnets.rundir import CONFIG, RunError, read_log
+from deepnets.rundir import CONFIG, RunError, claim_folder, read_log
+from deepnets.stops import out_of_memory, sigterm_as_interrupt
 from deepnets.trainer import (
+    EARLY_PROBE_STEPS,
     NonFiniteState,
     RunInterrupted,
     load_cached,
@@ -69,8 +72,8 @@ class RunSpec:
     protocol: str
     dataset: str                     # "cifar10" | "cifar100"
     epochs: int
-    untie: tuple[int, ...] = ()
-    freeze: tuple[int, ...] = ()
+    untied: tuple[int, ...] = ()
+    frozen: tuple[int, ...] = ()
     from_run: str | None = None      # folder name of the run whose weights are taken (deepnet_s)
     role: str = field(default="", compare=False)
     seed: int = 0
@@ -89,9 +92,9 @@ def conv_layers(arch: str) -> list[int]:
 
 def _plain(arch: str, dataset: str, protocols: Sequence[str], epochs: int,
            untied: bool = False) -> list[RunSpec]:
-    untie = tuple(conv_layers(arch)) if untied else ()
+    untied_layers = tuple(conv_layers(arch)) if untied else ()
     return [RunSpec(f"{arch}-{dataset}-{p}{'-untied' if untied else ''}", arch, p, dataset, epochs,
-                    untie=untie) for p in protocols]
+                    untied=untied_layers) for p in protocols]
 
 
 def _deepnet_s(protocols: Sequence[str], epochs: int, pretrain_epochs: int,
@@ -103,10 +106,10 @@ def _deepnet_s(protocols: Sequence[str], epochs: int, pretrain_epochs: int,
         base = f"deepnet_s-cifar10-{p}"
         specs.append(RunSpec(f"{base}-pre", "deepnet_s", p, "cifar10", pretrain_epochs, role="pretrain"))
         if not untied_only:
-            specs.append(RunSpec(base, "deepnet_s", p, "cifar10", epochs, freeze=(0,),
+            specs.append(RunSpec(base, "deepnet_s", p, "cifar10", epochs, frozen=(0,),
                                  from_run=f"{base}-pre", role="retrain tied"))
-        specs.append(RunSpec(f"{base}-untied", "deepnet_s", p, "cifar10", epochs, untie=rest,
-                             freeze=(0,), from_run=f"{base}-pre", role="retrain untied"))
+        specs.append(RunSpec(f"{base}-untied", "deepnet_s", p, "cifar10", epochs, untied=rest,
+                             frozen=(0,), from_run=f"{base}-pre", role="retrain untied"))
     return specs
 
 
@@ -175,7 +178,7 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         connectivity=protocol.connectivity, lr=s.lr, batch_size=s.batch_size, seed=spec.seed,
         split_seed=s.split_seed, data=kind,
         dataset_label=s.dataset_label if spec.dataset == "cifar10" else None,
-        val_size=s.val_size, train_size=s.train_size, untie=spec.untie, freeze=spec.freeze,
+        val_size=s.val_size, train_size=s.train_size, untied=spec.untied, frozen=spec.frozen,
         # Section 4.1: only the (frozen) first layer is taken, the rest start afresh
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
@@ -210,61 +213,107 @@ def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
     return ("done" if done >= spec.epochs else "resume"), done
 
 
-def time_step(spec: RunSpec, n_classes: int, batch: int, steps: int, device: str,
-              budget_s: float = 5.0) -> float:
-    """Seconds per SGD step of ``spec``'s network on random inputs.
+@dataclass(frozen=True)
+class NetTimes:
+    """Seconds a network's pieces of a run take (:func:`time_network`): everything the trainer
+    does per epoch besides the SGD steps is counted too (validation, the alignment probe, the
+    checkpoint), and the run's set-up once."""
+
+    step: float          # one SGD step on a batch
+    eval_image: float    # the validation pass, per image
+    probe: float         # one alignment probe (0 without one)
+    epoch_end: float     # writing the epoch's checkpoint
+    setup: float         # building the network
+
+
+def time_network(spec: RunSpec, n_classes: int, batch: int, probe_size: int, steps: int,
+                 device: str, budget_s: float = 5.0) -> NetTimes:
+    """:class:`NetTimes` of ``spec``'s network on random inputs.
 
     One warm-up step, then up to ``steps`` timed steps while they fit in ``budget_s``; a
-    warm-up slower than ``budget_s`` / 2 is itself the estimate (its set-up cost is then small).
+    warm-up slower than ``budget_s`` / 2 is itself the step's estimate (its set-up cost is then
+    small). The validation pass and the probe are timed twice (the faster counts: the first
+    call pays one-off costs), the checkpoint once.
     """
-    from deepnets.engine import freeze, train_step
+    import io
+
+    from deepnets.alignment import alignment
+    from deepnets.engine import evaluate, freeze, train_step
     from deepnets.losses import make_loss
     from deepnets.models import build_net
 
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    start = time.perf_counter()
     protocol = PROTOCOLS[spec.protocol]
     net = build_net(spec.arch, n_classes=n_classes, method=protocol.method,
-                    connectivity=protocol.connectivity, untied=spec.untie,
+                    connectivity=protocol.connectivity, untied=spec.untied,
                     **protocol.rule_params).to(device)
-    freeze(net, spec.freeze)
+    freeze(net, spec.frozen)
+    setup = time.perf_counter() - start
     loss_fn = make_loss(protocol.loss, n_classes)
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, n_classes, (batch,), generator=gen).to(device)
 
-    def timed() -> float:
-        start = time.perf_counter()
-        train_step(net, x, y, loss_fn)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
+    def timed(work: object, *a: object) -> float:
+        begin = time.perf_counter()
+        work(*a)  # type: ignore[operator]
+        sync()
+        return time.perf_counter() - begin
 
-    first = timed()
-    if first > budget_s / 2:
-        return first
-    times: list[float] = []
+    first = timed(train_step, net, x, y, loss_fn)
+    times: list[float] = [] if first <= budget_s / 2 else [first]
     while len(times) < steps and sum(times) < budget_s:
-        times.append(timed())
-    return sum(times) / len(times)
+        times.append(timed(train_step, net, x, y, loss_fn))
+    eval_image = min(timed(evaluate, net, x, y, loss_fn) for _ in range(2)) / batch
+    probe = 0.0
+    if probe_size:
+        px = torch.rand(probe_size, 3, 32, 32, generator=gen).to(device)
+        py = torch.randint(0, n_classes, (probe_size,), generator=gen).to(device)
+        probe = min(timed(alignment, net, px, py, loss_fn) for _ in range(2))
+    epoch_end = timed(torch.save, net.state_dict(), io.BytesIO())
+    return NetTimes(sum(times) / len(times), eval_image, probe, epoch_end, setup)
+
+
+def run_seconds(times: NetTimes, n_train: int, s: Settings, epochs_left: int,
+                first_epoch_left: bool) -> float:
+    """Seconds of ``epochs_left`` epochs of one run: per epoch its SGD steps, the validation
+    pass, the probe and the checkpoint; epoch 1 also probes after its first updates
+    (:data:`deepnets.trainer.EARLY_PROBE_STEPS`); and the run's set-up."""
+    per_epoch = (math.ceil(n_train / s.batch_size) * times.step + s.val_size * times.eval_image
+                 + times.probe + times.epoch_end)
+    early = len(EARLY_PROBE_STEPS) * times.probe if first_epoch_left else 0.0
+    return per_epoch * epochs_left + early + times.setup
 
 
 def estimate(todo: list[tuple[RunSpec, int]], sizes: dict[str, tuple[int, int, float]],
              s: Settings, steps: int) -> tuple[float, dict[str, float]]:
-    """Seconds the remaining epochs of ``todo`` will take: timed steps x steps per epoch.
-
-    ``sizes``: dataset -> (training images, classes, seconds to load it); the grid loads each
-    data set once. Validation passes are counted as a third of a training step per batch (a
-    forward pass only).
-    """
-    per_step: dict[tuple, float] = {}
+    """Seconds the remaining epochs of ``todo`` will take (:func:`run_seconds` of each), plus
+    loading each data set once. ``sizes``: dataset -> (training images, classes, seconds to
+    load it)."""
+    per_net: dict[tuple, NetTimes] = {}
     per_run: dict[str, float] = {}
     for spec, done in todo:
-        n_train, n_classes, load_s = sizes[spec.dataset]
-        key = (spec.arch, spec.protocol, spec.untie, spec.freeze, n_classes)
-        if key not in per_step:
-            per_step[key] = time_step(spec, n_classes, min(s.batch_size, n_train), steps, s.device)
-        batches = math.ceil(n_train / s.batch_size) + math.ceil(s.val_size / s.batch_size) / 3
-        per_run[spec.name] = per_step[key] * batches * (spec.epochs - done)
+        n_train, n_classes, _ = sizes[spec.dataset]
+        key = (spec.arch, spec.protocol, spec.untied, spec.frozen, n_classes)
+        if key not in per_net:
+            per_net[key] = time_network(spec, n_classes, min(s.batch_size, n_train),
+                                        min(s.probe_size, s.val_size or n_train), steps, s.device)
+        per_run[spec.name] = run_seconds(per_net[key], n_train, s, spec.epochs - done, done == 0)
     return sum(per_run.values()) + sum(v[2] for v in sizes.values()), per_run
+
+
+def data_label(dataset: str, s: Settings) -> str:
+    """How the grid's output names a data set: ``--dataset-label``, else CIFAR-10 / CIFAR-100
+    for the python versions, else "image folder <path>" (as :class:`TrainConfig` names it)."""
+    if dataset == "cifar10" and s.dataset_label:
+        return s.dataset_label
+    if dataset == "cifar10" and s.cifar10_kind == "imagefolder":
+        return f"image folder {s.data_dirs.get('cifar10', '')}"
+    return {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[dataset]
 
 
 def dataset_sizes(datasets: set[str], s: Settings) -> dict[str, tuple[int, int, float]]:
@@ -459,39 +508,63 @@ def main(argv: list[str] | None = None) -> int:
     s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
                  args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
                  args.quiet, args.split_seed, args.probe_size, args.cuda_graph)
-    try:
-        states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
-        print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
-              f"{args.epochs} epochs, batch {s.batch_size}, lr {s.lr}, "
-              f"train size {s.train_size or 'all'}, val {s.val_size}, "
-              f"seeds {' '.join(map(str, dict.fromkeys(args.seeds)))}, device {s.device}):")
-        todo = [(sp, done) for sp, state, done in states if state != "done"]
-        per_run: dict[str, float] = {}
-        if todo and args.estimate_steps and all(sp.dataset in s.data_dirs for sp, _ in todo):
-            sizes = dataset_sizes({sp.dataset for sp, _ in todo}, s)
-            # with SLURM the jobs resolve --device on their nodes; the estimate is made here
-            here = s if launcher.kind == "local" else replace(s, device=resolve_device("auto"))
-            total, per_run = estimate(todo, sizes, here, args.estimate_steps)
-        for sp, state, done in states:
-            what = {"done": "done", "new": "new", "resume": f"resume after epoch {done}"}[state]
-            eta = f", ~{_hms(per_run[sp.name])}" if sp.name in per_run else ""
-            role = f" [{sp.role}]" if sp.role else ""
-            print(f"  {sp.name}{role}: {sp.epochs} epochs, {what}{eta}")
-        if todo and args.estimate_steps and not per_run:
-            print("no run-time estimate: the data folders of the runs left were not given")
-        if per_run:
-            load = ", ".join(f"{d} {v[2]:.0f} s" for d, v in sizes.items())
-            print(f"estimated time for the {len(todo)} runs left: {_hms(total)} on {here.device} "
-                  f"(from up to {args.estimate_steps} timed steps per network, plus loading the "
-                  f"data once: {load})")
-        if args.dry_run:
-            return 0
-        if args.pack > 1 and todo:
-            return _run_packed(todo, args.out, s, args.pack)
-        return _run_all(todo, args.out, s, launcher)
-    except (SuiteError, RunError, ConfigError, DataError, launch.LaunchError) as exc:
-        print(f"python -m deepnets.suite: error: {exc}", file=sys.stderr)
-        return 2
+    existed = args.out.exists()
+    with sigterm_as_interrupt() as stop:  # SIGTERM stops the grid as Ctrl-C does
+        try:
+            # one suite at a time per --out (each run folder is claimed again by its training)
+            with contextlib.nullcontext() if args.dry_run else claim_folder(args.out):
+                status = _plan_and_run(args, specs, figures, s, launcher)
+        except (SuiteError, RunError, ConfigError, DataError, launch.LaunchError) as exc:
+            print(f"python -m deepnets.suite: error: {exc}", file=sys.stderr)
+            return 2
+        except (MemoryError, RuntimeError) as exc:
+            message = out_of_memory(exc)
+            if message is None:
+                raise
+            print(f"python -m deepnets.suite: error: {message}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # while listing the runs or timing the estimate
+            print("python -m deepnets.suite: interrupted before any run started",
+                  file=sys.stderr)
+            return stop.exit_status()
+        finally:  # a grid that trained nothing leaves no empty --out behind
+            if not existed and args.out.is_dir() and not any(args.out.iterdir()):
+                args.out.rmdir()
+    return stop.exit_status() if status == 130 else status
+
+
+def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], figures: Sequence[int],
+                  s: Settings, launcher: launch.Launcher) -> int:
+    """List the grid's runs with their state and time estimate, then train what is left."""
+    states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
+    print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
+          f"{args.epochs} epochs, batch {s.batch_size}, lr {s.lr}, "
+          f"train size {s.train_size or 'all'}, val {s.val_size}, "
+          f"seeds {' '.join(map(str, dict.fromkeys(args.seeds)))}, device {s.device}):")
+    todo = [(sp, done) for sp, state, done in states if state != "done"]
+    per_run: dict[str, float] = {}
+    if todo and args.estimate_steps and all(sp.dataset in s.data_dirs for sp, _ in todo):
+        sizes = dataset_sizes({sp.dataset for sp, _ in todo}, s)
+        # with SLURM the jobs resolve --device on their nodes; the estimate is made here
+        here = s if launcher.kind == "local" else replace(s, device=resolve_device("auto"))
+        total, per_run = estimate(todo, sizes, here, args.estimate_steps)
+    for sp, state, done in states:
+        what = {"done": "done", "new": "new", "resume": f"resume after epoch {done}"}[state]
+        eta = f", ~{_hms(per_run[sp.name])}" if sp.name in per_run else ""
+        role = f" [{sp.role}]" if sp.role else ""
+        print(f"  {sp.name}{role}: {sp.epochs} epochs, {what}{eta}")
+    if todo and args.estimate_steps and not per_run:
+        print("no run-time estimate: the data folders of the runs left were not given")
+    if per_run:
+        load = ", ".join(f"{data_label(d, s)} {v[2]:.0f} s" for d, v in sizes.items())
+        print(f"estimated time for the {len(todo)} runs left: {_hms(total)} on {here.device} "
+              f"(from up to {args.estimate_steps} timed steps per network, its validation pass, "
+              f"probe and checkpoint, plus loading the data once: {load})")
+    if args.dry_run:
+        return 0
+    if args.pack > 1 and todo:
+        return _run_packed(todo, args.out, s, args.pack)
+    return _run_all(todo, args.out, s, launcher)
 
 
 def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,

@@ -9,13 +9,13 @@ Figure 9's deepnet_s protocol ("train tied, freeze the first layer, retrain the 
 from scratch", Section 4.1) is two runs::
 
     python -m deepnets.train --arch deepnet_s --method urfb ... --out tied
-    python -m deepnets.train --from tied --copy 0 --freeze 0 --untie 1-6 ... --out untied
+    python -m deepnets.train --from tied --copy 0 --frozen 0 --untied 1-6 ... --out untied
 
 ``--from RUN_DIR`` builds the new network from ``--seed`` (fresh W, R, biases and masks for
 every layer), then replaces the layers listed in ``--copy`` (default: all) by the earlier run's
 trained layers -- W, R, bias and connectivity masks, exactly. A copied layer that the new run
-unties (``--untie``) receives the conv's W and R at every location (``deepnets.engine.untie``);
-an uncopied untied layer is a fresh locally connected layer. ``--freeze`` layers are never
+unties (``--untied``) receives the conv's W and R at every location (``deepnets.engine.untie``);
+an uncopied untied layer is a fresh locally connected layer. ``--frozen`` layers are never
 updated (they still pass feedback down). The architecture (default: the earlier run's) and
 the data's shape and classes must match the earlier run; the method may differ only for
 layers that are not copied (a ``bp`` layer has no R to copy).
@@ -25,38 +25,52 @@ from __future__ import annotations
 
 import sys
 
-import torch
-
 from deepnets.capture import CaptureError
 from deepnets.config import ConfigError
 from deepnets.data import DataError
-from deepnets.rundir import RunError
 from deepnets.runconfig import parse_run
-from deepnets.trainer import NonFiniteState, RunInterrupted, run
+from deepnets.rundir import RunError, read_log
+from deepnets.stops import out_of_memory, sigterm_as_interrupt
+from deepnets.trainer import NonFiniteState, RunInterrupted, RunResult, run
 from urfb_common import OutputPathError
 
 PROG = "deepnets.train"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The CLI: 0 on success, 1 when training diverged, 2 on a bad argument or data, 130 on
-    Ctrl-C. Every error is one line on stderr."""
-    try:
-        cfg, out, resume, quiet, force_data = parse_run(argv)
-        run(cfg, out, resume=resume, quiet=quiet, force_data=force_data)
-    except (ConfigError, DataError, RunError, OutputPathError, CaptureError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except NonFiniteState as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except RunInterrupted as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 130
-    except (MemoryError, torch.OutOfMemoryError) as exc:
-        print(f"{PROG}: error: out of memory: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+    """The CLI: 0 on success (one summary line on stdout), 1 when training diverged, 2 on a bad
+    argument or data or when memory runs out, 130 on Ctrl-C and 143 on SIGTERM (the last
+    checkpoint kept). Every error is one line on stderr."""
+    with sigterm_as_interrupt() as stop:
+        try:
+            cfg, out, resume, quiet, force_data = parse_run(argv)
+            result = run(cfg, out, resume=resume, quiet=quiet, force_data=force_data)
+        except (ConfigError, DataError, RunError, OutputPathError, CaptureError) as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 2
+        except NonFiniteState as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 1
+        except RunInterrupted as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return stop.exit_status()
+        except (MemoryError, RuntimeError) as exc:
+            message = out_of_memory(exc)
+            if message is None:
+                raise
+            print(f"{PROG}: error: {message}", file=sys.stderr)
+            return 2
+    print(summary_line(result))
     return 0
+
+
+def summary_line(result: RunResult) -> str:
+    """One line saying what the run did and where it ended (printed even with ``--quiet``)."""
+    last = read_log(result.out)[-1:] or [{}]
+    val = last[0].get("val_error")
+    score = f", val_error {val:.4f}" if isinstance(val, float) else ""
+    return (f"{result.out}: trained {result.trained} epochs, {result.epochs_done} of "
+            f"{result.config.epochs} done{score}")
 
 
 if __name__ == "__main__":

@@ -39,8 +39,8 @@ from deepnets import checkpoint as ckpt
 from deepnets.alignment import alignment, probe_batch, summary
 from deepnets.arch import parse_arch
 from deepnets.capture import TrainStepper
-from deepnets.config import ConfigError, TrainConfig
-from deepnets.data import Dataset, batch_indices, load_dataset, split_train_val
+from deepnets.config import ConfigError, TrainConfig, clipped, shown
+from deepnets.data import Dataset, batch_indices, data_mismatch, load_dataset, split_train_val
 from deepnets.engine import evaluate, untie
 from deepnets.losses import make_loss
 from deepnets.models import build_net
@@ -50,6 +50,8 @@ from deepnets.rundir import (
     CONFIG,
     LOG,
     RunError,
+    claim_folder,
+    data_dir_from_run,
     read_config,
     read_log,
     write_config,
@@ -87,15 +89,23 @@ class RunResult:
 
 
 def resolve_device(name: str, flag: str = "--device") -> str:
-    """``auto`` -> cuda when available, else cpu; any other name must be a usable torch device."""
+    """``auto`` -> cuda when available, else cpu; any other name must be a CPU or an existing
+    CUDA device (torch also knows ``meta``, ``mps``, ``xpu``, ...: not usable for training here)."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"{flag} {name!r} is not a torch device (cpu, cuda, cuda:1, auto)") from None
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"{flag} {shown(name)} is not a torch device (cpu, cuda, cuda:1, auto)"
+                          ) from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{flag} {shown(name)}: training runs on cpu or cuda (cuda:N) only; "
+                          "use --device auto, cpu or cuda")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{flag} {name}: no CUDA device is available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"{flag} {name}: this machine has CUDA devices 0.."
+                          f"{torch.cuda.device_count() - 1}")
     return name
 
 
@@ -137,17 +147,34 @@ def _seed_from(seed: int, stream: int) -> int:
 
 
 def build_network(cfg: TrainConfig, in_shape: tuple[int, ...], n_classes: int) -> FeedbackNet:
-    """A fresh network from the config, with ``freeze`` applied (``from_run`` not yet): a
+    """A fresh network from the config, with ``frozen`` applied (``from_run`` not yet): a
     :class:`FeedbackNet`, or for a named model a :class:`deepnets.models.ConvertedNet`."""
     try:
-        return build_net(
+        net = build_net(
             cfg.arch, in_shape=in_shape, n_classes=n_classes, method=cfg.method,
             epsilon=cfg.epsilon, connectivity=cfg.connectivity, sat_scale=cfg.sat_scale,
-            untied=cfg.untie, symmetric_init=cfg.symmetric_init, seed=cfg.seed, frozen=cfg.freeze,
+            untied=cfg.untied, symmetric_init=cfg.symmetric_init, seed=cfg.seed, frozen=cfg.frozen,
             **cfg.rule_params,
         )  # fmt: skip
     except ValueError as exc:  # e.g. a layer too large for this machine's memory
-        raise ConfigError(f"--arch {cfg.arch!r}: {exc}") from None
+        raise ConfigError(f"--arch {shown(cfg.arch)}: {clipped(str(exc))}") from None
+    _check_connections(net, cfg.connectivity)
+    return net
+
+
+def _check_connections(net: FeedbackNet, connectivity: float) -> None:
+    """Refuse a ``connectivity`` whose random masks keep none of a layer's W or R entries (the
+    layer would pass nothing; its W-R correlation would be NaN)."""
+    masks = [(i, m) for i, layer in enumerate(net.weight_layers)
+             for m in (getattr(layer, "mask_weight", None), getattr(layer, "mask_feedback", None))
+             if m is not None]
+    empty = [i for i, m in masks if not bool(m.any())]
+    if empty:
+        smallest = min(int(m.numel()) for _, m in masks)
+        raise ConfigError(
+            f"--connectivity {connectivity:g} keeps no connection of weight layer {empty[0]}: "
+            f"use a value in [{min(1.0, 10 / smallest):.2g}, 1] for this network (its smallest "
+            f"layer has {smallest} weights)")
 
 
 def copy_layers(net: FeedbackNet, cfg: TrainConfig) -> None:
@@ -162,7 +189,7 @@ def copy_layers(net: FeedbackNet, cfg: TrainConfig) -> None:
         if src.config[key] != net.config[key]:
             raise ConfigError(f"--from run has {key} {src.config[key]}, this data {net.config[key]}")
     copy = range(len(net.weight_layers)) if cfg.copy is None else cfg.copy
-    to_untie = [i for i in copy if i in cfg.untie and i not in set(src.config.get("untied") or ())]
+    to_untie = [i for i in copy if i in cfg.untied and i not in set(src.config.get("untied") or ())]
     if to_untie:
         src = untie(src, to_untie)
     for i in copy:
@@ -229,10 +256,12 @@ def _check_resume(
 
 
 def _check_data(cfg: TrainConfig, fingerprint: str, n_train: int) -> TrainConfig:
-    if cfg.data_fingerprint is not None and cfg.data_fingerprint != fingerprint:
+    why = data_mismatch(cfg.data_fingerprint, fingerprint) if cfg.data_fingerprint else None
+    if why:
         raise ConfigError(
             f"--data-dir {cfg.data_dir}: this data (fingerprint {fingerprint}) is not the data the "
-            f"run was trained on ({cfg.data_fingerprint}); pass --force-data to train on it anyway"
+            f"run was trained on ({cfg.data_fingerprint}: {why}); pass --force-data to train on "
+            "it anyway"
         )
     return cfg.replace(data_fingerprint=fingerprint, train_size=n_train)
 
@@ -379,6 +408,7 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: b
                            mode="off" if cfg.output_feedback == "circuit" else cfg.cuda_graph)
     # Written last: a set-up that fails writes nothing.
     write_config(out, {**cfg.to_json_dict(), "net": net.config,
+                       "data_dir_from_run": data_dir_from_run(out, cfg.data_dir),
                        "weight_layer_names": net.weight_layer_names, "classes": train.classes})
     write_log(out, records)  # drops a line logged after the last checkpoint, if killed there
     return _Session(out, cfg, train, val, net, loss_fn, order, records, probe, stepper, quiet)
@@ -401,6 +431,17 @@ def run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool 
     out = Path(out)
     check_out_dir(out)
     existed = out.exists()
+    try:
+        with claim_folder(out):  # a second training into ``out`` stops here at once
+            return _run_claimed(cfg, out, resume, quiet, force_data, existed)
+    finally:
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a new run that failed before its first epoch leaves no folder
+
+
+def _run_claimed(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, force_data: bool,
+                 existed: bool) -> RunResult:
+    """:func:`run` once this process holds ``out``'s lock."""
     remove_stale_temps(out)
     s: _Session | None = None
     try:
@@ -414,26 +455,24 @@ def run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool 
         done = len(s.records) if s is not None else 0
         where = (f"{out / CHECKPOINT} keeps epoch {done}; rerun with --resume to continue"
                  if done else "no epoch had finished, nothing was kept")
-        _clean_failed_start(out, existed, resume, s)
+        _clean_failed_start(out, resume, s)
         raise RunInterrupted(f"interrupted: {where}") from None
     except NonFiniteState as exc:
         done = len(s.records) if s is not None else 0
         kept = (f"{out / CHECKPOINT} keeps epoch {done}, the last finite state" if done
                 else "no checkpoint was written")
-        _clean_failed_start(out, existed, resume, s)
+        _clean_failed_start(out, resume, s)
         raise NonFiniteState(f"{exc}; training stopped, {kept}; try a smaller --lr") from None
     except BaseException:
-        _clean_failed_start(out, existed, resume, s)
+        _clean_failed_start(out, resume, s)
         raise
     return RunResult(out, s.cfg, len(s.records), s.cfg.epochs - start + 1)
 
 
-def _clean_failed_start(out: Path, existed: bool, resume: bool, s: _Session | None) -> None:
+def _clean_failed_start(out: Path, resume: bool, s: _Session | None) -> None:
     """A new run that never finished an epoch leaves nothing behind (``s`` is None when the
-    set-up failed, which writes nothing)."""
+    set-up failed, which writes nothing; :func:`run` removes the folder if it made it)."""
     if resume or s is None or s.records:
         return
     for name in (CONFIG, LOG, CHECKPOINT):  # a checkpoint saved as Ctrl-C came goes too
         (out / name).unlink(missing_ok=True)
-    if not existed and out.is_dir() and not any(out.iterdir()):
-        out.rmdir()

@@ -84,7 +84,7 @@ def _alignment(ax: Axes, rows: list[dict[str, str]], eps: float, layers: int) ->
 
 
 def draw_depth(csv_path: str | os.PathLike[str]) -> Figure:
-    """The depth figure from a ``depth_sweep.csv`` (columns of :func:`sims.depth_sweep.rows_csv`)."""
+    """The depth figure from a ``depth_sweep.csv`` (columns of :func:`sims.depth.rows_csv`)."""
     rows, layers = _read(csv_path)
     eps_values = sorted({float(r["epsilon"]) for r in rows if r["method"] == "feedback"})
     eps_ref = max(eps_values)

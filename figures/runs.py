@@ -50,7 +50,7 @@ class Run:
     #: The Section 4 protocol name (``bp``, ``bp-h``, ``urfb-50`` ...), or None for another setting.
     protocol: str | None
     n_classes: int
-    #: Whether some layers are untied (locally connected, Section 4.1): the config's ``untie``
+    #: Whether some layers are untied (locally connected, Section 4.1): the config's ``untied``
     #: list or ``net.untied`` (conv layers built untied), or ``untied N KxK`` layers of the
     #: parsed architecture -- never a substring of a name.
     untied: bool
@@ -69,9 +69,9 @@ class Run:
             return cls(path, config, log, arch=arch_name(str(config.get("arch", ""))),
                        protocol=_protocol_name(config),
                        n_classes=int(net.get("n_classes", config.get("n_classes", 10))),
-                       untied=bool(config.get("untie") or net.get("untied")
+                       untied=bool(config.get("untied") or net.get("untied")
                                    or declares_untied(str(config.get("arch", "")))),
-                       frozen=tuple(int(i) for i in (config.get("freeze") or ())))
+                       frozen=tuple(int(i) for i in (config.get("frozen") or ())))
         except (AttributeError, TypeError, ValueError) as exc:
             raise RunError(f"{path / CONFIG}: unreadable value ({exc})") from None
 
@@ -367,10 +367,10 @@ def _seeds(cfg: dict[str, Any]) -> str:
 def scale_line(run: Run) -> str:
     """The scale one run was made at: epochs, training-set size, seeds, dataset copy, device."""
     cfg = run.config
-    untie = cfg.get("untie") or (cfg.get("net") or {}).get("untied")
+    untied = cfg.get("untied") or (cfg.get("net") or {}).get("untied")
     precision = f"; precision {cfg['precision']}" if cfg.get("precision") else ""
     return (f"- {run.name}: {run.arch}, {run.protocol or cfg.get('method')}"
-            f"{f', untied {untie}' if run.untied else ''}"
+            f"{f', untied {untied}' if run.untied else ''}"
             f"{f', frozen {list(run.frozen)}' if run.frozen else ''}; "
             f"epochs {run.epochs_done}/{cfg.get('epochs', '?')}; train {train_size(run)}; "
             f"val {cfg.get('val_size', '?')}; batch {cfg.get('batch_size', '?')}; "

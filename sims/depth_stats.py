@@ -1,4 +1,5 @@
-"""Statistics of the depth sweep shared by its CLI (:mod:`sims.depth_sweep`) and its figure.
+"""Statistics of the depth sweep shared by its verdict (:mod:`sims.depth`) and its figure
+(:mod:`figures.depth`).
 
 A run that does not reach the threshold by the horizon has time +inf (a lower bound), so every
 ratio against it is +inf, and quantiles are taken without interpolation (numpy's

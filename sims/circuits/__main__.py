@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                "shutdown_circuit": tally_json(shut, SHUTDOWN_FIELDS)}
         atomic_write_text(args.json, json.dumps(doc, indent=1) + "\n")
     if args.plot is not None:
-        from sims.circuits.plot import cycles_figure, figure13
+        from figures.circuits import cycles_figure, figure13
 
         circuit = OutputCircuit(S=1.0, mu=0.5, M=2.0, eps=0.25, overlap=overlaps[0])
         for path in figure13(circuit, args.plot) + cycles_figure(circuit, args.plot):

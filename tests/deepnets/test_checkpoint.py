@@ -52,8 +52,10 @@ def test_config_and_log_round_trip_and_errors(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path) is None and read_log(tmp_path) == []
     with pytest.raises(RunError, match="config.json not found"):
         read_config(tmp_path)
-    write_config(tmp_path, {"arch": "simpnet", "untie": [1, 2]})
-    assert read_config(tmp_path) == {"arch": "simpnet", "untie": [1, 2]}
+    write_config(tmp_path, {"arch": "simpnet", "untied": [1, 2]})
+    assert read_config(tmp_path) == {"arch": "simpnet", "untied": [1, 2]}
+    write_config(tmp_path, {"arch": "simpnet", "untie": [1, 2], "freeze": [0]})  # schema <= 2
+    assert read_config(tmp_path) == {"arch": "simpnet", "untied": [1, 2], "frozen": [0]}
     records = [{"epoch": 1, "corr": [0.5, 1.0]}, {"epoch": 2, "corr": [0.6, 1.0]}]
     write_log(tmp_path, records)
     assert read_log(tmp_path) == records

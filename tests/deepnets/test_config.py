@@ -18,12 +18,22 @@ def cfg(**kw) -> TrainConfig:
 
 def test_json_round_trip_with_schema_version() -> None:
     a = cfg(arch="conv 4 3x3; conv 4 3x3; full 8; output", method="urfb", epsilon=0.5,
-            untie=(1, 0, 1), freeze=(0,), seed=7, split_seed=3, train_size=10, rule_params={})
+            untied=(1, 0, 1), frozen=(0,), seed=7, split_seed=3, train_size=10, rule_params={})
     d = a.to_json_dict()
-    assert d["schema_version"] == SCHEMA_VERSION == 2
-    assert d["untie"] == [0, 1] and d["freeze"] == [0] and d["train_size"] == 10
+    assert d["schema_version"] == SCHEMA_VERSION == 3
+    assert d["untied"] == [0, 1] and d["frozen"] == [0] and d["train_size"] == 10
+    assert "untie" not in d and "freeze" not in d
     b = TrainConfig.from_json_dict(json.loads(json.dumps(d)))
-    assert b == a and b.untie == (0, 1)
+    assert b == a and b.untied == (0, 1)
+
+
+def test_schema_2_configs_with_the_old_key_names_are_read() -> None:
+    new = cfg(arch="conv 4 3x3; conv 4 3x3; full 8; output", untied=(1,), frozen=(0,))
+    old = {"untie" if k == "untied" else "freeze" if k == "frozen" else k: v
+           for k, v in new.to_json_dict().items()}
+    old["schema_version"] = 2
+    assert "untied" not in old and old["untie"] == [1] and old["freeze"] == [0]
+    assert TrainConfig.from_json_dict(old) == new
 
 
 def test_epsilon_belongs_to_urfb_only() -> None:
@@ -48,13 +58,13 @@ def test_epsilon_belongs_to_urfb_only() -> None:
         ({"split_seed": SEED_MAX + 1}, f"--split-seed {SEED_MAX + 1}: must be in 0..{SEED_MAX}"),
         ({"method": "xyz"}, "--method 'xyz': must be one of bp, frfb, urfb, kp"),
         ({"connectivity": 1.5}, "--connectivity 1.5: must be in (0, 1]"),
-        ({"mu": float("inf")}, "--mu inf: must be >= 0 and finite"),
+        ({"mu": float("inf")}, "--mu inf: must be in [0, 1]"),
         ({"loss": "softmax", "mu": 0.5}, "--mu and --output-feedback apply to --loss hinge only"),
         ({"copy": (0,)}, "--copy needs --from RUN_DIR"),
         ({"arch": "conv 4 3x3; pool 3; output"}, "--arch 'conv 4 3x3; pool 3; output': item 2"),
-        ({"arch": "conv 4 3x3; output", "freeze": (0, 1)}, "freezes every weight layer"),
-        ({"arch": "conv 4 3x3; full 3; output", "untie": (1,)}, "--untie [1]: not conv layers"),
-        ({"arch": "conv 4 3x3; output", "freeze": (5,)}, "--freeze [5]: the network has weight layers 0..1"),
+        ({"arch": "conv 4 3x3; output", "frozen": (0, 1)}, "freezes every weight layer"),
+        ({"arch": "conv 4 3x3; full 3; output", "untied": (1,)}, "--untied [1]: not conv layers"),
+        ({"arch": "conv 4 3x3; output", "frozen": (5,)}, "--frozen [5]: the network has weight layers 0..1"),
         ({"data_dir": ""}, "--data-dir is required"),
         ({"cuda_graph": "on", "output_feedback": "circuit"},
          "--cuda-graph on: --output-feedback circuit reads the logits on the host"),
@@ -83,7 +93,9 @@ def test_schema_1_configs_are_upgraded() -> None:
         ({"epochs": "3", "data_dir": "d"}, "config.json: key 'epochs' must be int, found '3'"),
         ({"epochs": True, "data_dir": "d"}, "config.json: key 'epochs' must be int, found True"),
         ({"epochs": 3, "data_dir": "d", "lr": "fast"}, "key 'lr' must be float, found 'fast'"),
-        ({"epochs": 3, "data_dir": "d", "untie": "1"}, "key 'untie' must be a list of integers"),
+        ({"epochs": 3, "data_dir": "d", "schema_version": 3, "untied": "1"},
+         "key 'untied' must be a list of integers"),
+        ({"epochs": 3, "data_dir": "d", "schema_version": 3, "untie": [1]}, "unknown key 'untie'"),
         ({"epochs": 3, "data_dir": "d", "lr": 1e300}, "config.json: --lr 1e+300: must be positive"),
         ({"epochs": 3, "data_dir": "d", "schema_version": "2"}, "'schema_version' must be an int"),
         ({"epochs": 3, "data_dir": "d", "schema_version": 99}, "'schema_version' must be an int"),
@@ -115,11 +127,100 @@ def test_parse_run_builds_the_config(tmp_path: Path) -> None:
     out = tmp_path / "run"
     config, got_out, resume, quiet, force = parse_run(
         ["--out", str(out), "--epochs", "3", "--data-dir", "d", "--method", "frfb",
-         "--train-subset", "5", "--untie", "0", "--arch", "conv 4 3x3; output", "--quiet"])
+         "--train-subset", "5", "--untied", "0", "--frozen", "1", "--arch", "conv 4 3x3; output",
+         "--quiet"])
     assert (got_out, resume, quiet, force) == (out, False, True, False)
-    assert config == cfg(epochs=3, data_dir="d", method="frfb", train_size=5, untie=(0,),
-                         arch="conv 4 3x3; output")
+    assert config == cfg(epochs=3, data_dir="d", method="frfb", train_size=5, untied=(0,),
+                         frozen=(1,), arch="conv 4 3x3; output")
+    old_flags = ["--out", str(out), "--epochs", "3", "--data-dir", "d", "--method", "frfb",
+                 "--train-subset", "5", "--untie", "0", "--freeze", "1", "--arch",
+                 "conv 4 3x3; output", "--quiet"]
+    assert parse_run(old_flags)[0] == config  # the flags' old spellings still work
     with pytest.raises(ConfigError, match="--epochs is required"):
         parse_run(["--out", str(out), "--data-dir", "d"])
     with pytest.raises(ConfigError, match="--force-data applies to --resume only"):
         parse_run(["--out", str(out), "--epochs", "1", "--data-dir", "d", "--force-data"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("epochs", 2.5, "an integer"), ("epochs", True, "an integer"), ("epochs", "3", "an integer"),
+        ("seed", 1.5, "an integer"), ("batch_size", 8.0, "an integer"),
+        ("val_size", None, "an integer"), ("lr", "fast", "a number"), ("lr", True, "a number"),
+        ("mu", "0.5", "a number"), ("symmetric_init", 1, "True or False"),
+        ("arch", 3, "a string"), ("data_dir", Path("d"), "a string"),
+        ("frozen", "01", "a list of weight-layer indices"),
+        ("untied", [0.5], "a list of weight-layer indices"),
+        ("untied", range(10**8), "a list of weight-layer indices"),
+        ("copy", {0: 1}, "a list of weight-layer indices"),
+        ("rule_params", {"decay": "x"}, "a dict of names to numbers"),
+        ("rule_params", [("decay", 1.0)], "a dict of names to numbers"),
+    ],
+)
+def test_field_types_are_checked(field: str, value: object, expected: str) -> None:
+    """The Python API checks types as config.json's reader does: one line naming the field,
+    its flag and the type (no raw TypeError, no string read as a list of layers)."""
+    with pytest.raises(ConfigError) as info:
+        cfg(**{field: value})
+    message = str(info.value)
+    flag = "--from" if field == "from_run" else "--" + field.replace("_", "-")
+    assert message.startswith(f"TrainConfig field {field} ({flag}) must be {expected}")
+    assert ", found " in message
+    assert "\n" not in message and len(message) < 250
+
+
+def test_numpy_numbers_are_accepted_as_python_ones() -> None:
+    import numpy as np
+
+    c = cfg(epochs=np.int64(3), lr=np.float32(0.5), freeze=np.array([0]), seed=np.uint8(4),
+            arch="conv 4 3x3; full 8; output")
+    assert (c.epochs, c.lr, c.freeze, c.seed) == (3, 0.5, (0,), 4)
+    assert type(c.epochs) is int and type(c.seed) is int and type(c.freeze[0]) is int
+    json.dumps(c.to_json_dict())  # serialisable: no numpy scalars left
+
+
+def test_mu_is_refused_outside_appendix_1s_range() -> None:
+    for bad in (1e308, 1.5, -0.1, float("nan")):
+        with pytest.raises(ConfigError, match=r"--mu .*must be in \[0, 1\] \(Appendix 1"):
+            cfg(mu=bad)
+    assert cfg(mu=1).mu == 1.0 and cfg(mu=0).mu == 0.0
+
+
+def test_errors_repeat_long_input_cut_short() -> None:
+    """A 100,000-character value, or a layer range of 10**8 layers, gives a short one-line
+    error at once (it printed 300 KB, or ran 61 s at 10.5 GB and printed 989 MB)."""
+    import time
+
+    long_arch = "conv 4 3x3;" + "x" * 100_000 + "; output"
+    with pytest.raises(ConfigError) as info:
+        cfg(arch=long_arch)
+    assert len(str(info.value)) < 400 and "\n" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        cfg(arch="conv 4 3x3; output", freeze=tuple(range(5, 9999)))
+    assert len(str(info.value)) < 250
+    start = time.monotonic()
+    for text in ("0-99999999", "5-10000", "0,1-" + "9" * 400):
+        with pytest.raises(argparse.ArgumentTypeError) as err:
+            layer_list(text)
+        assert "no network has that many layers" in str(err.value) and len(str(err.value)) < 250
+    assert time.monotonic() - start < 1
+    assert layer_list("0-9999")[-1] == 9999
+
+
+@pytest.mark.parametrize("flag", ["--method", "--arch", "--epochs", "--untie", "--loss",
+                                  "--seed", "--device"])
+def test_cli_errors_stay_short_whatever_the_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture, flag: str
+) -> None:
+    from deepnets import train
+
+    status = None
+    try:
+        status = train.main(["--out", str(tmp_path / "r"), "--epochs", "1", "--data-dir",
+                             str(tmp_path / "none"), flag, "9" * 50_000 + "x" * 50_000])
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    assert status == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error:" in last and len(last) < 400, last[:500]

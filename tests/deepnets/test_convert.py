@@ -182,8 +182,8 @@ def test_resnet_mini_is_a_named_model(image_zips: dict[str, Path], tmp_path: Pat
     again = build_net(**net.config)
     again.load_state_dict(net.state_dict())
     assert net.config["decay"] == 1e-3 and net.weight_layer_names[-1] == "14"
-    with pytest.raises(ConfigError, match="--untie"):
-        TrainConfig(epochs=1, data_dir="x", arch="resnet-mini", untie=(0,))
+    with pytest.raises(ConfigError, match="--untied"):
+        TrainConfig(epochs=1, data_dir="x", arch="resnet-mini", untied=(0,))
     cfg = TrainConfig(epochs=1, data_dir=str(image_zips["good"]), data="imagefolder",
                       arch="resnet-mini", method="dfa", val_size=8, batch_size=16, probe_size=4,
                       device="cpu")

@@ -174,14 +174,24 @@ def test_bf16_step_keeps_fp32_masters_and_is_close_to_fp32(arch: str) -> None:
         assert torch.allclose(dr, db, rtol=0, atol=1e-6)  # urfb: Delta R = Delta W^t in fp32
 
 
-def test_bf16_is_a_config_precision() -> None:
-    from deepnets.config import PRECISIONS
+def test_every_precision_the_config_offers_is_one_the_engine_runs() -> None:
+    """``--precision`` offers what ``train_step`` runs: a step in each keeps float32 masters;
+    anything else is refused by both."""
+    from deepnets.config import PRECISIONS, ConfigError, TrainConfig
 
-    assert "bf16" in PRECISIONS
+    x, y, loss = torch.rand(2, 1, 2, 2), torch.tensor([0, 1]), make_loss("hinge", 2)
+    for precision in PRECISIONS:
+        net = FeedbackNet("full 4; output", in_shape=(1, 2, 2), n_classes=2, seed=0)
+        before = [layer.weight.detach().clone() for layer in net.weight_layers]
+        result = train_step(net, x, y, loss, precision=precision)
+        assert torch.isfinite(torch.as_tensor(result.loss)), precision
+        for layer, w in zip(net.weight_layers, before):
+            assert layer.weight.dtype == torch.float32 and not torch.equal(layer.weight, w)
     with pytest.raises(ValueError, match="precision"):
-        train_step(FeedbackNet("full 4; output", in_shape=(1, 2, 2), n_classes=2),
-                   torch.zeros(2, 1, 2, 2), torch.tensor([0, 1]), make_loss("hinge", 2),
+        train_step(FeedbackNet("full 4; output", in_shape=(1, 2, 2), n_classes=2), x, y, loss,
                    precision="fp16")
+    with pytest.raises(ConfigError, match="--precision 'fp16'"):
+        TrainConfig(epochs=1, data_dir="x", precision="fp16")
 
 
 def test_fp32_fast_paths_equal_plain_autograd() -> None:

@@ -45,7 +45,7 @@ def pretrain_and_retrain(data: Path, out: Path) -> list[launch.Job]:
     """A cheap Section-4.1 pair on simpnet, the retraining listed first: it takes (and freezes)
     the first layer of ``pre``, so it must start after ``pre`` has finished."""
     pre = suite.RunSpec("pre", "simpnet", "urfb", "cifar10", 1)
-    re = suite.RunSpec("re", "simpnet", "urfb", "cifar10", 1, freeze=(0,), from_run="pre")
+    re = suite.RunSpec("re", "simpnet", "urfb", "cifar10", 1, frozen=(0,), from_run="pre")
     return [launch.Job(sp.name, suite.train_config(sp, out, settings(data)), out / sp.name,
                        after=out / sp.from_run if sp.from_run else None) for sp in (re, pre)]
 

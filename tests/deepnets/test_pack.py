@@ -191,7 +191,7 @@ def test_an_interrupted_pack_keeps_each_run_resumable_one_by_one(
 def test_a_run_waits_for_the_run_it_takes_from(cifar: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     source = Job("pre", _config(cifar, "urfb", "simultaneous", 0), tmp_path / "pre")
-    retrain = Job("re", _config(cifar, "urfb", "simultaneous", 0, freeze=(0,), copy=(0,),
+    retrain = Job("re", _config(cifar, "urfb", "simultaneous", 0, frozen=(0,), copy=(0,),
                                 from_run=str(tmp_path / "pre")),
                   tmp_path / "re", after=tmp_path / "pre")
     other = Job("other", _config(cifar, "frfb", "simultaneous", 1), tmp_path / "other")

@@ -85,10 +85,10 @@ def test_writes_config_log_and_checkpoint(cifar: Path, tmp_path: Path) -> None:
     for key in ("schema_version", "arch", "method", "epsilon", "loss", "connectivity",
                 "update_order", "sat_scale", "mu", "lr", "batch_size", "seed", "split_seed",
                 "epochs", "train_size", "val_size", "data", "data_dir", "dataset_label",
-                "data_fingerprint", "untie", "freeze", "from_run", "output_feedback", "device",
+                "data_fingerprint", "untied", "frozen", "from_run", "output_feedback", "device",
                 "probe_size", "net", "weight_layer_names", "classes"):
         assert key in config, key
-    assert config["schema_version"] == 2 and config["train_size"] == 32  # 40 - 8 held out
+    assert config["schema_version"] == 3 and config["train_size"] == 32  # 40 - 8 held out
     assert config["sat_scale"] == 0.5 and config["seed"] == 5 and config["dataset_label"] == "CIFAR-10"
     assert config["data_fingerprint"].startswith("40:")
     assert len(config["weight_layer_names"]) == 3 and config["net"]["arch"] == TINY
@@ -212,6 +212,27 @@ def test_resume_extends_a_finished_run(cifar: Path, tmp_path: Path) -> None:
     assert_same_state(whole, parts)
 
 
+def test_a_run_with_a_schema_2_config_json_resumes_exactly(cifar: Path, tmp_path: Path) -> None:
+    """A run folder written before ``untie``/``freeze`` took the network's names (schema 2)
+    resumes, with the old flag spellings, into the state of an uninterrupted run."""
+    layers = ("--untied", "0", "--frozen", "1")
+    whole, old = tmp_path / "whole", tmp_path / "old"
+    assert train_mod.main(args(cifar, whole, *layers, epochs=3)) == 0
+    assert train_mod.main(args(cifar, old, *layers, epochs=1)) == 0
+    config = json.loads((old / "config.json").read_text())
+    config["untie"], config["freeze"] = config.pop("untied"), config.pop("frozen")
+    config["schema_version"] = 2
+    (old / "config.json").write_text(json.dumps(config))
+    assert train_mod.main(args(cifar, old, "--resume", "--untie", "0", "--freeze", "1",
+                               epochs=3)) == 0
+    assert_same_state(whole, old)
+    rewritten = json.loads((old / "config.json").read_text())
+    assert rewritten["schema_version"] == 3
+    assert (rewritten["untied"], rewritten["frozen"]) == ([0], [1]) == (
+        rewritten["net"]["untied"], rewritten["net"]["frozen"])
+    assert "untie" not in rewritten and "freeze" not in rewritten
+
+
 def test_resume_refuses_changed_settings(
     cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -262,8 +283,8 @@ def test_bad_input_is_one_line_exit_2(
     for flag in ("--train-size", "--train-subset"):  # the old name still works
         assert train_mod.main(args(cifar, tmp_path / "c", flag, "1000")) == 2
         one_line_error(capsys, "--train-size 1000 exceeds the 32 training images")
-    assert train_mod.main(args(cifar, tmp_path / "d", "--freeze", "7")) == 2
-    one_line_error(capsys, "--freeze [7]: the network has weight layers 0..2")
+    assert train_mod.main(args(cifar, tmp_path / "d", "--frozen", "7")) == 2
+    one_line_error(capsys, "--frozen [7]: the network has weight layers 0..2")
     with pytest.raises(SystemExit) as exc:
         train_mod.main(args(cifar, tmp_path / "e", "--lr", "-1"))
     assert exc.value.code == 2
@@ -274,19 +295,23 @@ def test_bad_input_is_one_line_exit_2(
 @pytest.mark.parametrize(
     "extra,arch,message",
     [
-        (("--untie", "1"), TINY, "--untie [1]: not conv layers (the conv layers are [0])"),
+        (("--untied", "1"), TINY, "--untied [1]: not conv layers (the conv layers are [0])"),
         ((), "conv 4 3x3; maxpool 3", "--arch 'conv 4 3x3; maxpool 3': the architecture must end"),
         ((), "full 99999999; output", "--arch 'full 99999999; output': a weight layer of shape (99999999, 3072)"),
         (("--lr", "1e300"), TINY, "--lr 1e+300: must be positive and at most 1e6"),
         (("--epsilon", "1e30"), TINY, "--epsilon 1e+30: must be in [0, 1e6]"),
         (("--epsilon", "nan"), TINY, "--epsilon nan: must be in [0, 1e6]"),
         (("--method", "frfb", "--epsilon", "0.5"), TINY, "--epsilon 0.5: applies to --method urfb only"),
-        (("--mu", "inf"), TINY, "--mu inf: must be >= 0 and finite"),
+        (("--mu", "inf"), TINY, "--mu inf: must be in [0, 1]"),
         (("--connectivity", "1.5"), TINY, "--connectivity 1.5: must be in (0, 1]"),
         (("--device", "gpu7"), TINY, "--device 'gpu7' is not a torch device"),
+        (("--device", "meta"), TINY, "--device 'meta': training runs on cpu or cuda (cuda:N) only"),
+        (("--device", "mps"), TINY, "--device 'mps': training runs on cpu or cuda (cuda:N) only"),
+        (("--device", "xpu:0"), TINY, "--device 'xpu:0': training runs on cpu or cuda"),
+        (("--mu", "1e308"), TINY, "--mu 1e+308: must be in [0, 1] (Appendix 1"),
         (("--resume",), TINY, "config.json not found"),
         (("--copy", "0"), TINY, "--copy needs --from RUN_DIR"),
-        (("--freeze", "0-2"), TINY, "--freeze [0, 1, 2] freezes every weight layer"),
+        (("--frozen", "0-2"), TINY, "--frozen [0, 1, 2] freezes every weight layer"),
         (("--force-data",), TINY, "--force-data applies to --resume only"),
     ],
 )
@@ -307,8 +332,8 @@ def test_bad_flag_is_named_in_one_line_exit_2_and_nothing_is_written(
 @pytest.mark.parametrize(
     ("flag", "value", "fragments"),
     [
-        ("--untie", "2-0", ("argument --untie", "the range 2-0 is reversed")),
-        ("--freeze", "2-0", ("argument --freeze", "the range 2-0 is reversed")),
+        ("--untied", "2-0", ("argument --untied/--untie", "the range 2-0 is reversed")),
+        ("--frozen", "2-0", ("argument --frozen/--freeze", "the range 2-0 is reversed")),
         ("--copy", "1,3-2", ("argument --copy", "the range 3-2 is reversed")),
         ("--seed", "99999999999999999999",
          ("argument --seed", "99999999999999999999 is outside 0..9223372036854775807")),
@@ -559,7 +584,7 @@ def test_figure9_protocol_copies_frozen_first_layer_and_unties_the_rest(
 ) -> None:
     tied, untied = tmp_path / "tied", tmp_path / "untied"
     assert train_mod.main(args(cifar, tied, epochs=1, arch=TWO_CONV)) == 0
-    argv = args(cifar, untied, "--from", str(tied), "--copy", "0", "--freeze", "0", "--untie",
+    argv = args(cifar, untied, "--from", str(tied), "--copy", "0", "--frozen", "0", "--untied",
                 "1", "--seed", "7", epochs=2, arch=None)
     assert train_mod.main(argv) == 0
     before, after = load_network(tied), load_network(untied)

@@ -94,11 +94,11 @@ def test_missing_runs_raise_a_named_reason(tmp_path: Path, write_run, plot) -> N
 
 
 def test_untied_comes_from_the_config_never_from_a_name(tmp_path: Path, write_run) -> None:
-    def run_with(arch: str, untie: list[int], net_untied: list[int]) -> Run:
+    def run_with(arch: str, untied: list[int], net_untied: list[int]) -> Run:
         folder = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
         write_run(tmp_path, folder.name, "simpnet", "urfb")
         config = json.loads((folder / "config.json").read_text())
-        config.update(arch=arch, untie=untie, net={**config["net"], "untied": net_untied})
+        config.update(arch=arch, untied=untied, net={**config["net"], "untied": net_untied})
         (folder / "config.json").write_text(json.dumps(config))
         return Run.read(folder)
 
@@ -184,8 +184,8 @@ def test_similarity_measures_homogeneity_across_locations() -> None:
     assert similarity(same + 0.5 * noise) > 0.6
 
 
-@pytest.mark.parametrize("untie", [["--arch", "simpnet", "--untie", "0"], ["--arch", UNTIED_SIMPNET]],
-                         ids=["untie-flag", "untied-arch"])
+@pytest.mark.parametrize("untie", [["--arch", "simpnet", "--untied", "0"], ["--arch", UNTIED_SIMPNET]],
+                         ids=["untied-flag", "untied-arch"])
 def test_figure8_from_a_real_untied_checkpoint(tmp_path: Path, untie: list[str]) -> None:
     from deepnets.checkpoint import load_network
     from deepnets.train import main as train_main
@@ -212,7 +212,7 @@ def test_figure8_from_a_real_untied_checkpoint(tmp_path: Path, untie: list[str])
 def test_figure8_skips_a_damaged_checkpoint(tmp_path: Path, write_run, capsys) -> None:
     from figures.filters import plot_figure8
 
-    folder = write_run(tmp_path / "runs", "simpnet-urfb-untied", "simpnet", "urfb", untie=(0,))
+    folder = write_run(tmp_path / "runs", "simpnet-urfb-untied", "simpnet", "urfb", untied=(0,))
     (folder / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(MissingDataError, match="no untied simpnet run with a readable checkpoint.pt"):
         plot_figure8(tmp_path / "runs", tmp_path / "f8")

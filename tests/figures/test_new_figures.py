@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import figures.errors
 from figures.angles import epoch_series, plot_figure17, plot_figure18, step_series
 from figures.errors import plot_figure4, plot_figure5, plot_figure7
 from figures.gap import plot_figure16, settings
@@ -24,11 +25,39 @@ def _grid(root: Path, write_run, arch: str, offsets: dict[str, float], *, seeds=
                       logged=(logged or {}).get((p, s)), **kw)
 
 
-def test_curves_and_bars_draw_the_mean_over_seeds(tmp_path: Path, write_run) -> None:
+def _val_error(epoch: int, offset: float) -> float:
+    """The validation error conftest's log holds at ``epoch`` for a run shifted by ``offset``."""
+    return 0.95 / epoch**0.5 + offset
+
+
+def test_curves_and_bars_draw_the_mean_over_seeds(tmp_path: Path, write_run,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "runs"
     _grid(root, write_run, "simpnet", {"bp": 0.0, "urfb": 0.02, "frfb": 0.1},
           logged={("frfb", 2): 3})  # FRFB seed 2 stopped at epoch 3 of 4
+    drawn: list = []
+    save = figures.errors.save_figure
+    monkeypatch.setattr(figures.errors, "save_figure",
+                        lambda fig, stem: drawn.append(fig.axes[0]) or save(fig, stem))
     text4 = assert_images(plot_figure4(root, tmp_path / "f4"), tmp_path / "f4")
+    # URFB's seeds are shifted by 0.02, 0.03, 0.04: the line is their mean, the band their range.
+    (ax,) = drawn
+    lines = {line.get_label(): line for line in ax.lines}
+    urfb = lines["URFB validation"]
+    assert list(urfb.get_xdata()) == [1, 2, 3, 4]
+    assert list(urfb.get_ydata()) == pytest.approx([_val_error(e, 0.03) for e in (1, 2, 3, 4)])
+    band = {(round(x, 9), round(y, 9)) for c in ax.collections for x, y in c.get_paths()[0].vertices}
+    for e in (1, 2, 3, 4):
+        assert {(e, round(_val_error(e, 0.02), 9)), (e, round(_val_error(e, 0.04), 9))} <= band
+    # FRFB's mean runs to epoch 3, the last all its seeds reached; seeds 0 and 1 go on alone.
+    frfb = lines["FRFB validation"]
+    assert list(frfb.get_xdata()) == [1, 2, 3]
+    assert list(frfb.get_ydata()) == pytest.approx([_val_error(e, 0.11) for e in (1, 2, 3)])
+    tails = sorted(list(line.get_ydata()) for line in ax.lines if list(line.get_xdata()) == [3, 4]
+                   and line.get_linestyle() == ":" and line.get_color() == frfb.get_color())
+    assert len(tails) == 2
+    for tail, d in zip(tails, (0.0, 0.01)):
+        assert tail == pytest.approx([_val_error(3, 0.1 + d), _val_error(4, 0.1 + d)])
     assert "simpnet URFB, 10 classes, tied: seeds 0, 1, 2 (mean, band min-max over seeds); epochs 4" in text4
     assert "simpnet FRFB, 10 classes, tied: seeds 0, 1, 2 (mean, band min-max over seeds); epochs 3-4" in text4
     assert "Built from one seed" not in text4
@@ -50,8 +79,8 @@ def _depth_runs(root: Path, write_run) -> None:
           logged={("frfb", 1): 2})
     for p in ("urfb", "frfb"):  # Figure 11's protocol: tied pretraining, then untied retraining
         write_run(root, f"deepnet_s-{p}-pre", "deepnet_s", p, epochs=1)
-        folder = write_run(root, f"deepnet_s-{p}-untied", "deepnet_s", p, untie=(1, 2, 3, 4, 5),
-                           freeze=(0,))
+        folder = write_run(root, f"deepnet_s-{p}-untied", "deepnet_s", p, untied=(1, 2, 3, 4, 5),
+                           frozen=(0,))
         config = json.loads((folder / "config.json").read_text())
         config["from_run"] = f"elsewhere/deepnet_s-{p}-pre"
         (folder / "config.json").write_text(json.dumps(config))

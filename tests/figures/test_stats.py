@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,10 +95,11 @@ def test_close_verdict(diffs: list[float], expected: str) -> None:
     assert close_verdict(diffs) == expected
 
 
-def test_close_verdict_margin_is_a_parameter() -> None:
+def test_close_verdict_margin_is_a_parameter_defaulting_to_close_margin() -> None:
     assert close_verdict([0.1, 0.1, 0.1], margin=0.2) == SUPPORTS
     assert close_verdict([0.1, 0.1, 0.1], margin=0.05) == CONTRADICTS
-    assert CLOSE_MARGIN == 0.05
+    inside, outside = [0.9 * CLOSE_MARGIN] * 3, [1.1 * CLOSE_MARGIN] * 3
+    assert (close_verdict(inside), close_verdict(outside)) == (SUPPORTS, CONTRADICTS)
 
 
 def test_compare_pairs_values_by_seed() -> None:
@@ -107,9 +109,20 @@ def test_compare_pairs_values_by_seed() -> None:
     assert c.mean == pytest.approx(0.15) and c.sd == pytest.approx(0.0707, abs=1e-4)
 
 
-def test_rule_text_states_the_constants() -> None:
+def test_rule_text_states_the_rule_the_verdicts_apply() -> None:
+    """The numbers the words give (k in "mean(d) > k × sd(d)", the margin m and its "points of
+    error rate", the fewest seeds) are the ones verdict and close_verdict decide with."""
     text = rule_text()
-    assert "mean(d) > 2 × sd(d)" in text and "m = 0.05" in text and "fewer than 2 seeds" in text
+    k = float(re.search(r"mean\(d\) > ([\d.]+) × sd\(d\)", text).group(1))
+    m, points = re.search(r"m = ([\d.]+) \((\d+) points of error rate\)", text).groups()
+    m, fewest = float(m), int(re.search(r"fewer than (\d+) seeds", text).group(1))
+    assert float(points) == pytest.approx(100 * m)
+    # mean(d) = 1 and sd(d) = x: supported exactly when 1 > k x
+    assert verdict([1 - 0.9 / k, 1, 1 + 0.9 / k]) == SUPPORTS
+    assert verdict([1 - 1.1 / k, 1, 1 + 1.1 / k]) == INCONCLUSIVE
+    assert verdict([1.0] * (fewest - 1)) == INCONCLUSIVE
+    assert verdict([1.0] * fewest) == SUPPORTS
+    assert close_verdict([0.9 * m] * 3) == SUPPORTS and close_verdict([1.1 * m] * 3) == CONTRADICTS
 
 
 def test_stats_imports_neither_torch_nor_numpy() -> None:

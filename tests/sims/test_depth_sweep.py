@@ -1,5 +1,6 @@
-"""sims.depth_sweep and its parts: the exact reduction (sims.subspace), the stop-at-threshold
-loop (sims.until), the plateau measure, the verdict, the CSV, the figure and the CLI."""
+"""sims.depth (the depth sweep) and its parts: the exact reduction (sims.subspace), the
+stop-at-threshold loop (sims.until), the plateau measure, the verdict, the CSV, the figure and
+the CLI (sims.depth_sweep)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sims.depth import DepthConfig, Row, plateau_fraction, rows_csv, verdict
 from sims.depth_stats import collect, paired_ratios, quartiles
-from sims.depth_sweep import DepthConfig, Row, main, plateau_fraction, rows_csv, verdict
+from sims.depth_sweep import main
 from sims.initial import random_matrices, random_target, zero_weights
 from sims.linear import feedback_field, integrate, make_problem
 from sims.subspace import reduce_feedback, reduced_system, reduced_weights

@@ -1,4 +1,5 @@
-"""sims.epsilon_sweep: Section 5.1's claim on the Figure 12 setting, outputs, and CLI errors."""
+"""sims.epsilon and its CLI sims.epsilon_sweep: Section 5.1's claim on the Figure 12 setting,
+outputs, and CLI errors."""
 
 import csv
 from pathlib import Path
@@ -6,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sims.epsilon_sweep import SweepConfig, main, run_sweep, summarize
+from sims.epsilon import SweepConfig, run_sweep, summarize
+from sims.epsilon_sweep import main
 
 SMALL = ["--widths", "8", "6", "6", "3", "--runs", "2", "--points", "41", "--quiet"]
 

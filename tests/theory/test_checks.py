@@ -57,9 +57,29 @@ def test_symbolic_and_numeric_agree(results):
             assert r.numeric == r.status, r.id
 
 
-def test_errata_carry_corrections(results):
-    for cid in ERRATA:
-        assert results[cid].correction, cid
+def _at(expr: sp.Expr | sp.MatrixBase, point: dict[str, float]) -> list[complex]:
+    """``expr`` (a number or a matrix) at ``point`` (symbol name -> value), entry by entry."""
+    value = expr.subs({s: point[s.name] for s in expr.free_symbols}).evalf(30)
+    return [complex(v) for v in (value if isinstance(value, sp.MatrixBase) else [value])]
+
+
+def _gap(a: sp.Expr | sp.MatrixBase, b: sp.Expr | sp.MatrixBase, point: dict[str, float]) -> float:
+    """Largest |a - b| over the entries at ``point``, relative to the larger side."""
+    return max(abs(x - y) / max(abs(x), abs(y), 1e-300) for x, y in zip(_at(a, point), _at(b, point)))
+
+
+def test_each_erratum_has_a_counterexample_and_its_correction_holds_there(results):
+    """The report's witness of an erratum breaks the printed step (a sign claim is false there,
+    the printed formula differs from the derived one), and a typed correction is right there."""
+    for cid in sorted(ERRATA):
+        check, point = _by_id(cid), results[cid].witness
+        if check.relation is not None:
+            value = _at(check.derived.subs(check.numeric_subs), point)[0].real
+            assert (value >= 0 if check.relation == "<" else value <= 0), cid
+            continue
+        assert _gap(check.printed.subs(check.context), check.derived, point) > 1e-3, cid
+        if check.correction is not None:
+            assert _gap(check.correction.subs(check.context), check.derived, point) < 1e-8, cid
     assert results["dF3/deps"].correction.startswith(r"\frac{dF_3}{d\epsilon} =")
 
 

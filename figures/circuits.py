@@ -1,4 +1,5 @@
-"""Figures of Appendix 1: Figure 13 (the transfer functions sigma_delta, sigma_t) and the update cycles."""
+"""Figures of Appendix 1 (drawn by ``python -m sims.circuits --plot``): Figure 13 (the transfer
+functions sigma_delta, sigma_t) and the update cycles."""
 
 from __future__ import annotations
 

@@ -143,22 +143,24 @@ def test_a_diverging_run_leaves_the_pack_and_the_others_finish(
 
 @cuda
 @pytest.mark.parametrize("graph", ["off", "on"])
-def test_cuda_pack_matches_the_runs_alone(cifar: Path, tmp_path: Path, graph: str) -> None:
-    """On the GPU, each run on its own stream with its own CUDA generator state (and, with
-    ``graph`` on, its own captured step): the runs alone give the same logs and weights."""
+def test_cuda_pack_matches_the_runs_alone_eager(cifar: Path, tmp_path: Path, graph: str) -> None:
+    """On the GPU, each packed run on its own stream with its own CUDA generator state (with
+    ``graph`` on, replaying its own captured step) against the same run alone and eager: the
+    same losses and weights to float tolerance (a different dropout draw would be far off)."""
     jobs = [Job(m, _config(cifar, m, "simultaneous", i, device="cuda", cuda_graph=graph),
                 tmp_path / "pack" / m) for i, m in enumerate(("urfb", "frfb", "brsf", "dfa"))]
     assert [o.status for o in train_packed(jobs, 4, "cuda", progress=False)] == ["ok"] * 4
     for job in jobs:
-        run(job.config, tmp_path / "alone" / job.name, quiet=True)
-        packed, alone = _untimed(job.folder), _untimed(tmp_path / "alone" / job.name)
-        for a, b in zip(packed, alone, strict=True):
+        alone = tmp_path / "alone" / job.name
+        run(job.config.replace(cuda_graph="off"), alone, quiet=True)
+        for a, b in zip(_untimed(job.folder), _untimed(alone), strict=True):
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
-        a, b = load_checkpoint(job.folder), load_checkpoint(tmp_path / "alone" / job.name)
-        assert a is not None and b is not None
-        for key in a["net"]:
-            torch.testing.assert_close(a["net"][key], b["net"][key], rtol=1e-4, atol=1e-5)
-        assert torch.equal(a["cuda_rng"], b["cuda_rng"])  # the same dropout draws were made
+        packed, eager = load_checkpoint(job.folder), load_checkpoint(alone)
+        assert packed is not None and eager is not None
+        for key in packed["net"]:
+            torch.testing.assert_close(packed["net"][key], eager["net"][key], rtol=1e-4, atol=1e-5)
+        if graph == "off":  # the same dropout draws, eager on both sides: the same offsets
+            assert torch.equal(packed["cuda_rng"], eager["cuda_rng"])
 
 
 def test_an_interrupted_pack_keeps_each_run_resumable_one_by_one(

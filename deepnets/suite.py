@@ -18,7 +18,10 @@ paired seed by seed. Paper scale is the default (1000 epochs, batch 500, step 0.
 and ``--train-size`` shrink it and every run records its scale in ``config.json``. Each run is a
 :class:`deepnets.config.TrainConfig` trained by :func:`deepnets.trainer.run`; finished runs are
 skipped, interrupted ones resumed, and a run-time estimate from a few timed SGD steps is printed
-before the grid starts.
+before the grid starts (one run after another; ``--jobs`` and ``--pack`` do not shorten it).
+``--pack N`` trains up to N runs at once in this process, a step of each in turn
+(:mod:`deepnets.pack`: on a GPU each run's captured step on its own stream); a packed run's
+folder is the single run's.
 """
 
 from __future__ import annotations

@@ -104,6 +104,13 @@ def main() -> None:
     p.add_argument("--full-run", action="store_true",
                    help="also time the default depth sweep (about 2-4 minutes)")
     a = p.parse_args()
+    if a.depth < 2:
+        p.error(f"argument --depth: must be >= 2 (two weight matrices at least), got {a.depth}")
+    if a.seeds < 1:
+        p.error(f"argument --seeds: must be >= 1, got {a.seeds}")
+    if not a.widths or min(a.widths) < DepthConfig().n_out:
+        p.error(f"argument --widths: each hidden width must be >= the output width "
+                f"{DepthConfig().n_out}, got {a.widths}")
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
     faster = []
     for w in a.widths:

@@ -76,6 +76,10 @@ def main() -> None:
     p.add_argument("--points", type=int, default=11,
                    help="output times of the ensemble runs; default %(default)s")
     a = p.parse_args()
+    if a.seeds < 1:
+        p.error(f"argument --seeds: must be >= 1, got {a.seeds}")
+    if a.points < 2:
+        p.error(f"argument --points: must be >= 2, got {a.points}")
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
     print(f"default sweep (3 runs x 5 algorithms, CSVs and figure): {time_default_sweep():.2f} s "
           "wall (target < 10 s)")

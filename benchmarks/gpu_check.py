@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from deepnets.engine import train_step
 from deepnets.losses import make_loss
 from deepnets.network import FeedbackNet
 from deepnets.pack import RandomStreams
-from urfb_common import atomic_path, atomic_write_text
+from urfb_common import atomic_path, atomic_write_text, path_arg
 
 AGREEMENT_ARCHS = {
     "dense": "full 12; full 10; output",
@@ -239,7 +240,7 @@ def grid(args: argparse.Namespace, figures: list[str], extra: list[str], deadlin
     the output folder ``$OUT``, the run folders ``$RUNS`` and the interpreter ``python``, not
     the lent machine's paths."""
     cmd = [sys.executable, "-m", "deepnets.suite", *figures, "--data", "imagefolder",
-           "--data-dir", args.data, "--dataset-label", "CIFAR-10 (JPEG re-encoding)",
+           "--data-dir", str(args.data), "--dataset-label", "CIFAR-10 (JPEG re-encoding)",
            "--out", str(args.runs), "--estimate-steps", "0", "--quiet", *extra]
 
     def shown(text: str) -> str:
@@ -332,14 +333,19 @@ def pack_runs(runs: Path, dest: Path) -> list[str]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, required=True, help="folder for every output")
-    p.add_argument("--data", required=True, help="the CIFAR-10 JPEG train.zip")
-    p.add_argument("--runs", type=Path, required=True,
+    p.add_argument("--out", type=path_arg, required=True, help="folder for every output")
+    p.add_argument("--data", type=path_arg, required=True,
+                   help="the CIFAR-10 JPEG train.zip (or its image-folder tree)")
+    p.add_argument("--runs", type=path_arg,
+                   default=Path(tempfile.gettempdir()) / "urfb-gpu-runs",
                    help="folder of the run folders of (c), outside --out (their checkpoints do "
-                   "not come back)")
+                   "not come back; a rerun with the same folder resumes them; default: "
+                   "urfb-gpu-runs in the temporary folder)")
     p.add_argument("--budget-s", type=float, default=450, help="wall-clock budget of the script")
     p.add_argument("--smoke", action="store_true", help="tiny scale, to test the script itself")
     args = p.parse_args()
+    if not args.data.exists():
+        p.error(f"--data {args.data}: no such file or folder")
     start = time.monotonic()
     deadline = start + args.budget_s
     args.out.mkdir(parents=True, exist_ok=True)
@@ -384,7 +390,11 @@ def main() -> int:
     report["seconds"] = time.monotonic() - start
     write_report(args, report)
     log(f"done in {report['seconds']:.0f} s; {len(report['runs'])} run folders packed")
-    return 0
+    failed = [g["command"] for g in report["grids"] if g["status"].startswith("exit ")
+              and g["status"] != "exit 0"]
+    for command in failed:
+        log(f"error: the grid failed ({command}); see suite.log")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the output folder}"
 DATA="${URFB_DATA:-../shared/data/cifar10-jpeg/train.zip}"
 PY="${PYTHON:-python3}"
-RUNS="${RUNS:-${TMPDIR:-/tmp}/urfb-gpu-runs}"
 mkdir -p "$OUT"
 {
   nvidia-smi || true
@@ -23,6 +22,6 @@ TESTS="cuda_graph_replay or cuda_pack"
 timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/deepnets/test_capture.py \
   tests/deepnets/test_pack.py -k "$TESTS" > "$OUT/pytest_cuda.log" 2>&1
 echo "pytest -k '$TESTS': exit $? (log in pytest_cuda.log)" >> "$OUT/machine.txt"
-timeout 350 "$PY" benchmarks/gpu_check.py --out "$OUT" --runs "$RUNS" --data "$DATA" \
+timeout 350 "$PY" benchmarks/gpu_check.py --out "$OUT" ${RUNS:+--runs "$RUNS"} --data "$DATA" \
   --budget-s "${BUDGET_S:-330}" "$@" \
   2>&1 | tee "$OUT/gpu_check.log"

@@ -17,15 +17,17 @@ from torch import nn
 from deepnets.models import build_net
 from deepnets.network import FeedbackNet
 from deepnets.rundir import CHECKPOINT, RunError, read_config
-from urfb_common import atomic_path
+from urfb_common import atomic_file
 
 __all__ = ["load_checkpoint", "load_network", "load_state_checked", "save_checkpoint"]
 
 
 def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
-    """Write ``checkpoint.pt`` atomically (the old one survives a crash mid-write)."""
-    with atomic_path(Path(run_dir) / CHECKPOINT) as tmp:
-        torch.save(state, tmp)
+    """Write ``checkpoint.pt`` atomically (the old one survives a crash mid-write; a full disk
+    raises :class:`urfb_common.NoSpaceError`). torch writes to an open file, not a path, so
+    that a failed write keeps its errno (on a path torch reports only "unexpected pos")."""
+    with atomic_file(Path(run_dir) / CHECKPOINT) as fh:
+        torch.save(state, fh)
 
 
 def load_checkpoint(

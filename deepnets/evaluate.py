@@ -21,6 +21,7 @@ from deepnets.engine import evaluate
 from deepnets.losses import make_loss
 from deepnets.rundir import RunError, find_data_dir, read_config
 from deepnets.trainer import resolve_device, stored_config
+from urfb_common import command_line, path_arg
 
 
 def load_split(cfg: TrainConfig, classes: list[str] | None, kind: str, data_dir: str | Path,
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--run",
         required=True,
-        type=Path,
+        type=path_arg,
         metavar="RUN_DIR",
         help="run folder written by deepnets.train",
     )
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command_line("deepnets.evaluate")
 def main(argv: list[str] | None = None) -> int:
     """Print ``loss L error E`` for the run; 0 on success, 2 on a bad argument or missing data."""
     parser = build_parser()

@@ -44,6 +44,7 @@ from deepnets.capture import CaptureError
 from deepnets.config import ConfigError, TrainConfig
 from deepnets.data import DataError
 from deepnets.rundir import CONFIG, RunError, read_log
+from urfb_common import NoSpaceError, atomic_write_text
 
 __all__ = ["CLUSTER", "Job", "Launcher", "Outcome", "SlurmOptions", "have_submitit", "launch",
            "run_job", "source_finished"]
@@ -139,7 +140,7 @@ def run_job(job: Job, threads: int | None = None) -> Outcome:
         trainer.run(job.config, job.folder, resume=resume, quiet=job.quiet)
     except trainer.NonFiniteState as exc:
         return Outcome(job.folder, "diverged", str(exc))
-    except (ConfigError, RunError, DataError, CaptureError) as exc:
+    except (ConfigError, RunError, DataError, CaptureError, NoSpaceError) as exc:
         return Outcome(job.folder, "error", str(exc))
     return Outcome(job.folder, "ok")
 
@@ -304,8 +305,7 @@ def submit_slurm(jobs: Sequence[Job], opts: SlurmOptions,
             say(f"  {job.name}: job {handle.job_id}" + (f" (after job {dep})" if dep else ""))
             if on_slurm:  # recorded at once: a rerun must not submit it again
                 record[str(job.folder)] = ids[job.folder]
-                opts.folder.mkdir(parents=True, exist_ok=True)
-                (opts.folder / RECORD).write_text(json.dumps(record, indent=1) + "\n")
+                atomic_write_text(opts.folder / RECORD, json.dumps(record, indent=1) + "\n")
         if not on_slurm:  # no job dependencies off SLURM: this wave ends before the next starts
             outcomes.update(_results([(j, h) for j, h in handles if j in wave]))
         remaining = [j for j in remaining if j not in wave]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import statistics
 import sys
 from collections.abc import Sequence
@@ -34,7 +35,9 @@ from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
 from deepnets.rules import RULES
 from deepnets.rundir import CONFIG, RunError, read_config, read_log
+from urfb_common import command_line, path_arg, require_existing, require_writable
 
+PROG = "python -m deepnets.rulebench"
 #: The default grid: the protocol of every rule of the registry.
 RULE_GRID = tuple(RULES)
 MODELS = ("simpnet", "resnet-mini")
@@ -57,39 +60,54 @@ def grid(rules: Sequence[str], epochs: int, seeds: Sequence[int],
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m deepnets.rulebench", description=__doc__,
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train (or resume) the grid")
-    r.add_argument("--data-dir", type=Path, required=True,
+    r.add_argument("--data-dir", type=path_arg, required=True,
                    help="CIFAR-10: python-version archive/folder, or with --data imagefolder a .zip")
-    r.add_argument("--data", choices=("cifar10", "imagefolder"), default="cifar10")
+    r.add_argument("--data", choices=("cifar10", "imagefolder"), default="cifar10",
+                   help="format of --data-dir (default cifar10)")
     r.add_argument("--dataset-label", help="e.g. 'CIFAR-10 (JPEG re-encoding)'")
-    r.add_argument("--out", type=Path, required=True, help="folder of run folders")
+    r.add_argument("--out", type=path_arg, required=True, help="folder of run folders")
     r.add_argument("--rules", nargs="+", choices=tuple(PROTOCOLS), default=list(RULE_GRID),
                    help=f"protocols to run (default: {' '.join(RULE_GRID)})")
-    r.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    r.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
+                   help=f"models to train (default: {' '.join(MODELS)})")
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="simpnet seeds")
     r.add_argument("--resnet-seeds", type=int, nargs="+", default=[0], help="resnet-mini seeds")
-    r.add_argument("--epochs", type=int, default=5)
-    r.add_argument("--train-size", type=int, default=10000)
-    r.add_argument("--val-size", type=int, default=5000)
-    r.add_argument("--batch-size", type=int, default=500)
-    r.add_argument("--lr", type=float, default=0.1)
-    r.add_argument("--probe-size", type=int, default=500)
-    r.add_argument("--device", default="auto")
+    r.add_argument("--epochs", type=int, default=5, help="epochs per run (default 5)")
+    r.add_argument("--train-size", type=int, default=10000,
+                   help="training images of each run (default 10000)")
+    r.add_argument("--val-size", type=int, default=5000,
+                   help="images held out for validation (default 5000; 0: none, the tables "
+                   "then show no validation error)")
+    r.add_argument("--batch-size", type=int, default=500, help="SGD batch size (default 500)")
+    r.add_argument("--lr", type=float, default=0.1, help="SGD step (default 0.1)")
+    r.add_argument("--probe-size", type=int, default=500,
+                   help="validation images of the alignment probe logged every epoch; 0: none "
+                   "(default 500)")
+    r.add_argument("--device", default="auto",
+                   help="torch device: cpu, cuda, cuda:1 or auto (cuda when available; default)")
     r.add_argument("--estimate-steps", type=int, default=2, help="0 skips the estimate")
     r.add_argument("--dry-run", action="store_true", help="list the runs and the estimate only")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
     t = sub.add_parser("table", help="print docs/rules.md's tables from the run folders")
-    t.add_argument("runs", type=Path)
+    t.add_argument("runs", type=path_arg, metavar="RUNS", help="the --out folder of 'run'")
     return p
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    for flag in ("epochs", "train_size", "batch_size"):
-        if getattr(args, flag) < 1:
-            parser.error(f"argument --{flag.replace('_', '-')}: must be >= 1")
+    for flag in ("epochs", "train_size", "batch_size", "val_size", "probe_size", "estimate_steps"):
+        minimum = 1 if flag in ("epochs", "train_size", "batch_size") else 0
+        if getattr(args, flag) < minimum:
+            parser.error(f"argument --{flag.replace('_', '-')}: must be >= {minimum}")
+    for flag in ("seeds", "resnet_seeds"):
+        if any(not 0 <= seed < 2**63 for seed in getattr(args, flag)):
+            parser.error(f"argument --{flag.replace('_', '-')}: each seed must be in 0..2**63-1")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        parser.error("argument --lr: must be > 0 and finite")
+    require_writable(parser, "--out", args.out)
     try:
         device = suite.resolve_device(args.device)
     except ConfigError as exc:
@@ -114,9 +132,9 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             print(f"  {sp.name}: {state}{f' after epoch {done}' if state == 'resume' else ''}{eta}")
         if args.dry_run:
             return 0
-        return suite._run_all(todo, args.out, s)
+        return suite._run_all(todo, args.out, s, prog=PROG)
     except (suite.SuiteError, RunError, ConfigError, DataError) as exc:
-        print(f"python -m deepnets.rulebench: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
 
 
@@ -141,20 +159,35 @@ def _angles(record: dict[str, Any], key: str, skip_output: bool = False) -> list
     return [float(m[key]) for _, m in items if m.get(key) is not None]
 
 
+#: A run folder of :func:`grid`: ``<model>-cifar10-<rule>-s<seed>``.
+RUN_NAME = re.compile(r"(?P<model>.+)-cifar10-(?P<protocol>.+)-s(?P<seed>\d+)")
+
+
+class TableError(ValueError):
+    """A folder that holds no run the tables can show; the message says why."""
+
+
 def collect(runs: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """(model, protocol) -> per seed: config, final record, epochs."""
+    """(model, protocol) -> per seed: config, final record, epochs. Folders that are not run
+    folders of :func:`grid` are left out with a note on stderr."""
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for folder in sorted(p for p in runs.iterdir() if (p / CONFIG).is_file()):
+        match = RUN_NAME.fullmatch(folder.name)
+        if match is None:
+            print(f"{PROG}: note: {folder} left out: not named <model>-cifar10-<rule>-s<seed>",
+                  file=sys.stderr)
+            continue
         cfg, log = read_config(folder), read_log(folder)
         if not log:
             continue
-        name = folder.name.rsplit("-s", 1)[0]
-        model, _, protocol = name.split("-cifar10-")[0], None, name.split("-cifar10-")[1]
-        out.setdefault((model, protocol), []).append(
-            {"seed": cfg["seed"], "config": cfg, "final": log[-1], "epochs": len(log),
-             "done": len(log) == cfg["epochs"], "log": log})
+        out.setdefault((match["model"], match["protocol"]), []).append(
+            {"seed": cfg.get("seed"), "config": cfg, "final": log[-1], "epochs": len(log),
+             "done": len(log) == cfg.get("epochs"), "log": log})
     for v in out.values():
-        v.sort(key=lambda r: r["seed"])
+        v.sort(key=lambda r: int(r["seed"] or 0))
+    if not out:
+        raise TableError(f"{runs} holds no run with a finished epoch "
+                         "(python -m deepnets.rulebench run --out DIR trains them)")
     return out
 
 
@@ -178,7 +211,7 @@ def tables(runs: Path) -> str:
             label = PROTOCOLS[key[1]].label if key[1] in PROTOCOLS else key[1]
             val = [r["final"]["val_error"] for r in rows if r["final"].get("val_error") is not None]
             train = [r["final"]["train_error"] for r in rows]
-            seeds = ", ".join(f"s{r['seed']}: {r['final']['val_error']:.3f}"
+            seeds = ", ".join(f"s{r['seed']}: {_fmt(r['final'].get('val_error'), 3)}"
                               + ("" if r["done"] else f" (epoch {r['epochs']})") for r in rows)
             corr_layers = list(zip(*[r["final"].get("corr") or [] for r in rows]))
             corr = " / ".join(
@@ -209,15 +242,17 @@ def tables(runs: Path) -> str:
     return "\n".join(lines)
 
 
+@command_line(PROG)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "table":
+        require_existing(parser, "RUNS", args.runs)
         try:
             print(tables(args.runs))
-        except RunError as exc:
-            print(f"python -m deepnets.rulebench: error: {exc}", file=sys.stderr)
-            return 2
+        except (RunError, TableError) as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 2 if isinstance(exc, RunError) else 1
         return 0
     return _run(args, parser)
 

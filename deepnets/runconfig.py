@@ -33,6 +33,7 @@ from deepnets.data import KINDS
 from deepnets.rules import METHODS, RULES, rules_with_param
 from deepnets.rundir import check_not_busy, find_data_dir, read_config
 from deepnets.trainer import stored_config
+from urfb_common import path_arg
 
 #: Flags that ``--resume`` may change; every other flag must match the run's config.json.
 RESUME_MAY_CHANGE = ("epochs", "device", "cuda_graph", "data_dir")
@@ -157,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         required=True,
-        type=Path,
+        type=path_arg,
         metavar="RUN_DIR",
         help="run folder for config.json, log.jsonl, checkpoint.pt",
     )
@@ -289,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--from",
         dest="from_run",
-        type=Path,
+        type=path_arg,
         metavar="RUN_DIR",
         help="earlier run whose trained layers --copy takes",
     )

@@ -44,7 +44,7 @@ from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
 from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
-from deepnets.rundir import CONFIG, RunError, claim_folder, read_log
+from deepnets.rundir import CHECKPOINT, CONFIG, RunError, claim_folder, read_log
 from deepnets.stops import out_of_memory, sigterm_as_interrupt
 from deepnets.trainer import (
     EARLY_PROBE_STEPS,
@@ -55,11 +55,12 @@ from deepnets.trainer import (
     run,
     stored_config,
 )
-from urfb_common import OutputPathError, check_out_dir, figure_numbers
+from urfb_common import OutputPathError, check_out_dir, command_line, figure_numbers, path_arg
 
 ALL = tuple(name for name, p in PROTOCOLS.items() if 4 in p.figures)  # Section 4's six
 UNTIE = ("bp", "urfb", "frfb")
 FIGURES = (4, 5, 6, 7, 8, 9, 10, 11)
+PROG = "python -m deepnets.suite"
 
 
 class SuiteError(ValueError):
@@ -348,15 +349,15 @@ def _hms(seconds: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m deepnets.suite", description=__doc__,
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("figures", nargs="+", metavar="FIGURE",
                    help=f"figure numbers whose grid to run ({', '.join(map(str, FIGURES))}) or 'all'")
-    p.add_argument("--data-dir", type=Path, help="CIFAR-10: the python-version archive/folder, or "
+    p.add_argument("--data-dir", type=path_arg, help="CIFAR-10: the python-version archive/folder, or "
                    "with --data imagefolder an image-folder tree or .zip")
     p.add_argument("--data", choices=("cifar10", "imagefolder"), default="cifar10",
                    help="format of --data-dir (default cifar10)")
-    p.add_argument("--cifar100-dir", type=Path, help="CIFAR-100 python-version archive/folder "
+    p.add_argument("--cifar100-dir", type=path_arg, help="CIFAR-100 python-version archive/folder "
                    "(needed by Figure 5's right half)")
     p.add_argument("--datasets", nargs="+", choices=("cifar10", "cifar100"),
                    help="run only the runs on these datasets (default: all the figures need)")
@@ -364,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only the runs of these architectures")
     p.add_argument("--protocols", nargs="+", choices=ALL,
                    help="run only these protocols (default: the figure's own set)")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="folder of run folders (default runs/)")
+    p.add_argument("--out", type=path_arg, default=Path("runs"), help="folder of run folders (default runs/)")
     p.add_argument("--epochs", type=int, default=1000, help="epochs per run (paper: 1000)")
     p.add_argument("--pretrain-epochs", type=int, default=None,
                    help="deepnet_s tied pretraining epochs (default epochs/10; paper: 100)")
@@ -410,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--slurm-cpus-per-job", type=int, metavar="N",
                    help="CPU cores of each job (also its torch threads)")
     g.add_argument("--slurm-mem-gb", type=float, metavar="GB", help="memory of each job")
-    g.add_argument("--slurm-folder", type=Path, metavar="DIR",
+    g.add_argument("--slurm-folder", type=path_arg, metavar="DIR",
                    help="submitit's logs, pickles and jobs.json (default: <out>/slurm)")
     g.add_argument("--slurm-wait", action="store_true",
                    help="wait for the jobs and report them (default: submit and return)")
@@ -486,6 +487,7 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"argument {exc}")
 
 
+@command_line(PROG)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -518,16 +520,16 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.nullcontext() if args.dry_run else claim_folder(args.out):
                 status = _plan_and_run(args, specs, figures, s, launcher)
         except (SuiteError, RunError, ConfigError, DataError, launch.LaunchError) as exc:
-            print(f"python -m deepnets.suite: error: {exc}", file=sys.stderr)
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
             return 2
         except (MemoryError, RuntimeError) as exc:
             message = out_of_memory(exc)
             if message is None:
                 raise
-            print(f"python -m deepnets.suite: error: {message}", file=sys.stderr)
+            print(f"{PROG}: error: {message}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:  # while listing the runs or timing the estimate
-            print("python -m deepnets.suite: interrupted before any run started",
+            print(f"{PROG}: interrupted before any run started",
                   file=sys.stderr)
             return stop.exit_status()
         finally:  # a grid that trained nothing leaves no empty --out behind
@@ -570,12 +572,19 @@ def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], figures: Seque
     return _run_all(todo, args.out, s, launcher)
 
 
+def _kept(folder: Path) -> str:
+    """What an interrupted run of the grid kept (its log has as many epochs as its checkpoint)."""
+    done = len(read_log(folder)) if (folder / CHECKPOINT).is_file() else 0
+    return f"{folder / CHECKPOINT} keeps epoch {done}" if done else f"{folder} had no finished epoch"
+
+
 def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
-             launcher: launch.Launcher | None = None) -> int:
+             launcher: launch.Launcher | None = None, prog: str = PROG) -> int:
     """Train (or resume) each run in order in this process (the data is read once), or hand
     them to ``launcher`` (:mod:`deepnets.launch`: N at once here, or SLURM jobs), a retraining
     run only after the run it takes its first layer from. A run that diverges is reported and
-    the grid goes on; 1 at the end if any did, 130 on Ctrl-C."""
+    the grid goes on; 1 at the end if any did, 130 on Ctrl-C. ``prog`` names the CLI in the
+    messages (the suite, or the rule benchmark that runs its grid through here)."""
     if launcher is not None and not launcher.serial and todo:
         jobs = [launch.Job(sp.name, train_config(sp, out, s), out / sp.name,
                            resume=(out / sp.name / CONFIG).is_file(),
@@ -584,7 +593,7 @@ def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
         try:
             return launch.launch(jobs, launcher, out, progress=not s.quiet)
         except RunInterrupted as exc:
-            print(f"python -m deepnets.suite: {exc}; rerun the same command to resume the grid",
+            print(f"{prog}: {exc}; rerun the same command to resume the grid",
                   file=sys.stderr)
             return 130
     failed: list[str] = []
@@ -595,11 +604,11 @@ def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
         try:
             run(train_config(sp, out, s), folder, resume=(folder / CONFIG).is_file(), quiet=s.quiet)
         except NonFiniteState as exc:
-            print(f"python -m deepnets.suite: run {folder} diverged: {exc}", file=sys.stderr)
+            print(f"{prog}: run {folder} diverged: {exc}", file=sys.stderr)
             failed.append(sp.name)
-        except RunInterrupted as exc:
-            print(f"python -m deepnets.suite: {exc}; rerun the same command to resume the grid",
-                  file=sys.stderr)
+        except RunInterrupted:  # its message's advice (train's --resume) is not the suite's
+            print(f"{prog}: interrupted: {_kept(folder)}; rerun the same command to resume the "
+                  "grid", file=sys.stderr)
             return 130
     if failed:
         print(f"{len(failed)} of {len(todo)} runs diverged: {', '.join(failed)}", file=sys.stderr)

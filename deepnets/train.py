@@ -32,11 +32,12 @@ from deepnets.runconfig import parse_run
 from deepnets.rundir import RunError, read_log
 from deepnets.stops import out_of_memory, sigterm_as_interrupt
 from deepnets.trainer import NonFiniteState, RunInterrupted, RunResult, run
-from urfb_common import OutputPathError
+from urfb_common import OutputPathError, command_line
 
 PROG = "deepnets.train"
 
 
+@command_line("deepnets.train")
 def main(argv: list[str] | None = None) -> int:
     """The CLI: 0 on success (one summary line on stdout), 1 when training diverged, 2 on a bad
     argument or data or when memory runs out, 130 on Ctrl-C and 143 on SIGTERM (the last

@@ -57,7 +57,7 @@ from deepnets.rundir import (
     write_config,
     write_log,
 )
-from urfb_common import check_out_dir, remove_stale_temps
+from urfb_common import check_out_dir, remove_stale_temps, user_path
 
 __all__ = ["EARLY_PROBE_STEPS", "NonFiniteState", "RunInterrupted", "RunResult", "resolve_device",
            "run", "stored_config"]
@@ -428,7 +428,9 @@ def run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool 
     :class:`NonFiniteState` when training diverged (the last checkpoint, all finite, is kept)
     and :class:`RunInterrupted` on Ctrl-C. A new run that fails before its first epoch leaves
     no files behind."""
-    out = Path(out)
+    if not str(out).strip():
+        raise ConfigError("--out must not be empty: give a run folder")
+    out = user_path(out)
     check_out_dir(out)
     existed = out.exists()
     try:

@@ -1,8 +1,8 @@
 """``python -m figures [all | 4 ... 12 16 17 18] --runs runs/ --out out/figures``: rebuild the figures.
 
 Builds every requested figure that has data (Figures 4-11 from the training runs under
-``--runs``, Figure 12 from the ``curves.csv`` of ``python -m sims.epsilon_sweep``, by default
-where ``make sweep`` writes it), writes PNG, PDF and a ``.txt`` sidecar stating the scale and
+``--runs``, Figure 12 from the ``curves.csv`` of ``python -m sims.epsilon_sweep``: one inside
+``--runs`` if there is one, else where ``make sweep`` writes it), writes PNG, PDF and a ``.txt`` sidecar stating the scale and
 seeds, and lists the figures that lack data and why. Figures 16-18 are not in the paper (its
 Figures 13-15 are Appendix 1's circuits, drawn by ``python -m sims.circuits``): 16 is the gap of
 URFB and FRFB to BP-H against depth, 17 and 18 the alignment probe's angles per layer on
@@ -32,7 +32,9 @@ from urfb_common import (
     FIGURES_OUT,
     SWEEP_OUT,
     atomic_write_text,
+    command_line,
     figure_numbers,
+    path_arg,
     require_existing,
     require_writable,
 )
@@ -56,7 +58,8 @@ KNOWN = sorted([*RUN_FIGURES, 12])
 SUITE_FIGURE = {16: "4 7", 17: "4", 18: "7"}
 DEFAULT_RUNS = Path("runs")
 #: ``make sweep`` (``python -m sims.epsilon_sweep``) writes Figure 12's data here.
-DEFAULT_CURVES = SWEEP_OUT / "curves.csv"
+CURVES_NAME = "curves.csv"
+DEFAULT_CURVES = SWEEP_OUT / CURVES_NAME
 
 
 def plot_figure12(curves_csv: Path, out_stem: Path) -> list[Path]:
@@ -92,26 +95,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m figures", description=__doc__.splitlines()[0])
     parser.add_argument("figures", nargs="*", metavar="FIGURE", default=["all"],
                         help="'all' (default) or figure numbers 4-12, 16-18")
-    parser.add_argument("--runs", type=Path, default=None,
+    parser.add_argument("--runs", type=path_arg, default=None,
                         help=f"folder holding the training runs, at any depth (default {DEFAULT_RUNS}/; "
                              "a folder given here must exist)")
-    parser.add_argument("--out", type=Path, default=FIGURES_OUT,
+    parser.add_argument("--out", type=path_arg, default=FIGURES_OUT,
                         help=f"output folder for figureN.png/.pdf/.txt (default {FIGURES_OUT}/)")
-    parser.add_argument("--curves-csv", type=Path, default=None,
-                        help=f"Figure 12's curves.csv (default {DEFAULT_CURVES}, where `make sweep` "
-                             "writes it; a file given here must exist)")
+    parser.add_argument("--curves-csv", type=path_arg, default=None,
+                        help=f"Figure 12's curves.csv (default: one inside --runs, else "
+                             f"{DEFAULT_CURVES}, where `make sweep` writes it; a file given here "
+                             "must exist)")
     parser.add_argument("--json", action="store_true",
                         help="also print a JSON summary {built: {N: [paths]}, missing: {N: reason}}")
     return parser
 
 
 def _inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Path, Path]:
-    """The runs folder and curves.csv to read: a path given must exist; a default may be absent."""
+    """The runs folder and curves.csv to read: a path given must exist; a default may be absent.
+    Without ``--curves-csv``, a sweep's ``curves.csv`` inside the ``--runs`` folder (at any
+    depth) is Figure 12's data, else the default's."""
     if args.runs is not None:
         require_existing(parser, "--runs", args.runs)
     if args.curves_csv is not None:
         require_existing(parser, "--curves-csv", args.curves_csv, file=True)
-    return args.runs or DEFAULT_RUNS, args.curves_csv or DEFAULT_CURVES
+        return args.runs or DEFAULT_RUNS, args.curves_csv
+    found = sorted(args.runs.rglob(CURVES_NAME)) if args.runs is not None else []
+    if len(found) > 1:
+        print(f"figures: note: Figure 12 from {found[0]}, the first of {len(found)} "
+              f"{CURVES_NAME} under --runs (--curves-csv picks another)", file=sys.stderr)
+    return args.runs or DEFAULT_RUNS, found[0] if found else DEFAULT_CURVES
 
 
 def _read_runs(runs_dir: Path, numbers: list[int]) -> list[Run]:
@@ -149,6 +160,7 @@ def _build(numbers: list[int], runs: list[Run], runs_dir: Path, curves_csv: Path
     return built, missing
 
 
+@command_line("python -m figures")
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0: something built, 1: nothing could be)."""
     parser = build_parser()

@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from deepnets.protocols import PROTOCOLS
 from figures.caption import write_sidecar
 from figures.runs import MissingDataError, Run, RunSource, Seeds, runs_of, select_seeds
-from figures.style import new_figure, plot_seeds, save_figure
+from figures.style import legend, new_figure, plot_seeds, save_figure
 
 CAPTIONS = {
     10: "Correlation between W_l and R_l for the three layers in simpnet. Left: URFB, Right: FRFB",
@@ -46,7 +46,7 @@ def _draw(ax, group: Seeds, title: str) -> None:
         low = min(low, *(v for per in series.values() for v in per.values()))
     ax.set(xlabel="epoch", ylabel="corr(W, R$^t$)", title=title, ylim=(min(-0.05, low - 0.05), 1.02))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=6)
+    legend(ax, fontsize=6)
 
 
 def _alignment(number: int, arch: str, candidates: list[dict], source: RunSource,

@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator
 from deepnets.protocols import PROTOCOLS
 from figures.caption import write_sidecar
 from figures.runs import MissingDataError, RunSource, Seeds, runs_of, select_seeds
-from figures.style import SPLIT_STYLES, method_color, plot_seeds, save_figure
+from figures.style import SPLIT_STYLES, legend, method_color, plot_seeds, save_figure
 
 CAPTION = ("Not in the paper. Claim 6 of Section 4: per layer, the angle between the error the rule "
            "sends down and exact back-propagation's (delta_angle, solid) and between the weight "
@@ -101,7 +101,7 @@ def plot_claim6(number: int, source: RunSource, out_stem: str | Path) -> list[Pa
                        label=f"{PROTOCOLS[p].label} {'training' if split == 'train' else 'validation'}")
     top.set(xlabel="epoch", ylabel="error rate", title=f"{arch}: error rates")
     top.xaxis.set_major_locator(MaxNLocator(integer=True))
-    top.legend(ncol=3, fontsize=6)
+    legend(top, ncol=3, fontsize=6)
     hi, angle_axes = 90.0, []
     for row, (i, name) in enumerate(layers, start=1):
         by_step, by_epoch, corr = (fig.add_subplot(grid[row, c]) for c in range(3))
@@ -130,8 +130,8 @@ def plot_claim6(number: int, source: RunSource, out_stem: str | Path) -> list[Pa
             handles = [by_epoch.plot([], [], ls, color=method_color(p),
                                      label=f"{PROTOCOLS[p].label} {key}")[0]
                        for p in groups for key, ls in ANGLE_STYLES.items()]
-            by_epoch.legend(handles=handles, fontsize=5, loc="lower left")
-            corr.legend(fontsize=6)
+            legend(by_epoch, handles=handles, fontsize=5, loc="lower left")
+            legend(corr, fontsize=6)
     for ax in angle_axes:
         ax.set_ylim(0, hi + 5)
     paths = save_figure(fig, out_stem)

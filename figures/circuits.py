@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from figures.style import new_figure, save_figure
+from figures.style import legend, new_figure, save_figure
 from sims.circuits.output import OutputCircuit, simulate
 
 #: The four cases of Appendix 1's text: (label, s_c, h_c as a multiple of S).
@@ -68,6 +68,6 @@ def cycles_figure(circuit: OutputCircuit, out_dir: Path, n_rounds: int = 8) -> l
         ax.set_ylim(-1.35, 1.35)
         ax.set_xticks(range(0, 2 * n_rounds, 2))
     fig.supxlabel("update (even: delta_c, odd: t_c; open square: t_c = 0 at the start)", fontsize=9)
-    axes[0][0].legend(loc="lower right")
+    legend(axes[0][0], loc="lower right")
     fig.tight_layout()
     return save_figure(fig, out_dir / "appendix1_update_cycles")

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
-from figures.style import method_color, new_figure, save_figure
+from figures.style import legend, method_color, new_figure, save_figure
 from sims.depth_stats import Times, collect, paired_ratios, quartiles
 
 NEED = {"depth", "method", "epsilon", "seed", "t_threshold", "reached"}
@@ -98,7 +98,7 @@ def draw_depth(csv_path: str | os.PathLike[str]) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel("depth k")
     ax.set_ylabel("time-to-threshold ratio")
-    ax.legend(frameon=False)
+    legend(ax, frameon=False)
     for col, eps in enumerate(eps_values, start=1):
         image = _alignment(axes[0, col], rows, eps, layers)
     axes[0, 1].set_ylabel("depth k")

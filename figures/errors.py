@@ -15,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from deepnets.protocols import PROTOCOLS
 from figures.caption import write_sidecar
 from figures.runs import MissingDataError, RunSource, Seeds, runs_of, select_seeds
-from figures.style import SPLIT_STYLES, method_color, new_figure, plot_seeds, save_figure
+from figures.style import SPLIT_STYLES, legend, method_color, new_figure, plot_seeds, save_figure
 
 #: The protocols drawn as curves in Figures 4 and 7 (green BP, blue URFB, red FRFB).
 CURVE_PROTOCOLS = ("bp", "urfb", "frfb")
@@ -65,7 +65,7 @@ def _curves(number: int, arch: str, source: RunSource, out_stem: str | Path) -> 
     labels = sorted({str(g.first.config.get("dataset_label") or "CIFAR-10") for g in drawn.values()})
     ax.set(xlabel="epoch", ylabel="error rate", title=f"{arch}, {' / '.join(labels)}{_seed_tag(drawn.values())}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(ncol=2)
+    legend(ax, ncol=2)
     notes = stand_in + [f"no {arch} run for {PROTOCOLS[p].label}" for p, g in chosen.items()
                         if g is None]
     paths = save_figure(fig, out_stem)
@@ -99,9 +99,13 @@ def final_values(group: Seeds, key: str) -> tuple[int, dict[int, float]]:
     return epoch, {s: v[epoch] for s, v in series.items() if epoch in v}
 
 
-def _mean_bar(ax, x: float, values: dict[int, float], width: float, **bar_kw: object) -> float:
-    """A bar at the mean of ``values``, a min-max error bar and one dot per seed; returns the mean."""
+def _mean_bar(ax, x: float, values: dict[int, float], width: float, **bar_kw: object) -> float | None:
+    """A bar at the mean of ``values``, a min-max error bar and one dot per seed; returns the
+    mean (None, and nothing drawn, without values: runs trained with ``--val-size 0`` log no
+    validation error)."""
     v = list(values.values())
+    if not v:
+        return None
     mean = sum(v) / len(v)
     ax.bar(x, mean, width, **bar_kw)
     if len(v) > 1:
@@ -111,20 +115,32 @@ def _mean_bar(ax, x: float, values: dict[int, float], width: float, **bar_kw: ob
     return mean
 
 
+def _no_validation(title: str, label: str) -> str:
+    return f"{title}: {label} has no validation error (trained with --val-size 0)"
+
+
 def _bars(ax, chosen: dict[str, Seeds | None], title: str) -> list[str]:
     """Final training (hatched) and validation (filled) error of each protocol present: mean over
-    seeds at their last common epoch, min-max bar, a dot per seed. Returns notes (epochs used)."""
+    seeds at their last common epoch, min-max bar, a dot per seed. Returns notes (epochs used,
+    protocols without a validation error)."""
     names = [p for p, g in chosen.items() if g is not None]
-    notes, top = [], 0.0
+    notes, top, labelled = [], 0.0, set()
     for i, p in enumerate(names):
         group = chosen[p]
         epoch, val = final_values(group, "val_error")
         _, train = final_values(group, "train_error")
-        _mean_bar(ax, i - 0.2, train, 0.4, color=method_color(p), alpha=0.45, hatch="//",
-                  label="training" if i == 0 else None)
-        mean = _mean_bar(ax, i + 0.2, val, 0.4, color=method_color(p),
-                         label="validation" if i == 0 else None)
-        ax.text(i + 0.2, max(val.values()) + 0.01, f"{mean:.3f}", ha="center", va="bottom", fontsize=6)
+        for split, dx, values, style in (("training", -0.2, train, {"alpha": 0.45, "hatch": "//"}),
+                                         ("validation", 0.2, val, {})):
+            mean = _mean_bar(ax, i + dx, values, 0.4, color=method_color(p), **style,
+                             label=None if split in labelled or not values else split)
+            if mean is not None:
+                labelled.add(split)
+        if val:
+            mean = sum(val.values()) / len(val)
+            ax.text(i + 0.2, max(val.values()) + 0.01, f"{mean:.3f}", ha="center", va="bottom",
+                    fontsize=6)
+        else:
+            notes.append(_no_validation(title, PROTOCOLS[p].label))
         top = max(top, *val.values(), *train.values())
         if epoch != max(r.epochs_done for r in group.runs):
             notes.append(f"{title}: {PROTOCOLS[p].label} drawn at epoch {epoch}, the last that all "
@@ -132,7 +148,7 @@ def _bars(ax, chosen: dict[str, Seeds | None], title: str) -> list[str]:
     ax.set_xticks(range(len(names)), [PROTOCOLS[p].label for p in names], rotation=30)
     ax.set(ylabel="final error rate", title=f"{title}{_seed_tag(g for g in chosen.values() if g)}",
            ylim=(0, 1.3 * top))  # headroom for the legend
-    ax.legend(ncol=2, loc="upper left")
+    legend(ax, ncol=2, loc="upper left")
     return notes
 
 
@@ -208,6 +224,9 @@ def plot_figure9(runs: RunSource, out_stem: str | Path) -> list[Path]:
                     continue
                 _, val = final_values(group, "val_error")
                 _, train = final_values(group, "train_error")
+                if not val:
+                    notes.append(_no_validation(arch, f"{'untied' if u else 'tied'} "
+                                                      f"{PROTOCOLS[p].label}"))
                 _mean_bar(ax, i + dx, val, 0.4, color=TIE_COLORS[u],
                           label=("untied" if u else "tied") if i == 0 else None)
                 t = sum(train.values()) / len(train)
@@ -219,7 +238,7 @@ def plot_figure9(runs: RunSource, out_stem: str | Path) -> list[Path]:
         ax.set(ylabel="final validation error",
                title=f"{arch}, CIFAR-10{frozen_txt}{_seed_tag(shown)}")
         ax.set_ylim(0, 1.3 * ax.get_ylim()[1])  # headroom for the legend
-        ax.legend(ncol=3, loc="upper left")
+        legend(ax, ncol=3, loc="upper left")
     paths = save_figure(fig, out_stem)
     paths.append(write_sidecar(out_stem, "Figure 9", CAPTIONS[9], drawn, notes))
     return paths

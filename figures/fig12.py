@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from figures.style import epsilon_colors, method_color, new_figure, save_figure
+from figures.style import epsilon_colors, legend, method_color, new_figure, save_figure
 from sims.linear import DEFAULT_RTOL
 
 #: e(t) below NOISE_FACTOR·rtol²·e(0) is solver noise (measured, module docstring)
@@ -116,6 +116,6 @@ def draw_figure12(curves: str | os.PathLike[str], rtol: float = DEFAULT_RTOL) ->
                 axes[row, col].set_ylabel(f"corr(W{layer}, R{layer}ᵗ)")
         axes[-1, col].set_xlabel("t")
     axes[0, 0].set_ylabel("log10 error")
-    axes[0, -1].legend(loc="upper right", frameon=False)
+    legend(axes[0, -1], loc="upper right", frameon=False)
     fig.tight_layout()
     return fig

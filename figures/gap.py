@@ -16,7 +16,7 @@ from deepnets.protocols import PROTOCOLS
 from figures.caption import write_sidecar
 from figures.runs import MissingDataError, Run, RunSource, Seeds, runs_of, select_seeds
 from figures.stats import final
-from figures.style import method_color, new_figure, save_figure
+from figures.style import legend, method_color, new_figure, save_figure
 
 CAPTION = ("Not in the paper. Final validation error of URFB and FRFB minus BP-H (back-propagation, "
            "hinge loss), paired by seed, against the number of layers that send an error down "
@@ -71,12 +71,24 @@ def _label(setting: Setting, senders: int) -> str:
     return f"{arch}{extra}\n{senders} layers"
 
 
+def _has_val(group: Seeds) -> bool:
+    """Whether the group's runs log a validation error (not with ``--val-size 0``)."""
+    return any(group.series("val_error").values())
+
+
+def _no_val(setting: Setting, protocol: str) -> str:
+    return (f"{setting[0]}{' untied' if setting[1] else ''}: {PROTOCOLS[protocol].label} has no "
+            "validation error (trained with --val-size 0)")
+
+
 def plot_figure16(source: RunSource, out_stem: str | Path) -> list[Path]:
     """Figure 16: URFB and FRFB minus BP-H, final validation error, against depth."""
     runs = runs_of(source)
     found = settings(runs)
     if not found:
         raise MissingDataError("no CIFAR-10 URFB or FRFB run")
+    if not any(r.series("val_error")[0] for r in runs):
+        raise MissingDataError("no run logs a validation error (all trained with --val-size 0)")
     fig, axes = new_figure(1, 2, width=8.0, row_height=3.2)
     gap_ax, abs_ax = axes[0]
     xs = {s: i for i, (s, _) in enumerate(found)}
@@ -87,12 +99,18 @@ def plot_figure16(source: RunSource, out_stem: str | Path) -> list[Path]:
         ref = _group(runs, setting, REFERENCE)
         if ref is not None:
             drawn.append(ref)
+            if not _has_val(ref):
+                notes.append(_no_val(setting, REFERENCE))
+                ref = None
         for k, p in enumerate(GAP_PROTOCOLS):
             group = _group(runs, setting, p)
             if group is None:
                 notes.append(f"{setting[0]}: no {PROTOCOLS[p].label} run")
                 continue
             drawn.append(group)
+            if not _has_val(group):
+                notes.append(_no_val(setting, p))
+                continue
             if ref is None:
                 continue
             cmp = final(group.series("val_error"), ref.series("val_error"))
@@ -121,6 +139,8 @@ def plot_figure16(source: RunSource, out_stem: str | Path) -> list[Path]:
                 drawn.append(group)
             epoch = group.common_epoch
             vals = [v[epoch] for v in group.series("val_error").values() if epoch in v]
+            if not vals:
+                continue
             dx = (k - 1.5) * 0.1
             abs_ax.plot([x + dx] * len(vals), vals, ".", color=method_color(p), markersize=4)
             abs_ax.plot(x + dx, sum(vals) / len(vals), "o", color=method_color(p), markersize=6,
@@ -134,10 +154,10 @@ def plot_figure16(source: RunSource, out_stem: str | Path) -> list[Path]:
         ax.set_xticks(*ticks)
         ax.set_xlim(-0.5, len(found) - 0.5)
     gap_ax.set(ylabel="final val. error minus BP-H", title="gap to BP-H (dots: seeds)")
-    gap_ax.legend(loc="upper left")
+    legend(gap_ax, loc="upper left")
     handles = [abs_ax.plot([], [], "o", color=method_color(p), label=PROTOCOLS[p].label)[0]
                for p in ABSOLUTE]
-    abs_ax.legend(handles=handles, loc="upper left", ncol=2)
+    legend(abs_ax, handles=handles, loc="upper left", ncol=2)
     abs_ax.set(ylabel="final validation error", title="final errors (dots: seeds)")
     abs_ax.set_ylim(0, 1.15 * max(1e-3, abs_ax.get_ylim()[1]))
     paths = save_figure(fig, out_stem)

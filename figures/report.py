@@ -35,7 +35,7 @@ from figures.stats import (
     summarize,
     verdict,
 )
-from urfb_common import atomic_write_text, require_existing
+from urfb_common import atomic_write_text, command_line, path_arg, require_existing
 
 H200 = Path("results/cifar10-jpeg-h200")
 DEFAULT_A = H200 / "budget-a" / "runs"
@@ -704,31 +704,37 @@ def stale_blocks(text: str, report: Report) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m figures.report",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--runs-a", type=Path, default=DEFAULT_A, help=f"budget A (default {DEFAULT_A})")
-    parser.add_argument("--runs-b", type=Path, default=DEFAULT_B, help=f"budget B (default {DEFAULT_B})")
-    parser.add_argument("--runs-old", type=Path, nargs="*", default=list(DEFAULT_OLD),
+    parser.add_argument("--runs-a", type=path_arg, default=DEFAULT_A, help=f"budget A (default {DEFAULT_A})")
+    parser.add_argument("--runs-b", type=path_arg, default=DEFAULT_B, help=f"budget B (default {DEFAULT_B})")
+    parser.add_argument("--runs-old", type=path_arg, nargs="*", default=list(DEFAULT_OLD),
                         help="older single-seed runs (default: " + ", ".join(map(str, DEFAULT_OLD)) + ")")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--update", type=Path, metavar="FILE", help="rewrite the report blocks of FILE")
-    group.add_argument("--check", type=Path, metavar="FILE",
+    group.add_argument("--update", type=path_arg, metavar="FILE", help="rewrite the report blocks of FILE")
+    group.add_argument("--check", type=path_arg, metavar="FILE",
                        help="exit 1 when a report block of FILE is not current")
     return parser
 
 
+@command_line("python -m figures.report")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     for flag, path in (("--runs-a", args.runs_a), ("--runs-b", args.runs_b)):
         require_existing(parser, flag, path)
     doc = args.update or args.check
+    text = ""
     if doc is not None:
-        require_existing(parser, "--update" if args.update else "--check", doc, file=True)
+        flag = "--update" if args.update else "--check"
+        require_existing(parser, flag, doc, file=True)
+        text = doc.read_text(encoding="utf-8")
+        if not MARK.search(text):  # nothing to update or check is not a success
+            parser.error(f"{flag} {doc}: holds no report block (<!-- report:NAME --> ... "
+                         f"<!-- /report:NAME -->; names: {', '.join(BLOCKS)})")
     try:
         report = Report(args.runs_a, args.runs_b, [p for p in args.runs_old if p.is_dir()])
         if doc is None:
             print(report.all())
             return 0
-        text = doc.read_text(encoding="utf-8")
         if args.check:
             stale = stale_blocks(text, report)
             for name in stale:

@@ -65,6 +65,14 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.5, row_height
     return fig, axes
 
 
+def legend(ax, **kwargs: object) -> None:
+    """``ax.legend(**kwargs)`` when the axes hold a labelled artist (or ``handles`` are given);
+    nothing otherwise, where matplotlib would warn "No artists with labels found" and draw an
+    empty box (a panel whose runs lack that quantity)."""
+    if kwargs.get("handles") or ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
 def save_figure(fig: Figure, stem: str | os.PathLike[str],
                 formats: Iterable[str] = ("png", "pdf")) -> list[Path]:
     """Write ``fig`` as ``stem.<fmt>`` for each format, atomically, then close it."""

@@ -41,6 +41,7 @@ from sims.linear import (
     DEFAULT_RTOL,
     make_problem,
     pearson,
+    tolerance_checks,
 )
 from sims.subspace import reduce_feedback, reduced_system, reduced_weights
 from sims.until import SOLVERS, StopRun, full_system, run_until
@@ -110,7 +111,8 @@ class DepthConfig:
         ]
         checks += [(n, math.isfinite(v) and v > 0, pos) for n, v in
                    [("target_sd", self.target_sd), ("w_sd", self.w_sd), ("r_sd", self.r_sd),
-                    ("horizon", self.horizon), ("rtol", self.rtol), ("atol", self.atol)]]
+                    ("horizon", self.horizon)]]
+        checks += tolerance_checks(self.rtol, self.atol)
         for name, ok, rule in checks:
             if not ok:
                 raise ValueError(f"{name}: {rule}, got {getattr(self, name)!r}")

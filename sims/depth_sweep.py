@@ -14,9 +14,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from sims.depth import DepthConfig, rows_csv, run_sweep, verdict
-from sims.linear import SolverError
+from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError
 from sims.until import SOLVERS
-from urfb_common import atomic_write_text, require_writable, validate_or_exit
+from urfb_common import (
+    atomic_write_text,
+    command_line,
+    path_arg,
+    require_writable,
+    validate_or_exit,
+)
 
 DEFAULT_OUT = Path("out/depth_sweep")
 
@@ -69,9 +75,12 @@ def _parser() -> argparse.ArgumentParser:
       help="BP seeds per batched solve (see benchmarks/bench_depth.py); default %(default)s")
     a("--solver", choices=sorted(SOLVERS), default=d.solver,
       help="scipy explicit Runge-Kutta method; default %(default)s")
-    a("--rtol", type=float, default=d.rtol, help="solver relative tolerance; default %(default)s")
-    a("--atol", type=float, default=d.atol, help="solver absolute tolerance; default %(default)s")
-    a("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+    a("--rtol", type=float, default=d.rtol,
+      help=f"solver relative tolerance, in [{RTOL_RANGE[0]:.3g}, {RTOL_RANGE[1]:g}]; "
+           "default %(default)s")
+    a("--atol", type=float, default=d.atol,
+      help=f"solver absolute tolerance, in (0, {ATOL_RANGE[1]:g}]; default %(default)s")
+    a("--out", type=path_arg, default=DEFAULT_OUT, metavar="DIR",
       help="output folder (created if missing); default %(default)s")
     a("--quiet", action="store_true", help="no progress bar")
     return p
@@ -87,6 +96,7 @@ def config_from_args(a: argparse.Namespace) -> DepthConfig:
                    solver=a.solver, rtol=a.rtol, atol=a.atol)
 
 
+@command_line("python -m sims.depth_sweep")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep, write the CSV, the figure and the verdict atomically, print the verdict."""
     parser = _parser()

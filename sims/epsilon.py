@@ -34,6 +34,7 @@ from sims.linear import (
     check_widths,
     integrate,
     make_problem,
+    tolerance_checks,
 )
 
 
@@ -74,8 +75,8 @@ class SweepConfig:
                   ("seed", self.seed >= 0, "must be >= 0"),
                   ("threshold", 0 < self.threshold < 1, "must lie in (0, 1)")]
         checks += [(name, math.isfinite(v) and v > 0, finite_pos) for name, v in
-                   [("target_sd", self.target_sd), ("w_sd", self.w_sd), ("r_sd", self.r_sd),
-                    ("rtol", self.rtol), ("atol", self.atol)]]
+                   [("target_sd", self.target_sd), ("w_sd", self.w_sd), ("r_sd", self.r_sd)]]
+        checks += tolerance_checks(self.rtol, self.atol)
         for name, ok, rule in checks:
             if not ok:
                 raise ValueError(f"{name}: {rule}, got {getattr(self, name)!r}")

@@ -13,11 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from sims.epsilon import SweepConfig, curves_csv, run_sweep, summarize
-from sims.linear import SolverError
-from urfb_common import SWEEP_OUT, atomic_write_text, require_writable, validate_or_exit
+from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError
+from urfb_common import (
+    SWEEP_OUT,
+    atomic_write_text,
+    command_line,
+    path_arg,
+    require_writable,
+    validate_or_exit,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,15 +60,17 @@ def _parser() -> argparse.ArgumentParser:
                         "LSODA did not finish one run at the default widths in 60 s where RK45 "
                         "takes about 1 s); default %(default)s")
     p.add_argument("--rtol", type=float, default=d.rtol,
-                   help="solver relative tolerance; default %(default)s")
+                   help=f"solver relative tolerance, in [{RTOL_RANGE[0]:.3g}, {RTOL_RANGE[1]:g}]; "
+                        "default %(default)s")
     p.add_argument("--atol", type=float, default=d.atol,
-                   help="solver absolute tolerance; default %(default)s")
-    p.add_argument("--out", type=Path, default=SWEEP_OUT, metavar="DIR",
+                   help=f"solver absolute tolerance, in (0, {ATOL_RANGE[1]:g}]; default %(default)s")
+    p.add_argument("--out", type=path_arg, default=SWEEP_OUT, metavar="DIR",
                    help="output folder (created if missing); default %(default)s")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
+@command_line("python -m sims.epsilon_sweep")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep, write its outputs atomically, print the summary table."""
     parser = _parser()

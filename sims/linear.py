@@ -34,6 +34,13 @@ METHODS: tuple[str, ...] = ("bp", "feedback")
 DEFAULT_SOLVER = "RK45"
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-9
+#: The tolerances the sweeps accept (issue 19: ``--rtol 10`` flipped the verdict). Measured on
+#: the default Figure 12 sweep (``sims.epsilon_sweep``): at rtol 1e-3 the times to threshold
+#: agree with rtol 1e-5 to 1e-3 relative, at 1e-2 BP's are 6% off; at atol 1e-6 they agree
+#: with the default to 3e-4, at 1e-3 the ε ordering fails in 2 of 3 runs. Below 100 machine
+#: epsilons ``solve_ivp`` raises rtol itself.
+RTOL_RANGE = (100 * float(np.finfo(float).eps), 1e-3)
+ATOL_RANGE = (0.0, 1e-6)
 #: BLAS threads during a solve: the matrices are small, so extra threads only add overhead
 #: (the default Figure 12 sweep ran 4x slower with 2 OpenBLAS threads on a 2-core machine).
 BLAS_THREADS = 1
@@ -358,3 +365,12 @@ def _measure(problem: Problem, t: np.ndarray, y: np.ndarray, nfev: int,
         weights=tuple(np.ascontiguousarray(W) for W in Ws) if keep_states else None,
         feedback=tuple(np.ascontiguousarray(R) for R in Rs) if keep_states and Rs else None,
         nfev=nfev)
+
+
+def tolerance_checks(rtol: float, atol: float) -> list[tuple[str, bool, str]]:
+    """``(field, ok, rule)`` for a config's ``validate``: ``rtol`` in :data:`RTOL_RANGE`,
+    ``atol`` in :data:`ATOL_RANGE` (lower end excluded)."""
+    (rlo, rhi), (_, ahi) = RTOL_RANGE, ATOL_RANGE
+    why = "a looser tolerance changes the times the summary compares"
+    return [("rtol", rlo <= rtol <= rhi, f"must lie in [{rlo:.3g}, {rhi:g}] ({why})"),
+            ("atol", 0 < atol <= ahi, f"must lie in (0, {ahi:g}] ({why})")]

@@ -102,12 +102,18 @@ def test_figure_numbers(items: list[str], numbers: list[int]) -> None:
     assert figure_numbers(items, (12, 5, 4)) == numbers
 
 
-@pytest.mark.parametrize("items, bad", [(["13"], "'13'"), (["4", "x"], "'x'"), (["all", "4"], "'all'"),
-                                        (["-4"], "'-4'")])
+@pytest.mark.parametrize("items, bad", [(["13"], "'13'"), (["4", "x"], "'x'"), (["-4"], "'-4'")])
 def test_figure_numbers_name_the_bad_item(items: list[str], bad: str) -> None:
     with pytest.raises(ValueError) as exc:
         figure_numbers(items, (4, 5, 12))
     assert str(exc.value) == f"argument FIGURE: {bad} is not 'all' or one of [4, 5, 12]"
+
+
+def test_all_with_numbers_says_what_all_means() -> None:
+    with pytest.raises(ValueError) as exc:
+        figure_numbers(["all", "4"], (4, 5, 12))
+    assert str(exc.value) == ("argument FIGURE: 'all' already means every figure [4, 5, 12]; give "
+                              "'all' alone or figure numbers")
 
 
 def test_require_existing_names_flag_and_kind(tmp_path: Path, capsys) -> None:

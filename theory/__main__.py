@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
@@ -21,7 +20,7 @@ from theory import report
 from theory.checks import all_checks
 from theory.evaluate import run_check
 from theory.numeric import run_numeric, summary_text
-from urfb_common import atomic_write_text, require_writable
+from urfb_common import atomic_write_text, command_line, path_arg, require_writable
 
 _SUFFIX = {".md": "markdown", ".json": "json", ".tex": "latex", ".txt": "text"}
 
@@ -37,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--format", choices=report.FORMATS,
                     help="output format for --out (default: from the file suffix .md/.json/"
                          ".tex/.txt) or, without --out, for stdout (default text)")
-    ap.add_argument("--out", type=Path, help="write the table (or, with --numeric, the "
+    ap.add_argument("--out", type=path_arg, help="write the table (or, with --numeric, the "
                                              "summary) to this file, atomically")
     ap.add_argument("--only", nargs="+", metavar="ID",
                     help="run only these check ids (see the table for the ids)")
@@ -63,6 +62,7 @@ def _out_format(ap: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     return fmt
 
 
+@command_line("python -m theory")
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     ap = build_parser()

@@ -7,7 +7,6 @@ import itertools
 import json
 import math
 import sys
-from pathlib import Path
 
 from sims.circuits.output import MIN_ROUNDS, OVERLAPS, OutputCircuit
 from sims.circuits.report import (
@@ -18,7 +17,13 @@ from sims.circuits.report import (
     tally_json,
 )
 from sims.circuits.verify import peak_bytes, verify_output, verify_shutdown
-from urfb_common import atomic_write_text, available_memory, require_writable
+from urfb_common import (
+    atomic_write_text,
+    available_memory,
+    command_line,
+    path_arg,
+    require_writable,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma-t-lower", type=float, default=None,
                    help="sigma_t's lower threshold (printed: -mu, the default); change it to plant a fault")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
-    p.add_argument("--json", type=Path, default=None, metavar="FILE",
+    p.add_argument("--json", type=path_arg, default=None, metavar="FILE",
                    help="also write the full report (every disagreeing case) as JSON to FILE")
-    p.add_argument("--plot", type=Path, default=None, metavar="DIR",
+    p.add_argument("--plot", type=path_arg, default=None, metavar="DIR",
                    help="draw Figure 13 and the update cycles of the four cases into DIR (png and pdf)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -100,6 +105,7 @@ def _gib(n_bytes: int) -> str:
     return f"{n_bytes / 2**30:.3g} GiB"
 
 
+@command_line("python -m sims.circuits")
 def main(argv: list[str] | None = None) -> int:
     """Run the verifier, print its report, optionally write JSON and figures."""
     p = build_parser()

@@ -173,10 +173,10 @@ def test_field_types_are_checked(field: str, value: object, expected: str) -> No
 def test_numpy_numbers_are_accepted_as_python_ones() -> None:
     import numpy as np
 
-    c = cfg(epochs=np.int64(3), lr=np.float32(0.5), freeze=np.array([0]), seed=np.uint8(4),
+    c = cfg(epochs=np.int64(3), lr=np.float32(0.5), frozen=np.array([0]), seed=np.uint8(4),
             arch="conv 4 3x3; full 8; output")
-    assert (c.epochs, c.lr, c.freeze, c.seed) == (3, 0.5, (0,), 4)
-    assert type(c.epochs) is int and type(c.seed) is int and type(c.freeze[0]) is int
+    assert (c.epochs, c.lr, c.frozen, c.seed) == (3, 0.5, (0,), 4)
+    assert type(c.epochs) is int and type(c.seed) is int and type(c.frozen[0]) is int
     json.dumps(c.to_json_dict())  # serialisable: no numpy scalars left
 
 
@@ -197,7 +197,7 @@ def test_errors_repeat_long_input_cut_short() -> None:
         cfg(arch=long_arch)
     assert len(str(info.value)) < 400 and "\n" not in str(info.value)
     with pytest.raises(ConfigError) as info:
-        cfg(arch="conv 4 3x3; output", freeze=tuple(range(5, 9999)))
+        cfg(arch="conv 4 3x3; output", frozen=tuple(range(5, 9999)))
     assert len(str(info.value)) < 250
     start = time.monotonic()
     for text in ("0-99999999", "5-10000", "0,1-" + "9" * 400):

@@ -132,6 +132,7 @@ def test_runs_skip_finished_and_resume_interrupted(
     err = capsys.readouterr().err
     assert f"{broken / 'simpnet-cifar10-urfb-s0' / 'checkpoint.pt'} keeps epoch 1" in err
     assert "rerun the same command to resume the grid" in err
+    assert "--resume" not in err  # the suite has no --resume (issue 19)
     assert [r["epoch"] for r in read_log(broken / "simpnet-cifar10-urfb-s0")] == [1]
     assert suite.main(argv(data, broken, "10", extra=urfb)) == 0
     assert "simpnet-cifar10-urfb-s0: 2 epochs, resume after epoch 1" in capsys.readouterr().out
@@ -272,3 +273,13 @@ def test_the_estimate_names_the_data_by_its_label(data: Path, tmp_path: Path, ca
     assert "loading the data once: CIFAR-10 (JPEG) " in capsys.readouterr().out
     assert suite.data_label("cifar100", settings()) == "CIFAR-100"
     assert suite.data_label("cifar10", settings(cifar10_kind="cifar10")) == "CIFAR-10"
+
+
+def test_all_with_figure_numbers_says_what_all_means(capsys: pytest.CaptureFixture) -> None:
+    """Issue 19: ``suite all 4`` said "'all' is not 'all' or one of ..."."""
+    with pytest.raises(SystemExit) as exc:
+        suite.main(["all", "4", "--dry-run"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "python -m deepnets.suite: error: argument FIGURE: 'all' already means every figure "
+        "[4, 5, 6, 7, 8, 9, 10, 11]; give 'all' alone or figure numbers")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,15 @@ LAYERS = {"simpnet": ["conv 32 5x5", "full 500", "output"],
           "deepnet_s": ["conv0 16 3x3", "conv1 16 3x3", "conv2 64 3x3", "conv3 64 3x3",
                         "conv4 64 2x2", "conv5 64 2x2", "full6 500", "output"]}
 WriteRun = Callable[..., Path]
+
+
+@pytest.fixture(autouse=True)
+def warnings_fail() -> Iterator[None]:
+    """A figure that makes matplotlib warn (e.g. "No artists with labels found to put in
+    legend") fails its test: every UserWarning is an error here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        yield
 #: Section 4's six protocols (deepnets.protocols also holds rules beyond the paper, in no figure).
 PAPER_PROTOCOLS = [name for name, p in PROTOCOLS.items() if p.figures]
 

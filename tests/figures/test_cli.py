@@ -163,7 +163,8 @@ def test_help_states_the_defaults() -> None:
     text = " ".join(build_parser().format_help().split())
     assert "(default runs/; a folder given here must exist)" in text
     assert "(default out/figures/)" in text
-    assert "(default out/epsilon_sweep/curves.csv, where `make sweep` writes it;" in text
+    assert ("(default: one inside --runs, else out/epsilon_sweep/curves.csv, where `make sweep` "
+            "writes it;") in text
 
 
 def test_figures_imports_no_command_line_module() -> None:
@@ -196,3 +197,12 @@ def test_summary_refuses_a_runs_folder_that_does_not_exist(tmp_path: Path, capsy
     assert exc.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"python -m figures.summary: error: --runs {tmp_path / 'none'}: no such folder")
+
+
+def test_figure12_finds_a_sweeps_curves_csv_inside_runs(runs: Path, tmp_path: Path, curves_csv,
+                                                        capsys) -> None:
+    """Issue 19: ``figures all --runs DIR`` with the sweep's output folder inside DIR."""
+    curves_csv(runs / "sweep" / "curves.csv")
+    assert main(["12", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
+    assert "figure 12: missing" not in capsys.readouterr().out
+    assert str(runs / "sweep" / "curves.csv") in (tmp_path / "out" / "figure12.txt").read_text()

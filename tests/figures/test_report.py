@@ -102,3 +102,16 @@ def test_report_refuses_missing_folders(tmp_path: Path, capsys) -> None:
     assert exc.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"python -m figures.report: error: --runs-a {tmp_path / 'none'}: no such folder")
+
+
+@pytest.mark.parametrize("flag", ["--update", "--check"])
+def test_a_document_without_report_blocks_is_an_error(tmp_path: Path, capsys, flag: str) -> None:
+    """Issue 19: --update of a file without blocks used to say "0 report blocks" and exit 0."""
+    doc = tmp_path / "notes.md"
+    doc.write_text("# notes\n\nno blocks here\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["--runs-a", str(tmp_path), "--runs-b", str(tmp_path), flag, str(doc)])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"python -m figures.report: error: {flag} {doc}: holds no report block")
+    assert doc.read_text() == "# notes\n\nno blocks here\n"

@@ -18,7 +18,10 @@ paired seed by seed. Paper scale is the default (1000 epochs, batch 500, step 0.
 and ``--train-size`` shrink it and every run records its scale in ``config.json``. Each run is a
 :class:`deepnets.config.TrainConfig` trained by :func:`deepnets.trainer.run`; finished runs are
 skipped, interrupted ones resumed, and a run-time estimate from a few timed SGD steps is printed
-before the grid starts.
+before the grid starts (one run after another; ``--jobs`` and ``--pack`` do not shorten it).
+``--pack N`` trains up to N runs at once in this process, a step of each in turn
+(:mod:`deepnets.pack`: on a GPU each run's captured step on its own stream); a packed run's
+folder is the single run's.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from deepnets import launch
+from deepnets import launch, pack
 from deepnets.arch import WEIGHT_KINDS, parse_arch
 from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
@@ -417,6 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "submitit (pip install 'urfb[cluster]')")
     g.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="local: train N runs at once, each with cores/N threads (default 1)")
+    g.add_argument("--pack", type=int, default=1, metavar="N",
+                   help="train up to N runs at once in this one process on the one device, a "
+                   "step of each in turn (deepnets.pack): on a GPU each run replays its own "
+                   "CUDA graph on its own stream, so that the runs' kernels overlap; on the CPU "
+                   "no faster than one by one (default 1: one run after another)")
     g.add_argument("--slurm-partition", metavar="NAME", help="partition of the jobs")
     g.add_argument("--slurm-time", type=int, metavar="MINUTES",
                    help="time limit of each job (required); a run stopped by it is requeued "
@@ -440,6 +448,11 @@ def _launcher(args: argparse.Namespace, parser: argparse.ArgumentParser) -> laun
     """The launcher of ``--launcher``/``--jobs``/``--slurm-*``, checked (one-line errors)."""
     if args.jobs < 1:
         parser.error("argument --jobs: must be >= 1")
+    if args.pack < 1:
+        parser.error("argument --pack: must be >= 1")
+    if args.pack > 1 and (args.jobs != 1 or args.launcher != "local"):
+        parser.error("argument --pack: packs runs in this one process; not with --jobs or "
+                     "--launcher slurm")
     if args.launcher != "slurm":
         for flag in _SLURM_FLAGS:
             if getattr(args, flag) not in (None, False):
@@ -579,6 +592,8 @@ def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], figures: Seque
               f"probe and checkpoint, plus loading the data once: {load})")
     if args.dry_run:
         return 0
+    if args.pack > 1 and todo:
+        return _run_packed(todo, args.out, s, args.pack)
     return _run_all(todo, args.out, s, launcher)
 
 
@@ -625,6 +640,21 @@ def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
         return 1
     print(f"trained {len(todo)} runs in {out}" if todo else f"nothing to train: every run in {out} is done")
     return 0
+
+
+def _run_packed(todo: list[tuple[RunSpec, int]], out: Path, s: Settings, n: int) -> int:
+    """Train (or resume) the runs ``n`` at once in this process (:mod:`deepnets.pack`), a
+    retraining run only after the run it takes its first layer from; reported as
+    :func:`deepnets.launch.report` does, 130 on Ctrl-C."""
+    jobs = [launch.Job(sp.name, train_config(sp, out, s), out / sp.name,
+                       resume=(out / sp.name / CONFIG).is_file(),
+                       after=out / sp.from_run if sp.from_run else None) for sp, _ in todo]
+    try:
+        return launch.report(pack.train_packed(jobs, n, s.device, progress=not s.quiet), out)
+    except RunInterrupted as exc:
+        print(f"python -m deepnets.suite: {exc}; rerun the same command to resume the grid",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

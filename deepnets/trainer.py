@@ -28,7 +28,7 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -315,7 +315,11 @@ def _probe(s: _Session) -> dict[str, Any] | None:
     return summary(alignment(s.net, *s.probe, s.loss_fn))
 
 
-def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, list[dict[str, Any]]]:
+def _train_epoch(
+    s: _Session, epoch: int
+) -> Generator[None, None, tuple[float, float, list[dict[str, Any]]]]:
+    """The epoch's training steps, yielding after each one (:mod:`deepnets.pack` interleaves the
+    steps of several runs there); returns (train loss, train error, early probes)."""
     cfg, n = s.cfg, len(s.train)
     early = EARLY_PROBE_STEPS if epoch == 1 and s.probe is not None else ()
     steps = [{"step": 0, "alignment": _probe(s)}] if 0 in early else []
@@ -327,6 +331,7 @@ def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, list[dict[str, 
         s.stepper.step(idx)
         if b in early:
             steps.append({"step": b, "alignment": _probe(s)})
+        yield
     loss_sum, errors = s.stepper.totals()
     train_loss = float(loss_sum) / n  # the epoch's one synchronisation
     if not math.isfinite(train_loss) or not _state_is_finite(s.net):
@@ -334,9 +339,11 @@ def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, list[dict[str, 
     return train_loss, int(errors) / n, steps
 
 
-def _epoch(s: _Session, epoch: int) -> None:
+def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
+    """One epoch: its training steps (yielding after each), validation, the log record and the
+    checkpoint. :func:`run` drains it; :mod:`deepnets.pack` advances several runs' in turn."""
     t0, cpu0 = time.perf_counter(), time.process_time()
-    train_loss, train_err, steps = _train_epoch(s, epoch)
+    train_loss, train_err, steps = yield from _train_epoch(s, epoch)
     train_seconds = time.perf_counter() - t0
     if s.schedule is not None:
         s.schedule.step()  # the schedule counts epochs (--lr-steps)
@@ -447,6 +454,12 @@ def _optimizer_state(schedule: torch.optim.lr_scheduler.LRScheduler | None) -> d
     return {"optimizer": schedule.optimizer.state_dict(), "schedule": schedule.state_dict()}
 
 
+def drain(steps: Iterator[None]) -> None:
+    """Run a step generator (:func:`_epoch`) to its end."""
+    for _ in steps:
+        pass
+
+
 def run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool = False,
         force_data: bool = False) -> RunResult:
     """Train ``cfg`` into the run folder ``out`` (a new one, or with ``resume`` the run there,
@@ -479,7 +492,7 @@ def _run_claimed(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, force_d
             start = len(s.records) + 1
             for epoch in tqdm(range(start, s.cfg.epochs + 1), desc=out.name, initial=start - 1,
                               total=s.cfg.epochs, disable=quiet, file=sys.stderr):
-                _epoch(s, epoch)
+                drain(_epoch(s, epoch))
     except KeyboardInterrupt:
         done = len(s.records) if s is not None else 0
         where = (f"{out / CHECKPOINT} keeps epoch {done}; rerun with --resume to continue"

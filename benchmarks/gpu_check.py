@@ -4,15 +4,19 @@
     and untied layers, in float64, from the same start: the largest difference of any weight.
 (b) Step times on the GPU (fp32, no TF32) for simpnet, deepernet and deepnet_s, bp/frfb/urfb,
     batch 500, eager and replayed from a CUDA graph (:class:`deepnets.capture.TrainStepper`,
-    the trainer's own step), and the projected time of the paper's full grids (1000 epochs).
-(c) In the time left, the paper's budget for simpnet BP-H, URFB and FRFB (1000 epochs, seed 0,
-    the paper's 45,000/5,000 split, batch 500, step 0.1), the three runs at once on the one GPU
-    (``python -m deepnets.suite 4 ... --jobs 3``), stopped at the deadline. The runs'
-    ``config.json`` and ``log.jsonl`` are packed into ``runs.tar.gz``. Their checkpoints cannot
-    come back from a lent machine: a simpnet checkpoint (W, and R for urfb and frfb, in float32)
-    does not fit beside the data zip in the next window's 64 MiB of carried files (``ls -l`` of
-    a run folder and of the zip show both sizes). On a GPU machine of one's own the same
-    command resumes the runs.
+    the trainer's own step); then packed (:mod:`deepnets.pack`, ``suite --pack N``): N runs of
+    simpnet and of deepernet (the three methods in turn, seeds 0..N-1), one step of each per
+    round, each on its own stream with its own captured graph and random streams, timed per
+    round, so per run-step; and the projected time of the paper's full grids (1000 epochs).
+(c) In the time left, the paper's Figure 4 grid (simpnet x Section 4's six protocols x seeds
+    0, 1, 2; 1000 epochs, the paper's 45,000/5,000 split, batch 500, step 0.1) packed 18 at once
+    on the one GPU (``python -m deepnets.suite 4 ... --pack 18``), stopped at the deadline. Every
+    run logs each epoch as it ends; every 30 s (and at the end) the runs' ``config.json`` and
+    ``log.jsonl`` are packed again into ``runs.tar.gz`` and the summary rewritten, so a script
+    stopped from outside still leaves every epoch finished up to then. The run folders
+    themselves (``--runs``, outside ``--out``) keep the checkpoints: they cannot come back from a
+    lent machine (18 simpnet checkpoints are far over its 8 files of 16 MiB). On a GPU machine
+    of one's own the same command resumes the runs.
 
 The test suite's CUDA tests (a recorded CUDA graph replayed against the eager step,
 ``tests/deepnets/test_capture.py``) are run by ``gpu_check.sh`` before this script.
@@ -23,6 +27,7 @@ The test suite's CUDA tests (a recorded CUDA graph replayed against the eager st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -30,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +46,8 @@ from deepnets.capture import WARMUP_STEPS, TrainStepper
 from deepnets.engine import train_step
 from deepnets.losses import make_loss
 from deepnets.network import FeedbackNet
-from urfb_common import path_arg
+from deepnets.pack import RandomStreams
+from urfb_common import atomic_path, atomic_write_text, path_arg
 
 AGREEMENT_ARCHS = {
     "dense": "full 12; full 10; output",
@@ -48,6 +55,10 @@ AGREEMENT_ARCHS = {
     "untied": "untied 3 3x3; maxpool 2; output",
 }
 TIMING_ARCHS = ("simpnet", "deepernet", "deepnet_s")
+#: Runs per pack timed in (b); the smoke scale times 2.
+PACKS = {"simpnet": (3, 6, 18), "deepernet": (3, 9)}
+#: Seconds between two refreshes of runs.tar.gz and the summary while the grid of (c) runs.
+REFRESH_S = 30.0
 METHODS = ("bp", "frfb", "urfb")
 
 
@@ -126,10 +137,76 @@ def step_times(device: str, batch: int, rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
-def projections(times: list[dict[str, Any]], n_train: int = 45000, epochs: int = 1000) -> dict:
+def _time_rounds(steppers: list[TrainStepper], batch: int, rounds: int) -> float:
+    """Median seconds of a round (one step of each run, as :mod:`deepnets.pack` does: the run's
+    random streams installed, its work on its own CUDA stream), after the warm-up and captures."""
+    device = steppers[0].x.device
+    cuda = device.type == "cuda"
+    idx = torch.arange(batch, device=device)
+    streams = [RandomStreams(str(device)) for _ in steppers]
+    lanes = [torch.cuda.Stream(device) if cuda else None for _ in steppers]
+
+    def one_round() -> None:
+        for stepper, rng, lane in zip(steppers, streams, lanes):
+            with rng.installed(), (torch.cuda.stream(lane) if lane is not None
+                                   else contextlib.nullcontext()):
+                stepper.step(idx)
+
+    for _ in range(WARMUP_STEPS + 2):
+        one_round()
+    times = []
+    for _ in range(rounds):
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        one_round()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def pack_times(device: str, batch: int, rounds: int, packs: dict[str, tuple[int, ...]]
+               ) -> list[dict[str, Any]]:
+    """(b), packed: median seconds per run-step of N runs stepped in turn (cuda graphs on CUDA
+    where they capture, ``auto``), bp/frfb/urfb in turn, seed i for run i."""
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    rows = []
+    loss_fn = make_loss("hinge", 10)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (batch, 3, 32, 32), generator=gen, dtype=torch.uint8).to(device)
+    y = torch.randint(0, 10, (batch,), generator=gen).to(device)
+    for arch, sizes in packs.items():
+        for n in sizes:
+            row: dict[str, Any] = {"arch": arch, "runs": n, "batch": batch}
+            steppers: list[TrainStepper] = []
+            try:
+                steppers = [TrainStepper(FeedbackNet(arch, method=METHODS[i % 3], seed=i).to(device),
+                                         loss_fn, x, y, lr=0.01, batch_size=batch, mode="auto")
+                            for i in range(n)]
+                row["round_s"] = _time_rounds(steppers, batch, rounds)
+                row["step_s_per_run"] = row["round_s"] / n
+                row["captured"] = all(s.captured for s in steppers)
+                log(f"  {arch} pack of {n}: {row['round_s'] * 1e3:.2f} ms a round, "
+                    f"{row['step_s_per_run'] * 1e3:.3f} ms per run-step"
+                    f"{' (captured)' if row['captured'] else ' (eager)'}")
+            except Exception as exc:  # noqa: BLE001 (out of memory or a failed replay is a finding)
+                row["error"] = f"{type(exc).__name__}: {exc}"
+                log(f"  {arch} pack of {n}: failed: {row['error']}")
+            rows.append(row)
+            del steppers
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+    return rows
+
+
+def projections(times: list[dict[str, Any]], packs: list[dict[str, Any]], n_train: int = 45000,
+                epochs: int = 1000) -> dict:
     """Hours of the paper's full grids (1000 epochs, 45,000 images, one run at a time) at the
-    measured step times (the faster of eager and captured); validation and probe are not
-    counted (a run's log gives their time per epoch: ``seconds`` - ``train_seconds``)."""
+    measured step times (the faster of eager and captured), and minutes packed at the best
+    measured time per run-step of ``packs`` (simpnet: Figure 4's 6 protocols x 3 seeds;
+    deepernet: BP-H, URFB and FRFB x 3 seeds); validation and probe are not counted (a run's
+    log gives their time per epoch: ``seconds`` - ``train_seconds``)."""
     timed = {(r["arch"], r["method"]): (min(r[k] for k in ("step_s", "step_s_captured") if k in r),
                                         r["batch"])
              for r in times if "step_s" in r or "step_s_captured" in r}
@@ -138,23 +215,37 @@ def projections(times: list[dict[str, Any]], n_train: int = 45000, epochs: int =
                   if ("simpnet", m) in per_epoch)
     deeper = sum(per_epoch[("deepernet", m)] for m in ("bp", "bp", "urfb", "frfb", "urfb", "frfb")
                  if ("deepernet", m) in per_epoch)
+    steps = -(-n_train // 500)
+    packed: dict[str, Any] = {}
+    for arch, runs in (("simpnet", 18), ("deepernet", 9)):
+        rows = [r for r in packs if r["arch"] == arch and "step_s_per_run" in r]
+        if rows:
+            best = min(rows, key=lambda r: r["step_s_per_run"])
+            packed[f"{arch}_pack_of_{best['runs']}_run_epochs_per_second"] = 1 / (
+                best["step_s_per_run"] * steps)
+            packed[f"{arch}_grid_of_{runs}_runs_minutes_1000_epochs_packed"] = (
+                runs * epochs * steps * best["step_s_per_run"] / 60)
     return {
         "epoch_seconds": {f"{a} {m}": s for (a, m), s in per_epoch.items()},
         "simpnet_figure4_grid_hours_1000_epochs": simpnet * epochs / 3600,
         "deepernet_figure7_grid_hours_1000_epochs": deeper * epochs / 3600,
+        **packed,
     }
 
 
-def grid(args: argparse.Namespace, figures: list[str], extra: list[str], deadline: float) -> dict:
-    """Run one suite grid in a subprocess, killed at ``deadline`` (finished epochs are kept).
-    What is logged names the output folder ``$OUT`` and the interpreter ``python``, not the
-    lent machine's paths."""
+def grid(args: argparse.Namespace, figures: list[str], extra: list[str], deadline: float,
+         refresh: Any = None) -> dict:
+    """Run one suite grid in a subprocess, killed at ``deadline`` (finished epochs are kept),
+    calling ``refresh()`` every :data:`REFRESH_S` seconds while it runs. What is logged names
+    the output folder ``$OUT``, the run folders ``$RUNS`` and the interpreter ``python``, not
+    the lent machine's paths."""
     cmd = [sys.executable, "-m", "deepnets.suite", *figures, "--data", "imagefolder",
            "--data-dir", str(args.data), "--dataset-label", "CIFAR-10 (JPEG re-encoding)",
            "--out", str(args.runs), "--estimate-steps", "0", "--quiet", *extra]
 
     def shown(text: str) -> str:
-        return text.replace(sys.executable, "python").replace(str(args.out), "$OUT")
+        return (text.replace(sys.executable, "python").replace(str(args.runs), "$RUNS")
+                .replace(str(args.out), "$OUT"))
 
     command = shown(" ".join(cmd))
     left = deadline - time.monotonic()
@@ -163,23 +254,52 @@ def grid(args: argparse.Namespace, figures: list[str], extra: list[str], deadlin
     log(f"grid: {command} (at most {left:.0f} s)")
     t0 = time.monotonic()
     # its own process group, so that the deadline stops the suite's worker processes too
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=left)
-        status = f"exit {proc.returncode}"
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: each run keeps its last finished epoch
-        try:
-            output, _ = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
-        status = "stopped at the deadline"
-    with open(args.out / "suite.log", "a", encoding="utf-8") as sink:
-        sink.write(f"$ {command}\n{shown(output.decode(errors='replace'))}")
+    raw = args.runs / "suite-output.txt"  # beside the runs: it names this machine's paths
+    with open(raw, "wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+        def publish() -> None:
+            atomic_write_text(args.out / "suite.log",
+                              f"$ {command}\n{shown(raw.read_text(errors='replace'))}")
+            if refresh is not None:
+                refresh()
+
+        status = ""
+        while not status:
+            try:
+                proc.wait(timeout=max(0.1, min(REFRESH_S, deadline - time.monotonic())))
+                status = f"exit {proc.returncode}"
+            except subprocess.TimeoutExpired:
+                if time.monotonic() < deadline:
+                    publish()
+                    continue
+                os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: each run keeps its last epoch
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                status = "stopped at the deadline"
+    publish()
     log(f"  {status} after {time.monotonic() - t0:.0f} s")
     return {"command": command, "status": status, "seconds": time.monotonic() - t0}
+
+
+def write_report(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    atomic_write_text(args.out / "gpu_check.json", json.dumps(report, indent=2))
+
+
+def refresh_grid_outputs(args: argparse.Namespace, report: dict[str, Any], started: float
+                         ) -> None:
+    """runs.tar.gz and the summary of the runs so far (run-epochs logged per second of the
+    grid included), rewritten whole: what a stopped script leaves is never half-written."""
+    report["paper_scale"] = paper_scale_summary(args.runs)
+    epochs = sum(r["epochs"] for r in report["paper_scale"])
+    report["grid_run_epochs"] = epochs
+    report["grid_run_epochs_per_second"] = epochs / max(1e-9, time.monotonic() - started)
+    report["runs"] = pack_runs(args.runs, args.out / "runs.tar.gz")
+    write_report(args, report)
 
 
 def paper_scale_summary(runs: Path) -> list[dict[str, Any]]:
@@ -201,11 +321,11 @@ def paper_scale_summary(runs: Path) -> list[dict[str, Any]]:
 def pack_runs(runs: Path, dest: Path) -> list[str]:
     """config.json and log.jsonl of every run folder (no checkpoints) into ``dest``."""
     names = []
-    with tarfile.open(dest, "w:gz") as tar:
+    with atomic_path(dest) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for cfg in sorted(runs.rglob("config.json")):
             for f in (cfg, cfg.parent / "log.jsonl"):
                 if f.is_file():
-                    tar.add(f, arcname=str(f.relative_to(runs.parent)))
+                    tar.add(f, arcname=str(Path("gpu-runs") / f.relative_to(runs)))
             names.append(cfg.parent.name)
     return names
 
@@ -216,6 +336,11 @@ def main() -> int:
     p.add_argument("--out", type=path_arg, required=True, help="folder for every output")
     p.add_argument("--data", type=path_arg, required=True,
                    help="the CIFAR-10 JPEG train.zip (or its image-folder tree)")
+    p.add_argument("--runs", type=path_arg,
+                   default=Path(tempfile.gettempdir()) / "urfb-gpu-runs",
+                   help="folder of the run folders of (c), outside --out (their checkpoints do "
+                   "not come back; a rerun with the same folder resumes them; default: "
+                   "urfb-gpu-runs in the temporary folder)")
     p.add_argument("--budget-s", type=float, default=450, help="wall-clock budget of the script")
     p.add_argument("--smoke", action="store_true", help="tiny scale, to test the script itself")
     args = p.parse_args()
@@ -224,7 +349,7 @@ def main() -> int:
     start = time.monotonic()
     deadline = start + args.budget_s
     args.out.mkdir(parents=True, exist_ok=True)
-    args.runs = args.out / "gpu-runs"
+    args.runs.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu" and not args.smoke:
         log("no CUDA device: nothing to check")
@@ -237,27 +362,33 @@ def main() -> int:
     report["agreement"] = agreement(device)
     worst = max(r["max_abs_diff"] for r in report["agreement"])
     log(f"(a) CPU vs {device}, float64, 3 steps: largest weight difference {worst:.3g}")
-    (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))
-    report["step_times"] = step_times(device, 16 if args.smoke else 500, 2 if args.smoke else 10)
-    report["projections"] = projections(report["step_times"])
+    write_report(args, report)
+    batch, rounds = (16, 2) if args.smoke else (500, 10)
+    report["step_times"] = step_times(device, batch, rounds)
+    write_report(args, report)
+    report["pack_times"] = pack_times(device, batch, rounds,
+                                      {a: (2,) for a in PACKS} if args.smoke else PACKS)
+    report["projections"] = projections(report["step_times"], report["pack_times"])
     # The runs replay CUDA graphs only where every capture in (b) worked.
     graphs = "auto" if all("step_s_captured" in r for r in report["step_times"]) else "off"
     report["grid_cuda_graph"] = graphs
-    (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))
+    write_report(args, report)
     scale = (["--epochs", "1", "--train-size", "30", "--val-size", "10", "--batch-size", "10",
               "--probe-size", "8"] if args.smoke else [])
+    started = time.monotonic()
     report["grids"] = [
-        grid(args, ["4"], ["--archs", "simpnet", "--protocols", "bp-h", "urfb", "frfb",
-                           "--seeds", "0", "--jobs", "3", "--cuda-graph", graphs,
-                           *(scale or ["--epochs", "1000"])], deadline),
+        grid(args, ["4"], ["--archs", "simpnet", "--seeds", "0", "1", "2", "--pack", "18",
+                           "--cuda-graph", graphs, *(scale or ["--epochs", "1000"])], deadline,
+             refresh=lambda: refresh_grid_outputs(args, report, started)),
     ]
-    report["paper_scale"] = paper_scale_summary(args.runs)
+    refresh_grid_outputs(args, report, started)
+    log(f"(c) {report['grid_run_epochs']} run-epochs logged, "
+        f"{report['grid_run_epochs_per_second']:.2f} per second of the grid")
     for row in report["paper_scale"]:
         log(f"  {row['run']}: {row['epochs']} epochs, {row['median_epoch_seconds']:.3f} s/epoch "
             f"({row['median_train_seconds']:.3f} s training), val error {row['last_val_error']}")
-    report["runs"] = pack_runs(args.runs, args.out / "runs.tar.gz")
     report["seconds"] = time.monotonic() - start
-    (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))
+    write_report(args, report)
     log(f"done in {report['seconds']:.0f} s; {len(report['runs'])} run folders packed")
     failed = [g["command"] for g in report["grids"] if g["status"].startswith("exit ")
               and g["status"] != "exit 0"]

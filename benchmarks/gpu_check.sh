@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check of a lent GPU machine (see benchmarks/gpu_check.py): at most 8 minutes, every
-# output under $OUT. Run from the repository root:
+# output under $OUT (6 files); the run folders of the packed grid, checkpoints included, under
+# $RUNS (default ${TMPDIR:-/tmp}/urfb-gpu-runs; a rerun with the same $RUNS resumes them).
+# Run from the repository root:
 #   OUT=/some/folder URFB_DATA=path/to/cifar10-jpeg/train.zip bash benchmarks/gpu_check.sh
 # It uses the machine's own python3 with torch (no install); the package runs from the tree.
 set -uo pipefail
@@ -14,9 +16,12 @@ mkdir -p "$OUT"
   "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
 } > "$OUT/machine.txt" 2>&1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-# The test suite's CUDA tests: a recorded CUDA graph against the eager step (at most 2 minutes).
-timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/deepnets/test_capture.py -k cuda_graph_replay \
-  > "$OUT/pytest_cuda.log" 2>&1
-echo "pytest -k cuda_graph_replay: exit $? (log in pytest_cuda.log)" >> "$OUT/machine.txt"
-timeout 350 "$PY" benchmarks/gpu_check.py --out "$OUT" --data "$DATA" --budget-s "${BUDGET_S:-330}" "$@" \
+# The test suite's CUDA tests: a recorded CUDA graph against the eager step, packed runs against
+# the runs alone (at most 2 minutes).
+TESTS="cuda_graph_replay or cuda_pack"
+timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/deepnets/test_capture.py \
+  tests/deepnets/test_pack.py -k "$TESTS" > "$OUT/pytest_cuda.log" 2>&1
+echo "pytest -k '$TESTS': exit $? (log in pytest_cuda.log)" >> "$OUT/machine.txt"
+timeout 350 "$PY" benchmarks/gpu_check.py --out "$OUT" ${RUNS:+--runs "$RUNS"} --data "$DATA" \
+  --budget-s "${BUDGET_S:-330}" "$@" \
   2>&1 | tee "$OUT/gpu_check.log"

@@ -107,11 +107,14 @@ class TrainStepper:
     ``y``: ``step(idx)`` trains on the batch ``x[idx]``; ``totals()`` gives the sums of the batch
     losses (times the batch size) and of the misclassified images since ``start_epoch()``.
 
-    ``capture`` replaces :func:`cuda_graph_capture` (the tests record with a plain function)."""
+    ``capture`` replaces :func:`cuda_graph_capture` (the tests record with a plain function).
+    ``optimizer``: a torch optimizer takes the steps (:func:`deepnets.engine.train_step`);
+    its schedule changes the learning rate between epochs, so give it with ``mode="off"``."""
 
     def __init__(self, net: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, *, lr: float,
                  batch_size: int, update_order: str = "sequential", precision: str = "fp32",
-                 mode: str = "auto", capture: Capture | None = None) -> None:
+                 mode: str = "auto", capture: Capture | None = None,
+                 optimizer: torch.optim.Optimizer | None = None) -> None:
         if mode not in CUDA_GRAPH_MODES:
             raise ValueError(f"cuda_graph must be one of {CUDA_GRAPH_MODES}, got {mode!r}")
         cuda = x.device.type == "cuda"
@@ -119,8 +122,10 @@ class TrainStepper:
             raise CaptureError(f"--cuda-graph on needs a CUDA device; the run is on {x.device}")
         self.net, self.loss_fn, self.x, self.y = net, loss_fn, x, y
         self.batch_size = batch_size
-        self._step_args: dict[str, Any] = {"lr": lr, "update_order": update_order,
-                                           "precision": precision}
+        # a torch optimizer takes its learning rate from its groups, which a schedule changes
+        self._step_args: dict[str, Any] = ({"lr": lr} if optimizer is None else
+                                           {"optimizer": optimizer})
+        self._step_args.update(update_order=update_order, precision=precision)
         self.mode = mode
         self._capture: Capture | None = None
         if mode != "off" and (cuda or capture is not None):

@@ -27,6 +27,7 @@ from deepnets.data import KINDS
 from deepnets.engine import UPDATE_ORDERS
 from deepnets.losses import LOSSES
 from deepnets.models import MODELS, n_weight_layers
+from deepnets.optim import DEFAULT_MOMENTUM, OPTIMIZERS, is_plain
 from deepnets.rules import METHODS, RULES, resolved_params, rules_with_param
 from deepnets.rundir import with_current_keys
 
@@ -52,6 +53,9 @@ DERIVED_KEYS = ("schema_version", "net", "weight_layer_names", "classes", "data_
 #: Largest weight-layer index a layer list (``untie``, ``freeze``, ``copy``) may name: far above
 #: any network's depth, and checked before a range like ``0-99999999`` is expanded.
 LAYER_INDEX_MAX = 9999
+#: Fields that list epochs rather than weight layers (the step schedule's), and their largest.
+EPOCH_LISTS = ("lr_steps",)
+EPOCH_MAX = 10**9
 #: Longest text of a user's value that an error message repeats.
 SHOWN_MAX = 60
 
@@ -106,6 +110,8 @@ class TrainConfig:
     keeps the settings it was trained with (:func:`_upgrade`): its stored order, and biases.
     ``bias`` applies to architecture strings; a named model keeps its own biases
     (:mod:`deepnets.convert`).
+    ``optimizer``, ``momentum``, ``weight_decay``, ``lr_steps``, ``lr_gamma``: a torch optimizer
+    and step schedule (:mod:`deepnets.optim`); the defaults are the paper's plain SGD.
     """
 
     epochs: int
@@ -139,6 +145,11 @@ class TrainConfig:
     device: str = "auto"
     cuda_graph: str = "auto"
     rule_params: dict[str, float] = field(default_factory=dict)
+    optimizer: str = "sgd"
+    momentum: float | None = None
+    weight_decay: float = 0.0
+    lr_steps: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -146,6 +157,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, tuple(sorted(set(value))))  # ints: _check_types
+        object.__setattr__(self, "lr_steps", tuple(sorted(set(self.lr_steps))))
+        if self.optimizer == "momentum" and self.momentum is None:
+            object.__setattr__(self, "momentum", DEFAULT_MOMENTUM)
         rule = RULES.get(self.method)
         for name in OWN_FLAG_PARAMS:  # the rule's default where it takes the parameter
             if getattr(self, name) is None and rule is not None and name in rule.parameters:
@@ -208,11 +222,41 @@ class TrainConfig:
         if self.bias and self.arch in MODELS:
             raise ConfigError(f"--bias: --arch {self.arch} is a converted model; it keeps its own "
                               "biases (deepnets.convert)")
+        self._check_optimizer()
         if self.copy is not None and self.from_run is None:
             raise ConfigError("--copy needs --from RUN_DIR")
         if not self.data_dir:
             raise ConfigError("--data-dir is required (the folder or archive holding the data)")
         self._check_layers()
+
+    @property
+    def plain_sgd(self) -> bool:
+        """Whether the run takes the paper's plain SGD step (no torch optimizer)."""
+        return is_plain(self.optimizer, self.weight_decay, self.lr_steps)
+
+    def _check_optimizer(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer {self.optimizer!r}: must be one of "
+                              f"{', '.join(OPTIMIZERS)}")
+        if self.momentum is not None:
+            if self.optimizer != "momentum":
+                raise ConfigError(f"--momentum {self.momentum!r}: applies to --optimizer "
+                                  "momentum only")
+            if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+                raise ConfigError(f"--momentum {self.momentum!r}: must be in [0, 1)")
+        if not (math.isfinite(self.weight_decay) and 0 <= self.weight_decay <= 1e3):
+            raise ConfigError(f"--weight-decay {self.weight_decay!r}: must be >= 0 and at most 1e3")
+        if any(step < 1 for step in self.lr_steps):
+            raise ConfigError(f"--lr-steps {list(self.lr_steps)}: epochs must be >= 1")
+        if not (math.isfinite(self.lr_gamma) and 0 < self.lr_gamma <= 1):
+            raise ConfigError(f"--lr-gamma {self.lr_gamma!r}: must be in (0, 1]")
+        if not self.plain_sgd:
+            if self.update_order != "simultaneous":
+                raise ConfigError("--optimizer, --weight-decay and --lr-steps need --update-order "
+                                  "simultaneous (a torch optimizer steps all layers at once)")
+            if self.cuda_graph == "on":
+                raise ConfigError("--cuda-graph on: a torch optimizer or schedule runs eagerly; "
+                                  "use --cuda-graph auto or off")
 
     def _check_own_flag_param(self, name: str) -> None:
         """A rule parameter with its own flag: only for the rules that take it, in its range."""
@@ -271,6 +315,7 @@ class TrainConfig:
         for name in ("untied", "frozen", "copy"):
             if out[name] is not None:
                 out[name] = list(out[name])
+        out["lr_steps"] = list(out["lr_steps"])
         return {"schema_version": SCHEMA_VERSION, **out}
 
     @classmethod
@@ -332,12 +377,14 @@ def _checked_type(value: Any, hint: Any, name: str) -> Any:
         (inner,) = [a for a in args if a is not type(None)]
         return _checked_type(value, inner, name)
     if origin is tuple:
-        expected = f"a list of weight-layer indices (integers 0..{LAYER_INDEX_MAX})"
+        most = EPOCH_MAX if name in EPOCH_LISTS else LAYER_INDEX_MAX
+        expected = (f"a list of epochs (integers up to {EPOCH_MAX})" if name in EPOCH_LISTS else
+                    f"a list of weight-layer indices (integers 0..{LAYER_INDEX_MAX})")
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Collection):
             raise wrong(expected)
-        if len(value) > LAYER_INDEX_MAX + 1 or not all(_is_integer(i) for i in value):
+        if len(value) > most + 1 or not all(_is_integer(i) for i in value):
             raise wrong(expected)
-        if any(int(i) > LAYER_INDEX_MAX for i in value):
+        if any(int(i) > most for i in value):
             raise wrong(expected)
         return tuple(int(i) for i in value)
     if origin is dict:

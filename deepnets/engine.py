@@ -4,9 +4,13 @@
 :meth:`deepnets.layers.FeedbackLayer.step`: ``W <- W + dW`` with ``dW = -lr delta x^t`` averaged
 over the batch, then R as the layer's rule says (urfb: ``R <- R + epsilon dW^t``), keeping masked
 entries at zero and frozen layers fixed.  In the ``sequential`` order (Remark 1, Figure 15; the
-default, as in the author's code) each layer steps inside the backward pass, before its feedback
-is sent to the layer below (:func:`deepnets.layers.sequential_steps`); in the ``simultaneous``
-order every layer steps after the one backward pass.
+default for plain SGD, as in the author's code) each layer steps inside the backward pass, before
+its feedback is sent to the layer below (:func:`deepnets.layers.sequential_steps`); in the
+``simultaneous`` order every layer steps after the one backward pass.
+
+``train_step(..., optimizer=opt)`` lets any :mod:`torch.optim` optimizer take the step instead
+(simultaneous order only, the default with an optimizer): the rules write their directions into
+``.grad`` and the optimizer moves W, b and R (``docs/rules.md``, "Rules under an optimizer").
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ import copy
 from collections.abc import Callable, Collection
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from deepnets import checks
 from deepnets.bias_step import scaled_bias_step
 from deepnets.cpu import keep_freed_memory
-from deepnets.layers import FeedbackUntied2d, feedback_layers, sequential_steps
+from deepnets.layers import FeedbackLayer, FeedbackUntied2d, feedback_layers, sequential_steps
 from deepnets.network import FeedbackNet
 from deepnets.policy import execution_policy
 from urfb_common import images_to_float
@@ -42,6 +48,17 @@ UPDATE_ORDERS = ("simultaneous", "sequential")
 #: and b stay float32 (the master copies) and take float32 updates in every case.
 COMPUTE_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class _DefaultLR(float):
+    """A float that marks the default ``lr`` (the paper's 0.1, Section 4), so that an ``lr``
+    given beside an optimizer can be refused."""
+
+    def __repr__(self) -> str:
+        return float.__repr__(self)
+
+
+DEFAULT_LR = _DefaultLR(0.1)
 
 
 @dataclass
@@ -69,27 +86,46 @@ def train_step(
     y: Tensor,
     loss_fn: LossFn,
     *,
-    lr: float = 0.1,
-    update_order: str = "sequential",
+    lr: float = DEFAULT_LR,
+    update_order: str | None = None,
     precision: str = "fp32",
     bias_lr_scale: float = 1.0,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> StepResult:
-    """One SGD step on the batch (x, y); works for any module built of feedback layers
-    (other parameters, if any, get plain SGD). ``precision="bf16"``: the forward and backward
-    passes compute in bfloat16, W, R and b stay float32 and take float32 updates.
+    """One step on the batch (x, y); works for any module built of feedback layers.
+    Without ``optimizer``: plain SGD of size ``lr`` (default 0.1) on W, b and every other
+    parameter, R as the rule says (the paper's step). With ``optimizer`` (any
+    :class:`torch.optim.Optimizer` holding the net's parameters, R included:
+    ``net.parameters()``): each feedback layer writes its direction into ``.grad``
+    (:meth:`deepnets.layers.FeedbackLayer.write_grads`: W's delta x^t, R's by its rule), other
+    parameters keep autograd's gradients, and ``optimizer.step()`` moves them all; the learning
+    rate is then the optimizer's (``lr`` must not be given) and a scheduler is stepped by the
+    caller. ``docs/rules.md`` ("Rules under an optimizer") says what each rule then does.
+    ``precision="bf16"``: the forward and backward passes compute in bfloat16, W, R and b
+    stay float32 and take float32 updates.
 
     ``loss_fn(logits, labels)`` returns the mean loss over the batch as a 0-d tensor; the
     output error delta_L is the autograd gradient of that loss with respect to the logits
     (``docs/api.md``). Bad input is a one-line ValueError raised before any weight changes
     (:mod:`deepnets.checks`): a non-finite ``lr``, NaN/inf in a float ``x``, labels that do not
-    match the batch or the outputs, a loss or output error that is not finite.
+    match the batch or the outputs, a loss or output error that is not finite, an optimizer
+    with the sequential order or without a learning layer's W or R.
 
     ``bias_lr_scale``: the feedback layers' biases step ``bias_lr_scale * lr``
-    (:mod:`deepnets.bias_step`; default 1, the paper's one step for W and b)."""
+    (:mod:`deepnets.bias_step`; default 1, the paper's one step for W and b; plain SGD only:
+    with an optimizer give the biases a parameter group of their own).
+
+    ``update_order``: ``"sequential"`` (Remark 1) or ``"simultaneous"``; by default the
+    sequential order for plain SGD (the paper's protocol) and the simultaneous one under an
+    optimizer (the only one it can take)."""
+    if optimizer is not None and bias_lr_scale != 1:
+        raise ValueError("train_step: bias_lr_scale applies to plain SGD; with an optimizer give "
+                         "the biases a parameter group with their own lr")
     with checks.finite_step(net, x, y, loss_fn) as checked_loss, \
             scaled_bias_step(net, bias_lr_scale):
         loss, errors = train_step_on_device(net, x, y, checked_loss, lr=lr,
-                                            update_order=update_order, precision=precision)
+                                            update_order=update_order, precision=precision,
+                                            optimizer=optimizer)
     return StepResult(float(loss), int(errors), int(y.shape[0]))
 
 
@@ -99,17 +135,22 @@ def train_step_on_device(
     y: Tensor,
     loss_fn: LossFn,
     *,
-    lr: float = 0.1,
-    update_order: str = "sequential",
+    lr: float = DEFAULT_LR,
+    update_order: str | None = None,
     precision: str = "fp32",
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> tuple[Tensor, Tensor]:
     """:func:`train_step` without synchronising: (batch mean loss, misclassified count) as
     0-d tensors on the batch's device, so a GPU loop needs no ``.item()`` per step. It makes
     only the host checks of :func:`deepnets.checks.check_step` (no value is read)."""
-    loss_fn = checks.check_step(net, x, y, loss_fn, lr=lr)
+    if update_order is None:
+        update_order = "sequential" if optimizer is None else "simultaneous"
     if update_order not in UPDATE_ORDERS:
         raise ValueError(f"update_order must be one of {UPDATE_ORDERS}, got {update_order!r}")
     layers = feedback_layers(net)
+    if optimizer is not None:
+        _check_optimizer(optimizer, layers, lr, update_order)
+    loss_fn = checks.check_step(net, x, y, loss_fn, lr=lr)
     if execution_policy(x.device.type).keep_freed_memory:
         keep_freed_memory()  # a step reuses the pages of the last one (deepnets.cpu)
     net.train()
@@ -118,6 +159,19 @@ def train_step_on_device(
         logits = net(x)
         loss = loss_fn(logits.float() if logits.dtype == torch.bfloat16 else logits, y)
         loss.backward()
+    if optimizer is not None:
+        _optimizer_step(net, layers, optimizer)
+    else:
+        _plain_sgd_step(net, layers, lr, update_order)
+    with torch.no_grad():
+        errors = (logits.argmax(1) != y).sum()
+    return loss.detach(), errors
+
+
+def _plain_sgd_step(net: nn.Module, layers: list[FeedbackLayer], lr: float,
+                    update_order: str) -> None:
+    """The paper's step: each feedback layer's :meth:`FeedbackLayer.step` (already taken inside
+    the backward pass in the sequential order), plain SGD on every other parameter."""
     if update_order == "simultaneous":  # every layer's step after the one backward pass
         for layer in layers:
             if layer.weight.grad is not None:
@@ -129,8 +183,47 @@ def train_step_on_device(
             if id(p) not in own and p.grad is not None:
                 p.add_(p.grad, alpha=-lr)
             p.grad = None
-        errors = (logits.argmax(1) != y).sum()
-    return loss.detach(), errors
+
+
+def _optimizer_step(net: nn.Module, layers: list[FeedbackLayer],
+                    optimizer: torch.optim.Optimizer) -> None:
+    """The rules' directions into ``.grad``, the optimizer's step, then what the rules do
+    outside it (masks, sign rules' R from W, wm's mirror phase); the gradients cleared."""
+    for layer in layers:
+        layer.write_grads()
+    optimizer.step()
+    group_lr = {id(p): float(g["lr"]) for g in optimizer.param_groups for p in g["params"]}
+    for layer in layers:
+        layer.after_optimizer_step(group_lr.get(id(layer.weight), 0.0))
+    for p in net.parameters():
+        p.grad = None
+
+
+def _check_optimizer(optimizer: Any, layers: list[FeedbackLayer], lr: float,
+                     update_order: str) -> None:
+    """A one-line ValueError unless ``optimizer`` can step the layers (see :func:`train_step`)."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(  # noqa: TRY004 (bad input is a ValueError, as in deepnets.checks)
+            f"train_step: optimizer must be a torch.optim.Optimizer, got "
+            f"{type(optimizer).__name__}")
+    if lr is not DEFAULT_LR:
+        raise ValueError("train_step: with an optimizer the learning rate is the optimizer's; "
+                         "do not pass lr")
+    if update_order != "simultaneous":
+        raise ValueError("train_step: update_order='sequential' steps each layer inside the "
+                         "backward pass (Remark 1), which a torch optimizer cannot; use "
+                         "'simultaneous' with an optimizer")
+    held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    for i, layer in enumerate(layers):
+        if layer.frozen:
+            continue
+        needed = [("W", layer.weight)]
+        if layer.feedback is not None and layer.rule.feedback_by_gradient:
+            needed.append(("R (feedback)", layer.feedback))
+        for what, p in needed:
+            if id(p) not in held:
+                raise ValueError(f"train_step: the optimizer does not hold feedback layer {i}'s "
+                                 f"{what}; build it from net.parameters()")
 
 
 @torch.no_grad()

@@ -47,7 +47,7 @@ from deepnets.rundir import CONFIG, RunError, read_log
 from urfb_common import NoSpaceError, atomic_write_text
 
 __all__ = ["CLUSTER", "Job", "Launcher", "Outcome", "SlurmOptions", "have_submitit", "launch",
-           "run_job"]
+           "run_job", "source_finished"]
 
 PROG = "python -m deepnets.suite"
 LAUNCHERS = ("local", "slurm")
@@ -121,7 +121,7 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def _source_finished(folder: Path) -> str | None:
+def source_finished(folder: Path) -> str | None:
     """None when the run in ``folder`` has logged all its epochs, else why not."""
     if not (folder / CONFIG).is_file():
         return f"its source run {folder} holds no run"
@@ -134,7 +134,7 @@ def run_job(job: Job, threads: int | None = None) -> Outcome:
     if threads:
         torch.set_num_threads(threads)
     try:
-        if job.after is not None and (why := _source_finished(job.after)):
+        if job.after is not None and (why := source_finished(job.after)):
             return Outcome(job.folder, "skipped", why)
         resume = job.resume or (job.folder / CONFIG).is_file()
         trainer.run(job.config, job.folder, resume=resume, quiet=job.quiet)

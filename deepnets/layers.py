@@ -390,7 +390,7 @@ class FeedbackLayer(nn.Module):
 
     weight: nn.Parameter
     bias: nn.Parameter | None
-    feedback: Tensor | None
+    feedback: nn.Parameter | None
     mask_weight: Tensor | None
     mask_feedback: Tensor | None
     #: fold sigma's s into W and b (when exact) rather than scale the output: W is the smaller
@@ -431,9 +431,11 @@ class FeedbackLayer(nn.Module):
         else:
             self.register_parameter("bias", None)
         fb = self.rule.has_feedback
-        self.register_buffer(
-            "feedback", self._to_feedback_layout(r * mr if masked else r) if fb else None
-        )
+        # R is a parameter that autograd never differentiates (requires_grad=False): the rule
+        # writes its direction into R.grad, so net.parameters() hands W, b and R to a torch
+        # optimizer; the state-dict key is "feedback", as when R was a buffer.
+        self.register_parameter("feedback", nn.Parameter(
+            self._to_feedback_layout(r * mr if masked else r), requires_grad=False) if fb else None)
         self.register_buffer("mask_weight", mw.float() if masked else None)
         self.register_buffer(
             "mask_feedback", self._to_feedback_layout(mr.float()) if masked and fb else None
@@ -590,9 +592,10 @@ class FeedbackLayer(nn.Module):
     def step(self, grad_w: Tensor, grad_b: Tensor | None, lr: float) -> None:
         """The layer's one step, in both update orders (Remark 1): SGD on W (eq. 3: dW =
         -lr grad_W, masked entries kept zero; W <- (1 - lr lambda) W + dW with the rule's
-        ``weight_decay`` lambda) and on b, then R as the rule says
-        (:meth:`deepnets.rules.Rule.after_step`, e.g. urfb's R += epsilon dW^t), R's mask kept.
-        A frozen layer does not step."""
+        ``weight_decay`` lambda) and on b, then R as the rule says (a gradient-learnt R decayed
+        by the same (1 - lr lambda) first; :meth:`deepnets.rules.Rule.after_step`, e.g. urfb's
+        R += epsilon dW^t), R's mask kept. A frozen layer does not step. Under a torch
+        optimizer :meth:`write_grads` and :meth:`after_optimizer_step` take its place."""
         if self._frozen:
             return
         gw = grad_w if self.mask_weight is None else grad_w * self.mask_weight
@@ -604,9 +607,57 @@ class FeedbackLayer(nn.Module):
             self.bias.add_(grad_b, alpha=-lr)
         if self.rule.learns_feedback:
             r = self._as_weight_layout(self.feedback)
+            if decay and self.rule.feedback_by_gradient:
+                r.mul_(1.0 - lr * decay)  # the same decay on a gradient-learnt R (kp)
             self.rule.after_step(Step(self.weight.detach(), r, grad_w, lr, self.rule_state(),
                                       self.glorot_bound, self.linear_maps()))
             self._keep_feedback_mask()
+
+    @torch.no_grad()
+    def write_grads(self) -> None:
+        """Under a torch optimizer (simultaneous order), after the backward pass: the layer's
+        update direction in ``.grad``, torch's sign convention (p <- p - lr grad under plain
+        SGD), the same step :meth:`step` takes: W.grad = delta x^t (eq. 3, autograd's, masked)
+        + lambda W; b.grad as autograd left it; R.grad = the rule's direction
+        (:meth:`deepnets.rules.Rule.feedback_grad`, urfb: epsilon W.grad^t) + lambda R, masked,
+        where R learns by gradient. lambda: the rule's ``weight_decay`` (kp). A frozen layer
+        writes nothing (autograd left it no gradient)."""
+        grad_w = self.weight.grad
+        if self._frozen or grad_w is None:
+            return
+        direction = (self.rule.feedback_grad(grad_w)
+                     if self.feedback is not None and self.rule.feedback_by_gradient else None)
+        decay = self.rule.weight_decay
+        if self.mask_weight is not None:
+            grad_w.mul_(self.mask_weight)
+        if decay:
+            grad_w.add_(self.weight, alpha=decay)
+        if direction is not None:
+            assert self.feedback is not None
+            if decay:
+                direction.add_(self._as_weight_layout(self.feedback), alpha=decay)
+            grad_r = self._to_feedback_layout(direction)
+            if self.mask_feedback is not None:
+                grad_r.mul_(self.mask_feedback)
+            self.feedback.grad = grad_r
+
+    @torch.no_grad()
+    def after_optimizer_step(self, lr: float) -> None:
+        """After a torch optimizer has stepped W, b and R from :meth:`write_grads`' directions:
+        masked entries of W and R back to zero, and R as a rule that does not learn it by
+        gradient says (sign rules: from the new W's signs; wm: the mirror phase), with
+        ``lr`` the learning rate of W's parameter group. Call before the gradients are cleared."""
+        if self._frozen:
+            return
+        if self.mask_weight is not None:
+            self.weight.mul_(self.mask_weight)
+        if self.rule.learns_feedback and not self.rule.feedback_by_gradient:
+            grad_w = self.weight.grad
+            r = self._as_weight_layout(self.feedback)
+            self.rule.after_step(Step(self.weight.detach(), r,
+                                      torch.zeros_like(r) if grad_w is None else grad_w, lr,
+                                      self.rule_state(), self.glorot_bound, self.linear_maps()))
+        self._keep_feedback_mask()
 
     def direct_backward(self, x: Tensor, grad_out: Tensor, active: Tensor | None,
                         needs: tuple[bool, bool, bool], lr: float | None

@@ -30,6 +30,7 @@ from deepnets.config import (
     shown,
 )
 from deepnets.data import KINDS
+from deepnets.optim import add_optimizer_flags
 from deepnets.rules import METHODS, RULES, rules_with_param
 from deepnets.rundir import check_not_busy, find_data_dir, read_config
 from deepnets.trainer import stored_config
@@ -228,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--symmetric-init", action="store_true", help="start with R = W^T (urfb then equals bp)"
     )
     p.add_argument("--lr", type=_positive(float), help="SGD step (default: 0.1)")
+    add_optimizer_flags(p)
     p.add_argument("--batch-size", type=_positive(int), help="mini-batch size (default: 500)")
     p.add_argument(
         "--seed",

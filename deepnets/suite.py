@@ -18,8 +18,12 @@ paired seed by seed. Paper scale is the default (1000 epochs, batch 500, step 0.
 and ``--train-size`` shrink it and every run records its scale in ``config.json``. Each run is a
 :class:`deepnets.config.TrainConfig` trained by :func:`deepnets.trainer.run`; finished runs are
 skipped, interrupted ones resumed, and a run-time estimate from a few timed SGD steps is printed
-before the grid starts. Every run uses the paper's protocol -- the sequential update order of
-Remark 1 and no biases -- unless ``--update-order simultaneous`` / ``--bias`` say otherwise.
+before the grid starts (one run after another; ``--jobs`` and ``--pack`` do not shorten it).
+``--pack N`` trains up to N runs at once in this process, a step of each in turn
+(:mod:`deepnets.pack`: on a GPU each run's captured step on its own stream); a packed run's
+folder is the single run's. Every run uses the paper's protocol -- the sequential update order
+of Remark 1 and no biases -- unless ``--update-order simultaneous`` / ``--bias`` say otherwise
+(a torch optimizer's runs take the simultaneous order).
 
 ``--evaluate-test TEST`` then scores every finished CIFAR-10 run once on TEST's test split --
 the weights of its epoch of lowest validation error, and its last weights -- and writes the
@@ -38,19 +42,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from deepnets import launch
+from deepnets import launch, pack
 from deepnets.arch import WEIGHT_KINDS, parse_arch
 from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
 from deepnets.data import DataError
-from deepnets.evaluate import score_test_split
 from deepnets.models import MODELS
+from deepnets.optim import add_optimizer_flags, is_plain
 from deepnets.protocols import PROTOCOLS
 from deepnets.rundir import CHECKPOINT, CONFIG, RunError, claim_folder, read_log
+from deepnets.scoring import score_test_split
 from deepnets.stops import out_of_memory, sigterm_as_interrupt
 from deepnets.testresult import read_test, write_test
 from deepnets.trainer import (
@@ -179,6 +185,21 @@ class Settings:
     cuda_graph: str = "auto"         # deepnets.capture: how a GPU runs the step
     update_order: str = "sequential"  # Remark 1 (the paper's protocol)
     bias: bool = False               # eq. (1) has none
+    # deepnets.optim: a torch optimizer and step schedule (the defaults: the paper's plain SGD)
+    optimizer: str = "sgd"
+    momentum: float | None = None
+    weight_decay: float = 0.0
+    lr_steps: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
+
+    def optimizer_fields(self) -> dict[str, Any]:
+        """The TrainConfig fields of the optimizer; a torch optimizer steps all layers at once,
+        so its runs take the simultaneous order (plain SGD keeps ``update_order``)."""
+        given = {"optimizer": self.optimizer, "momentum": self.momentum,
+                 "weight_decay": self.weight_decay, "lr_steps": self.lr_steps,
+                 "lr_gamma": self.lr_gamma}
+        plain = is_plain(self.optimizer, self.weight_decay, self.lr_steps)
+        return {**given, "update_order": self.update_order if plain else "simultaneous"}
 
 
 def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
@@ -196,8 +217,9 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
         probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph,
-        update_order=s.update_order, bias=s.bias and spec.arch not in MODELS,  # a named model
-        # (deepnets.rulebench's resnet-mini) keeps its own biases
+        bias=s.bias and spec.arch not in MODELS,  # a named model (deepnets.rulebench's
+        # resnet-mini) keeps its own biases
+        **s.optimizer_fields(),  # update_order too
         **{k: protocol.rule_params.get(k) for k in OWN_FLAG_PARAMS},  # urfb's --epsilon
         rule_params={k: v for k, v in protocol.rule_params.items() if k not in OWN_FLAG_PARAMS},
     )  # fmt: skip
@@ -389,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-size", type=int, default=5000, help="images held out for validation (paper: 5000)")
     p.add_argument("--batch-size", type=int, default=500, help="SGD batch size (paper: 500)")
     p.add_argument("--lr", type=float, default=0.1, help="SGD step (paper: 0.1)")
+    g = p.add_argument_group("optimizer of every run (default: the paper's plain SGD; a torch "
+                             "optimizer's runs take the simultaneous update order)")
+    add_optimizer_flags(g, defaults=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="SEED",
                    help="run every run once per seed (W, R, masks, data order, dropout); "
                    "default: 0")
@@ -422,6 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "submitit (pip install 'urfb[cluster]')")
     g.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="local: train N runs at once, each with cores/N threads (default 1)")
+    g.add_argument("--pack", type=int, default=1, metavar="N",
+                   help="train up to N runs at once in this one process on the one device, a "
+                   "step of each in turn (deepnets.pack): on a GPU each run replays its own "
+                   "CUDA graph on its own stream, so that the runs' kernels overlap; on the CPU "
+                   "no faster than one by one (default 1: one run after another)")
     g.add_argument("--slurm-partition", metavar="NAME", help="partition of the jobs")
     g.add_argument("--slurm-time", type=int, metavar="MINUTES",
                    help="time limit of each job (required); a run stopped by it is requeued "
@@ -445,6 +475,11 @@ def _launcher(args: argparse.Namespace, parser: argparse.ArgumentParser) -> laun
     """The launcher of ``--launcher``/``--jobs``/``--slurm-*``, checked (one-line errors)."""
     if args.jobs < 1:
         parser.error("argument --jobs: must be >= 1")
+    if args.pack < 1:
+        parser.error("argument --pack: must be >= 1")
+    if args.pack > 1 and (args.jobs != 1 or args.launcher != "local"):
+        parser.error("argument --pack: packs runs in this one process; not with --jobs or "
+                     "--launcher slurm")
     if args.launcher != "slurm":
         for flag in _SLURM_FLAGS:
             if getattr(args, flag) not in (None, False):
@@ -530,7 +565,9 @@ def main(argv: list[str] | None = None) -> int:
     s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
                  args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
                  args.quiet, args.split_seed, args.probe_size, args.cuda_graph,
-                 args.update_order, args.bias)
+                 args.update_order, args.bias,
+                 optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
+                 lr_steps=tuple(args.lr_steps), lr_gamma=args.lr_gamma)
     existed = args.out.exists()
     with sigterm_as_interrupt() as stop:  # SIGTERM stops the grid as Ctrl-C does
         try:
@@ -559,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
 def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], figures: Sequence[int],
                   s: Settings, launcher: launch.Launcher) -> int:
     """List the grid's runs with their state and time estimate, then train what is left."""
+    train_config(specs[0], args.out, s)  # bad optimizer settings: one line, before any run
     states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
     print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
           f"{args.epochs} epochs, batch {s.batch_size}, lr {s.lr}, "
@@ -585,7 +623,10 @@ def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], figures: Seque
               f"probe and checkpoint, plus loading the data once: {load})")
     if args.dry_run:
         return 0
-    status = _run_all(todo, args.out, s, launcher)
+    if args.pack > 1 and todo:
+        status = _run_packed(todo, args.out, s, args.pack)
+    else:
+        status = _run_all(todo, args.out, s, launcher)
     if args.evaluate_test is not None and status in (0, 1):
         evaluate_test([sp for sp in specs if sp.dataset == "cifar10"], args.out,
                       args.evaluate_test, s)
@@ -661,6 +702,21 @@ def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
         return 1
     print(f"trained {len(todo)} runs in {out}" if todo else f"nothing to train: every run in {out} is done")
     return 0
+
+
+def _run_packed(todo: list[tuple[RunSpec, int]], out: Path, s: Settings, n: int) -> int:
+    """Train (or resume) the runs ``n`` at once in this process (:mod:`deepnets.pack`), a
+    retraining run only after the run it takes its first layer from; reported as
+    :func:`deepnets.launch.report` does, 130 on Ctrl-C."""
+    jobs = [launch.Job(sp.name, train_config(sp, out, s), out / sp.name,
+                       resume=(out / sp.name / CONFIG).is_file(),
+                       after=out / sp.from_run if sp.from_run else None) for sp, _ in todo]
+    try:
+        return launch.report(pack.train_packed(jobs, n, s.device, progress=not s.quiet), out)
+    except RunInterrupted as exc:
+        print(f"python -m deepnets.suite: {exc}; rerun the same command to resume the grid",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

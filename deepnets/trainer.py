@@ -1,8 +1,10 @@
 """Training a :class:`TrainConfig` into a run folder: ``run(cfg, out)`` (Sections 3-4).
 
-Plain SGD with a fixed step (paper: 0.1, batch 500), a validation split held out of the
-training set (paper: 5,000 images, drawn by ``split_seed`` so that every seed sees the same
-split), one ``log.jsonl`` record and one atomic checkpoint per epoch. A resumed run ends in the
+Plain SGD with a fixed step (paper: 0.1, batch 500) or a torch optimizer and step schedule
+(``--optimizer``, ``--lr-steps``: :mod:`deepnets.optim`; run eagerly, their states in the
+checkpoint), a validation split held out of the training set (paper: 5,000 images, drawn by
+``split_seed`` so that every seed sees the same split), one ``log.jsonl`` record and one
+atomic checkpoint per epoch. A resumed run ends in the
 same state (bit-identical on the CPU) as an uninterrupted one.
 
 Each ``log.jsonl`` record: ``train_loss`` / ``train_error``, means over the epoch's mini-batches
@@ -30,13 +32,14 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from deepnets import checkpoint as ckpt
@@ -49,6 +52,7 @@ from deepnets.engine import evaluate, untie
 from deepnets.losses import make_loss
 from deepnets.models import MODELS, build_net
 from deepnets.network import FeedbackNet
+from deepnets.optim import build_optimizer
 from deepnets.rundir import (
     CHECKPOINT,
     CONFIG,
@@ -309,6 +313,8 @@ class _Session:
     probe: tuple[torch.Tensor, torch.Tensor] | None
     stepper: TrainStepper
     quiet: bool
+    #: the torch optimizer and its schedule (None: the paper's plain SGD)
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None
 
 
 def _probe(s: _Session) -> dict[str, Any] | None:
@@ -317,7 +323,11 @@ def _probe(s: _Session) -> dict[str, Any] | None:
     return summary(alignment(s.net, *s.probe, s.loss_fn))
 
 
-def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, list[dict[str, Any]]]:
+def _train_epoch(
+    s: _Session, epoch: int
+) -> Generator[None, None, tuple[float, float, list[dict[str, Any]]]]:
+    """The epoch's training steps, yielding after each one (:mod:`deepnets.pack` interleaves the
+    steps of several runs there); returns (train loss, train error, early probes)."""
     cfg, n = s.cfg, len(s.train)
     early = EARLY_PROBE_STEPS if epoch == 1 and s.probe is not None else ()
     steps = [{"step": 0, "alignment": _probe(s)}] if 0 in early else []
@@ -329,6 +339,7 @@ def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, list[dict[str, 
         s.stepper.step(idx)
         if b in early:
             steps.append({"step": b, "alignment": _probe(s)})
+        yield
     loss_sum, errors = s.stepper.totals()
     train_loss = float(loss_sum) / n  # the epoch's one synchronisation
     if not math.isfinite(train_loss) or not _state_is_finite(s.net):
@@ -336,10 +347,14 @@ def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, list[dict[str, 
     return train_loss, int(errors) / n, steps
 
 
-def _epoch(s: _Session, epoch: int) -> None:
+def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
+    """One epoch: its training steps (yielding after each), validation, the log record and the
+    checkpoint. :func:`run` drains it; :mod:`deepnets.pack` advances several runs' in turn."""
     t0, cpu0 = time.perf_counter(), time.process_time()
-    train_loss, train_err, steps = _train_epoch(s, epoch)
+    train_loss, train_err, steps = yield from _train_epoch(s, epoch)
     train_seconds = time.perf_counter() - t0
+    if s.schedule is not None:
+        s.schedule.step()  # the schedule counts epochs (--lr-steps)
     val_loss, val_err = (evaluate(s.net, s.val.x, s.val.y, s.loss_fn) if len(s.val)
                          else (None, None))
     t1 = time.perf_counter()
@@ -363,6 +378,7 @@ def _epoch(s: _Session, epoch: int) -> None:
         "epoch": epoch, "net": s.net.state_dict(), "records": records,
         "torch_rng": torch.get_rng_state(), "order_rng": s.order.get_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.startswith("cuda") else None,
+        **_optimizer_state(s.schedule),
     })  # fmt: skip
     s.records = records
     write_log(s.out, s.records)
@@ -412,15 +428,52 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: b
     train, val, net = train.to(device), val.to(device), net.to(device)
     source = val if len(val) else train
     probe = probe_batch(source.x, source.y, cfg.probe_size, cfg.seed) if cfg.probe_size else None
+    schedule = _schedule(cfg, net, state, out)
+    eager = cfg.output_feedback == "circuit" or schedule is not None
     stepper = TrainStepper(net, loss_fn, train.x, train.y, lr=cfg.lr, batch_size=cfg.batch_size,
                            update_order=cfg.update_order, precision=cfg.precision,
-                           mode="off" if cfg.output_feedback == "circuit" else cfg.cuda_graph)
+                           mode="off" if eager else cfg.cuda_graph,
+                           optimizer=None if schedule is None else schedule.optimizer)
     # Written last: a set-up that fails writes nothing.
     write_config(out, {**cfg.to_json_dict(), "net": net.config,
                        "data_dir_from_run": data_dir_from_run(out, cfg.data_dir),
                        "weight_layer_names": net.weight_layer_names, "classes": train.classes})
     write_log(out, records)  # drops a line logged after the last checkpoint, if killed there
-    return _Session(out, cfg, train, val, net, loss_fn, order, records, probe, stepper, quiet)
+    return _Session(out, cfg, train, val, net, loss_fn, order, records, probe, stepper, quiet,
+                    schedule)
+
+
+def _schedule(cfg: TrainConfig, net: nn.Module, state: dict[str, Any] | None,
+              out: Path) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The run's torch optimizer and schedule (:mod:`deepnets.optim`), resumed from the
+    checkpoint's states; None for the paper's plain SGD. Build after ``net`` is on its device."""
+    if cfg.plain_sgd:
+        return None
+    optimizer, schedule = build_optimizer(
+        net, cfg.optimizer, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+        lr_steps=cfg.lr_steps, lr_gamma=cfg.lr_gamma)
+    if state is not None:
+        if not isinstance(state.get("optimizer"), dict) or not isinstance(state.get("schedule"),
+                                                                          dict):
+            raise RunError(f"{out / CHECKPOINT} holds no optimizer state: cannot resume "
+                           f"--optimizer {cfg.optimizer} exactly")
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+    return schedule
+
+
+def _optimizer_state(schedule: torch.optim.lr_scheduler.LRScheduler | None) -> dict[str, Any]:
+    """The checkpoint's entries for the optimizer's and the schedule's states (none for plain
+    SGD)."""
+    if schedule is None:
+        return {}
+    return {"optimizer": schedule.optimizer.state_dict(), "schedule": schedule.state_dict()}
+
+
+def drain(steps: Iterator[None]) -> None:
+    """Run a step generator (:func:`_epoch`) to its end."""
+    for _ in steps:
+        pass
 
 
 def run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool = False,
@@ -455,7 +508,7 @@ def _run_claimed(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, force_d
             start = len(s.records) + 1
             for epoch in tqdm(range(start, s.cfg.epochs + 1), desc=out.name, initial=start - 1,
                               total=s.cfg.epochs, disable=quiet, file=sys.stderr):
-                _epoch(s, epoch)
+                drain(_epoch(s, epoch))
     except KeyboardInterrupt:
         done = len(s.records) if s is not None else 0
         where = (f"{out / CHECKPOINT} keeps epoch {done}; rerun with --resume to continue"

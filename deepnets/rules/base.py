@@ -83,7 +83,9 @@ class Step:
     """One layer's step, as its rule sees it after W and b have taken it: W took
     dW = -lr grad_W (eq. 3: the Hebbian increment; masked entries of W stay zero), ``grad_w``
     is the unmasked gradient, ``r`` is R^t in W's layout (a view of the stored R, changed in
-    place by the rule) and ``state`` the rule's own tensors (:meth:`Rule.start`)."""
+    place by the rule) and ``state`` the rule's own tensors (:meth:`Rule.start`). Under a torch
+    optimizer (rules without ``feedback_by_gradient``): W took the optimizer's step,
+    ``grad_w`` is the ``.grad`` it stepped by and ``lr`` the learning rate of W's group."""
 
     w: Tensor
     r: Tensor
@@ -106,7 +108,10 @@ class Rule:
     * :meth:`start`: the rule's own start of R (e.g. from W) and its own tensors;
     * :meth:`refresh`: R again from W after W was set from outside (``deepnets.convert``);
     * :meth:`after_step`: how R changes after the layer's step (``learns_feedback`` rules);
-    * :attr:`weight_decay`: the decay lambda the step puts on W (W <- (1 - lr lambda) W + dW).
+    * :meth:`feedback_grad`: R's update direction for a torch optimizer
+      (``feedback_by_gradient`` rules; ``docs/rules.md``, "Rules under an optimizer");
+    * :attr:`weight_decay`: the decay lambda the step puts on W and on a gradient-learnt R
+      (W <- (1 - lr lambda) W + dW: torch's ``weight_decay`` on W and R).
     """
 
     params: Mapping[str, float]
@@ -120,6 +125,9 @@ class Rule:
     error_path: ClassVar[str] = "R"  #: one of :data:`ERROR_PATHS`
     learns_feedback: ClassVar[bool] = False  #: whether :meth:`after_step` changes R
     symmetric_init_applies: ClassVar[bool] = True  #: whether R(0) = W(0)^t means anything
+    #: whether R learns by a direction a torch optimizer steps (:meth:`feedback_grad`); the
+    #: other ``learns_feedback`` rules change R in :meth:`after_step`, after the optimizer's step
+    feedback_by_gradient: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.parameters))
@@ -168,7 +176,9 @@ class Rule:
 
     @property
     def weight_decay(self) -> float:
-        """The decay lambda on W in the layer's step (0: none)."""
+        """The decay lambda on W, and on R where R learns by gradient, in the layer's step
+        (0: none): under plain SGD p <- (1 - lr lambda) p + dp, under a torch optimizer
+        lambda p added to p's ``.grad`` (torch's ``weight_decay``)."""
         return 0.0
 
     def describe(self) -> str:
@@ -185,7 +195,16 @@ class Rule:
         """R again from W, after W was set from outside; most rules keep R as it is."""
 
     def after_step(self, step: Step) -> None:
-        """Change R (``step.r``) after the layer's step; called for ``learns_feedback`` rules."""
+        """Change R (``step.r``) after the layer's step; called for ``learns_feedback`` rules
+        (under a torch optimizer only for those that do not set ``feedback_by_gradient``)."""
+
+    def feedback_grad(self, grad_w: Tensor) -> Tensor | None:
+        """R^t's update direction in W's layout and torch's sign convention (an optimizer steps
+        R <- R - lr * direction^t under plain SGD), from W's unmasked gradient ``grad_w``; a
+        new tensor (``grad_w`` is not changed), or None where R does not move this step.
+        Called for ``feedback_by_gradient`` rules, whose :meth:`after_step` is the same update
+        under plain SGD."""
+        return None
 
 
 def _rebuild(cls: type[Rule], params: dict[str, float]) -> Rule:

@@ -65,7 +65,7 @@ def test_bias_lr_scale_scales_the_bias_step_only(method: str, order: str) -> Non
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(6, 2, 4, 4, generator=gen), torch.randint(0, 10, (6,), generator=gen)
     nets = {k: FeedbackNet("conv 3 3x3; maxpool 2; full 6; output", in_shape=(2, 4, 4),
-                           method=method, seed=1) for k in (1.0, 3.0, 0.0)}
+                           method=method, seed=1, bias=True) for k in (1.0, 3.0, 0.0)}
     start = {n: b.detach().clone() for n, b in nets[1.0].named_parameters() if "bias" in n}
     for k, net in nets.items():
         train_step(net, x, y, make_loss("hinge", 10), update_order=order, bias_lr_scale=k)

@@ -102,8 +102,9 @@ def test_urfb_from_a_symmetric_start_follows_bp(order: str) -> None:
         assert a.loss == pytest.approx(b.loss, abs=1e-6)
         if order == "simultaneous":
             train_step(reference, x, y, loss_fn, lr=0.1)
-    for p, q in zip(bp.parameters(), urfb.parameters()):
-        assert torch.allclose(p, q, atol=1e-5)
+    urfb_params = dict(urfb.named_parameters())  # bp's and R (urfb's feedback parameters)
+    for name, p in bp.named_parameters():
+        assert torch.allclose(p, urfb_params[name], atol=1e-5), name
     for layer in feedback_layers(urfb):
         assert torch.allclose(layer.feedback_as_weight(), layer.weight, atol=1e-5)
     if order == "simultaneous":

@@ -168,7 +168,8 @@ def test_a_float64_model_stays_float64_end_to_end() -> None:
     with torch.no_grad():
         for p in reference.parameters():
             p -= 0.1 * p.grad
-    train_step(net, x, y, make_loss("softmax", 4), lr=0.1)
+    # the simultaneous order: every layer's step from the one backward pass, as autograd's SGD
+    train_step(net, x, y, make_loss("softmax", 4), lr=0.1, update_order="simultaneous")
     for layer, original in zip(feedback_layers(net), (reference[0], reference[3])):
         assert layer.weight.dtype == torch.float64
         assert (layer.weight - original.weight).abs().max() < 1e-15

@@ -16,25 +16,35 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
-    data, out = tmp_path / "data", tmp_path / "out"
+    data, out, runs = tmp_path / "data", tmp_path / "out", tmp_path / "runs"
     data.mkdir()
     write_imagefolder(data, side=32, classes=[f"c{i}" for i in range(10)], per_class=5, seed=1)
-    env = {**os.environ, "OUT": str(out), "URFB_DATA": str(data), "PYTHON": sys.executable,
-           "BUDGET_S": "200"}
+    env = {**os.environ, "OUT": str(out), "RUNS": str(runs), "URFB_DATA": str(data),
+           "PYTHON": sys.executable, "BUDGET_S": "200"}
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--smoke"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert {p.name for p in out.iterdir()} >= {"machine.txt", "pytest_cuda.log", "gpu_check.log",
+    assert {p.name for p in out.iterdir()} == {"machine.txt", "pytest_cuda.log", "gpu_check.log",
                                                "gpu_check.json", "suite.log", "runs.tar.gz"}
-    assert "pytest -k cuda_graph_replay: exit 0" in (out / "machine.txt").read_text()
+    assert "pytest -k 'cuda_graph_replay or cuda_pack': exit 0" in (out / "machine.txt").read_text()
     report = json.loads((out / "gpu_check.json").read_text())
     assert max(r["max_abs_diff"] for r in report["agreement"]) == 0.0  # CPU against itself
     assert len(report["step_times"]) == 9 and all("step_s" in r for r in report["step_times"])
     assert all("needs a CUDA device" in r["on_error"] for r in report["step_times"])
+    packs = report["pack_times"]  # (b) packed: 2 runs of simpnet and of deepernet, eager here
+    assert [(r["arch"], r["runs"]) for r in packs] == [("simpnet", 2), ("deepernet", 2)]
+    assert all(r["step_s_per_run"] > 0 and not r["captured"] for r in packs)
+    assert report["projections"]["simpnet_grid_of_18_runs_minutes_1000_epochs_packed"] > 0
     assert report["grid_cuda_graph"] == "off" and report["grids"][0]["status"] == "exit 0"
-    assert sorted(r["run"] for r in report["paper_scale"]) == [
-        "simpnet-cifar10-bp-h-s0", "simpnet-cifar10-frfb-s0", "simpnet-cifar10-urfb-s0"]
+    assert "--pack 18" in report["grids"][0]["command"]
+    protocols = ("bp", "bp-h", "urfb", "frfb", "urfb-50", "frfb-50")
+    assert sorted(r["run"] for r in report["paper_scale"]) == sorted(
+        f"simpnet-cifar10-{p}-s{s}" for p in protocols for s in range(3))
+    assert report["grid_run_epochs"] == 18 and report["grid_run_epochs_per_second"] > 0
     with tarfile.open(out / "runs.tar.gz") as tar:
         names = tar.getnames()
-    assert len(names) == 6 and not any(n.endswith(".pt") for n in names)
-    assert str(out) not in (out / "suite.log").read_text()  # logged as $OUT
+    assert len(names) == 36 and not any(n.endswith(".pt") for n in names)
+    assert all((runs / r["run"] / "checkpoint.pt").is_file() for r in report["paper_scale"])
+    suite_log = (out / "suite.log").read_text()
+    assert "trained 18 runs" in suite_log
+    assert str(out) not in suite_log and str(runs) not in suite_log  # logged as $OUT, $RUNS

@@ -114,7 +114,8 @@ def test_two_trainings_then_sigterm(cifar: Path, tmp_path: Path, capsys) -> None
     assert first.returncode == 143, err
     done = load_checkpoint(out)["epoch"]  # type: ignore[index]
     assert err.count("\n") == 1 and f"{out / 'checkpoint.pt'} keeps epoch {done}" in err, err
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.json", "log.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "checkpoint.pt", "config.json",
+                                                     "log.jsonl"]
     assert train_mod.main(args(cifar, out, "--resume", epochs=done + 1)) == 0
     assert len(read_log(out)) == done + 1
 

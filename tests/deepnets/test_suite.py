@@ -287,7 +287,7 @@ def _test_split(root: Path) -> Path:
 def test_evaluate_test_scores_each_finished_run_once_into_test_json(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from deepnets.evaluate import evaluate_run
+    from deepnets.scoring import evaluate_run
     from deepnets.testresult import read_test
 
     test_dir = _test_split(tmp_path / "test")

@@ -1,0 +1,118 @@
+"""A trained run's weights scored on a data split (Section 4): the library part of
+``python -m deepnets.evaluate`` and of ``python -m deepnets.suite --evaluate-test``.
+
+``val`` is the run's own validation split, recomputed from its ``split_seed`` and ``val_size``;
+any other name (``train``, ``test``, an image folder's sub-folder) is read whole. The loss is
+the run's training loss (hinge, eq. (4), with its mu; or softmax cross-entropy). The run's own
+splits (``val``, ``train``) must come from the data it was trained on (its fingerprint), unless
+``force_data``. ``which="best"`` scores the weights of the epoch of lowest validation error
+(``best.pt``), ``"last"`` the last checkpoint; :func:`score_test_split` scores both, for
+``test.json`` (:mod:`deepnets.testresult`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepnets import checkpoint as ckpt
+from deepnets.config import ConfigError, TrainConfig
+from deepnets.data import Dataset, data_mismatch, load_dataset, split_train_val
+from deepnets.engine import evaluate
+from deepnets.losses import make_loss
+from deepnets.rundir import find_data_dir, read_config, read_log
+from deepnets.trainer import resolve_device, stored_config
+
+
+@dataclass(frozen=True)
+class Score:
+    """A run's weights scored on a split: mean loss, error rate, number of images, and which
+    weights (``best`` or ``last``) of which epoch, with that epoch's validation error."""
+
+    loss: float
+    error: float
+    n: int
+    which: str
+    epoch: int
+    val_error: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "val_error": self.val_error, "loss": self.loss,
+                "error": self.error}
+
+
+def load_split(cfg: TrainConfig, classes: list[str] | None, kind: str, data_dir: str | Path,
+               split: str, force_data: bool = False) -> Dataset:
+    """The images to evaluate on; ``val`` is the run's held-out part of ``train``."""
+    name = "train" if split == "val" else split
+    ds = load_dataset(kind, data_dir, name, classes=classes if kind == "imagefolder" else None)
+    own = split in ("val", "train")
+    why = data_mismatch(cfg.data_fingerprint, ds.fingerprint) if cfg.data_fingerprint else None
+    if own and why and not force_data:
+        raise ConfigError(f"--data-dir {data_dir}: its {name} split (fingerprint {ds.fingerprint})"
+                          f" is not the data the run was trained on ({cfg.data_fingerprint}: "
+                          f"{why}); pass --force-data to score it anyway")
+    return split_train_val(ds, cfg.val_size, cfg.split_seed)[1] if split == "val" else ds
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    kind: str | None = None,
+    data_dir: str | Path | None = None,
+    split: str = "val",
+    device: str = "auto",
+    batch_size: int = 1000,
+    force_data: bool = False,
+    which: str = "best",
+) -> Score:
+    """The run's weights (``which``: the validation-chosen epoch's or the last) scored on
+    ``split``; the data defaults to the run's own."""
+    device = resolve_device(device)
+    cfg = stored_config(Path(run_dir))
+    classes = read_config(run_dir).get("classes")
+    data_dir = data_dir or find_data_dir(run_dir, read_config(run_dir))
+    ds = load_split(cfg, classes, kind or cfg.data, data_dir, split, force_data)
+    return _score(run_dir, cfg, ds, kind or cfg.data, split, device, batch_size, which)
+
+
+def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split: str = "test",
+                device: str = "cpu", batch_size: int = 1000) -> dict[str, Any]:
+    """The run's ``test.json`` content (:mod:`deepnets.testresult`): the validation-chosen
+    weights and the last ones, both scored on ``split`` of ``data_dir`` (read once)."""
+    cfg = stored_config(Path(run_dir))
+    ds = load_split(cfg, read_config(run_dir).get("classes"), kind, data_dir, split)
+    result: dict[str, Any] = {"data_dir": str(data_dir), "data": kind, "split": split,
+                              "fingerprint": ds.fingerprint, "images": len(ds),
+                              "epochs_done": len(read_log(run_dir))}
+    for which in ckpt.WHICH:
+        if which == "best" and ckpt.load_best(run_dir) is None:
+            continue
+        result[which] = _score(run_dir, cfg, ds, kind, split, device, batch_size, which).as_dict()
+    return result
+
+
+def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split: str,
+           device: str, batch_size: int, which: str) -> Score:
+    if len(ds) == 0:
+        raise ConfigError(f"--split {split} is empty")
+    net = ckpt.load_network(run_dir, map_location=device, which=which)
+    log = read_log(run_dir)
+    if which == "best":
+        best = ckpt.load_best(run_dir)
+        assert best is not None  # load_network found it
+        epoch, val_error = int(best["epoch"]), float(best["val_error"])
+    else:
+        epoch = len(log)
+        val_error = log[-1].get("val_error") if log else None
+    n_classes = net.config["n_classes"]
+    if len(ds.classes) != n_classes or tuple(ds.x.shape[1:]) != tuple(net.config["in_shape"]):
+        raise ConfigError(
+            f"--data {kind} ({len(ds.classes)} classes, images "
+            f"{tuple(ds.x.shape[1:])}) does not fit the run ({n_classes} classes, images "
+            f"{tuple(net.config['in_shape'])})"
+        )
+    loss_fn = make_loss(cfg.loss, n_classes, mu=cfg.mu)
+    ds = ds.to(device)
+    loss, error = evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size)
+    return Score(loss, error, len(ds), which, epoch, val_error)

@@ -34,7 +34,7 @@ Adding a rule is one entry in :data:`RULE_PARAMS` and one branch of :func:`feedb
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np

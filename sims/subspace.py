@@ -73,7 +73,8 @@ def reduce_feedback(T: np.ndarray, R0: Sequence[np.ndarray], direct: bool = Fals
     problem's shape: it never enters the dynamics."""
     Q = feedback_frames(T, R0, direct)
     Qt = [np.swapaxes(q, -1, -2) for q in Q]
-    red = [Qt[j - 1] @ R0[j - 1] @ (1 if direct else Q[j]) for j in range(1, len(R0) + 1)]
+    red = [Qt[j - 1] @ R0[j - 1] if direct else Qt[j - 1] @ R0[j - 1] @ Q[j]
+           for j in range(1, len(R0) + 1)]
     return Reduced(T @ Q[0], red, Q, direct)
 
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+from torch import nn
 
-import deepnets  # noqa: E402
-from sims.rules import (  # noqa: E402
+import deepnets
+from sims.rules import (
     RULE_PARAMS,
     LinearRule,
     draw_fixed,
@@ -140,8 +140,8 @@ def test_rhs_matches_one_engine_step(name: str) -> None:
 
 def test_brsf_mean_field_is_half_the_bound() -> None:
     """brsf's redrawn |M| averages b/2 (b = Glorot bound): the ODE's mean field √3σ/2."""
-    rule, net, layers, Ws, _, fixed, rng = _setup("brsf")
-    T, x, y, loss = _data(rng)
+    _, net, layers, _, _, fixed, rng = _setup("brsf")
+    _, x, y, loss = _data(rng)
     ratios = []
     for _ in range(20):
         deepnets.train_step(net, x, y, loss, lr=LR)
@@ -153,8 +153,8 @@ def test_brsf_mean_field_is_half_the_bound() -> None:
 def test_dfa_reads_back_a_fixed_b() -> None:
     """The B read from the engine's signals does not change when W does (else the DFA check
     above would compare with a B that only held at one state)."""
-    _, net, layers, _, _, fixed, rng = _setup("dfa")
-    T, x, y, loss = _data(rng)
+    _, net, _, _, _, fixed, rng = _setup("dfa")
+    _, x, y, loss = _data(rng)
     deepnets.train_step(net, x, y, loss, lr=0.1)
     again = _direct_matrices(net, WIDTHS[-1])
     for a, b in zip(fixed[1:], again[1:]):

@@ -95,40 +95,44 @@ def reduced_system(red: Reduced, eps: float, decay: float = 0.0) -> System:
     B, n = T.shape[0], T.shape[-1]
     k = len(red.R0)
     R0 = np.stack(red.R0, axis=1)                       # (B, k, n, n)
-    eye = np.broadcast_to(np.eye(n), (B, n, n))
+    eye = np.eye(n)
 
     def prefix(M: np.ndarray) -> np.ndarray:
+        """P_i = M_i⋯M_1 over the layer axis −3 (any leading axes)."""
         P = np.empty_like(M)
-        P[:, 0] = M[:, 0]
+        P[..., 0, :, :] = M[..., 0, :, :]
         for i in range(1, k):
-            np.matmul(M[:, i], P[:, i - 1], out=P[:, i])
+            np.matmul(M[..., i, :, :], P[..., i - 1, :, :], out=P[..., i, :, :])
         return P
 
     def rhs(t: float, y: np.ndarray) -> np.ndarray:
-        M = y.reshape(B, k, n, n)
+        """f(t, y) for a flat state y, or for the columns of y (D, m) (``vectorized``: an
+        implicit solver's finite-difference Jacobian in one call); columns become a leading axis."""
+        M = (y.T if y.ndim == 2 else y).reshape(-1, B, k, n, n)
         P = prefix(M)
-        E = T - P[:, -1]
+        E = T - P[..., -1, :, :]
         G = np.empty_like(M)                            # E P_{i-1}ᵗ, P_0 = I
-        G[:, 0] = E
-        np.matmul(E[:, None], np.swapaxes(P[:, :-1], -1, -2), out=G[:, 1:])
+        G[..., 0, :, :] = E
+        np.matmul(E[..., None, :, :], np.swapaxes(P[..., :-1, :, :], -1, -2),
+                  out=G[..., 1:, :, :])
         D = np.empty_like(M)                            # R_{i+1}⋯R_k, empty product I
-        D[:, -1] = eye
+        D[..., -1, :, :] = eye
         if red.direct:
-            D[:, :-1] = R0[:, 1:]
+            D[..., :-1, :, :] = R0[:, 1:]
         else:
             R = math.exp(-decay * t) * R0 + eps * np.swapaxes(M, -1, -2)
             for i in range(k - 2, -1, -1):
-                np.matmul(R[:, i + 1], D[:, i + 1], out=D[:, i])
+                np.matmul(R[..., i + 1, :, :], D[..., i + 1, :, :], out=D[..., i, :, :])
         dM = np.matmul(D, G)
         if decay:
             dM -= decay * M
-        return dM.ravel()
+        return dM.reshape(y.shape[1], -1).T if y.ndim == 2 else dM.ravel()
 
     def errors(y: np.ndarray) -> np.ndarray:
         E = T - prefix(y.reshape(B, k, n, n))[:, -1]
         return np.einsum("bij,bij->b", E, E)
 
-    return System(rhs, np.zeros(B * k * n * n), B, errors)
+    return System(rhs, np.zeros(B * k * n * n), B, errors, vectorized=True)
 
 
 def reduced_weights(red: Reduced, states: np.ndarray) -> list[np.ndarray]:

@@ -238,7 +238,7 @@ def _per_seed(red: Reduced, eps: float, decay: float, cfg: SweepConfig,
                       [q[b:b + 1] for q in red.frames], red.direct)
         runs.append(run_until(reduced_system(one, eps, decay), cfg.threshold, horizon,
                               solver=cfg.reduced_solver, rtol=cfg.rtol, atol=cfg.atol))
-    cat = lambda name: np.concatenate([getattr(r, name) for r in runs])  # noqa: E731
+    cat = lambda name: np.concatenate([getattr(r, name) for r in runs])
     return StopRun(cat("t_reach"), cat("t_end"), cat("states"), cat("error0"),
                    cat("error_end"), np.zeros(1), cat("error0")[:, None],
                    sum(r.nfev for r in runs))

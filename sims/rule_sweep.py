@@ -164,7 +164,7 @@ def fixed_of(rule: LinearRule, d: Draw, widths: Sequence[int]) -> list[np.ndarra
         return [np.abs(r) for r in d.R0]
     if rule.name == "dfa":
         return d.B
-    if rule.kind == "sign":
+    if rule.kind == "sign":     # usf and brsf: constant magnitudes, the generator is not used
         return draw_fixed(rule, widths, np.random.default_rng(0), d.T.shape[0])
     return None
 

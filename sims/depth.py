@@ -31,10 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from sims.depth_stats import Times, collect, paired_ratios, quartiles
+from sims.depth_stats import Times, collect, paired_ratios, quartiles, spearman_depth, time_unit
 from sims.initial import random_matrices, random_target
 from sims.linear import (
     DEFAULT_ATOL,
@@ -136,12 +135,6 @@ def draw(cfg: DepthConfig, k: int) -> Draw:
         Ws.append(random_matrices(cfg.widths(k), rng, cfg.w_sd))
         Rs.append(random_matrices(cfg.widths(k), rng, cfg.r_sd, transpose=True))
     return Draw(np.stack(Ts), [np.stack(m) for m in zip(*Ws)], [np.stack(m) for m in zip(*Rs)])
-
-
-def time_unit(T: np.ndarray, k: int) -> float:
-    """τ_k = 1/(k s_1^{2−2/k}) with s_1 the median top singular value of the targets T."""
-    s1 = float(np.median(np.linalg.norm(T, ord=2, axis=(-2, -1))))
-    return 1.0 / (k * s1 ** (2.0 - 2.0 / k))
 
 
 def plateau_fraction(t: np.ndarray, e: np.ndarray, t_end: float, factor: float) -> float:
@@ -302,16 +295,6 @@ def _alignment_lines(rows: Sequence[Row], cfg: DepthConfig) -> list[str]:
     return out
 
 
-def _spearman(fr: dict[int, np.ndarray]) -> tuple[float, float, int]:
-    """Spearman ρ (and p, n) of depth against the per-seed ratios pooled over ``fr``."""
-    depth = np.concatenate([np.full(x.size, k) for k, x in fr.items()])
-    ratio = np.concatenate(list(fr.values()))
-    if np.unique(depth).size < 2 or ratio.size < 3:
-        return math.nan, math.nan, int(ratio.size)
-    rho, p = spearmanr(depth, ratio)
-    return float(rho), float(p), int(ratio.size)
-
-
 #: Medians within this fraction of one another count as flat: a plateau.
 PLATEAU_SPREAD = 0.02
 
@@ -334,12 +317,12 @@ def _trend(fr: dict[int, np.ndarray]) -> str:
     (significant at p < 0.01 and the median moving the same way) and over the deeper half."""
     med = {k: quartiles(x)[1] for k, x in fr.items()}
     head = "median FRFB/URFB by depth: " + ", ".join(f"{k}: {m:.3g}" for k, m in med.items())
-    rho, p, n = _spearman(fr)
+    rho, p, n = spearman_depth(fr)
     if not math.isfinite(rho):
         return head + ". VERDICT: too few depths or seeds to judge a trend"
     ks = sorted(fr)
     deep = ks[len(ks) // 2:]
-    rho_d, p_d, _ = _spearman({k: fr[k] for k in deep})
+    rho_d, p_d, _ = spearman_depth({k: fr[k] for k in deep})
     stats = (f". Spearman rho(depth, ratio) = {rho:.2f} (p = {p:.1e}, n = {n}); over depths "
              f"{deep[0]}..{deep[-1]}: rho = {rho_d:.2f} (p = {p_d:.1e}). ")
     up, first, last = rho > 0 and p < 0.01, med[ks[0]], med[ks[-1]]

@@ -1,5 +1,5 @@
-"""Statistics of the depth sweep shared by its verdict (:mod:`sims.depth`) and its figure
-(:mod:`figures.depth`).
+"""Statistics of the depth sweeps shared by their verdicts (:mod:`sims.depth`,
+:mod:`sims.rule_sweep`) and figures (:mod:`figures.depth`).
 
 A run that does not reach the threshold by the horizon has time +inf (a lower bound), so every
 ratio against it is +inf, and quantiles are taken without interpolation (numpy's
@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
+from scipy.stats import spearmanr
 
 #: (depth, method, ε) -> {seed: time to threshold, +inf if not reached}; ε is None for BP
 Times = dict[tuple[int, str, float | None], dict[int, float]]
@@ -40,3 +41,19 @@ def quartiles(x: np.ndarray) -> np.ndarray:
     if x.size == 0:
         return np.full(3, np.nan)
     return np.quantile(x, [0.25, 0.5, 0.75], method="inverted_cdf")
+
+
+def time_unit(T: np.ndarray, k: int) -> float:
+    """τ_k = 1/(k s_1^{2−2/k}) with s_1 the median top singular value of the targets T."""
+    s1 = float(np.median(np.linalg.norm(T, ord=2, axis=(-2, -1))))
+    return 1.0 / (k * s1 ** (2.0 - 2.0 / k))
+
+
+def spearman_depth(fr: dict[int, np.ndarray]) -> tuple[float, float, int]:
+    """Spearman ρ (and p, n) of depth against the per-seed ratios pooled over ``fr``."""
+    depth = np.concatenate([np.full(x.size, k) for k, x in fr.items()])
+    ratio = np.concatenate(list(fr.values()))
+    if np.unique(depth).size < 2 or ratio.size < 3:
+        return math.nan, math.nan, int(ratio.size)
+    rho, p = spearmanr(depth, ratio)
+    return float(rho), float(p), int(ratio.size)

@@ -197,8 +197,11 @@ def feedback_field(T: np.ndarray, Ws: Sequence[np.ndarray], Rs: Sequence[np.ndar
 
 
 def _field_into(T: np.ndarray, Ws: Sequence[np.ndarray], back: Sequence[np.ndarray],
-                dW: Sequence[np.ndarray]) -> None:
+                dW: Sequence[np.ndarray], *, chained: bool = True) -> None:
     """Write Ẇ_i = (B_{i+1}⋯B_k) E (W_{i-1}⋯W_1)ᵗ into ``dW[i-1]``; B_j = W_jᵗ (BP) or R_j (feedback).
+
+    ``chained`` False (direct feedback, DFA): Ẇ_i = B_{i+1} E (W_{i-1}⋯W_1)ᵗ, B_{i+1} (n_i × n_k)
+    the fixed matrix through which layer i+1 sends the output error down, no product.
 
     Every product is formed through the output width n_k: (B_{i+1}⋯B_k) (n_i × n_k) top-down and
     E(W_{i-1}⋯W_1)ᵗ (n_k × n_{i-1}) bottom-up, about 3·n_k·Σ n_i·n_{i-1} multiply-adds in all.
@@ -211,8 +214,8 @@ def _field_into(T: np.ndarray, Ws: Sequence[np.ndarray], back: Sequence[np.ndarr
     np.matmul(err_in[-1], np.swapaxes(Ws[-2], -1, -2), out=dW[-1])   # Ẇ_k = E (W_{k-1}⋯W_1)ᵗ
     down = back[-1]                                      # B_{i+1}⋯B_k, for i = k-1 .. 1
     for i in range(k - 2, -1, -1):
-        np.matmul(down, err_in[i], out=dW[i])
-        if i > 0:
+        np.matmul(down if chained else back[i + 1], err_in[i], out=dW[i])
+        if i > 0 and chained:
             down = back[i] @ down
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import DOP853, RK23, RK45
+from scipy.integrate import BDF, DOP853, RK23, RK45
 from scipy.optimize import brentq
 from threadpoolctl import threadpool_limits
 
@@ -29,8 +29,10 @@ from sims.linear import (
     vector_field,
 )
 
-#: scipy's explicit Runge–Kutta solvers (the step loop needs ``step`` and ``dense_output``)
-SOLVERS = {"RK45": RK45, "RK23": RK23, "DOP853": DOP853}
+#: scipy's explicit Runge–Kutta solvers and the implicit BDF (for the stiff reduced feedback
+#: systems; it differentiates the field by finite differences, so it suits small states);
+#: the step loop needs ``step`` and ``dense_output``
+SOLVERS = {"RK45": RK45, "RK23": RK23, "DOP853": DOP853, "BDF": BDF}
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class System:
     y0: np.ndarray
     batch: int
     errors: Callable[[np.ndarray], np.ndarray]
+    vectorized: bool = False    # rhs also takes states as the columns of a (D, m) array
 
 
 def errors(problem: Problem, y: np.ndarray) -> np.ndarray:
@@ -104,7 +107,8 @@ def run_until(system: System, fraction: float, horizon: float, *, solver: str = 
     states = system.y0.reshape(B, -1).copy()              # each member's state at its t_end
     trace_t, trace_e = [0.0], [e0]
     with np.errstate(over="ignore", invalid="ignore"), threadpool_limits(BLAS_THREADS, "blas"):
-        ode = SOLVERS[solver](system.rhs, 0.0, system.y0, float(horizon), rtol=rtol, atol=atol)
+        ode = SOLVERS[solver](system.rhs, 0.0, system.y0, float(horizon), rtol=rtol, atol=atol,
+                              vectorized=system.vectorized)
         while ode.status == "running" and np.isnan(t_reach).any():
             t_prev = ode.t
             message = ode.step()

@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m theory",
         description="Machine-checked Appendix 2 of Amit, 'Deep learning with asymmetric "
                     "connections and Hebbian updates': every displayed step re-derived with "
-                    "sympy (status holds / erratum / undecided), and numerical tests of "
+                    "sympy (status holds / erratum / undecided), rows for the engine's other "
+                    "feedback rules (ids rules.*, docs/theory.md), and numerical tests of "
                     "Theorems 1 and 2.")
     ap.add_argument("--format", choices=report.FORMATS,
                     help="output format for --out (default: from the file suffix .md/.json/"

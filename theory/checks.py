@@ -9,7 +9,6 @@ are typed in the paper's notation and are themselves verified against the model.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 import sympy as sp
@@ -17,7 +16,9 @@ import sympy as sp
 from theory import model as m
 from theory import printed as p
 from theory import reduction as rd
+from theory.checkdef import Check
 from theory.numeric import lambda3_counterexample
+from theory.rules import rule_checks
 from theory.symbols import (
     F2,
     F3,
@@ -48,33 +49,6 @@ l1, l2, l3 = lam(1), lam(2), lam(3)
 R2, R3 = lam_Ri(2), lam_Ri(3)
 #: the "small δ" of Theorem 2 used when sampling its order argument
 DELTA_SMALL = 0.05
-
-
-@dataclass(frozen=True)
-class Check:
-    """One displayed step: printed vs derived (``relation`` None) or a sign claim ("<"/">").
-
-    ``hypothesis`` corrects an equality's *assumptions* rather than its formula: substituted
-    into both sides (e.g. column norms d = 1) it must make the step hold; ``correction_text``
-    then states the corrected assumption. ``symbolic`` False skips sympy's sign decision for
-    a quantity without a usable closed form (decided at the random points alone).
-    """
-
-    id: str
-    ref: str
-    claim: str
-    printed: sp.Expr | sp.MatrixBase
-    derived: sp.Expr | sp.MatrixBase
-    context: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
-    relation: str | None = None
-    constraints: tuple[sp.Expr, ...] = ()
-    numeric_subs: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
-    ranges: Mapping[sp.Symbol, tuple[float, float]] = field(default_factory=dict)
-    correction: sp.Expr | None = None
-    correction_text: str = ""
-    lhs: str = ""
-    hypothesis: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
-    symbolic: bool = True
 
 
 def _d(expr: sp.Expr) -> sp.Expr:
@@ -113,7 +87,7 @@ def _sign(cid: str, ref: str, claim: str, printed: sp.Expr, derived: sp.Expr, re
 
 @lru_cache(maxsize=1)
 def all_checks() -> tuple[Check, ...]:
-    """Every check, in the order of the paper."""
+    """Every check, in the order of the paper, then the rows of the engine's other rules."""
     c = _contexts()
     cx, ck2, cl1, cl2 = c["x"], c["k2"], c["l1"], c["l2"]
     k2 = m.eliminate_k2()
@@ -254,6 +228,7 @@ def all_checks() -> tuple[Check, ...]:
     ]
     checks += _t2_small_checks(cl2, last, t2, small, threshold_ok)
     checks += _orders_check(cl2, t2) + _lambda3_checks()
+    checks += list(rule_checks())
     return tuple(checks)
 
 

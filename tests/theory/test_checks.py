@@ -15,7 +15,7 @@ from theory.symbols import G2, dG2, eps, lam, lam_Ri
 ERRATA = {
     "linearisation", "dF3/deps", "dG3/deps", "G2.substitution", "T2.definition",
     "T2.closed-form", "sign.T2.small", "reduction.8-10", "reduction.8-10.Lambda",
-    "reduction.9-15", "thm2.orders", "thm2.lambda3",
+    "reduction.9-15", "thm2.orders", "thm2.lambda3", "rules.dfa.alignment.anisotropic",
 }
 REQUIRED_IDS = {
     "eq11", "eq12", "eq13.F", "eq13.G", "eq13.G.alt", "eq13.H", "dF/deps", "dG/deps",
@@ -25,7 +25,12 @@ REQUIRED_IDS = {
     "thm2.bound", "sign.F", "sign.G", "sign.H", "sign.dF/deps", "sign.dG/deps",
     "reduction.8-10", "reduction.9-15", "thm2.lambda3", "thm1.monotone", "thm2.orders",
     "eq17.first", "T2.root", "T2.root.single", "T2.root.condition", "T2.small.bound",
-    "T2.small.ratio", "thm2.lambda3.limit",
+    "T2.small.ratio", "thm2.lambda3.limit", "rules.urfb.invariant", "rules.decay.invariant",
+    "rules.kp.decay", "rules.kp.solution", "rules.kp.time", "rules.kp.cos-bound",
+    "rules.kp.align-time", "rules.dfa.fixed-points", "rules.dfa.W1-range", "rules.dfa.W2-form",
+    "rules.dfa.Z-sym", "rules.dfa.alignment", "rules.dfa.alignment.sign",
+    "rules.dfa.alignment.anisotropic", "rules.sign.concordant", "rules.sign.scale-free",
+    "rules.sign.flip-step", "rules.usf.cos", "rules.usf.cos.gaussian", "rules.frsf.cos.gaussian",
 }
 
 

@@ -1,0 +1,83 @@
+"""python -m sims.rule_sweep: CLI, outputs, reproducibility, bad input and the verdict test."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sims.rule_sweep import SweepConfig, parse_rule, run_sweep, trend
+
+SMALL = ["--depths", "2", "3", "--seeds", "2", "--n-in", "6", "--hidden", "6", "--n-out", "3",
+         "--rules", "bp", "urfb:epsilon=0.5", "kp:decay=0.01", "usf", "frsf", "dfa", "--quiet"]
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sims.rule_sweep", *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_cli_writes_csv_verdict_and_figure_reproducibly(tmp_path) -> None:
+    outs = []
+    for name in ("a", "b"):
+        res = _run(SMALL + ["--out", str(tmp_path / name)])
+        assert res.returncode == 0, res.stderr
+        outs.append((tmp_path / name / "rule_sweep.csv").read_text())
+    assert outs[0] == outs[1]
+    rows = list(csv.DictReader(outs[0].splitlines()))
+    assert len(rows) == 2 * 6 * 2
+    assert {"depth", "rule", "params", "seed", "t_threshold", "reached", "angle_1", "angle_3",
+            "corr_1"} <= set(rows[0])
+    by = {(r["rule"], r["params"], r["depth"], r["seed"]): r for r in rows}
+    assert by[("urfb", "epsilon=0.5", "2", "0")]["reached"] == "true"
+    assert by[("bp", "", "3", "1")]["corr_1"] == ""             # bp has no R
+    assert by[("dfa", "", "3", "1")]["angle_3"] == "0.0"        # top layer: E itself
+    assert float(by[("usf", "scale=1", "3", "0")]["corr_2"]) > 0.3
+    text = (tmp_path / "a" / "verdict.txt").read_text()
+    assert "VERDICT" in text and "ordering" in text
+    for ext in ("png", "pdf"):
+        assert (tmp_path / "a" / f"rule_sweep.{ext}").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args,flag", [(["--rules", "urfb"], "--rules"),
+                                       (["--rules", "bp", "nope"], "--rules"),
+                                       (["--rules", "bp", "kp:decay"], "--rules"),
+                                       (["--depths", "1"], "--depths"),
+                                       (["--threshold", "2"], "--threshold")])
+def test_bad_input_is_one_line_exit_2(args: list[str], flag: str, tmp_path) -> None:
+    res = _run(args + ["--out", str(tmp_path), "--quiet"])
+    assert res.returncode == 2
+    assert flag in res.stderr and "Traceback" not in res.stderr
+
+
+def test_parse_rule() -> None:
+    assert parse_rule("urfb:epsilon=0.25").epsilon == 0.25
+    assert parse_rule("kp").decay == 1e-4
+    assert parse_rule("usf:scale=2").param("scale") == 2.0
+    with pytest.raises(ValueError):
+        parse_rule("urfb:epsilon")
+
+
+def test_trend_categories() -> None:
+    rng = np.random.default_rng(0)
+    noise = lambda: 1 + 0.01 * rng.standard_normal(10)
+    grows = {k: k * noise() for k in range(2, 9)}
+    flat = {k: noise() for k in range(2, 9)}
+    levels = {k: min(k, 4) * noise() for k in range(2, 9)}
+    shrinks = {k: noise() / k for k in range(2, 9)}
+    assert trend(grows).startswith("DEGRADES WITH DEPTH")
+    assert trend(levels).startswith("DEGRADES, THEN LEVELS OFF")
+    assert trend(flat).startswith("DOES NOT DEGRADE: no clear trend")
+    assert trend(shrinks).startswith("DOES NOT DEGRADE: gains on BP")
+
+
+def test_random_start_runs_every_rule_on_full_matrices() -> None:
+    cfg = SweepConfig(depths=(3,), n_in=5, hidden=5, n_out=3, seeds=2, start="random",
+                      rules=("bp", "urfb", "dfa"))
+    rows = run_sweep(cfg, progress=False)
+    assert all(r.reached for r in rows)
+    urfb = [r for r in rows if r.rule == "urfb"]
+    assert all(-1 <= c <= 1 for r in urfb for c in r.corr)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import sympy as sp
-import sympy.stats  # noqa: F401  (sp.stats)
+import sympy.stats  # sp.stats: the mirror phase's expectation
 
 from theory.checkdef import Check
 

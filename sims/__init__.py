@@ -3,8 +3,8 @@
 - :mod:`sims.scalar`: the decoupled scalar systems (10)/(15) and reduced equations (14)/(19) of Appendix 2.
 - :mod:`sims.linear`: BP and the feedback systems (7)/(9) of Section 5 for any depth and widths,
   integrated with ``scipy.integrate.solve_ivp``, batched over an ensemble axis.
-- :mod:`sims.rules`: every rule of the deep-net engine (bp, frfb, urfb, kp, usf, brsf, frsf, dfa)
-  as a parameter of the same linear dynamics.
+- :mod:`sims.rules`: every rule of the deep-net engine (bp, frfb, urfb, kp, usf, brsf, frsf, dfa,
+  wm) as a parameter of the same linear dynamics.
 - :mod:`sims.initial`: Section 5.1's random and Appendix 2's SVD-structured initial conditions.
 - :mod:`sims.subspace`: the exact reduction of (9) from W(0) = 0 to n_k x n_k matrices (also
   KP with decay and DFA).

@@ -20,6 +20,14 @@ matrices move, and in the decay λ. Names and parameters are the engine's
   ODE brsf is usf with s = √3/2.
 * ``dfa``: D_i = B_{i+1}, B_j (n_{j-1} × n_k) fixed (Nøkland 2016): in a converted linear
   network each layer j sends B_j e, shaped like its input, down to layer j−1.
+* ``wm`` (``mirror_lr`` η, ``noise`` σ, ``decay`` λ; ``lr``): D_i = R_{i+1}⋯R_k, R_j state,
+  W undecayed. After every engine step of size lr, R_j ← (1 − λ)R_j + η⟨x (W_j x)ᵗ⟩ with
+  x ~ N(0, σ²I) (:mod:`deepnets.rules.wm`, Akrout et al. 2019's mirror phase). Its mean field:
+  E[x xᵗ] = σ²I, so E[ΔR_j] = ησ²W_jᵗ − λR_j per step, and since t = lr × steps,
+  Ṙ_j = (ησ²W_jᵗ − λR_j)/lr. ``lr`` is not a parameter of the engine's rule but of the
+  training: the mirror phase runs once per step whatever the step size, so its rate in t is
+  1/lr (default 0.1, the engine's and the paper's SGD step). For fixed W, R → (ησ²/λ)W_jᵗ
+  (= W_jᵗ at the defaults) as e^{−λt/lr}.
 
 ``sign`` is discontinuous where an entry of W_j crosses 0. It enters only D_i for i < j, never
 Ẇ_j itself, so W_j is C¹ in time, its entries cross 0 transversally (generically), and the ODE
@@ -28,7 +36,7 @@ resolves each crossing by shrinking its step (no event location). np.sign(0) = 0
 torch.sign(0): from W(0) = 0 every sign rule has R = 0 and stays at W = 0 (a fixed point).
 
 Adding a rule is one entry in :data:`RULE_PARAMS` and one branch of :func:`feedback_mats` (and
-:attr:`LinearRule.kind`).
+:attr:`LinearRule.kind`), or, for a new way R learns, one branch of :func:`rule_field`.
 """
 
 from __future__ import annotations
@@ -43,7 +51,10 @@ from numpy.typing import ArrayLike
 from sims.linear import _field_into, _pack, _stack, _unpack, check_widths, product
 from sims.until import System
 
-#: the engine's rules and their parameters' defaults (deepnets.rules.RULES)
+#: the engine's SGD step (deepnets' default ``lr``, the paper's): wm's default ``lr`` below
+DEFAULT_LR = 0.1
+#: the engine's rules and their parameters' defaults (deepnets.rules.RULES), plus the
+#: TRAINING_PARAMS the dynamics need
 RULE_PARAMS: dict[str, dict[str, float]] = {
     "bp": {},
     "frfb": {},
@@ -53,11 +64,18 @@ RULE_PARAMS: dict[str, dict[str, float]] = {
     "brsf": {},
     "frsf": {},
     "dfa": {},
+    "wm": {"mirror_lr": 1.0, "noise": 0.1, "decay": 0.01, "lr": DEFAULT_LR},
 }
+#: parameters of the dynamics that are the training's, not the engine rule's (wm's step size)
+TRAINING_PARAMS = ("lr",)
+#: parameters that must be > 0 (the others >= 0)
+POSITIVE_PARAMS = ("scale", "noise", "lr")
 RULE_NAMES: tuple[str, ...] = tuple(RULE_PARAMS)
 SIGN_RULES = ("usf", "brsf", "frsf")
+#: rules whose R learns from the weights' increment, Ṙ = εGᵗ − λR
+GRADIENT_FEEDBACK_RULES = ("frfb", "urfb", "kp")
 #: rules whose R is integrated as state (R_j(0) given)
-STATE_RULES = ("frfb", "urfb", "kp")
+STATE_RULES = GRADIENT_FEEDBACK_RULES + ("wm",)
 
 
 def glorot_std(fan_in: int, fan_out: int) -> float:
@@ -74,7 +92,8 @@ class LinearRule:
 
     @staticmethod
     def make(name: str, **params: float) -> LinearRule:
-        """The rule ``name`` with ``params`` checked (known names, finite, >= 0; usf scale > 0)."""
+        """The rule ``name`` with ``params`` checked (known names, finite, >= 0; > 0 for
+        :data:`POSITIVE_PARAMS`)."""
         if name not in RULE_PARAMS:
             raise ValueError(f"rule must be one of {RULE_NAMES}, got {name!r}")
         known = RULE_PARAMS[name]
@@ -84,9 +103,10 @@ class LinearRule:
                              + (f" (its parameters: {', '.join(known)})" if known else ""))
         values = {**known, **{k: float(v) for k, v in params.items()}}
         for k, v in values.items():
-            if not (math.isfinite(v) and v >= 0) or (k == "scale" and v == 0):
+            positive = k in POSITIVE_PARAMS
+            if not (math.isfinite(v) and v >= 0) or (positive and v == 0):
                 raise ValueError(f"rule {name!r}: {k} must be finite and "
-                                 f"{'> 0' if k == 'scale' else '>= 0'}, got {v!r}")
+                                 f"{'> 0' if positive else '>= 0'}, got {v!r}")
         return LinearRule(name, tuple(sorted(values.items())))
 
     def param(self, key: str) -> float:
@@ -102,14 +122,19 @@ class LinearRule:
         return "sign" if self.name in SIGN_RULES else "direct"
 
     @property
+    def mirror(self) -> bool:
+        """Whether R learns by the weight mirror (wm) rather than from Ẇ."""
+        return self.name == "wm"
+
+    @property
     def epsilon(self) -> float:
         """ε in Ṙ = εGᵗ − λR: urfb's parameter, 1 for kp, 0 for frfb (nan for the others)."""
         return {"frfb": 0.0, "kp": 1.0}.get(self.name, dict(self.params).get("epsilon", math.nan))
 
     @property
     def decay(self) -> float:
-        """λ on W and R (kp), else 0."""
-        return dict(self.params).get("decay", 0.0)
+        """λ on W and R (kp), else 0 (wm's decay is per mirror phase, on R only)."""
+        return 0.0 if self.mirror else dict(self.params).get("decay", 0.0)
 
     @property
     def params_text(self) -> str:
@@ -181,12 +206,19 @@ def rule_field(rule: LinearRule, T: np.ndarray, Ws: Sequence[np.ndarray],
                out: Sequence[np.ndarray] | None = None) -> tuple[list[np.ndarray],
                                                                   list[np.ndarray]]:
     """(Ẇ_1..Ẇ_k, Ṙ_1..Ṙ_k) of ``rule`` (Ṙ empty unless R is state): Ẇ_i = G_i − λW_i,
-    Ṙ_i = εG_iᵗ − λR_i. ``out`` (k or 2k arrays) receives them."""
+    Ṙ_i = εG_iᵗ − λR_i, or for wm Ṙ_i = (ησ²W_iᵗ − λR_i)/lr. ``out`` (k or 2k arrays)
+    receives them."""
     k = len(Ws)
     res = ([np.empty_like(a) for a in [*Ws, *Rs]] if out is None else list(out))
     dW, dR = res[:k], res[k:]
     weight_field(rule, T, Ws, feedback_mats(rule, Ws, Rs, fixed), dW)
-    if rule.kind == "state":
+    if rule.mirror:
+        mirror = rule.param("mirror_lr") * rule.param("noise") ** 2 / rule.param("lr")
+        per_time = rule.param("decay") / rule.param("lr")
+        for W, R, r in zip(Ws, Rs, dR):
+            np.multiply(mirror, np.swapaxes(W, -1, -2), out=r)
+            r -= per_time * R
+    elif rule.kind == "state":
         for d, r in zip(dW, dR):
             np.multiply(rule.epsilon, np.swapaxes(d, -1, -2), out=r)
     lam = rule.decay

@@ -7,7 +7,10 @@ moments Σ_xx = Σ x xᵗ (symmetric) and Σ_yx = Σ y xᵗ (Section 5 whitens: 
 Ẇ_i = G_i − λW_i, G_i = D_i (Σ_yx − W_k⋯W_1 Σ_xx)(W_{i-1}⋯W_1)ᵗ, Ṙ_i = εG_iᵗ − λR_i, with D_i
 = R_{i+1}⋯R_k (feedback rules), W_{i+1}ᵗ⋯W_kᵗ (bp) or B_{i+1} (dfa).
 
-Sources compared with (docs/theory.md): Akrout et al. 2019 (KP: W − Rᵗ decays), Lillicrap et al.
+wm (weight mirror) learns R from noise, not from Ẇ: its rows derive the mean of one mirror
+phase, E[x (Wx)ᵗ] = σ²Wᵗ for x ~ N(0, σ²I), and what Ṙ = (ησ²Wᵗ − λR)/lr does for fixed W.
+
+Sources compared with (docs/theory.md): Akrout et al. 2019 (KP: W − Rᵗ decays; WM), Lillicrap et al.
 2016 (feedback alignment works while eᵗWBe > 0, W the top layer), Refinetti et al. 2021
 ("Align, then memorise": alignment in linear networks is governed by the conditioning of the
 alignment matrices), Liao, Leibo & Poggio 2016 (sign-concordant feedback).
@@ -18,6 +21,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import sympy as sp
+import sympy.stats  # sp.stats: the mirror phase's expectation
 
 from theory.checkdef import Check
 
@@ -30,10 +34,12 @@ d0 = sp.Symbol("d_0", positive=True)                # ‖W(0) − R(0)ᵗ‖
 mnorm = sp.Symbol("m_norm", positive=True)          # a lower bound of ‖W‖‖R‖
 sigma = sp.Symbol("sigma", positive=True)
 bound = sp.Symbol("b_M", positive=True)
+eta_m = sp.Symbol("eta_mirror", positive=True)      # wm's mirror_lr η
+lr = sp.Symbol("lr", positive=True)                 # the engine's SGD step (t = lr × steps)
 scale_b = sp.Symbol("b_B", positive=True)
 POS = {t: (0.1, 10.0), eps_r: (0.01, 2.0), decay: (1e-3, 1.0), rho: (0.01, 0.99),
        align: (0.05, 0.95), d0: (0.1, 10.0), mnorm: (0.1, 10.0), sigma: (0.1, 3.0),
-       bound: (0.1, 3.0), scale_b: (0.1, 3.0)}
+       bound: (0.1, 3.0), scale_b: (0.1, 3.0), eta_m: (0.1, 3.0), lr: (1e-3, 1.0)}
 
 
 def _mat(name: str, rows: int, cols: int) -> sp.Matrix:
@@ -267,7 +273,40 @@ def _sign_rows() -> list[Check]:
     ]
 
 
+def _wm_rows() -> list[Check]:
+    """Weight mirror (deepnets.rules.wm): the mirror phase's mean and R's relaxation for fixed W
+    (2 × 2 matrices; the entries of W and R are independent, so the size does not matter)."""
+    W, R, R0 = _mat("w", 2, 2), _mat("r", 2, 2), _mat("rz", 2, 2)
+    x = sp.Matrix([sp.stats.Normal(f"x_{i}", 0, sigma) for i in range(2)])
+    mean = (x * (W * x).T).applyfunc(lambda e: sp.stats.E(sp.expand(e)))
+    field = (eta_m * sigma**2 * W.T - decay * R) / lr
+    star = sp.solve(list(field), list(R), dict=True)
+    if len(star) != 1:
+        raise AssertionError(f"expected one fixed point, got {star}")
+    r_star = R.subs(star[0])
+    f = sp.Function("r")
+    entry = sp.dsolve(sp.Eq(f(t).diff(t), field[0, 1].subs(R[0, 1], f(t))), f(t),
+                      ics={f(0): R0[0, 1]}).rhs
+    printed_entry = r_star[0, 1] + (R0[0, 1] - r_star[0, 1]) * sp.exp(-decay * t / lr)
+    return [
+        Check("rules.wm.mirror-mean", "Akrout et al. 2019 (deepnets.rules.wm)",
+              "wm: one mirror phase's mean Hebbian product is E[x (Wx)ᵗ] = σ²Wᵗ for "
+              "x ~ N(0, σ²I) (sympy.stats), so E[ΔR] = ησ²Wᵗ − λR per step and "
+              "Ṙ = (ησ²Wᵗ − λR)/lr in t = lr × steps", sigma**2 * W.T, mean,
+              ranges=_ranges(mean)),
+        Check("rules.wm.fixed-point", "deepnets.rules.wm (docs/rules.md)",
+              "wm: for fixed W, Ṙ = 0 only at R* = (ησ²/λ)Wᵗ (= Wᵗ at the defaults η = 1, "
+              "σ = 0.1, λ = 0.01)", eta_m * sigma**2 / decay * W.T, r_star,
+              ranges=_ranges(r_star)),
+        Check("rules.wm.relaxation", "sims.rules",
+              "wm: for fixed W every entry of R − R* is (R(0) − R*)e^{−λt/lr} (sympy dsolve): "
+              "R aligns in time ~lr/λ (10 at lr = 0.1), independent of the data",
+              printed_entry, entry, ranges=_ranges(entry)),
+    ]
+
+
 @lru_cache(maxsize=1)
 def rule_checks() -> tuple[Check, ...]:
     """Every row of the engine's other rules (ids ``rules.*``)."""
-    return tuple(_invariant_rows() + _kp_time_rows() + _dfa_rows() + _sign_rows())
+    return tuple(_invariant_rows() + _kp_time_rows() + _dfa_rows() + _sign_rows()
+                 + _wm_rows())

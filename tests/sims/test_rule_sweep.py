@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from sims.rule_sweep import SweepConfig, parse_rule, run_sweep, trend
+from sims.rule_sweep import SweepConfig, parse_rule, reduced_applies, run_sweep, trend
 
 SMALL = ["--depths", "2", "3", "--seeds", "2", "--n-in", "6", "--hidden", "6", "--n-out", "3",
          "--rules", "bp", "urfb:epsilon=0.5", "kp:decay=0.01", "usf", "frsf", "dfa", "--quiet"]
@@ -81,3 +81,14 @@ def test_random_start_runs_every_rule_on_full_matrices() -> None:
     assert all(r.reached for r in rows)
     urfb = [r for r in rows if r.rule == "urfb"]
     assert all(-1 <= c <= 1 for r in urfb for c in r.corr)
+
+
+def test_section5_start_runs_wm_from_random_weights() -> None:
+    """wm runs on the full matrices from a random W(0) and R(0) (not from W = 0, where it would
+    sit near BP's saddle) and learns."""
+    cfg = SweepConfig(depths=(3,), n_in=5, hidden=5, n_out=3, seeds=2, rules=("bp", "wm"))
+    assert not reduced_applies(parse_rule("wm"), cfg.start)
+    rows = [r for r in run_sweep(cfg, progress=False) if r.rule == "wm"]
+    assert len(rows) == 2 and all(r.reached for r in rows)
+    assert rows[0].params == "decay=0.01;lr=0.1;mirror_lr=1;noise=0.1"
+    assert all(-1 <= c <= 1 + 1e-12 for r in rows for c in r.corr)

@@ -141,6 +141,24 @@ def test_angles_zero_for_bp_and_exact_feedback() -> None:
     assert np.allclose(angles[:, -1], 0, atol=1e-5) and np.all(angles[:, :-1] > 1)
 
 
+def test_wm_moves_w_as_frfb_and_r_to_its_mirror_fixed_point() -> None:
+    """wm: W as frfb at the same R (no decay on W); Ṙ = (ησ²Wᵗ − λR)/lr, zero at
+    R = (ησ²/λ)Wᵗ and proportional to 1/lr."""
+    _, T, W, R, _ = _draw()
+    wm = LinearRule.make("wm", mirror_lr=2.0, noise=0.3, decay=0.05, lr=0.2)
+    dW, dR = rule_field(wm, T, W, R, [])
+    _close(dW, rule_field(LinearRule.make("frfb"), T, W, R, [])[0], **TIGHT)
+    for w, r, d in zip(W, R, dR):
+        np.testing.assert_allclose(d, (2.0 * 0.09 * np.swapaxes(w, -1, -2) - 0.05 * r) / 0.2,
+                                   **TIGHT)
+    star = [2.0 * 0.09 / 0.05 * np.swapaxes(w, -1, -2) for w in W]
+    _close(rule_field(wm, T, W, star, [])[1], [np.zeros_like(r) for r in R], atol=1e-12)
+    slower = rule_field(LinearRule.make("wm", mirror_lr=2.0, noise=0.3, decay=0.05, lr=0.4),
+                        T, W, R, [])[1]
+    _close(slower, [d / 2 for d in dR], **TIGHT)
+    assert wm.decay == 0.0
+
+
 def test_bad_rules_and_problems_are_refused() -> None:
     with pytest.raises(ValueError, match="rule must be one of"):
         LinearRule.make("wrong")
@@ -148,6 +166,9 @@ def test_bad_rules_and_problems_are_refused() -> None:
         LinearRule.make("usf", epsilon=1)
     with pytest.raises(ValueError, match="scale must be"):
         LinearRule.make("usf", scale=0)
+    for bad in ({"noise": 0}, {"lr": 0}, {"decay": -1}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be"):
+            LinearRule.make("wm", **bad)
     _, T, W, R, B = _draw()
     with pytest.raises(ValueError, match="R0 is refused"):
         make_rule_problem(LinearRule.make("usf"), T, W, R, B)

@@ -3,8 +3,11 @@
 A converted linear network (nn.Linear without bias, no nonlinearity) with the same W, R and a
 whitened batch (XXᵗ = I, targets TX, loss ½‖out − TX‖², the targets held by the loss since
 train_step's labels must be class indices) takes one ``deepnets.train_step``;
-(W_after − W)/lr and (R_after − R)/lr must equal the ODE's Ẇ and Ṙ. Only the engine's public
-API is used (convert, train_step, FeedbackLayer, RULES, METHODS; torch hooks read DFA's B).
+(W_after − W)/lr and (R_after − R)/lr must equal the ODE's Ẇ and Ṙ. wm's R step is random (the
+mirror phase's noise): it is checked against its mean within a tolerance derived from the noise
+batch's size. Only the engine's public API is used (convert, train_step, FeedbackLayer,
+deepnets.rules.RULES; torch hooks read DFA's B). The rules are the ENGINE's registry, so a new
+engine rule missing from sims.rules fails here.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ torch = pytest.importorskip("torch")
 from torch import nn
 
 import deepnets
+from deepnets.rules import RULES
 from sims.rules import (
     RULE_PARAMS,
+    TRAINING_PARAMS,
     LinearRule,
     draw_fixed,
     feedback_mats,
@@ -28,7 +33,15 @@ from sims.rules import (
 
 WIDTHS = (6, 5, 4, 3)
 LR = 1e-3
-PARAMS = {"urfb": {"epsilon": 0.4}, "kp": {"decay": 0.3}, "usf": {"scale": 1.7}}
+PARAMS = {"urfb": {"epsilon": 0.4}, "kp": {"decay": 0.3}, "usf": {"scale": 1.7},
+          "wm": {"mirror_lr": 2.0, "noise": 0.3, "decay": 0.05}}
+#: the dynamics' parameters that are the training's (wm's rate in t is 1/lr)
+TRAINING = {"wm": {"lr": LR}}
+#: wm's noise batch is the training batch: this many examples make its mean tight
+MIRROR_BATCH = 40_000
+#: the tolerance of wm's R step, in standard deviations of its sample mean (per entry; ~60
+#: entries, so a false alarm has probability ~1e-5 and the seed is fixed anyway)
+MIRROR_SDS = 5.0
 
 
 def _layers(net: nn.Module) -> list[nn.Module]:
@@ -39,17 +52,18 @@ def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((out - y) ** 2).sum()
 
 
-def _data(rng: np.random.Generator):
-    """T (n_k × n_0), a batch x (N = n_0 rows, XXᵗ = I), dummy labels and the loss
-    ½‖out − (TX)ᵗ‖² whose gradient makes the engine's step the ODE's field times lr."""
+def _data(rng: np.random.Generator, batch: int = WIDTHS[0]):
+    """T (n_k × n_0), a batch x (``batch`` >= n_0 rows Q with orthonormal columns, so that
+    Σ x xᵗ = QᵗQ = I), dummy labels and the loss ½‖out − QTᵗ‖² whose gradient makes the
+    engine's step the ODE's field times lr."""
     T = rng.standard_normal((WIDTHS[-1], WIDTHS[0]))
-    Q, _ = np.linalg.qr(rng.standard_normal((WIDTHS[0], WIDTHS[0])))
+    Q, _ = np.linalg.qr(rng.standard_normal((batch, WIDTHS[0])))
     target = torch.tensor(Q @ T.T)
 
     def loss(out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return _loss(out, target)
 
-    return T, torch.tensor(Q), torch.zeros(WIDTHS[0], dtype=torch.long), loss
+    return T, torch.tensor(Q), torch.zeros(batch, dtype=torch.long), loss
 
 
 def _direct_matrices(net: nn.Module, n_out: int) -> list[np.ndarray]:
@@ -86,7 +100,7 @@ def _setup(name: str, seed: int = 0):
     model = nn.Sequential(*[nn.Linear(WIDTHS[i], WIDTHS[i + 1], bias=False)
                             for i in range(k)]).double()
     net = deepnets.convert(model, method=name, seed=seed, **PARAMS.get(name, {}))
-    rule = LinearRule.make(name, **PARAMS.get(name, {}))
+    rule = LinearRule.make(name, **PARAMS.get(name, {}), **TRAINING.get(name, {}))
     layers = _layers(net)
     Ws = [0.5 * rng.standard_normal((WIDTHS[i + 1], WIDTHS[i])) for i in range(k)]
     Rs: list[np.ndarray] = []
@@ -109,10 +123,10 @@ def _setup(name: str, seed: int = 0):
     return rule, net, layers, Ws, Rs, fixed, rng
 
 
-@pytest.mark.parametrize("name", RULE_PARAMS)
+@pytest.mark.parametrize("name", RULES)
 def test_rhs_matches_one_engine_step(name: str) -> None:
     rule, net, layers, Ws, Rs, fixed, rng = _setup(name)
-    T, x, y, loss = _data(rng)
+    T, x, y, loss = _data(rng, MIRROR_BATCH if rule.mirror else WIDTHS[0])
     R_before = [None if l.feedback is None else l.feedback.detach().numpy().copy() for l in layers]
     # the ODE's right-hand side is the step of every layer from one backward pass
     deepnets.train_step(net, x, y, loss, lr=LR, update_order="simultaneous")
@@ -122,7 +136,9 @@ def test_rhs_matches_one_engine_step(name: str) -> None:
         step = (layer.weight.detach().numpy() - Ws[j]) / LR
         np.testing.assert_allclose(step, dW[j][0], rtol=1e-7, atol=1e-9,
                                    err_msg=f"{name}: dW of layer {j + 1}")
-    if rule.kind == "state":
+    if rule.mirror:
+        _check_mirror_step(rule, T, layers, R_before)
+    elif rule.kind == "state":
         for j, layer in enumerate(layers):
             step = (layer.feedback.detach().numpy() - R_before[j]) / LR
             np.testing.assert_allclose(step, dR[j][0], rtol=1e-7, atol=1e-9,
@@ -137,6 +153,25 @@ def test_rhs_matches_one_engine_step(name: str) -> None:
                 assert np.all(np.abs(R) <= bound)
             else:
                 np.testing.assert_allclose(R, fixed[j] * sign, rtol=1e-12)
+
+
+def _check_mirror_step(rule: LinearRule, T: np.ndarray, layers: list[nn.Module],
+                       R_before: list[np.ndarray]) -> None:
+    """wm: (R_after − R)/lr against the ODE's Ṙ at (W_after, R) (the mirror phase runs after
+    W's step, with the new W). Entry (a, b) of R_after − E[R_after] is η Σ_c (Ĉ − σ²I)_ac W_bc
+    with Ĉ the noise batch's mean of x xᵗ over N draws: its std is at most
+    ησ²√(2Σ_c W_bc²/N), divided by lr here."""
+    eta, sd = rule.param("mirror_lr"), rule.param("noise")
+    W_after = [layer.weight.detach().numpy().copy() for layer in layers]
+    _, dR = rule_field(rule, T[None], [w[None] for w in W_after], [r[None] for r in R_before],
+                       [])
+    for j, layer in enumerate(layers):
+        step = (layer.feedback.detach().numpy() - R_before[j]) / LR
+        row_norms = np.sqrt(2.0 * (W_after[j] ** 2).sum(axis=1))      # per column b of R
+        std = eta * sd**2 * row_norms[None, :] / math.sqrt(MIRROR_BATCH) / LR
+        excess = np.abs(step - dR[j][0]) / std
+        assert excess.max() < MIRROR_SDS, (
+            f"wm: dR of layer {j + 1} is {excess.max():.1f} standard deviations off its mean")
 
 
 def test_brsf_mean_field_is_half_the_bound() -> None:
@@ -162,18 +197,13 @@ def test_dfa_reads_back_a_fixed_b() -> None:
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
-#: engine rules the linear dynamics do not have yet (wm: weight mirror, being added to the
-#: engine in parallel; see docs/linear.md for how it enters sims.rules)
-NOT_IN_SIMS = {"wm"}
-
-
 def test_rule_table_matches_the_engine() -> None:
-    """Every engine rule but NOT_IN_SIMS is in sims.rules with the same parameter defaults."""
-    engine = {}
-    for name, r in deepnets.RULES.items():
-        specs = r.parameters                                    # the rule class's ParamSpecs
-        engine[name] = {p: spec.default for p, spec in specs.items()}
-    missing = set(engine) - set(RULE_PARAMS)
-    assert missing <= NOT_IN_SIMS, f"engine rules missing from sims.rules: {sorted(missing)}"
-    assert set(RULE_PARAMS) <= set(engine)
-    assert all(RULE_PARAMS[n] == engine[n] for n in RULE_PARAMS)
+    """Every engine rule is in sims.rules with the same parameters and defaults; sims adds
+    only the training's parameters (TRAINING_PARAMS: wm's lr)."""
+    engine = {name: {p: spec.default for p, spec in cls.parameters.items()}
+              for name, cls in RULES.items()}
+    assert set(RULE_PARAMS) == set(engine)
+    for name, defaults in engine.items():
+        mine = RULE_PARAMS[name]
+        assert {p: v for p, v in mine.items() if p in defaults} == defaults, name
+        assert set(mine) - set(defaults) <= set(TRAINING_PARAMS), name

@@ -31,6 +31,7 @@ REQUIRED_IDS = {
     "rules.dfa.Z-sym", "rules.dfa.alignment", "rules.dfa.alignment.sign",
     "rules.dfa.alignment.anisotropic", "rules.sign.concordant", "rules.sign.scale-free",
     "rules.sign.flip-step", "rules.usf.cos", "rules.usf.cos.gaussian", "rules.frsf.cos.gaussian",
+    "rules.wm.mirror-mean", "rules.wm.fixed-point", "rules.wm.relaxation",
 }
 
 

@@ -12,7 +12,7 @@ import sympy as sp
 from sims.rules import LinearRule
 from sims.rules import rule_field as numeric_field
 from theory.evaluate import run_check
-from theory.rules import decay, eps_r, rule_checks, rule_field
+from theory.rules import decay, eps_r, eta_m, lr, rule_checks, rule_field, sigma
 
 
 def _row(cid: str):
@@ -65,3 +65,34 @@ def test_symbolic_field_is_the_sims_field(name: str, kind: str) -> None:
         np.testing.assert_allclose(np.array(a.subs(subs), dtype=float), b[0], rtol=1e-10)
     for a, b in zip(dR, nR):
         np.testing.assert_allclose(np.array(a.subs(subs), dtype=float), b[0], rtol=1e-10)
+
+
+def test_wm_mirror_mean_detects_sigma_for_sigma_squared() -> None:
+    row = _row("rules.wm.mirror-mean")
+    wrong = dataclasses.replace(row, printed=row.printed / sigma)       # σWᵗ
+    assert run_check(wrong).status == "erratum"
+
+
+def test_wm_relaxation_detects_a_missing_lr() -> None:
+    row = _row("rules.wm.relaxation")
+    wrong = dataclasses.replace(row, printed=row.printed.subs(lr, 1))    # e^{−λt}
+    assert run_check(wrong).status == "erratum"
+
+
+def test_wm_fixed_point_zeroes_the_sims_field() -> None:
+    """The row's R* = (ησ²/λ)Wᵗ, evaluated, is where sims.rules' wm has Ṙ = 0 (and the row's
+    R depends on the parameters as the sims rule's does)."""
+    values = {eta_m: 1.5, sigma: 0.2, decay: 0.03, lr: 0.05}
+    rule = LinearRule.make("wm", mirror_lr=1.5, noise=0.2, decay=0.03, lr=0.05)
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((2, 2))
+    row = _row("rules.wm.fixed-point")
+    w_syms = sorted((s for s in row.printed.free_symbols if s.name.startswith("w_")),
+                    key=lambda s: s.name)
+    subs = {**values, **{s: W[int(s.name[2]), int(s.name[3])] for s in w_syms}}
+    R_star = np.array(row.printed.subs(subs), dtype=float)
+    T = rng.standard_normal((2, 2))
+    _, dR = numeric_field(rule, T[None], [W[None], W[None]], [R_star[None], R_star[None]], [])
+    np.testing.assert_allclose(dR[0][0], 0.0, atol=1e-12)
+    _, dR = numeric_field(rule, T[None], [W[None], W[None]], [W.T[None], W.T[None]], [])
+    assert np.abs(dR[0][0]).max() > 1e-3                             # Wᵗ is not R* here

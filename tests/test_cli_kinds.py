@@ -87,11 +87,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("inputs")
     write_cifar10(root / "cifar", n=8)
     runs = root / "runs"
-    for method, loss in (("bp", "softmax"), ("urfb", "hinge")):
+    for method, loss, epsilon in (("bp", "softmax", None), ("urfb", "hinge", 1.0)):
         folder = runs / f"simpnet-cifar10-{method}-s0"
         folder.mkdir(parents=True)
         config = {"schema_version": 2, "arch": "simpnet", "method": method, "loss": loss,
-                  "connectivity": 1.0, "epsilon": 1.0 if method == "urfb" else None,
+                  "connectivity": 1.0, "epsilon": epsilon,
                   "seed": 0, "epochs": 2, "val_size": 10, "train_size": 30, "data": "cifar10",
                   "untie": [], "freeze": [], "from_run": None, "copy": None,
                   "weight_layer_names": ["conv 32 5x5", "full 500", "output"],

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Issue 18's paired check at convergence scale: is bf16 as good as fp32 for learning?
+# simpnet, URFB and FRFB (hinge loss, the paper's protocol: sequential order, no biases),
+# seeds 0-2, fp32 and bf16 with the same seed (same W, R, data order and dropout masks),
+# CIFAR-10 (JPEG re-encoding), 45,000 training and 5,000 validation images (split seed 0),
+# EPOCHS epochs (default 100), the alignment probe every epoch.
+#
+# The 12 runs advance together, STAGE epochs at a time (default 10), the fp32 and bf16 run of a
+# pair side by side with one thread each, so that an interrupted check leaves paired runs at
+# (nearly) the same epoch. Rerun the same command to continue: every run resumes exactly from
+# its last checkpoint. From the project root:
+#   nice sh results/bf16-paired/run.sh
+# Outputs: results/bf16-paired/<rule>-<precision>-s<seed>/ (config.json, log.jsonl, checkpoints)
+set -eu
+cd "$(dirname "$0")/../.."
+EPOCHS=${EPOCHS:-100}
+STAGE=${STAGE:-10}
+DATA=${DATA:-../shared/data/cifar10-jpeg/train.zip}
+OUT=${OUT:-results/bf16-paired}
+PYTHON=${PYTHON:-.venv/bin/python}
+EXTRA=${EXTRA:-}
+export OMP_NUM_THREADS=1
+
+epochs_done() {  # finished epochs of run folder $1 (0 when it does not exist yet)
+  if [ -f "$1/log.jsonl" ]; then grep -c . "$1/log.jsonl"; else echo 0; fi
+}
+
+train() {  # $1 run folder, $2 rule, $3 precision, $4 seed, $5 target epochs
+  done_=$(epochs_done "$1")
+  [ "$done_" -ge "$5" ] && return 0
+  if [ -f "$1/config.json" ]; then
+    "$PYTHON" -m deepnets.train --resume --out "$1" --epochs "$5" --device cpu --quiet
+  else
+    # shellcheck disable=SC2086
+    "$PYTHON" -m deepnets.train --arch simpnet --method "$2" --loss hinge --precision "$3" \
+      --seed "$4" --data imagefolder --data-dir "$DATA" \
+      --dataset-label "CIFAR-10 (JPEG re-encoding)" --epochs "$5" --device cpu --quiet \
+      --out "$1" $EXTRA
+  fi
+}
+
+target=0
+while [ "$target" -lt "$EPOCHS" ]; do
+  target=$((target + STAGE))
+  [ "$target" -gt "$EPOCHS" ] && target=$EPOCHS
+  for rule in urfb frfb; do
+    for seed in 0 1 2; do
+      train "$OUT/$rule-fp32-s$seed" "$rule" fp32 "$seed" "$target" &
+      fp32=$!
+      train "$OUT/$rule-bf16-s$seed" "$rule" bf16 "$seed" "$target" &
+      bf16=$!
+      wait "$fp32"
+      wait "$bf16"
+    done
+  done
+done
+echo "bf16 paired check: all 12 runs at $EPOCHS epochs in $OUT"

@@ -32,7 +32,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "FIGURES_OUT",
@@ -40,6 +40,7 @@ __all__ = [
     "SWEEP_OUT",
     "TEMP_SUFFIX",
     "NoSpaceError",
+    "OneLineParser",
     "OutputPathError",
     "atomic_append_line",
     "atomic_file",
@@ -48,6 +49,7 @@ __all__ = [
     "available_memory",
     "check_out_dir",
     "check_out_file",
+    "clipped",
     "command_line",
     "figure_numbers",
     "images_to_float",
@@ -83,6 +85,27 @@ class NoSpaceError(OSError):
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 #: The longest file name (bytes) where the system does not say (``NAME_MAX`` of Linux, macOS).
 NAME_MAX = 255
+
+
+#: Longest error line of a CLI's argument parser (:class:`OneLineParser`).
+ERROR_MAX = 300
+
+
+def clipped(text: str, limit: int = 200) -> str:
+    """A message (e.g. a library's, which may repeat the input) as one line of at most about
+    ``limit`` characters."""
+    one = " ".join(text.split())
+    return one if len(one) <= limit else f"{one[:limit]}... (cut)"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """The ``ArgumentParser`` of every CLI: its error line stays one short line. argparse
+    repeats a bad value whole (``invalid choice: '<100,000 characters>'``); here the message
+    is cut to :data:`ERROR_MAX` characters. Sub-parsers (``add_subparsers``) are of this class
+    too, as argparse makes them of the parent's class."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(clipped(message, ERROR_MAX))
 
 
 def user_path(path: str | os.PathLike[str]) -> Path:

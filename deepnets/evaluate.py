@@ -21,7 +21,7 @@ from deepnets.engine import evaluate
 from deepnets.losses import make_loss
 from deepnets.rundir import RunError, find_data_dir, read_config
 from deepnets.trainer import resolve_device, stored_config
-from urfb_common import command_line, path_arg
+from urfb_common import OneLineParser, command_line, path_arg
 
 
 def load_split(cfg: TrainConfig, classes: list[str] | None, kind: str, data_dir: str | Path,
@@ -70,7 +70,7 @@ def evaluate_run(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m deepnets.evaluate",
         description="Loss and error rate of a trained run on one data split.",
     )

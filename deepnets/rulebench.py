@@ -35,7 +35,7 @@ from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
 from deepnets.rules import RULES
 from deepnets.rundir import CONFIG, RunError, read_config, read_log
-from urfb_common import command_line, path_arg, require_existing, require_writable
+from urfb_common import OneLineParser, command_line, path_arg, require_existing, require_writable
 
 PROG = "python -m deepnets.rulebench"
 #: The default grid: the protocol of every rule of the registry.
@@ -60,8 +60,8 @@ def grid(rules: Sequence[str], epochs: int, seeds: Sequence[int],
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=PROG, description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train (or resume) the grid")
     r.add_argument("--data-dir", type=path_arg, required=True,

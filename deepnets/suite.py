@@ -57,7 +57,14 @@ from deepnets.trainer import (
     run,
     stored_config,
 )
-from urfb_common import OutputPathError, check_out_dir, command_line, figure_numbers, path_arg
+from urfb_common import (
+    OneLineParser,
+    OutputPathError,
+    check_out_dir,
+    command_line,
+    figure_numbers,
+    path_arg,
+)
 
 ALL = tuple(name for name, p in PROTOCOLS.items() if 4 in p.figures)  # Section 4's six
 UNTIE = ("bp", "urfb", "frfb")
@@ -368,8 +375,8 @@ def _hms(seconds: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=PROG, description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("figures", nargs="+", metavar="FIGURE",
                    help=f"figure numbers whose grid to run ({', '.join(map(str, FIGURES))}) or 'all'")
     p.add_argument("--data-dir", type=path_arg, help="CIFAR-10: the python-version archive/folder, or "

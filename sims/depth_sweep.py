@@ -17,6 +17,7 @@ from sims.depth import DepthConfig, rows_csv, run_sweep, verdict
 from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError
 from sims.until import SOLVERS
 from urfb_common import (
+    OneLineParser,
     atomic_write_text,
     command_line,
     path_arg,
@@ -29,7 +30,7 @@ DEFAULT_OUT = Path("out/depth_sweep")
 
 def _parser() -> argparse.ArgumentParser:
     d = DepthConfig()
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m sims.depth_sweep",
         description="The linear dynamics of Section 5 against depth: BP, FRFB (eps 0) and URFB "
                     "(eps 1) on Section 5.1's problem at depths 2..8; writes depth_sweep.csv, "

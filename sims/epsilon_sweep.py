@@ -18,6 +18,7 @@ from sims.epsilon import SweepConfig, curves_csv, run_sweep, summarize
 from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError
 from urfb_common import (
     SWEEP_OUT,
+    OneLineParser,
     atomic_write_text,
     command_line,
     path_arg,
@@ -28,7 +29,7 @@ from urfb_common import (
 
 def _parser() -> argparse.ArgumentParser:
     d = SweepConfig()
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m sims.epsilon_sweep",
         description="Section 5.1 / Figure 12: BP and the feedback systems (9) for several ε on "
                     "a random deep linear problem; writes curves.csv, summary.csv, figure12.png.",

@@ -20,14 +20,14 @@ from theory import report
 from theory.checks import all_checks
 from theory.evaluate import run_check
 from theory.numeric import run_numeric, summary_text
-from urfb_common import atomic_write_text, command_line, path_arg, require_writable
+from urfb_common import OneLineParser, atomic_write_text, command_line, path_arg, require_writable
 
 _SUFFIX = {".md": "markdown", ".json": "json", ".tex": "latex", ".txt": "text"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m theory``."""
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="python -m theory",
         description="Machine-checked Appendix 2 of Amit, 'Deep learning with asymmetric "
                     "connections and Hebbian updates': every displayed step re-derived with "

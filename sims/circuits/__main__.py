@@ -18,6 +18,7 @@ from sims.circuits.report import (
 )
 from sims.circuits.verify import peak_bytes, verify_output, verify_shutdown
 from urfb_common import (
+    OneLineParser,
     atomic_write_text,
     available_memory,
     command_line,
@@ -28,7 +29,7 @@ from urfb_common import (
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (every flag documented in --help)."""
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m sims.circuits",
         description="Simulate Appendix 1's local circuits (output error signal; feedback shutdown) and "
                     "report where they agree with eq. (6) and rule (3), listing every disagreeing case.")

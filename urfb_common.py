@@ -55,6 +55,7 @@ __all__ = [
     "images_to_float",
     "path_arg",
     "remove_stale_temps",
+    "report_error",
     "require_existing",
     "require_writable",
     "user_path",
@@ -96,6 +97,20 @@ def clipped(text: str, limit: int = 200) -> str:
     ``limit`` characters."""
     one = " ".join(text.split())
     return one if len(one) <= limit else f"{one[:limit]}... (cut)"
+
+
+#: Longest message of :func:`report_error` (room for a long path and the advice after it).
+REPORT_MAX = 600
+
+
+def report_error(prog: str, message: object) -> None:
+    """Print a CLI's error as one line on stderr, ``PROG: error: MESSAGE``. A message over
+    :data:`REPORT_MAX` characters (a library's may repeat the input whole) keeps its start and
+    its end, where the advice usually is."""
+    one = " ".join(str(message).split())
+    if len(one) > REPORT_MAX:
+        one = f"{one[:REPORT_MAX * 2 // 3]} ... (cut) ... {one[-REPORT_MAX // 3:]}"
+    print(f"{prog}: error: {one}", file=sys.stderr)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -447,7 +462,7 @@ def command_line(prog: str) -> Callable[[Main], Main]:
             try:
                 return main(*args, **kwargs)
             except NoSpaceError as exc:
-                print(f"{prog}: error: {exc}", file=sys.stderr)
+                report_error(prog, exc)
                 return 1
 
         return entry

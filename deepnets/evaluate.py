@@ -21,7 +21,7 @@ from deepnets.engine import evaluate
 from deepnets.losses import make_loss
 from deepnets.rundir import RunError, find_data_dir, read_config
 from deepnets.trainer import resolve_device, stored_config
-from urfb_common import OneLineParser, command_line, path_arg
+from urfb_common import OneLineParser, command_line, path_arg, report_error
 
 
 def load_split(cfg: TrainConfig, classes: list[str] | None, kind: str, data_dir: str | Path,
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         loss, error, n = evaluate_run(args.run, args.data, args.data_dir, args.split, device,
                                       args.batch_size, args.force_data)
     except (ConfigError, DataError, RunError) as exc:
-        print(f"deepnets.evaluate: error: {exc}", file=sys.stderr)
+        report_error("deepnets.evaluate", exc)
         return 2
     print(f"split {args.split} ({n} images): loss {loss:.4f} error {error:.4f}")
     return 0

@@ -35,7 +35,14 @@ from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
 from deepnets.rules import RULES
 from deepnets.rundir import CONFIG, RunError, read_config, read_log
-from urfb_common import OneLineParser, command_line, path_arg, require_existing, require_writable
+from urfb_common import (
+    OneLineParser,
+    command_line,
+    path_arg,
+    report_error,
+    require_existing,
+    require_writable,
+)
 
 PROG = "python -m deepnets.rulebench"
 #: The default grid: the protocol of every rule of the registry.
@@ -134,7 +141,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return 0
         return suite._run_all(todo, args.out, s, prog=PROG)
     except (suite.SuiteError, RunError, ConfigError, DataError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        report_error(PROG, exc)
         return 2
 
 
@@ -251,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(tables(args.runs))
         except (RunError, TableError) as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            report_error(PROG, exc)
             return 2 if isinstance(exc, RunError) else 1
         return 0
     return _run(args, parser)

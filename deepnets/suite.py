@@ -64,6 +64,7 @@ from urfb_common import (
     command_line,
     figure_numbers,
     path_arg,
+    report_error,
 )
 
 ALL = tuple(name for name, p in PROTOCOLS.items() if 4 in p.figures)  # Section 4's six
@@ -551,13 +552,13 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.nullcontext() if args.dry_run else claim_folder(args.out):
                 status = _plan_and_run(args, specs, figures, s, launcher)
         except (SuiteError, RunError, ConfigError, DataError, launch.LaunchError) as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            report_error(PROG, exc)
             return 2
         except (MemoryError, RuntimeError) as exc:
             message = out_of_memory(exc)
             if message is None:
                 raise
-            print(f"{PROG}: error: {message}", file=sys.stderr)
+            report_error(PROG, message)
             return 2
         except KeyboardInterrupt:  # while listing the runs or timing the estimate
             print(f"{PROG}: interrupted before any run started",

@@ -21,6 +21,7 @@ from urfb_common import (
     atomic_write_text,
     command_line,
     path_arg,
+    report_error,
     require_writable,
     validate_or_exit,
 )
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rows = run_sweep(cfg, progress=not a.quiet)
     except SolverError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error("python -m sims.depth_sweep", exc)
         return 1
     from figures.depth import plot_depth  # plotting (matplotlib) only once the numbers exist
 

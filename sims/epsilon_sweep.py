@@ -22,6 +22,7 @@ from urfb_common import (
     atomic_write_text,
     command_line,
     path_arg,
+    report_error,
     require_writable,
     validate_or_exit,
 )
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = run_sweep(cfg, progress=not a.quiet)
     except SolverError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error("python -m sims.epsilon_sweep", exc)
         return 1
     from figures.fig12 import plot_figure12  # plotting (matplotlib) only once the numbers exist
 

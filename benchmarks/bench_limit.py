@@ -159,7 +159,8 @@ def _load() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS)
+    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS,
+                        help=f"networks to time (default: {' '.join(ARCHS)})")
     parser.add_argument("--batch-size", type=int, default=500, help="paper: 500")
     parser.add_argument("--rounds", type=int, default=5, help="timed steps per variant")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 steps")

@@ -41,6 +41,7 @@ from sims.linear import (
     DEFAULT_RTOL,
     make_problem,
     pearson,
+    sd_checks,
     tolerance_checks,
 )
 from sims.subspace import reduce_feedback, reduced_system, reduced_weights
@@ -109,9 +110,8 @@ class DepthConfig:
             ("bp_batch", self.bp_batch >= 1, "must be >= 1"),
             ("solver", self.solver in SOLVERS, f"must be one of {sorted(SOLVERS)}"),
         ]
-        checks += [(n, math.isfinite(v) and v > 0, pos) for n, v in
-                   [("target_sd", self.target_sd), ("w_sd", self.w_sd), ("r_sd", self.r_sd),
-                    ("horizon", self.horizon)]]
+        checks += sd_checks(target_sd=self.target_sd, w_sd=self.w_sd, r_sd=self.r_sd)
+        checks.append(("horizon", math.isfinite(self.horizon) and self.horizon > 0, pos))
         checks += tolerance_checks(self.rtol, self.atol)
         for name, ok, rule in checks:
             if not ok:

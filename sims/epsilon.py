@@ -34,8 +34,14 @@ from sims.linear import (
     check_widths,
     integrate,
     make_problem,
+    sd_checks,
     tolerance_checks,
 )
+
+#: Longest horizon (Section 5.1's is 1; the error has long settled by then).
+HORIZON_MAX = 1e3
+#: Most time points per trajectory (memory grows with points x runs x eps x weights).
+POINTS_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -68,14 +74,13 @@ class SweepConfig:
             raise ValueError(f"eps: values must be finite and >= 0, got {list(self.eps)}")
         if len(set(self.eps)) != len(self.eps):
             raise ValueError(f"eps: values must be distinct, got {list(self.eps)}")
-        finite_pos = "must be finite and > 0"
         checks = [("runs", self.runs >= 1, "must be >= 1"),
-                  ("horizon", math.isfinite(self.horizon) and self.horizon > 0, finite_pos),
-                  ("points", self.points >= 2, "must be >= 2"),
+                  ("horizon", math.isfinite(self.horizon) and 0 < self.horizon <= HORIZON_MAX,
+                   f"must lie in (0, {HORIZON_MAX:g}] (Section 5.1: 1)"),
+                  ("points", 2 <= self.points <= POINTS_MAX, f"must lie in 2..{POINTS_MAX}"),
                   ("seed", self.seed >= 0, "must be >= 0"),
                   ("threshold", 0 < self.threshold < 1, "must lie in (0, 1)")]
-        checks += [(name, math.isfinite(v) and v > 0, finite_pos) for name, v in
-                   [("target_sd", self.target_sd), ("w_sd", self.w_sd), ("r_sd", self.r_sd)]]
+        checks += sd_checks(target_sd=self.target_sd, w_sd=self.w_sd, r_sd=self.r_sd)
         checks += tolerance_checks(self.rtol, self.atol)
         for name, ok, rule in checks:
             if not ok:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from deepnets import suite
+from deepnets.checks import LR_MAX
 from deepnets.config import ConfigError
 from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
@@ -112,8 +113,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for flag in ("seeds", "resnet_seeds"):
         if any(not 0 <= seed < 2**63 for seed in getattr(args, flag)):
             parser.error(f"argument --{flag.replace('_', '-')}: each seed must be in 0..2**63-1")
-    if not (args.lr > 0 and math.isfinite(args.lr)):
-        parser.error("argument --lr: must be > 0 and finite")
+    if not (math.isfinite(args.lr) and 0 < args.lr <= LR_MAX):
+        parser.error(f"argument --lr: must be > 0 and at most {LR_MAX:g}")
     require_writable(parser, "--out", args.out)
     try:
         device = suite.resolve_device(args.device)

@@ -32,6 +32,7 @@ from sims.linear import (
     DEFAULT_SOLVER,
     Trajectory,
     check_widths,
+    eps_check,
     integrate,
     make_problem,
     sd_checks,
@@ -70,8 +71,8 @@ class SweepConfig:
             raise ValueError(f"widths: {exc}") from None
         if not self.eps:
             raise ValueError("eps: give at least one value")
-        if any(not math.isfinite(e) or e < 0 for e in self.eps):
-            raise ValueError(f"eps: values must be finite and >= 0, got {list(self.eps)}")
+        if not eps_check(self.eps)[1]:
+            raise ValueError(f"eps: {eps_check(self.eps)[2]}, got {list(self.eps)}")
         if len(set(self.eps)) != len(self.eps):
             raise ValueError(f"eps: values must be distinct, got {list(self.eps)}")
         checks = [("runs", self.runs >= 1, "must be >= 1"),

@@ -373,6 +373,16 @@ def _measure(problem: Problem, t: np.ndarray, y: np.ndarray, nfev: int,
 SD_MAX = 10.0
 
 
+#: Largest epsilon (Section 5.1 sweeps [0, 1]; 1e308 makes the solver fail after the work).
+EPS_MAX = 1e3
+
+
+def eps_check(eps: tuple[float, ...]) -> tuple[str, bool, str]:
+    """``(field, ok, rule)`` for a config's ``validate``: each epsilon in [0, :data:`EPS_MAX`]."""
+    return ("eps", all(math.isfinite(e) and 0 <= e <= EPS_MAX for e in eps),
+            f"values must lie in [0, {EPS_MAX:g}]")
+
+
 def sd_checks(**sds: float) -> list[tuple[str, bool, str]]:
     """``(field, ok, rule)`` for a config's ``validate``: each standard deviation in
     (0, :data:`SD_MAX`]."""

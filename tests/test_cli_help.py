@@ -54,8 +54,8 @@ def _parser_of(target: str, monkeypatch: pytest.MonkeyPatch) -> argparse.Argumen
 
 
 def _actions(parser: argparse.ArgumentParser, where: str) -> Iterator[tuple[str, argparse.Action]]:
-    for action in parser._actions:  # noqa: SLF001 (argparse has no public list of its actions)
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 yield from _actions(sub, f"{where} {name}")
         else:

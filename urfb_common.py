@@ -32,7 +32,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "FIGURES_OUT",
@@ -40,6 +40,7 @@ __all__ = [
     "SWEEP_OUT",
     "TEMP_SUFFIX",
     "NoSpaceError",
+    "OneLineParser",
     "OutputPathError",
     "atomic_append_line",
     "atomic_file",
@@ -48,11 +49,13 @@ __all__ = [
     "available_memory",
     "check_out_dir",
     "check_out_file",
+    "clipped",
     "command_line",
     "figure_numbers",
     "images_to_float",
     "path_arg",
     "remove_stale_temps",
+    "report_error",
     "require_existing",
     "require_writable",
     "user_path",
@@ -83,6 +86,41 @@ class NoSpaceError(OSError):
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 #: The longest file name (bytes) where the system does not say (``NAME_MAX`` of Linux, macOS).
 NAME_MAX = 255
+
+
+#: Longest error line of a CLI's argument parser (:class:`OneLineParser`).
+ERROR_MAX = 300
+
+
+def clipped(text: str, limit: int = 200) -> str:
+    """A message (e.g. a library's, which may repeat the input) as one line of at most about
+    ``limit`` characters."""
+    one = " ".join(text.split())
+    return one if len(one) <= limit else f"{one[:limit]}... (cut)"
+
+
+#: Longest message of :func:`report_error` (room for a long path and the advice after it).
+REPORT_MAX = 600
+
+
+def report_error(prog: str, message: object) -> None:
+    """Print a CLI's error as one line on stderr, ``PROG: error: MESSAGE``. A message over
+    :data:`REPORT_MAX` characters (a library's may repeat the input whole) keeps its start and
+    its end, where the advice usually is."""
+    one = " ".join(str(message).split())
+    if len(one) > REPORT_MAX:
+        one = f"{one[:REPORT_MAX * 2 // 3]} ... (cut) ... {one[-REPORT_MAX // 3:]}"
+    print(f"{prog}: error: {one}", file=sys.stderr)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """The ``ArgumentParser`` of every CLI: its error line stays one short line. argparse
+    repeats a bad value whole (``invalid choice: '<100,000 characters>'``); here the message
+    is cut to :data:`ERROR_MAX` characters. Sub-parsers (``add_subparsers``) are of this class
+    too, as argparse makes them of the parent's class."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(clipped(message, ERROR_MAX))
 
 
 def user_path(path: str | os.PathLike[str]) -> Path:
@@ -424,7 +462,7 @@ def command_line(prog: str) -> Callable[[Main], Main]:
             try:
                 return main(*args, **kwargs)
             except NoSpaceError as exc:
-                print(f"{prog}: error: {exc}", file=sys.stderr)
+                report_error(prog, exc)
                 return 1
 
         return entry

@@ -16,7 +16,6 @@ machine is shared. Run: ``.venv/bin/python benchmarks/bench_depth.py [--full-run
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import subprocess
@@ -30,6 +29,7 @@ from sims.depth import DepthConfig, draw, run_bp, run_feedback, time_unit
 from sims.initial import zero_weights
 from sims.linear import make_problem
 from sims.until import full_system, run_until
+from urfb_common import OneLineParser
 
 
 def _clock(fn) -> float:
@@ -96,7 +96,7 @@ def full_run() -> tuple[float, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--depth", type=int, default=5, help="depth of the batching tests; default %(default)s")
     p.add_argument("--seeds", type=int, default=10, help="seeds per solve; default %(default)s")
     p.add_argument("--widths", type=int, nargs="+", default=[10, 20, 40, 100],

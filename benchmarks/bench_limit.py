@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import multiprocessing as mp
 import os
@@ -39,6 +38,7 @@ from deepnets import FeedbackNet, make_loss
 from deepnets.cpu import keep_freed_memory
 from deepnets.engine import train_step
 from deepnets.layers import FeedbackConv2d, FeedbackLinear, FeedbackUntied2d, feedback_layers
+from urfb_common import OneLineParser
 
 ARCHS = ("simpnet", "deepernet", "deepnet_s")
 METHODS = ("bp", "frfb", "urfb")
@@ -160,8 +160,9 @@ def _load() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS)
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS,
+                        help=f"networks to time (default: {' '.join(ARCHS)})")
     parser.add_argument("--batch-size", type=int, default=500, help="paper: 500")
     parser.add_argument("--rounds", type=int, default=5, help="timed steps per variant")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 steps")

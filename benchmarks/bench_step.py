@@ -10,7 +10,6 @@ median over rounds is reported.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import statistics
 import time
@@ -23,6 +22,7 @@ from torch import Tensor, nn
 from deepnets import FeedbackNet, make_loss, train_step
 from deepnets.layers import ZeroPadMaxPool2d
 from deepnets.losses import hinge_loss_value
+from urfb_common import OneLineParser
 
 SAT = 0.5
 
@@ -91,7 +91,7 @@ def _peak_memory(variant: str, batch_size: int, seed: int) -> tuple[float, float
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--batch-size", type=int, default=500, help="examples per step (paper: 500)"
     )

@@ -19,7 +19,6 @@ Run: ``.venv/bin/python benchmarks/bench_sweep.py``
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import numpy as np
 from sims.epsilon import SweepConfig
 from sims.initial import random_matrices, random_target, zero_weights
 from sims.linear import integrate, make_problem
+from urfb_common import OneLineParser
 
 
 def time_default_sweep() -> float:
@@ -71,7 +71,7 @@ def time_ensemble(cfg: SweepConfig, seeds: int,
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=32, help="ensemble size; default %(default)s")
     p.add_argument("--points", type=int, default=11,
                    help="output times of the ensemble runs; default %(default)s")

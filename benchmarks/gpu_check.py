@@ -47,7 +47,7 @@ from deepnets.engine import train_step
 from deepnets.losses import make_loss
 from deepnets.network import FeedbackNet
 from deepnets.pack import RandomStreams
-from urfb_common import atomic_path, atomic_write_text, path_arg
+from urfb_common import OneLineParser, atomic_path, atomic_write_text, path_arg
 
 AGREEMENT_ARCHS = {
     "dense": "full 12; full 10; output",
@@ -331,8 +331,8 @@ def pack_runs(runs: Path, dest: Path) -> list[str]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=path_arg, required=True, help="folder for every output")
     p.add_argument("--data", type=path_arg, required=True,
                    help="the CIFAR-10 JPEG train.zip (or its image-folder tree)")

@@ -23,18 +23,22 @@ from torch import nn
 
 from deepnets.layers import feedback_layers
 
-__all__ = ["scaled_bias_step"]
+__all__ = ["SCALE_MAX", "scaled_bias_step"]
+
+#: Largest bias step factor.
+SCALE_MAX = 1e6
 
 
 @contextmanager
 def scaled_bias_step(net: nn.Module, scale: Any) -> Iterator[None]:
     """Around one training step of ``net``: each feedback layer's bias ends at
     b0 + ``scale`` (b1 - b0), b0 and b1 its values before and after the step (to rounding,
-    b0 - scale lr delta). A one-line ValueError unless ``scale`` is a finite number >= 0."""
+    b0 - scale lr delta). A one-line ValueError unless ``scale`` is a number in [0, 1e6]
+    (larger factors overflow float32 biases to inf without an error)."""
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise ValueError(f"train_step: bias_lr_scale must be a number, got {scale!r}")
-    if not (math.isfinite(scale) and scale >= 0):
-        raise ValueError(f"train_step: bias_lr_scale must be a finite number >= 0, got {scale!r}")
+    if not (math.isfinite(scale) and 0 <= scale <= SCALE_MAX):
+        raise ValueError(f"train_step: bias_lr_scale must be a number in [0, 1e6], got {scale!r}")
     if scale == 1:
         yield
         return

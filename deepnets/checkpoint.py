@@ -39,9 +39,30 @@ WHICH = ("best", "last")
 def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
     """Write ``checkpoint.pt`` atomically (the old one survives a crash mid-write; a full disk
     raises :class:`urfb_common.NoSpaceError`). torch writes to an open file, not a path, so
-    that a failed write keeps its errno (on a path torch reports only "unexpected pos")."""
+    that a failed write keeps its errno (on a path torch reports only "unexpected pos").
+    Ctrl-C or SIGTERM (:func:`deepnets.stops.sigterm_as_interrupt`) mid-write raises
+    ``KeyboardInterrupt``, as anywhere else in a run: torch's zip writer, closed while the
+    interrupt unwinds, reports it as a ``RuntimeError`` ("unexpected pos") instead."""
     with atomic_file(Path(run_dir) / CHECKPOINT) as fh:
-        torch.save(state, fh)
+        try:
+            torch.save(state, fh)
+        except RuntimeError as exc:
+            interrupt = _interrupt_behind(exc)
+            if interrupt is None:
+                raise
+            raise interrupt from None
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The ``KeyboardInterrupt`` in ``exc``'s chain of causes and contexts, if any."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return None
 
 
 def save_best(run_dir: str | Path, epoch: int, val_error: float,

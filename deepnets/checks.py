@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,8 +36,16 @@ from torch import Tensor, nn
 from deepnets.layers import FeedbackLayer
 
 __all__ = [
+    "LR_MAX",
+    "SAT_SCALE_MAX",
+    "SEED_MAX",
     "check_batch",
+    "check_flag",
+    "check_indices",
     "check_labels",
+    "check_model_options",
+    "check_number",
+    "check_seed",
     "check_step",
     "checked_evaluation",
     "checked_inputs",
@@ -47,6 +55,62 @@ __all__ = [
 ]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+#: Largest step size (as ``--lr``'s): beyond it a float32 update overflows.
+LR_MAX = 1e6
+#: Largest seed (torch's generators take 64-bit seeds; as ``--seed``'s).
+SEED_MAX = 2**63 - 1
+#: Largest saturation scale (as ``--sat-scale``'s).
+SAT_SCALE_MAX = 1e6
+
+
+def check_flag(where: str, name: str, value: Any) -> None:
+    """One-line ValueError unless ``value`` is True or False (``bool("false")`` is True, so a
+    string or a number would silently mean something else)."""
+    if not isinstance(value, bool):
+        raise ValueError(  # noqa: TRY004 (bad input is a ValueError, as everywhere here)
+            f"{where}: {name} must be True or False, got {type(value).__name__} "
+                        f"{value!r:.60}")
+
+
+def check_number(where: str, name: str, value: Any, low: float, high: float, *,
+                 low_open: bool = False) -> None:
+    """One-line ValueError unless ``value`` is a real number (not a bool or a string) in
+    ``[low, high]`` (``(low, high]`` with ``low_open``); NaN and inf are outside."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{where}: {name} must be a number, got {type(value).__name__} "
+                         f"{value!r:.60}")
+    inside = math.isfinite(value) and (low < value if low_open else low <= value) and value <= high
+    if not inside:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{where}: {name} must be in {interval}, got {value!r:.60}")
+
+
+def check_seed(where: str, seed: Any) -> None:
+    """One-line ValueError unless ``seed`` is an integer in 0..:data:`SEED_MAX`."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"{where}: seed must be an integer in 0..2**63-1, got {seed!r:.60}")
+
+
+def check_indices(where: str, name: str, indices: Any) -> None:
+    """One-line ValueError unless ``indices`` is a collection of integer weight-layer indices
+    (a string ``"01"`` would be read as layers 0 and 1, ``True`` as layer 1)."""
+    if isinstance(indices, (str, bytes)) or not isinstance(indices, Collection) or any(
+            isinstance(i, bool) or not isinstance(i, numbers.Integral) for i in indices):
+        raise ValueError(f"{where}: {name} must be a collection of integer weight-layer indices, "
+                         f"got {indices!r:.60}")
+
+
+def check_model_options(where: str, *, connectivity: Any, symmetric_init: Any, seed: Any,
+                        fast: Any) -> None:
+    """The arguments :class:`deepnets.FeedbackNet` and :func:`deepnets.convert` share, checked
+    before anything is built: ``connectivity`` a number in (0, 1], ``symmetric_init`` and
+    ``fast`` bools, ``seed`` an integer in 0..2**63-1."""
+    check_number(where, "connectivity", connectivity, 0, 1, low_open=True)
+    check_flag(where, "symmetric_init", symmetric_init)
+    check_flag(where, "fast", fast)
+    check_seed(where, seed)
 
 
 def check_batch(where: str, x: Any, y: Any) -> None:
@@ -78,8 +142,9 @@ def check_step(net: nn.Module, x: Any, y: Any, loss_fn: LossFn, *, lr: Any) -> L
     check_batch("train_step", x, y)
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
         raise ValueError(f"train_step: lr must be a number, got {lr!r}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"train_step: lr must be a finite positive number, got {lr!r}")
+    if not (math.isfinite(lr) and 0 < lr <= LR_MAX):
+        raise ValueError(f"train_step: lr must be a finite positive number at most {LR_MAX:g}, "
+                         f"got {lr!r}")
     if not callable(loss_fn):
         raise ValueError(f"train_step: loss_fn must be callable, got {type(loss_fn).__name__}")
     if next(net.parameters(), None) is None:

@@ -30,6 +30,7 @@ from deepnets.models import MODELS, n_weight_layers
 from deepnets.optim import DEFAULT_MOMENTUM, OPTIMIZERS, is_plain
 from deepnets.rules import METHODS, RULES, resolved_params, rules_with_param
 from deepnets.rundir import with_current_keys
+from urfb_common import clipped
 
 __all__ = ["LAYER_INDEX_MAX", "PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "SHOWN_MAX", "ConfigError",
            "TrainConfig", "clipped", "flag_of", "shown"]
@@ -76,13 +77,6 @@ def shown(value: Any, limit: int = SHOWN_MAX) -> str:
     if len(text) <= limit + 2:
         return text
     return f"{text[:limit]}... ({len(str(value))} characters)"
-
-
-def clipped(text: str, limit: int = 200) -> str:
-    """A message (e.g. a library's, which may repeat the input) as one line of at most about
-    ``limit`` characters."""
-    one = " ".join(text.split())
-    return one if len(one) <= limit else f"{one[:limit]}... (cut)"
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deepnets.checks import check_flag, check_model_options
 from deepnets.feedback_init import FeedbackInit, check_applies, set_initial_feedback
 from deepnets.layers import (
     FeedbackLayer,
@@ -241,9 +242,12 @@ def convert(model: nn.Module, method: str = "urfb", *, connectivity: float = 1.0
     exact gradients and plain SGD and pass the error down by exact back-propagation: one
     warning lists them; ``strict=True`` makes that a ValueError. Tied weights (one parameter
     held by a convertible layer and another module) are refused: a feedback layer owns its W."""
+    check_model_options("convert", connectivity=connectivity, symmetric_init=symmetric_init,
+                        seed=seed, fast=fast)
+    check_flag("convert", "strict", strict)
     epsilon = rule_params.pop("epsilon", None)
     rule = FeedbackRule.make(method, epsilon, **rule_params)
-    options = LayerOptions(rule, float(connectivity), None, bool(symmetric_init))
+    options = LayerOptions(rule, float(connectivity), None, symmetric_init)
     check_applies(feedback_init, options, "convert")
     if feedback_layers(model):
         raise ValueError("convert: the model already holds feedback layers")

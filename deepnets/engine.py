@@ -16,6 +16,7 @@ its feedback is sent to the layer below (:func:`deepnets.layers.sequential_steps
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Collection
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -213,6 +214,14 @@ def _check_optimizer(optimizer: Any, layers: list[FeedbackLayer], lr: float,
         raise ValueError("train_step: update_order='sequential' steps each layer inside the "
                          "backward pass (Remark 1), which a torch optimizer cannot; use "
                          "'simultaneous' with an optimizer")
+    for group in optimizer.param_groups:  # NaN/inf would make every parameter NaN in one step
+        for key, value in group.items():
+            values = value if isinstance(value, tuple) else (value,)  # Adam's betas
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ValueError(f"train_step: the optimizer's {key} is {value!r}; it must be "
+                                 "finite")
+        if isinstance(group.get("lr"), float) and group["lr"] < 0:
+            raise ValueError(f"train_step: the optimizer's lr is {group['lr']!r}; it must be >= 0")
     held = {id(p) for g in optimizer.param_groups for p in g["params"]}
     for i, layer in enumerate(layers):
         if layer.frozen:

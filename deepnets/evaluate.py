@@ -24,11 +24,11 @@ from deepnets.data import KINDS, DataError
 from deepnets.rundir import RunError
 from deepnets.scoring import evaluate_run
 from deepnets.trainer import resolve_device
-from urfb_common import command_line, path_arg
+from urfb_common import OneLineParser, command_line, path_arg, report_error
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m deepnets.evaluate",
         description="Loss and error rate of a trained run on one data split.",
     )
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         score = evaluate_run(args.run, args.data, args.data_dir, args.split, device,
                              args.batch_size, args.force_data, args.which)
     except (ConfigError, DataError, RunError) as exc:
-        print(f"deepnets.evaluate: error: {exc}", file=sys.stderr)
+        report_error("deepnets.evaluate", exc)
         return 2
     print(f"split {args.split} ({score.n} images), epoch {score.epoch} ({score.which}): "
           f"loss {score.loss:.4f} error {score.error:.4f}")

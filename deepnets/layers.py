@@ -73,20 +73,20 @@ __all__ = [
     "BackwardRoute",
     "DirectFeedback",
     "Dropout",
+    "FeedbackConv2d",
     "FeedbackFunction",
+    "FeedbackLayer",
+    "FeedbackLinear",
+    "FeedbackRule",
+    "FeedbackUntied2d",
+    "LayerOptions",
     "PooledFeedbackFunction",
     "ReferenceFunction",
-    "FeedbackRule",
-    "LayerOptions",
+    "ZeroPadMaxPool2d",
+    "feedback_layers",
     "link_direct_feedback",
     "route_backward",
     "sequential_steps",
-    "FeedbackConv2d",
-    "FeedbackLayer",
-    "FeedbackLinear",
-    "FeedbackUntied2d",
-    "ZeroPadMaxPool2d",
-    "feedback_layers",
     "set_fast",
 ]
 
@@ -1123,7 +1123,10 @@ def feedback_layers(module: nn.Module) -> list[FeedbackLayer]:
 
 def set_fast(model: nn.Module, fast: bool) -> None:
     """Put every feedback layer, zero-padded pool and dropout of ``model`` on the fast path
-    (``fast=True``) or on the reference path of :mod:`deepnets.reference` (``False``)."""
+    (``fast=True``) or on the reference path of :mod:`deepnets.reference` (``False``). ``fast``
+    must be a bool: ``bool("false")`` is True, so a string or a number is refused."""
+    if not isinstance(fast, bool):
+        raise ValueError(f"fast must be True or False, got {type(fast).__name__} {fast!r:.60}")
     for m in model.modules():
         if isinstance(m, (FeedbackLayer, ZeroPadMaxPool2d, Dropout)):
             m.fast = bool(fast)

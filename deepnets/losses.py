@@ -8,6 +8,8 @@ producer of ``delta_L`` (e.g. the simulated Appendix-1 circuit) can be plugged i
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -101,9 +103,10 @@ def make_loss(
             return F.cross_entropy(logits, y)
 
         return softmax
+    if mu is not None and (isinstance(mu, bool) or not isinstance(mu, numbers.Real)
+                           or not (math.isfinite(mu) and 0 <= mu <= 1)):
+        raise ValueError(f"mu must be a number in [0, 1] (Appendix 1: mu <= 1), got {mu!r:.60}")
     mu_value = 1.0 / (n_classes - 1) if mu is None else float(mu)
-    if mu_value < 0:
-        raise ValueError(f"mu must be non-negative, got {mu_value}")
     feedback = hinge_output_feedback if output_feedback is None else output_feedback
 
     def hinge(logits: Tensor, y: Tensor) -> Tensor:

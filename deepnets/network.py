@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
 from deepnets.arch import WEIGHT_KINDS, parse_arch
-from deepnets.checks import net_input_hook
+from deepnets.checks import (
+    SAT_SCALE_MAX,
+    check_flag,
+    check_indices,
+    check_model_options,
+    check_number,
+    net_input_hook,
+)
 from deepnets.feedback_init import FeedbackInit, check_applies, set_initial_feedback
-from dataclasses import replace
-
 from deepnets.layers import (
     Dropout,
     FeedbackConv2d,
@@ -112,6 +118,12 @@ class FeedbackNet(nn.Module):
         **rule_params: float,
     ) -> None:
         super().__init__()
+        check_model_options("FeedbackNet", connectivity=connectivity,
+                            symmetric_init=symmetric_init, seed=seed, fast=fast)
+        check_number("FeedbackNet", "sat_scale", sat_scale, 0, SAT_SCALE_MAX, low_open=True)
+        check_indices("FeedbackNet", "untied", untied)
+        check_indices("FeedbackNet", "frozen", frozen)
+        check_flag("FeedbackNet", "bias", bias)
         rule = FeedbackRule.make(method, epsilon, **rule_params)
         options = LayerOptions(rule, float(connectivity), float(sat_scale), bool(symmetric_init),
                                bias=bool(bias))
@@ -191,8 +203,8 @@ class FeedbackNet(nn.Module):
         link_direct_feedback(self, inject="output")  # dfa: B_l e enters at each layer's output
         set_initial_feedback(list(zip(names, self.weight_layers)), feedback_init, options,
                              "FeedbackNet")
-        self.fast = bool(fast)
-        set_fast(self, self.fast)
+        set_fast(self, fast)
+        self.fast = fast
         self.register_forward_pre_hook(net_input_hook)  # (N, *in_shape) or a one-line error
 
     @property

@@ -30,12 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from deepnets import suite
+from deepnets.checks import LR_MAX
 from deepnets.config import ConfigError
 from deepnets.data import DataError
 from deepnets.protocols import PROTOCOLS
 from deepnets.rules import RULES
 from deepnets.rundir import CONFIG, RunError, read_config, read_log
-from urfb_common import command_line, path_arg, require_existing, require_writable
+from urfb_common import (
+    OneLineParser,
+    command_line,
+    path_arg,
+    report_error,
+    require_existing,
+    require_writable,
+)
 
 PROG = "python -m deepnets.rulebench"
 #: The default grid: the protocol of every rule of the registry.
@@ -60,8 +68,8 @@ def grid(rules: Sequence[str], epochs: int, seeds: Sequence[int],
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=PROG, description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train (or resume) the grid")
     r.add_argument("--data-dir", type=path_arg, required=True,
@@ -111,8 +119,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for flag in ("seeds", "resnet_seeds"):
         if any(not 0 <= seed < 2**63 for seed in getattr(args, flag)):
             parser.error(f"argument --{flag.replace('_', '-')}: each seed must be in 0..2**63-1")
-    if not (args.lr > 0 and math.isfinite(args.lr)):
-        parser.error("argument --lr: must be > 0 and finite")
+    if not (math.isfinite(args.lr) and 0 < args.lr <= LR_MAX):
+        parser.error(f"argument --lr: must be > 0 and at most {LR_MAX:g}")
     require_writable(parser, "--out", args.out)
     try:
         device = suite.resolve_device(args.device)
@@ -140,7 +148,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return 0
         return suite._run_all(todo, args.out, s, prog=PROG)
     except (suite.SuiteError, RunError, ConfigError, DataError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        report_error(PROG, exc)
         return 2
 
 
@@ -257,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(tables(args.runs))
         except (RunError, TableError) as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            report_error(PROG, exc)
             return 2 if isinstance(exc, RunError) else 1
         return 0
     return _run(args, parser)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import typing
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -25,7 +24,6 @@ from deepnets.config import (
     SHOWN_MAX,
     ConfigError,
     TrainConfig,
-    clipped,
     flag_of,
     shown,
 )
@@ -34,7 +32,7 @@ from deepnets.optim import add_optimizer_flags
 from deepnets.rules import METHODS, RULES, rules_with_param
 from deepnets.rundir import check_not_busy, find_data_dir, read_config
 from deepnets.trainer import stored_config
-from urfb_common import path_arg
+from urfb_common import OneLineParser, path_arg
 
 #: Flags that ``--resume`` may change; every other flag must match the run's config.json.
 RESUME_MAY_CHANGE = ("epochs", "device", "cuda_graph", "data_dir")
@@ -62,19 +60,6 @@ def layer_list(text: str) -> list[int]:
             raise argparse.ArgumentTypeError(f"{shown(text)}: layer index {shown(hi)} is above "
                                              f"{LAYER_INDEX_MAX}; no network has that many layers")
     return sorted({i for lo, hi in bounds for i in range(lo, hi + 1)})
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose error line stays short: argparse repeats a bad value whole
-    (``invalid choice: '<100,000 characters>'``); here the line is cut to
-    :data:`ERROR_MAX` characters."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        super().error(clipped(message, ERROR_MAX))
-
-
-#: Longest error line of a deepnets CLI's argument parser.
-ERROR_MAX = 300
 
 
 _KIND_NAMES = {int: "an integer", float: "a number"}
@@ -234,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed",
         type=_seed,
-        help=f"seed of W, R, masks, data order and dropout, 0..2**63-1 (default: 0)",
+        help="seed of W, R, masks, data order and dropout, 0..2**63-1 (default: 0)",
     )
     p.add_argument(
         "--split-seed",

@@ -68,7 +68,15 @@ from deepnets.trainer import (
     run,
     stored_config,
 )
-from urfb_common import OutputPathError, check_out_dir, command_line, figure_numbers, path_arg
+from urfb_common import (
+    OneLineParser,
+    OutputPathError,
+    check_out_dir,
+    command_line,
+    figure_numbers,
+    path_arg,
+    report_error,
+)
 
 ALL = tuple(name for name, p in PROTOCOLS.items() if 4 in p.figures)  # Section 4's six
 UNTIE = ("bp", "urfb", "frfb")
@@ -386,8 +394,8 @@ def _hms(seconds: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=PROG, description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("figures", nargs="+", metavar="FIGURE",
                    help=f"figure numbers whose grid to run ({', '.join(map(str, FIGURES))}) or 'all'")
     p.add_argument("--data-dir", type=path_arg, help="CIFAR-10: the python-version archive/folder, or "
@@ -575,13 +583,13 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.nullcontext() if args.dry_run else claim_folder(args.out):
                 status = _plan_and_run(args, specs, figures, s, launcher)
         except (SuiteError, RunError, ConfigError, DataError, launch.LaunchError) as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            report_error(PROG, exc)
             return 2
         except (MemoryError, RuntimeError) as exc:
             message = out_of_memory(exc)
             if message is None:
                 raise
-            print(f"{PROG}: error: {message}", file=sys.stderr)
+            report_error(PROG, message)
             return 2
         except KeyboardInterrupt:  # while listing the runs or timing the estimate
             print(f"{PROG}: interrupted before any run started",

@@ -37,7 +37,7 @@ from deepnets.runconfig import parse_run
 from deepnets.rundir import RunError, read_log
 from deepnets.stops import out_of_memory, sigterm_as_interrupt
 from deepnets.trainer import NonFiniteState, RunInterrupted, RunResult, run
-from urfb_common import OutputPathError, command_line
+from urfb_common import OutputPathError, command_line, report_error
 
 PROG = "deepnets.train"
 
@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             cfg, out, resume, quiet, force_data = parse_run(argv)
             result = run(cfg, out, resume=resume, quiet=quiet, force_data=force_data)
         except (ConfigError, DataError, RunError, OutputPathError, CaptureError) as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            report_error(PROG, exc)
             return 2
         except NonFiniteState as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            report_error(PROG, exc)
             return 1
         except RunInterrupted as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             message = out_of_memory(exc)
             if message is None:
                 raise
-            print(f"{PROG}: error: {message}", file=sys.stderr)
+            report_error(PROG, message)
             return 2
     print(summary_line(result))
     return 0

@@ -31,6 +31,7 @@ from figures.runs import MissingDataError, Run, choice_notes, find_runs
 from urfb_common import (
     FIGURES_OUT,
     SWEEP_OUT,
+    OneLineParser,
     atomic_write_text,
     command_line,
     figure_numbers,
@@ -92,7 +93,7 @@ def _figure12_sidecar(curves_csv: Path, out_stem: Path) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m figures``."""
-    parser = argparse.ArgumentParser(prog="python -m figures", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m figures", description=__doc__.splitlines()[0])
     parser.add_argument("figures", nargs="*", metavar="FIGURE", default=["all"],
                         help="'all' (default) or figure numbers 4-12, 16-18")
     parser.add_argument("--runs", type=path_arg, default=None,

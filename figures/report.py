@@ -40,7 +40,7 @@ from figures.stats import (
     summarize,
     verdict,
 )
-from urfb_common import atomic_write_text, command_line, path_arg, require_existing
+from urfb_common import OneLineParser, atomic_write_text, command_line, path_arg, require_existing
 
 H200 = Path("results/cifar10-jpeg-h200")
 DEFAULT_A = H200 / "budget-a" / "runs"
@@ -839,7 +839,7 @@ def stale_blocks(text: str, report: Report) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m figures.report",
+    parser = OneLineParser(prog="python -m figures.report",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--runs-a", type=path_arg, default=DEFAULT_A, help=f"budget A (default {DEFAULT_A})")
     parser.add_argument("--runs-b", type=path_arg, default=DEFAULT_B, help=f"budget B (default {DEFAULT_B})")

@@ -8,7 +8,6 @@ W-R^t correlation of each layer at the first and last epoch (claim 5, Figures 10
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from deepnets.protocols import PROTOCOLS
 from deepnets.rules import RULES
 from deepnets.testresult import read_test
 from figures.runs import Run, find_runs, train_size
-from urfb_common import command_line, path_arg, require_existing
+from urfb_common import OneLineParser, command_line, path_arg, require_existing
 
 
 def _label(run: Run) -> str:
@@ -90,7 +89,7 @@ def summarize(runs_dir: str | Path) -> str:
 
 @command_line("python -m figures.summary")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m figures.summary", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m figures.summary", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=path_arg, default=Path("runs"), help="folder of run folders (default runs/)")
     args = parser.parse_args(argv)
     require_existing(parser, "--runs", args.runs)

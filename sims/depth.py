@@ -38,8 +38,10 @@ from sims.initial import random_matrices, random_target
 from sims.linear import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
+    eps_check,
     make_problem,
     pearson,
+    sd_checks,
     tolerance_checks,
 )
 from sims.subspace import reduce_feedback, reduced_system, reduced_weights
@@ -49,6 +51,9 @@ from sims.until import SOLVERS, StopRun, full_system, run_until
 #: solves slower than one seed at a time from hidden width 40 up (crossover between 20 and 40),
 #: so the default 100-wide grid solves BP seeds one by one.
 BP_BATCH_DEFAULT = 1
+
+#: Longest horizon, in the time units of depth k (default 2000): inf or 1e308 broke the solver.
+HORIZON_MAX = 1e6
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,6 @@ class DepthConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field (``name: why``)."""
-        pos = "must be finite and > 0"
         checks = [
             ("depths", bool(self.depths) and min(self.depths) >= 2, "each depth must be >= 2"),
             ("depths", len(set(self.depths)) == len(self.depths), "values must be distinct"),
@@ -96,21 +100,21 @@ class DepthConfig:
             ("n_out", self.n_out >= 1, "must be >= 1"),
             ("eps", 0.0 in self.eps and max(self.eps, default=0) > 0,
              "must contain 0 (FRFB) and a positive value"),
-            ("eps", all(math.isfinite(e) and e >= 0 for e in self.eps), "values must be >= 0"),
+            eps_check(self.eps),
             ("eps", len(set(self.eps)) == len(self.eps), "values must be distinct"),
             ("seeds", self.seeds >= 1, "must be >= 1"),
             ("seed", self.seed >= 0, "must be >= 0"),
             ("target", self.target in ("matched", "fixed"), "must be matched or fixed"),
             ("threshold", 0 < self.threshold < 1, "must lie in (0, 1)"),
-            ("plateau_factor", self.plateau_factor > 1, "must be > 1"),
+            ("plateau_factor", 1 < self.plateau_factor <= 1e6, "must lie in (1, 1e6]"),
             ("plateau_fraction", 0 < self.plateau_fraction <= 1, "must lie in (0, 1]"),
             ("batch", self.batch >= 0, "must be >= 0 (0: all seeds in one solve)"),
             ("bp_batch", self.bp_batch >= 1, "must be >= 1"),
             ("solver", self.solver in SOLVERS, f"must be one of {sorted(SOLVERS)}"),
         ]
-        checks += [(n, math.isfinite(v) and v > 0, pos) for n, v in
-                   [("target_sd", self.target_sd), ("w_sd", self.w_sd), ("r_sd", self.r_sd),
-                    ("horizon", self.horizon)]]
+        checks += sd_checks(target_sd=self.target_sd, w_sd=self.w_sd, r_sd=self.r_sd)
+        checks.append(("horizon", math.isfinite(self.horizon) and 0 < self.horizon <= HORIZON_MAX,
+                       f"must lie in (0, {HORIZON_MAX:g}] (default {DepthConfig.horizon:g})"))
         checks += tolerance_checks(self.rtol, self.atol)
         for name, ok, rule in checks:
             if not ok:

@@ -17,9 +17,11 @@ from sims.depth import DepthConfig, rows_csv, run_sweep, verdict
 from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError
 from sims.until import SOLVERS
 from urfb_common import (
+    OneLineParser,
     atomic_write_text,
     command_line,
     path_arg,
+    report_error,
     require_writable,
     validate_or_exit,
 )
@@ -29,7 +31,7 @@ DEFAULT_OUT = Path("out/depth_sweep")
 
 def _parser() -> argparse.ArgumentParser:
     d = DepthConfig()
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m sims.depth_sweep",
         description="The linear dynamics of Section 5 against depth: BP, FRFB (eps 0) and URFB "
                     "(eps 1) on Section 5.1's problem at depths 2..8; writes depth_sweep.csv, "
@@ -107,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rows = run_sweep(cfg, progress=not a.quiet)
     except SolverError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error("python -m sims.depth_sweep", exc)
         return 1
     from figures.depth import plot_depth  # plotting (matplotlib) only once the numbers exist
 

@@ -32,10 +32,17 @@ from sims.linear import (
     DEFAULT_SOLVER,
     Trajectory,
     check_widths,
+    eps_check,
     integrate,
     make_problem,
+    sd_checks,
     tolerance_checks,
 )
+
+#: Longest horizon (Section 5.1's is 1; the error has long settled by then).
+HORIZON_MAX = 1e3
+#: Most time points per trajectory (memory grows with points x runs x eps x weights).
+POINTS_MAX = 100_000
 
 
 @dataclass(frozen=True)
@@ -64,18 +71,17 @@ class SweepConfig:
             raise ValueError(f"widths: {exc}") from None
         if not self.eps:
             raise ValueError("eps: give at least one value")
-        if any(not math.isfinite(e) or e < 0 for e in self.eps):
-            raise ValueError(f"eps: values must be finite and >= 0, got {list(self.eps)}")
+        if not eps_check(self.eps)[1]:
+            raise ValueError(f"eps: {eps_check(self.eps)[2]}, got {list(self.eps)}")
         if len(set(self.eps)) != len(self.eps):
             raise ValueError(f"eps: values must be distinct, got {list(self.eps)}")
-        finite_pos = "must be finite and > 0"
         checks = [("runs", self.runs >= 1, "must be >= 1"),
-                  ("horizon", math.isfinite(self.horizon) and self.horizon > 0, finite_pos),
-                  ("points", self.points >= 2, "must be >= 2"),
+                  ("horizon", math.isfinite(self.horizon) and 0 < self.horizon <= HORIZON_MAX,
+                   f"must lie in (0, {HORIZON_MAX:g}] (Section 5.1: 1)"),
+                  ("points", 2 <= self.points <= POINTS_MAX, f"must lie in 2..{POINTS_MAX}"),
                   ("seed", self.seed >= 0, "must be >= 0"),
                   ("threshold", 0 < self.threshold < 1, "must lie in (0, 1)")]
-        checks += [(name, math.isfinite(v) and v > 0, finite_pos) for name, v in
-                   [("target_sd", self.target_sd), ("w_sd", self.w_sd), ("r_sd", self.r_sd)]]
+        checks += sd_checks(target_sd=self.target_sd, w_sd=self.w_sd, r_sd=self.r_sd)
         checks += tolerance_checks(self.rtol, self.atol)
         for name, ok, rule in checks:
             if not ok:

@@ -18,9 +18,11 @@ from sims.epsilon import SweepConfig, curves_csv, run_sweep, summarize
 from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError
 from urfb_common import (
     SWEEP_OUT,
+    OneLineParser,
     atomic_write_text,
     command_line,
     path_arg,
+    report_error,
     require_writable,
     validate_or_exit,
 )
@@ -28,7 +30,7 @@ from urfb_common import (
 
 def _parser() -> argparse.ArgumentParser:
     d = SweepConfig()
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m sims.epsilon_sweep",
         description="Section 5.1 / Figure 12: BP and the feedback systems (9) for several ε on "
                     "a random deep linear problem; writes curves.csv, summary.csv, figure12.png.",
@@ -84,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = run_sweep(cfg, progress=not a.quiet)
     except SolverError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error("python -m sims.epsilon_sweep", exc)
         return 1
     from figures.fig12 import plot_figure12  # plotting (matplotlib) only once the numbers exist
 

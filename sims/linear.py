@@ -19,6 +19,7 @@ independent problems (seeds, ε values) through one vectorised vector field and 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -368,6 +369,28 @@ def _measure(problem: Problem, t: np.ndarray, y: np.ndarray, nfev: int,
         weights=tuple(np.ascontiguousarray(W) for W in Ws) if keep_states else None,
         feedback=tuple(np.ascontiguousarray(R) for R in Rs) if keep_states and Rs else None,
         nfev=nfev)
+
+
+#: Largest standard deviation of a random start (target, W(0), R(0)): Section 5.1 uses 0.2;
+#: 1e308 overflows to inf and 1e9 makes the system too stiff to integrate in any time.
+SD_MAX = 10.0
+
+
+#: Largest epsilon (Section 5.1 sweeps [0, 1]; 1e308 makes the solver fail after the work).
+EPS_MAX = 1e3
+
+
+def eps_check(eps: tuple[float, ...]) -> tuple[str, bool, str]:
+    """``(field, ok, rule)`` for a config's ``validate``: each epsilon in [0, :data:`EPS_MAX`]."""
+    return ("eps", all(math.isfinite(e) and 0 <= e <= EPS_MAX for e in eps),
+            f"values must lie in [0, {EPS_MAX:g}]")
+
+
+def sd_checks(**sds: float) -> list[tuple[str, bool, str]]:
+    """``(field, ok, rule)`` for a config's ``validate``: each standard deviation in
+    (0, :data:`SD_MAX`]."""
+    rule = f"must lie in (0, {SD_MAX:g}] (Section 5.1: 0.2; larger starts overflow or stiffen)"
+    return [(name, math.isfinite(v) and 0 < v <= SD_MAX, rule) for name, v in sds.items()]
 
 
 def tolerance_checks(rtol: float, atol: float) -> list[tuple[str, bool, str]]:

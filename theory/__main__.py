@@ -20,14 +20,17 @@ from theory import report
 from theory.checks import all_checks
 from theory.evaluate import run_check
 from theory.numeric import run_numeric, summary_text
-from urfb_common import atomic_write_text, command_line, path_arg, require_writable
+from urfb_common import OneLineParser, atomic_write_text, command_line, path_arg, require_writable
 
 _SUFFIX = {".md": "markdown", ".json": "json", ".tex": "latex", ".txt": "text"}
+
+#: Most --n-outside parameter sets (default 40).
+N_OUTSIDE_MAX = 10_000
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m theory``."""
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="python -m theory",
         description="Machine-checked Appendix 2 of Amit, 'Deep learning with asymmetric "
                     "connections and Hebbian updates': every displayed step re-derived with "
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.seed < 0:
         ap.error(f"--seed must be >= 0, got {args.seed}")
+    if not 2 <= args.n_outside <= N_OUTSIDE_MAX:  # checked with or without --numeric
+        ap.error(f"--n-outside must be in 2..{N_OUTSIDE_MAX}, got {args.n_outside}")
     fmt = _out_format(ap, args)
     if args.out is not None:
         require_writable(ap, "--out", args.out, file=True)
@@ -96,8 +101,6 @@ def main(argv: list[str] | None = None) -> int:
 def _numeric(ap: argparse.ArgumentParser, args: argparse.Namespace, fmt: str) -> int:
     if args.only:
         ap.error("--only selects table checks; it cannot be combined with --numeric")
-    if args.n_outside < 2:
-        ap.error(f"--n-outside must be >= 2, got {args.n_outside}")
     if fmt == "latex":
         ap.error("--numeric writes text, markdown or json, not latex")
     findings = run_numeric(seed=args.seed, n_outside=args.n_outside, quiet=args.quiet)

@@ -18,6 +18,7 @@ from sims.circuits.report import (
 )
 from sims.circuits.verify import peak_bytes, verify_output, verify_shutdown
 from urfb_common import (
+    OneLineParser,
     atomic_write_text,
     available_memory,
     command_line,
@@ -28,7 +29,7 @@ from urfb_common import (
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (every flag documented in --help)."""
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m sims.circuits",
         description="Simulate Appendix 1's local circuits (output error signal; feedback shutdown) and "
                     "report where they agree with eq. (6) and rule (3), listing every disagreeing case.")
@@ -63,16 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Largest magnitude of a circuit parameter (--S, --mu, --M, --K, --eps, --sigma-t-*): beyond
+#: it the circuits' products overflow (1e308 ended in a traceback).
+VALUE_MAX = 1e6
+
+
 def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for name in ("S", "mu", "M", "K"):
-        bad = [v for v in getattr(args, name) if not 0 < v < math.inf]
+        bad = [v for v in getattr(args, name) if not 0 < v <= VALUE_MAX]
         if bad:
-            p.error(f"--{name} values must be finite and > 0, got {bad[0]:g}")
-    if not 0 < args.eps < math.inf:
-        p.error(f"--eps must be finite and > 0, got {args.eps:g}")
+            p.error(f"--{name} values must be in (0, {VALUE_MAX:g}], got {bad[0]:g}")
+    if not 0 < args.eps <= VALUE_MAX:
+        p.error(f"--eps must be in (0, {VALUE_MAX:g}], got {args.eps:g}")
     for flag, v in (("--sigma-t-upper", args.sigma_t_upper), ("--sigma-t-lower", args.sigma_t_lower)):
-        if v is not None and not math.isfinite(v):
-            p.error(f"{flag} must be finite, got {v:g}")
+        if v is not None and not (math.isfinite(v) and abs(v) <= VALUE_MAX):
+            p.error(f"{flag} must be in [-{VALUE_MAX:g}, {VALUE_MAX:g}], got {v:g}")
     if args.seed < 0:
         p.error(f"--seed must be >= 0, got {args.seed}")
     if args.json is not None:

@@ -104,3 +104,40 @@ def test_a_checkpoint_that_is_not_ours_is_refused(tmp_path: Path) -> None:
     torch.save([1, 2, 3], tmp_path / "checkpoint.pt")
     with pytest.raises(RunError, match="not a deepnets.train checkpoint"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("at_write", [1, 2, 3])
+def test_an_interrupt_mid_checkpoint_write_is_an_interrupt_and_keeps_the_old_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_write: int) -> None:
+    """Ctrl-C or SIGTERM (raised as KeyboardInterrupt) inside torch.save used to surface as
+    torch's RuntimeError "unexpected pos", which the trainer does not catch (a traceback)."""
+    import contextlib
+
+    import deepnets.checkpoint as checkpoint_module
+
+    save_checkpoint(tmp_path, {"epoch": 1})
+    old = (tmp_path / "checkpoint.pt").read_bytes()
+    real = checkpoint_module.atomic_file
+
+    @contextlib.contextmanager
+    def interrupted(dest: Path):  # type: ignore[no-untyped-def]
+        with real(dest) as fh:
+            calls = {"n": 0}
+
+            class Writer:
+                def write(self, data: bytes) -> int:
+                    calls["n"] += 1
+                    if calls["n"] == at_write:
+                        raise KeyboardInterrupt
+                    return fh.write(data)
+
+                def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+                    return getattr(fh, name)
+
+            yield Writer()
+
+    monkeypatch.setattr(checkpoint_module, "atomic_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, {"epoch": 2, "w": torch.zeros(1000)})
+    assert (tmp_path / "checkpoint.pt").read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]

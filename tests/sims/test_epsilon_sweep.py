@@ -9,6 +9,7 @@ import pytest
 
 from sims.epsilon import SweepConfig, run_sweep, summarize
 from sims.epsilon_sweep import main
+from sims.linear import SolverError
 
 SMALL = ["--widths", "8", "6", "6", "3", "--runs", "2", "--points", "41", "--quiet"]
 
@@ -90,21 +91,27 @@ def test_cli_out_that_is_a_file(tmp_path: Path, capsys) -> None:
         assert "--out" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_cli_solver_failure_leaves_nothing_on_disk(tmp_path: Path, capsys) -> None:
+def _failing_solver(*args: object, **kwargs: object) -> None:
+    raise SolverError("the solver failed at t=0.1 (step size too small)")
+
+
+def test_cli_solver_failure_leaves_nothing_on_disk(tmp_path: Path, capsys,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sims.epsilon_sweep.run_sweep", _failing_solver)
     out = tmp_path / "o"
-    code = main(["--widths", "3", "4", "4", "2", "--runs", "1", "--target-sd", "1e100", "--quiet",
-                 "--out", str(out)])
+    code = main(["--widths", "3", "4", "4", "2", "--runs", "1", "--quiet", "--out", str(out)])
     assert code == 1
     assert "failed" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
 
 
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
-def test_cli_out_that_cannot_be_created_fails_before_the_sweep(capsys) -> None:
+def test_cli_out_that_cannot_be_created_fails_before_the_sweep(
+        capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     # this sweep fails in the solver (exit 1): exit 2 proves --out was checked before it ran
+    monkeypatch.setattr("sims.epsilon_sweep.run_sweep", _failing_solver)
     with pytest.raises(SystemExit) as exc:
-        main(["--widths", "3", "4", "4", "2", "--runs", "1", "--target-sd", "1e100", "--quiet",
-              "--out", "/proc/x"])
+        main(["--widths", "3", "4", "4", "2", "--runs", "1", "--quiet", "--out", "/proc/x"])
     assert exc.value.code == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "failed" not in captured.err

@@ -55,11 +55,12 @@ def sigterm_as_interrupt() -> Iterator[Stop]:
         signal.signal(signal.SIGTERM, old)
 
 
-def out_of_memory(exc: BaseException) -> str | None:
-    """A one-line "out of memory" message when ``exc`` says memory ran out, else None."""
+def out_of_memory(exc: BaseException) -> str:
+    """A one-line "out of memory" message when ``exc`` says memory ran out; any other error is
+    raised again (the CLIs catch ``MemoryError`` and ``RuntimeError`` and call this)."""
     if isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
         isinstance(exc, RuntimeError) and any(t in str(exc) for t in _CPU_ALLOCATION_FAILED)
     ):
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return f"out of memory: {first[:200]}"
-    return None
+    raise exc

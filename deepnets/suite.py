@@ -586,10 +586,7 @@ def main(argv: list[str] | None = None) -> int:
             report_error(PROG, exc)
             return 2
         except (MemoryError, RuntimeError) as exc:
-            message = out_of_memory(exc)
-            if message is None:
-                raise
-            report_error(PROG, message)
+            report_error(PROG, out_of_memory(exc))
             return 2
         except KeyboardInterrupt:  # while listing the runs or timing the estimate
             print(f"{PROG}: interrupted before any run started",

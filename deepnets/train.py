@@ -61,10 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: {exc}", file=sys.stderr)
             return stop.exit_status()
         except (MemoryError, RuntimeError) as exc:
-            message = out_of_memory(exc)
-            if message is None:
-                raise
-            report_error(PROG, message)
+            report_error(PROG, out_of_memory(exc))
             return 2
     print(summary_line(result))
     return 0

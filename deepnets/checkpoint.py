@@ -77,31 +77,30 @@ def load_best(
     run_dir: str | Path, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any] | None:
     """``best.pt``'s dict (``epoch``, ``val_error``, ``net``), or ``None`` when there is none."""
-    path = Path(run_dir) / BEST
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 (torch raises many types for a damaged file)
-        raise RunError(f"corrupt {path}: {exc}") from None
-    if not isinstance(state, dict) or not {"epoch", "val_error", "net"} <= set(state):
-        raise RunError(f"corrupt {path}: not a deepnets.train best-epoch file")
-    return state
+    return _load(Path(run_dir) / BEST, map_location, {"epoch", "val_error", "net"},
+                 "", "a deepnets.train best-epoch file")
 
 
 def load_checkpoint(
     run_dir: str | Path, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any] | None:
     """The checkpoint's dict, or ``None`` when the run has not finished an epoch yet."""
-    path = Path(run_dir) / CHECKPOINT
+    return _load(Path(run_dir) / CHECKPOINT, map_location, {"net"}, "checkpoint ",
+                 "a deepnets.train checkpoint")
+
+
+def _load(path: Path, map_location: str | torch.device, keys: set[str], kind: str,
+          what: str) -> dict[str, Any] | None:
+    """The dict saved at ``path`` (None when there is no file), which must hold ``keys``; a
+    damaged file is a one-line :class:`RunError` ("corrupt <kind><path>: ...")."""
     if not path.is_file():
         return None
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 (torch raises many types for a damaged file)
-        raise RunError(f"corrupt checkpoint {path}: {exc}") from None
-    if not isinstance(state, dict) or "net" not in state:
-        raise RunError(f"corrupt checkpoint {path}: not a deepnets.train checkpoint")
+        raise RunError(f"corrupt {kind}{path}: {exc}") from None
+    if not isinstance(state, dict) or not keys <= set(state):
+        raise RunError(f"corrupt {kind}{path}: not {what}")
     return state
 
 

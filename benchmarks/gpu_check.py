@@ -106,15 +106,21 @@ def _time_steps(stepper: TrainStepper, batch: int, rounds: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def step_times(device: str, batch: int, rounds: int) -> list[dict[str, Any]]:
-    """(b): median seconds per SGD step (fp32, no TF32) on random images held on the device,
-    eager and replayed from a CUDA graph."""
+def _timing_batch(device: str, batch: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """What (b)'s timings step on (fp32, TF32 off): the hinge loss and one batch of random
+    uint8 images and labels held on ``device``."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    rows = []
-    loss_fn = make_loss("hinge", 10)
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (batch, 3, 32, 32), generator=gen, dtype=torch.uint8).to(device)
     y = torch.randint(0, 10, (batch,), generator=gen).to(device)
+    return make_loss("hinge", 10), x, y
+
+
+def step_times(device: str, batch: int, rounds: int) -> list[dict[str, Any]]:
+    """(b): median seconds per SGD step (fp32, no TF32) on random images held on the device,
+    eager and replayed from a CUDA graph."""
+    rows = []
+    loss_fn, x, y = _timing_batch(device, batch)
     for arch in TIMING_ARCHS:
         for method in METHODS:
             row: dict[str, Any] = {"arch": arch, "method": method, "batch": batch}
@@ -170,12 +176,8 @@ def pack_times(device: str, batch: int, rounds: int, packs: dict[str, tuple[int,
                ) -> list[dict[str, Any]]:
     """(b), packed: median seconds per run-step of N runs stepped in turn (cuda graphs on CUDA
     where they capture, ``auto``), bp/frfb/urfb in turn, seed i for run i."""
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     rows = []
-    loss_fn = make_loss("hinge", 10)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (batch, 3, 32, 32), generator=gen, dtype=torch.uint8).to(device)
-    y = torch.randint(0, 10, (batch,), generator=gen).to(device)
+    loss_fn, x, y = _timing_batch(device, batch)
     for arch, sizes in packs.items():
         for n in sizes:
             row: dict[str, Any] = {"arch": arch, "runs": n, "batch": batch}

@@ -10,13 +10,17 @@
 # (nearly) the same epoch. Rerun the same command to continue: every run resumes exactly from
 # its last checkpoint. From the project root:
 #   nice sh results/bf16-paired/run.sh
-# Outputs: results/bf16-paired/<rule>-<precision>-s<seed>/ (config.json, log.jsonl, checkpoints)
+# Outputs: results/bf16-paired/<rule>-<precision>-s<seed>/ (config.json, log.jsonl, checkpoints).
+# The fp32 runs are also the simpnet URFB and FRFB runs of issue 20's grid: they live in
+# GRID (results/cifar10-paper/runs/simpnet-cifar10-<rule>-s<seed>, the suite's names, where
+# results/cifar10-paper/run.sh takes them on to 200 epochs) and <rule>-fp32-s<seed> links there.
 set -eu
 cd "$(dirname "$0")/../.."
 EPOCHS=${EPOCHS:-100}
 STAGE=${STAGE:-10}
 DATA=${DATA:-../shared/data/cifar10-jpeg/train.zip}
 OUT=${OUT:-results/bf16-paired}
+GRID=${GRID:-results/cifar10-paper/runs}
 PYTHON=${PYTHON:-.venv/bin/python}
 EXTRA=${EXTRA:-}
 export OMP_NUM_THREADS=1
@@ -45,7 +49,10 @@ while [ "$target" -lt "$EPOCHS" ]; do
   [ "$target" -gt "$EPOCHS" ] && target=$EPOCHS
   for rule in urfb frfb; do
     for seed in 0 1 2; do
-      train "$OUT/$rule-fp32-s$seed" "$rule" fp32 "$seed" "$target" &
+      link="$OUT/$rule-fp32-s$seed"
+      mkdir -p "$GRID"
+      [ -e "$link" ] || [ -L "$link" ] || ln -sr "$GRID/simpnet-cifar10-$rule-s$seed" "$link"
+      train "$GRID/simpnet-cifar10-$rule-s$seed" "$rule" fp32 "$seed" "$target" &
       fp32=$!
       train "$OUT/$rule-bf16-s$seed" "$rule" bf16 "$seed" "$target" &
       bf16=$!

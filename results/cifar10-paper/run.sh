@@ -1,0 +1,74 @@
+#!/bin/sh
+# Issue 20's evidence runs on a CPU: the paper's protocol (sequential order of Remark 1, no
+# biases, plain SGD, batch 500, step 0.1, hinge loss but for BP), CIFAR-10 (JPEG re-encoding),
+# 45,000 training and 5,000 validation images (split seed 0), seeds 0-2, fp32.
+#
+# The whole queue, in priority order. Every step is idempotent and resumes exactly: rerun the
+# same command after an interruption (a session's end, say) and it goes on where it stopped.
+# Runs of a step advance together, 10 epochs at a time (25 on the way to 200), two at once with one thread each,
+# so that an interrupted step leaves the runs of a comparison at (nearly) the same epoch.
+# Each run's test error (the weights of its validation-chosen epoch, test.json) is written when
+# the run reaches its step's budget. From the project root:
+#   nice sh results/cifar10-paper/run.sh
+#
+#  1. results/bf16-paired/run.sh: the bf16 paired check, 100 epochs. Its fp32 runs are this
+#     grid's simpnet URFB and FRFB runs (results/bf16-paired/<rule>-fp32-s<seed> link here).
+#  2. What the protocol choices change (issue 20, part 1): simpnet URFB and FRFB with the
+#     simultaneous order, and with biases, 50 epochs, in results/protocol-choice/<choice>/runs;
+#     their pairs are the paper-protocol runs of this grid.
+#  3. simpnet BP and BP-H to 100 epochs, then BP, BP-H, URFB, FRFB to 200 (Figures 4, 5, 10).
+#  4. simpnet URFB-50 and FRFB-50, 100 epochs.
+#  5. untied simpnet URFB and FRFB, 50 epochs (claim 4, Figures 8-9; BP-H untied is not in the
+#     suite's Figure 9 grid).
+#  6. deepernet BP, BP-H, URFB, FRFB, 50 epochs (Figures 6 right, 7).
+#  7. deepnet BP, URFB, FRFB, seed 0, 50 epochs (Figure 6 left).
+#  8. deepnet_s URFB and FRFB, Section 4.1's tied-then-untied protocol: 5 tied epochs (the
+#     paper's tenth), then 50 untied (Figure 11).
+set -eu
+cd "$(dirname "$0")/../.."
+TRAIN=${TRAIN:-../shared/data/cifar10-jpeg/train.zip}
+TEST=${TEST:-../shared/data/cifar10-jpeg/test.zip}
+PYTHON=${PYTHON:-.venv/bin/python}
+STAGE=10
+RUNS=results/cifar10-paper/runs
+
+suite() {  # $1 runs folder, $2 epochs, then the suite's own arguments
+  out=$1
+  epochs=$2
+  shift 2
+  # the caller's arguments come last, so that theirs win (--seeds 0, say)
+  "$PYTHON" -m deepnets.suite --out "$out" --epochs "$epochs" --seeds 0 1 2 \
+    --data imagefolder --data-dir "$TRAIN" --dataset-label "CIFAR-10 (JPEG re-encoding)" \
+    --device cpu --jobs 2 --estimate-steps 0 --quiet "$@"
+}
+
+staged() {  # $1 runs folder, $2 epochs, then the suite's own arguments
+  out=$1
+  final=$2
+  shift 2
+  target=0
+  while [ "$target" -lt "$final" ]; do
+    target=$((target + STAGE))
+    [ "$target" -gt "$final" ] && target=$final
+    suite "$out" "$target" "$@"
+  done
+  suite "$out" "$final" "$@" --evaluate-test "$TEST"
+}
+
+sh results/bf16-paired/run.sh
+suite "$RUNS" 100 4 --protocols urfb frfb --evaluate-test "$TEST"
+for choice in simultaneous bias; do
+  if [ "$choice" = simultaneous ]; then flag="--update-order simultaneous"; else flag=--bias; fi
+  # shellcheck disable=SC2086
+  staged "results/protocol-choice/$choice/runs" 50 4 --protocols urfb frfb $flag
+done
+staged "$RUNS" 100 4 --protocols bp bp-h
+STAGE=25
+staged "$RUNS" 200 4 --protocols bp bp-h urfb frfb
+STAGE=10
+staged "$RUNS" 100 4 --protocols urfb-50 frfb-50
+staged "$RUNS" 50 9 --archs simpnet --protocols urfb frfb
+staged "$RUNS" 50 7 --protocols bp bp-h urfb frfb
+suite "$RUNS" 50 6 --archs deepnet --protocols bp urfb frfb --seeds 0 --evaluate-test "$TEST"
+staged "$RUNS" 50 11 --pretrain-epochs 5
+echo "issue 20's CPU queue: every run at its budget in $RUNS"

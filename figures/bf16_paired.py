@@ -151,15 +151,17 @@ def _layers_table(comparisons: Sequence[RuleComparison]) -> str:
                   "directional test of d > 0 (bf16 higher)"], rows)
 
 
-def markdown(comparisons: Sequence[RuleComparison], notes: Sequence[str]) -> str:
-    """The report: the verdict sentence, the errors' close test, each layer's curves, notes."""
+def markdown(comparisons: Sequence[RuleComparison], notes: Sequence[str], *,
+             title: bool = True) -> str:
+    """The report: (a title,) the verdict sentence, the errors' close test, each layer's
+    curves, notes."""
     errors = ("Validation error (test error where every run was scored on the test split), "
               f"the verdict rule's close test, margin {CLOSE_MARGIN:g}:")
     layers = ("Each layer's curves over the same epochs (the mean of the window; not part of "
               "the verdict, they locate a difference):")
-    text = ["# bf16 against fp32, paired by seed (issue 18)", "", verdict_sentence(comparisons),
-            "", errors, "", close_table(comparisons, "bf16", "fp32"), "", layers, "",
-            _layers_table(comparisons)]
+    text = ["# bf16 against fp32, paired by seed (issue 18)", ""] if title else []
+    text += [verdict_sentence(comparisons), "", errors, "",
+             close_table(comparisons, "bf16", "fp32"), "", layers, "", _layers_table(comparisons)]
     if notes:
         text += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     return "\n".join(text) + "\n"

@@ -9,7 +9,10 @@ blocks are printed. Each claim of Section 4 is tested as a paired comparison ove
 Inputs (defaults: the H200 evidence runs of ``results/cifar10-jpeg-h200`` and the older CPU runs):
 ``--runs-a`` budget A (simpnet 15 epochs, deepernet 10, deepnet_s Figure 11 protocol),
 ``--runs-b`` budget B (simpnet 50 epochs, deepernet 25), ``--runs-old`` the single-seed
-10-epoch / 20,000-image runs.
+10-epoch / 20,000-image runs; ``--runs-bf16`` the speed issue's bf16 against fp32 runs
+(:mod:`figures.bf16_paired`), ``--runs-choices`` issue 20's protocol-choice runs (a ``paper``
+folder and one folder per variant, :mod:`figures.protocol_choice`): their blocks say "not yet"
+until those folders hold runs.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepnets.protocols import PROTOCOLS
+from figures.bf16_paired import bf16_comparisons, markdown
 from figures.endpoints import Ends, curve_ends, error_ends, window
+from figures.protocol_choice import choice_table
 from figures.rows import (
     PAPER_EPOCHS,
     PAPER_IMAGES,
@@ -36,7 +41,7 @@ from figures.rows import (
     table,
     where,
 )
-from figures.runs import Run, Seeds, find_runs, select_seeds
+from figures.runs import MissingDataError, Run, Seeds, find_runs, select_seeds
 from figures.stats import (
     LAST_EPOCHS,
     Comparison,
@@ -54,6 +59,12 @@ H200 = Path("results/cifar10-jpeg-h200")
 DEFAULT_A = H200 / "budget-a" / "runs"
 DEFAULT_B = H200 / "budget-b" / "runs"
 DEFAULT_OLD = (Path("results/simpnet-cifar10-jpeg/runs"), Path("results/deepernet-cifar10-jpeg/runs"))
+#: The speed issue's paired check (results/bf16-paired/run.sh writes its runs there).
+DEFAULT_BF16 = Path("results/bf16-paired")
+#: Issue 20's protocol choices: ``paper/`` (the paper's protocol) and one folder per variant.
+DEFAULT_CHOICES = Path("results/protocol-choice")
+#: The folder of the paper-protocol runs inside the protocol-choice folder.
+PAPER_FOLDER = "paper"
 #: Claim 6's "far from aligned": the mean delta_angle over the layers that send an error is at
 #: least this many degrees (cos <= 0.5).
 FAR_DEGREES = 60.0
@@ -636,12 +647,37 @@ def _shown(path: Path) -> Path:
         return path
 
 
+def block_bf16_paired(rep: Report) -> str:
+    """The bf16 check (:mod:`figures.bf16_paired`) from the runs of ``--runs-bf16``."""
+    try:
+        return markdown(*bf16_comparisons(find_runs(rep.bf16)), title=False)
+    except MissingDataError as exc:
+        return (f"Not yet: {exc} under `{_shown(rep.bf16)}` (`nice sh "
+                "results/bf16-paired/run.sh` makes them).")
+
+
+def block_protocol_choice(rep: Report) -> str:
+    """Each protocol choice against the paper's protocol (:mod:`figures.protocol_choice`)."""
+    paper = rep.choices / PAPER_FOLDER
+    variants = {d.name: find_runs(d) for d in sorted(rep.choices.iterdir())
+                if d.is_dir() and d.name != PAPER_FOLDER} if rep.choices.is_dir() else {}
+    if not find_runs(paper) or not variants:
+        return (f"Not yet: needs the paper-protocol runs in `{_shown(paper)}` and each "
+                f"variant's runs in a folder beside it (`{_shown(rep.choices)}/<choice>/`).")
+    try:
+        text, notes = choice_table(find_runs(paper), variants)
+    except MissingDataError as exc:
+        return f"Not yet: {exc}."
+    return text + ("\n\n" + "\n".join(f"- {n}." for n in notes) if notes else "")
+
+
 BLOCKS: dict[str, Callable[[Report], str]] = {
     "rule": block_rule, "budget": block_budget, "final-errors": block_final_errors,
     "claim1": block_claim1, "claim2": block_claim2, "claim3": block_claim3,
     "paper-numbers": block_paper_numbers, "claim4": block_claim4, "claim4-old": block_claim4_old,
     "claim5": block_claim5, "claim5-strong": block_claim5_strong, "claim6": block_claim6,
-    "figure8": block_figure8, "summary": block_summary,
+    "figure8": block_figure8, "summary": block_summary, "bf16-paired": block_bf16_paired,
+    "protocol-choice": block_protocol_choice,
 }
 
 
@@ -653,7 +689,9 @@ class OldBudget(Budget):
 class Report:
     """The runs of budgets A, B and the older runs, and the blocks drawn from them."""
 
-    def __init__(self, runs_a: Path, runs_b: Path, runs_old: Iterable[Path] = ()) -> None:
+    def __init__(self, runs_a: Path, runs_b: Path, runs_old: Iterable[Path] = (),
+                 bf16: Path = DEFAULT_BF16, choices: Path = DEFAULT_CHOICES) -> None:
+        self.bf16, self.choices = Path(bf16), Path(choices)
         self.a = Budget("A", find_runs(runs_a))
         self.b = Budget("B", find_runs(runs_b))
         self.old = [OldBudget("old", find_runs(p), path=Path(p)) for p in runs_old]
@@ -705,6 +743,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs-b", type=path_arg, default=DEFAULT_B, help=f"budget B (default {DEFAULT_B})")
     parser.add_argument("--runs-old", type=path_arg, nargs="*", default=list(DEFAULT_OLD),
                         help="older single-seed runs (default: " + ", ".join(map(str, DEFAULT_OLD)) + ")")
+    parser.add_argument("--runs-bf16", type=path_arg, default=DEFAULT_BF16,
+                        help=f"the bf16 against fp32 runs (default {DEFAULT_BF16}; absent: 'not yet')")
+    parser.add_argument("--runs-choices", type=path_arg, default=DEFAULT_CHOICES,
+                        help=f"the protocol-choice runs: {PAPER_FOLDER}/ and one folder per variant "
+                             f"(default {DEFAULT_CHOICES}; absent: 'not yet')")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--update", type=path_arg, metavar="FILE", help="rewrite the report blocks of FILE")
     group.add_argument("--check", type=path_arg, metavar="FILE",
@@ -728,7 +771,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{flag} {doc}: holds no report block (<!-- report:NAME --> ... "
                          f"<!-- /report:NAME -->; names: {', '.join(BLOCKS)})")
     try:
-        report = Report(args.runs_a, args.runs_b, [p for p in args.runs_old if p.is_dir()])
+        report = Report(args.runs_a, args.runs_b, [p for p in args.runs_old if p.is_dir()],
+                        args.runs_bf16, args.runs_choices)
         if doc is None:
             print(report.all())
             return 0

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from figures.__main__ import main as figures_main
-from figures.bf16_paired import bf16_comparisons, verdict_sentence
+from figures.bf16_paired import bf16_comparisons, markdown, verdict_sentence
 from figures.paired import RuleComparison, by_setting, compare_families
 from figures.protocol_choice import worse_or_better
+from figures.report import block_bf16_paired, block_protocol_choice
 from figures.runs import find_runs
 from figures.stats import CONTRADICTS, INCONCLUSIVE, SUPPORTS
 
@@ -189,8 +190,8 @@ def test_protocol_choice_table(suite_runs, tmp_path: Path, capsys) -> None:
                          str(out)]) == 0
     text = out.read_text()
     assert capsys.readouterr().out == text
-    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| simultaneous")
-            or line.startswith("| bias")]
+    rows = [line.split(" | ") for line in text.splitlines()
+            if line.startswith(("| simultaneous", "| bias"))]
     assert [(r[0], r[1]) for r in rows] == [("| simultaneous", "simpnet URFB"),
                                             ("| simultaneous", "simpnet FRFB"),
                                             ("| bias", "simpnet URFB"), ("| bias", "simpnet FRFB")]
@@ -212,3 +213,28 @@ def test_protocol_choice_refuses_a_variant_without_a_name(suite_runs, capsys) ->
 def test_worse_or_better_reads_the_directional_verdict() -> None:
     assert [worse_or_better(v) for v in (SUPPORTS, CONTRADICTS, INCONCLUSIVE)] == [
         "worse", "better", "neither shown"]
+
+
+class _Folders:
+    """What the report's paired blocks read of a Report: its two folders."""
+
+    def __init__(self, bf16: Path, choices: Path) -> None:
+        self.bf16, self.choices = bf16, choices
+
+
+def test_report_blocks_are_the_clis_text_once_runs_exist(bf16_runs, suite_runs,
+                                                          tmp_path: Path) -> None:
+    empty = _Folders(tmp_path / "none", tmp_path / "none")
+    assert block_bf16_paired(empty).startswith("Not yet: no fp32 run")
+    assert block_protocol_choice(empty).startswith("Not yet: needs the paper-protocol runs")
+    root = bf16_runs(gap={"urfb": 0.1})
+    suite_runs("choices/paper")
+    suite_runs("choices/simultaneous", 0.1, update_order="simultaneous")
+    full = _Folders(root, tmp_path / "choices")
+    text = block_bf16_paired(full)
+    assert text.startswith("bf16 is not shown to be as good as fp32")
+    assert text == markdown(*bf16_comparisons(find_runs(root)), title=False)
+    table = block_protocol_choice(full)
+    assert [line.split(" | ")[:2] for line in table.splitlines()
+            if line.startswith("| simultaneous")] == [["| simultaneous", "simpnet URFB"],
+                                                      ["| simultaneous", "simpnet FRFB"]]

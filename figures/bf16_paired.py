@@ -5,7 +5,7 @@
 by their ``config.json``'s ``precision``, never by their names), pairs each bf16 run with the fp32
 run of its rule and seed (:mod:`figures.paired`) and writes ``bf16-paired.md`` (the verdict
 sentence, the close test of the errors at both endpoints, each layer's curves) and
-``bf16-paired.png/.pdf``: validation error, corr(W, Rᵗ) (Figures 10-11's measure) and the probe's
+``bf16-paired.png/.pdf`` (with the ``.txt`` sidecar naming every run drawn): validation error, corr(W, Rᵗ) (Figures 10-11's measure) and the probe's
 angles per layer, fp32 solid and bf16 dashed, the mean over seeds with a min-max band.
 
 The verdict is the rule's close test (margin 0.05, ``docs/results.md``) of bf16's error against
@@ -26,6 +26,7 @@ from matplotlib.ticker import MaxNLocator
 
 from deepnets import PROTOCOLS
 from figures.angles import epoch_series
+from figures.caption import write_sidecar
 from figures.paired import (
     ANGLE_KEYS,
     LayerRow,
@@ -84,7 +85,7 @@ def bf16_comparisons(runs: Sequence[Run]) -> tuple[list[RuleComparison], list[st
     for c in comparisons:
         other = {k: v for k, v in c.settings.items() if k != "precision"}
         if other:
-            notes.append(f"{c.arch} {c.label}: the paired runs also differ in "
+            notes.append(f"{c.title}: the paired runs also differ in "
                          + ", ".join(f"{k} ({v[0]} vs {v[1]})" for k, v in other.items()))
     return comparisons, notes
 
@@ -92,9 +93,9 @@ def bf16_comparisons(runs: Sequence[Run]) -> tuple[list[RuleComparison], list[st
 def _shortfall(comparisons: Sequence[RuleComparison]) -> list[str]:
     have = {c.protocol for c in comparisons}
     out = [f"no {PROTOCOLS[p].label} pair" for p in PLAN_RULES if p not in have]
-    out += [f"{c.label} {c.a.n} paired seed{'s' if c.a.n != 1 else ''}" for c in comparisons
+    out += [f"{c.title} {c.a.n} paired seed{'s' if c.a.n != 1 else ''}" for c in comparisons
             if c.a.n < PLAN_SEEDS]
-    out += [f"{c.label} at epoch {c.epochs[-1]}" for c in comparisons if c.epochs[-1] < PLAN_EPOCHS]
+    out += [f"{c.title} at epoch {c.epochs[-1]}" for c in comparisons if c.epochs[-1] < PLAN_EPOCHS]
     return out
 
 
@@ -107,8 +108,8 @@ def verdict_sentence(comparisons: Sequence[RuleComparison]) -> str:
     """The check's verdict in words: holds for every rule, or where it fails (which rule, and
     the layer whose correlation and angle differ most between bf16 and fp32)."""
     overall = every(c.close.verdict for c in comparisons)
-    fragile = [c.label for c in comparisons if c.close.fragile]
-    per_rule = "; ".join(f"{c.label} {c.close.verdict}, d = bf16 − fp32 = "
+    fragile = [c.title for c in comparisons if c.close.fragile]
+    per_rule = "; ".join(f"{c.title} {c.close.verdict}, d = bf16 − fp32 = "
                          f"{c.close.cmp.summary.compact(signed=True)} at {c.budget}"
                          for c in comparisons)
     if overall == SUPPORTS:
@@ -126,7 +127,7 @@ def verdict_sentence(comparisons: Sequence[RuleComparison]) -> str:
                     parts.append(f"{quantity} differs most in {x.layer} (d = "
                                  f"{x.row.cmp.summary.compact(x.row.digits, signed=True)}, "
                                  f"directional test: {x.row.verdict})")
-            where.append(f"{c.label}" + (f": {'; '.join(parts)}" if parts else ""))
+            where.append(f"{c.title}" + (f": {'; '.join(parts)}" if parts else ""))
         text = (f"bf16 is not shown to be as good as fp32: the close test (m = {CLOSE_MARGIN:g}) "
                 f"is {overall} ({per_rule}); where it does not support: " + " | ".join(where))
     if fragile:
@@ -144,7 +145,7 @@ def _layers_table(comparisons: Sequence[RuleComparison]) -> str:
     for c in comparisons:
         for x in c.layers:
             r = x.row
-            rows.append([f"{c.arch} {c.label}", x.layer, x.quantity, r.endpoint, r.a, r.b,
+            rows.append([c.title, x.layer, x.quantity, r.endpoint, r.a, r.b,
                          r.cmp.summary.compact(r.digits, signed=True), r.verdict_text()])
     return table(["rule", "layer", "curve", "endpoint", "bf16: mean ± sd [per seed]",
                   "fp32: mean ± sd [per seed]", "d = bf16 − fp32",
@@ -187,7 +188,7 @@ def plot_bf16_paired(comparisons: Sequence[RuleComparison], out_stem: str | Path
         for name, g in groups.items():
             plot_seeds(ax, g.series("val_error"), color=method_color(c.protocol),
                        linestyle=PRECISION_STYLES[name], label=name)
-        ax.set(xlabel="epoch", ylabel="validation error", title=f"{c.arch} {c.label}")
+        ax.set(xlabel="epoch", ylabel="validation error", title=c.title)
         legend(ax)
         names = layer_names(c.a)
         colors = {n: cmap(0.85 * i / max(len(names) - 1, 1)) for i, n in enumerate(names)}
@@ -203,7 +204,13 @@ def plot_bf16_paired(comparisons: Sequence[RuleComparison], out_stem: str | Path
         for ax in row:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
-    return save_figure(fig, out_stem)
+    paths = save_figure(fig, out_stem)
+    caption = ("Not in the paper: the speed issue's paired check. Per rule, validation error, "
+               "corr(W, Rᵗ) per layer and the alignment probe's angles per layer (delta_angle: "
+               "Lillicrap et al.'s global comparison; local_delta_angle: Akrout et al.'s), fp32 "
+               "solid and bf16 dashed.")
+    groups = [g for c in comparisons for g in (c.b, c.a)]
+    return [*paths, write_sidecar(out_stem, "bf16 against fp32", caption, groups)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=path_arg, required=True,
                         help="folder holding the fp32 and bf16 run folders, at any depth (read only)")
     parser.add_argument("--out", type=path_arg, required=True,
-                        help=f"output folder for {STEM}.md, {STEM}.png and {STEM}.pdf")
+                        help=f"output folder for {STEM}.md, {STEM}.png, {STEM}.pdf and the "
+                             f"figure's sidecar {STEM}.txt")
     return parser
 
 

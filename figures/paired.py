@@ -101,6 +101,8 @@ class RuleComparison:
 
     arch: str
     protocol: str
+    #: ``simpnet URFB`` (and classes, untied, frozen where they apply).
+    title: str
     a: Seeds
     b: Seeds
     #: Seeds with a run in one family only: ``(a's, b's)``.
@@ -136,7 +138,7 @@ class RuleComparison:
                 (self.close.alt, mean_endpoint(self.epochs), self.ends_a.last,
                  self.ends_b.last, self._alt_text())):
             inside = sum(abs(d) < CLOSE_MARGIN for d in cmp.diffs.values())
-            lines.append([f"{self.arch} {self.label}", self.budget, name,
+            lines.append([self.title, self.budget, name,
                           summarize(va).compact(), summarize(vb).compact(),
                           cmp.summary.compact(signed=True),
                           f"\\|d\\| < {CLOSE_MARGIN:g} in {inside}/{cmp.n}", verdict_text])
@@ -178,14 +180,29 @@ def _layer_rows(ga: Seeds, gb: Seeds, epochs: list[int], budget: str) -> list[La
     return out
 
 
-def _groups(runs: Sequence[Run]) -> dict[tuple[str, str], Seeds]:
-    keys = sorted({(r.arch, r.protocol) for r in runs if r.protocol is not None},
-                  key=lambda k: (k[0], list(PROTOCOLS).index(k[1])))
+RunKey = tuple[str, str, int, bool, tuple[int, ...]]
+
+
+def title(key: RunKey) -> str:
+    """``simpnet URFB`` (with ``100 classes``, ``untied``, ``frozen [0]`` where they apply)."""
+    arch, protocol, n_classes, untied, frozen = key
+    extra = ([f"{n_classes} classes"] if n_classes != 10 else []) + (["untied"] if untied else [])
+    extra += [f"frozen {list(frozen)}"] if frozen else []
+    return f"{arch} {PROTOCOLS[protocol].label}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _groups(runs: Sequence[Run]) -> dict[RunKey, Seeds]:
+    """Per description (:attr:`Run.key`: architecture, rule, classes, untied, frozen), its runs
+    one per seed (:func:`figures.runs.select_seeds`)."""
+    keys = sorted({r.key for r in runs if r.protocol is not None},
+                  key=lambda k: (k[0], list(PROTOCOLS).index(k[1]), *k[2:]))
     out = {}
-    for arch, protocol in keys:
-        g = select_seeds(runs, arch=arch, protocol=protocol)
+    for key in keys:
+        arch, protocol, n_classes, untied, frozen = key
+        g = select_seeds(runs, arch=arch, protocol=protocol, n_classes=n_classes,
+                         untied=untied, frozen=frozen)
         if g is not None:
-            out[(arch, protocol)] = g
+            out[key] = g
     return out
 
 
@@ -198,26 +215,26 @@ def compare_families(a: Sequence[Run], b: Sequence[Run], budget: str = "") -> tu
     comparisons, notes = [], []
     for key in [k for k in ga_all if k not in gb_all] + [k for k in gb_all if k not in ga_all]:
         side = "first" if key in ga_all else "second"
-        notes.append(f"{key[0]} {PROTOCOLS[key[1]].label}: runs in the {side} family only")
+        notes.append(f"{title(key)}: runs in the {side} family only")
     for key in [k for k in ga_all if k in gb_all]:
         ga, gb = ga_all[key], gb_all[key]
         common = set(ga.seeds) & set(gb.seeds)
         only = (tuple(s for s in ga.seeds if s not in common),
                 tuple(s for s in gb.seeds if s not in common))
         if not common:
-            notes.append(f"{key[0]} {PROTOCOLS[key[1]].label}: no seed in both families")
+            notes.append(f"{title(key)}: no seed in both families")
             continue
         ga, gb = _paired(ga, common), _paired(gb, common)
         epochs = window(ga, gb)
         ea, eb = error_ends(ga, epochs), error_ends(gb, epochs)
         n, chance = images(ga), chance_of(ga)
         name = budget or "paired"
-        close = pair_row(f"{key[0]} {PROTOCOLS[key[1]].label}: errors close", name, ea, eb,
+        close = pair_row(f"{title(key)}: errors close", name, ea, eb,
                          "close", n, epochs, chance=chance)
-        greater = pair_row(f"{key[0]} {PROTOCOLS[key[1]].label}: a's error above b's", name,
+        greater = pair_row(f"{title(key)}: a's error above b's", name,
                            ea, eb, "greater", n, epochs)
         comparisons.append(RuleComparison(
-            key[0], key[1], ga, gb, only, epochs, ea, eb, close, greater,
+            key[0], key[1], title(key), ga, gb, only, epochs, ea, eb, close, greater,
             tuple(_layer_rows(ga, gb, epochs, name)), setting_differences(ga, gb)))
     return comparisons, notes
 
@@ -227,7 +244,7 @@ def unpaired_note(c: RuleComparison, a_name: str, b_name: str) -> str | None:
     parts = [f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} "
              f"{'have' if len(seeds) > 1 else 'has'} a {name} run only"
              for seeds, name in zip(c.unpaired, (a_name, b_name)) if seeds]
-    return f"{c.arch} {c.label}: " + "; ".join(parts) + " (left out of the pairs)" if parts else None
+    return f"{c.title}: " + "; ".join(parts) + " (left out of the pairs)" if parts else None
 
 
 def close_table(comparisons: Sequence[RuleComparison], a_name: str, b_name: str) -> str:

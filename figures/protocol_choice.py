@@ -21,7 +21,7 @@ from pathlib import Path
 
 from figures.paired import RuleComparison, compare_families, unpaired_note
 from figures.rows import table
-from figures.runs import MissingDataError, find_runs
+from figures.runs import MissingDataError, Run, find_runs
 from figures.stats import CONTRADICTS, SUPPORTS, summarize
 from urfb_common import (
     OneLineParser,
@@ -57,7 +57,7 @@ def choice_rows(choice: str, comparisons: Sequence[RuleComparison]) -> list[list
     for c in comparisons:
         close, greater = c.close, c.greater
         one = " (one seed)" if close.cmp.n < 2 else ""
-        rows.append([choice, f"{c.arch} {c.label}", c.budget, close.endpoint,
+        rows.append([choice, c.title, c.budget, close.endpoint,
                      summarize(c.ends_b.chosen).compact(), summarize(c.ends_a.chosen).compact(),
                      close.cmp.summary.compact(signed=True),
                      _fragile(close.verdict, close.alt_verdict, close.fragile) + one,
@@ -66,7 +66,7 @@ def choice_rows(choice: str, comparisons: Sequence[RuleComparison]) -> list[list
     return rows
 
 
-def choice_table(paper: Sequence, variants: dict[str, Sequence]) -> tuple[str, list[str]]:
+def choice_table(paper: Sequence[Run], variants: dict[str, Sequence[Run]]) -> tuple[str, list[str]]:
     """The table of every variant (``{choice: runs}``) against ``paper`` (runs), and notes
     (what each variant's runs differ in, what could not be paired)."""
     rows, notes = [], []
@@ -82,7 +82,7 @@ def choice_table(paper: Sequence, variants: dict[str, Sequence]) -> tuple[str, l
             if note:
                 notes.append(f"{choice}: {note}")
             differs = ", ".join(f"{k} ({v[1]} → {v[0]})" for k, v in c.settings.items())
-            notes.append(f"{choice}, {c.arch} {c.label}: the paired runs differ in "
+            notes.append(f"{choice}, {c.title}: the paired runs differ in "
                          f"{differs or 'no recorded setting'}")
     if not rows:
         raise MissingDataError("no variant run pairs with a paper-protocol run: " + "; ".join(notes))
@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "biases), at any depth")
     parser.add_argument("--variant", type=_variant, action="append", required=True,
                         metavar="NAME=DIR",
-                        help="a protocol choice and the folder of its runs (repeat for each "
-                             "choice), e.g. simultaneous=runs/simultaneous bias=runs/bias")
+                        help="a protocol choice and the folder of its runs; once per choice, "
+                             "e.g. --variant simultaneous=runs/sim --variant bias=runs/bias")
     parser.add_argument("--out", type=path_arg, default=None,
                         help="also write the table and its notes to this markdown file")
     return parser

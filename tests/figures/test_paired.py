@@ -81,7 +81,7 @@ def test_a_gap_of_0_1_in_every_seed_contradicts_and_names_the_rule(bf16_runs) ->
     sentence = verdict_sentence(list(got.values()))
     assert sentence.startswith("bf16 is not shown to be as good as fp32")
     where = sentence.split("where it does not support: ")[1].split(". Incomplete")[0]
-    assert where.startswith("FRFB") and "URFB" not in where
+    assert where.startswith("simpnet FRFB: corr(W, Rᵗ) differs most in") and "URFB" not in where
 
 
 def test_one_unpaired_seed_leaves_one_pair_inconclusive(bf16_runs) -> None:
@@ -138,14 +138,31 @@ def test_families_split_by_a_setting(bf16_runs) -> None:
     assert c.close.cmp.n == 1 and c.unpaired == ((1, 2), ()) and notes == []
 
 
+def test_runs_of_other_descriptions_pair_among_themselves(tmp_path: Path,
+                                                          write_run: WriteRun) -> None:
+    """CIFAR-100 and untied runs are their own rows, never paired with CIFAR-10 tied ones."""
+    for prec, offset in (("fp32", 0.0), ("bf16", 0.1)):
+        for s in range(2):
+            for name, kw in (("c10", {}), ("c100", {"n_classes": 100}), ("untied", {"untied": (0,)})):
+                run = write_run(tmp_path / "r", f"{name}-{prec}-s{s}", "simpnet", "urfb", seed=s,
+                                offset=offset * (name == "c100"), **kw)
+                _patch(run, {"precision": prec})
+    comparisons, notes = bf16_comparisons(find_runs(tmp_path / "r"))
+    assert [(c.title, c.close.verdict) for c in comparisons] == [
+        ("simpnet URFB", SUPPORTS), ("simpnet URFB (untied)", SUPPORTS),
+        ("simpnet URFB (100 classes)", CONTRADICTS)]
+    assert notes == []
+
+
 def test_bf16_cli_writes_report_and_figure(bf16_runs, tmp_path: Path, capsys) -> None:
     root = bf16_runs(gap={"urfb": 0.1})
     out = tmp_path / "out"
     assert figures_main(["bf16-paired", "--runs", str(root), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["bf16-paired.md", "bf16-paired.pdf",
-                                                     "bf16-paired.png"]
+                                                     "bf16-paired.png", "bf16-paired.txt"]
+    assert (out / "bf16-paired.txt").read_text().count("- urfb-bf16-s") == 3
     text = (out / "bf16-paired.md").read_text()
-    assert "where it does not support: URFB" in text
+    assert "where it does not support: simpnet URFB" in text
     assert "| simpnet URFB |" in text and "**contradicts**" in text
     assert capsys.readouterr().out.startswith("# bf16 against fp32")
 

@@ -227,6 +227,10 @@ def compare_families(a: Sequence[Run], b: Sequence[Run], budget: str = "") -> tu
         ga, gb = _paired(ga, common), _paired(gb, common)
         epochs = window(ga, gb)
         ea, eb = error_ends(ga, epochs), error_ends(gb, epochs)
+        if ea.tested != eb.tested:  # one family scored on the test split: compare validation
+            notes.append(f"{title(key)}: only the {'first' if ea.tested else 'second'} family "
+                         "was scored on the test split; both compared on validation")
+            ea, eb = error_ends(ga, epochs, test=False), error_ends(gb, epochs, test=False)
         n, chance = images(ga), chance_of(ga)
         name = budget or "paired"
         close = pair_row(f"{title(key)}: errors close", name, ea, eb,

@@ -128,6 +128,20 @@ def test_test_json_makes_the_test_error_the_endpoint(bf16_runs) -> None:
     assert c.close.alt_verdict == SUPPORTS and c.close.fragile  # validation curves identical
 
 
+@pytest.mark.parametrize("scored, side", [("fp32", "second"), ("bf16", "first")])
+def test_a_test_split_scored_on_one_side_only_is_not_mixed_with_validation(
+        bf16_runs, scored: str, side: str) -> None:
+    root = bf16_runs(rules=("urfb",))
+    for s in range(3):  # one precision scored on the test split, the other not
+        (root / f"urfb-{scored}-s{s}" / "test.json").write_text(json.dumps(
+            {"best": {"epoch": 6, "error": 0.2, "val_error": 0.0}, "last": {"epoch": 6, "error": 0.2}}))
+    comparisons, notes = bf16_comparisons(find_runs(root))
+    (c,) = comparisons
+    assert c.close.endpoint.startswith("validation error at the validation-chosen epoch")
+    assert c.close.cmp.diffs == pytest.approx({0: 0.0, 1: 0.0, 2: 0.0})
+    assert any(f"only the {side} family was scored on the test split" in n for n in notes)
+
+
 def test_families_split_by_a_setting(bf16_runs) -> None:
     families = by_setting(find_runs(bf16_runs(rules=("urfb",))),
                           lambda r: r.config["precision"])

@@ -17,7 +17,8 @@ from figures.report import block_bf16_paired, block_protocol_choice
 from figures.runs import find_runs
 from figures.stats import CONTRADICTS, INCONCLUSIVE, SUPPORTS
 
-from .conftest import WriteRun
+#: The ``write_run`` fixture of conftest.py.
+WriteRun = Callable[..., Path]
 
 
 def _patch(folder: Path, config: dict | None = None,

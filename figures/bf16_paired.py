@@ -77,7 +77,8 @@ def bf16_comparisons(runs: Sequence[Run]) -> tuple[list[RuleComparison], list[st
         if not families.get(name):
             raise MissingDataError(f"no {name} run with a logged epoch (found: "
                                    f"{', '.join(sorted(families)) or 'no runs'})")
-    comparisons, notes = compare_families(families["bf16"], families["fp32"], "bf16 check")
+    comparisons, notes = compare_families(families["bf16"], families["fp32"], "bf16 check",
+                                         ("bf16", "fp32"))
     if not comparisons:
         raise MissingDataError("no rule has both an fp32 and a bf16 run of one seed: "
                                + "; ".join(notes))

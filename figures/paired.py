@@ -11,7 +11,8 @@ paired by seed (same initial weights, data split and order) and compared under t
 * the error endpoint is the test error at each run's validation-chosen epoch where every run was
   scored on the test split (``test.json``), else the validation error there; the other endpoint
   is the mean validation error over the window; a row whose verdict differs between the two is
-  **fragile**;
+  **fragile**; where only one family was scored on the test split, both are compared on
+  validation (a note says so);
 * "close" is the rule's close test (margin :data:`figures.stats.CLOSE_MARGIN`), "better or
   worse" its directional test on d = a - b;
 * per weight layer, corr(W, Rᵗ) and the probe's angles (``delta_angle``, ``local_delta_angle``)
@@ -206,15 +207,17 @@ def _groups(runs: Sequence[Run]) -> dict[RunKey, Seeds]:
     return out
 
 
-def compare_families(a: Sequence[Run], b: Sequence[Run], budget: str = "") -> tuple[
+def compare_families(a: Sequence[Run], b: Sequence[Run], budget: str = "",
+                     names: tuple[str, str] = ("first", "second")) -> tuple[
         list[RuleComparison], list[str]]:
-    """Per (architecture, rule) in both families, the paired comparison of ``a`` against ``b``
-    (d = a - b), and notes on what could not be paired. ``budget`` names the comparison's runs
-    in its rows (e.g. ``bf16 check``)."""
+    """Per description (architecture, rule, classes, untied, frozen) in both families, the
+    paired comparison of ``a`` against ``b`` (d = a - b), and notes on what could not be paired.
+    ``budget`` names the comparison's runs in its rows (e.g. ``bf16 check``), ``names`` the two
+    families in the notes."""
     ga_all, gb_all = _groups(a), _groups(b)
     comparisons, notes = [], []
     for key in [k for k in ga_all if k not in gb_all] + [k for k in gb_all if k not in ga_all]:
-        side = "first" if key in ga_all else "second"
+        side = names[0] if key in ga_all else names[1]
         notes.append(f"{title(key)}: runs in the {side} family only")
     for key in [k for k in ga_all if k in gb_all]:
         ga, gb = ga_all[key], gb_all[key]
@@ -228,7 +231,7 @@ def compare_families(a: Sequence[Run], b: Sequence[Run], budget: str = "") -> tu
         epochs = window(ga, gb)
         ea, eb = error_ends(ga, epochs), error_ends(gb, epochs)
         if ea.tested != eb.tested:  # one family scored on the test split: compare validation
-            notes.append(f"{title(key)}: only the {'first' if ea.tested else 'second'} family "
+            notes.append(f"{title(key)}: only the {names[0] if ea.tested else names[1]} family "
                          "was scored on the test split; both compared on validation")
             ea, eb = error_ends(ga, epochs, test=False), error_ends(gb, epochs, test=False)
         n, chance = images(ga), chance_of(ga)

@@ -71,7 +71,7 @@ def choice_table(paper: Sequence[Run], variants: dict[str, Sequence[Run]]) -> tu
     (what each variant's runs differ in, what could not be paired)."""
     rows, notes = [], []
     for choice, runs in variants.items():
-        comparisons, left = compare_families(runs, paper, choice)
+        comparisons, left = compare_families(runs, paper, choice, (choice, "paper-protocol"))
         notes += [f"{choice}: {n}" for n in left]
         if not comparisons:
             notes.append(f"{choice}: no rule has a run of one seed in both folders")

@@ -11,6 +11,12 @@ band); where runs of one seed repeat, or other data was used, a note on stderr s
 drawn and why. Exit status: 0 when at least one figure was built,
 1 when none could be, 2 for bad arguments (an unknown figure, a ``--runs`` folder or
 ``--curves-csv`` file that does not exist, an ``--out`` folder that cannot be written).
+
+Two comparisons of run families are subcommands, each with its own ``--help``:
+``python -m figures bf16-paired --runs DIR --out DIR`` (issue 18's bf16 against fp32 check,
+:mod:`figures.bf16_paired`) and ``python -m figures protocol-choice --paper DIR --variant
+NAME=DIR ...`` (issue 20's protocol choices against the paper's protocol,
+:mod:`figures.protocol_choice`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from figures import bf16_paired, protocol_choice
 from figures.alignment import plot_figure10, plot_figure11
 from figures.angles import plot_figure17, plot_figure18
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
@@ -61,6 +68,10 @@ DEFAULT_RUNS = Path("runs")
 #: ``make sweep`` (``python -m sims.epsilon_sweep``) writes Figure 12's data here.
 CURVES_NAME = "curves.csv"
 DEFAULT_CURVES = SWEEP_OUT / CURVES_NAME
+#: Subcommands: name -> its ``main(argv)`` (the rest of the command line is its own).
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "bf16-paired": bf16_paired.main, "protocol-choice": protocol_choice.main,
+}
 
 
 def plot_figure12(curves_csv: Path, out_stem: Path) -> list[Path]:
@@ -95,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m figures``."""
     parser = OneLineParser(prog="python -m figures", description=__doc__.splitlines()[0])
     parser.add_argument("figures", nargs="*", metavar="FIGURE", default=["all"],
-                        help="'all' (default) or figure numbers 4-12, 16-18")
+                        help="'all' (default) or figure numbers 4-12, 16-18; or a subcommand "
+                             f"first ({', '.join(SUBCOMMANDS)}; see its --help)")
     parser.add_argument("--runs", type=path_arg, default=None,
                         help=f"folder holding the training runs, at any depth (default {DEFAULT_RUNS}/; "
                              "a folder given here must exist)")
@@ -164,6 +176,9 @@ def _build(numbers: list[int], runs: list[Run], runs_dir: Path, curves_csv: Path
 @command_line("python -m figures")
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0: something built, 1: nothing could be)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

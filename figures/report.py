@@ -9,7 +9,10 @@ blocks are printed. Each claim of Section 4 is tested as a paired comparison ove
 Inputs (defaults: the H200 evidence runs of ``results/cifar10-jpeg-h200`` and the older CPU runs):
 ``--runs-a`` budget A (simpnet 15 epochs, deepernet 10, deepnet_s Figure 11 protocol),
 ``--runs-b`` budget B (simpnet 50 epochs, deepernet 25), ``--runs-old`` the single-seed
-10-epoch / 20,000-image runs.
+10-epoch / 20,000-image runs; ``--runs-bf16`` the speed issue's bf16 against fp32 runs
+(:mod:`figures.bf16_paired`), ``--runs-choices`` issue 20's protocol-choice runs (a ``paper``
+folder and one folder per variant, :mod:`figures.protocol_choice`): their blocks say "not yet"
+until those folders hold runs.
 """
 
 from __future__ import annotations
@@ -22,23 +25,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepnets.protocols import PROTOCOLS
+from figures.bf16_paired import bf16_comparisons, markdown
 from figures.endpoints import Ends, curve_ends, error_ends, window
-from figures.runs import Run, Seeds, find_runs, select_seeds
+from figures.protocol_choice import choice_table
+from figures.rows import (
+    PAPER_EPOCHS,
+    PAPER_IMAGES,
+    Row,
+    chance_of,
+    error_row,
+    fraction,
+    images,
+    pair_row,
+    rows_table,
+    table,
+    where,
+)
+from figures.runs import MissingDataError, Run, Seeds, find_runs, select_seeds
 from figures.stats import (
-    CLOSE_MARGIN,
     LAST_EPOCHS,
-    UNINFORMATIVE,
     Comparison,
-    close_verdict,
     compare,
     difference,
-    every,
     final,
     near_chance,
     paired,
     rule_text,
     summarize,
-    verdict,
 )
 from urfb_common import OneLineParser, atomic_write_text, command_line, path_arg, require_existing
 
@@ -46,8 +59,12 @@ H200 = Path("results/cifar10-jpeg-h200")
 DEFAULT_A = H200 / "budget-a" / "runs"
 DEFAULT_B = H200 / "budget-b" / "runs"
 DEFAULT_OLD = (Path("results/simpnet-cifar10-jpeg/runs"), Path("results/deepernet-cifar10-jpeg/runs"))
-#: The paper's budget (Section 4): 1000 epochs over 45,000 training images.
-PAPER_EPOCHS, PAPER_IMAGES = 1000, 45_000
+#: The speed issue's paired check (results/bf16-paired/run.sh writes its runs there).
+DEFAULT_BF16 = Path("results/bf16-paired")
+#: Issue 20's protocol choices: ``paper/`` (the paper's protocol) and one folder per variant.
+DEFAULT_CHOICES = Path("results/protocol-choice")
+#: The folder of the paper-protocol runs inside the protocol-choice folder.
+PAPER_FOLDER = "paper"
 #: Claim 6's "far from aligned": the mean delta_angle over the layers that send an error is at
 #: least this many degrees (cos <= 0.5).
 FAR_DEGREES = 60.0
@@ -80,157 +97,11 @@ class Budget:
         return g
 
 
-def images(group: Seeds) -> int:
-    """Training images of a group's runs (schema 2 ``train_size``, schema 1 ``train_subset``)."""
-    cfg = group.first.config
-    n = cfg.get("train_size") or cfg.get("train_subset")
-    return int(n) if n else PAPER_IMAGES
-
-
-def fraction(epochs: float, n_images: int) -> str:
-    """Epochs x images as a share of the paper's 1000 x 45,000."""
-    return f"{100 * epochs * n_images / (PAPER_EPOCHS * PAPER_IMAGES):.2g}%"
-
-
-def where(budget: str, epoch: int | None, n_images: int, n_seeds: int, epoch_text: str = "") -> str:
-    """``B: ep 50 × 45,000, 3 seeds (5%)``."""
-    ep = epoch_text or f"ep {epoch}"
-    frac = f" ({fraction(epoch, n_images)})" if epoch else ""
-    return f"{budget}: {ep} × {n_images:,}, {n_seeds} seed{'s' if n_seeds != 1 else ''}{frac}"
-
-
 # ----------------------------------------------------------------------------- rows
-
-
-@dataclass
-class Row:
-    """One tested statement: a, b, the paired differences d = a - b at the row's endpoint and
-    the verdict, with the same comparison at the rule's other endpoint (``alt``) beside it."""
-
-    test: str
-    where: str
-    a: str
-    b: str
-    cmp: Comparison
-    kind: str  # "greater": the claim says d > 0; "close": |d| < CLOSE_MARGIN
-    #: The claim's part this row decides, in a few words (empty: a supporting detail, left out
-    #: of the summary table).
-    short: str = ""
-    digits: int = 3
-    #: What d is taken at (the endpoint, with the chosen epochs), and the same at the other one.
-    endpoint: str = ""
-    alt: Comparison | None = None
-    alt_endpoint: str = ""
-    #: "close" between two error rates that are both within CHANCE_MARGIN of chance.
-    at_chance: bool = False
-    #: A claim about every layer: its layers' rows (``cmp`` is the least favourable one's).
-    layers: tuple[Row, ...] = ()
-
-    def _judge(self, cmp: Comparison) -> str:
-        if self.kind == "close" and self.at_chance:
-            return UNINFORMATIVE
-        return verdict(cmp) if self.kind == "greater" else close_verdict(cmp)
-
-    @property
-    def verdict(self) -> str:
-        if self.layers:
-            return every(r.verdict for r in self.layers)
-        return self._judge(self.cmp)
-
-    @property
-    def alt_verdict(self) -> str | None:
-        """The verdict at the other endpoint (None: the row has one endpoint only)."""
-        if self.layers:
-            alts = [r.alt_verdict for r in self.layers]
-            return None if None in alts else every(a for a in alts if a is not None)
-        return None if self.alt is None else self._judge(self.alt)
-
-    @property
-    def fragile(self) -> bool:
-        """The verdict differs between the rule's two endpoints."""
-        return self.alt_verdict is not None and self.alt_verdict != self.verdict
-
-    def verdict_text(self) -> str:
-        v = f"**{self.verdict}**" + (" (one seed)" if self.cmp.n < 2 else "")
-        if self.fragile:
-            v += f", **fragile**: {self.alt_verdict} on the other endpoint ({self.alt_endpoint})"
-        return v
-
-    def cells(self) -> list[str]:
-        if self.kind == "greater":
-            holds = f"d > 0 in {self.cmp.n_positive}/{self.cmp.n}"
-        else:
-            inside = sum(abs(d) < CLOSE_MARGIN for d in self.cmp.diffs.values())
-            holds = f"\\|d\\| < {CLOSE_MARGIN:g} in {inside}/{self.cmp.n}"
-        return [self.test, self.where, self.endpoint or "—", self.a, self.b,
-                self.cmp.summary.compact(self.digits, signed=True), holds, self.verdict_text()]
-
-
-HEADER = ["test", "budget", "endpoint", "a: mean ± sd [per seed]", "b: mean ± sd [per seed]",
-          "d = a − b: mean ± sd [per seed]", "sign holds", "verdict"]
-
-
-def table(header: list[str], rows: Iterable[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def rows_table(rows: list[Row]) -> str:
-    return table(HEADER, (r.cells() for r in rows))
 
 
 def at(series: Seriesd, epoch: int) -> dict[int, float]:
     return {s: v[epoch] for s, v in series.items() if epoch in v}
-
-
-def _span(epochs: list[int]) -> str:
-    return f"ep {epochs[0]}–{epochs[-1]}" if len(epochs) > 1 else f"ep {epochs[0]}"
-
-
-def _chosen_name(a: Ends, b: Ends, curve: bool) -> str:
-    each = "; ".join(f"{side} ep {', '.join(str(e[s]) for s in sorted(e))}"
-                     for side, e in (("a", a.epochs), ("b", b.epochs)) if e)
-    if curve:
-        what = "validation-chosen epoch"
-    elif a.tested and b.tested:
-        what = "test error at the validation-chosen epoch"
-    else:
-        what = "validation error at the validation-chosen epoch (no test split scored)"
-    return f"{what} ({each})"
-
-
-def pair_row(test: str, budget: str, a: Ends, b: Ends, kind: str, n_images: int,
-             epochs: list[int], *, curve: bool = False, short: str = "", digits: int = 3,
-             chance: float | None = None, factor: float = 1.0, offset: float = 0.0) -> Row:
-    """a against b over the window ``epochs`` (the same budget for both). Error rates are
-    judged at the validation-chosen epoch (test error where scored), a curve's shape
-    (``curve``) on the window's mean; each row also at the other endpoint. ``factor`` and
-    ``offset``: the claim is a > factor b + offset. ``chance``: the error rate of chance, for
-    "close" rows (both near it: uninformative)."""
-    chosen = (a.chosen, b.chosen, _chosen_name(a, b, curve))
-    mean = (a.last, b.last, f"mean of {_span(epochs)}")
-    (pa, pb, name), (qa, qb, other) = (mean, chosen) if curve else (chosen, mean)
-    cmp = compare(pa, pb, epochs[-1], factor=factor, offset=offset)
-    alt = compare(qa, qb, epochs[-1], factor=factor, offset=offset)
-    near = chance is not None and near_chance(pa, chance) and near_chance(pb, chance)
-    return Row(test, where(budget, epochs[-1], n_images, cmp.n), summarize(pa).compact(digits),
-               summarize(pb).compact(digits), cmp, kind, short, digits, name, alt,
-               other.split(" (")[0], near)
-
-
-def chance_of(g: Seeds) -> float:
-    """The error rate of guessing: 1 - 1/classes."""
-    return 1.0 - 1.0 / g.first.n_classes
-
-
-def error_row(test: str, budget: str, ga: Seeds, gb: Seeds, kind: str, short: str = "",
-              key: str = "val_error", digits: int = 3) -> Row:
-    """Two groups' error rates (``key``) over their common window (:func:`error_ends`)."""
-    epochs = window(ga, gb)
-    return pair_row(test, budget, error_ends(ga, epochs, key), error_ends(gb, epochs, key), kind,
-                    images(ga), epochs, short=short, digits=digits,
-                    chance=chance_of(ga) if kind == "close" else None)
 
 
 def value_row(test: str, where_text: str, a: dict[int, float], b: dict[int, float], kind: str,
@@ -776,12 +647,37 @@ def _shown(path: Path) -> Path:
         return path
 
 
+def block_bf16_paired(rep: Report) -> str:
+    """The bf16 check (:mod:`figures.bf16_paired`) from the runs of ``--runs-bf16``."""
+    try:
+        return markdown(*bf16_comparisons(find_runs(rep.bf16)), title=False)
+    except MissingDataError as exc:
+        return (f"Not yet: {exc} under `{_shown(rep.bf16)}` (`nice sh "
+                "results/bf16-paired/run.sh` makes them).")
+
+
+def block_protocol_choice(rep: Report) -> str:
+    """Each protocol choice against the paper's protocol (:mod:`figures.protocol_choice`)."""
+    paper = rep.choices / PAPER_FOLDER
+    variants = {d.name: find_runs(d) for d in sorted(rep.choices.iterdir())
+                if d.is_dir() and d.name != PAPER_FOLDER} if rep.choices.is_dir() else {}
+    if not find_runs(paper) or not variants:
+        return (f"Not yet: needs the paper-protocol runs in `{_shown(paper)}` and each "
+                f"variant's runs in a folder beside it (`{_shown(rep.choices)}/<choice>/`).")
+    try:
+        text, notes = choice_table(find_runs(paper), variants)
+    except MissingDataError as exc:
+        return f"Not yet: {exc}."
+    return text + ("\n\n" + "\n".join(f"- {n}." for n in notes) if notes else "")
+
+
 BLOCKS: dict[str, Callable[[Report], str]] = {
     "rule": block_rule, "budget": block_budget, "final-errors": block_final_errors,
     "claim1": block_claim1, "claim2": block_claim2, "claim3": block_claim3,
     "paper-numbers": block_paper_numbers, "claim4": block_claim4, "claim4-old": block_claim4_old,
     "claim5": block_claim5, "claim5-strong": block_claim5_strong, "claim6": block_claim6,
-    "figure8": block_figure8, "summary": block_summary,
+    "figure8": block_figure8, "summary": block_summary, "bf16-paired": block_bf16_paired,
+    "protocol-choice": block_protocol_choice,
 }
 
 
@@ -793,7 +689,9 @@ class OldBudget(Budget):
 class Report:
     """The runs of budgets A, B and the older runs, and the blocks drawn from them."""
 
-    def __init__(self, runs_a: Path, runs_b: Path, runs_old: Iterable[Path] = ()) -> None:
+    def __init__(self, runs_a: Path, runs_b: Path, runs_old: Iterable[Path] = (),
+                 bf16: Path = DEFAULT_BF16, choices: Path = DEFAULT_CHOICES) -> None:
+        self.bf16, self.choices = Path(bf16), Path(choices)
         self.a = Budget("A", find_runs(runs_a))
         self.b = Budget("B", find_runs(runs_b))
         self.old = [OldBudget("old", find_runs(p), path=Path(p)) for p in runs_old]
@@ -845,6 +743,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs-b", type=path_arg, default=DEFAULT_B, help=f"budget B (default {DEFAULT_B})")
     parser.add_argument("--runs-old", type=path_arg, nargs="*", default=list(DEFAULT_OLD),
                         help="older single-seed runs (default: " + ", ".join(map(str, DEFAULT_OLD)) + ")")
+    parser.add_argument("--runs-bf16", type=path_arg, default=DEFAULT_BF16,
+                        help=f"the bf16 against fp32 runs (default {DEFAULT_BF16}; absent: 'not yet')")
+    parser.add_argument("--runs-choices", type=path_arg, default=DEFAULT_CHOICES,
+                        help=f"the protocol-choice runs: {PAPER_FOLDER}/ and one folder per variant "
+                             f"(default {DEFAULT_CHOICES}; absent: 'not yet')")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--update", type=path_arg, metavar="FILE", help="rewrite the report blocks of FILE")
     group.add_argument("--check", type=path_arg, metavar="FILE",
@@ -868,7 +771,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{flag} {doc}: holds no report block (<!-- report:NAME --> ... "
                          f"<!-- /report:NAME -->; names: {', '.join(BLOCKS)})")
     try:
-        report = Report(args.runs_a, args.runs_b, [p for p in args.runs_old if p.is_dir()])
+        report = Report(args.runs_a, args.runs_b, [p for p in args.runs_old if p.is_dir()],
+                        args.runs_bf16, args.runs_choices)
         if doc is None:
             print(report.all())
             return 0

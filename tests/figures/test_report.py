@@ -11,6 +11,8 @@ from figures.report import (
     BLOCKS,
     DEFAULT_A,
     DEFAULT_B,
+    DEFAULT_BF16,
+    DEFAULT_CHOICES,
     DEFAULT_OLD,
     Report,
     far_window,
@@ -31,7 +33,8 @@ needs_results = pytest.mark.skipif(not (REPO / DEFAULT_B).is_dir(),
 
 @pytest.fixture(scope="module")
 def report() -> Report:
-    return Report(REPO / DEFAULT_A, REPO / DEFAULT_B, [REPO / p for p in DEFAULT_OLD])
+    return Report(REPO / DEFAULT_A, REPO / DEFAULT_B, [REPO / p for p in DEFAULT_OLD],
+                  REPO / DEFAULT_BF16, REPO / DEFAULT_CHOICES)
 
 
 @needs_results
@@ -79,8 +82,9 @@ def test_update_rewrites_a_stale_block_and_check_sees_it(tmp_path: Path, capsys)
     text = DOC.read_text(encoding="utf-8")
     start = text.index("<!-- report:claim1 -->\n") + len("<!-- report:claim1 -->\n")
     doc.write_text(text[:start] + "| typed by hand |\n" + text[text.index("<!-- /report:claim1 -->"):])
-    argv = ["--runs-a", str(REPO / DEFAULT_A), "--runs-b", str(REPO / DEFAULT_B), "--runs-old",
-            *[str(REPO / p) for p in DEFAULT_OLD]]
+    argv = ["--runs-a", str(REPO / DEFAULT_A), "--runs-b", str(REPO / DEFAULT_B),
+            "--runs-bf16", str(REPO / DEFAULT_BF16), "--runs-choices", str(REPO / DEFAULT_CHOICES),
+            "--runs-old", *[str(REPO / p) for p in DEFAULT_OLD]]
     assert main([*argv, "--check", str(doc)]) == 1
     assert capsys.readouterr().err.strip() == f"{doc}: block claim1 is not current"
     assert main([*argv, "--update", str(doc)]) == 0

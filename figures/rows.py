@@ -1,0 +1,180 @@
+"""The rows of the verdict rule's tables (:mod:`figures.stats`): one tested statement each.
+
+A :class:`Row` holds the paired differences ``d = a - b`` of two groups of runs at one of the
+rule's endpoints (:mod:`figures.endpoints`), its verdict, and the same comparison at the other
+endpoint, so that a row whose verdict depends on the endpoint is marked **fragile**.
+:func:`pair_row` and :func:`error_row` build rows; :func:`rows_table` draws them as markdown.
+Shared by ``python -m figures.report`` (``docs/results.md``) and the paired comparisons of
+:mod:`figures.paired`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from figures.endpoints import Ends, error_ends, window
+from figures.runs import Seeds
+from figures.stats import (
+    CLOSE_MARGIN,
+    UNINFORMATIVE,
+    Comparison,
+    close_verdict,
+    compare,
+    every,
+    near_chance,
+    summarize,
+    verdict,
+)
+
+__all__ = ["HEADER", "PAPER_EPOCHS", "PAPER_IMAGES", "Row", "chance_of", "error_row",
+           "fraction", "images", "pair_row", "rows_table", "table", "where"]
+
+#: The paper's budget (Section 4): 1000 epochs over 45,000 training images.
+PAPER_EPOCHS, PAPER_IMAGES = 1000, 45_000
+
+
+def images(group: Seeds) -> int:
+    """Training images of a group's runs (schema 2 ``train_size``, schema 1 ``train_subset``)."""
+    cfg = group.first.config
+    n = cfg.get("train_size") or cfg.get("train_subset")
+    return int(n) if n else PAPER_IMAGES
+
+
+def fraction(epochs: float, n_images: int) -> str:
+    """Epochs x images as a share of the paper's 1000 x 45,000."""
+    return f"{100 * epochs * n_images / (PAPER_EPOCHS * PAPER_IMAGES):.2g}%"
+
+
+def where(budget: str, epoch: int | None, n_images: int, n_seeds: int, epoch_text: str = "") -> str:
+    """``B: ep 50 × 45,000, 3 seeds (5%)``."""
+    ep = epoch_text or f"ep {epoch}"
+    frac = f" ({fraction(epoch, n_images)})" if epoch else ""
+    return f"{budget}: {ep} × {n_images:,}, {n_seeds} seed{'s' if n_seeds != 1 else ''}{frac}"
+
+
+@dataclass
+class Row:
+    """One tested statement: a, b, the paired differences d = a - b at the row's endpoint and
+    the verdict, with the same comparison at the rule's other endpoint (``alt``) beside it."""
+
+    test: str
+    where: str
+    a: str
+    b: str
+    cmp: Comparison
+    kind: str  # "greater": the claim says d > 0; "close": |d| < CLOSE_MARGIN
+    #: The claim's part this row decides, in a few words (empty: a supporting detail, left out
+    #: of the summary table).
+    short: str = ""
+    digits: int = 3
+    #: What d is taken at (the endpoint, with the chosen epochs), and the same at the other one.
+    endpoint: str = ""
+    alt: Comparison | None = None
+    alt_endpoint: str = ""
+    #: "close" between two error rates that are both within CHANCE_MARGIN of chance.
+    at_chance: bool = False
+    #: A claim about every layer: its layers' rows (``cmp`` is the least favourable one's).
+    layers: tuple[Row, ...] = ()
+
+    def _judge(self, cmp: Comparison) -> str:
+        if self.kind == "close" and self.at_chance:
+            return UNINFORMATIVE
+        return verdict(cmp) if self.kind == "greater" else close_verdict(cmp)
+
+    @property
+    def verdict(self) -> str:
+        if self.layers:
+            return every(r.verdict for r in self.layers)
+        return self._judge(self.cmp)
+
+    @property
+    def alt_verdict(self) -> str | None:
+        """The verdict at the other endpoint (None: the row has one endpoint only)."""
+        if self.layers:
+            alts = [r.alt_verdict for r in self.layers]
+            return None if None in alts else every(a for a in alts if a is not None)
+        return None if self.alt is None else self._judge(self.alt)
+
+    @property
+    def fragile(self) -> bool:
+        """The verdict differs between the rule's two endpoints."""
+        return self.alt_verdict is not None and self.alt_verdict != self.verdict
+
+    def verdict_text(self) -> str:
+        v = f"**{self.verdict}**" + (" (one seed)" if self.cmp.n < 2 else "")
+        if self.fragile:
+            v += f", **fragile**: {self.alt_verdict} on the other endpoint ({self.alt_endpoint})"
+        return v
+
+    def cells(self) -> list[str]:
+        if self.kind == "greater":
+            holds = f"d > 0 in {self.cmp.n_positive}/{self.cmp.n}"
+        else:
+            inside = sum(abs(d) < CLOSE_MARGIN for d in self.cmp.diffs.values())
+            holds = f"\\|d\\| < {CLOSE_MARGIN:g} in {inside}/{self.cmp.n}"
+        return [self.test, self.where, self.endpoint or "—", self.a, self.b,
+                self.cmp.summary.compact(self.digits, signed=True), holds, self.verdict_text()]
+
+
+HEADER = ["test", "budget", "endpoint", "a: mean ± sd [per seed]", "b: mean ± sd [per seed]",
+          "d = a − b: mean ± sd [per seed]", "sign holds", "verdict"]
+
+
+def table(header: list[str], rows: Iterable[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def rows_table(rows: list[Row]) -> str:
+    return table(HEADER, (r.cells() for r in rows))
+
+
+def _span(epochs: list[int]) -> str:
+    return f"ep {epochs[0]}–{epochs[-1]}" if len(epochs) > 1 else f"ep {epochs[0]}"
+
+
+def _chosen_name(a: Ends, b: Ends, curve: bool) -> str:
+    each = "; ".join(f"{side} ep {', '.join(str(e[s]) for s in sorted(e))}"
+                     for side, e in (("a", a.epochs), ("b", b.epochs)) if e)
+    if curve:
+        what = "validation-chosen epoch"
+    elif a.tested and b.tested:
+        what = "test error at the validation-chosen epoch"
+    else:
+        what = "validation error at the validation-chosen epoch (no test split scored)"
+    return f"{what} ({each})"
+
+
+def pair_row(test: str, budget: str, a: Ends, b: Ends, kind: str, n_images: int,
+             epochs: list[int], *, curve: bool = False, short: str = "", digits: int = 3,
+             chance: float | None = None, factor: float = 1.0, offset: float = 0.0) -> Row:
+    """a against b over the window ``epochs`` (the same budget for both). Error rates are
+    judged at the validation-chosen epoch (test error where scored), a curve's shape
+    (``curve``) on the window's mean; each row also at the other endpoint. ``factor`` and
+    ``offset``: the claim is a > factor b + offset. ``chance``: the error rate of chance, for
+    "close" rows (both near it: uninformative)."""
+    chosen = (a.chosen, b.chosen, _chosen_name(a, b, curve))
+    mean = (a.last, b.last, f"mean of {_span(epochs)}")
+    (pa, pb, name), (qa, qb, other) = (mean, chosen) if curve else (chosen, mean)
+    cmp = compare(pa, pb, epochs[-1], factor=factor, offset=offset)
+    alt = compare(qa, qb, epochs[-1], factor=factor, offset=offset)
+    near = chance is not None and near_chance(pa, chance) and near_chance(pb, chance)
+    return Row(test, where(budget, epochs[-1], n_images, cmp.n), summarize(pa).compact(digits),
+               summarize(pb).compact(digits), cmp, kind, short, digits, name, alt,
+               other.split(" (")[0], near)
+
+
+def chance_of(g: Seeds) -> float:
+    """The error rate of guessing: 1 - 1/classes."""
+    return 1.0 - 1.0 / g.first.n_classes
+
+
+def error_row(test: str, budget: str, ga: Seeds, gb: Seeds, kind: str, short: str = "",
+              key: str = "val_error", digits: int = 3) -> Row:
+    """Two groups' error rates (``key``) over their common window (:func:`error_ends`)."""
+    epochs = window(ga, gb)
+    return pair_row(test, budget, error_ends(ga, epochs, key), error_ends(gb, epochs, key), kind,
+                    images(ga), epochs, short=short, digits=digits,
+                    chance=chance_of(ga) if kind == "close" else None)

@@ -1,0 +1,272 @@
+"""figures.paired, figures.bf16_paired, figures.protocol_choice: two families of runs, paired by
+seed, under the verdict rule, on synthetic run folders whose answer is known."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from figures.__main__ import main as figures_main
+from figures.bf16_paired import bf16_comparisons, markdown, verdict_sentence
+from figures.paired import RuleComparison, by_setting, compare_families
+from figures.protocol_choice import worse_or_better
+from figures.report import block_bf16_paired, block_protocol_choice
+from figures.runs import find_runs
+from figures.stats import CONTRADICTS, INCONCLUSIVE, SUPPORTS
+
+#: The ``write_run`` fixture of conftest.py.
+WriteRun = Callable[..., Path]
+
+
+def _patch(folder: Path, config: dict | None = None,
+           val: Callable[[int, float], float] | None = None) -> None:
+    """Set config.json keys; rewrite each epoch's val_error as ``val(epoch, old)``."""
+    if config:
+        cfg = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**cfg, **config}))
+    if val is not None:
+        rows = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
+        for r in rows:
+            r["val_error"] = val(r["epoch"], r["val_error"])
+        (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture()
+def bf16_runs(tmp_path: Path, write_run: WriteRun) -> Callable[..., Path]:
+    """``make(rules, seeds_fp32, seeds_bf16, gap={rule: bf16 offset}, logged={precision: n})``:
+    ``<rule>-<precision>-s<seed>`` run folders as results/bf16-paired/run.sh writes them."""
+
+    def make(rules=("urfb", "frfb"), seeds_fp32=(0, 1, 2), seeds_bf16=(0, 1, 2), gap=None,
+             logged=None, epochs=6) -> Path:
+        root = tmp_path / "bf16"
+        for rule in rules:
+            for prec, seeds in (("fp32", seeds_fp32), ("bf16", seeds_bf16)):
+                for s in seeds:
+                    # seed-to-seed spread of 0.01, the same in both precisions
+                    offset = 0.01 * s + (gap or {}).get(rule, 0.0) * (prec == "bf16")
+                    run = write_run(root, f"{rule}-{prec}-s{s}", "simpnet", rule, seed=s,
+                                    offset=offset, epochs=epochs,
+                                    logged=(logged or {}).get(prec))
+                    _patch(run, {"precision": prec})
+        return root
+
+    return make
+
+
+def _by_rule(root: Path) -> dict[str, RuleComparison]:
+    comparisons, _ = bf16_comparisons(find_runs(root))
+    return {c.protocol: c for c in comparisons}
+
+
+def test_identical_curves_are_close(bf16_runs) -> None:
+    got = _by_rule(bf16_runs())
+    assert set(got) == {"urfb", "frfb"}
+    for c in got.values():
+        assert c.close.verdict == SUPPORTS and not c.close.fragile
+        assert c.close.cmp.diffs == pytest.approx({0: 0.0, 1: 0.0, 2: 0.0})
+        assert c.greater.verdict == INCONCLUSIVE
+        assert c.settings == {"precision": ("bf16", "fp32")}
+    assert verdict_sentence(list(got.values())).startswith("bf16 is as good as fp32")
+
+
+def test_a_gap_of_0_1_in_every_seed_contradicts_and_names_the_rule(bf16_runs) -> None:
+    got = _by_rule(bf16_runs(gap={"frfb": 0.1}))
+    assert got["urfb"].close.verdict == SUPPORTS
+    frfb = got["frfb"]
+    assert frfb.close.verdict == CONTRADICTS and frfb.close.alt_verdict == CONTRADICTS
+    assert frfb.close.cmp.diffs == pytest.approx({0: 0.1, 1: 0.1, 2: 0.1})
+    assert frfb.greater.verdict == SUPPORTS  # bf16's error above fp32's
+    sentence = verdict_sentence(list(got.values()))
+    assert sentence.startswith("bf16 is not shown to be as good as fp32")
+    where = sentence.split("where it does not support: ")[1].split(". Incomplete")[0]
+    assert where.startswith("simpnet FRFB: corr(W, Rᵗ) differs most in") and "URFB" not in where
+
+
+def test_one_unpaired_seed_leaves_one_pair_inconclusive(bf16_runs) -> None:
+    root = bf16_runs(rules=("urfb",), seeds_fp32=(0, 1), seeds_bf16=(0,))
+    comparisons, notes = bf16_comparisons(find_runs(root))
+    (c,) = comparisons
+    assert c.close.cmp.n == 1 and c.close.verdict == INCONCLUSIVE  # identical, but one seed
+    assert c.unpaired == ((), (1,))
+    assert any("seed 1 has a fp32 run only" in n for n in notes)
+    assert "URFB 1 paired seed" in verdict_sentence(comparisons)
+
+
+def test_runs_at_different_epochs_are_compared_at_the_epochs_all_reached(bf16_runs) -> None:
+    c = _by_rule(bf16_runs(rules=("urfb",), epochs=8, logged={"bf16": 6}))["urfb"]
+    assert c.epochs == [2, 3, 4, 5, 6]
+    assert c.close.cmp.epoch == 6
+    # the falling validation curve's best epoch is the window's last, not fp32's epoch 8
+    assert c.ends_b.epochs == {0: 6, 1: 6, 2: 6}
+    assert c.close.cmp.diffs == pytest.approx({0: 0.0, 1: 0.0, 2: 0.0})
+    assert "ep 6 × 200" in c.budget
+
+
+def test_endpoints_that_disagree_are_fragile(bf16_runs) -> None:
+    root = bf16_runs(rules=("urfb",))
+    for s in range(3):  # bf16 0.1 worse except at the best (last) epoch
+        _patch(root / f"urfb-bf16-s{s}", val=lambda e, v: v if e == 6 else v + 0.1)
+    c = _by_rule(root)["urfb"]
+    assert c.close.verdict == SUPPORTS  # at the validation-chosen epoch: equal
+    assert c.close.alt.diffs == pytest.approx({0: 0.08, 1: 0.08, 2: 0.08})
+    assert c.close.alt_verdict == CONTRADICTS and c.close.fragile
+
+
+def test_test_json_makes_the_test_error_the_endpoint(bf16_runs) -> None:
+    root = bf16_runs(rules=("urfb",))
+    for prec, err in (("fp32", 0.40), ("bf16", 0.50)):
+        for s in range(3):
+            (root / f"urfb-{prec}-s{s}" / "test.json").write_text(json.dumps(
+                {"best": {"epoch": 6, "error": err + 0.01 * s, "val_error": 0.0},
+                 "last": {"epoch": 6, "error": err}}))
+    c = _by_rule(root)["urfb"]
+    assert c.close.endpoint.startswith("test error at the validation-chosen epoch")
+    assert c.close.cmp.diffs == pytest.approx({0: 0.1, 1: 0.1, 2: 0.1})
+    assert c.close.verdict == CONTRADICTS
+    assert c.close.alt_verdict == SUPPORTS and c.close.fragile  # validation curves identical
+
+
+@pytest.mark.parametrize("scored", ["fp32", "bf16"])
+def test_a_test_split_scored_on_one_side_only_is_not_mixed_with_validation(
+        bf16_runs, scored: str) -> None:
+    root = bf16_runs(rules=("urfb",))
+    for s in range(3):  # one precision scored on the test split, the other not
+        (root / f"urfb-{scored}-s{s}" / "test.json").write_text(json.dumps(
+            {"best": {"epoch": 6, "error": 0.2, "val_error": 0.0}, "last": {"epoch": 6, "error": 0.2}}))
+    comparisons, notes = bf16_comparisons(find_runs(root))
+    (c,) = comparisons
+    assert c.close.endpoint.startswith("validation error at the validation-chosen epoch")
+    assert c.close.cmp.diffs == pytest.approx({0: 0.0, 1: 0.0, 2: 0.0})
+    assert any(f"only the {scored} family was scored on the test split" in n for n in notes)
+
+
+def test_families_split_by_a_setting(bf16_runs) -> None:
+    families = by_setting(find_runs(bf16_runs(rules=("urfb",))),
+                          lambda r: r.config["precision"])
+    assert {k: sorted(r.name for r in v) for k, v in families.items()} == {
+        "fp32": ["urfb-fp32-s0", "urfb-fp32-s1", "urfb-fp32-s2"],
+        "bf16": ["urfb-bf16-s0", "urfb-bf16-s1", "urfb-bf16-s2"]}
+    (c,), notes = compare_families(families["bf16"], families["fp32"][:1])
+    assert c.close.cmp.n == 1 and c.unpaired == ((1, 2), ()) and notes == []
+
+
+def test_runs_of_other_descriptions_pair_among_themselves(tmp_path: Path,
+                                                          write_run: WriteRun) -> None:
+    """CIFAR-100 and untied runs are their own rows, never paired with CIFAR-10 tied ones."""
+    for prec, offset in (("fp32", 0.0), ("bf16", 0.1)):
+        for s in range(2):
+            for name, kw in (("c10", {}), ("c100", {"n_classes": 100}), ("untied", {"untied": (0,)})):
+                run = write_run(tmp_path / "r", f"{name}-{prec}-s{s}", "simpnet", "urfb", seed=s,
+                                offset=offset * (name == "c100"), **kw)
+                _patch(run, {"precision": prec})
+    comparisons, notes = bf16_comparisons(find_runs(tmp_path / "r"))
+    assert [(c.title, c.close.verdict) for c in comparisons] == [
+        ("simpnet URFB", SUPPORTS), ("simpnet URFB (untied)", SUPPORTS),
+        ("simpnet URFB (100 classes)", CONTRADICTS)]
+    assert notes == []
+
+
+def test_bf16_cli_writes_report_and_figure(bf16_runs, tmp_path: Path, capsys) -> None:
+    root = bf16_runs(gap={"urfb": 0.1})
+    out = tmp_path / "out"
+    assert figures_main(["bf16-paired", "--runs", str(root), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["bf16-paired.md", "bf16-paired.pdf",
+                                                     "bf16-paired.png", "bf16-paired.txt"]
+    assert (out / "bf16-paired.txt").read_text().count("- urfb-bf16-s") == 3
+    text = (out / "bf16-paired.md").read_text()
+    assert "where it does not support: simpnet URFB" in text
+    assert "| simpnet URFB |" in text and "**contradicts**" in text
+    assert capsys.readouterr().out.startswith("# bf16 against fp32")
+
+
+def test_bf16_cli_without_bf16_runs_is_a_one_line_error(tmp_path: Path, write_run: WriteRun,
+                                                        capsys) -> None:
+    write_run(tmp_path / "runs", "urfb-fp32-s0", "simpnet", "urfb")
+    with pytest.raises(SystemExit) as exc:
+        figures_main(["bf16-paired", "--runs", str(tmp_path / "runs"), "--out",
+                      str(tmp_path / "out")])
+    assert exc.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("python -m figures bf16-paired: error: --runs ")
+    assert last.endswith("no bf16 run with a logged epoch (found: fp32)")
+    assert not (tmp_path / "out" / "bf16-paired.md").exists()
+
+
+@pytest.fixture()
+def suite_runs(tmp_path: Path, write_run: WriteRun) -> Callable[..., Path]:
+    """``make(folder, offset, **config)``: simpnet URFB and FRFB x 3 seeds in the suite's
+    layout, errors shifted by ``offset``, config keys set."""
+
+    def make(folder: str, offset: float = 0.0, **config) -> Path:
+        root = tmp_path / folder
+        for rule in ("urfb", "frfb"):
+            for s in range(3):
+                run = write_run(root, f"simpnet-cifar10-{rule}-s{s}", "simpnet", rule, seed=s,
+                                offset=offset + 0.01 * s)
+                _patch(run, config)
+        return root
+
+    return make
+
+
+def test_protocol_choice_table(suite_runs, tmp_path: Path, capsys) -> None:
+    paper = suite_runs("paper", update_order="sequential", bias=False)
+    sim = suite_runs("sim", 0.1, update_order="simultaneous", bias=False)
+    bias = suite_runs("bias", -0.1, update_order="sequential", bias=True)
+    out = tmp_path / "choice.md"
+    assert figures_main(["protocol-choice", "--paper", str(paper), "--variant",
+                         f"simultaneous={sim}", "--variant", f"bias={bias}", "--out",
+                         str(out)]) == 0
+    text = out.read_text()
+    assert capsys.readouterr().out == text
+    rows = [line.split(" | ") for line in text.splitlines()
+            if line.startswith(("| simultaneous", "| bias"))]
+    assert [(r[0], r[1]) for r in rows] == [("| simultaneous", "simpnet URFB"),
+                                            ("| simultaneous", "simpnet FRFB"),
+                                            ("| bias", "simpnet URFB"), ("| bias", "simpnet FRFB")]
+    for r in rows:
+        assert r[7] == "**contradicts**"  # 0.1 apart in every seed
+        assert r[8].startswith("**worse**" if r[0] == "| simultaneous" else "**better**")
+    assert "update_order (sequential → simultaneous)" in text
+    assert "bias (False → True)" in text
+
+
+def test_protocol_choice_refuses_a_variant_without_a_name(suite_runs, capsys) -> None:
+    paper = suite_runs("paper")
+    with pytest.raises(SystemExit) as exc:
+        figures_main(["protocol-choice", "--paper", str(paper), "--variant", str(paper)])
+    assert exc.value.code == 2
+    assert "is not NAME=DIR" in capsys.readouterr().err
+
+
+def test_worse_or_better_reads_the_directional_verdict() -> None:
+    assert [worse_or_better(v) for v in (SUPPORTS, CONTRADICTS, INCONCLUSIVE)] == [
+        "worse", "better", "neither shown"]
+
+
+class _Folders:
+    """What the report's paired blocks read of a Report: its two folders."""
+
+    def __init__(self, bf16: Path, choices: Path) -> None:
+        self.bf16, self.choices = bf16, choices
+
+
+def test_report_blocks_are_the_clis_text_once_runs_exist(bf16_runs, suite_runs,
+                                                          tmp_path: Path) -> None:
+    empty = _Folders(tmp_path / "none", tmp_path / "none")
+    assert block_bf16_paired(empty).startswith("Not yet: no fp32 run")
+    assert block_protocol_choice(empty).startswith("Not yet: needs the paper-protocol runs")
+    root = bf16_runs(gap={"urfb": 0.1})
+    suite_runs("choices/paper")
+    suite_runs("choices/simultaneous", 0.1, update_order="simultaneous")
+    full = _Folders(root, tmp_path / "choices")
+    text = block_bf16_paired(full)
+    assert text.startswith("bf16 is not shown to be as good as fp32")
+    assert text == markdown(*bf16_comparisons(find_runs(root)), title=False)
+    table = block_protocol_choice(full)
+    assert [line.split(" | ")[:2] for line in table.splitlines()
+            if line.startswith("| simultaneous")] == [["| simultaneous", "simpnet URFB"],
+                                                      ["| simultaneous", "simpnet FRFB"]]

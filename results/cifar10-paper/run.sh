@@ -15,8 +15,9 @@
 #     runs are this grid's simpnet URFB and FRFB runs (results/bf16-paired/<rule>-fp32-s<seed>
 #     link here).
 #  2. What the protocol choices change (issue 20, part 1): simpnet URFB and FRFB with the
-#     simultaneous order, and with biases, 50 epochs, in results/protocol-choice/<choice>/runs;
-#     their pairs are the paper-protocol runs of this grid. Before the long runs below, since
+#     simultaneous order, and with biases, 50 epochs, in results/protocol-choice/<choice>/;
+#     their pairs are the paper-protocol runs of this grid (results/protocol-choice/paper links
+#     here, the layout python -m figures.report reads). Before the long runs below, since
 #     the code behind the paper's figures may have used the simultaneous order (docs/results.md).
 #  2b. The bf16 paired check to 100 epochs.
 #  3. simpnet BP and BP-H to 100 epochs, then BP, BP-H, URFB, FRFB to 200 (Figures 4, 5, 10).
@@ -62,7 +63,7 @@ EPOCHS=50 sh results/bf16-paired/run.sh
 for choice in simultaneous bias; do
   if [ "$choice" = simultaneous ]; then flag="--update-order simultaneous"; else flag=--bias; fi
   # shellcheck disable=SC2086
-  staged "results/protocol-choice/$choice/runs" 50 4 --protocols urfb frfb $flag
+  staged "results/protocol-choice/$choice" 50 4 --protocols urfb frfb $flag
 done
 EPOCHS=100 sh results/bf16-paired/run.sh
 suite "$RUNS" 100 4 --protocols urfb frfb --evaluate-test "$TEST"

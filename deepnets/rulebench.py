@@ -1,14 +1,14 @@
 """``python -m deepnets.rulebench``: the feedback-rule benchmark (docs/rules.md).
 
 ``run``: one grid of rules x models, trained through the suite's machinery (each run a
-:class:`deepnets.config.TrainConfig` trained by :func:`deepnets.trainer.run`; finished runs are
+:class:`deepnets.training.config.TrainConfig` trained by :func:`deepnets.training.trainer.run`; finished runs are
 skipped, interrupted ones resumed, a run-time estimate is printed first):
 
 * rules: every rule of the registry :data:`deepnets.rules.RULES`, each by its protocol of the
   same name (BP with softmax, the paper's BP; the others with the hinge loss and their default
-  parameters, :data:`deepnets.protocols.PROTOCOLS`); ``--rules`` picks protocols (bp-h, ...);
+  parameters, :data:`deepnets.experiments.protocols.PROTOCOLS`); ``--rules`` picks protocols (bp-h, ...);
 * models: ``simpnet`` (Section 4's architecture string) and ``resnet-mini`` (a plain torch
-  ResNet-style model trained through :func:`deepnets.convert`, :mod:`deepnets.models`);
+  ResNet-style model trained through :func:`deepnets.convert`, :mod:`deepnets.nn.models`);
 * seeds: ``--seeds`` for simpnet, ``--resnet-seeds`` for resnet-mini.
 
 Run folders: ``<model>-cifar10-<rule>-s<seed>`` under ``--out``.
@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from deepnets import suite
-from deepnets.checks import LR_MAX
-from deepnets.config import ConfigError
-from deepnets.data import DataError
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
+from deepnets.nn.checks import LR_MAX
 from deepnets.rules import RULES
-from deepnets.rundir import CONFIG, RunError, read_config, read_log
+from deepnets.training.config import ConfigError
+from deepnets.training.data import DataError
+from deepnets.training.rundir import CONFIG, RunError, read_config, read_log
 from urfb_common import (
     OneLineParser,
     command_line,

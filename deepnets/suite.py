@@ -16,18 +16,18 @@ repeats every run for each seed; a seed changes W, R, masks, data order and drop
 held-out validation images (``--split-seed``) stay the same, so the runs of two protocols are
 paired seed by seed. Paper scale is the default (1000 epochs, batch 500, step 0.1); ``--epochs``
 and ``--train-size`` shrink it and every run records its scale in ``config.json``. Each run is a
-:class:`deepnets.config.TrainConfig` trained by :func:`deepnets.trainer.run`; finished runs are
+:class:`deepnets.training.config.TrainConfig` trained by :func:`deepnets.training.trainer.run`; finished runs are
 skipped, interrupted ones resumed, and a run-time estimate from a few timed SGD steps is printed
 before the grid starts (one run after another; ``--jobs`` and ``--pack`` do not shorten it).
 ``--pack N`` trains up to N runs at once in this process, a step of each in turn
-(:mod:`deepnets.pack`: on a GPU each run's captured step on its own stream); a packed run's
+(:mod:`deepnets.experiments.pack`: on a GPU each run's captured step on its own stream); a packed run's
 folder is the single run's. Every run uses the paper's protocol -- the sequential update order
 of Remark 1 and no biases -- unless ``--update-order simultaneous`` / ``--bias`` say otherwise
 (a torch optimizer's runs take the simultaneous order).
 
 ``--evaluate-test TEST`` then scores every finished CIFAR-10 run once on TEST's test split --
 the weights of its epoch of lowest validation error, and its last weights -- and writes the
-result to the run folder's ``test.json`` (:mod:`deepnets.testresult`; never to ``log.jsonl``:
+result to the run folder's ``test.json`` (:mod:`deepnets.experiments.testresult`; never to ``log.jsonl``:
 the test split is not looked at during training). A run already scored at its current epoch
 on the same test data is not scored again.
 """
@@ -47,19 +47,19 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from deepnets import launch, pack
-from deepnets.arch import WEIGHT_KINDS, parse_arch
-from deepnets.capture import CUDA_GRAPH_MODES
-from deepnets.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
-from deepnets.data import DataError
-from deepnets.models import MODELS
-from deepnets.optim import add_optimizer_flags, is_plain
-from deepnets.protocols import PROTOCOLS
-from deepnets.rundir import CHECKPOINT, CONFIG, RunError, claim_folder, read_log
-from deepnets.scoring import score_test_split
-from deepnets.stops import out_of_memory, sigterm_as_interrupt
-from deepnets.testresult import read_test, write_test
-from deepnets.trainer import (
+from deepnets.experiments import launch, pack
+from deepnets.experiments.protocols import PROTOCOLS
+from deepnets.experiments.scoring import score_test_split
+from deepnets.experiments.testresult import read_test, write_test
+from deepnets.nn.arch import WEIGHT_KINDS, parse_arch
+from deepnets.nn.models import MODELS
+from deepnets.training.capture import CUDA_GRAPH_MODES
+from deepnets.training.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
+from deepnets.training.data import DataError
+from deepnets.training.optim import add_optimizer_flags, is_plain
+from deepnets.training.rundir import CHECKPOINT, CONFIG, RunError, claim_folder, read_log
+from deepnets.training.stops import out_of_memory, sigterm_as_interrupt
+from deepnets.training.trainer import (
     EARLY_PROBE_STEPS,
     NonFiniteState,
     RunInterrupted,
@@ -190,10 +190,10 @@ class Settings:
     quiet: bool
     split_seed: int = 0
     probe_size: int = 500
-    cuda_graph: str = "auto"         # deepnets.capture: how a GPU runs the step
+    cuda_graph: str = "auto"         # deepnets.training.capture: how a GPU runs the step
     update_order: str = "sequential"  # Remark 1 (the paper's protocol)
     bias: bool = False               # eq. (1) has none
-    # deepnets.optim: a torch optimizer and step schedule (the defaults: the paper's plain SGD)
+    # deepnets.training.optim: a torch optimizer and step schedule (the defaults: the paper's plain SGD)
     optimizer: str = "sgd"
     momentum: float | None = None
     weight_decay: float = 0.0
@@ -286,10 +286,10 @@ def time_network(spec: RunSpec, n_classes: int, batch: int, probe_size: int, ste
     """
     import io
 
-    from deepnets.alignment import alignment
-    from deepnets.engine import evaluate, freeze, train_step
-    from deepnets.losses import make_loss
-    from deepnets.models import build_net
+    from deepnets.nn.alignment import alignment
+    from deepnets.nn.losses import make_loss
+    from deepnets.nn.models import build_net
+    from deepnets.training.engine import evaluate, freeze, train_step
 
     def sync() -> None:
         if device.startswith("cuda"):
@@ -331,7 +331,7 @@ def run_seconds(times: NetTimes, n_train: int, s: Settings, epochs_left: int,
                 first_epoch_left: bool) -> float:
     """Seconds of ``epochs_left`` epochs of one run: per epoch its SGD steps, the validation
     pass, the probe and the checkpoint; epoch 1 also probes after its first updates
-    (:data:`deepnets.trainer.EARLY_PROBE_STEPS`); and the run's set-up."""
+    (:data:`deepnets.training.trainer.EARLY_PROBE_STEPS`); and the run's set-up."""
     per_epoch = (math.ceil(n_train / s.batch_size) * times.step + s.val_size * times.eval_image
                  + times.probe + times.epoch_end)
     early = len(EARLY_PROBE_STEPS) * times.probe if first_epoch_left else 0.0
@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local: train N runs at once, each with cores/N threads (default 1)")
     g.add_argument("--pack", type=int, default=1, metavar="N",
                    help="train up to N runs at once in this one process on the one device, a "
-                   "step of each in turn (deepnets.pack): on a GPU each run replays its own "
+                   "step of each in turn (deepnets.experiments.pack): on a GPU each run replays its own "
                    "CUDA graph on its own stream, so that the runs' kernels overlap; on the CPU "
                    "no faster than one by one (default 1: one run after another)")
     g.add_argument("--slurm-partition", metavar="NAME", help="partition of the jobs")
@@ -673,7 +673,7 @@ def evaluate_test(specs: Sequence[RunSpec], out: Path, test_dir: Path, s: Settin
 def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
              launcher: launch.Launcher | None = None, prog: str = PROG) -> int:
     """Train (or resume) each run in order in this process (the data is read once), or hand
-    them to ``launcher`` (:mod:`deepnets.launch`: N at once here, or SLURM jobs), a retraining
+    them to ``launcher`` (:mod:`deepnets.experiments.launch`: N at once here, or SLURM jobs), a retraining
     run only after the run it takes its first layer from. A run that diverges is reported and
     the grid goes on; 1 at the end if any did, 130 on Ctrl-C. ``prog`` names the CLI in the
     messages (the suite, or the rule benchmark that runs its grid through here)."""
@@ -710,9 +710,9 @@ def _run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
 
 
 def _run_packed(todo: list[tuple[RunSpec, int]], out: Path, s: Settings, n: int) -> int:
-    """Train (or resume) the runs ``n`` at once in this process (:mod:`deepnets.pack`), a
+    """Train (or resume) the runs ``n`` at once in this process (:mod:`deepnets.experiments.pack`), a
     retraining run only after the run it takes its first layer from; reported as
-    :func:`deepnets.launch.report` does, 130 on Ctrl-C."""
+    :func:`deepnets.experiments.launch.report` does, 130 on Ctrl-C."""
     jobs = [launch.Job(sp.name, train_config(sp, out, s), out / sp.name,
                        resume=(out / sp.name / CONFIG).is_file(),
                        after=out / sp.from_run if sp.from_run else None) for sp, _ in todo]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
 from figures.endpoints import Ends, curve_ends, error_ends, window
 from figures.runs import Run, Seeds, find_runs, select_seeds
 from figures.stats import (

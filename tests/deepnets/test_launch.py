@@ -1,4 +1,4 @@
-"""deepnets.launch: ``--launcher local --jobs N`` and ``--launcher slurm`` (submitit), with
+"""deepnets.experiments.launch: ``--launcher local --jobs N`` and ``--launcher slurm`` (submitit), with
 retraining runs started only after their source run, skip-if-done and one-line errors."""
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from deepnets import launch, suite, trainer
-from deepnets.checkpoint import load_network
-from deepnets.config import ConfigError
-from deepnets.minidata import tiny_cifar_folder
-from deepnets.rundir import read_log
+from deepnets import suite
+from deepnets.experiments import launch
+from deepnets.training import trainer
+from deepnets.training.checkpoint import load_network
+from deepnets.training.config import ConfigError
+from deepnets.training.minidata import tiny_cifar_folder
+from deepnets.training.rundir import read_log
 
 needs_submitit = pytest.mark.skipif(
     not launch.have_submitit(),

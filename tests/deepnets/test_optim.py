@@ -13,10 +13,10 @@ from torch import nn
 
 import deepnets.train as train_mod
 from deepnets import FeedbackNet, convert, make_loss, train_step
-from deepnets.checkpoint import load_checkpoint
-from deepnets.config import TrainConfig
-from deepnets.layers import feedback_layers
+from deepnets.nn.layers import feedback_layers
 from deepnets.rules import RULES
+from deepnets.training.checkpoint import load_checkpoint
+from deepnets.training.config import TrainConfig
 
 from .test_train import args, assert_same_state, kill_at_call
 

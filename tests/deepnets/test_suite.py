@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepnets import capture, suite, trainer
-from deepnets.checkpoint import load_checkpoint, load_network
-from deepnets.minidata import tiny_cifar_folder
-from deepnets.rundir import read_config, read_log
+from deepnets import suite
+from deepnets.training import capture, trainer
+from deepnets.training.checkpoint import load_checkpoint, load_network
+from deepnets.training.minidata import tiny_cifar_folder
+from deepnets.training.rundir import read_config, read_log
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +277,7 @@ def test_a_run_of_the_older_defaults_is_named_and_kept_with_its_flags(
 
 def _test_split(root: Path) -> Path:
     """An image-folder tree whose only split is ``test``: 10 classes x 2 other images."""
-    from deepnets.minidata import write_imagefolder
+    from deepnets.training.minidata import write_imagefolder
 
     root.mkdir()
     write_imagefolder(root, side=32, classes=[f"class{c}" for c in range(10)], per_class=2, seed=9)
@@ -287,8 +288,8 @@ def _test_split(root: Path) -> Path:
 def test_evaluate_test_scores_each_finished_run_once_into_test_json(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from deepnets.scoring import evaluate_run
-    from deepnets.testresult import read_test
+    from deepnets.experiments.scoring import evaluate_run
+    from deepnets.experiments.testresult import read_test
 
     test_dir = _test_split(tmp_path / "test")
     out = tmp_path / "runs"

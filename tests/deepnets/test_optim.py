@@ -294,13 +294,15 @@ def test_cli_plain_defaults_and_converted_model(cifar: Path, tmp_path: Path,
 
 def test_suite_takes_the_optimizer_flags(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from deepnets import suite
+    from deepnets.experiments import grid as suite_grid
+    from deepnets.experiments import runs
 
     from .test_suite import settings
 
-    spec = suite.grid(4, 10, 1)[0]
-    plain = suite.train_config(spec, tmp_path, settings())
+    spec = suite_grid.grid(4, 10, 1)[0]
+    plain = runs.train_config(spec, tmp_path, settings())
     assert plain.plain_sgd and plain.update_order == TrainConfig.update_order
-    cfg = suite.train_config(spec, tmp_path, settings(optimizer="momentum", weight_decay=1e-4,
+    cfg = runs.train_config(spec, tmp_path, settings(optimizer="momentum", weight_decay=1e-4,
                                                       lr_steps=(100, 150, 200)))
     assert (cfg.momentum, cfg.weight_decay, cfg.lr_steps, cfg.lr_gamma, cfg.update_order) == (
         0.9, 1e-4, (100, 150, 200), 0.1, "simultaneous")

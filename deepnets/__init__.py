@@ -35,6 +35,13 @@ Python API for users who bring their own model:
   on images held on the device, batch by batch from index tensors, and on a GPU replays the
   step from a CUDA graph (:mod:`deepnets.training.capture`).
 
+Layout, lowest floor first (each imports only from the ones below it): :mod:`deepnets.rules`
+(the feedback rules), :mod:`deepnets.nn` (layers, reference and fast paths, networks,
+:func:`convert`, losses, the alignment probe), :mod:`deepnets.training` (the step, the data, a
+run and its folder), :mod:`deepnets.experiments` (protocols, the suite's and the rule
+benchmark's grids, launching, test scores); on top the CLIs ``python -m deepnets.train``,
+``deepnets.evaluate``, ``deepnets.suite`` and ``deepnets.rulebench``.
+
 ``deepnets.evaluate`` is exported too (for older code), but it is also the name of the CLI
 module ``python -m deepnets.evaluate``: once that module is imported anywhere, the package
 attribute is the module. Call :func:`evaluate_net` (or ``deepnets.training.engine.evaluate``).

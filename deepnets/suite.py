@@ -16,20 +16,20 @@ repeats every run for each seed; a seed changes W, R, masks, data order and drop
 held-out validation images (``--split-seed``) stay the same, so the runs of two protocols are
 paired seed by seed. Paper scale is the default (1000 epochs, batch 500, step 0.1); ``--epochs``
 and ``--train-size`` shrink it and every run records its scale in ``config.json``. Each run is a
-:class:`deepnets.training.config.TrainConfig` trained by :func:`deepnets.training.trainer.run`; finished runs are
-skipped, interrupted ones resumed, and a run-time estimate from a few timed SGD steps is printed
-before the grid starts (one run after another; ``--jobs`` and ``--pack`` do not shorten it).
-``--pack N`` trains up to N runs at once in this process, a step of each in turn
-(:mod:`deepnets.experiments.pack`: on a GPU each run's captured step on its own stream); a packed run's
-folder is the single run's. Every run uses the paper's protocol -- the sequential update order
+:class:`deepnets.training.config.TrainConfig` trained by :func:`deepnets.training.trainer.run`;
+finished runs are skipped, interrupted ones resumed, and a run-time estimate from a few timed SGD
+steps is printed before the grid starts (one run after another; ``--jobs`` and ``--pack`` do not
+shorten it). ``--pack N`` trains up to N runs at once in this process, a step of each in turn
+(:mod:`deepnets.experiments.pack`: on a GPU each run's captured step on its own stream); a packed
+run's folder is the single run's. Every run uses the paper's protocol -- the sequential update order
 of Remark 1 and no biases -- unless ``--update-order simultaneous`` / ``--bias`` say otherwise
 (a torch optimizer's runs take the simultaneous order).
 
 ``--evaluate-test TEST`` then scores every finished CIFAR-10 run once on TEST's test split --
 the weights of its epoch of lowest validation error, and its last weights -- and writes the
-result to the run folder's ``test.json`` (:mod:`deepnets.experiments.testresult`; never to ``log.jsonl``:
-the test split is not looked at during training). A run already scored at its current epoch
-on the same test data is not scored again.
+result to the run folder's ``test.json`` (:mod:`deepnets.experiments.testresult`; never to
+``log.jsonl``: the test split is not looked at during training). A run already scored at its current
+epoch on the same test data is not scored again.
 """
 
 from __future__ import annotations
@@ -142,9 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local: train N runs at once, each with cores/N threads (default 1)")
     g.add_argument("--pack", type=int, default=1, metavar="N",
                    help="train up to N runs at once in this one process on the one device, a "
-                   "step of each in turn (deepnets.experiments.pack): on a GPU each run replays its own "
-                   "CUDA graph on its own stream, so that the runs' kernels overlap; on the CPU "
-                   "no faster than one by one (default 1: one run after another)")
+                   "step of each in turn (deepnets.experiments.pack): on a GPU each run replays "
+                   "its own CUDA graph on its own stream, so that the runs' kernels overlap; on "
+                   "the CPU no faster than one by one (default 1: one run after another)")
     g.add_argument("--slurm-partition", metavar="NAME", help="partition of the jobs")
     g.add_argument("--slurm-time", type=int, metavar="MINUTES",
                    help="time limit of each job (required); a run stopped by it is requeued "

@@ -1,8 +1,8 @@
 """Reading the training runs behind Figures 4-11 (Section 4) from a runs folder.
 
 A run is a folder holding ``config.json`` and ``log.jsonl`` as written by ``deepnets.train``,
-read with :mod:`deepnets.training.rundir` (the one reader of run folders). Runs are recognised by what
-their config says (architecture, protocol, number of classes, untied and frozen layers), never
+read with :mod:`deepnets.training.rundir` (the one reader of run folders). Runs are recognised by
+what their config says (architecture, protocol, number of classes, untied and frozen layers), never
 by their folder name, so runs started by hand are found as well as the ones ``deepnets.suite``
 starts. Both layouts of ``config.json`` are read: schema 1 (``train_subset``, absolute
 ``data_dir``) and schema 2 (``train_size``, ``split_seed``, ``precision``, ``schema_version``).

@@ -1,8 +1,8 @@
 """The one plotting style of the toolkit: fonts, sizes and the paper's colour code.
 
 Figures 4-11 of the paper use green for BP, blue for URFB and red for FRFB (each protocol's
-colour is part of its definition in :mod:`deepnets.experiments.protocols`), solid lines for training error
-and dotted lines for validation error. Figure 12 uses one colour per ε.
+colour is part of its definition in :mod:`deepnets.experiments.protocols`), solid lines for training
+error and dotted lines for validation error. Figure 12 uses one colour per ε.
 Every figure function in ``figures`` and ``sims`` draws through this module.
 """
 

@@ -1,4 +1,5 @@
-"""figures.style: the paper's colour code (from deepnets.experiments.protocols) and atomic PNG/PDF output."""
+"""figures.style: the paper's colour code (from deepnets.experiments.protocols) and atomic PNG/PDF
+output."""
 
 from pathlib import Path
 

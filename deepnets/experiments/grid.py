@@ -32,7 +32,8 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run of a grid: its folder name and the ``deepnets.train`` settings it differs by."""
+    """One training run of a grid: its folder name and the ``deepnets.train`` settings it differs
+    by."""
 
     name: str
     arch: str
@@ -66,12 +67,14 @@ def _plain(arch: str, dataset: str, protocols: Sequence[str], epochs: int,
 
 def _deepnet_s(protocols: Sequence[str], epochs: int, pretrain_epochs: int,
                untied_only: bool) -> list[RunSpec]:
-    """Section 4.1: tied pretraining, then first layer frozen and the rest retrained from scratch."""
+    """Section 4.1: tied pretraining, then first layer frozen and the rest retrained from
+    scratch."""
     rest = tuple(conv_layers("deepnet_s")[1:])
     specs = []
     for p in protocols:
         base = f"deepnet_s-cifar10-{p}"
-        specs.append(RunSpec(f"{base}-pre", "deepnet_s", p, "cifar10", pretrain_epochs, role="pretrain"))
+        specs.append(RunSpec(f"{base}-pre", "deepnet_s", p, "cifar10", pretrain_epochs,
+                             role="pretrain"))
         if not untied_only:
             specs.append(RunSpec(base, "deepnet_s", p, "cifar10", epochs, frozen=(0,),
                                  from_run=f"{base}-pre", role="retrain tied"))
@@ -91,7 +94,8 @@ def grid(figure: int, epochs: int, pretrain_epochs: int,
     if figure == 5:
         return [s for d in ("cifar10", "cifar100") for s in _plain("simpnet", d, pick(ALL), epochs)]
     if figure == 6:
-        return [s for a in ("deepnet", "deepernet") for s in _plain(a, "cifar10", pick(ALL), epochs)]
+        return [s for a in ("deepnet", "deepernet")
+                for s in _plain(a, "cifar10", pick(ALL), epochs)]
     if figure == 7:
         return _plain("deepernet", "cifar10", pick(ALL), epochs)
     if figure == 8:

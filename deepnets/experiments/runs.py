@@ -50,7 +50,7 @@ class Settings:
     """The settings shared by every run of a grid (the scale and the data)."""
 
     data_dirs: dict[str, Path]       # dataset -> folder/archive
-    cifar10_kind: str                # "cifar10" (python version) | "imagefolder" (e.g. the JPEG zip)
+    cifar10_kind: str                # "cifar10" (python version) | "imagefolder" (the JPEG zip)
     batch_size: int
     lr: float
     val_size: int
@@ -63,7 +63,8 @@ class Settings:
     cuda_graph: str = "auto"         # deepnets.training.capture: how a GPU runs the step
     update_order: str = "sequential"  # Remark 1 (the paper's protocol)
     bias: bool = False               # eq. (1) has none
-    # deepnets.training.optim: a torch optimizer and step schedule (the defaults: the paper's plain SGD)
+    # deepnets.training.optim: a torch optimizer and step schedule (the defaults: the paper's plain
+    # SGD)
     optimizer: str = "sgd"
     momentum: float | None = None
     weight_decay: float = 0.0
@@ -267,7 +268,9 @@ def hms(seconds: float) -> str:
 def kept(folder: Path) -> str:
     """What an interrupted run of the grid kept (its log has as many epochs as its checkpoint)."""
     done = len(read_log(folder)) if (folder / CHECKPOINT).is_file() else 0
-    return f"{folder / CHECKPOINT} keeps epoch {done}" if done else f"{folder} had no finished epoch"
+    if not done:
+        return f"{folder} had no finished epoch"
+    return f"{folder / CHECKPOINT} keeps epoch {done}"
 
 
 def evaluate_test(specs: Sequence[RunSpec], out: Path, test_dir: Path, s: Settings) -> int:
@@ -299,10 +302,10 @@ def evaluate_test(specs: Sequence[RunSpec], out: Path, test_dir: Path, s: Settin
 def run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
              launcher: launch.Launcher | None = None, *, prog: str) -> int:
     """Train (or resume) each run in order in this process (the data is read once), or hand
-    them to ``launcher`` (:mod:`deepnets.experiments.launch`: N at once here, or SLURM jobs), a retraining
-    run only after the run it takes its first layer from. A run that diverges is reported and
-    the grid goes on; 1 at the end if any did, 130 on Ctrl-C. ``prog`` names the CLI in the
-    messages (the suite, or the rule benchmark that runs its grid through here)."""
+    them to ``launcher`` (:mod:`deepnets.experiments.launch`: N at once here, or SLURM jobs), a
+    retraining run only after the run it takes its first layer from. A run that diverges is
+    reported and the grid goes on; 1 at the end if any did, 130 on Ctrl-C. ``prog`` names the CLI
+    in the messages (the suite, or the rule benchmark that runs its grid through here)."""
     if launcher is not None and not launcher.serial and todo:
         jobs = [launch.Job(sp.name, train_config(sp, out, s), out / sp.name,
                            resume=(out / sp.name / CONFIG).is_file(),
@@ -331,15 +334,17 @@ def run_all(todo: list[tuple[RunSpec, int]], out: Path, s: Settings,
     if failed:
         print(f"{len(failed)} of {len(todo)} runs diverged: {', '.join(failed)}", file=sys.stderr)
         return 1
-    print(f"trained {len(todo)} runs in {out}" if todo else f"nothing to train: every run in {out} is done")
+    print(f"trained {len(todo)} runs in {out}" if todo
+          else f"nothing to train: every run in {out} is done")
     return 0
 
 
 def run_packed(todo: list[tuple[RunSpec, int]], out: Path, s: Settings, n: int, *,
                prog: str) -> int:
-    """Train (or resume) the runs ``n`` at once in this process (:mod:`deepnets.experiments.pack`), a
-    retraining run only after the run it takes its first layer from; reported as
-    :func:`deepnets.experiments.launch.report` does, 130 on Ctrl-C."""
+    """Train (or resume) the runs ``n`` at once in this process
+    (:mod:`deepnets.experiments.pack`), a retraining run only after the run it takes its first
+    layer from; reported as :func:`deepnets.experiments.launch.report` does, 130 on Ctrl-C.
+    ``prog`` names the CLI in the messages."""
     jobs = [launch.Job(sp.name, train_config(sp, out, s), out / sp.name,
                        resume=(out / sp.name / CONFIG).is_file(),
                        after=out / sp.from_run if sp.from_run else None) for sp, _ in todo]

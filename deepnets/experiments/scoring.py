@@ -78,8 +78,9 @@ def evaluate_run(
 
 def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split: str = "test",
                 device: str = "cpu", batch_size: int = 1000) -> dict[str, Any]:
-    """The run's ``test.json`` content (:mod:`deepnets.experiments.testresult`): the validation-chosen
-    weights and the last ones, both scored on ``split`` of ``data_dir`` (read once)."""
+    """The run's ``test.json`` content (:mod:`deepnets.experiments.testresult`): the
+    validation-chosen weights and the last ones, both scored on ``split`` of ``data_dir`` (read
+    once)."""
     cfg = stored_config(Path(run_dir))
     ds = load_split(cfg, read_config(run_dir).get("classes"), kind, data_dir, split)
     result: dict[str, Any] = {"data_dir": str(data_dir), "data": kind, "split": split,

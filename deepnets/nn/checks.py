@@ -1,7 +1,7 @@
 """Checks of what a user hands the Python API, made before anything changes (issue 19, §1).
 
-Two kinds, so that the training step captured in a CUDA graph (:mod:`deepnets.training.capture`) stays
-free of host synchronisations:
+Two kinds, so that the training step captured in a CUDA graph (:mod:`deepnets.training.capture`)
+stays free of host synchronisations:
 
 * host checks (shapes, dtypes, the step size): no tensor is read, so they cost microseconds and
   run on every step, captured or not (:func:`check_step`, :func:`check_batch`);

@@ -1,5 +1,6 @@
 """Named models that are not architecture strings: plain torch models trained through
-:func:`deepnets.convert`, under the same :class:`deepnets.training.config.TrainConfig` (``--arch NAME``).
+:func:`deepnets.convert`, under the same :class:`deepnets.training.config.TrainConfig` (``--arch
+NAME``).
 
 * ``resnet-mini``: a small ResNet-style CIFAR net: conv 3x3 (16) - BN - ReLU, then three
   stages of one basic block each (conv-BN-ReLU-conv-BN plus the identity, then ReLU) at 16, 32

@@ -48,7 +48,8 @@ class ExecutionPolicy:
     cpu_dropout_noise: bool
     #: a bf16 conv weight gradient on one thread (oneDNN's stalls ~4 s with 2 threads)
     one_thread_bf16_weight_grad: bool
-    #: glibc keeps freed memory, so a step reuses the pages of the last (:mod:`deepnets.training.cpu`)
+    #: glibc keeps freed memory, so a step reuses the pages of the last
+    #: (:mod:`deepnets.training.cpu`)
     keep_freed_memory: bool
 
 

@@ -4,8 +4,9 @@ An eager GPU step of a small net is bound by kernel launches, not arithmetic: si
 GFLOP step took ~3 ms on an H200 (``results/gpu-h200/gpu_check.json``). :class:`TrainStepper`
 records one whole step in a CUDA graph -- the batch's gather from the device-resident uint8
 images, the forward pass, the backward pass through R, the updates of W, b and R (Section 3.1,
-:func:`deepnets.training.engine.train_step_on_device`) and the sums of the epoch's metrics -- and replays
-it for every later batch, after copying the batch's indices into the graph's own index tensor.
+:func:`deepnets.training.engine.train_step_on_device`) and the sums of the epoch's metrics -- and
+replays it for every later batch, after copying the batch's indices into the graph's own index
+tensor.
 
 What makes the replay the same step as the eager one:
 

@@ -5,9 +5,9 @@ A checkpoint holds everything that makes ``--resume`` end bit-identical (on the 
 uninterrupted run: the network's state (W, R, biases, masks), torch's global RNG state (dropout
 draws from it), the CUDA RNG state when trained on a GPU, the data-order generator's state,
 the number of finished epochs and the epoch records already logged; with a torch optimizer
-(:mod:`deepnets.training.optim`) also its state (momentum buffers, Adam's moments) and its schedule's.
-R is a parameter since issue 17 (a buffer before): its key and tensor are the same, so older
-checkpoints load.
+(:mod:`deepnets.training.optim`) also its state (momentum buffers, Adam's moments) and its
+schedule's. R is a parameter since issue 17 (a buffer before): its key and tensor are the same, so
+older checkpoints load.
 
 ``best.pt`` holds the network's state after the epoch of lowest validation error (the earliest
 of equals), with that epoch and error: what validation chooses, to be scored on the test split

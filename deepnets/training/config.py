@@ -49,7 +49,8 @@ SEED_MAX = 2**63 - 1
 #: ``rule_params`` (urfb's epsilon, the paper's): None for a rule that does not take them.
 OWN_FLAG_PARAMS = ("epsilon",)
 #: Keys of ``config.json`` written by the trainer beside the config's own fields
-#: (``data_dir_from_run``: ``data_dir`` relative to the run folder, :mod:`deepnets.training.rundir`).
+#: (``data_dir_from_run``: ``data_dir`` relative to the run folder,
+#: :mod:`deepnets.training.rundir`).
 DERIVED_KEYS = ("schema_version", "net", "weight_layer_names", "classes", "data_dir_from_run")
 #: Largest weight-layer index a layer list (``untie``, ``freeze``, ``copy``) may name: far above
 #: any network's depth, and checked before a range like ``0-99999999`` is expanded.
@@ -91,13 +92,15 @@ class TrainConfig:
     validation images, the same for every seed so that runs of several seeds are paired.
     ``train_size``: None trains on every image left after ``val_size`` are held out; after
     the data is read it is the number of images actually trained on.
-    ``data_fingerprint``: the data's image count and hash (:func:`deepnets.training.data.fingerprint`),
-    filled in when the run starts; a resumed run refuses other data.
+    ``data_fingerprint``: the data's image count and hash
+    (:func:`deepnets.training.data.fingerprint`), filled in when the run starts; a resumed run
+    refuses other data.
     ``untied``: conv weight layers built untied (locally connected, Section 4.1); ``frozen``:
     weight layers never updated (Figure 9) -- the names the network's own config uses.
     ``probe_size``: validation images of the alignment probe (0: no probe).
-    ``cuda_graph``: how the GPU runs the step (:data:`deepnets.training.capture.CUDA_GRAPH_MODES`); like
-    ``device`` it is not part of the run's identity.
+    ``cuda_graph``: how the GPU runs the step
+    (:data:`deepnets.training.capture.CUDA_GRAPH_MODES`); like ``device`` it is not part of the
+    run's identity.
     ``update_order`` and ``bias`` default to the paper's protocol: the sequential order of
     Remark 1 (a layer's W and R are updated before its feedback goes down, as in the author's
     code) and no biases (eq. (1)). A ``config.json`` written before these defaults (schema 1-2)
@@ -418,9 +421,9 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     Schema 1 (the first landing) -> 2: ``train_subset`` became ``train_size``, the split had the
     run's own seed, and epsilon was stored for every method. Schema 1-2 -> 3: ``untie``/``freeze``
     became ``untied``/``frozen``, the network's own names
-    (:func:`deepnets.training.rundir.with_current_keys`), and the defaults became the paper's protocol; an
-    older run had biases on every layer of an architecture string (a named model: its own) and
-    keeps its stored order (``simultaneous`` if none is stored)."""
+    (:func:`deepnets.training.rundir.with_current_keys`), and the defaults became the paper's
+    protocol; an older run had biases on every layer of an architecture string (a named model: its
+    own) and keeps its stored order (``simultaneous`` if none is stored)."""
     version = data.get("schema_version", 1)
     if version < 2:
         if "train_subset" in data:

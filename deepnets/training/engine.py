@@ -113,8 +113,8 @@ def train_step(
     with the sequential order or without a learning layer's W or R.
 
     ``bias_lr_scale``: the feedback layers' biases step ``bias_lr_scale * lr``
-    (:mod:`deepnets.training.bias_step`; default 1, the paper's one step for W and b; plain SGD only:
-    with an optimizer give the biases a parameter group of their own).
+    (:mod:`deepnets.training.bias_step`; default 1, the paper's one step for W and b; plain SGD
+    only: with an optimizer give the biases a parameter group of their own).
 
     ``update_order``: ``"sequential"`` (Remark 1) or ``"simultaneous"``; by default the
     sequential order for plain SGD (the paper's protocol) and the simultaneous one under an

@@ -22,8 +22,9 @@ validation chooses for the test split. The test split is never read during train
 
 On the GPU the data lives on the device as uint8; batches are gathered and dropout drawn there,
 the epoch's metrics accumulate on the device (the loop synchronises once per epoch), and the
-step is replayed from a CUDA graph (:mod:`deepnets.training.capture`, ``cuda_graph``). The epoch's order
-is one permutation drawn on the CPU (resumable from its generator's state) and copied over once.
+step is replayed from a CUDA graph (:mod:`deepnets.training.capture`, ``cuda_graph``). The epoch's
+order is one permutation drawn on the CPU (resumable from its generator's state) and copied over
+once.
 """
 
 from __future__ import annotations
@@ -332,8 +333,9 @@ def _probe(s: _Session) -> dict[str, Any] | None:
 def _train_epoch(
     s: _Session, epoch: int
 ) -> Generator[None, None, tuple[float, float, list[dict[str, Any]]]]:
-    """The epoch's training steps, yielding after each one (:mod:`deepnets.experiments.pack` interleaves the
-    steps of several runs there); returns (train loss, train error, early probes)."""
+    """The epoch's training steps, yielding after each one (:mod:`deepnets.experiments.pack`
+    interleaves the steps of several runs there); returns (train loss, train error, early
+    probes)."""
     cfg, n = s.cfg, len(s.train)
     early = EARLY_PROBE_STEPS if epoch == 1 and s.probe is not None else ()
     steps = [{"step": 0, "alignment": _probe(s)}] if 0 in early else []
@@ -355,7 +357,8 @@ def _train_epoch(
 
 def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
     """One epoch: its training steps (yielding after each), validation, the log record and the
-    checkpoint. :func:`run` drains it; :mod:`deepnets.experiments.pack` advances several runs' in turn."""
+    checkpoint. :func:`run` drains it; :mod:`deepnets.experiments.pack` advances several runs' in
+    turn."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     train_loss, train_err, steps = yield from _train_epoch(s, epoch)
     train_seconds = time.perf_counter() - t0

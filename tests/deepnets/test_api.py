@@ -52,7 +52,8 @@ def _entries_without_help(help_text: str) -> tuple[list[str], list[str]]:
     return entries, bare
 
 
-@pytest.mark.parametrize("module", ["deepnets.training.runconfig", "deepnets.evaluate", "deepnets.suite"])
+@pytest.mark.parametrize("module",
+                         ["deepnets.training.runconfig", "deepnets.evaluate", "deepnets.suite"])
 def test_every_cli_flag_has_help(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "100")
     text = importlib.import_module(module).build_parser().format_help()

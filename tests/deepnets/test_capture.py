@@ -1,4 +1,5 @@
-"""The training stepper (deepnets.training.capture): replay bookkeeping, eager fallback, no host syncs.
+"""The training stepper (deepnets.training.capture): replay bookkeeping, eager fallback, no host
+syncs.
 
 Without a GPU a CUDA graph cannot be recorded; these tests check everything around it: a step
 makes no host synchronisation on the code path CUDA takes (run on the meta device, where any

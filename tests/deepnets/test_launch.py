@@ -1,5 +1,5 @@
-"""deepnets.experiments.launch: ``--launcher local --jobs N`` and ``--launcher slurm`` (submitit), with
-retraining runs started only after their source run, skip-if-done and one-line errors."""
+"""deepnets.experiments.launch: ``--launcher local --jobs N`` and ``--launcher slurm`` (submitit),
+with retraining runs started only after their source run, skip-if-done and one-line errors."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""deepnets.experiments.pack (``suite --pack N``): a packed run is the run trained alone, bit for bit on the
-CPU (same initial weights, data order, dropout draws, log and checkpoint), for every rule of the
-registry, both update orders, a grid that mixes protocols, and a pack resumed in two legs."""
+"""deepnets.experiments.pack (``suite --pack N``): a packed run is the run trained alone, bit for
+bit on the CPU (same initial weights, data order, dropout draws, log and checkpoint), for every rule
+of the registry, both update orders, a grid that mixes protocols, and a pack resumed in two legs."""
 
 from __future__ import annotations
 

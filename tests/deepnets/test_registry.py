@@ -88,7 +88,9 @@ def test_rule_modules_never_import_layers_or_torch_at_the_top() -> None:
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
-                assert not name.startswith(("torch", "deepnets.nn.layers", "deepnets.nn.network")), (
+                assert not name.startswith(
+                    ("torch", "deepnets.nn.layers", "deepnets.nn.network")), (
                     f"{path.name} imports {name}")
         text = path.read_text()
-        assert "deepnets.nn.layers" not in text.replace("deepnets.nn.layers.link_direct_feedback", "")
+        assert "deepnets.nn.layers" not in text.replace(
+            "deepnets.nn.layers.link_direct_feedback", "")

@@ -26,7 +26,8 @@ from deepnets.training.rundir import LOCK, FolderBusy, claim_folder, read_log, w
 from .test_train import args, one_line_error
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-# deepnets.training.rundir loaded by its path: the holder starts in a blink (deepnets' package imports torch)
+# deepnets.training.rundir loaded by its path: the holder starts in a blink (deepnets' package
+# imports torch)
 HOLD = """import importlib.util, sys, time
 spec = importlib.util.spec_from_file_location("rundir", sys.argv[2])
 rundir = importlib.util.module_from_spec(spec)

@@ -25,7 +25,8 @@ def warnings_fail() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         yield
-#: Section 4's six protocols (deepnets.experiments.protocols also holds rules beyond the paper, in no figure).
+#: Section 4's six protocols (deepnets.experiments.protocols also holds rules beyond the paper, in
+#: no figure).
 PAPER_PROTOCOLS = [name for name, p in PROTOCOLS.items() if p.figures]
 
 

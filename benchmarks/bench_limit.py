@@ -27,7 +27,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-# as ``import deepnets`` does, before torch loads OpenMP (deepnets.cpu)
+# as ``import deepnets`` does, before torch loads OpenMP (deepnets.training.cpu)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
@@ -35,9 +35,9 @@ from proc_status import status_mib
 from torch import Tensor
 
 from deepnets import FeedbackNet, make_loss
-from deepnets.cpu import keep_freed_memory
-from deepnets.engine import train_step
-from deepnets.layers import FeedbackConv2d, FeedbackLinear, FeedbackUntied2d, feedback_layers
+from deepnets.nn.layers import FeedbackConv2d, FeedbackLinear, FeedbackUntied2d, feedback_layers
+from deepnets.training.cpu import keep_freed_memory
+from deepnets.training.engine import train_step
 from urfb_common import OneLineParser
 
 ARCHS = ("simpnet", "deepernet", "deepnet_s")

@@ -20,8 +20,8 @@ from proc_status import status_mib
 from torch import Tensor, nn
 
 from deepnets import FeedbackNet, make_loss, train_step
-from deepnets.layers import ZeroPadMaxPool2d
-from deepnets.losses import hinge_loss_value
+from deepnets.nn.layers import ZeroPadMaxPool2d
+from deepnets.nn.losses import hinge_loss_value
 from urfb_common import OneLineParser
 
 SAT = 0.5

@@ -3,11 +3,12 @@
 (a) CUDA and CPU agree: a few SGD steps of every method on dense, conv (with sum and maxpool)
     and untied layers, in float64, from the same start: the largest difference of any weight.
 (b) Step times on the GPU (fp32, no TF32) for simpnet, deepernet and deepnet_s, bp/frfb/urfb,
-    batch 500, eager and replayed from a CUDA graph (:class:`deepnets.capture.TrainStepper`,
-    the trainer's own step); then packed (:mod:`deepnets.pack`, ``suite --pack N``): N runs of
-    simpnet and of deepernet (the three methods in turn, seeds 0..N-1), one step of each per
-    round, each on its own stream with its own captured graph and random streams, timed per
-    round, so per run-step; and the projected time of the paper's full grids (1000 epochs).
+    batch 500, eager and replayed from a CUDA graph
+    (:class:`deepnets.training.capture.TrainStepper`, the trainer's own step); then packed
+    (:mod:`deepnets.experiments.pack`, ``suite --pack N``): N runs of simpnet and of deepernet (the
+    three methods in turn, seeds 0..N-1), one step of each per round, each on its own stream with
+    its own captured graph and random streams, timed per round, so per run-step; and the projected
+    time of the paper's full grids (1000 epochs).
 (c) In the time left, the paper's Figure 4 grid (simpnet x Section 4's six protocols x seeds
     0, 1, 2; 1000 epochs, the paper's 45,000/5,000 split, batch 500, step 0.1) packed 18 at once
     on the one GPU (``python -m deepnets.suite 4 ... --pack 18``), stopped at the deadline. Every
@@ -42,11 +43,11 @@ from typing import Any
 
 import torch
 
-from deepnets.capture import WARMUP_STEPS, TrainStepper
-from deepnets.engine import train_step
-from deepnets.losses import make_loss
-from deepnets.network import FeedbackNet
-from deepnets.pack import RandomStreams
+from deepnets.experiments.pack import RandomStreams
+from deepnets.nn.losses import make_loss
+from deepnets.nn.network import FeedbackNet
+from deepnets.training.capture import WARMUP_STEPS, TrainStepper
+from deepnets.training.engine import train_step
 from urfb_common import OneLineParser, atomic_path, atomic_write_text, path_arg
 
 AGREEMENT_ARCHS = {
@@ -144,8 +145,9 @@ def step_times(device: str, batch: int, rounds: int) -> list[dict[str, Any]]:
 
 
 def _time_rounds(steppers: list[TrainStepper], batch: int, rounds: int) -> float:
-    """Median seconds of a round (one step of each run, as :mod:`deepnets.pack` does: the run's
-    random streams installed, its work on its own CUDA stream), after the warm-up and captures."""
+    """Median seconds of a round (one step of each run, as :mod:`deepnets.experiments.pack` does:
+    the run's random streams installed, its work on its own CUDA stream), after the warm-up and
+    captures."""
     device = steppers[0].x.device
     cuda = device.type == "cuda"
     idx = torch.arange(batch, device=device)

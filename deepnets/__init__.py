@@ -33,11 +33,18 @@ Python API for users who bring their own model:
   mode); :func:`freeze` and :func:`untie` for :class:`FeedbackNet`, the network built from
   an architecture string (:func:`parse_arch`, :data:`PRESETS`). :class:`TrainStepper` trains
   on images held on the device, batch by batch from index tensors, and on a GPU replays the
-  step from a CUDA graph (:mod:`deepnets.capture`).
+  step from a CUDA graph (:mod:`deepnets.training.capture`).
+
+Layout, lowest floor first (each imports only from the ones below it): :mod:`deepnets.rules`
+(the feedback rules), :mod:`deepnets.nn` (layers, reference and fast paths, networks,
+:func:`convert`, losses, the alignment probe), :mod:`deepnets.training` (the step, the data, a
+run and its folder), :mod:`deepnets.experiments` (protocols, the suite's and the rule
+benchmark's grids, launching, test scores); on top the CLIs ``python -m deepnets.train``,
+``deepnets.evaluate``, ``deepnets.suite`` and ``deepnets.rulebench``.
 
 ``deepnets.evaluate`` is exported too (for older code), but it is also the name of the CLI
 module ``python -m deepnets.evaluate``: once that module is imported anywhere, the package
-attribute is the module. Call :func:`evaluate_net` (or ``deepnets.engine.evaluate``).
+attribute is the module. Call :func:`evaluate_net` (or ``deepnets.training.engine.evaluate``).
 
 Example (frfb leaves R unchanged while W learns):
 
@@ -63,39 +70,42 @@ True
 """
 
 import os as _os
-import sys as _sys
-import types as _types
 
 # Before torch loads OpenMP: waiting threads sleep instead of spinning (an explicit
-# OMP_WAIT_POLICY wins; no effect if torch was imported first). See deepnets.cpu.
+# OMP_WAIT_POLICY wins; no effect if torch was imported first). See deepnets.training.cpu.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: Public name -> the module that defines it. The package imports nothing up front (PEP 562):
-#: ``import deepnets.protocols`` or ``deepnets.rules`` (names, labels, colours, parameters)
-#: loads no torch; the first use of a name below imports its module.
+#: ``import deepnets.experiments.protocols`` or ``deepnets.rules`` (names, labels, colours,
+#: parameters) loads no torch; the first use of a name below imports its module.
 _EXPORTS = {
-    "alignment": "deepnets.alignment",
-    "PRESETS": "deepnets.arch", "ArchError": "deepnets.arch", "LayerSpec": "deepnets.arch",
-    "format_arch": "deepnets.arch", "parse_arch": "deepnets.arch",
-    "TrainStepper": "deepnets.capture",
-    "ConfigError": "deepnets.config", "TrainConfig": "deepnets.config",
-    "convert": "deepnets.convert",
-    "UPDATE_ORDERS": "deepnets.engine", "StepResult": "deepnets.engine",
-    "evaluate": "deepnets.engine", "freeze": "deepnets.engine", "train_step": "deepnets.engine",
-    "untie": "deepnets.engine",
-    "FeedbackConv2d": "deepnets.layers", "FeedbackLayer": "deepnets.layers",
-    "FeedbackLinear": "deepnets.layers", "FeedbackRule": "deepnets.layers",
-    "FeedbackUntied2d": "deepnets.layers", "LayerOptions": "deepnets.layers",
-    "ZeroPadMaxPool2d": "deepnets.layers", "feedback_layers": "deepnets.layers",
-    "LOSSES": "deepnets.losses", "hinge_output_feedback": "deepnets.losses",
-    "make_loss": "deepnets.losses",
-    "FeedbackNet": "deepnets.network", "ResidualSum": "deepnets.network",
-    "PROTOCOLS": "deepnets.protocols", "Protocol": "deepnets.protocols",
+    # the networks (deepnets.nn)
+    "alignment": "deepnets.nn.alignment",
+    "PRESETS": "deepnets.nn.arch", "ArchError": "deepnets.nn.arch",
+    "LayerSpec": "deepnets.nn.arch", "format_arch": "deepnets.nn.arch",
+    "parse_arch": "deepnets.nn.arch",
+    "convert": "deepnets.nn.convert",
+    "FeedbackConv2d": "deepnets.nn.layers", "FeedbackLayer": "deepnets.nn.layers",
+    "FeedbackLinear": "deepnets.nn.layers", "FeedbackRule": "deepnets.nn.layers",
+    "FeedbackUntied2d": "deepnets.nn.layers", "LayerOptions": "deepnets.nn.layers",
+    "ZeroPadMaxPool2d": "deepnets.nn.layers", "feedback_layers": "deepnets.nn.layers",
+    "LOSSES": "deepnets.nn.losses", "hinge_output_feedback": "deepnets.nn.losses",
+    "make_loss": "deepnets.nn.losses",
+    "FeedbackNet": "deepnets.nn.network", "ResidualSum": "deepnets.nn.network",
+    # the rules (deepnets.rules)
     "METHODS": "deepnets.rules", "RULES": "deepnets.rules",
-    "RunResult": "deepnets.trainer", "run": "deepnets.trainer",
+    # training (deepnets.training)
+    "TrainStepper": "deepnets.training.capture",
+    "ConfigError": "deepnets.training.config", "TrainConfig": "deepnets.training.config",
+    "UPDATE_ORDERS": "deepnets.training.engine", "StepResult": "deepnets.training.engine",
+    "evaluate": "deepnets.training.engine", "freeze": "deepnets.training.engine",
+    "train_step": "deepnets.training.engine", "untie": "deepnets.training.engine",
+    "RunResult": "deepnets.training.trainer", "run": "deepnets.training.trainer",
+    # experiments (deepnets.experiments)
+    "PROTOCOLS": "deepnets.experiments.protocols", "Protocol": "deepnets.experiments.protocols",
 }
 #: Names exported under another name than their module's.
-_RENAMED = {"evaluate_net": ("deepnets.engine", "evaluate")}
+_RENAMED = {"evaluate_net": ("deepnets.training.engine", "evaluate")}
 
 
 def __getattr__(name: str) -> object:
@@ -104,8 +114,8 @@ def __getattr__(name: str) -> object:
 
     if name in _EXPORTS:
         module, attr = _EXPORTS[name], name
-    elif name in _RENAMED:  # evaluate_net: deepnets.engine.evaluate, which the CLI module
-        module, attr = _RENAMED[name]  # ``deepnets.evaluate`` cannot shadow
+    elif name in _RENAMED:  # evaluate_net: deepnets.training.engine.evaluate, which the CLI
+        module, attr = _RENAMED[name]  # module ``deepnets.evaluate`` cannot shadow
     else:
         raise AttributeError(f"module 'deepnets' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), attr)
@@ -115,19 +125,6 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS, *_RENAMED})
-
-
-class _Package(_types.ModuleType):
-    """``deepnets.alignment`` and ``deepnets.convert`` stay the functions when their modules
-    are imported (the import system would bind the module to the package's attribute)."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in ("alignment", "convert") and isinstance(value, _types.ModuleType):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

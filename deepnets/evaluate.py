@@ -9,7 +9,7 @@ was trained on (its fingerprint), unless ``--force-data``; a separate test set
 
 ``--which best`` (the default) scores the weights of the epoch of lowest validation error
 (``best.pt``), the paper's protocol: choose on validation, report test; ``--which last``
-scores the last checkpoint. The scoring itself is :mod:`deepnets.scoring` (also used by
+scores the last checkpoint. The scoring itself is :mod:`deepnets.experiments.scoring` (also used by
 ``deepnets.suite --evaluate-test``).
 """
 
@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deepnets import checkpoint as ckpt
-from deepnets.config import ConfigError
-from deepnets.data import KINDS, DataError
-from deepnets.rundir import RunError
-from deepnets.scoring import evaluate_run
-from deepnets.trainer import resolve_device
+from deepnets.experiments.scoring import evaluate_run
+from deepnets.training import checkpoint as ckpt
+from deepnets.training.config import ConfigError
+from deepnets.training.data import KINDS, DataError
+from deepnets.training.rundir import RunError
+from deepnets.training.trainer import resolve_device
 from urfb_common import OneLineParser, command_line, path_arg, report_error
 
 

@@ -1,14 +1,16 @@
 """``python -m deepnets.rulebench``: the feedback-rule benchmark (docs/rules.md).
 
-``run``: one grid of rules x models, trained through the suite's machinery (each run a
-:class:`deepnets.config.TrainConfig` trained by :func:`deepnets.trainer.run`; finished runs are
-skipped, interrupted ones resumed, a run-time estimate is printed first):
+``run``: one grid of rules x models (:mod:`deepnets.experiments.rulebench`), trained as the
+suite's grids are (:mod:`deepnets.experiments.runs`: each run a
+:class:`deepnets.training.config.TrainConfig` trained by :func:`deepnets.training.trainer.run`;
+finished runs are skipped, interrupted ones resumed, a run-time estimate is printed first):
 
 * rules: every rule of the registry :data:`deepnets.rules.RULES`, each by its protocol of the
   same name (BP with softmax, the paper's BP; the others with the hinge loss and their default
-  parameters, :data:`deepnets.protocols.PROTOCOLS`); ``--rules`` picks protocols (bp-h, ...);
+  parameters, :data:`deepnets.experiments.protocols.PROTOCOLS`); ``--rules`` picks protocols
+  (bp-h, ...);
 * models: ``simpnet`` (Section 4's architecture string) and ``resnet-mini`` (a plain torch
-  ResNet-style model trained through :func:`deepnets.convert`, :mod:`deepnets.models`);
+  ResNet-style model trained through :func:`deepnets.convert`, :mod:`deepnets.nn.models`);
 * seeds: ``--seeds`` for simpnet, ``--resnet-seeds`` for resnet-mini.
 
 Run folders: ``<model>-cifar10-<rule>-s<seed>`` under ``--out``.
@@ -22,20 +24,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
-import statistics
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
-from deepnets import suite
-from deepnets.checks import LR_MAX
-from deepnets.config import ConfigError
-from deepnets.data import DataError
-from deepnets.protocols import PROTOCOLS
-from deepnets.rules import RULES
-from deepnets.rundir import CONFIG, RunError, read_config, read_log
+from deepnets.experiments.grid import SuiteError
+from deepnets.experiments.protocols import PROTOCOLS
+from deepnets.experiments.rulebench import MODELS, PROG, RULE_GRID, TableError, grid, tables
+from deepnets.experiments.runs import Settings, dataset_sizes, estimate, hms, run_all, run_state
+from deepnets.nn.checks import LR_MAX
+from deepnets.training.config import ConfigError
+from deepnets.training.data import DataError
+from deepnets.training.rundir import RunError
+from deepnets.training.trainer import resolve_device
 from urfb_common import (
     OneLineParser,
     command_line,
@@ -44,27 +43,6 @@ from urfb_common import (
     require_existing,
     require_writable,
 )
-
-PROG = "python -m deepnets.rulebench"
-#: The default grid: the protocol of every rule of the registry.
-RULE_GRID = tuple(RULES)
-MODELS = ("simpnet", "resnet-mini")
-
-
-def grid(rules: Sequence[str], epochs: int, seeds: Sequence[int],
-         resnet_seeds: Sequence[int], models: Sequence[str] = MODELS) -> list[suite.RunSpec]:
-    """The runs: every model x rule, simpnet for each of ``seeds``, resnet-mini for each of
-    ``resnet_seeds``; seed-major (every model and rule of the first seed first), so that a grid
-    cut short has one complete seed."""
-    out = []
-    for seed in dict.fromkeys([*seeds, *resnet_seeds]):
-        for model in models:
-            if seed not in (seeds if model == "simpnet" else resnet_seeds):
-                continue
-            for rule in rules:
-                spec = suite.RunSpec(f"{model}-cifar10-{rule}", model, rule, "cifar10", epochs)
-                out.append(spec.with_seed(seed))
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,137 +101,33 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"argument --lr: must be > 0 and at most {LR_MAX:g}")
     require_writable(parser, "--out", args.out)
     try:
-        device = suite.resolve_device(args.device)
+        device = resolve_device(args.device)
     except ConfigError as exc:
         parser.error(f"argument {exc}")
     specs = grid(args.rules, args.epochs, args.seeds, args.resnet_seeds, args.models)
-    s = suite.Settings({"cifar10": args.data_dir}, args.data, args.batch_size, args.lr,
-                       args.val_size, args.train_size, device, args.dataset_label, args.quiet,
-                       0, args.probe_size, update_order=args.update_order, bias=args.bias)
+    s = Settings({"cifar10": args.data_dir}, args.data, args.batch_size, args.lr,
+                 args.val_size, args.train_size, device, args.dataset_label, args.quiet,
+                 0, args.probe_size, update_order=args.update_order, bias=args.bias)
     try:
-        states = [(sp, *suite.run_state(sp, args.out, s)) for sp in specs]
+        states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
         todo = [(sp, done) for sp, state, done in states if state != "done"]
         print(f"{len(specs)} runs in {args.out} ({args.epochs} epochs, batch {s.batch_size}, "
               f"lr {s.lr}, train size {s.train_size}, val {s.val_size}, device {device}):")
         per_run: dict[str, float] = {}
         if todo and args.estimate_steps:
-            sizes = suite.dataset_sizes({"cifar10"}, s)
-            total, per_run = suite.estimate(todo, sizes, s, args.estimate_steps)
-            print(f"estimated time for the {len(todo)} runs left: {suite._hms(total)} "
+            sizes = dataset_sizes({"cifar10"}, s)
+            total, per_run = estimate(todo, sizes, s, args.estimate_steps)
+            print(f"estimated time for the {len(todo)} runs left: {hms(total)} "
                   "(training and validation; the alignment probe comes on top)")
         for sp, state, done in states:
-            eta = f", ~{suite._hms(per_run[sp.name])}" if sp.name in per_run else ""
+            eta = f", ~{hms(per_run[sp.name])}" if sp.name in per_run else ""
             print(f"  {sp.name}: {state}{f' after epoch {done}' if state == 'resume' else ''}{eta}")
         if args.dry_run:
             return 0
-        return suite._run_all(todo, args.out, s, prog=PROG)
-    except (suite.SuiteError, RunError, ConfigError, DataError) as exc:
+        return run_all(todo, args.out, s, prog=PROG)
+    except (SuiteError, RunError, ConfigError, DataError) as exc:
         report_error(PROG, exc)
         return 2
-
-
-# ------------------------------------------------------------------ the tables
-
-
-def _mean_sd(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
-def _fmt(v: float | None, digits: int = 2) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
-
-
-def _angles(record: dict[str, Any], key: str, skip_output: bool = False) -> list[float]:
-    probe = record.get("alignment") or {}
-    items = list(probe.items())[:-1] if skip_output else list(probe.items())
-    return [float(m[key]) for _, m in items if m.get(key) is not None]
-
-
-#: A run folder of :func:`grid`: ``<model>-cifar10-<rule>-s<seed>``.
-RUN_NAME = re.compile(r"(?P<model>.+)-cifar10-(?P<protocol>.+)-s(?P<seed>\d+)")
-
-
-class TableError(ValueError):
-    """A folder that holds no run the tables can show; the message says why."""
-
-
-def collect(runs: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """(model, protocol) -> per seed: config, final record, epochs. Folders that are not run
-    folders of :func:`grid` are left out with a note on stderr."""
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for folder in sorted(p for p in runs.iterdir() if (p / CONFIG).is_file()):
-        match = RUN_NAME.fullmatch(folder.name)
-        if match is None:
-            print(f"{PROG}: note: {folder} left out: not named <model>-cifar10-<rule>-s<seed>",
-                  file=sys.stderr)
-            continue
-        cfg, log = read_config(folder), read_log(folder)
-        if not log:
-            continue
-        out.setdefault((match["model"], match["protocol"]), []).append(
-            {"seed": cfg.get("seed"), "config": cfg, "final": log[-1], "epochs": len(log),
-             "done": len(log) == cfg.get("epochs"), "log": log})
-    for v in out.values():
-        v.sort(key=lambda r: int(r["seed"] or 0))
-    if not out:
-        raise TableError(f"{runs} holds no run with a finished epoch "
-                         "(python -m deepnets.rulebench run --out DIR trains them)")
-    return out
-
-
-def tables(runs: Path) -> str:
-    data = collect(runs)
-    lines: list[str] = []
-    order = [p for p in (*RULE_GRID, *PROTOCOLS) if p in {k[1] for k in data}]
-    order = list(dict.fromkeys(order))
-    for model in MODELS:
-        keys = [(model, p) for p in order if (model, p) in data]
-        if not keys:
-            continue
-        any_run = data[keys[0]][0]
-        names = any_run["config"].get("weight_layer_names") or []
-        header = ("| rule | final val error (mean ± sd) | per seed | final train error | "
-                  "W–Rᵗ corr (per layer) | Δ angle ° (mean over layers) | ΔW angle ° (mean) "
-                  "| W–Rᵗ angle ° (mean) |")
-        lines += [f"### {model}", "", header, "|---|---|---|---|---|---|---|---|"]
-        for key in keys:
-            rows = data[key]
-            label = PROTOCOLS[key[1]].label if key[1] in PROTOCOLS else key[1]
-            val = [r["final"]["val_error"] for r in rows if r["final"].get("val_error") is not None]
-            train = [r["final"]["train_error"] for r in rows]
-            seeds = ", ".join(f"s{r['seed']}: {_fmt(r['final'].get('val_error'), 3)}"
-                              + ("" if r["done"] else f" (epoch {r['epochs']})") for r in rows)
-            corr_layers = list(zip(*[r["final"].get("corr") or [] for r in rows]))
-            corr = " / ".join(
-                "-" if any(c is None for c in col) else f"{statistics.mean(col):.2f}"
-                for col in corr_layers)
-            angle = {k: [statistics.mean(a) for r in rows if (a := _angles(r["final"], k))]
-                     for k in ("delta_angle", "update_angle", "weight_angle")}
-            lines.append(f"| {label} | {_mean_sd(val)} | {seeds} | {_mean_sd(train)} | {corr} | "
-                         + " | ".join(_fmt(statistics.mean(v)) if v else "-"
-                                      for v in angle.values()) + " |")
-        lines += ["", f"Layers: {', '.join(names)}.", ""]
-        lines += [(f"Per-layer angles (°, final epoch, mean over seeds) for {model}: Δ angle / "
-                   "ΔW angle / W–Rᵗ angle"), "",
-                  "| rule | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-        for key in keys:
-            rows = data[key]
-            label = PROTOCOLS[key[1]].label if key[1] in PROTOCOLS else key[1]
-            cells = []
-            for name in names:
-                parts = []
-                for k in ("delta_angle", "update_angle", "weight_angle"):
-                    vals = [r["final"]["alignment"][name][k] for r in rows
-                            if r["final"].get("alignment", {}).get(name, {}).get(k) is not None]
-                    parts.append(_fmt(statistics.mean(vals), 0) if vals else "-")
-                cells.append(" / ".join(parts))
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
 
 
 @command_line(PROG)

@@ -1,9 +1,9 @@
 """``python -m deepnets.train``: train a network with BP, FRFB or URFB (Sections 3-4) on CIFAR.
 
-The flags are parsed into a :class:`deepnets.config.TrainConfig` (:mod:`deepnets.runconfig`)
-and trained by :func:`deepnets.trainer.run`, which documents the run folder and the log.
-``--resume`` continues a killed run and ends in the same state (bit-identical on the CPU) as
-an uninterrupted one.
+The flags are parsed into a :class:`deepnets.training.config.TrainConfig`
+(:mod:`deepnets.training.runconfig`) and trained by :func:`deepnets.training.trainer.run`, which
+documents the run folder and the log. ``--resume`` continues a killed run and ends in the same state
+(bit-identical on the CPU) as an uninterrupted one.
 
 The defaults are the paper's protocol: the sequential update order of Remark 1
 (``--update-order sequential``) and no biases (eq. (1); ``--bias`` adds them). A run folder
@@ -19,24 +19,24 @@ from scratch", Section 4.1) is two runs::
 masks for every layer), then replaces the layers listed in ``--copy`` (default: all) by the
 earlier run's trained layers -- W, R, bias and connectivity masks, exactly (both runs must agree
 on ``--bias``). A copied layer that the new run
-unties (``--untied``) receives the conv's W and R at every location (``deepnets.engine.untie``);
-an uncopied untied layer is a fresh locally connected layer. ``--frozen`` layers are never
-updated (they still pass feedback down). The architecture (default: the earlier run's) and
-the data's shape and classes must match the earlier run; the method may differ only for
-layers that are not copied (a ``bp`` layer has no R to copy).
+unties (``--untied``) receives the conv's W and R at every location
+(``deepnets.training.engine.untie``); an uncopied untied layer is a fresh locally connected layer.
+``--frozen`` layers are never updated (they still pass feedback down). The architecture (default:
+the earlier run's) and the data's shape and classes must match the earlier run; the method may
+differ only for layers that are not copied (a ``bp`` layer has no R to copy).
 """
 
 from __future__ import annotations
 
 import sys
 
-from deepnets.capture import CaptureError
-from deepnets.config import ConfigError
-from deepnets.data import DataError
-from deepnets.runconfig import parse_run
-from deepnets.rundir import RunError, read_log
-from deepnets.stops import out_of_memory, sigterm_as_interrupt
-from deepnets.trainer import NonFiniteState, RunInterrupted, RunResult, run
+from deepnets.training.capture import CaptureError
+from deepnets.training.config import ConfigError
+from deepnets.training.data import DataError
+from deepnets.training.runconfig import parse_run
+from deepnets.training.rundir import RunError, read_log
+from deepnets.training.stops import out_of_memory, sigterm_as_interrupt
+from deepnets.training.trainer import NonFiniteState, RunInterrupted, RunResult, run
 from urfb_common import OutputPathError, command_line, report_error
 
 PROG = "deepnets.train"

@@ -13,7 +13,7 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.ticker import MaxNLocator
 
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
 from figures.caption import write_sidecar
 from figures.runs import MissingDataError, Run, RunSource, Seeds, runs_of, select_seeds
 from figures.style import legend, new_figure, plot_seeds, save_figure

@@ -1,7 +1,7 @@
 """Figures 17 and 18 (not in the paper): how far the error URFB and FRFB send is from
 back-propagation, per layer, beside the W-R^t correlation (claim 6, Section 4.2).
 
-The alignment probe (:mod:`deepnets.alignment`) logs per weight layer the angle between the error
+The alignment probe (:mod:`deepnets.nn.alignment`) logs per weight layer the angle between the error
 the rule sends into the layer's input and the one exact BP sends (``delta_angle``, Lillicrap et
 al.'s global comparison, taken before the sigma' of the layer below; the first layer sends none;
 these figures draw this one, not the probe's ``local_delta_angle``) and the angle between the rule's weight increment and BP's
@@ -21,7 +21,7 @@ from typing import Any
 
 from matplotlib.ticker import MaxNLocator
 
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
 from figures.caption import write_sidecar
 from figures.runs import MissingDataError, RunSource, Seeds, runs_of, select_seeds
 from figures.style import SPLIT_STYLES, legend, method_color, plot_seeds, save_figure

@@ -7,8 +7,8 @@ the same budget. In it, each quantity has two endpoints per seed (:class:`Ends`)
 * ``chosen``: the value at the run's validation-chosen epoch (its lowest validation error up to
   the window's last epoch, the earliest of equals). For the validation error this is the **test
   error** of those weights where the run was scored on the test split (its ``test.json``,
-  :mod:`deepnets.testresult`, holds the same epoch); else the validation error there, and
-  ``tested`` is False.
+  :mod:`deepnets.experiments.testresult`, holds the same epoch); else the validation error there,
+  and ``tested`` is False.
 * ``last``: the mean over the window's epochs.
 
 Ends subtract seed by seed, so gaps between protocols (FRFB − URFB) have endpoints too.
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from deepnets.testresult import read_test
+from deepnets.experiments.testresult import read_test
 from figures.runs import Seeds
 from figures.stats import LAST_EPOCHS, chosen_epoch
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from matplotlib.ticker import MaxNLocator
 
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
 from figures.caption import write_sidecar
 from figures.runs import MissingDataError, RunSource, Seeds, runs_of, select_seeds
 from figures.style import SPLIT_STYLES, legend, method_color, new_figure, plot_seeds, save_figure

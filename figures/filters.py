@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepnets.rundir import CHECKPOINT, RunError
+from deepnets.training.rundir import CHECKPOINT, RunError
 from figures.caption import write_sidecar
 from figures.runs import MissingDataError, Run, RunSource, runs_of, select
 from figures.style import new_figure, save_figure
@@ -81,7 +81,7 @@ def four_locations(h: int, w: int) -> list[tuple[int, int]]:
 def _untied_network(runs: list[Run]) -> tuple[Run, torch.nn.Module]:
     """The first untied simpnet run (in :data:`PREFERRED` order) whose checkpoint loads, and its
     network; a damaged checkpoint is skipped with a one-line warning."""
-    from deepnets.checkpoint import load_network
+    from deepnets.training.checkpoint import load_network
 
     for p in PREFERRED:
         run = select(runs, arch="simpnet", protocol=p, untied=True)
@@ -102,8 +102,8 @@ def _image(f: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def plot_figure8(runs: RunSource, out_stem: str | Path) -> list[Path]:
     """Figure 8: the first channels' filters of simpnet's untied layer at four grid locations."""
-    from deepnets.layers import FeedbackUntied2d
-    from deepnets.network import FeedbackNet
+    from deepnets.nn.layers import FeedbackUntied2d
+    from deepnets.nn.network import FeedbackNet
 
     run, net = _untied_network(runs_of(runs))
     index = next(i for i, layer in enumerate(net.weight_layers)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
 from figures.caption import write_sidecar
 from figures.runs import MissingDataError, Run, RunSource, Seeds, runs_of, select_seeds
 from figures.stats import final

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
 from figures.bf16_paired import bf16_comparisons, markdown
 from figures.endpoints import Ends, curve_ends, error_ends, window
 from figures.protocol_choice import choice_table

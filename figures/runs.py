@@ -1,8 +1,8 @@
 """Reading the training runs behind Figures 4-11 (Section 4) from a runs folder.
 
 A run is a folder holding ``config.json`` and ``log.jsonl`` as written by ``deepnets.train``,
-read with :mod:`deepnets.rundir` (the one reader of run folders). Runs are recognised by what
-their config says (architecture, protocol, number of classes, untied and frozen layers), never
+read with :mod:`deepnets.training.rundir` (the one reader of run folders). Runs are recognised by
+what their config says (architecture, protocol, number of classes, untied and frozen layers), never
 by their folder name, so runs started by hand are found as well as the ones ``deepnets.suite``
 starts. Both layouts of ``config.json`` are read: schema 1 (``train_subset``, absolute
 ``data_dir``) and schema 2 (``train_size``, ``split_seed``, ``precision``, ``schema_version``).
@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from deepnets.arch import PRESETS, parse_arch
-from deepnets.models import MODELS
-from deepnets.protocols import PROTOCOLS, protocol_of
-from deepnets.rundir import CONFIG, LOG, RunError, read_config, read_log
+from deepnets.experiments.protocols import PROTOCOLS, protocol_of
+from deepnets.nn.arch import PRESETS, parse_arch
+from deepnets.nn.models import MODELS
+from deepnets.training.rundir import CONFIG, LOG, RunError, read_config, read_log
 
 #: What a figure function reads runs from: a runs folder, or runs already read by :func:`find_runs`.
 RunSource = str | os.PathLike[str] | Sequence["Run"]

@@ -1,8 +1,8 @@
 """The one plotting style of the toolkit: fonts, sizes and the paper's colour code.
 
 Figures 4-11 of the paper use green for BP, blue for URFB and red for FRFB (each protocol's
-colour is part of its definition in :mod:`deepnets.protocols`), solid lines for training error
-and dotted lines for validation error. Figure 12 uses one colour per ε.
+colour is part of its definition in :mod:`deepnets.experiments.protocols`), solid lines for training
+error and dotted lines for validation error. Figure 12 uses one colour per ε.
 Every figure function in ``figures`` and ``sims`` draws through this module.
 """
 
@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
 from urfb_common import atomic_path
 
 #: Line styles: training solid, validation dotted (Figures 4 and 7).

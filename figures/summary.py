@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
+from deepnets.experiments.testresult import read_test
 from deepnets.rules import RULES
-from deepnets.testresult import read_test
 from figures.runs import Run, find_runs, train_size
 from urfb_common import OneLineParser, command_line, path_arg, require_existing
 

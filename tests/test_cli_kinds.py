@@ -82,7 +82,7 @@ def _child(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A miniature CIFAR-10 (40 training images), two finished synthetic run folders (Figure
     4's simpnet BP and URFB) and a document with a report block."""
-    from deepnets.minidata import write_cifar10
+    from deepnets.training.minidata import write_cifar10
 
     root = tmp_path_factory.mktemp("inputs")
     write_cifar10(root / "cifar", n=8)
@@ -196,7 +196,7 @@ def test_a_checkpoint_that_does_not_fit_keeps_the_old_one(tmp_path: Path) -> Non
     script = f"""
 import resource, signal, sys, torch
 sys.path.insert(0, {str(ROOT)!r})
-from deepnets.checkpoint import save_checkpoint
+from deepnets.training.checkpoint import save_checkpoint
 from urfb_common import NoSpaceError
 save_checkpoint({str(tmp_path)!r}, {{"net": {{}}, "records": []}})
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

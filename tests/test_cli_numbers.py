@@ -24,7 +24,7 @@ Base = Callable[[dict[str, Path]], list[str]]
 TRAIN = ["--epochs", "1", "--batch-size", "10", "--val-size", "10", "--probe-size", "0",
          "--device", "cpu", "--quiet"]
 CLIS: dict[str, tuple[str, Base]] = {
-    "deepnets.train": ("deepnets.runconfig:build_parser", lambda p: [
+    "deepnets.train": ("deepnets.training.runconfig:build_parser", lambda p: [
         "--data-dir", str(p["cifar"]), *TRAIN, "--out", str(p["tmp"] / "train")]),
     "deepnets.suite": ("deepnets.suite:build_parser", lambda p: [
         "4", "--archs", "simpnet", "--protocols", "urfb", "--data-dir", str(p["cifar"]), *TRAIN,
@@ -92,7 +92,7 @@ def _run(module: str, argv: list[str]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from deepnets.minidata import write_cifar10
+    from deepnets.training.minidata import write_cifar10
 
     root = tmp_path_factory.mktemp("numbers")
     write_cifar10(root / "cifar", n=8)

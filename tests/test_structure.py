@@ -1,6 +1,7 @@
 """The package structure: no import cycle between modules or between packages, no module
-importing a CLI module, shared utilities importing nothing of the project, and
-docs/equations.md naming only functions that exist.
+importing a CLI module, ``deepnets/``'s floors importing only downwards (``DEEPNETS_FLOORS``),
+shared utilities importing nothing of the project, and docs/equations.md naming only functions
+that exist.
 
 Every import counts, at module level or inside a function (a lazy import still ties the two
 modules together), in every package and in ``benchmarks/``. A CLI module (``__main__.py`` or one
@@ -22,15 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("theory", "sims", "deepnets", "figures", "benchmarks")
 SHARED = "urfb_common"
 
-#: Imports that break a rule today, left out of every check until the change that removes them
-#: is merged. The only exceptions; keep it that short: each entry names its way out, and an
-#: entry whose import is gone fails ``test_each_known_violation_still_exists``, so it goes too.
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    # CLI import: the rule benchmark's CLI reuses the suite CLI's run machinery (RunSpec,
-    # Settings, run_state, estimate, _run_all); moving that out of deepnets/suite.py (issue 17
-    # section 4, the layout of deepnets/) removes it.
-    ("deepnets.rulebench", "deepnets.suite"),
-}
+#: The floors of ``deepnets/``, lowest first: a module imports only from its own floor or the
+#: ones below it. Above them: the package's ``__init__`` (its lazy public names) and the CLI
+#: modules ``deepnets.train``, ``suite``, ``evaluate``, ``rulebench``.
+DEEPNETS_FLOORS = ("deepnets.rules", "deepnets.nn", "deepnets.training", "deepnets.experiments")
 
 
 def _module_name(root: Path, path: Path) -> str:
@@ -163,24 +159,28 @@ def cli_imports(graph: dict[str, set[str]], clis: set[str]) -> list[tuple[str, s
     return sorted((name, dep) for name, deps in graph.items() for dep in deps if dep in clis)
 
 
+def floor_of(module: str, floors: tuple[str, ...]) -> int | None:
+    """Index in ``floors`` of the subpackage holding ``module``; None outside them."""
+    return next((i for i, f in enumerate(floors) if module == f or module.startswith(f + ".")),
+                None)
+
+
+def upward_imports(graph: dict[str, set[str]], floors: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(importer, imported) for every import from a floor into a higher one."""
+    return sorted((name, dep) for name, deps in graph.items() for dep in deps
+                  if (low := floor_of(name, floors)) is not None
+                  and (high := floor_of(dep, floors)) is not None and high > low)
+
+
 def _project() -> tuple[dict[str, set[str]], set[str]]:
-    """The project's import graph without ``KNOWN_VIOLATIONS``, and its CLI modules."""
+    """The project's import graph and its CLI modules."""
     modules = find_modules(ROOT)
-    graph = import_graph(modules)
-    for importer, imported in KNOWN_VIOLATIONS:
-        graph[importer].discard(imported)
-    return graph, {name for name, path in modules.items() if is_cli(path)}
+    return import_graph(modules), {name for name, path in modules.items() if is_cli(path)}
 
 
 def test_no_module_import_cycle() -> None:
     graph, _ = _project()
     assert find_cycle(graph) is None
-
-
-def test_each_known_violation_still_exists() -> None:
-    graph = import_graph(find_modules(ROOT))
-    stale = sorted(edge for edge in KNOWN_VIOLATIONS if edge[1] not in graph.get(edge[0], ()))
-    assert stale == [], f"remove from KNOWN_VIOLATIONS: {stale}"
 
 
 def test_no_package_import_cycle() -> None:
@@ -193,6 +193,17 @@ def test_no_module_imports_a_cli_module() -> None:
     assert {"deepnets.train", "deepnets.suite", "figures.__main__", "sims.epsilon_sweep",
             "sims.depth_sweep", "benchmarks.bench_step"} <= clis
     assert cli_imports(graph, clis) == []
+
+
+def test_deepnets_floors_import_only_downwards() -> None:
+    graph, _ = _project()
+    found = {m for m in graph if m.startswith("deepnets.")}
+    placed = {m for m in found if floor_of(m, DEEPNETS_FLOORS) is not None}
+    assert {"deepnets.nn.layers", "deepnets.training.engine", "deepnets.experiments.runs"} <= placed
+    # every library module sits on a floor; only the CLI modules are left at the top
+    assert found - placed == {"deepnets.train", "deepnets.suite", "deepnets.evaluate",
+                              "deepnets.rulebench"}
+    assert upward_imports(graph, DEEPNETS_FLOORS) == []
 
 
 def test_shared_utilities_import_nothing_of_the_project() -> None:
@@ -305,6 +316,19 @@ def test_a_script_importing_a_sibling_cli_script_is_found(tmp_path: Path) -> Non
     clis = {n for n, p in modules.items() if is_cli(p)}
     assert graph["benchmarks.bench_c"] == {"benchmarks.memory"}
     assert cli_imports(graph, clis) == [("benchmarks.bench_a", "benchmarks.bench_b")]
+
+
+def test_an_import_from_a_higher_floor_is_found(tmp_path: Path) -> None:
+    modules = _plant(tmp_path, {
+        "lib/__init__.py": "",
+        "lib/low/__init__.py": "",
+        "lib/low/math.py": "def f():\n    from lib.high.run import go\n    go()\n",
+        "lib/high/__init__.py": "",
+        "lib/high/run.py": "from lib.low.math import f\n\n\ndef go():\n    pass\n",
+    })
+    graph = import_graph(modules)
+    assert upward_imports(graph, ("lib.low", "lib.high")) == [("lib.low.math", "lib.high.run")]
+    assert upward_imports(graph, ("lib.high", "lib.low")) == [("lib.high.run", "lib.low.math")]
 
 
 def test_shared_utilities_importing_the_project_are_found(tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
-"""figures.style: the paper's colour code (from deepnets.protocols) and atomic PNG/PDF output."""
+"""figures.style: the paper's colour code (from deepnets.experiments.protocols) and atomic PNG/PDF
+output."""
 
 from pathlib import Path
 
 import pytest
 
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
 from figures.style import epsilon_colors, method_color, new_figure, save_figure
 
 

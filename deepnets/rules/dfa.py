@@ -2,7 +2,7 @@
 B_l e, e the output layer's error (the loss gradient at its output) and B_l fixed and random
 (Glorot-uniform with fans (C, n_l), drawn from the layer's ``direct_seed``; connectivity masks B
 too). Where B_l e enters depends on where the nonlinearity lives (the layers' wiring,
-:func:`deepnets.layers.link_direct_feedback`): in the paper's layers (sigma inside the layer)
+:func:`deepnets.nn.layers.link_direct_feedback`): in the paper's layers (sigma inside the layer)
 B_l e is shaped like the layer's output and delta_l = (B_l e) (.) sigma'(h_l); in converted
 models each layer sends B_l e, shaped like its *input*, down to the layer below. The update order
 means nothing for DFA: no error travels through weights that change."""
@@ -43,7 +43,7 @@ class DFA(Rule):
         ``seed`` and masked with ``connectivity``; kept in ``cache`` per shape, device and
         dtype, and redrawn when ``seed`` is written or replaced (a loaded state). A redrawn B_l
         overwrites the cached tensor in place, so that a captured CUDA graph
-        (:mod:`deepnets.capture`) reads the new one once an eager step has redrawn it."""
+        (:mod:`deepnets.training.capture`) reads the new one once an eager step has redrawn it."""
         import torch
 
         n = math.prod(shape)

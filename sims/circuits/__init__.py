@@ -1,7 +1,7 @@
 """Appendix 1's local circuits: the output error signal of eq. (6) and the feedback shutdown of rule (3).
 
 ``python -m sims.circuits`` runs the verifier; ``circuit_output_feedback`` plugs the simulated output
-circuit into training (``deepnets.losses.make_loss(..., output_feedback=...)``).
+circuit into training (``deepnets.nn.losses.make_loss(..., output_feedback=...)``).
 """
 
 from sims.circuits.feedback import circuit_output_feedback

@@ -1,6 +1,7 @@
 """The tie to training: the output feedback delta_L of eq. (6) computed by simulating Appendix 1's circuit.
 
-``circuit_output_feedback`` has the signature ``deepnets.losses.make_loss(..., output_feedback=...)`` expects.
+``circuit_output_feedback`` has the signature ``deepnets.nn.losses.make_loss(...,
+output_feedback=...)`` expects.
 """
 
 from __future__ import annotations

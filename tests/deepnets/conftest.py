@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepnets.minidata import write_cifar10, write_imagefolder
+from deepnets.training.minidata import write_cifar10, write_imagefolder
 
 
 @pytest.fixture(autouse=True, scope="session")

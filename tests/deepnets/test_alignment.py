@@ -10,14 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deepnets.alignment import KEYS, alignment
-from deepnets.config import TrainConfig
-from deepnets.convert import convert
-from deepnets.engine import train_step
-from deepnets.losses import make_loss
-from deepnets.network import FeedbackNet
-from deepnets.rundir import read_config, read_log
-from deepnets.trainer import run
+from deepnets.nn.alignment import KEYS, alignment
+from deepnets.nn.convert import convert
+from deepnets.nn.losses import make_loss
+from deepnets.nn.network import FeedbackNet
+from deepnets.training.config import TrainConfig
+from deepnets.training.engine import train_step
+from deepnets.training.rundir import read_config, read_log
+from deepnets.training.trainer import run
 
 DT = torch.float64
 SHAPE = (3, 8, 8)

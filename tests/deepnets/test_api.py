@@ -23,7 +23,7 @@ def test_every_export_is_documented() -> None:
 
 def test_evaluate_net_survives_the_cli_module_import() -> None:
     importlib.import_module("deepnets.evaluate")  # rebinds the package attribute ``evaluate``
-    from deepnets.engine import evaluate
+    from deepnets.training.engine import evaluate
 
     assert deepnets.evaluate_net is evaluate
 
@@ -52,7 +52,8 @@ def _entries_without_help(help_text: str) -> tuple[list[str], list[str]]:
     return entries, bare
 
 
-@pytest.mark.parametrize("module", ["deepnets.runconfig", "deepnets.evaluate", "deepnets.suite"])
+@pytest.mark.parametrize("module",
+                         ["deepnets.training.runconfig", "deepnets.evaluate", "deepnets.suite"])
 def test_every_cli_flag_has_help(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "100")
     text = importlib.import_module(module).build_parser().format_help()

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from deepnets import FeedbackNet, convert, make_loss, train_step
-from deepnets.layers import feedback_layers
+from deepnets.nn.layers import feedback_layers
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 

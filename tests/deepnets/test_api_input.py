@@ -13,7 +13,7 @@ from torch import nn
 
 import deepnets
 from deepnets import FeedbackNet, alignment, convert, evaluate_net, make_loss, train_step
-from deepnets.alignment import angle_degrees
+from deepnets.nn.alignment import angle_degrees
 
 C = 10
 SHAPE = (3, 4, 4)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from deepnets.arch import PRESETS, ArchError, LayerSpec, format_arch, parse_arch
-from deepnets.network import FeedbackNet
+from deepnets.nn.arch import PRESETS, ArchError, LayerSpec, format_arch, parse_arch
+from deepnets.nn.network import FeedbackNet
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -1,4 +1,5 @@
-"""The training stepper (deepnets.capture): replay bookkeeping, eager fallback, no host syncs.
+"""The training stepper (deepnets.training.capture): replay bookkeeping, eager fallback, no host
+syncs.
 
 Without a GPU a CUDA graph cannot be recorded; these tests check everything around it: a step
 makes no host synchronisation on the code path CUDA takes (run on the meta device, where any
@@ -16,15 +17,15 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from deepnets.alignment import alignment
-from deepnets.capture import WARMUP_STEPS, CaptureError, TrainStepper, cuda_graph_capture
-from deepnets.config import TrainConfig
-from deepnets.layers import feedback_layers
-from deepnets.losses import make_loss
-from deepnets.network import FeedbackNet
+from deepnets.nn.alignment import alignment
+from deepnets.nn.layers import feedback_layers
+from deepnets.nn.losses import make_loss
+from deepnets.nn.network import FeedbackNet
 from deepnets.rules import RULES
-from deepnets.rundir import read_log
-from deepnets.trainer import run
+from deepnets.training.capture import WARMUP_STEPS, CaptureError, TrainStepper, cuda_graph_capture
+from deepnets.training.config import TrainConfig
+from deepnets.training.rundir import read_log
+from deepnets.training.trainer import run
 from urfb_common import images_to_float
 
 ARCHS = {

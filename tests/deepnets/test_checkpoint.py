@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepnets.checkpoint import (
+from deepnets.nn.network import FeedbackNet
+from deepnets.training.checkpoint import (
     load_checkpoint,
     load_network,
     load_state_checked,
     save_checkpoint,
 )
-from deepnets.network import FeedbackNet
-from deepnets.rundir import RunError, read_config, read_log, write_config, write_log
+from deepnets.training.rundir import RunError, read_config, read_log, write_config, write_log
 
 ARCH = "conv 4 3x3; maxpool 3; full 8; output"
 
@@ -113,7 +113,7 @@ def test_an_interrupt_mid_checkpoint_write_is_an_interrupt_and_keeps_the_old_che
     torch's RuntimeError "unexpected pos", which the trainer does not catch (a traceback)."""
     import contextlib
 
-    import deepnets.checkpoint as checkpoint_module
+    import deepnets.training.checkpoint as checkpoint_module
 
     save_checkpoint(tmp_path, {"epoch": 1})
     old = (tmp_path / "checkpoint.pt").read_bytes()

@@ -16,12 +16,12 @@ import torch
 
 import deepnets.train as train_mod
 import sims.circuits
-from deepnets.checkpoint import load_checkpoint
-from deepnets.engine import train_step
-from deepnets.losses import hinge_output_feedback, make_loss
-from deepnets.minidata import write_cifar10
-from deepnets.network import FeedbackNet
-from deepnets.rundir import read_log
+from deepnets.nn.losses import hinge_output_feedback, make_loss
+from deepnets.nn.network import FeedbackNet
+from deepnets.training.checkpoint import load_checkpoint
+from deepnets.training.engine import train_step
+from deepnets.training.minidata import write_cifar10
+from deepnets.training.rundir import read_log
 from sims.circuits import circuit_output_feedback
 
 ARCH = "conv 4 3x3; maxpool 3; full 16; output"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deepnets.config import SCHEMA_VERSION, SEED_MAX, ConfigError, TrainConfig
-from deepnets.runconfig import layer_list, parse_run
+from deepnets.training.config import SCHEMA_VERSION, SEED_MAX, ConfigError, TrainConfig
+from deepnets.training.runconfig import layer_list, parse_run
 
 
 def cfg(**kw) -> TrainConfig:

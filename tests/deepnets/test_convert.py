@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from deepnets import alignment, convert, make_loss, train_step
-from deepnets.config import ConfigError, TrainConfig
-from deepnets.convert import ConvertedConv2d, ConvertedLinear
-from deepnets.layers import feedback_layers
-from deepnets.models import BasicBlock, ConvertedNet, build_net
+from deepnets.nn.convert import ConvertedConv2d, ConvertedLinear
+from deepnets.nn.layers import feedback_layers
+from deepnets.nn.models import BasicBlock, ConvertedNet, build_net
 from deepnets.rules import METHODS, RULES
-from deepnets.trainer import run
+from deepnets.training.config import ConfigError, TrainConfig
+from deepnets.training.trainer import run
 
 C = 5
 

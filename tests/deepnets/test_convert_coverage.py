@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from deepnets import convert, make_loss, train_step
-from deepnets.convert import ConvertedConv2d, ConvertedLinear
-from deepnets.layers import feedback_layers
+from deepnets.nn.convert import ConvertedConv2d, ConvertedLinear
+from deepnets.nn.layers import feedback_layers
 
 
 class ScaledLinear(nn.Linear):

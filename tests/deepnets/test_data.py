@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from deepnets.data import DataError, batch_indices, load_dataset, split_train_val
-from deepnets.minidata import write_cifar10, write_cifar100, write_imagefolder
+from deepnets.training.data import DataError, batch_indices, load_dataset, split_train_val
+from deepnets.training.minidata import write_cifar10, write_cifar100, write_imagefolder
 
 SHARED_JPEG = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-jpeg"
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from deepnets.data import DataError, data_mismatch, load_dataset
+from deepnets.training.data import DataError, data_mismatch, load_dataset
 
 SIDE = 6
 RNG = np.random.default_rng(0)
@@ -261,7 +261,7 @@ def test_resume_and_evaluate_refuse_a_grey_copy_and_old_runs_resume_exactly(
 
     import deepnets.evaluate as evaluate_mod
     import deepnets.train as train_mod
-    from deepnets.minidata import tiny_cifar_folder
+    from deepnets.training.minidata import tiny_cifar_folder
 
     from .test_train import TINY, assert_same_state
 

@@ -4,9 +4,9 @@ orders (Remark 1), masks, freezing, untie, evaluation."""
 import pytest
 import torch
 
-from deepnets.engine import evaluate, freeze, train_step, untie
-from deepnets.losses import make_loss
-from deepnets.network import FeedbackNet
+from deepnets.nn.losses import make_loss
+from deepnets.nn.network import FeedbackNet
+from deepnets.training.engine import evaluate, freeze, train_step, untie
 
 DT = torch.float64
 SHAPE = (3, 8, 8)

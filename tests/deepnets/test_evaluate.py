@@ -12,11 +12,11 @@ import torch
 
 import deepnets.evaluate as evaluate_mod
 import deepnets.train as train_mod
-from deepnets.checkpoint import load_network
-from deepnets.data import load_dataset
-from deepnets.losses import hinge_loss_value
-from deepnets.minidata import write_cifar10
-from deepnets.rundir import read_log
+from deepnets.nn.losses import hinge_loss_value
+from deepnets.training.checkpoint import load_network
+from deepnets.training.data import load_dataset
+from deepnets.training.minidata import write_cifar10
+from deepnets.training.rundir import read_log
 
 TINY = "conv 4 3x3; maxpool 3; drop .5; full 16; output"
 
@@ -208,7 +208,7 @@ def test_a_damaged_zip_member_is_a_one_line_error(
 def test_data_that_does_not_fit_the_run_is_a_one_line_error(
     trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from deepnets.minidata import write_imagefolder
+    from deepnets.training.minidata import write_imagefolder
 
     small = tmp_path / "small"
     small.mkdir()

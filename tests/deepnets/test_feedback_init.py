@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from deepnets import FeedbackNet, convert, make_loss, train_step
-from deepnets.layers import feedback_layers
+from deepnets.nn.layers import feedback_layers
 
 ARCH = "conv 3 3x3; untied 2 3x3; full 5; output"
 SHAPE = (2, 4, 4)

@@ -10,7 +10,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from deepnets.minidata import write_imagefolder
+from deepnets.training.minidata import write_imagefolder
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,9 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deepnets.engine import train_step
-from deepnets.kernels import saturation_backward
-from deepnets.layers import (
+from deepnets.nn.kernels import saturation_backward
+from deepnets.nn.layers import (
     Dropout,
     FeedbackConv2d,
     FeedbackRule,
@@ -16,8 +15,9 @@ from deepnets.layers import (
     LayerOptions,
     ZeroPadMaxPool2d,
 )
-from deepnets.losses import make_loss
-from deepnets.network import FeedbackNet
+from deepnets.nn.losses import make_loss
+from deepnets.nn.network import FeedbackNet
+from deepnets.training.engine import train_step
 
 DT = torch.float64
 
@@ -179,7 +179,7 @@ def test_bf16_step_keeps_fp32_masters_and_is_close_to_fp32(arch: str) -> None:
 def test_every_precision_the_config_offers_is_one_the_engine_runs() -> None:
     """``--precision`` offers what ``train_step`` runs: a step in each keeps float32 masters;
     anything else is refused by both."""
-    from deepnets.config import PRECISIONS, ConfigError, TrainConfig
+    from deepnets.training.config import PRECISIONS, ConfigError, TrainConfig
 
     x, y, loss = torch.rand(2, 1, 2, 2), torch.tensor([0, 1]), make_loss("hinge", 2)
     for precision in PRECISIONS:

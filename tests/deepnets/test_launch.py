@@ -1,5 +1,5 @@
-"""deepnets.launch: ``--launcher local --jobs N`` and ``--launcher slurm`` (submitit), with
-retraining runs started only after their source run, skip-if-done and one-line errors."""
+"""deepnets.experiments.launch: ``--launcher local --jobs N`` and ``--launcher slurm`` (submitit),
+with retraining runs started only after their source run, skip-if-done and one-line errors."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from deepnets import launch, suite, trainer
-from deepnets.checkpoint import load_network
-from deepnets.config import ConfigError
-from deepnets.minidata import tiny_cifar_folder
-from deepnets.rundir import read_log
+from deepnets import suite
+from deepnets.experiments import grid as suite_grid
+from deepnets.experiments import launch, runs
+from deepnets.training import trainer
+from deepnets.training.checkpoint import load_network
+from deepnets.training.config import ConfigError
+from deepnets.training.minidata import tiny_cifar_folder
+from deepnets.training.rundir import read_log
 
 needs_submitit = pytest.mark.skipif(
     not launch.have_submitit(),
@@ -36,17 +39,17 @@ def argv(data: Path, out: Path, *extra: str) -> list[str]:
             "--device", "cpu", "--estimate-steps", "0", "--probe-size", "4", "--quiet", *extra]
 
 
-def settings(data: Path) -> suite.Settings:
-    return suite.Settings({"cifar10": data}, "imagefolder", 10, 0.1, 10, 20, "cpu", None, True,
+def settings(data: Path) -> runs.Settings:
+    return runs.Settings({"cifar10": data}, "imagefolder", 10, 0.1, 10, 20, "cpu", None, True,
                           probe_size=4)
 
 
 def pretrain_and_retrain(data: Path, out: Path) -> list[launch.Job]:
     """A cheap Section-4.1 pair on simpnet, the retraining listed first: it takes (and freezes)
     the first layer of ``pre``, so it must start after ``pre`` has finished."""
-    pre = suite.RunSpec("pre", "simpnet", "urfb", "cifar10", 1)
-    re = suite.RunSpec("re", "simpnet", "urfb", "cifar10", 1, frozen=(0,), from_run="pre")
-    return [launch.Job(sp.name, suite.train_config(sp, out, settings(data)), out / sp.name,
+    pre = suite_grid.RunSpec("pre", "simpnet", "urfb", "cifar10", 1)
+    re = suite_grid.RunSpec("re", "simpnet", "urfb", "cifar10", 1, frozen=(0,), from_run="pre")
+    return [launch.Job(sp.name, runs.train_config(sp, out, settings(data)), out / sp.name,
                        after=out / sp.from_run if sp.from_run else None) for sp in (re, pre)]
 
 
@@ -225,7 +228,7 @@ def test_a_diverged_or_refused_run_is_reported_and_the_others_go_on(
             raise ConfigError("--val-size 9 must be in 0..8")
 
     monkeypatch.setattr(trainer, "run", fake_run)
-    cfg = suite.train_config(suite.RunSpec("x", "simpnet", "urfb", "cifar10", 1), tmp_path,
+    cfg = runs.train_config(suite_grid.RunSpec("x", "simpnet", "urfb", "cifar10", 1), tmp_path,
                              settings(tmp_path))
     outcomes = [launch.run_job(launch.Job(n, cfg, tmp_path / n)) for n in ("ok", "bad")]
     assert [o.status for o in outcomes] == ["ok", "diverged"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deepnets.layers import (
+from deepnets.nn.layers import (
     BackwardRoute,
     FeedbackConv2d,
     FeedbackLinear,

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deepnets.losses import hinge_output_feedback, make_loss
+from deepnets.nn.losses import hinge_output_feedback, make_loss
 
 
 def _eq6(logits: torch.Tensor, y: torch.Tensor, mu: float) -> torch.Tensor:

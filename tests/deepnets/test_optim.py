@@ -13,10 +13,10 @@ from torch import nn
 
 import deepnets.train as train_mod
 from deepnets import FeedbackNet, convert, make_loss, train_step
-from deepnets.checkpoint import load_checkpoint
-from deepnets.config import TrainConfig
-from deepnets.layers import feedback_layers
+from deepnets.nn.layers import feedback_layers
 from deepnets.rules import RULES
+from deepnets.training.checkpoint import load_checkpoint
+from deepnets.training.config import TrainConfig
 
 from .test_train import args, assert_same_state, kill_at_call
 
@@ -294,13 +294,15 @@ def test_cli_plain_defaults_and_converted_model(cifar: Path, tmp_path: Path,
 
 def test_suite_takes_the_optimizer_flags(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from deepnets import suite
+    from deepnets.experiments import grid as suite_grid
+    from deepnets.experiments import runs
 
     from .test_suite import settings
 
-    spec = suite.grid(4, 10, 1)[0]
-    plain = suite.train_config(spec, tmp_path, settings())
+    spec = suite_grid.grid(4, 10, 1)[0]
+    plain = runs.train_config(spec, tmp_path, settings())
     assert plain.plain_sgd and plain.update_order == TrainConfig.update_order
-    cfg = suite.train_config(spec, tmp_path, settings(optimizer="momentum", weight_decay=1e-4,
+    cfg = runs.train_config(spec, tmp_path, settings(optimizer="momentum", weight_decay=1e-4,
                                                       lr_steps=(100, 150, 200)))
     assert (cfg.momentum, cfg.weight_decay, cfg.lr_steps, cfg.lr_gamma, cfg.update_order) == (
         0.9, 1e-4, (100, 150, 200), 0.1, "simultaneous")

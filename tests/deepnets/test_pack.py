@@ -1,6 +1,6 @@
-"""deepnets.pack (``suite --pack N``): a packed run is the run trained alone, bit for bit on the
-CPU (same initial weights, data order, dropout draws, log and checkpoint), for every rule of the
-registry, both update orders, a grid that mixes protocols, and a pack resumed in two legs."""
+"""deepnets.experiments.pack (``suite --pack N``): a packed run is the run trained alone, bit for
+bit on the CPU (same initial weights, data order, dropout draws, log and checkpoint), for every rule
+of the registry, both update orders, a grid that mixes protocols, and a pack resumed in two legs."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepnets import capture, suite, trainer
-from deepnets.checkpoint import load_checkpoint
-from deepnets.config import TrainConfig
-from deepnets.engine import UPDATE_ORDERS
-from deepnets.launch import Job
-from deepnets.minidata import tiny_cifar_folder
-from deepnets.pack import RandomStreams, train_packed
+from deepnets import suite
+from deepnets.experiments.launch import Job
+from deepnets.experiments.pack import RandomStreams, train_packed
 from deepnets.rules import RULES
-from deepnets.rundir import read_config, read_log
-from deepnets.trainer import run
+from deepnets.training import capture, trainer
+from deepnets.training.checkpoint import load_checkpoint
+from deepnets.training.config import TrainConfig
+from deepnets.training.engine import UPDATE_ORDERS
+from deepnets.training.minidata import tiny_cifar_folder
+from deepnets.training.rundir import read_config, read_log
+from deepnets.training.trainer import run
 
 #: Dropout on two layers: a run drawing from another run's stream would show.
 ARCH = "conv 4 3x3; maxpool 3; drop .5; full 16; drop .3; output"

@@ -1,9 +1,9 @@
 """Fast path = reference path (issue 17): for every rule of the registry, every layer kind
 (dense, conv, untied, a conv and an untied layer each fused with its pool), both update orders
 (Remark 1) and both compute dtypes, a few training steps on the fast path (``fast=True``:
-folding, channels-last, fused kernels, :mod:`deepnets.kernels`) leave the same W, b, R and rule
+folding, channels-last, fused kernels, :mod:`deepnets.nn.kernels`) leave the same W, b, R and rule
 tensors, and give the same losses, as on the reference path (``fast=False``:
-:mod:`deepnets.reference`).
+:mod:`deepnets.nn.reference`).
 
 Tolerances (also in ``docs/equations.md``):
 * fp32: rtol 1e-5, atol 1e-6 -- the two paths sum the same products in different orders
@@ -27,13 +27,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepnets import convert, reference
-from deepnets.engine import train_step, train_step_on_device
-from deepnets.layers import FeedbackLayer, ZeroPadMaxPool2d, set_fast
-from deepnets.losses import make_loss
-from deepnets.network import FeedbackNet
-from deepnets.policy import execution_policy
+from deepnets import convert
+from deepnets.nn import reference
+from deepnets.nn.layers import FeedbackLayer, ZeroPadMaxPool2d, set_fast
+from deepnets.nn.losses import make_loss
+from deepnets.nn.network import FeedbackNet
+from deepnets.nn.policy import execution_policy
 from deepnets.rules import RULES
+from deepnets.training.engine import train_step, train_step_on_device
 
 SHAPE = (2, 6, 6)
 N_CLASSES = 3
@@ -175,13 +176,13 @@ def test_reference_path_steps_without_host_sync(method: str) -> None:
 
 
 def test_equations_md_points_at_the_reference_lines() -> None:
-    """Every row of docs/equations.md naming deepnets/reference.py with a line number gives the
+    """Every row of docs/equations.md naming deepnets/nn/reference.py with a line number gives the
     line where that function starts (so the pointers cannot drift)."""
     root = Path(__file__).resolve().parents[2]
     rows = []
     for line in (root / "docs" / "equations.md").read_text().splitlines():
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
-        if len(cells) == 4 and cells[1] == "`deepnets/reference.py`" and cells[3].isdigit():
+        if len(cells) == 4 and cells[1] == "`deepnets/nn/reference.py`" and cells[3].isdigit():
             rows.append((cells[2].strip("`"), int(cells[3])))
     assert len(rows) >= 10
     for name, line in rows:

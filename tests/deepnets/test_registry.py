@@ -73,8 +73,8 @@ def test_the_cli_refuses_an_unknown_rule_in_one_line(tmp_path: Path) -> None:
 
 
 def test_rules_protocols_and_the_figure_style_load_without_torch() -> None:
-    code = ("import sys, deepnets.rules, deepnets.protocols, figures.style; "
-            "bad = [m for m in ('torch', 'deepnets.layers') if m in sys.modules]; "
+    code = ("import sys, deepnets.rules, deepnets.experiments.protocols, figures.style; "
+            "bad = [m for m in ('torch', 'deepnets.nn.layers') if m in sys.modules]; "
             "assert not bad, bad")
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
@@ -88,7 +88,9 @@ def test_rule_modules_never_import_layers_or_torch_at_the_top() -> None:
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
-                assert not name.startswith(("torch", "deepnets.layers", "deepnets.network")), (
+                assert not name.startswith(
+                    ("torch", "deepnets.nn.layers", "deepnets.nn.network")), (
                     f"{path.name} imports {name}")
         text = path.read_text()
-        assert "deepnets.layers" not in text.replace("deepnets.layers.link_direct_feedback", "")
+        assert "deepnets.nn.layers" not in text.replace(
+            "deepnets.nn.layers.link_direct_feedback", "")

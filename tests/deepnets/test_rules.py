@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from deepnets import FeedbackNet, alignment, make_loss, train_step
-from deepnets.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
-from deepnets.engine import untie
-from deepnets.layers import FeedbackRule, LayerOptions
-from deepnets.protocols import PROTOCOLS, protocol_of
+from deepnets.experiments.protocols import PROTOCOLS, protocol_of
+from deepnets.nn.layers import FeedbackRule, LayerOptions
 from deepnets.rules import METHODS, RULES
 from deepnets.rules._sign import SignConcordant
-from deepnets.runconfig import parse_run
+from deepnets.training.config import OWN_FLAG_PARAMS, ConfigError, TrainConfig
+from deepnets.training.engine import untie
+from deepnets.training.runconfig import parse_run
 
 IN, C, N = (2, 6, 6), 4, 8
 ARCHS = {

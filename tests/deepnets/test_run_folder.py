@@ -16,16 +16,18 @@ import pytest
 import torch
 
 import deepnets.train as train_mod
-from deepnets import rundir as rundir_module
-from deepnets import suite, trainer
-from deepnets.checkpoint import load_checkpoint
-from deepnets.minidata import tiny_cifar_folder
-from deepnets.rundir import LOCK, FolderBusy, claim_folder, read_log, write_log
+from deepnets import suite
+from deepnets.training import rundir as rundir_module
+from deepnets.training import trainer
+from deepnets.training.checkpoint import load_checkpoint
+from deepnets.training.minidata import tiny_cifar_folder
+from deepnets.training.rundir import LOCK, FolderBusy, claim_folder, read_log, write_log
 
 from .test_train import args, one_line_error
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-# deepnets.rundir loaded by its path: the holder starts in a blink (deepnets' package imports torch)
+# deepnets.training.rundir loaded by its path: the holder starts in a blink (deepnets' package
+# imports torch)
 HOLD = """import importlib.util, sys, time
 spec = importlib.util.spec_from_file_location("rundir", sys.argv[2])
 rundir = importlib.util.module_from_spec(spec)
@@ -230,8 +232,8 @@ def test_a_relative_data_dir_is_found_from_another_folder(
 
 def test_evaluate_and_train_default_to_the_same_device() -> None:
     import deepnets.evaluate as evaluate_mod
-    from deepnets.config import TrainConfig
-    from deepnets.runconfig import build_parser
+    from deepnets.training.config import TrainConfig
+    from deepnets.training.runconfig import build_parser
 
     assert evaluate_mod.build_parser().get_default("device") == "auto"
     assert TrainConfig(epochs=1, data_dir="d").device == "auto"

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepnets import capture, suite, trainer
-from deepnets.checkpoint import load_checkpoint, load_network
-from deepnets.minidata import tiny_cifar_folder
-from deepnets.rundir import read_config, read_log
+from deepnets import suite
+from deepnets.experiments import grid as suite_grid
+from deepnets.experiments import runs
+from deepnets.training import capture, trainer
+from deepnets.training.checkpoint import load_checkpoint, load_network
+from deepnets.training.minidata import tiny_cifar_folder
+from deepnets.training.rundir import read_config, read_log
 
 
 @pytest.fixture(scope="module")
@@ -35,25 +38,25 @@ def one_line_error(capsys: pytest.CaptureFixture, *fragments: str) -> None:
         assert fragment in err, err
 
 
-def settings(**kw) -> suite.Settings:
+def settings(**kw) -> runs.Settings:
     base = {"data_dirs": {"cifar10": Path("d")}, "cifar10_kind": "imagefolder",
             "batch_size": 500, "lr": 0.1, "val_size": 5000, "train_size": None, "device": "cpu",
             "dataset_label": None, "quiet": True}
-    return suite.Settings(**{**base, **kw})
+    return runs.Settings(**{**base, **kw})
 
 
 def test_grids_follow_section_4() -> None:
-    names = [s.name for s in suite.grid(5, 1000, 100)]
+    names = [s.name for s in suite_grid.grid(5, 1000, 100)]
     assert len(names) == 12 and "simpnet-cifar100-frfb-50" in names and "simpnet-cifar10-bp-h" in names
-    assert [s.name for s in suite.grid(8, 1000, 100)] == ["simpnet-cifar10-urfb-untied"]
-    assert suite.grid(8, 1000, 100)[0].untied == (0,)
-    fig9 = {s.name: s for s in suite.grid(9, 1000, 100)}
+    assert [s.name for s in suite_grid.grid(8, 1000, 100)] == ["simpnet-cifar10-urfb-untied"]
+    assert suite_grid.grid(8, 1000, 100)[0].untied == (0,)
+    fig9 = {s.name: s for s in suite_grid.grid(9, 1000, 100)}
     assert len(fig9) == 3 * 2 + 3 * 3
     pre, tied, untied = (fig9[f"deepnet_s-cifar10-urfb{x}"] for x in ("-pre", "", "-untied"))
     assert pre.epochs == 100 and not pre.untied and not pre.frozen
     assert tied.frozen == (0,) and not tied.untied and tied.from_run == pre.name
     assert untied.frozen == (0,) and untied.untied == (1, 2, 3, 4, 5) and untied.from_run == pre.name
-    both = suite.grids([4, 10, 11], 5, 1, protocols=["urfb", "frfb", "bp"])
+    both = suite_grid.grids([4, 10, 11], 5, 1, protocols=["urfb", "frfb", "bp"])
     assert [s.name for s in both] == [
         "simpnet-cifar10-bp", "simpnet-cifar10-urfb", "simpnet-cifar10-frfb",
         "deepnet_s-cifar10-urfb-pre", "deepnet_s-cifar10-urfb-untied",
@@ -61,19 +64,19 @@ def test_grids_follow_section_4() -> None:
 
 
 def test_train_config_of_a_grid_run() -> None:
-    untied = {s.name: s for s in suite.grid(9, 1000, 100)}["deepnet_s-cifar10-urfb-untied"]
+    untied = {s.name: s for s in suite_grid.grid(9, 1000, 100)}["deepnet_s-cifar10-urfb-untied"]
     spec = untied.with_seed(3)
     assert spec.name == "deepnet_s-cifar10-urfb-untied-s3"
-    cfg = suite.train_config(spec, Path("runs"), settings())
+    cfg = runs.train_config(spec, Path("runs"), settings())
     assert cfg.untied == (1, 2, 3, 4, 5) and cfg.frozen == (0,) and cfg.copy == (0,)
     assert cfg.from_run == str(Path("runs/deepnet_s-cifar10-urfb-pre-s3"))
     assert (cfg.seed, cfg.split_seed, cfg.method, cfg.epsilon, cfg.data) == (3, 0, "urfb", 1.0,
                                                                              "imagefolder")
-    frfb50 = {s.name: s for s in suite.grid(4, 10, 1)}["simpnet-cifar10-frfb-50"]
-    cfg = suite.train_config(frfb50.with_seed(0), Path("runs"), settings(train_size=7))
+    frfb50 = {s.name: s for s in suite_grid.grid(4, 10, 1)}["simpnet-cifar10-frfb-50"]
+    cfg = runs.train_config(frfb50.with_seed(0), Path("runs"), settings(train_size=7))
     assert (cfg.method, cfg.connectivity, cfg.epsilon, cfg.train_size) == ("frfb", 0.5, None, 7)
-    bp = {s.name: s for s in suite.grid(4, 10, 1)}["simpnet-cifar10-bp"]
-    assert suite.train_config(bp, Path("runs"), settings()).loss == "softmax"
+    bp = {s.name: s for s in suite_grid.grid(4, 10, 1)}["simpnet-cifar10-bp"]
+    assert runs.train_config(bp, Path("runs"), settings()).loss == "softmax"
 
 
 def test_dry_run_lists_the_runs_and_bad_arguments_exit_2(tmp_path: Path, capsys) -> None:
@@ -143,7 +146,7 @@ def test_runs_skip_finished_and_resume_interrupted(
     def fake_run(cfg, out, *, resume=False, quiet=False, force_data=False):
         trained.append((cfg, Path(out), resume))
 
-    monkeypatch.setattr(suite, "run", fake_run)
+    monkeypatch.setattr(runs, "run", fake_run)
     assert suite.main(argv(data, broken, "10", extra=("--protocols", "urfb", "frfb"))) == 0
     out = capsys.readouterr().out
     assert "simpnet-cifar10-urfb-s0: 2 epochs, done" in out
@@ -252,10 +255,10 @@ def test_deepnet_s_protocol_freezes_the_pretrained_first_layer(data: Path, tmp_p
 def test_grid_runs_follow_the_papers_protocol_unless_told() -> None:
     """Remark 1's sequential order and no biases by default; --update-order and --bias
     reproduce the older runs' settings."""
-    spec = suite.grid(10, 3, 1)[0]
-    cfg = suite.train_config(spec, Path("runs"), settings())
+    spec = suite_grid.grid(10, 3, 1)[0]
+    cfg = runs.train_config(spec, Path("runs"), settings())
     assert (cfg.update_order, cfg.bias) == ("sequential", False)
-    old = suite.train_config(spec, Path("runs"), settings(update_order="simultaneous", bias=True))
+    old = runs.train_config(spec, Path("runs"), settings(update_order="simultaneous", bias=True))
     assert (old.update_order, old.bias) == ("simultaneous", True)
     args = suite.build_parser().parse_args(["10"])
     assert (args.update_order, args.bias) == ("sequential", False)
@@ -276,7 +279,7 @@ def test_a_run_of_the_older_defaults_is_named_and_kept_with_its_flags(
 
 def _test_split(root: Path) -> Path:
     """An image-folder tree whose only split is ``test``: 10 classes x 2 other images."""
-    from deepnets.minidata import write_imagefolder
+    from deepnets.training.minidata import write_imagefolder
 
     root.mkdir()
     write_imagefolder(root, side=32, classes=[f"class{c}" for c in range(10)], per_class=2, seed=9)
@@ -287,8 +290,8 @@ def _test_split(root: Path) -> Path:
 def test_evaluate_test_scores_each_finished_run_once_into_test_json(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from deepnets.scoring import evaluate_run
-    from deepnets.testresult import read_test
+    from deepnets.experiments.scoring import evaluate_run
+    from deepnets.experiments.testresult import read_test
 
     test_dir = _test_split(tmp_path / "test")
     out = tmp_path / "runs"
@@ -321,16 +324,16 @@ def test_evaluate_test_scores_each_finished_run_once_into_test_json(
 
 def test_the_estimate_counts_validation_probe_checkpoint_and_set_up() -> None:
     """The estimate had only the SGD steps (1 s estimated, 2.6 s measured for a small run)."""
-    times = suite.NetTimes(step=1.0, eval_image=0.01, probe=2.0, epoch_end=0.5, setup=3.0)
+    times = runs.NetTimes(step=1.0, eval_image=0.01, probe=2.0, epoch_end=0.5, setup=3.0)
     s = settings(batch_size=100, val_size=200)
     per_epoch = 3 * 1.0 + 200 * 0.01 + 2.0 + 0.5  # 250 images: 3 steps
-    assert suite.run_seconds(times, 250, s, 2, True) == pytest.approx(
+    assert runs.run_seconds(times, 250, s, 2, True) == pytest.approx(
         2 * per_epoch + len(trainer.EARLY_PROBE_STEPS) * 2.0 + 3.0)
-    assert suite.run_seconds(times, 250, s, 2, False) == pytest.approx(2 * per_epoch + 3.0)
-    spec = suite.grid(10, 2, 1)[0]
-    probed = suite.time_network(spec, 10, 8, 4, 1, "cpu")
+    assert runs.run_seconds(times, 250, s, 2, False) == pytest.approx(2 * per_epoch + 3.0)
+    spec = suite_grid.grid(10, 2, 1)[0]
+    probed = runs.time_network(spec, 10, 8, 4, 1, "cpu")
     assert min(probed.step, probed.eval_image, probed.probe, probed.epoch_end) > 0
-    assert suite.time_network(spec, 10, 8, 0, 1, "cpu").probe == 0
+    assert runs.time_network(spec, 10, 8, 0, 1, "cpu").probe == 0
 
 
 def test_the_estimate_names_the_data_by_its_label(data: Path, tmp_path: Path, capsys) -> None:
@@ -341,8 +344,8 @@ def test_the_estimate_names_the_data_by_its_label(data: Path, tmp_path: Path, ca
     assert suite.main(argv(data, tmp_path / "a", "10", extra=(
         "--protocols", "urfb", "--dry-run", "--dataset-label", "CIFAR-10 (JPEG)"))) == 0
     assert "loading the data once: CIFAR-10 (JPEG) " in capsys.readouterr().out
-    assert suite.data_label("cifar100", settings()) == "CIFAR-100"
-    assert suite.data_label("cifar10", settings(cifar10_kind="cifar10")) == "CIFAR-10"
+    assert runs.data_label("cifar100", settings()) == "CIFAR-100"
+    assert runs.data_label("cifar10", settings(cifar10_kind="cifar10")) == "CIFAR-10"
 
 
 def test_all_with_figure_numbers_says_what_all_means(capsys: pytest.CaptureFixture) -> None:

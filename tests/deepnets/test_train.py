@@ -15,10 +15,10 @@ import pytest
 import torch
 
 import deepnets.train as train_mod
-from deepnets import capture, trainer
-from deepnets.checkpoint import load_best, load_checkpoint, load_network
-from deepnets.config import TrainConfig
-from deepnets.rundir import read_log
+from deepnets.training import capture, trainer
+from deepnets.training.checkpoint import load_best, load_checkpoint, load_network
+from deepnets.training.config import TrainConfig
+from deepnets.training.rundir import read_log
 
 TINY = "conv 4 3x3; maxpool 3; drop .5; full 16; drop .3; output"
 TWO_CONV = "conv 4 3x3; conv 4 3x3; maxpool 3; full 8; output"
@@ -508,7 +508,7 @@ def test_resume_with_a_missing_checkpoint_is_refused(
 def test_resume_on_other_data_needs_force_data(
     cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from deepnets.minidata import write_cifar10
+    from deepnets.training.minidata import write_cifar10
 
     other = tmp_path / "other"
     other.mkdir()

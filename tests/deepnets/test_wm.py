@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from deepnets import FeedbackNet, alignment, make_loss, train_step
-from deepnets.layers import FeedbackConv2d, FeedbackLinear, FeedbackRule, LayerOptions
-from deepnets.rundir import read_log
+from deepnets.nn.layers import FeedbackConv2d, FeedbackLinear, FeedbackRule, LayerOptions
+from deepnets.training.rundir import read_log
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = {"mirror_lr": 1.25, "noise": 0.2, "decay": 0.05}  # mirror_lr noise^2 = decay

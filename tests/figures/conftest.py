@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
 
 LAYERS = {"simpnet": ["conv 32 5x5", "full 500", "output"],
           "deepnet": [f"l{i}" for i in range(9)], "deepernet": [f"l{i}" for i in range(10)],
@@ -25,7 +25,8 @@ def warnings_fail() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         yield
-#: Section 4's six protocols (deepnets.protocols also holds rules beyond the paper, in no figure).
+#: Section 4's six protocols (deepnets.experiments.protocols also holds rules beyond the paper, in
+#: no figure).
 PAPER_PROTOCOLS = [name for name, p in PROTOCOLS.items() if p.figures]
 
 

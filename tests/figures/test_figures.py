@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepnets.minidata import tiny_cifar_folder
+from deepnets.training.minidata import tiny_cifar_folder
 from figures.alignment import plot_figure10, plot_figure11
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
 from figures.filters import chance_similarity, location_filters, similarity
@@ -209,8 +209,8 @@ def test_similarity_measures_homogeneity_across_locations() -> None:
 @pytest.mark.parametrize("untie", [["--arch", "simpnet", "--untied", "0"], ["--arch", UNTIED_SIMPNET]],
                          ids=["untied-flag", "untied-arch"])
 def test_figure8_from_a_real_untied_checkpoint(tmp_path: Path, untie: list[str]) -> None:
-    from deepnets.checkpoint import load_network
     from deepnets.train import main as train_main
+    from deepnets.training.checkpoint import load_network
     from figures.filters import plot_figure8
 
     data = tiny_cifar_folder(tmp_path / "data")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deepnets.protocols import PROTOCOLS
+from deepnets.experiments.protocols import PROTOCOLS
 from figures.__main__ import main
 
 PAPER_PROTOCOLS = [name for name, p in PROTOCOLS.items() if p.figures]

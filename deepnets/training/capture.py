@@ -4,8 +4,9 @@ An eager GPU step of a small net is bound by kernel launches, not arithmetic: si
 GFLOP step took ~3 ms on an H200 (``results/gpu-h200/gpu_check.json``). :class:`TrainStepper`
 records one whole step in a CUDA graph -- the batch's gather from the device-resident uint8
 images, the forward pass, the backward pass through R, the updates of W, b and R (Section 3.1,
-:func:`deepnets.engine.train_step_on_device`) and the sums of the epoch's metrics -- and replays
-it for every later batch, after copying the batch's indices into the graph's own index tensor.
+:func:`deepnets.training.engine.train_step_on_device`) and the sums of the epoch's metrics -- and
+replays it for every later batch, after copying the batch's indices into the graph's own index
+tensor.
 
 What makes the replay the same step as the eager one:
 
@@ -36,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from deepnets.engine import train_step_on_device
+from deepnets.training.engine import train_step_on_device
 
 __all__ = ["CUDA_GRAPH_MODES", "WARMUP_STEPS", "CaptureError", "TrainStepper", "cuda_graph_capture"]
 
@@ -108,7 +109,7 @@ class TrainStepper:
     losses (times the batch size) and of the misclassified images since ``start_epoch()``.
 
     ``capture`` replaces :func:`cuda_graph_capture` (the tests record with a plain function).
-    ``optimizer``: a torch optimizer takes the steps (:func:`deepnets.engine.train_step`);
+    ``optimizer``: a torch optimizer takes the steps (:func:`deepnets.training.engine.train_step`);
     its schedule changes the learning rate between epochs, so give it with ``mode="off"``."""
 
     def __init__(self, net: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, *, lr: float,

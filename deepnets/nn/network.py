@@ -9,8 +9,8 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from deepnets.arch import WEIGHT_KINDS, parse_arch
-from deepnets.checks import (
+from deepnets.nn.arch import WEIGHT_KINDS, parse_arch
+from deepnets.nn.checks import (
     SAT_SCALE_MAX,
     check_flag,
     check_indices,
@@ -18,8 +18,8 @@ from deepnets.checks import (
     check_number,
     net_input_hook,
 )
-from deepnets.feedback_init import FeedbackInit, check_applies, set_initial_feedback
-from deepnets.layers import (
+from deepnets.nn.feedback_init import FeedbackInit, check_applies, set_initial_feedback
+from deepnets.nn.layers import (
     Dropout,
     FeedbackConv2d,
     FeedbackLayer,
@@ -31,14 +31,14 @@ from deepnets.layers import (
     link_direct_feedback,
     set_fast,
 )
-from deepnets.policy import policy_for
+from deepnets.nn.policy import policy_for
 
 __all__ = ["FeedbackNet", "ResidualSum"]
 
 
 def _pools_in_one(layer: nn.Module, after: nn.Module | None, fuse_pool: bool) -> bool:
     """Whether a spatial layer and the max pool after it run as one function (the same values,
-    less work: :class:`deepnets.layers.PooledFeedbackFunction`): where the policy fuses them
+    less work: :class:`deepnets.nn.layers.PooledFeedbackFunction`): where the policy fuses them
     (``fuse_pool``: the fast path), and not for dfa, whose error enters at the layer's own
     output."""
     return (fuse_pool and isinstance(after, ZeroPadMaxPool2d)
@@ -65,9 +65,9 @@ class FeedbackNet(nn.Module):
     initialised at 0 and updated with the same Hebbian rule (delta times a constant input 1).
     ``drop P`` is inverted dropout: a fraction P of the
     units is zeroed during training (drawn from torch's global generator, on the CPU 32 random
-    bits per unit: :class:`deepnets.layers.Dropout`) and the rest are scaled by 1/(1-P), so
+    bits per unit: :class:`deepnets.nn.layers.Dropout`) and the rest are scaled by 1/(1-P), so
     evaluation needs no rescaling. A spatial layer followed by a max pool runs with it as one
-    function (:class:`deepnets.layers.PooledFeedbackFunction`: the same values, less work).
+    function (:class:`deepnets.nn.layers.PooledFeedbackFunction`: the same values, less work).
 
     Args:
         arch: preset name (simpnet, deepnet, deepernet, deepnet_s) or architecture string.
@@ -86,14 +86,14 @@ class FeedbackNet(nn.Module):
         frozen: indices into ``weight_layers`` whose W and R are not updated (Fig. 9 protocol).
         bias: give every weight layer a bias b (default: none, as eq. (1)); W, R and the masks
             are drawn the same either way.
-        fast: the fast path (default; :mod:`deepnets.policy` chooses its tricks per device and
-            dtype) or, False, the reference path (:mod:`deepnets.reference`: the equations in
+        fast: the fast path (default; :mod:`deepnets.nn.policy` chooses its tricks per device and
+            dtype) or, False, the reference path (:mod:`deepnets.nn.reference`: the equations in
             plain torch; the same numbers to float rounding, slower). Not part of ``config``.
         feedback_init: R(0) given instead of drawn, per weight layer by name (``conv0``,
             ``full2``, ``output``): a mapping {name: tensor or callable(W)} or a callable
             (name, W) -> tensor, in W's layout (for a dense layer (out, in), i.e. R^t); checked
             for shape, masked like a drawn R; rules frfb, urfb, kp only
-            (:mod:`deepnets.feedback_init`). Not part of ``config`` (the state dict holds R).
+            (:mod:`deepnets.nn.feedback_init`). Not part of ``config`` (the state dict holds R).
         **rule_params: the rule's other parameters (kp's ``decay``, usf's ``scale``), checked
             per rule; all the rule's parameters, defaults filled in, are kept in ``config``.
     """

@@ -1,6 +1,6 @@
 """The training CLI's optimizers (issue 17, section 3): ``--optimizer sgd|momentum|adam``,
 ``--momentum``, ``--weight-decay`` and a step schedule (``--lr-steps``, ``--lr-gamma``), as
-:mod:`torch.optim` objects that :func:`deepnets.engine.train_step` steps through
+:mod:`torch.optim` objects that :func:`deepnets.training.engine.train_step` steps through
 (``optimizer=``). The defaults are the paper's plain SGD (Section 4), which the trainer runs
 without a torch optimizer (:func:`is_plain`), so that old runs resume exactly.
 """
@@ -48,7 +48,7 @@ def add_optimizer_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup,
                         defaults: bool = False) -> None:
     """``--optimizer``, ``--momentum``, ``--weight-decay``, ``--lr-steps``, ``--lr-gamma``
     (``deepnets.train`` and ``deepnets.suite``; the values are checked by
-    :class:`deepnets.config.TrainConfig`). ``defaults``: fill in the defaults (the
+    :class:`deepnets.training.config.TrainConfig`). ``defaults``: fill in the defaults (the
     suite); else a flag not given is left out (a resumed run keeps its config.json's)."""
     def default(value: Any) -> Any:
         return value if defaults else argparse.SUPPRESS

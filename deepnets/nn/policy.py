@@ -1,9 +1,9 @@
 """Which arithmetic a network runs on a given device and dtype: the one place that decides
 (issue 17).
 
-A network computes either the reference path (:mod:`deepnets.reference`: the paper's equations
-in plain torch, ``fast=False``) or the fast path (:mod:`deepnets.layers`' autograd functions and
-:mod:`deepnets.kernels`, ``fast=True``, the default). The fast path's device- and dtype-specific
+A network computes either the reference path (:mod:`deepnets.nn.reference`: the paper's equations
+in plain torch, ``fast=False``) or the fast path (:mod:`deepnets.nn.layers`' autograd functions and
+:mod:`deepnets.nn.kernels`, ``fast=True``, the default). The fast path's device- and dtype-specific
 tricks are each one field of :class:`ExecutionPolicy`, decided here from (device type, compute
 dtype, fast) and nowhere else; every field changes how, never what, is computed (fast =
 reference to float rounding: ``tests/deepnets/test_paths.py``).
@@ -29,7 +29,7 @@ class ExecutionPolicy:
     """How a network's layers compute (see the module's docstring); all False on the reference
     path except ``keep_freed_memory``, which changes no number."""
 
-    #: the reference path (:mod:`deepnets.reference`) instead of the fast one
+    #: the reference path (:mod:`deepnets.nn.reference`) instead of the fast one
     reference: bool
     #: fold a power-of-two s of sigma into W and b (spatial layers: W is smaller than h)
     fold_scale: bool
@@ -44,11 +44,12 @@ class ExecutionPolicy:
     #: synchronise: CUDA graphs) the pool takes an explicitly padded copy instead
     implicit_pool_padding: bool
     #: dropout's mask drawn as 32 random bits per unit from the CPU generator
-    #: (:func:`deepnets.kernels.dropout_noise`); off the CPU torch's own dropout
+    #: (:func:`deepnets.nn.kernels.dropout_noise`); off the CPU torch's own dropout
     cpu_dropout_noise: bool
     #: a bf16 conv weight gradient on one thread (oneDNN's stalls ~4 s with 2 threads)
     one_thread_bf16_weight_grad: bool
-    #: glibc keeps freed memory, so a step reuses the pages of the last (:mod:`deepnets.cpu`)
+    #: glibc keeps freed memory, so a step reuses the pages of the last
+    #: (:mod:`deepnets.training.cpu`)
     keep_freed_memory: bool
 
 

@@ -4,10 +4,10 @@
 A grid is many small runs of the same shape (Section 4: protocols x seeds), and one simpnet step
 fills a small part of a large GPU. :func:`train_packed` keeps up to N runs open and advances
 them in turn, one SGD step of each per round, each run through the trainer's own code: its
-set-up (:func:`deepnets.trainer._setup`: the same ``config.json``, initial weights and resumed
-state as a single run), its epoch (:func:`deepnets.trainer._epoch`, which yields after every
-step: the same data order, step, validation, ``log.jsonl`` record and checkpoint). A run that
-finishes, diverges or is refused leaves the pack and the next run of the grid takes its place
+set-up (:func:`deepnets.training.trainer._setup`: the same ``config.json``, initial weights and
+resumed state as a single run), its epoch (:func:`deepnets.training.trainer._epoch`, which yields
+after every step: the same data order, step, validation, ``log.jsonl`` record and checkpoint). A run
+that finishes, diverges or is refused leaves the pack and the next run of the grid takes its place
 (a run that takes its first layer from another, deepnet_s's retraining, only once that one is
 finished). Every run folder is a single run's: resumable one by one by ``deepnets.train
 --resume``, by the suite with or without ``--pack``.
@@ -26,8 +26,8 @@ Why streams and one CUDA graph per run rather than the runs stacked into batched
 stacked form needs every run of a pack to share one architecture, one rule, one loss and one
 connectivity (a pack of the Figure 4 grid mixes BP, BP-H, URFB and FRFB, hinge and softmax,
 dense and 50% masks), a batched rewrite of every layer and rule, and its batched reductions
-would not be the single run's arithmetic. With one graph per run (:mod:`deepnets.capture`) the
-host launches a whole step with one replay call (tens of microseconds), so one Python thread
+would not be the single run's arithmetic. With one graph per run (:mod:`deepnets.training.capture`)
+the host launches a whole step with one replay call (tens of microseconds), so one Python thread
 keeps N streams fed; the GPU overlaps the small kernels of different runs, which is where a
 small network's step leaves the device idle. Whether that reaches the issue's target (the simpnet
 grid, 18,000 run-epochs, in 10 minutes of an H200) is measured by ``benchmarks/gpu_check.sh``.
@@ -50,12 +50,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from deepnets import trainer
-from deepnets.capture import CaptureError
-from deepnets.config import ConfigError
-from deepnets.data import DataError
-from deepnets.launch import Job, Outcome, source_finished
-from deepnets.rundir import CHECKPOINT, CONFIG, RunError, claim_folder
+from deepnets.experiments.launch import Job, Outcome, source_finished
+from deepnets.training import trainer
+from deepnets.training.capture import CaptureError
+from deepnets.training.config import ConfigError
+from deepnets.training.data import DataError
+from deepnets.training.rundir import CHECKPOINT, CONFIG, RunError, claim_folder
 from urfb_common import check_out_dir, remove_stale_temps
 
 __all__ = ["RandomStreams", "train_packed"]
@@ -136,9 +136,9 @@ def _device_stream(device: str) -> Any:
 
 
 def _open(job: Job, device: str) -> _Open | Outcome:
-    """Claim ``job``'s run folder and set its run up as :func:`deepnets.trainer.run` does, with
-    its own streams; an Outcome when it cannot start (as :func:`deepnets.launch.run_job`
-    reports it)."""
+    """Claim ``job``'s run folder and set its run up as :func:`deepnets.training.trainer.run` does,
+    with its own streams; an Outcome when it cannot start (as
+    :func:`deepnets.experiments.launch.run_job` reports it)."""
     if job.after is not None and (why := source_finished(job.after)):
         return Outcome(job.folder, "skipped", why)
     out = job.folder
@@ -188,8 +188,8 @@ def train_packed(jobs: Sequence[Job], n: int, device: str, progress: bool = True
                  ) -> list[Outcome]:
     """Train ``jobs`` (all on ``device``) up to ``n`` at once, one step of each in turn; a job as
     soon as the run it depends on (if any in ``jobs``) has ended. The outcomes in the order of
-    ``jobs``; Ctrl-C raises :class:`deepnets.trainer.RunInterrupted` (every run keeps its last
-    finished epoch)."""
+    ``jobs``; Ctrl-C raises :class:`deepnets.training.trainer.RunInterrupted` (every run keeps its
+    last finished epoch)."""
     if n < 1:
         raise ValueError(f"a pack holds at least 1 run, got {n}")
     if device.startswith("cuda"):

@@ -1,13 +1,13 @@
 """Checks of what a user hands the Python API, made before anything changes (issue 19, §1).
 
-Two kinds, so that the training step captured in a CUDA graph (:mod:`deepnets.capture`) stays
-free of host synchronisations:
+Two kinds, so that the training step captured in a CUDA graph (:mod:`deepnets.training.capture`)
+stays free of host synchronisations:
 
 * host checks (shapes, dtypes, the step size): no tensor is read, so they cost microseconds and
   run on every step, captured or not (:func:`check_step`, :func:`check_batch`);
 * value checks (a NaN or inf in a float input, a non-finite loss or output error): they read
   tensors, so they run where the caller synchronises anyway -- :func:`deepnets.train_step`,
-  :func:`deepnets.engine.evaluate` and :func:`deepnets.alignment` (:func:`finite_step`,
+  :func:`deepnets.training.engine.evaluate` and :func:`deepnets.alignment` (:func:`finite_step`,
   :func:`checked_inputs`, :func:`read_inputs`). uint8 images, the form the trainer
   feeds, are finite by type and never read.
 
@@ -18,8 +18,8 @@ batch or the outputs, a loss that is not a finite scalar, and a non-finite outpu
 backward pass of :class:`deepnets.FeedbackNet` is linear in delta_L through finite R and W, so
 it cannot make a NaN. Not checked: one made below the output by a plain torch module of a
 converted model whose derivative is infinite (e.g. ``sqrt`` at 0) or by an R written with
-non-finite entries from outside (:mod:`deepnets.feedback_init` checks its own); the trainer's
-end-of-epoch check (:class:`deepnets.trainer.NonFiniteState`) still stops such a run.
+non-finite entries from outside (:mod:`deepnets.nn.feedback_init` checks its own); the trainer's
+end-of-epoch check (:class:`deepnets.training.trainer.NonFiniteState`) still stops such a run.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from deepnets.layers import FeedbackLayer
+from deepnets.nn.layers import FeedbackLayer
 
 __all__ = [
     "LR_MAX",
@@ -201,7 +201,7 @@ def checked_inputs(where: str, x: Any, y: Any, loss_fn: LossFn) -> LossFn:
 
 
 def checked_evaluation(x: Any, y: Any, loss_fn: LossFn, batch_size: Any) -> LossFn:
-    """:func:`checked_inputs` for :func:`deepnets.engine.evaluate`, and its batch size."""
+    """:func:`checked_inputs` for :func:`deepnets.training.engine.evaluate`, and its batch size."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"evaluate: batch_size must be a positive integer, got {batch_size!r}")
     return checked_inputs("evaluate", x, y, loss_fn)
@@ -249,7 +249,7 @@ def _finite_output_error(grad: Tensor) -> None:
 
 
 def net_input_hook(net: nn.Module, args: tuple[Any, ...]) -> None:
-    """A forward pre-hook of :class:`deepnets.network.FeedbackNet`: a one-line ValueError when
+    """A forward pre-hook of :class:`deepnets.nn.network.FeedbackNet`: a one-line ValueError when
     the input is not (N, *in_shape). Host only."""
     x = args[0] if args else None
     want = tuple(net.config["in_shape"])

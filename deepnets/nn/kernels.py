@@ -2,7 +2,7 @@
 
 Each function computes what the plain torch expression in its docstring computes (the same
 values; gradients equal up to the order of a sum of at most four terms); they are what the
-layers of :mod:`deepnets.layers` call.
+layers of :mod:`deepnets.nn.layers` call.
 
 * The saturation's derivative comes from the layer's *output*: |clip(s h, -1, 1)| < 1 exactly
   where |s h| < 1, so no mask is computed or stored in the forward pass, and the backward is one

@@ -1,7 +1,7 @@
 """TrainConfig: the one description of a training run (Sections 3-4), and its ``config.json``.
 
 The training CLI parses its flags into a :class:`TrainConfig`; the suite builds them directly and
-calls :func:`deepnets.trainer.run`. ``config.json`` is the config's serialisation
+calls :func:`deepnets.training.trainer.run`. ``config.json`` is the config's serialisation
 (:meth:`TrainConfig.to_json_dict`) with a schema version, plus what the run learnt from its data
 (``train_size`` resolved to the images actually trained on, the data's fingerprint, class names)
 and the network's own description (``net``, used to rebuild it). A hand-edited ``config.json`` is
@@ -21,15 +21,15 @@ from collections.abc import Collection, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
-from deepnets.arch import WEIGHT_KINDS, ArchError, parse_arch
-from deepnets.capture import CUDA_GRAPH_MODES
-from deepnets.data import KINDS
-from deepnets.engine import UPDATE_ORDERS
-from deepnets.losses import LOSSES
-from deepnets.models import MODELS, n_weight_layers
-from deepnets.optim import DEFAULT_MOMENTUM, OPTIMIZERS, is_plain
+from deepnets.nn.arch import WEIGHT_KINDS, ArchError, parse_arch
+from deepnets.nn.losses import LOSSES
+from deepnets.nn.models import MODELS, n_weight_layers
 from deepnets.rules import METHODS, RULES, resolved_params, rules_with_param
-from deepnets.rundir import with_current_keys
+from deepnets.training.capture import CUDA_GRAPH_MODES
+from deepnets.training.data import KINDS
+from deepnets.training.engine import UPDATE_ORDERS
+from deepnets.training.optim import DEFAULT_MOMENTUM, OPTIMIZERS, is_plain
+from deepnets.training.rundir import with_current_keys
 from urfb_common import clipped
 
 __all__ = ["LAYER_INDEX_MAX", "PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "SHOWN_MAX", "ConfigError",
@@ -40,7 +40,7 @@ __all__ = ["LAYER_INDEX_MAX", "PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "SHOWN
 #: protocol (sequential order, no biases) the default.
 SCHEMA_VERSION = 3
 #: ``bf16``: bfloat16 compute with float32 master copies of W, R, b and float32 updates
-#: (:data:`deepnets.engine.COMPUTE_DTYPES`).
+#: (:data:`deepnets.training.engine.COMPUTE_DTYPES`).
 PRECISIONS = ("fp32", "bf16")
 OUTPUT_FEEDBACKS = ("closed-form", "circuit")
 #: Seeds are 63-bit: torch's generators take at most 2**63 - 1.
@@ -49,7 +49,8 @@ SEED_MAX = 2**63 - 1
 #: ``rule_params`` (urfb's epsilon, the paper's): None for a rule that does not take them.
 OWN_FLAG_PARAMS = ("epsilon",)
 #: Keys of ``config.json`` written by the trainer beside the config's own fields
-#: (``data_dir_from_run``: ``data_dir`` relative to the run folder, :mod:`deepnets.rundir`).
+#: (``data_dir_from_run``: ``data_dir`` relative to the run folder,
+#: :mod:`deepnets.training.rundir`).
 DERIVED_KEYS = ("schema_version", "net", "weight_layer_names", "classes", "data_dir_from_run")
 #: Largest weight-layer index a layer list (``untie``, ``freeze``, ``copy``) may name: far above
 #: any network's depth, and checked before a range like ``0-99999999`` is expanded.
@@ -86,26 +87,28 @@ class TrainConfig:
     ``epsilon`` is URFB's Delta R = epsilon Delta W^t (None for the other methods);
     ``rule_params`` the other rules' parameters (kp's ``decay``, usf's ``scale``; see
     :mod:`deepnets.rules`), their defaults filled in. ``arch`` is an architecture string, a
-    preset or a named model of :data:`deepnets.models.MODELS` (trained through ``convert``).
+    preset or a named model of :data:`deepnets.nn.models.MODELS` (trained through ``convert``).
     ``seed`` draws W, R, masks, data order and dropout; ``split_seed`` draws the held-out
     validation images, the same for every seed so that runs of several seeds are paired.
     ``train_size``: None trains on every image left after ``val_size`` are held out; after
     the data is read it is the number of images actually trained on.
-    ``data_fingerprint``: the data's image count and hash (:func:`deepnets.data.fingerprint`),
-    filled in when the run starts; a resumed run refuses other data.
+    ``data_fingerprint``: the data's image count and hash
+    (:func:`deepnets.training.data.fingerprint`), filled in when the run starts; a resumed run
+    refuses other data.
     ``untied``: conv weight layers built untied (locally connected, Section 4.1); ``frozen``:
     weight layers never updated (Figure 9) -- the names the network's own config uses.
     ``probe_size``: validation images of the alignment probe (0: no probe).
-    ``cuda_graph``: how the GPU runs the step (:data:`deepnets.capture.CUDA_GRAPH_MODES`); like
-    ``device`` it is not part of the run's identity.
+    ``cuda_graph``: how the GPU runs the step
+    (:data:`deepnets.training.capture.CUDA_GRAPH_MODES`); like ``device`` it is not part of the
+    run's identity.
     ``update_order`` and ``bias`` default to the paper's protocol: the sequential order of
     Remark 1 (a layer's W and R are updated before its feedback goes down, as in the author's
     code) and no biases (eq. (1)). A ``config.json`` written before these defaults (schema 1-2)
     keeps the settings it was trained with (:func:`_upgrade`): its stored order, and biases.
     ``bias`` applies to architecture strings; a named model keeps its own biases
-    (:mod:`deepnets.convert`).
+    (:mod:`deepnets.nn.convert`).
     ``optimizer``, ``momentum``, ``weight_decay``, ``lr_steps``, ``lr_gamma``: a torch optimizer
-    and step schedule (:mod:`deepnets.optim`); the defaults are the paper's plain SGD.
+    and step schedule (:mod:`deepnets.training.optim`); the defaults are the paper's plain SGD.
     """
 
     epochs: int
@@ -418,9 +421,9 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     Schema 1 (the first landing) -> 2: ``train_subset`` became ``train_size``, the split had the
     run's own seed, and epsilon was stored for every method. Schema 1-2 -> 3: ``untie``/``freeze``
     became ``untied``/``frozen``, the network's own names
-    (:func:`deepnets.rundir.with_current_keys`), and the defaults became the paper's protocol; an
-    older run had biases on every layer of an architecture string (a named model: its own) and
-    keeps its stored order (``simultaneous`` if none is stored)."""
+    (:func:`deepnets.training.rundir.with_current_keys`), and the defaults became the paper's
+    protocol; an older run had biases on every layer of an architecture string (a named model: its
+    own) and keeps its stored order (``simultaneous`` if none is stored)."""
     version = data.get("schema_version", 1)
     if version < 2:
         if "train_subset" in data:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepnets.layers import feedback_layers
+from deepnets.nn.layers import feedback_layers
 
 __all__ = ["SCALE_MAX", "scaled_bias_step"]
 

@@ -22,10 +22,10 @@ W and R are drawn independently from Glorot-uniform (Section 4, ref. [6]); with
 and unmasked R entries get their Hebbian increment even where W is masked.
 
 Two paths compute the same numbers (issue 17): the reference path (``fast = False``:
-:class:`ReferenceFunction` on the plain-torch equations of :mod:`deepnets.reference`, the pool
+:class:`ReferenceFunction` on the plain-torch equations of :mod:`deepnets.nn.reference`, the pool
 and dropout there too) and the fast path (``fast = True``, the default: :class:`FeedbackFunction`,
-:class:`PooledFeedbackFunction` and the kernels of :mod:`deepnets.kernels`), whose device- and
-dtype-specific tricks :func:`deepnets.policy.policy_for` decides in one place;
+:class:`PooledFeedbackFunction` and the kernels of :mod:`deepnets.nn.kernels`), whose device- and
+dtype-specific tricks :func:`deepnets.nn.policy.policy_for` decides in one place;
 :func:`set_fast` chooses the path for a whole model.
 
 The autograd Functions live here too. A layer learns through one
@@ -49,8 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepnets import reference
-from deepnets.kernels import (
+from deepnets.nn import reference
+from deepnets.nn.kernels import (
     dropout_noise,
     exact_scale,
     from_planes,
@@ -62,8 +62,8 @@ from deepnets.kernels import (
     to_planes,
     zero_pad_pool,
 )
-from deepnets.policy import ExecutionPolicy, policy_for
-from deepnets.reference import ConvEquations, DenseEquations, Gradients, UntiedEquations
+from deepnets.nn.policy import ExecutionPolicy, policy_for
+from deepnets.nn.reference import ConvEquations, DenseEquations, Gradients, UntiedEquations
 from deepnets.rules import METHODS, Rule
 from deepnets.rules import make as make_rule
 from deepnets.rules.base import LinearMaps, Start, Step
@@ -111,7 +111,7 @@ class LayerOptions:
     (Section 4's 50% is 0.5). ``sat_scale``: s of sigma(h) = clip(s h, -1, 1) (Remark 2), None
     for the linear output layer. ``symmetric_init``: R(0) = W(0)^t (and R's mask = W's).
     ``bias``: the layer has a bias b (initialised at 0, learnt like W with a constant input 1);
-    eq. (1) has none, and :class:`deepnets.network.FeedbackNet` builds none by default.
+    eq. (1) has none, and :class:`deepnets.nn.network.FeedbackNet` builds none by default.
     """
 
     rule: Rule = field(default_factory=lambda: make_rule("urfb"))
@@ -134,7 +134,7 @@ class BackwardRoute:
     """Which weights a backward pass sends the error down through: the layers' R (the method's
     own feedback) or, with ``exact`` set, W^t (exact back-propagation). A forward pass inside
     :func:`route_backward` binds the route to its graph, so that one forward pass (one dropout
-    mask) can be back-propagated both ways (the alignment probe, :mod:`deepnets.alignment`)."""
+    mask) can be back-propagated both ways (the alignment probe, :mod:`deepnets.nn.alignment`)."""
 
     def __init__(self) -> None:
         self.exact = False
@@ -301,7 +301,7 @@ class PooledFeedbackFunction(torch.autograd.Function):
 
 class ReferenceFunction(torch.autograd.Function):
     """A weight layer on the reference path (``fast = False``): the plain-torch equations of
-    :mod:`deepnets.reference` for the layer's kind (:meth:`FeedbackLayer.equations`).
+    :mod:`deepnets.nn.reference` for the layer's kind (:meth:`FeedbackLayer.equations`).
 
     Forward:  h = W x + b (eq. (1)), x_out = sigma(h) (Remark 2; none at the output layer).
     Backward: delta = sigma'(h) (.) g (eq. (2), (3)); the gradients and the error sent down
@@ -395,7 +395,7 @@ class FeedbackLayer(nn.Module):
     mask_feedback: Tensor | None
     #: fold sigma's s into W and b (when exact) rather than scale the output: W is the smaller
     fold_scale: bool = False
-    #: the fast path (False: the reference path, :mod:`deepnets.reference`; :func:`set_fast`)
+    #: the fast path (False: the reference path, :mod:`deepnets.nn.reference`; :func:`set_fast`)
     fast: bool = True
 
     def __init__(
@@ -520,7 +520,7 @@ class FeedbackLayer(nn.Module):
 
     # --- the linear map ------------------------------------------------------------------
     def equations(self) -> DenseEquations | ConvEquations | UntiedEquations:
-        """The layer's equations on the reference path (:mod:`deepnets.reference`)."""
+        """The layer's equations on the reference path (:mod:`deepnets.nn.reference`)."""
         raise NotImplementedError
 
     def linear_map(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -564,7 +564,7 @@ class FeedbackLayer(nn.Module):
     def forward(self, x: Tensor, pool: ZeroPadMaxPool2d | None = None) -> Tensor:
         """sigma(W x + b); with ``pool`` (a spatial layer), that pool of it, on the fast path
         computed in one (:class:`PooledFeedbackFunction`, used by
-        :class:`deepnets.network.FeedbackNet`)."""
+        :class:`deepnets.nn.network.FeedbackNet`)."""
         policy = policy_for(x, self.fast)
         if policy.reference:
             out = ReferenceFunction.apply(x, self.weight, self.bias, self, self.sequential_lr)
@@ -671,7 +671,7 @@ class FeedbackLayer(nn.Module):
         if hub is None:
             raise RuntimeError("a dfa layer needs its network's output error: build the network "
                                "with FeedbackNet or deepnets.convert, or call "
-                               "deepnets.layers.link_direct_feedback(model)")
+                               "deepnets.nn.layers.link_direct_feedback(model)")
         need_in, need_w, need_b = needs
         n = grad_out.shape[0]
         if self is hub.output:
@@ -991,7 +991,7 @@ class ZeroPadMaxPool2d(nn.Module):
     """ "Maxpool K" (Section 4): the max over the KxK window centred at every ``stride``-th pixel,
     padding with zeros (not -inf); output side ceil(n / stride) ("Maxpool 3": 32x32 -> 16x16)."""
 
-    #: the fast path (False: :func:`deepnets.reference.zero_pad_max_pool`; :func:`set_fast`)
+    #: the fast path (False: :func:`deepnets.nn.reference.zero_pad_max_pool`; :func:`set_fast`)
     fast: bool = True
 
     def __init__(self, kernel_size: int, stride: int) -> None:
@@ -1019,7 +1019,7 @@ class ZeroPadMaxPool2d(nn.Module):
 
 class _ZeroPadMaxPool(torch.autograd.Function):
     """``F.max_pool2d(F.pad(x, zero pads), k, s)`` without the padded copy
-    (:func:`deepnets.kernels.zero_pad_pool`)."""
+    (:func:`deepnets.nn.kernels.zero_pad_pool`)."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, k: int, s: int, implicit_padding: bool) -> Tensor:
@@ -1042,9 +1042,9 @@ class _ZeroPadMaxPool(torch.autograd.Function):
 
 class Dropout(nn.Dropout):
     """torch's inverted dropout (``drop P``: a fraction P of the units zeroed, the rest scaled by
-    1/(1-P)), its mask drawn on the CPU by :func:`deepnets.kernels.dropout_noise` (from torch's
+    1/(1-P)), its mask drawn on the CPU by :func:`deepnets.nn.kernels.dropout_noise` (from torch's
     global generator, ~4x cheaper than ``bernoulli_``; the policy's ``cpu_dropout_noise``);
-    elsewhere ``F.dropout``; on the reference path :func:`deepnets.reference.dropout`."""
+    elsewhere ``F.dropout``; on the reference path :func:`deepnets.nn.reference.dropout`."""
 
     #: the fast path (False: the reference path; :func:`set_fast`)
     fast: bool = True
@@ -1123,7 +1123,7 @@ def feedback_layers(module: nn.Module) -> list[FeedbackLayer]:
 
 def set_fast(model: nn.Module, fast: bool) -> None:
     """Put every feedback layer, zero-padded pool and dropout of ``model`` on the fast path
-    (``fast=True``) or on the reference path of :mod:`deepnets.reference` (``False``). ``fast``
+    (``fast=True``) or on the reference path of :mod:`deepnets.nn.reference` (``False``). ``fast``
     must be a bool: ``bool("false")`` is True, so a string or a number is refused."""
     if not isinstance(fast, bool):
         raise ValueError(f"fast must be True or False, got {type(fast).__name__} {fast!r:.60}")

@@ -7,7 +7,7 @@ the run's training loss (hinge, eq. (4), with its mu; or softmax cross-entropy).
 splits (``val``, ``train``) must come from the data it was trained on (its fingerprint), unless
 ``force_data``. ``which="best"`` scores the weights of the epoch of lowest validation error
 (``best.pt``), ``"last"`` the last checkpoint; :func:`score_test_split` scores both, for
-``test.json`` (:mod:`deepnets.testresult`).
+``test.json`` (:mod:`deepnets.experiments.testresult`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepnets import checkpoint as ckpt
-from deepnets.config import ConfigError, TrainConfig
-from deepnets.data import Dataset, data_mismatch, load_dataset, split_train_val
-from deepnets.engine import evaluate
-from deepnets.losses import make_loss
-from deepnets.rundir import find_data_dir, read_config, read_log
-from deepnets.trainer import resolve_device, stored_config
+from deepnets.nn.losses import make_loss
+from deepnets.training import checkpoint as ckpt
+from deepnets.training.config import ConfigError, TrainConfig
+from deepnets.training.data import Dataset, data_mismatch, load_dataset, split_train_val
+from deepnets.training.engine import evaluate
+from deepnets.training.rundir import find_data_dir, read_config, read_log
+from deepnets.training.trainer import resolve_device, stored_config
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,9 @@ def evaluate_run(
 
 def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split: str = "test",
                 device: str = "cpu", batch_size: int = 1000) -> dict[str, Any]:
-    """The run's ``test.json`` content (:mod:`deepnets.testresult`): the validation-chosen
-    weights and the last ones, both scored on ``split`` of ``data_dir`` (read once)."""
+    """The run's ``test.json`` content (:mod:`deepnets.experiments.testresult`): the
+    validation-chosen weights and the last ones, both scored on ``split`` of ``data_dir`` (read
+    once)."""
     cfg = stored_config(Path(run_dir))
     ds = load_split(cfg, read_config(run_dir).get("classes"), kind, data_dir, split)
     result: dict[str, Any] = {"data_dir": str(data_dir), "data": kind, "split": split,

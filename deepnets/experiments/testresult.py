@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deepnets.rundir import RunError
+from deepnets.training.rundir import RunError
 from urfb_common import atomic_write_text
 
 __all__ = ["TEST", "read_test", "write_test"]

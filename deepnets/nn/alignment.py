@@ -42,8 +42,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from deepnets.checks import checked_inputs
-from deepnets.layers import BackwardRoute, FeedbackLayer, feedback_layers, route_backward
+from deepnets.nn.checks import checked_inputs
+from deepnets.nn.layers import BackwardRoute, FeedbackLayer, feedback_layers, route_backward
 from urfb_common import images_to_float
 
 __all__ = ["KEYS", "alignment", "angle_degrees", "layer_names", "probe_batch", "summary"]

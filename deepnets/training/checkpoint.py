@@ -1,13 +1,13 @@
-"""The atomic per-epoch ``checkpoint.pt`` of a run folder (see :mod:`deepnets.rundir`), and
+"""The atomic per-epoch ``checkpoint.pt`` of a run folder (see :mod:`deepnets.training.rundir`), and
 ``best.pt`` beside it.
 
 A checkpoint holds everything that makes ``--resume`` end bit-identical (on the CPU) to an
 uninterrupted run: the network's state (W, R, biases, masks), torch's global RNG state (dropout
 draws from it), the CUDA RNG state when trained on a GPU, the data-order generator's state,
 the number of finished epochs and the epoch records already logged; with a torch optimizer
-(:mod:`deepnets.optim`) also its state (momentum buffers, Adam's moments) and its schedule's.
-R is a parameter since issue 17 (a buffer before): its key and tensor are the same, so older
-checkpoints load.
+(:mod:`deepnets.training.optim`) also its state (momentum buffers, Adam's moments) and its
+schedule's. R is a parameter since issue 17 (a buffer before): its key and tensor are the same, so
+older checkpoints load.
 
 ``best.pt`` holds the network's state after the epoch of lowest validation error (the earliest
 of equals), with that epoch and error: what validation chooses, to be scored on the test split
@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepnets.models import MODELS, build_net
-from deepnets.network import FeedbackNet
-from deepnets.rundir import CHECKPOINT, RunError, read_config
+from deepnets.nn.models import MODELS, build_net
+from deepnets.nn.network import FeedbackNet
+from deepnets.training.rundir import CHECKPOINT, RunError, read_config
 from urfb_common import atomic_file
 
 __all__ = ["BEST", "WHICH", "load_best", "load_checkpoint", "load_network", "load_state_checked",
@@ -40,7 +40,7 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
     """Write ``checkpoint.pt`` atomically (the old one survives a crash mid-write; a full disk
     raises :class:`urfb_common.NoSpaceError`). torch writes to an open file, not a path, so
     that a failed write keeps its errno (on a path torch reports only "unexpected pos").
-    Ctrl-C or SIGTERM (:func:`deepnets.stops.sigterm_as_interrupt`) mid-write raises
+    Ctrl-C or SIGTERM (:func:`deepnets.training.stops.sigterm_as_interrupt`) mid-write raises
     ``KeyboardInterrupt``, as anywhere else in a run: torch's zip writer, closed while the
     interrupt unwinds, reports it as a ``RuntimeError`` ("unexpected pos") instead."""
     with atomic_file(Path(run_dir) / CHECKPOINT) as fh:

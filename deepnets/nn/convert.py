@@ -11,14 +11,14 @@ unchanged. Weight parameters that cannot be converted (``Conv1d``, ``Conv3d``, t
 convolutions, attention projections, ...) stay plain torch, listed in one warning
 (``strict=True``: an error); tied weights are refused. The model's own biases are kept: a layer
 with a bias keeps it (and learns it like W, with a constant input 1), a layer without one gets
-none -- unlike :class:`deepnets.network.FeedbackNet`, which follows eq. (1) and has no biases
+none -- unlike :class:`deepnets.nn.network.FeedbackNet`, which follows eq. (1) and has no biases
 unless asked (``bias=True``); ``python -m deepnets.train --arch resnet-mini`` therefore keeps
 resnet-mini's one bias (its output layer's) and refuses ``--bias``. :func:`deepnets.train_step`
 trains the result (feedback layers by their rule, other
 parameters by plain SGD) and :func:`deepnets.alignment` probes it.
 
 With direct feedback (``method="dfa"``) the output layer is the last feedback layer registered,
-and each layer sends B_l e down through its input (:func:`deepnets.layers.link_direct_feedback`).
+and each layer sends B_l e down through its input (:func:`deepnets.nn.layers.link_direct_feedback`).
 
 Example:
 
@@ -45,9 +45,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepnets.checks import check_flag, check_model_options
-from deepnets.feedback_init import FeedbackInit, check_applies, set_initial_feedback
-from deepnets.layers import (
+from deepnets.nn.checks import check_flag, check_model_options
+from deepnets.nn.feedback_init import FeedbackInit, check_applies, set_initial_feedback
+from deepnets.nn.layers import (
     FeedbackLayer,
     FeedbackLinear,
     FeedbackRule,
@@ -56,7 +56,7 @@ from deepnets.layers import (
     link_direct_feedback,
     set_fast,
 )
-from deepnets.reference import ConvEquations
+from deepnets.nn.reference import ConvEquations
 
 __all__ = ["ConvertedConv2d", "ConvertedLinear", "convert"]
 
@@ -231,9 +231,9 @@ def convert(model: nn.Module, method: str = "urfb", *, connectivity: float = 1.0
     and whether a layer has one; :class:`deepnets.FeedbackNet`'s start at 0), in the model's
     dtype (a float64 model stays float64) and on its device. ``connectivity`` < 1 masks W and R
     as in the paper (W then differs); ``symmetric_init``: R(0) = W^t; ``feedback_init``: R(0)
-    given per layer (name: the module's qualified name; :mod:`deepnets.feedback_init`);
+    given per layer (name: the module's qualified name; :mod:`deepnets.nn.feedback_init`);
     ``seed`` draws R, the masks and DFA's B (layers in registration order). ``fast=False``: the
-    feedback layers compute on the reference path (:mod:`deepnets.reference`; the same numbers
+    feedback layers compute on the reference path (:mod:`deepnets.nn.reference`; the same numbers
     to float rounding, slower). ``model`` itself is left unchanged.
 
     Weight parameters (two or more dimensions) that stay plain torch -- ``Conv1d``, ``Conv3d``,

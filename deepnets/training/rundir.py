@@ -1,9 +1,9 @@
 """Run folders: the one reader and writer of ``config.json`` and ``log.jsonl``.
 
-A run folder holds ``config.json`` (the run's :class:`deepnets.config.TrainConfig`, serialised),
-``log.jsonl`` (one JSON record per finished epoch) and ``checkpoint.pt`` (see
-:mod:`deepnets.checkpoint`). Everything that reads runs -- training, evaluation, the suite and
-the figures -- reads them through this module, which needs no torch.
+A run folder holds ``config.json`` (the run's :class:`deepnets.training.config.TrainConfig`,
+serialised), ``log.jsonl`` (one JSON record per finished epoch) and ``checkpoint.pt`` (see
+:mod:`deepnets.training.checkpoint`). Everything that reads runs -- training, evaluation, the suite
+and the figures -- reads them through this module, which needs no torch.
 
 While a process trains in a folder it holds ``.lock`` there (:func:`claim_folder`), so that a
 second training (or suite) started into the same folder stops at once instead of overwriting

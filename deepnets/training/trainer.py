@@ -1,7 +1,7 @@
 """Training a :class:`TrainConfig` into a run folder: ``run(cfg, out)`` (Sections 3-4).
 
 Plain SGD with a fixed step (paper: 0.1, batch 500) or a torch optimizer and step schedule
-(``--optimizer``, ``--lr-steps``: :mod:`deepnets.optim`; run eagerly, their states in the
+(``--optimizer``, ``--lr-steps``: :mod:`deepnets.training.optim`; run eagerly, their states in the
 checkpoint), a validation split held out of the training set (paper: 5,000 images, drawn by
 ``split_seed`` so that every seed sees the same split), one ``log.jsonl`` record and one
 atomic checkpoint per epoch. A resumed run ends in the
@@ -12,18 +12,19 @@ in training mode (dropout on, each batch scored before its update); ``val_loss``
 ``val_error`` in eval mode after the epoch (``null`` with ``val_size`` 0); ``seconds`` (wall
 time of the epoch, validation and probe included), ``train_seconds``, ``probe_seconds``,
 ``cpu_seconds``; ``corr``, per weight layer, the Pearson correlation of W and R^t (Figures
-10-11); ``alignment``, the probe of :mod:`deepnets.alignment` after the epoch, per layer.
+10-11); ``alignment``, the probe of :mod:`deepnets.nn.alignment` after the epoch, per layer.
 Epoch 1's record also holds ``alignment_steps``: the probe before the first update and after
 updates 1, 2, 5, 10, 20, 50 and 100 (claim 6 is about the first iterations).
 
 Beside the last checkpoint the run keeps ``best.pt``: the weights after the epoch of lowest
-validation error so far (the earliest of equals; :mod:`deepnets.checkpoint`), which is what
+validation error so far (the earliest of equals; :mod:`deepnets.training.checkpoint`), which is what
 validation chooses for the test split. The test split is never read during training.
 
 On the GPU the data lives on the device as uint8; batches are gathered and dropout drawn there,
 the epoch's metrics accumulate on the device (the loop synchronises once per epoch), and the
-step is replayed from a CUDA graph (:mod:`deepnets.capture`, ``cuda_graph``). The epoch's order
-is one permutation drawn on the CPU (resumable from its generator's state) and copied over once.
+step is replayed from a CUDA graph (:mod:`deepnets.training.capture`, ``cuda_graph``). The epoch's
+order is one permutation drawn on the CPU (resumable from its generator's state) and copied over
+once.
 """
 
 from __future__ import annotations
@@ -42,18 +43,24 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from deepnets import checkpoint as ckpt
-from deepnets.alignment import alignment, probe_batch, summary
-from deepnets.arch import parse_arch
-from deepnets.capture import TrainStepper
-from deepnets.config import ConfigError, TrainConfig, clipped, shown
-from deepnets.data import Dataset, batch_indices, data_mismatch, load_dataset, split_train_val
-from deepnets.engine import evaluate, untie
-from deepnets.losses import make_loss
-from deepnets.models import MODELS, build_net
-from deepnets.network import FeedbackNet
-from deepnets.optim import build_optimizer
-from deepnets.rundir import (
+from deepnets.nn.alignment import alignment, probe_batch, summary
+from deepnets.nn.arch import parse_arch
+from deepnets.nn.losses import make_loss
+from deepnets.nn.models import MODELS, build_net
+from deepnets.nn.network import FeedbackNet
+from deepnets.training import checkpoint as ckpt
+from deepnets.training.capture import TrainStepper
+from deepnets.training.config import ConfigError, TrainConfig, clipped, shown
+from deepnets.training.data import (
+    Dataset,
+    batch_indices,
+    data_mismatch,
+    load_dataset,
+    split_train_val,
+)
+from deepnets.training.engine import evaluate, untie
+from deepnets.training.optim import build_optimizer
+from deepnets.training.rundir import (
     CHECKPOINT,
     CONFIG,
     LOG,
@@ -156,7 +163,7 @@ def _seed_from(seed: int, stream: int) -> int:
 
 def build_network(cfg: TrainConfig, in_shape: tuple[int, ...], n_classes: int) -> FeedbackNet:
     """A fresh network from the config, with ``frozen`` applied (``from_run`` not yet): a
-    :class:`FeedbackNet`, or for a named model a :class:`deepnets.models.ConvertedNet`."""
+    :class:`FeedbackNet`, or for a named model a :class:`deepnets.nn.models.ConvertedNet`."""
     own_biases = {} if cfg.arch in MODELS else {"bias": cfg.bias}  # a named model keeps its own
     try:
         net = build_net(
@@ -189,7 +196,7 @@ def _check_connections(net: FeedbackNet, connectivity: float) -> None:
 def copy_layers(net: FeedbackNet, cfg: TrainConfig) -> None:
     """Figure 9's protocol: replace the ``copy`` layers (default: all) of ``net`` by the trained
     layers of the ``from_run`` run; a copied layer that this run unties gets the conv's W and R
-    at every location (:func:`deepnets.engine.untie`)."""
+    at every location (:func:`deepnets.training.engine.untie`)."""
     assert cfg.from_run is not None
     src = ckpt.load_network(cfg.from_run)
     if parse_arch(src.config["arch"]) != parse_arch(cfg.arch):
@@ -326,8 +333,9 @@ def _probe(s: _Session) -> dict[str, Any] | None:
 def _train_epoch(
     s: _Session, epoch: int
 ) -> Generator[None, None, tuple[float, float, list[dict[str, Any]]]]:
-    """The epoch's training steps, yielding after each one (:mod:`deepnets.pack` interleaves the
-    steps of several runs there); returns (train loss, train error, early probes)."""
+    """The epoch's training steps, yielding after each one (:mod:`deepnets.experiments.pack`
+    interleaves the steps of several runs there); returns (train loss, train error, early
+    probes)."""
     cfg, n = s.cfg, len(s.train)
     early = EARLY_PROBE_STEPS if epoch == 1 and s.probe is not None else ()
     steps = [{"step": 0, "alignment": _probe(s)}] if 0 in early else []
@@ -349,7 +357,8 @@ def _train_epoch(
 
 def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
     """One epoch: its training steps (yielding after each), validation, the log record and the
-    checkpoint. :func:`run` drains it; :mod:`deepnets.pack` advances several runs' in turn."""
+    checkpoint. :func:`run` drains it; :mod:`deepnets.experiments.pack` advances several runs' in
+    turn."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     train_loss, train_err, steps = yield from _train_epoch(s, epoch)
     train_seconds = time.perf_counter() - t0
@@ -445,7 +454,7 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: b
 
 def _schedule(cfg: TrainConfig, net: nn.Module, state: dict[str, Any] | None,
               out: Path) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """The run's torch optimizer and schedule (:mod:`deepnets.optim`), resumed from the
+    """The run's torch optimizer and schedule (:mod:`deepnets.training.optim`), resumed from the
     checkpoint's states; None for the paper's plain SGD. Build after ``net`` is on its device."""
     if cfg.plain_sgd:
         return None
@@ -480,7 +489,7 @@ def run(cfg: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool 
         force_data: bool = False) -> RunResult:
     """Train ``cfg`` into the run folder ``out`` (a new one, or with ``resume`` the run there,
     continued to ``cfg.epochs``). Raises :class:`ConfigError`, :class:`RunError` or
-    :class:`deepnets.data.DataError` for bad input (before anything is written),
+    :class:`deepnets.training.data.DataError` for bad input (before anything is written),
     :class:`NonFiniteState` when training diverged (the last checkpoint, all finite, is kept)
     and :class:`RunInterrupted` on Ctrl-C. A new run that fails before its first epoch leaves
     no files behind."""

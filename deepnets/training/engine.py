@@ -1,11 +1,11 @@
 """Training and evaluation steps: plain SGD on W, Hebbian updates of R (Section 3.1, Section 4).
 
 ``train_step`` runs one forward/backward pass and steps every weight layer through its one path,
-:meth:`deepnets.layers.FeedbackLayer.step`: ``W <- W + dW`` with ``dW = -lr delta x^t`` averaged
+:meth:`deepnets.nn.layers.FeedbackLayer.step`: ``W <- W + dW`` with ``dW = -lr delta x^t`` averaged
 over the batch, then R as the layer's rule says (urfb: ``R <- R + epsilon dW^t``), keeping masked
 entries at zero and frozen layers fixed.  In the ``sequential`` order (Remark 1, Figure 15; the
 default for plain SGD, as in the author's code) each layer steps inside the backward pass, before
-its feedback is sent to the layer below (:func:`deepnets.layers.sequential_steps`); in the
+its feedback is sent to the layer below (:func:`deepnets.nn.layers.sequential_steps`); in the
 ``simultaneous`` order every layer steps after the one backward pass.
 
 ``train_step(..., optimizer=opt)`` lets any :mod:`torch.optim` optimizer take the step instead
@@ -25,12 +25,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from deepnets import checks
-from deepnets.bias_step import scaled_bias_step
-from deepnets.cpu import keep_freed_memory
-from deepnets.layers import FeedbackLayer, FeedbackUntied2d, feedback_layers, sequential_steps
-from deepnets.network import FeedbackNet
-from deepnets.policy import execution_policy
+from deepnets.nn import checks
+from deepnets.nn.layers import FeedbackLayer, FeedbackUntied2d, feedback_layers, sequential_steps
+from deepnets.nn.network import FeedbackNet
+from deepnets.nn.policy import execution_policy
+from deepnets.training.bias_step import scaled_bias_step
+from deepnets.training.cpu import keep_freed_memory
 from urfb_common import images_to_float
 
 __all__ = [
@@ -98,7 +98,7 @@ def train_step(
     parameter, R as the rule says (the paper's step). With ``optimizer`` (any
     :class:`torch.optim.Optimizer` holding the net's parameters, R included:
     ``net.parameters()``): each feedback layer writes its direction into ``.grad``
-    (:meth:`deepnets.layers.FeedbackLayer.write_grads`: W's delta x^t, R's by its rule), other
+    (:meth:`deepnets.nn.layers.FeedbackLayer.write_grads`: W's delta x^t, R's by its rule), other
     parameters keep autograd's gradients, and ``optimizer.step()`` moves them all; the learning
     rate is then the optimizer's (``lr`` must not be given) and a scheduler is stepped by the
     caller. ``docs/rules.md`` ("Rules under an optimizer") says what each rule then does.
@@ -108,13 +108,13 @@ def train_step(
     ``loss_fn(logits, labels)`` returns the mean loss over the batch as a 0-d tensor; the
     output error delta_L is the autograd gradient of that loss with respect to the logits
     (``docs/api.md``). Bad input is a one-line ValueError raised before any weight changes
-    (:mod:`deepnets.checks`): a non-finite ``lr``, NaN/inf in a float ``x``, labels that do not
+    (:mod:`deepnets.nn.checks`): a non-finite ``lr``, NaN/inf in a float ``x``, labels that do not
     match the batch or the outputs, a loss or output error that is not finite, an optimizer
     with the sequential order or without a learning layer's W or R.
 
     ``bias_lr_scale``: the feedback layers' biases step ``bias_lr_scale * lr``
-    (:mod:`deepnets.bias_step`; default 1, the paper's one step for W and b; plain SGD only:
-    with an optimizer give the biases a parameter group of their own).
+    (:mod:`deepnets.training.bias_step`; default 1, the paper's one step for W and b; plain SGD
+    only: with an optimizer give the biases a parameter group of their own).
 
     ``update_order``: ``"sequential"`` (Remark 1) or ``"simultaneous"``; by default the
     sequential order for plain SGD (the paper's protocol) and the simultaneous one under an
@@ -143,7 +143,7 @@ def train_step_on_device(
 ) -> tuple[Tensor, Tensor]:
     """:func:`train_step` without synchronising: (batch mean loss, misclassified count) as
     0-d tensors on the batch's device, so a GPU loop needs no ``.item()`` per step. It makes
-    only the host checks of :func:`deepnets.checks.check_step` (no value is read)."""
+    only the host checks of :func:`deepnets.nn.checks.check_step` (no value is read)."""
     if update_order is None:
         update_order = "sequential" if optimizer is None else "simultaneous"
     if update_order not in UPDATE_ORDERS:
@@ -153,7 +153,7 @@ def train_step_on_device(
         _check_optimizer(optimizer, layers, lr, update_order)
     loss_fn = checks.check_step(net, x, y, loss_fn, lr=lr)
     if execution_policy(x.device.type).keep_freed_memory:
-        keep_freed_memory()  # a step reuses the pages of the last one (deepnets.cpu)
+        keep_freed_memory()  # a step reuses the pages of the last one (deepnets.training.cpu)
     net.train()
     x = _as_input(x, net, precision)
     with sequential_steps(net, lr) if update_order == "sequential" else nullcontext():
@@ -204,7 +204,7 @@ def _check_optimizer(optimizer: Any, layers: list[FeedbackLayer], lr: float,
                      update_order: str) -> None:
     """A one-line ValueError unless ``optimizer`` can step the layers (see :func:`train_step`)."""
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ValueError(  # noqa: TRY004 (bad input is a ValueError, as in deepnets.checks)
+        raise ValueError(  # noqa: TRY004 (bad input is a ValueError, as in deepnets.nn.checks)
             f"train_step: optimizer must be a torch.optim.Optimizer, got "
             f"{type(optimizer).__name__}")
     if lr is not DEFAULT_LR:

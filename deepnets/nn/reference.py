@@ -1,8 +1,8 @@
 """The reference path: the paper's equations in plain torch, read top to bottom (issue 17).
 
 A network built with ``fast=False`` computes every weight layer, pool and dropout here; with
-``fast=True`` (the default) the fast path of :mod:`deepnets.layers` and :mod:`deepnets.kernels`
-computes the same numbers with speed tricks, chosen by :mod:`deepnets.policy`. There are none
+``fast=True`` (the default) the fast path (:mod:`deepnets.nn.layers`, :mod:`deepnets.nn.kernels`)
+computes the same numbers with speed tricks, chosen by :mod:`deepnets.nn.policy`. There are none
 here: no folding of s into W, no memory-layout choices, no fused kernels, no cache.
 
 Notation (Section 3.1): a weight layer l maps its input x = x_{l-1} to h = W x + b and

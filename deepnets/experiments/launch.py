@@ -1,8 +1,8 @@
 """Launching a grid's runs: N at once on this machine, or one SLURM job per run (submitit).
 
-A run is a :class:`Job`: its :class:`~deepnets.config.TrainConfig`, its folder and whether it
-resumes, trained by :func:`deepnets.trainer.run` wherever it lands. Whether it resumes is
-decided again when the job starts (a run folder that holds a run is resumed), so a job that
+A run is a :class:`Job`: its :class:`~deepnets.training.config.TrainConfig`, its folder and whether
+it resumes, trained by :func:`deepnets.training.trainer.run` wherever it lands. Whether it resumes
+is decided again when the job starts (a run folder that holds a run is resumed), so a job that
 SLURM requeues after its time limit, or a rerun of the grid, continues from the last epoch's
 checkpoint. A job whose run depends on another (deepnet_s's retraining takes the first layer of
 its tied pretraining, ``after``) starts only once that run is finished: locally when its future
@@ -10,8 +10,8 @@ has returned, on SLURM through ``--dependency=afterok:ID``, on submitit's local 
 executors in waves; and when it starts it checks that the run it takes from has logged all its
 epochs, else it is skipped (reported, never trained from a half-trained source).
 
-A diverged run (:class:`~deepnets.trainer.NonFiniteState`), or one refused by a one-line error,
-is an :class:`Outcome` and the other runs go on, as in the serial grid.
+A diverged run (:class:`~deepnets.training.trainer.NonFiniteState`), or one refused by a one-line
+error, is an :class:`Outcome` and the other runs go on, as in the serial grid.
 
 ``--launcher local --jobs N`` runs N runs at once in spawned processes with cores // N torch
 threads each. ``--launcher slurm`` submits one job per run through submitit (an optional
@@ -39,11 +39,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from deepnets import trainer
-from deepnets.capture import CaptureError
-from deepnets.config import ConfigError, TrainConfig
-from deepnets.data import DataError
-from deepnets.rundir import CONFIG, RunError, read_log
+from deepnets.training import trainer
+from deepnets.training.capture import CaptureError
+from deepnets.training.config import ConfigError, TrainConfig
+from deepnets.training.data import DataError
+from deepnets.training.rundir import CONFIG, RunError, read_log
 from urfb_common import NoSpaceError, atomic_write_text
 
 __all__ = ["CLUSTER", "Job", "Launcher", "Outcome", "SlurmOptions", "have_submitit", "launch",

@@ -15,8 +15,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from deepnets.capture import CUDA_GRAPH_MODES
-from deepnets.config import (
+from deepnets.rules import METHODS, RULES, rules_with_param
+from deepnets.training.capture import CUDA_GRAPH_MODES
+from deepnets.training.config import (
     LAYER_INDEX_MAX,
     OWN_FLAG_PARAMS,
     PRECISIONS,
@@ -27,11 +28,10 @@ from deepnets.config import (
     flag_of,
     shown,
 )
-from deepnets.data import KINDS
-from deepnets.optim import add_optimizer_flags
-from deepnets.rules import METHODS, RULES, rules_with_param
-from deepnets.rundir import check_not_busy, find_data_dir, read_config
-from deepnets.trainer import stored_config
+from deepnets.training.data import KINDS
+from deepnets.training.optim import add_optimizer_flags
+from deepnets.training.rundir import check_not_busy, find_data_dir, read_config
+from deepnets.training.trainer import stored_config
 from urfb_common import OneLineParser, path_arg
 
 #: Flags that ``--resume`` may change; every other flag must match the run's config.json.
@@ -40,7 +40,7 @@ RESUME_MAY_CHANGE = ("epochs", "device", "cuda_graph", "data_dir")
 
 def layer_list(text: str) -> list[int]:
     """``"0"``, ``"1-6"``, ``"0,2,4-5"`` -> sorted 0-based weight-layer indices (each at most
-    :data:`~deepnets.config.LAYER_INDEX_MAX`, checked before a range is expanded)."""
+    :data:`~deepnets.training.config.LAYER_INDEX_MAX`, checked before a range is expanded)."""
     bounds = []
     for part in text.split(","):
         lo, _, hi = part.strip().partition("-")

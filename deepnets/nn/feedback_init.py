@@ -8,7 +8,7 @@ By default R(0) is drawn Glorot-uniform, independent of W (Section 4), or copied
   the layers it does not name keep the drawn R; or
 * one callable ``feedback_init(name, W) -> tensor`` called for every weight layer.
 
-Layer names are those of :func:`deepnets.alignment.layer_names`: a FeedbackNet's ``conv0``,
+Layer names are those of :func:`deepnets.nn.alignment.layer_names`: a FeedbackNet's ``conv0``,
 ``full2``, ``output`` (``weight_layer_names``); in a converted model the module's qualified
 name (``"0"``, ``"encoder.fc1"``). ``W`` is a copy of the layer's weight.
 
@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from deepnets.layers import FeedbackLayer, LayerOptions
+from deepnets.nn.layers import FeedbackLayer, LayerOptions
 from deepnets.rules import RULES
 
 __all__ = ["FeedbackInit", "set_initial_feedback"]

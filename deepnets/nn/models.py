@@ -1,5 +1,6 @@
 """Named models that are not architecture strings: plain torch models trained through
-:func:`deepnets.convert`, under the same :class:`deepnets.config.TrainConfig` (``--arch NAME``).
+:func:`deepnets.convert`, under the same :class:`deepnets.training.config.TrainConfig` (``--arch
+NAME``).
 
 * ``resnet-mini``: a small ResNet-style CIFAR net: conv 3x3 (16) - BN - ReLU, then three
   stages of one basic block each (conv-BN-ReLU-conv-BN plus the identity, then ReLU) at 16, 32
@@ -7,7 +8,7 @@
   output layer: 10 weight layers, 121k weights. Its W start from torch's default initialisation
   (drawn from ``seed``); its hidden nonlinearities are ReLU, not the paper's clip.
 
-:class:`ConvertedNet` gives a converted model :class:`deepnets.network.FeedbackNet`'s interface
+:class:`ConvertedNet` gives a converted model :class:`deepnets.nn.network.FeedbackNet`'s interface
 (``config``, ``weight_layers``, ``weight_layer_names``, ``correlations``), so that the trainer,
 checkpoints, the alignment probe and the suite take it; :func:`build_net` builds either from a
 network description (``config.json``'s ``net``).
@@ -22,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepnets.convert import convert
-from deepnets.layers import FeedbackLayer, FeedbackRule, feedback_layers
-from deepnets.network import FeedbackNet, feedback_correlations
+from deepnets.nn.convert import convert
+from deepnets.nn.layers import FeedbackLayer, FeedbackRule, feedback_layers
+from deepnets.nn.network import FeedbackNet, feedback_correlations
 
 __all__ = ["MODELS", "BasicBlock", "ConvertedNet", "build_net", "n_weight_layers", "resnet_mini"]
 

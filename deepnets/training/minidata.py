@@ -1,4 +1,5 @@
-"""Miniature datasets in the real on-disk formats of :mod:`deepnets.data`, for tests and smoke runs.
+"""Miniature datasets in the real on-disk formats of :mod:`deepnets.training.data`, for tests and
+smoke runs.
 
 Random pixels and labels (from a fixed seed) written exactly as the originals are laid out:
 CIFAR-10's ``cifar-10-batches-py`` pickles, CIFAR-100's ``cifar-100-python`` pickles (each as

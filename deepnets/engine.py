@@ -81,6 +81,12 @@ def _as_input(x: Tensor, net: nn.Module, precision: str = "fp32") -> Tensor:
     return x if dtype is None else x.to(dtype)
 
 
+def _loss_input(logits: Tensor) -> Tensor:
+    """The logits as the loss takes them: bf16 ones in float32 (the loss of a batch is a sum of
+    N x C terms; its N x C cost is nothing beside the layers'), others as they are."""
+    return logits.float() if logits.dtype == torch.bfloat16 else logits
+
+
 def train_step(
     net: nn.Module,
     x: Tensor,
@@ -158,7 +164,7 @@ def train_step_on_device(
     x = _as_input(x, net, precision)
     with sequential_steps(net, lr) if update_order == "sequential" else nullcontext():
         logits = net(x)
-        loss = loss_fn(logits.float() if logits.dtype == torch.bfloat16 else logits, y)
+        loss = loss_fn(_loss_input(logits), y)
         loss.backward()
     if optimizer is not None:
         _optimizer_step(net, layers, optimizer)
@@ -237,11 +243,14 @@ def _check_optimizer(optimizer: Any, layers: list[FeedbackLayer], lr: float,
 
 @torch.no_grad()
 def evaluate(
-    net: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, batch_size: int = 1000
+    net: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, batch_size: int = 1000,
+    precision: str = "fp32",
 ) -> tuple[float, float]:
     """(mean loss, error rate) of ``net`` on (x, y), in eval mode (no dropout), without gradients.
-    A one-line ValueError for an empty or mismatched batch, labels outside the outputs or
-    NaN/inf in a float ``x``."""
+    ``precision="bf16"``: the forward pass computes in bfloat16, as :func:`train_step`'s does,
+    and the loss in float32 from its logits; the sums accumulate on the device (float64 loss)
+    and are read once. A one-line ValueError for an empty or mismatched batch, labels outside
+    the outputs, NaN/inf in a float ``x`` or an unknown ``precision``."""
     loss_fn = checks.checked_evaluation(x, y, loss_fn, batch_size)
     was_training = net.training
     net.eval()
@@ -249,9 +258,10 @@ def evaluate(
     errors = torch.zeros((), dtype=torch.int64, device=y.device)
     try:
         for start in range(0, y.shape[0], batch_size):
-            xb, yb = _as_input(x[start : start + batch_size], net), y[start : start + batch_size]
+            xb = _as_input(x[start : start + batch_size], net, precision)
+            yb = y[start : start + batch_size]
             logits = net(xb)
-            total_loss += loss_fn(logits, yb).double() * yb.shape[0]
+            total_loss += loss_fn(_loss_input(logits), yb).double() * yb.shape[0]
             errors += (logits.argmax(1) != yb).sum()
     finally:
         net.train(was_training)

@@ -32,8 +32,8 @@ from deepnets.rules import METHODS, RULES, resolved_params, rules_with_param
 from deepnets.rundir import with_current_keys
 from urfb_common import clipped
 
-__all__ = ["LAYER_INDEX_MAX", "PRECISIONS", "PRECISION_CHOICES", "SCHEMA_VERSION", "SEED_MAX", "SHOWN_MAX", "ConfigError",
-           "TrainConfig", "clipped", "flag_of", "shown"]
+__all__ = ["LAYER_INDEX_MAX", "PRECISIONS", "PRECISION_CHOICES", "SCHEMA_VERSION", "SEED_MAX",
+           "SHOWN_MAX", "ConfigError", "TrainConfig", "clipped", "flag_of", "shown"]
 
 #: Version of ``config.json``'s layout; 1 was the first landing's (no ``schema_version`` key);
 #: 3 renamed ``untie``/``freeze`` to ``untied``/``frozen``, added ``bias`` and made the paper's

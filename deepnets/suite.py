@@ -53,8 +53,8 @@ from deepnets.capture import CUDA_GRAPH_MODES
 from deepnets.config import OWN_FLAG_PARAMS, PRECISION_CHOICES, ConfigError, TrainConfig
 from deepnets.data import DataError
 from deepnets.models import MODELS
-from deepnets.policy import resolve_precision
 from deepnets.optim import add_optimizer_flags, is_plain
+from deepnets.policy import resolve_precision
 from deepnets.protocols import PROTOCOLS
 from deepnets.rundir import CHECKPOINT, CONFIG, RunError, claim_folder, read_log
 from deepnets.scoring import score_test_split

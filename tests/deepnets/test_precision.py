@@ -20,6 +20,7 @@ from deepnets.engine import evaluate
 from deepnets.losses import make_loss
 from deepnets.network import FeedbackNet
 from deepnets.rundir import read_log
+from deepnets.scoring import evaluate_run
 
 TINY = "conv 4 3x3; maxpool 3; drop .5; full 16; drop .3; output"
 
@@ -153,6 +154,9 @@ def test_an_auto_run_records_bf16_on_amx_and_keeps_it_on_resume_elsewhere(
     trainer.run(auto, parts, resume=True, quiet=True)  # as the suite resumes an auto run
     assert json.loads((parts / "config.json").read_text())["precision"] == "bf16"
     assert seen["evaluate"][-1] == "bf16" and len(read_log(parts)) == 3
+    last = read_log(parts)[-1]  # scoring the run evaluates as its validation did
+    score = evaluate_run(parts, kind="cifar10", data_dir=cifar, device="cpu", which="last")
+    assert (score.loss, score.error) == (last["val_loss"], last["val_error"])
     assert train_mod.main(train_args(cifar, parts, "--precision", "fp32", "--resume",
                                      epochs=3)) == 2
     err = capsys.readouterr().err

@@ -316,8 +316,12 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_json_dict(self) -> dict[str, Any]:
-        """The config as ``config.json`` stores it (tuples as lists, a schema version)."""
+        """The config as ``config.json`` stores it (tuples as lists, a schema version).
+        ``eval_precision`` fp32 is left out: its absence means fp32 (:func:`_upgrade`), so that
+        code from before the key still reads and resumes such a run."""
         out = asdict(self)
+        if out["eval_precision"] == "fp32":
+            del out["eval_precision"]
         for name in ("untied", "frozen", "copy"):
             if out[name] is not None:
                 out[name] = list(out[name])
@@ -361,7 +365,8 @@ class TrainConfig:
         """The fields that make two configs the same run: all but epochs, device, cuda_graph,
         data_dir, dataset_label and the fingerprint (which are checked separately)."""
         skip = {"epochs", "device", "cuda_graph", "data_dir", "dataset_label", "data_fingerprint"}
-        return {k: v for k, v in self.to_json_dict().items() if k not in skip}
+        kept = {k: v for k, v in self.to_json_dict().items() if k not in skip}
+        return {**kept, "eval_precision": self.eval_precision}
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "True or False"}

@@ -88,7 +88,11 @@ def test_config_round_trip_and_old_configs_evaluate_in_fp32() -> None:
     assert TrainConfig.from_json_dict(json.loads(json.dumps(d))) == bf16
     old = {k: v for k, v in d.items() if k != "eval_precision"}  # written before the key
     assert TrainConfig.from_json_dict(old) == bf16.replace(eval_precision="fp32")
-    assert TrainConfig(epochs=1, data_dir="d").eval_precision == "fp32"
+    fp32 = TrainConfig(epochs=1, data_dir="d")
+    assert fp32.eval_precision == "fp32" and fp32.identity()["eval_precision"] == "fp32"
+    assert "eval_precision" not in fp32.to_json_dict()  # as code from before the key wrote it
+    assert TrainConfig.from_json_dict(fp32.to_json_dict()) == fp32
+    assert bf16.identity() != bf16.replace(eval_precision="fp32").identity()
     auto = TrainConfig(epochs=1, data_dir="d", precision="auto")
     assert auto.eval_precision is None  # until the trainer resolves the precision
     assert auto.replace(precision="bf16").eval_precision == "bf16"
@@ -172,14 +176,13 @@ def test_a_bf16_run_of_an_old_config_json_resumes_exactly_evaluating_in_fp32(
     bf16 = ("--precision", "bf16", "--eval-precision", "fp32")
     assert train_mod.main(train_args(cifar, whole, *bf16, epochs=2)) == 0
     assert train_mod.main(train_args(cifar, old, *bf16, epochs=1)) == 0
-    config = json.loads((old / "config.json").read_text())
-    del config["eval_precision"]
-    (old / "config.json").write_text(json.dumps(config))
+    config = json.loads((old / "config.json").read_text())  # the layout from before the key:
+    assert config["precision"] == "bf16" and "eval_precision" not in config  # absent is fp32
     seen = spy_precisions(monkeypatch)
     assert train_mod.main(train_args(cifar, old, "--resume", epochs=2)) == 0
     assert seen == {"evaluate": ["fp32"], "alignment": ["fp32"]}
     assert_same_run(whole, old)
-    assert json.loads((old / "config.json").read_text())["eval_precision"] == "fp32"
+    assert "eval_precision" not in json.loads((old / "config.json").read_text())
 
 
 def test_bad_precision_values_are_one_line_cli_errors(

@@ -15,6 +15,12 @@
    whose own time over the limit is the floor that the rest of the step adds to.
 5. simpnet with its conv layer untied against tied (urfb), and both peak memories.
 
+The header says whether the bf16 ratios mean anything here: the CPU's bf16 hardware (AMX tiles,
+avx512_bf16; :func:`deepnets.nn.policy.cpu_bf16_hardware`), the bf16/fp32 GEMM-rate ratio just
+measured, and what ``--precision auto`` chooses on this CPU. Without AMX a bf16 matmul runs at
+about half the fp32 rate (avx512_bf16) or slower, so a bf16 step is slower than an fp32 one and
+the bf16 targets (written for AMX, where bf16 ran 6x fp32) do not apply.
+
     python benchmarks/bench_limit.py [--archs simpnet deepernet deepnet_s] [--rounds 5]
 """
 
@@ -36,6 +42,7 @@ from torch import Tensor
 
 from deepnets import FeedbackNet, make_loss
 from deepnets.nn.layers import FeedbackConv2d, FeedbackLinear, FeedbackUntied2d, feedback_layers
+from deepnets.nn.policy import auto_precision, cpu_bf16_hardware
 from deepnets.training.cpu import keep_freed_memory
 from deepnets.training.engine import train_step
 from urfb_common import OneLineParser
@@ -159,6 +166,16 @@ def _load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
+def bf16_hardware_line(rates: dict[str, float]) -> str:
+    """The header line on this CPU's bf16 arithmetic: its hardware, the measured bf16/fp32 GEMM
+    rate ratio (``rates``: FLOP/s per precision) and ``--precision auto``'s choice."""
+    names = {True: "yes", False: "no", None: "unknown"}
+    hw = cpu_bf16_hardware()
+    return (f"bf16 hardware: AMX tiles {names[hw['amx_tiles']]}, avx512_bf16 "
+            f"{names[hw['avx512_bf16']]}; bf16/fp32 GEMM rate {rates['bf16'] / rates['fp32']:.2f}x;"
+            f" --precision auto chooses {auto_precision('cpu')} on this CPU")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS,
@@ -184,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # as train_step does; before the GEMM buffers are allocated
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {_load()}")
     big = {"fp32": gemm_rate(torch.float32), "bf16": gemm_rate(torch.bfloat16)}
+    print(f"GEMM rate of a 4096^3 matmul at the start: fp32 {big['fp32'] / 1e9:.0f}, bf16 "
+          f"{big['bf16'] / 1e9:.0f} GFLOP/s (a 2048^3 matmul is timed in every round)")
+    print(bf16_hardware_line(big))
     x, y = _batch(args.batch_size, 0)
     # arch, method, precision, median step time, flops, median ratio, median rate
     rows: list[tuple[str, str, str, float, float, float, float]] = []
@@ -213,9 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             for prec in ("fp32", "bf16"):
                 if ("urfb", prec) in steps:
                     shares[(arch, prec)] = gemm_share(steps[("urfb", prec)], x, y)
-    print(f"GEMM rate of a 4096^3 matmul at the start: fp32 {big['fp32'] / 1e9:.0f}, bf16 "
-          f"{big['bf16'] / 1e9:.0f} GFLOP/s (a 2048^3 matmul is timed in every round)")
-    print(f"batch {args.batch_size}; medians over {args.rounds} interleaved rounds; ratio = step "
+    print(f"\nbatch {args.batch_size}; medians over {args.rounds} interleaved rounds; ratio = step "
           "time x that round's GEMM rate / FLOPs\n")
     print(f"{'arch':10s} {'method':6s} {'prec':5s} {'GFLOP':>7s} {'GFLOP/s':>8s} {'limit ms':>9s} "
           f"{'step ms':>8s} {'ratio':>6s}  target")

@@ -59,7 +59,7 @@ from deepnets.experiments.runs import (
     train_config,
 )
 from deepnets.training.capture import CUDA_GRAPH_MODES
-from deepnets.training.config import ConfigError
+from deepnets.training.config import PRECISION_CHOICES, ConfigError
 from deepnets.training.data import DataError
 from deepnets.training.optim import add_optimizer_flags
 from deepnets.training.rundir import RunError, claim_folder
@@ -121,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation images of the alignment probe logged every epoch; 0: none")
     p.add_argument("--device", default="auto",
                    help="torch device: cpu, cuda, cuda:1 or auto (cuda when available; default)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
+                   help="arithmetic of every run, recorded in its config.json (deepnets.train "
+                   "--precision): fp32 (default), bf16, or auto (bf16 on a CPU with AMX tiles or "
+                   "a CUDA device with bf16 tensor cores, fp32 elsewhere; a resumed run keeps "
+                   "its own). The default stays fp32 until issue 18's paired convergence check "
+                   "(results/bf16-paired) shows bf16 learns as well")
     p.add_argument("--cuda-graph", choices=CUDA_GRAPH_MODES, default="auto",
                    help="on a GPU, replay each run's training step as a CUDA graph: auto (eager "
                    "if the capture fails; default), on, off")
@@ -260,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                  args.quiet, args.split_seed, args.probe_size, args.cuda_graph,
                  args.update_order, args.bias,
                  optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
-                 lr_steps=tuple(args.lr_steps), lr_gamma=args.lr_gamma)
+                 lr_steps=tuple(args.lr_steps), lr_gamma=args.lr_gamma,
+                 precision=args.precision)
     existed = args.out.exists()
     with sigterm_as_interrupt() as stop:  # SIGTERM stops the grid as Ctrl-C does
         try:

@@ -32,6 +32,7 @@ from deepnets.experiments.protocols import PROTOCOLS
 from deepnets.experiments.scoring import score_test_split
 from deepnets.experiments.testresult import read_test, write_test
 from deepnets.nn.models import MODELS
+from deepnets.nn.policy import resolve_precision
 from deepnets.training.config import OWN_FLAG_PARAMS, TrainConfig
 from deepnets.training.optim import is_plain
 from deepnets.training.rundir import CHECKPOINT, CONFIG, read_log
@@ -70,6 +71,7 @@ class Settings:
     weight_decay: float = 0.0
     lr_steps: tuple[int, ...] = ()
     lr_gamma: float = 0.1
+    precision: str = "fp32"          # TrainConfig.precision; auto: resolved by each new run
 
     def optimizer_fields(self) -> dict[str, Any]:
         """The TrainConfig fields of the optimizer; a torch optimizer steps all layers at once,
@@ -95,7 +97,7 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         # Section 4.1: only the (frozen) first layer is taken, the rest start afresh
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
-        probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph,
+        probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph, precision=s.precision,
         bias=s.bias and spec.arch not in MODELS,  # a named model (deepnets.rulebench's
         # resnet-mini) keeps its own biases
         **s.optimizer_fields(),  # update_order too
@@ -118,6 +120,8 @@ def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
     want = train_config(spec, out, s).identity()
     if want["train_size"] is None:
         want["train_size"] = have["train_size"]
+    if want["precision"] == "auto":  # the run keeps the precision it was trained in
+        want["precision"], want["eval_precision"] = have["precision"], have["eval_precision"]
     for ids in (have, want):  # --out runs and --out $PWD/runs name the same source run
         if ids.get("from_run"):
             ids["from_run"] = str(Path(ids["from_run"]).expanduser().resolve())
@@ -147,14 +151,15 @@ class NetTimes:
 
 
 def time_network(spec: RunSpec, n_classes: int, batch: int, probe_size: int, steps: int,
-                 device: str, budget_s: float = 5.0) -> NetTimes:
-    """:class:`NetTimes` of ``spec``'s network on random inputs.
+                 device: str, budget_s: float = 5.0, precision: str = "fp32") -> NetTimes:
+    """:class:`NetTimes` of ``spec``'s network on random inputs, computing in ``precision``.
 
     One warm-up step, then up to ``steps`` timed steps while they fit in ``budget_s``; a
     warm-up slower than ``budget_s`` / 2 is itself the step's estimate (its set-up cost is then
     small). The validation pass and the probe are timed twice (the faster counts: the first
     call pays one-off costs), the checkpoint once.
     """
+    import functools
     import io
 
     from deepnets.nn.alignment import alignment
@@ -184,16 +189,19 @@ def time_network(spec: RunSpec, n_classes: int, batch: int, probe_size: int, ste
         sync()
         return time.perf_counter() - begin
 
-    first = timed(train_step, net, x, y, loss_fn)
+    step = functools.partial(train_step, precision=precision)
+    first = timed(step, net, x, y, loss_fn)
     times: list[float] = [] if first <= budget_s / 2 else [first]
     while len(times) < steps and sum(times) < budget_s:
-        times.append(timed(train_step, net, x, y, loss_fn))
-    eval_image = min(timed(evaluate, net, x, y, loss_fn) for _ in range(2)) / batch
+        times.append(timed(step, net, x, y, loss_fn))
+    score = functools.partial(evaluate, precision=precision)
+    eval_image = min(timed(score, net, x, y, loss_fn) for _ in range(2)) / batch
     probe = 0.0
     if probe_size:
         px = torch.rand(probe_size, 3, 32, 32, generator=gen).to(device)
         py = torch.randint(0, n_classes, (probe_size,), generator=gen).to(device)
-        probe = min(timed(alignment, net, px, py, loss_fn) for _ in range(2))
+        probe = min(timed(functools.partial(alignment, precision=precision), net, px, py,
+                          loss_fn) for _ in range(2))
     epoch_end = timed(torch.save, net.state_dict(), io.BytesIO())
     return NetTimes(sum(times) / len(times), eval_image, probe, epoch_end, setup)
 
@@ -221,7 +229,8 @@ def estimate(todo: list[tuple[RunSpec, int]], sizes: dict[str, tuple[int, int, f
         key = (spec.arch, spec.protocol, spec.untied, spec.frozen, n_classes)
         if key not in per_net:
             per_net[key] = time_network(spec, n_classes, min(s.batch_size, n_train),
-                                        min(s.probe_size, s.val_size or n_train), steps, s.device)
+                                        min(s.probe_size, s.val_size or n_train), steps, s.device,
+                                        precision=resolve_precision(s.precision, s.device))
         per_run[spec.name] = run_seconds(per_net[key], n_train, s, spec.epochs - done, done == 0)
     return sum(per_run.values()) + sum(v[2] for v in sizes.values()), per_run
 

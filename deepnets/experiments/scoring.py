@@ -115,5 +115,6 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
         )
     loss_fn = make_loss(cfg.loss, n_classes, mu=cfg.mu)
     ds = ds.to(device)
-    loss, error = evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size)
+    loss, error = evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size,
+                           precision=cfg.eval_precision)  # as the run's validation was
     return Score(loss, error, len(ds), which, epoch, val_error)

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from deepnets.nn.checks import checked_inputs
 from deepnets.nn.layers import BackwardRoute, FeedbackLayer, feedback_layers, route_backward
+from deepnets.nn.policy import COMPUTE_DTYPES
 from urfb_common import images_to_float
 
 __all__ = ["KEYS", "alignment", "angle_degrees", "layer_names", "probe_batch", "summary"]
@@ -110,13 +111,19 @@ def _weight_stats(layer: FeedbackLayer) -> tuple[float | None, float | None]:
 
 
 def alignment(
-    model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn
+    model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, precision: str = "fp32"
 ) -> dict[str, dict[str, float | None]]:
     """Per feedback layer of ``model`` (keyed as :func:`layer_names`), the four measures of the
     module docstring on the batch (x, y), in training mode (dropout on, one shared mask).
+    ``precision="bf16"``: the forward pass and the error signals compute in bfloat16, as a bf16
+    training step's do (the loss in float32 from the logits); the angles are taken in float64.
     A one-line ValueError for an empty or mismatched batch, NaN/inf in a float ``x``, labels
-    outside the outputs, or an error signal or weight that is not finite (no measure is
-    reported for it)."""
+    outside the outputs, an unknown ``precision``, or an error signal or weight that is not
+    finite (no measure is reported for it)."""
+    if precision not in COMPUTE_DTYPES:
+        raise ValueError(f"alignment: precision must be one of {tuple(COMPUTE_DTYPES)}, got "
+                         f"{precision!r:.60}")
+    compute_dtype = COMPUTE_DTYPES[precision]
     loss_fn = checked_inputs("alignment", x, y, loss_fn)
     layers = feedback_layers(model)
     if not layers:
@@ -139,7 +146,9 @@ def alignment(
         with _untouched(model, device), torch.enable_grad():
             model.train()
             with route_backward(route):
-                loss = loss_fn(model(images_to_float(x, layers[0].weight.dtype)), y)
+                images = images_to_float(x, layers[0].weight.dtype)
+                logits = model(images if compute_dtype is None else images.to(compute_dtype))
+                loss = loss_fn(logits if compute_dtype is None else logits.float(), y)
             targets = [inputs[id(layer)] for layer in layers]
             sends = [t.requires_grad and layer.sends_error for t, layer in zip(targets, layers)]
             learns = [layer.weight.requires_grad for layer in layers]

@@ -7,6 +7,10 @@ in plain torch, ``fast=False``) or the fast path (:mod:`deepnets.nn.layers`' aut
 tricks are each one field of :class:`ExecutionPolicy`, decided here from (device type, compute
 dtype, fast) and nowhere else; every field changes how, never what, is computed (fast =
 reference to float rounding: ``tests/deepnets/test_paths.py``).
+
+``--precision auto`` is decided here too, once per run from the resolved device
+(:func:`resolve_precision`): bf16 where the hardware runs bf16 matrix products faster than
+fp32 ones, fp32 elsewhere (issue 18, part 1).
 """
 
 from __future__ import annotations
@@ -17,7 +21,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ExecutionPolicy", "execution_policy", "policy_for"]
+__all__ = ["COMPUTE_DTYPES", "ExecutionPolicy", "auto_precision", "cpu_bf16_hardware",
+           "cuda_bf16_tensor_cores", "execution_policy", "policy_for", "resolve_precision"]
+
+#: Arithmetic of a training step: the dtype its forward and backward passes compute in. W, R
+#: and b stay float32 (the master copies) and take float32 updates in every case.
+COMPUTE_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 #: dtypes for which oneDNN's CPU convolutions and torch's CPU max pool are fastest in
 #: channels-last memory order
@@ -80,3 +89,43 @@ def policy_for(x: Tensor, fast: bool = True) -> ExecutionPolicy:
 
 _HAS_CONV_POINTWISE = torch.backends.mkldnn.is_available() and hasattr(
     torch.ops.mkldnn, "_convolution_pointwise")
+
+
+def cpu_bf16_hardware() -> dict[str, bool | None]:
+    """What this CPU has for bf16 arithmetic: ``amx_tiles`` (AMX tile matrix units, where a bf16
+    matmul runs several times the fp32 rate) and ``avx512_bf16`` (bf16 dot-product
+    instructions only: measured on a Xeon without AMX, a 4096^3 bf16 matmul ran at ~165 GFLOP/s,
+    half the fp32 rate of ~335). From torch's capability probes, which are private API of
+    :mod:`torch.cpu`: None where this torch lacks a probe or it fails."""
+    found: dict[str, bool | None] = {}
+    for key, probe in (("amx_tiles", "_is_amx_tile_supported"),
+                       ("avx512_bf16", "_is_avx512_bf16_supported")):
+        try:
+            found[key] = bool(getattr(torch.cpu, probe)())
+        except Exception:  # noqa: BLE001 (private API, its failures undocumented: unknown)
+            found[key] = None
+    return found
+
+
+def cuda_bf16_tensor_cores(device: str) -> bool:
+    """Whether the CUDA device ``device`` has bf16 tensor cores (compute capability >= 8.0,
+    Ampere and later; older devices only emulate bf16)."""
+    try:
+        return tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
+    except (AssertionError, RuntimeError, ValueError):  # no CUDA build, no such device
+        return False
+
+
+def auto_precision(device: str) -> str:
+    """``--precision auto`` on the resolved device ``device`` (``cpu``, ``cuda``, ``cuda:1``):
+    ``bf16`` on a CPU with AMX tiles or a CUDA device with bf16 tensor cores, ``fp32``
+    elsewhere (an unknown probe counts as absent)."""
+    if torch.device(device).type == "cuda":
+        return "bf16" if cuda_bf16_tensor_cores(device) else "fp32"
+    return "bf16" if cpu_bf16_hardware()["amx_tiles"] else "fp32"
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """The precision a run on the resolved ``device`` computes in: ``auto`` decided by
+    :func:`auto_precision`, any other value as it is."""
+    return auto_precision(device) if precision == "auto" else precision

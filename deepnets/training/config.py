@@ -32,16 +32,20 @@ from deepnets.training.optim import DEFAULT_MOMENTUM, OPTIMIZERS, is_plain
 from deepnets.training.rundir import with_current_keys
 from urfb_common import clipped
 
-__all__ = ["LAYER_INDEX_MAX", "PRECISIONS", "SCHEMA_VERSION", "SEED_MAX", "SHOWN_MAX", "ConfigError",
-           "TrainConfig", "clipped", "flag_of", "shown"]
+__all__ = ["LAYER_INDEX_MAX", "PRECISIONS", "PRECISION_CHOICES", "SCHEMA_VERSION", "SEED_MAX",
+           "SHOWN_MAX", "ConfigError", "TrainConfig", "clipped", "flag_of", "shown"]
 
 #: Version of ``config.json``'s layout; 1 was the first landing's (no ``schema_version`` key);
 #: 3 renamed ``untie``/``freeze`` to ``untied``/``frozen``, added ``bias`` and made the paper's
 #: protocol (sequential order, no biases) the default.
 SCHEMA_VERSION = 3
 #: ``bf16``: bfloat16 compute with float32 master copies of W, R, b and float32 updates
-#: (:data:`deepnets.training.engine.COMPUTE_DTYPES`).
+#: (:data:`deepnets.nn.policy.COMPUTE_DTYPES`).
 PRECISIONS = ("fp32", "bf16")
+#: What ``--precision`` takes: a precision, or ``auto`` (bf16 where the hardware runs it faster:
+#: :func:`deepnets.nn.policy.auto_precision`), which the trainer resolves before ``config.json`` is
+#: written, so that a run records the precision it computed in.
+PRECISION_CHOICES = (*PRECISIONS, "auto")
 OUTPUT_FEEDBACKS = ("closed-form", "circuit")
 #: Seeds are 63-bit: torch's generators take at most 2**63 - 1.
 SEED_MAX = 2**63 - 1
@@ -98,6 +102,9 @@ class TrainConfig:
     ``untied``: conv weight layers built untied (locally connected, Section 4.1); ``frozen``:
     weight layers never updated (Figure 9) -- the names the network's own config uses.
     ``probe_size``: validation images of the alignment probe (0: no probe).
+    ``precision``: the training step's arithmetic (``auto`` until the trainer resolves it);
+    ``eval_precision``: that of validation, the alignment probe and scoring (None: the same as
+    ``precision``; a ``config.json`` written before this key: fp32, as those runs evaluated).
     ``cuda_graph``: how the GPU runs the step
     (:data:`deepnets.training.capture.CUDA_GRAPH_MODES`); like ``device`` it is not part of the
     run's identity.
@@ -129,6 +136,7 @@ class TrainConfig:
     seed: int = 0
     split_seed: int = 0
     precision: str = "fp32"
+    eval_precision: str | None = None
     data: str = "cifar10"
     dataset_label: str | None = None
     val_size: int = 5000
@@ -169,6 +177,8 @@ class TrainConfig:
             for name in OWN_FLAG_PARAMS:
                 params.pop(name, None)
             object.__setattr__(self, "rule_params", params)
+        if self.eval_precision is None and self.precision in PRECISIONS:
+            object.__setattr__(self, "eval_precision", self.precision)
         if self.dataset_label is None:
             label = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(self.data)
             object.__setattr__(self, "dataset_label", label or f"image folder {self.data_dir}")
@@ -200,11 +210,13 @@ class TrainConfig:
         if self.train_size is not None and self.train_size < 1:
             raise bad("train_size", "must be >= 1")
         choices = (("method", METHODS), ("loss", LOSSES), ("update_order", UPDATE_ORDERS),
-                   ("precision", PRECISIONS), ("data", KINDS),
+                   ("precision", PRECISION_CHOICES), ("data", KINDS),
                    ("output_feedback", OUTPUT_FEEDBACKS), ("cuda_graph", CUDA_GRAPH_MODES))
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise bad(name, f"must be one of {', '.join(allowed)}")
+        if self.eval_precision not in (None, *PRECISIONS):
+            raise bad("eval_precision", f"must be one of {', '.join(PRECISIONS)}")
         if not 0.0 < self.connectivity <= 1.0:
             raise bad("connectivity", "must be in (0, 1]")
         for name in OWN_FLAG_PARAMS:
@@ -307,8 +319,12 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_json_dict(self) -> dict[str, Any]:
-        """The config as ``config.json`` stores it (tuples as lists, a schema version)."""
+        """The config as ``config.json`` stores it (tuples as lists, a schema version).
+        ``eval_precision`` fp32 is left out: its absence means fp32 (:func:`_upgrade`), so that
+        code from before the key still reads and resumes such a run."""
         out = asdict(self)
+        if out["eval_precision"] == "fp32":
+            del out["eval_precision"]
         for name in ("untied", "frozen", "copy"):
             if out[name] is not None:
                 out[name] = list(out[name])
@@ -352,7 +368,8 @@ class TrainConfig:
         """The fields that make two configs the same run: all but epochs, device, cuda_graph,
         data_dir, dataset_label and the fingerprint (which are checked separately)."""
         skip = {"epochs", "device", "cuda_graph", "data_dir", "dataset_label", "data_fingerprint"}
-        return {k: v for k, v in self.to_json_dict().items() if k not in skip}
+        kept = {k: v for k, v in self.to_json_dict().items() if k not in skip}
+        return {**kept, "eval_precision": self.eval_precision}
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "True or False"}
@@ -423,7 +440,10 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     became ``untied``/``frozen``, the network's own names
     (:func:`deepnets.training.rundir.with_current_keys`), and the defaults became the paper's
     protocol; an older run had biases on every layer of an architecture string (a named model: its
-    own) and keeps its stored order (``simultaneous`` if none is stored)."""
+    own) and keeps its stored order (``simultaneous`` if none is stored). A config without
+    ``eval_precision`` (any schema) evaluated in fp32 whatever its ``precision``, and keeps
+    doing so."""
+    data.setdefault("eval_precision", "fp32")
     version = data.get("schema_version", 1)
     if version < 2:
         if "train_subset" in data:

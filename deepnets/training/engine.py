@@ -28,13 +28,12 @@ from torch import Tensor, nn
 from deepnets.nn import checks
 from deepnets.nn.layers import FeedbackLayer, FeedbackUntied2d, feedback_layers, sequential_steps
 from deepnets.nn.network import FeedbackNet
-from deepnets.nn.policy import execution_policy
+from deepnets.nn.policy import COMPUTE_DTYPES, execution_policy
 from deepnets.training.bias_step import scaled_bias_step
 from deepnets.training.cpu import keep_freed_memory
 from urfb_common import images_to_float
 
 __all__ = [
-    "COMPUTE_DTYPES",
     "UPDATE_ORDERS",
     "StepResult",
     "evaluate",
@@ -45,9 +44,6 @@ __all__ = [
 ]
 
 UPDATE_ORDERS = ("simultaneous", "sequential")
-#: Arithmetic of a training step: the dtype its forward and backward passes compute in. W, R
-#: and b stay float32 (the master copies) and take float32 updates in every case.
-COMPUTE_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -79,6 +75,12 @@ def _as_input(x: Tensor, net: nn.Module, precision: str = "fp32") -> Tensor:
     x = images_to_float(x, next(net.parameters()).dtype)
     dtype = COMPUTE_DTYPES[precision]
     return x if dtype is None else x.to(dtype)
+
+
+def _loss_input(logits: Tensor) -> Tensor:
+    """The logits as the loss takes them: bf16 ones in float32 (the loss of a batch is a sum of
+    N x C terms; its N x C cost is nothing beside the layers'), others as they are."""
+    return logits.float() if logits.dtype == torch.bfloat16 else logits
 
 
 def train_step(
@@ -158,7 +160,7 @@ def train_step_on_device(
     x = _as_input(x, net, precision)
     with sequential_steps(net, lr) if update_order == "sequential" else nullcontext():
         logits = net(x)
-        loss = loss_fn(logits.float() if logits.dtype == torch.bfloat16 else logits, y)
+        loss = loss_fn(_loss_input(logits), y)
         loss.backward()
     if optimizer is not None:
         _optimizer_step(net, layers, optimizer)
@@ -237,11 +239,14 @@ def _check_optimizer(optimizer: Any, layers: list[FeedbackLayer], lr: float,
 
 @torch.no_grad()
 def evaluate(
-    net: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, batch_size: int = 1000
+    net: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, batch_size: int = 1000,
+    precision: str = "fp32",
 ) -> tuple[float, float]:
     """(mean loss, error rate) of ``net`` on (x, y), in eval mode (no dropout), without gradients.
-    A one-line ValueError for an empty or mismatched batch, labels outside the outputs or
-    NaN/inf in a float ``x``."""
+    ``precision="bf16"``: the forward pass computes in bfloat16, as :func:`train_step`'s does,
+    and the loss in float32 from its logits; the sums accumulate on the device (float64 loss)
+    and are read once. A one-line ValueError for an empty or mismatched batch, labels outside
+    the outputs, NaN/inf in a float ``x`` or an unknown ``precision``."""
     loss_fn = checks.checked_evaluation(x, y, loss_fn, batch_size)
     was_training = net.training
     net.eval()
@@ -249,9 +254,10 @@ def evaluate(
     errors = torch.zeros((), dtype=torch.int64, device=y.device)
     try:
         for start in range(0, y.shape[0], batch_size):
-            xb, yb = _as_input(x[start : start + batch_size], net), y[start : start + batch_size]
+            xb = _as_input(x[start : start + batch_size], net, precision)
+            yb = y[start : start + batch_size]
             logits = net(xb)
-            total_loss += loss_fn(logits, yb).double() * yb.shape[0]
+            total_loss += loss_fn(_loss_input(logits), yb).double() * yb.shape[0]
             errors += (logits.argmax(1) != yb).sum()
     finally:
         net.train(was_training)

@@ -20,6 +20,7 @@ from deepnets.training.capture import CUDA_GRAPH_MODES
 from deepnets.training.config import (
     LAYER_INDEX_MAX,
     OWN_FLAG_PARAMS,
+    PRECISION_CHOICES,
     PRECISIONS,
     SEED_MAX,
     SHOWN_MAX,
@@ -229,9 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--precision",
-        choices=PRECISIONS,
+        choices=PRECISION_CHOICES,
         help="arithmetic of the forward and backward passes (default: fp32); bf16 computes in "
-        "bfloat16 with float32 master copies of W and R and float32 updates",
+        "bfloat16 with float32 master copies of W and R and float32 updates; auto: bf16 on a "
+        "CPU with AMX tiles or a CUDA device with bf16 tensor cores (compute capability >= 8), "
+        "fp32 elsewhere (deepnets.nn.policy). config.json records the precision used; --resume "
+        "keeps it on any hardware",
+    )
+    p.add_argument(
+        "--eval-precision",
+        choices=PRECISIONS,
+        help="arithmetic of validation, the alignment probe and scoring (default: --precision's; "
+        "a run written before this flag: fp32)",
     )
     p.add_argument(
         "--probe-size",
@@ -335,8 +345,8 @@ def resumed_config(out: Path, given: dict[str, Any]) -> TrainConfig:
     cfg = stored_config(out)
     stored = cfg.to_json_dict()
     for key, value in given.items():
-        if key in RESUME_MAY_CHANGE:
-            continue
+        if key in RESUME_MAY_CHANGE or (key == "precision" and value == "auto"):
+            continue  # a resumed --precision auto run keeps the precision it was trained in
         old = stored.get(key)
         new = list(value) if isinstance(value, (tuple, list)) else value
         if key == "rule_params":  # the run's config holds every parameter, defaults included

@@ -48,6 +48,7 @@ from deepnets.nn.arch import parse_arch
 from deepnets.nn.losses import make_loss
 from deepnets.nn.models import MODELS, build_net
 from deepnets.nn.network import FeedbackNet
+from deepnets.nn.policy import resolve_precision
 from deepnets.training import checkpoint as ckpt
 from deepnets.training.capture import TrainStepper
 from deepnets.training.config import ConfigError, TrainConfig, clipped, shown
@@ -254,6 +255,9 @@ def _check_resume(
     stored = stored_config(out)
     if cfg.train_size is None:  # "all": the run recorded how many that was
         cfg = cfg.replace(train_size=stored.train_size)
+    if cfg.precision == "auto":  # the precision the run was trained in, on any hardware
+        cfg = cfg.replace(precision=stored.precision,
+                          eval_precision=cfg.eval_precision or stored.eval_precision)
     mine, theirs = cfg.identity(), stored.identity()
     differ = [k for k in theirs if mine.get(k) != theirs.get(k)]
     if differ:
@@ -327,7 +331,7 @@ class _Session:
 def _probe(s: _Session) -> dict[str, Any] | None:
     if s.probe is None:
         return None
-    return summary(alignment(s.net, *s.probe, s.loss_fn))
+    return summary(alignment(s.net, *s.probe, s.loss_fn, precision=s.cfg.eval_precision))
 
 
 def _train_epoch(
@@ -364,7 +368,8 @@ def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
     train_seconds = time.perf_counter() - t0
     if s.schedule is not None:
         s.schedule.step()  # the schedule counts epochs (--lr-steps)
-    val_loss, val_err = (evaluate(s.net, s.val.x, s.val.y, s.loss_fn) if len(s.val)
+    val_loss, val_err = (evaluate(s.net, s.val.x, s.val.y, s.loss_fn,
+                                  precision=s.cfg.eval_precision) if len(s.val)
                          else (None, None))
     t1 = time.perf_counter()
     probe = _probe(s)
@@ -413,6 +418,7 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: b
         cfg, state = _check_resume(out, cfg, force_data)
     else:
         _check_new_folder(out)
+        cfg = cfg.replace(precision=resolve_precision(cfg.precision, cfg.device))
     train, val = training_split(cfg)
     cfg = _check_data(cfg, train.fingerprint, len(train))
     in_shape, n_classes = tuple(train.x.shape[1:]), len(train.classes)

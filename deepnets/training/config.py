@@ -109,8 +109,9 @@ class TrainConfig:
     (:data:`deepnets.training.capture.CUDA_GRAPH_MODES`); like ``device`` it is not part of the
     run's identity.
     ``update_order`` and ``bias`` default to the paper's protocol: the sequential order of
-    Remark 1 (a layer's W and R are updated before its feedback goes down, as in the author's
-    code) and no biases (eq. (1)). A ``config.json`` written before these defaults (schema 1-2)
+    Remark 1 read literally (a layer's W and R are updated before its feedback goes down; the
+    author's code of the paper's era was in effect simultaneous: ``docs/results.md``) and no
+    biases (eq. (1)). A ``config.json`` written before these defaults (schema 1-2)
     keeps the settings it was trained with (:func:`_upgrade`): its stored order, and biases.
     ``bias`` applies to architecture strings; a named model keeps its own biases
     (:mod:`deepnets.nn.convert`).

@@ -4,9 +4,11 @@
 :meth:`deepnets.nn.layers.FeedbackLayer.step`: ``W <- W + dW`` with ``dW = -lr delta x^t`` averaged
 over the batch, then R as the layer's rule says (urfb: ``R <- R + epsilon dW^t``), keeping masked
 entries at zero and frozen layers fixed.  In the ``sequential`` order (Remark 1, Figure 15; the
-default for plain SGD, as in the author's code) each layer steps inside the backward pass, before
-its feedback is sent to the layer below (:func:`deepnets.nn.layers.sequential_steps`); in the
-``simultaneous`` order every layer steps after the one backward pass.
+default for plain SGD; the author's code after April 2019 does the same) each layer steps inside
+the backward pass, before its feedback is sent to the layer below
+(:func:`deepnets.nn.layers.sequential_steps`); in the ``simultaneous`` order every layer steps
+after the one backward pass (what the author's code of the paper's era did in effect:
+``docs/results.md``, "Which update order is the paper's?").
 
 ``train_step(..., optimizer=opt)`` lets any :mod:`torch.optim` optimizer take the step instead
 (simultaneous order only, the default with an optimizer): the rules write their directions into

@@ -200,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--update-order",
         choices=("simultaneous", "sequential"),
         help="sequential: a layer's W, R are updated before its feedback is sent down "
-        "(Remark 1, the author's code; default); simultaneous: every update from one backward "
-        "pass",
+        "(Remark 1 read literally; default); simultaneous: every update from one backward "
+        "pass (the author's code of the paper's era in effect; docs/results.md)",
     )
     p.add_argument(
         "--bias", action="store_true",

@@ -3,7 +3,8 @@
 # simpnet, URFB and FRFB (hinge loss, the paper's protocol: sequential order, no biases),
 # seeds 0-2, fp32 and bf16 with the same seed (same W, R, data order and dropout masks),
 # CIFAR-10 (JPEG re-encoding), 45,000 training and 5,000 validation images (split seed 0),
-# EPOCHS epochs (default 100), the alignment probe every epoch.
+# EPOCHS epochs (default 100), the alignment probe every epoch. Validation and the probe run in
+# fp32 for both precisions (--eval-precision fp32), so that only training differs.
 #
 # The 12 runs advance together, STAGE epochs at a time (default 10), the fp32 and bf16 run of a
 # pair side by side with one thread each, so that an interrupted check leaves paired runs at
@@ -39,7 +40,7 @@ train() {  # $1 run folder, $2 rule, $3 precision, $4 seed, $5 target epochs
     "$PYTHON" -m deepnets.train --arch simpnet --method "$2" --loss hinge --precision "$3" \
       --seed "$4" --data imagefolder --data-dir "$DATA" \
       --dataset-label "CIFAR-10 (JPEG re-encoding)" --epochs "$5" --device cpu --quiet \
-      --out "$1" $EXTRA
+      --eval-precision fp32 --out "$1" $EXTRA
   fi
 }
 

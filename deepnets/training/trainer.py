@@ -525,7 +525,7 @@ def _run_claimed(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, force_d
                               total=s.cfg.epochs, disable=quiet, file=sys.stderr):
                 drain(_epoch(s, epoch))
     except KeyboardInterrupt:
-        done = len(s.records) if s is not None else 0
+        done = _kept_epochs(out, s)
         where = (f"{out / CHECKPOINT} keeps epoch {done}; rerun with --resume to continue"
                  if done else "no epoch had finished, nothing was kept")
         _clean_failed_start(out, resume, s)
@@ -540,6 +540,17 @@ def _run_claimed(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, force_d
         _clean_failed_start(out, resume, s)
         raise
     return RunResult(out, s.cfg, len(s.records), s.cfg.epochs - start + 1)
+
+
+def _kept_epochs(out: Path, s: _Session | None) -> int:
+    """Epochs that ``out``'s checkpoint holds once an interrupt has stopped the session ``s``.
+    An interrupt that lands between the checkpoint's write and the session's note of it leaves
+    the file one epoch ahead of ``s.records`` (the log catches up on resume), so the file is
+    asked; a new run with no recorded epoch keeps nothing (:func:`_clean_failed_start`)."""
+    if s is None or not s.records:
+        return 0
+    state = ckpt.load_checkpoint(out)
+    return int(state["epoch"]) if state is not None else len(s.records)
 
 
 def _clean_failed_start(out: Path, resume: bool, s: _Session | None) -> None:

@@ -286,3 +286,25 @@ def test_a_refused_suite_leaves_no_empty_out_folder(tmp_path: Path, capsys) -> N
     assert suite.main(["10", "--data-dir", str(tmp_path / "none"), "--out", str(runs),
                        "--device", "cpu"]) == 2
     assert "error:" in capsys.readouterr().err and not runs.exists()
+
+
+def test_an_interrupt_just_after_a_checkpoint_names_the_epoch_it_holds(
+    cifar: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM) landing after epoch 2's checkpoint is written, before the session
+    notes it: the message names the epoch the file holds, and the run resumes from there."""
+    out = tmp_path / "run"
+    real_save = trainer.ckpt.save_checkpoint
+
+    def save_then_interrupt(run_dir: Path, state: dict) -> None:
+        real_save(run_dir, state)
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.ckpt, "save_checkpoint", save_then_interrupt)
+    assert train_mod.main(args(cifar, out, epochs=3)) == 130
+    one_line_error(capsys, f"{out / 'checkpoint.pt'} keeps epoch 2;")
+    assert load_checkpoint(out)["epoch"] == 2  # type: ignore[index]
+    monkeypatch.undo()
+    assert train_mod.main(args(cifar, out, "--resume", epochs=3)) == 0
+    assert [r["epoch"] for r in read_log(out)] == [1, 2, 3]

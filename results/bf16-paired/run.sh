@@ -6,8 +6,8 @@
 # EPOCHS epochs (default 100), the alignment probe every epoch. Validation and the probe run in
 # fp32 for both precisions (--eval-precision fp32), so that only training differs.
 #
-# The 12 runs advance together, STAGE epochs at a time (default 10), the fp32 and bf16 run of a
-# pair side by side with one thread each, so that an interrupted check leaves paired runs at
+# The 12 runs advance together, STAGE epochs at a time (default 10), two at once with one
+# thread each (the slower bf16 runs first), so that an interrupted check leaves paired runs at
 # (nearly) the same epoch. Rerun the same command to continue: every run resumes exactly from
 # its last checkpoint. From the project root:
 #   nice sh results/bf16-paired/run.sh
@@ -16,6 +16,7 @@
 # GRID (results/cifar10-paper/runs/simpnet-cifar10-<rule>-s<seed>, the suite's names, where
 # results/cifar10-paper/run.sh takes them on to 200 epochs) and <rule>-fp32-s<seed> links there.
 set -eu
+SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."
 EPOCHS=${EPOCHS:-100}
 STAGE=${STAGE:-10}
@@ -44,22 +45,29 @@ train() {  # $1 run folder, $2 rule, $3 precision, $4 seed, $5 target epochs
   fi
 }
 
+if [ "${1:-}" = one ]; then  # one run's stage, as the pool below calls it: one <args of train>
+  shift
+  train "$@"
+  exit
+fi
+
 target=0
 while [ "$target" -lt "$EPOCHS" ]; do
   target=$((target + STAGE))
   [ "$target" -gt "$EPOCHS" ] && target=$EPOCHS
-  for rule in urfb frfb; do
-    for seed in 0 1 2; do
-      link="$OUT/$rule-fp32-s$seed"
-      mkdir -p "$GRID"
-      [ -e "$link" ] || [ -L "$link" ] || ln -sr "$GRID/simpnet-cifar10-$rule-s$seed" "$link"
-      train "$GRID/simpnet-cifar10-$rule-s$seed" "$rule" fp32 "$seed" "$target" &
-      fp32=$!
-      train "$OUT/$rule-bf16-s$seed" "$rule" bf16 "$seed" "$target" &
-      bf16=$!
-      wait "$fp32"
-      wait "$bf16"
+  for precision in bf16 fp32; do
+    for rule in urfb frfb; do
+      for seed in 0 1 2; do
+        if [ "$precision" = bf16 ]; then
+          echo "$OUT/$rule-bf16-s$seed $rule bf16 $seed $target"
+        else
+          link="$OUT/$rule-fp32-s$seed"
+          mkdir -p "$GRID"
+          [ -e "$link" ] || [ -L "$link" ] || ln -sr "$GRID/simpnet-cifar10-$rule-s$seed" "$link"
+          echo "$GRID/simpnet-cifar10-$rule-s$seed $rule fp32 $seed $target"
+        fi
+      done
     done
-  done
+  done | xargs -L 1 -P 2 sh "$SELF" one
 done
 echo "bf16 paired check: all 12 runs at $EPOCHS epochs in $OUT"

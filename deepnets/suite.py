@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the held-out validation images, shared by every seed (default 0)")
     p.add_argument("--update-order", choices=("sequential", "simultaneous"), default="sequential",
                    help="sequential: each layer's W and R are updated before its feedback goes "
-                   "down (Remark 1, the paper's; default); simultaneous: all from one backward pass")
+                   "down (Remark 1 read literally; default); simultaneous: all from one backward "
+                   "pass (the author's code of the paper's era in effect; docs/results.md)")
     p.add_argument("--bias", action="store_true",
                    help="give every weight layer a bias (default: none, as eq. (1))")
     p.add_argument("--probe-size", type=int, default=500,

@@ -116,12 +116,12 @@ def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
     folder = out / spec.name
     if not (folder / CONFIG).is_file():
         return "new", 0
-    have = stored_config(folder).identity()
-    want = train_config(spec, out, s).identity()
+    stored = stored_config(folder)
+    have = stored.identity()
+    # auto, and the evaluation precision (the suite has no flag for it): the run's own
+    want = train_config(spec, out, s).resuming(stored).identity()
     if want["train_size"] is None:
         want["train_size"] = have["train_size"]
-    if want["precision"] == "auto":  # the run keeps the precision it was trained in
-        want["precision"], want["eval_precision"] = have["precision"], have["eval_precision"]
     for ids in (have, want):  # --out runs and --out $PWD/runs name the same source run
         if ids.get("from_run"):
             ids["from_run"] = str(Path(ids["from_run"]).expanduser().resolve())

@@ -355,6 +355,9 @@ class TrainConfig:
                     raise ConfigError(f"{where}: missing key {f.name!r}")
                 continue
             kwargs[f.name] = _typed(data[f.name], hints[f.name], f"{where}: key {f.name!r}")
+        if kwargs.get("precision", "fp32") not in PRECISIONS:  # a run records the one it used
+            raise ConfigError(f"{where}: key 'precision' must be one of {', '.join(PRECISIONS)}, "
+                              f"found {kwargs['precision']!r}")
         try:
             return cls(**kwargs)
         except ConfigError as exc:
@@ -365,6 +368,19 @@ class TrainConfig:
         return replace(self, **changes)
 
     # ------------------------------------------------------------------ identity
+    def resuming(self, stored: TrainConfig) -> TrainConfig:
+        """This config, asked of the stored run ``stored``, with the run's precisions where it
+        leaves them open: ``auto`` takes the precision the run was trained in (on any hardware),
+        and an evaluation precision that only follows the training precision takes the run's
+        own (runs from before ``eval_precision`` evaluated in fp32 whatever they trained in). A
+        different precision asked stays, for the identity check to report."""
+        if self.precision not in ("auto", stored.precision):
+            return self
+        follows = self.eval_precision in (None, self.precision)
+        return self.replace(precision=stored.precision,
+                            eval_precision=stored.eval_precision if follows
+                            else self.eval_precision)
+
     def identity(self) -> dict[str, Any]:
         """The fields that make two configs the same run: all but epochs, device, cuda_graph,
         data_dir, dataset_label and the fingerprint (which are checked separately)."""

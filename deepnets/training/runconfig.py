@@ -343,7 +343,7 @@ def resumed_config(out: Path, given: dict[str, Any]) -> TrainConfig:
     """The config of the run in ``out`` with the changes ``given`` may make (only
     :data:`RESUME_MAY_CHANGE`; any other flag must repeat the run's own value)."""
     cfg = stored_config(out)
-    stored = cfg.to_json_dict()
+    stored = {**cfg.to_json_dict(), "eval_precision": cfg.eval_precision}  # fp32 is left out
     for key, value in given.items():
         if key in RESUME_MAY_CHANGE or (key == "precision" and value == "auto"):
             continue  # a resumed --precision auto run keeps the precision it was trained in

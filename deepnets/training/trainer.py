@@ -255,9 +255,7 @@ def _check_resume(
     stored = stored_config(out)
     if cfg.train_size is None:  # "all": the run recorded how many that was
         cfg = cfg.replace(train_size=stored.train_size)
-    if cfg.precision == "auto":  # the precision the run was trained in, on any hardware
-        cfg = cfg.replace(precision=stored.precision,
-                          eval_precision=cfg.eval_precision or stored.eval_precision)
+    cfg = cfg.resuming(stored)  # auto, and an evaluation precision left open: the run's own
     mine, theirs = cfg.identity(), stored.identity()
     differ = [k for k in theirs if mine.get(k) != theirs.get(k)]
     if differ:
@@ -525,7 +523,7 @@ def _run_claimed(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, force_d
                               total=s.cfg.epochs, disable=quiet, file=sys.stderr):
                 drain(_epoch(s, epoch))
     except KeyboardInterrupt:
-        done = _kept_epochs(out, s)
+        done = _kept_epochs(out, resume, s)
         where = (f"{out / CHECKPOINT} keeps epoch {done}; rerun with --resume to continue"
                  if done else "no epoch had finished, nothing was kept")
         _clean_failed_start(out, resume, s)
@@ -542,12 +540,12 @@ def _run_claimed(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, force_d
     return RunResult(out, s.cfg, len(s.records), s.cfg.epochs - start + 1)
 
 
-def _kept_epochs(out: Path, s: _Session | None) -> int:
+def _kept_epochs(out: Path, resume: bool, s: _Session | None) -> int:
     """Epochs that ``out``'s checkpoint holds once an interrupt has stopped the session ``s``.
     An interrupt that lands between the checkpoint's write and the session's note of it leaves
     the file one epoch ahead of ``s.records`` (the log catches up on resume), so the file is
     asked; a new run with no recorded epoch keeps nothing (:func:`_clean_failed_start`)."""
-    if s is None or not s.records:
+    if s is None or not (s.records or resume):
         return 0
     state = ckpt.load_checkpoint(out)
     return int(state["epoch"]) if state is not None else len(s.records)

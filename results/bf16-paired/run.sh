@@ -9,7 +9,8 @@
 # The 12 runs advance together, STAGE epochs at a time (default 10), two at once with one
 # thread each (the slower bf16 runs first), so that an interrupted check leaves paired runs at
 # (nearly) the same epoch. Rerun the same command to continue: every run resumes exactly from
-# its last checkpoint. From the project root:
+# its last checkpoint (GNU xargs and ln, as on Linux; paths without spaces). From the project
+# root:
 #   nice sh results/bf16-paired/run.sh
 # Outputs: results/bf16-paired/<rule>-<precision>-s<seed>/ (config.json, log.jsonl, checkpoints).
 # The fp32 runs are also the simpnet URFB and FRFB runs of issue 20's grid: they live in
@@ -28,7 +29,7 @@ EXTRA=${EXTRA:-}
 export OMP_NUM_THREADS=1
 
 epochs_done() {  # finished epochs of run folder $1 (0 when it does not exist yet)
-  if [ -f "$1/log.jsonl" ]; then grep -c . "$1/log.jsonl"; else echo 0; fi
+  if [ -f "$1/log.jsonl" ]; then grep -c . "$1/log.jsonl" || true; else echo 0; fi
 }
 
 train() {  # $1 run folder, $2 rule, $3 precision, $4 seed, $5 target epochs
@@ -51,23 +52,27 @@ if [ "${1:-}" = one ]; then  # one run's stage, as the pool below calls it: one 
   exit
 fi
 
+jobs=$(mktemp)
+trap 'rm -f "$jobs"' EXIT
 target=0
 while [ "$target" -lt "$EPOCHS" ]; do
   target=$((target + STAGE))
   [ "$target" -gt "$EPOCHS" ] && target=$EPOCHS
+  : > "$jobs"
   for precision in bf16 fp32; do
     for rule in urfb frfb; do
       for seed in 0 1 2; do
         if [ "$precision" = bf16 ]; then
-          echo "$OUT/$rule-bf16-s$seed $rule bf16 $seed $target"
+          echo "$OUT/$rule-bf16-s$seed $rule bf16 $seed $target" >> "$jobs"
         else
           link="$OUT/$rule-fp32-s$seed"
           mkdir -p "$GRID"
           [ -e "$link" ] || [ -L "$link" ] || ln -sr "$GRID/simpnet-cifar10-$rule-s$seed" "$link"
-          echo "$GRID/simpnet-cifar10-$rule-s$seed $rule fp32 $seed $target"
+          echo "$GRID/simpnet-cifar10-$rule-s$seed $rule fp32 $seed $target" >> "$jobs"
         fi
       done
     done
-  done | xargs -L 1 -P 2 sh "$SELF" one
+  done
+  xargs -L 1 -P 2 sh "$SELF" one < "$jobs"
 done
 echo "bf16 paired check: all 12 runs at $EPOCHS epochs in $OUT"

@@ -218,3 +218,23 @@ def test_converted_model_fast_path_equals_reference_path(method: str, order: str
     for name, value in states[0].items():
         torch.testing.assert_close(value, states[1][name], **FP32_TOL,
                                    msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("method", sorted(RULES))
+def test_the_orders_differ_only_where_the_error_goes_through_weights_that_move(method: str) -> None:
+    """Remark 1's sequential order changes what goes down only through weights the step has just
+    changed: W^t (bp) or a learnt R (urfb, kp, ...). Where the error goes through a fixed R
+    (frfb, the sign rules that do not learn R) or directly (dfa), both orders are the same
+    training, step for step; where it goes through moving weights they part at the first step
+    (deepnets.nn.reference, both paths)."""
+    rule = RULES[method]
+    same = rule.error_path == "direct" or (rule.error_path == "R" and not rule.learns_feedback)
+    arch = "conv 3 3x3; maxpool 2; full 5; output"
+    for fast in (False, True):
+        nets = {order: _train(arch, method, order, "fp32", fast)[0] for order in ORDERS}
+        a, b = (nets[order].state_dict() for order in ORDERS)
+        if same:
+            for k in a:
+                torch.testing.assert_close(a[k], b[k], **FP32_TOL, msg=k)
+        else:
+            assert any(not torch.allclose(a[k], b[k], **FP32_TOL) for k in a), method

@@ -105,6 +105,21 @@ def test_config_round_trip_and_old_configs_evaluate_in_fp32() -> None:
         TrainConfig(epochs=1, data_dir="d", eval_precision="auto")
     with pytest.raises(ConfigError, match="--precision 'fp16': must be one of fp32, bf16, auto"):
         TrainConfig(epochs=1, data_dir="d", precision="fp16")
+    with pytest.raises(ConfigError, match="config.json: key 'precision' must be one of fp32, "
+                       "bf16, found 'auto'"):  # a run records the precision it used
+        TrainConfig.from_json_dict({**d, "precision": "auto"})
+
+
+def test_resuming_takes_the_runs_precisions_where_the_asked_config_leaves_them_open() -> None:
+    old_bf16 = TrainConfig(epochs=1, data_dir="d", precision="bf16", eval_precision="fp32")
+    asked = TrainConfig(epochs=1, data_dir="d", precision="bf16")  # eval follows: bf16
+    assert asked.resuming(old_bf16).identity() == old_bf16.identity()
+    auto = TrainConfig(epochs=1, data_dir="d", precision="auto")
+    assert auto.resuming(old_bf16).identity() == old_bf16.identity()
+    fp32 = TrainConfig(epochs=1, data_dir="d")
+    assert fp32.resuming(old_bf16).precision == "fp32"  # another precision: reported later
+    bf16_eval = asked.replace(eval_precision="bf16", precision="fp32")  # asked explicitly
+    assert bf16_eval.resuming(fp32).eval_precision == "bf16"
 
 
 # ---------------------------------------------------------------- training and resuming
@@ -187,6 +202,8 @@ def test_a_bf16_run_of_an_old_config_json_resumes_exactly_evaluating_in_fp32(
     assert train_mod.main(train_args(cifar, old, "--resume", epochs=2)) == 0
     assert seen == {"evaluate": ["fp32"], "alignment": ["fp32"]}
     assert_same_run(whole, old)
+    assert train_mod.main(train_args(cifar, old, "--resume", "--eval-precision", "fp32",
+                                     epochs=2)) == 0  # repeating the run's own value is fine
     assert "eval_precision" not in json.loads((old / "config.json").read_text())
 
 
@@ -238,6 +255,9 @@ def test_the_suite_passes_its_precision_to_every_run_and_auto_resumes_stored_run
     assert run_state(spec, tmp_path, replace(s, precision="bf16")) == ("resume", 0)
     with pytest.raises(SuiteError, match="precision='bf16' \\(asked 'fp32'\\)"):
         run_state(spec, tmp_path, s)
+    old = {k: v for k, v in stored.to_json_dict().items() if k != "eval_precision"}
+    (tmp_path / spec.name / "config.json").write_text(json.dumps(old))  # before the key: fp32
+    assert run_state(spec, tmp_path, replace(s, precision="bf16")) == ("resume", 0)
 
 
 # ---------------------------------------------------------------- evaluation and the probe

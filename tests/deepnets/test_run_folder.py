@@ -308,3 +308,35 @@ def test_an_interrupt_just_after_a_checkpoint_names_the_epoch_it_holds(
     monkeypatch.undo()
     assert train_mod.main(args(cifar, out, "--resume", epochs=3)) == 0
     assert [r["epoch"] for r in read_log(out)] == [1, 2, 3]
+
+
+def test_a_resumed_run_without_epochs_interrupted_after_its_first_checkpoint_keeps_it(
+    cifar: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run folder whose first epoch never finished (config.json and an empty log, as a hard
+    kill leaves it) is resumed; an interrupt right after epoch 1's checkpoint keeps it and says
+    so (nothing is cleaned up: the run existed before)."""
+    out = tmp_path / "run"
+    real_save = trainer.ckpt.save_checkpoint
+
+    def interrupt_at_first_save(run_dir: Path, state: dict) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.ckpt, "save_checkpoint", interrupt_at_first_save)
+    assert train_mod.main(args(cifar, out, epochs=2)) == 130  # a new run: nothing kept
+    one_line_error(capsys, "nothing was kept")
+    assert not out.exists()  # a new run that never finished an epoch leaves nothing
+    monkeypatch.undo()
+    assert train_mod.main(args(cifar, out, epochs=1)) == 0
+    (out / "checkpoint.pt").unlink()
+    (out / "best.pt").unlink()
+    write_log(out, [])  # as a hard kill in epoch 1 leaves the folder
+
+    def save_then_interrupt(run_dir: Path, state: dict) -> None:
+        real_save(run_dir, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.ckpt, "save_checkpoint", save_then_interrupt)
+    assert train_mod.main(args(cifar, out, "--resume", epochs=2)) == 130
+    one_line_error(capsys, f"{out / 'checkpoint.pt'} keeps epoch 1;")
+    assert load_checkpoint(out)["epoch"] == 1  # type: ignore[index]

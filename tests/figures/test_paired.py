@@ -4,6 +4,7 @@ seed, under the verdict rule, on synthetic run folders whose answer is known."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,17 +41,26 @@ def bf16_runs(tmp_path: Path, write_run: WriteRun) -> Callable[..., Path]:
     ``<rule>-<precision>-s<seed>`` run folders as results/bf16-paired/run.sh writes them."""
 
     def make(rules=("urfb", "frfb"), seeds_fp32=(0, 1, 2), seeds_bf16=(0, 1, 2), gap=None,
-             logged=None, epochs=6) -> Path:
+             logged=None, epochs=6, linked=False) -> Path:
+        """``linked``: the fp32 runs live in another grid's folder and ``<rule>-fp32-s<seed>``
+        is a relative link to each (as run.sh makes them with ``ln -sr``)."""
         root = tmp_path / "bf16"
+        grid = tmp_path / "grid" / "runs"
         for rule in rules:
             for prec, seeds in (("fp32", seeds_fp32), ("bf16", seeds_bf16)):
                 for s in seeds:
                     # seed-to-seed spread of 0.01, the same in both precisions
                     offset = 0.01 * s + (gap or {}).get(rule, 0.0) * (prec == "bf16")
-                    run = write_run(root, f"{rule}-{prec}-s{s}", "simpnet", rule, seed=s,
-                                    offset=offset, epochs=epochs,
+                    name = f"{rule}-{prec}-s{s}"
+                    shared = linked and prec == "fp32"
+                    run = write_run(grid if shared else root,
+                                    f"simpnet-cifar10-{rule}-s{s}" if shared else name,
+                                    "simpnet", rule, seed=s, offset=offset, epochs=epochs,
                                     logged=(logged or {}).get(prec))
                     _patch(run, {"precision": prec})
+                    if shared:
+                        root.mkdir(parents=True, exist_ok=True)
+                        (root / name).symlink_to(os.path.relpath(run, root))
         return root
 
     return make
@@ -141,6 +151,29 @@ def test_a_test_split_scored_on_one_side_only_is_not_mixed_with_validation(
     assert c.close.endpoint.startswith("validation error at the validation-chosen epoch")
     assert c.close.cmp.diffs == pytest.approx({0: 0.0, 1: 0.0, 2: 0.0})
     assert any(f"only the {scored} family was scored on the test split" in n for n in notes)
+
+
+def test_fp32_runs_linked_from_another_grid_are_found_once(bf16_runs, tmp_path: Path,
+                                                            capsys) -> None:
+    """results/bf16-paired/<rule>-fp32-s<seed> are links into the cifar10-paper grid: read
+    through them; a second link to a run and a link cycle neither repeat a run nor hang."""
+    root = bf16_runs(gap={"frfb": 0.1}, linked=True)
+    assert (root / "urfb-fp32-s0").is_symlink()
+    names = sorted(f"{rule}-{prec}-s{s}" for rule in ("urfb", "frfb")
+                   for prec in ("fp32", "bf16") for s in range(3))
+    assert sorted(r.name for r in find_runs(root)) == names
+    assert figures_main(["bf16-paired", "--runs", str(root), "--out",
+                         str(tmp_path / "out")]) == 0
+    assert "| simpnet FRFB |" in capsys.readouterr().out
+    (root / "again").symlink_to(os.path.relpath(tmp_path / "grid" / "runs", root))
+    (root / "urfb-bf16-s0" / "loop").symlink_to("..")
+    found = find_runs(root)
+    assert len(found) == 12 and len({r.path.resolve() for r in found}) == 12
+    # each run under the first of its paths in sorted order: again/ sorts before frfb-fp32-s0
+    assert sorted(str(r.path.relative_to(root)) for r in found if r.path.parent != root) == [
+        f"again/simpnet-cifar10-{rule}-s{s}" for rule in ("frfb", "urfb") for s in range(3)]
+    got = {c.protocol: c.close.verdict for c in bf16_comparisons(found)[0]}
+    assert got == {"urfb": SUPPORTS, "frfb": CONTRADICTS}
 
 
 def test_families_split_by_a_setting(bf16_runs) -> None:

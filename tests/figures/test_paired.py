@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,10 +14,10 @@ import pytest
 from figures.__main__ import main as figures_main
 from figures.bf16_paired import bf16_comparisons, markdown, verdict_sentence
 from figures.paired import RuleComparison, by_setting, compare_families
-from figures.protocol_choice import worse_or_better
+from figures.protocol_choice import choice_table, worse_or_better
 from figures.report import block_bf16_paired, block_protocol_choice
 from figures.runs import find_runs
-from figures.stats import CONTRADICTS, INCONCLUSIVE, SUPPORTS
+from figures.stats import CONTRADICTS, INCONCLUSIVE, SUPPORTS, UNINFORMATIVE
 
 #: The ``write_run`` fixture of conftest.py.
 WriteRun = Callable[..., Path]
@@ -115,6 +116,35 @@ def test_runs_at_different_epochs_are_compared_at_the_epochs_all_reached(bf16_ru
     assert "ep 6 × 200" in c.budget
 
 
+def test_an_unpaired_shorter_run_does_not_cut_the_window(bf16_runs, tmp_path: Path,
+                                                          write_run: WriteRun) -> None:
+    """Seed 2 has an fp32 run only, of 4 epochs: the window is the paired runs' (8 epochs)."""
+    root = bf16_runs(rules=("urfb",), seeds_fp32=(0, 1), seeds_bf16=(0, 1), epochs=8)
+    _patch(write_run(root, "urfb-fp32-s2", "simpnet", "urfb", seed=2, epochs=8, logged=4),
+           {"precision": "fp32"})
+    c = _by_rule(root)["urfb"]
+    assert c.unpaired == ((), (2,))
+    assert c.epochs == [4, 5, 6, 7, 8] and c.close.cmp.epoch == 8
+    assert c.a.seeds == c.b.seeds == [0, 1]
+
+
+def test_errors_near_chance_in_every_seed_are_uninformative(bf16_runs) -> None:
+    """Both families within 0.02 of chance (0.9 for 10 classes) in every seed: 'close' says
+    nothing (two untrained networks are close)."""
+    root = bf16_runs(rules=("urfb",))
+    for prec, base in (("fp32", 0.895), ("bf16", 0.905)):
+        for s in range(3):
+            _patch(root / f"urfb-{prec}-s{s}", val=lambda e, v, b=base, s=s: b + 0.002 * s)
+    c = _by_rule(root)["urfb"]
+    assert c.close.cmp.diffs == pytest.approx({0: 0.01, 1: 0.01, 2: 0.01})
+    assert c.close.verdict == UNINFORMATIVE
+    # the same differences away from chance are close
+    for s in range(3):
+        _patch(root / f"urfb-bf16-s{s}", val=lambda e, v: v - 0.5)
+        _patch(root / f"urfb-fp32-s{s}", val=lambda e, v: v - 0.5)
+    assert _by_rule(root)["urfb"].close.verdict == SUPPORTS
+
+
 def test_endpoints_that_disagree_are_fragile(bf16_runs) -> None:
     root = bf16_runs(rules=("urfb",))
     for s in range(3):  # bf16 0.1 worse except at the best (last) epoch
@@ -148,7 +178,11 @@ def test_a_test_split_scored_on_one_side_only_is_not_mixed_with_validation(
             {"best": {"epoch": 6, "error": 0.2, "val_error": 0.0}, "last": {"epoch": 6, "error": 0.2}}))
     comparisons, notes = bf16_comparisons(find_runs(root))
     (c,) = comparisons
-    assert c.close.endpoint.startswith("validation error at the validation-chosen epoch")
+    sides = {"bf16": "bf16 not scored on the test split", "fp32": "fp32 not scored on the test split",
+             scored: f"{scored} scored on the test split"}
+    assert c.close.endpoint == ("validation error at the validation-chosen epoch ("
+                                f"{sides['bf16']}; {sides['fp32']}: both on validation) "
+                                "(bf16 ep 6, 6, 6; fp32 ep 6, 6, 6)")
     assert c.close.cmp.diffs == pytest.approx({0: 0.0, 1: 0.0, 2: 0.0})
     assert any(f"only the {scored} family was scored on the test split" in n for n in notes)
 
@@ -261,6 +295,13 @@ def test_protocol_choice_table(suite_runs, tmp_path: Path, capsys) -> None:
                                             ("| simultaneous", "simpnet FRFB"),
                                             ("| bias", "simpnet URFB"), ("| bias", "simpnet FRFB")]
     for r in rows:
+        # val error 0.95/sqrt(4) + 0.01 s at the chosen (last) epoch 4; variants 0.1 off
+        assert r[3] == ("validation error at the validation-chosen epoch (no test split "
+                        "scored) (paper ep 4, 4, 4; variant ep 4, 4, 4)")
+        assert r[4].startswith("0.485 ± 0.010 [0.475, 0.485, 0.495]")  # the paper protocol
+        variant = 0.585 if r[0] == "| simultaneous" else 0.385
+        assert r[5].startswith(f"{variant:.3f} ± 0.010 [{variant - 0.01:.3f}, ")
+        assert r[6].startswith("+0.100" if r[0] == "| simultaneous" else "-0.100")
         assert r[7] == "**contradicts**"  # 0.1 apart in every seed
         assert r[8].startswith("**worse**" if r[0] == "| simultaneous" else "**better**")
     assert "update_order (sequential → simultaneous)" in text
@@ -303,3 +344,52 @@ def test_report_blocks_are_the_clis_text_once_runs_exist(bf16_runs, suite_runs,
     assert [line.split(" | ")[:2] for line in table.splitlines()
             if line.startswith("| simultaneous")] == [["| simultaneous", "simpnet URFB"],
                                                       ["| simultaneous", "simpnet FRFB"]]
+
+
+def test_protocol_choice_endpoint_names_a_paper_run_scored_outside_the_window(
+        suite_runs, tmp_path: Path, write_run: WriteRun) -> None:
+    """Paper runs of 8 epochs scored on the test split at their epoch 8, variant runs of 4 not
+    scored: compared on validation over epochs 1-4, and the endpoint says why."""
+    paper = tmp_path / "paper"
+    for s in range(3):
+        run = write_run(paper, f"simpnet-cifar10-urfb-s{s}", "simpnet", "urfb", seed=s,
+                        epochs=8, offset=0.01 * s)
+        (run / "test.json").write_text(json.dumps(
+            {"best": {"epoch": 8, "error": 0.3, "val_error": 0.0}, "last": {"epoch": 8, "error": 0.3}}))
+    sim = suite_runs("sim", 0.1, update_order="simultaneous")
+    text, notes = choice_table(find_runs(paper), {"simultaneous": find_runs(sim)})
+    (row,) = [line.split(" | ") for line in text.splitlines() if line.startswith("| simul")]
+    assert row[3] == ("validation error at the validation-chosen epoch (paper scored on the "
+                      "test split at ep 8, 8, 8, after the compared epochs; variant not scored "
+                      "on the test split: both on validation) (paper ep 4, 4, 4; variant ep 4, "
+                      "4, 4)")
+    assert row[4].startswith("0.485 ")  # the validation error at epoch 4, not the test error
+
+
+def test_protocol_choice_notes_only_the_variants_descriptions(suite_runs, tmp_path: Path,
+                                                              write_run: WriteRun) -> None:
+    """The paper folder is the whole grid (BP, BP-H, deepernet ...): what the variant lacks is
+    not noted; what the variant has and the paper lacks is; an empty variant is one short note."""
+    root = tmp_path / "choices"
+    grid = suite_runs("grid")
+    for p in ("bp", "bp-h"):
+        for s in range(3):
+            write_run(grid, f"simpnet-cifar10-{p}-s{s}", "simpnet", p, seed=s)
+    root.mkdir()
+    (root / "paper").symlink_to(os.path.relpath(grid, root))
+    sim = suite_runs("choices/simultaneous", 0.1, update_order="simultaneous")
+    write_run(sim, "deepernet-cifar10-urfb-s0", "deepernet", "urfb")
+    (root / "bias").mkdir()
+    text, notes = choice_table(find_runs(root / "paper"), {
+        "bias": find_runs(root / "bias"), "simultaneous": find_runs(sim)})
+    lone = [n for n in notes if "family only" in n]
+    assert lone == ["simultaneous: deepernet URFB: runs in the simultaneous family only"]
+    assert "bias: no run with a logged epoch yet" in notes
+    assert not any("BP" in n for n in notes)
+    block = block_protocol_choice(_Folders(tmp_path / "none", root))
+    assert block.startswith(text) and "BP" not in block
+    for run in list(sim.iterdir()):  # the variant folder exists, empty
+        shutil.rmtree(run)
+    assert block_protocol_choice(_Folders(tmp_path / "none", root)) == (
+        f"Not yet: needs the paper-protocol runs in `{root / 'paper'}` and each variant's runs "
+        f"in a folder beside it (`{root}/<choice>/`).")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from figures.endpoints import Ends, error_ends, window
+from figures.endpoints import Ends, error_ends, paired_error_ends, window
 from figures.runs import Seeds
 from figures.stats import (
     CLOSE_MARGIN,
@@ -204,8 +204,11 @@ def chance_of(g: Seeds) -> float:
 
 def error_row(test: str, budget: str, ga: Seeds, gb: Seeds, kind: str, short: str = "",
               key: str = "val_error", digits: int = 3) -> Row:
-    """Two groups' error rates (``key``) over their common window (:func:`error_ends`)."""
+    """Two groups' error rates (``key``) over their common window: validation errors, or test
+    errors where both groups were scored at the epochs chosen (:func:`paired_error_ends`)."""
     epochs = window(ga, gb)
-    return pair_row(test, budget, error_ends(ga, epochs, key), error_ends(gb, epochs, key), kind,
+    ea, eb = (paired_error_ends(ga, gb, epochs) if key == "val_error"
+              else (error_ends(ga, epochs, key), error_ends(gb, epochs, key)))
+    return pair_row(test, budget, ea, eb, kind,
                     images(ga), epochs, short=short, digits=digits,
                     chance=chance_of(ga) if kind == "close" else None)

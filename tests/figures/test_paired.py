@@ -357,7 +357,7 @@ def test_protocol_choice_endpoint_names_a_paper_run_scored_outside_the_window(
         (run / "test.json").write_text(json.dumps(
             {"best": {"epoch": 8, "error": 0.3, "val_error": 0.0}, "last": {"epoch": 8, "error": 0.3}}))
     sim = suite_runs("sim", 0.1, update_order="simultaneous")
-    text, notes = choice_table(find_runs(paper), {"simultaneous": find_runs(sim)})
+    text, _ = choice_table(find_runs(paper), {"simultaneous": find_runs(sim)})
     (row,) = [line.split(" | ") for line in text.splitlines() if line.startswith("| simul")]
     assert row[3] == ("validation error at the validation-chosen epoch (paper scored on the "
                       "test split at ep 8, 8, 8, after the compared epochs; variant not scored "

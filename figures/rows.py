@@ -28,8 +28,7 @@ from figures.stats import (
 )
 
 __all__ = ["HEADER", "PAPER_EPOCHS", "PAPER_IMAGES", "Row", "chance_of", "chosen_endpoint",
-           "error_row",
-           "fraction", "images", "pair_row", "rows_table", "scale", "table", "where"]
+           "error_row", "fraction", "images", "pair_row", "rows_table", "scale", "table", "where"]
 
 #: The paper's budget (Section 4): 1000 epochs over 45,000 training images.
 PAPER_EPOCHS, PAPER_IMAGES = 1000, 45_000
@@ -150,7 +149,7 @@ def _scoring(name: str, ends: Ends, last_epoch: int) -> str:
     at = ", ".join(str(ends.test_epochs[s]) for s in sorted(ends.test_epochs))
     after = min(ends.test_epochs.values()) > last_epoch
     return (f"{name} scored on the test split at ep {at}, "
-            + ("after the compared epochs" if after else "not its validation-chosen epochs here"))
+            + ("after the compared epochs" if after else "not the epochs chosen here"))
 
 
 def chosen_endpoint(sides: Sequence[tuple[str, Ends]], last_epoch: int, curve: bool = False) -> str:

@@ -17,13 +17,13 @@ Ends subtract seed by seed, so gaps between protocols (FRFB − URFB) have endpo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from deepnets.experiments.testresult import read_test
 from figures.runs import Seeds
 from figures.stats import LAST_EPOCHS, chosen_epoch
 
-__all__ = ["Ends", "curve_ends", "error_ends", "scored_on_test", "window"]
+__all__ = ["Ends", "curve_ends", "error_ends", "paired_error_ends", "scored_on_test", "window"]
 
 Seriesd = Mapping[int, Mapping[int, float]]
 
@@ -38,6 +38,15 @@ class Ends:
     epochs: dict[int, int]
     #: ``chosen`` holds test errors (every seed scored on the test split at that epoch).
     tested: bool = False
+    #: Per seed, the epoch its run was scored on the test split at (``test.json``: the
+    #: validation-chosen epoch of the whole run); empty unless every run was scored.
+    test_epochs: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def testable(self) -> bool:
+        """Every seed was scored on the test split at its validation-chosen epoch here."""
+        return bool(self.epochs) and all(self.test_epochs.get(s) == e
+                                         for s, e in self.epochs.items())
 
     def __sub__(self, other: Ends) -> Ends:
         seeds = sorted(set(self.chosen) & set(other.chosen))
@@ -77,12 +86,22 @@ def error_ends(g: Seeds, epochs: list[int], key: str = "val_error", *,
     chosen = _chosen(g, epochs[-1])
     series = g.series(key)
     values = {s: series[s][e] for s, e in chosen.items()}
-    tested = False
-    scores = scored_on_test(g) if key == "val_error" and test else None
-    if scores is not None and all(scores.get(s, (None,))[0] == e for s, e in chosen.items()):
-        values, tested = {s: scores[s][1] for s in chosen}, True
     last = {s: sum(series[s][e] for e in epochs) / len(epochs) for s in chosen}
-    return Ends(values, last, chosen, tested)
+    scores = (scored_on_test(g) or {}) if key == "val_error" else {}
+    ends = Ends(values, last, chosen, False, {s: e for s, (e, _) in scores.items()})
+    if test and ends.testable:
+        return Ends({s: scores[s][1] for s in chosen}, last, chosen, True, ends.test_epochs)
+    return ends
+
+
+def paired_error_ends(a: Seeds, b: Seeds, epochs: list[int]) -> tuple[Ends, Ends]:
+    """The validation errors of two groups over the window ``epochs``: at the chosen endpoint
+    both test errors where both were scored there (:attr:`Ends.testable`), else both validation
+    errors -- never one of each."""
+    ea, eb = error_ends(a, epochs, test=False), error_ends(b, epochs, test=False)
+    if ea.testable and eb.testable:
+        return error_ends(a, epochs), error_ends(b, epochs)
+    return ea, eb
 
 
 def curve_ends(g: Seeds, series: Seriesd, epochs: list[int]) -> Ends:

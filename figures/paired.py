@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from deepnets import PROTOCOLS
 from figures.angles import epoch_series
-from figures.endpoints import Ends, curve_ends, error_ends, window
-from figures.rows import Row, chance_of, images, pair_row, table
+from figures.endpoints import Ends, curve_ends, paired_error_ends, window
+from figures.rows import Row, chance_of, images, pair_row, scale, table
 from figures.runs import Run, Seeds, select_seeds
 from figures.stats import CLOSE_MARGIN, summarize
 
@@ -127,7 +127,7 @@ class RuleComparison:
     @property
     def budget(self) -> str:
         """``ep 50 × 45,000, 3 seeds (5%)``: the epochs compared."""
-        return self.close.where.split(": ", 1)[1]
+        return scale(self.epochs[-1], images(self.a), self.a.n)
 
     def endpoint_lines(self, a_name: str, b_name: str) -> list[list[str]]:
         """Two table lines (the error endpoint, the window's mean): endpoint, a, b, d = a - b
@@ -208,16 +208,18 @@ def _groups(runs: Sequence[Run]) -> dict[RunKey, Seeds]:
 
 
 def compare_families(a: Sequence[Run], b: Sequence[Run], budget: str = "",
-                     names: tuple[str, str] = ("first", "second")) -> tuple[
-        list[RuleComparison], list[str]]:
+                     names: tuple[str, str] = ("first", "second"), *,
+                     note_lone_b: bool = True) -> tuple[list[RuleComparison], list[str]]:
     """Per description (architecture, rule, classes, untied, frozen) in both families, the
     paired comparison of ``a`` against ``b`` (d = a - b), and notes on what could not be paired.
     ``budget`` names the comparison's runs in its rows (e.g. ``bf16 check``), ``names`` the two
-    families in the notes."""
+    families in the notes and endpoints. A description with runs in ``a`` only is noted; one in
+    ``b`` only where ``note_lone_b`` (not where ``b`` is a whole grid that ``a`` samples)."""
     ga_all, gb_all = _groups(a), _groups(b)
     comparisons, notes = [], []
-    for key in [k for k in ga_all if k not in gb_all] + [k for k in gb_all if k not in ga_all]:
-        side = names[0] if key in ga_all else names[1]
+    lone = [(k, names[0]) for k in ga_all if k not in gb_all]
+    lone += [(k, names[1]) for k in gb_all if k not in ga_all] if note_lone_b else []
+    for key, side in lone:
         notes.append(f"{title(key)}: runs in the {side} family only")
     for key in [k for k in ga_all if k in gb_all]:
         ga, gb = ga_all[key], gb_all[key]
@@ -229,17 +231,17 @@ def compare_families(a: Sequence[Run], b: Sequence[Run], budget: str = "",
             continue
         ga, gb = _paired(ga, common), _paired(gb, common)
         epochs = window(ga, gb)
-        ea, eb = error_ends(ga, epochs), error_ends(gb, epochs)
-        if ea.tested != eb.tested:  # one family scored on the test split: compare validation
-            notes.append(f"{title(key)}: only the {names[0] if ea.tested else names[1]} family "
-                         "was scored on the test split; both compared on validation")
-            ea, eb = error_ends(ga, epochs, test=False), error_ends(gb, epochs, test=False)
+        ea, eb = paired_error_ends(ga, gb, epochs)
+        if ea.testable != eb.testable:
+            notes.append(f"{title(key)}: only the {names[0] if ea.testable else names[1]} "
+                         "family was scored on the test split at the epochs compared; both "
+                         "compared on validation")
         n, chance = images(ga), chance_of(ga)
         name = budget or "paired"
         close = pair_row(f"{title(key)}: errors close", name, ea, eb,
-                         "close", n, epochs, chance=chance)
+                         "close", n, epochs, chance=chance, names=names)
         greater = pair_row(f"{title(key)}: a's error above b's", name,
-                           ea, eb, "greater", n, epochs)
+                           ea, eb, "greater", n, epochs, names=names)
         comparisons.append(RuleComparison(
             key[0], key[1], title(key), ga, gb, only, epochs, ea, eb, close, greater,
             tuple(_layer_rows(ga, gb, epochs, name)), setting_differences(ga, gb)))

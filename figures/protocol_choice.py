@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from figures.paired import RuleComparison, compare_families, unpaired_note
-from figures.rows import table
+from figures.rows import chosen_endpoint, table
 from figures.runs import MissingDataError, Run, find_runs
 from figures.stats import CONTRADICTS, SUPPORTS, summarize
 from urfb_common import (
@@ -57,7 +57,8 @@ def choice_rows(choice: str, comparisons: Sequence[RuleComparison]) -> list[list
     for c in comparisons:
         close, greater = c.close, c.greater
         one = " (one seed)" if close.cmp.n < 2 else ""
-        rows.append([choice, c.title, c.budget, close.endpoint,
+        endpoint = chosen_endpoint([("paper", c.ends_b), ("variant", c.ends_a)], c.epochs[-1])
+        rows.append([choice, c.title, c.budget, endpoint,
                      summarize(c.ends_b.chosen).compact(), summarize(c.ends_a.chosen).compact(),
                      close.cmp.summary.compact(signed=True),
                      _fragile(close.verdict, close.alt_verdict, close.fragile) + one,
@@ -68,10 +69,15 @@ def choice_rows(choice: str, comparisons: Sequence[RuleComparison]) -> list[list
 
 def choice_table(paper: Sequence[Run], variants: dict[str, Sequence[Run]]) -> tuple[str, list[str]]:
     """The table of every variant (``{choice: runs}``) against ``paper`` (runs), and notes
-    (what each variant's runs differ in, what could not be paired)."""
+    (what each variant's runs differ in, what could not be paired). ``paper`` may hold more
+    descriptions than a variant (it is often the whole grid): only the variant's are noted."""
     rows, notes = [], []
     for choice, runs in variants.items():
-        comparisons, left = compare_families(runs, paper, choice, (choice, "paper-protocol"))
+        if not runs:
+            notes.append(f"{choice}: no run with a logged epoch yet")
+            continue
+        comparisons, left = compare_families(runs, paper, choice, (choice, "paper-protocol"),
+                                             note_lone_b=False)
         notes += [f"{choice}: {n}" for n in left]
         if not comparisons:
             notes.append(f"{choice}: no rule has a run of one seed in both folders")

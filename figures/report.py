@@ -661,11 +661,12 @@ def block_protocol_choice(rep: Report) -> str:
     paper = rep.choices / PAPER_FOLDER
     variants = {d.name: find_runs(d) for d in sorted(rep.choices.iterdir())
                 if d.is_dir() and d.name != PAPER_FOLDER} if rep.choices.is_dir() else {}
-    if not find_runs(paper) or not variants:
+    paper_runs = find_runs(paper)
+    if not paper_runs or not any(variants.values()):
         return (f"Not yet: needs the paper-protocol runs in `{_shown(paper)}` and each "
                 f"variant's runs in a folder beside it (`{_shown(rep.choices)}/<choice>/`).")
     try:
-        text, notes = choice_table(find_runs(paper), variants)
+        text, notes = choice_table(paper_runs, variants)
     except MissingDataError as exc:
         return f"Not yet: {exc}."
     return text + ("\n\n" + "\n".join(f"- {n}." for n in notes) if notes else "")

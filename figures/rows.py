@@ -10,10 +10,10 @@ Shared by ``python -m figures.report`` (``docs/results.md``) and the paired comp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from figures.endpoints import Ends, error_ends, window
+from figures.endpoints import Ends, error_ends, paired_error_ends, window
 from figures.runs import Seeds
 from figures.stats import (
     CLOSE_MARGIN,
@@ -27,8 +27,8 @@ from figures.stats import (
     verdict,
 )
 
-__all__ = ["HEADER", "PAPER_EPOCHS", "PAPER_IMAGES", "Row", "chance_of", "error_row",
-           "fraction", "images", "pair_row", "rows_table", "table", "where"]
+__all__ = ["HEADER", "PAPER_EPOCHS", "PAPER_IMAGES", "Row", "chance_of", "chosen_endpoint",
+           "error_row", "fraction", "images", "pair_row", "rows_table", "scale", "table", "where"]
 
 #: The paper's budget (Section 4): 1000 epochs over 45,000 training images.
 PAPER_EPOCHS, PAPER_IMAGES = 1000, 45_000
@@ -46,11 +46,16 @@ def fraction(epochs: float, n_images: int) -> str:
     return f"{100 * epochs * n_images / (PAPER_EPOCHS * PAPER_IMAGES):.2g}%"
 
 
-def where(budget: str, epoch: int | None, n_images: int, n_seeds: int, epoch_text: str = "") -> str:
-    """``B: ep 50 × 45,000, 3 seeds (5%)``."""
+def scale(epoch: int | None, n_images: int, n_seeds: int, epoch_text: str = "") -> str:
+    """``ep 50 × 45,000, 3 seeds (5%)``: the epochs (or ``epoch_text``) compared."""
     ep = epoch_text or f"ep {epoch}"
     frac = f" ({fraction(epoch, n_images)})" if epoch else ""
-    return f"{budget}: {ep} × {n_images:,}, {n_seeds} seed{'s' if n_seeds != 1 else ''}{frac}"
+    return f"{ep} × {n_images:,}, {n_seeds} seed{'s' if n_seeds != 1 else ''}{frac}"
+
+
+def where(budget: str, epoch: int | None, n_images: int, n_seeds: int, epoch_text: str = "") -> str:
+    """``B: ep 50 × 45,000, 3 seeds (5%)``."""
+    return f"{budget}: {scale(epoch, n_images, n_seeds, epoch_text)}"
 
 
 @dataclass
@@ -135,27 +140,52 @@ def _span(epochs: list[int]) -> str:
     return f"ep {epochs[0]}–{epochs[-1]}" if len(epochs) > 1 else f"ep {epochs[0]}"
 
 
-def _chosen_name(a: Ends, b: Ends, curve: bool) -> str:
-    each = "; ".join(f"{side} ep {', '.join(str(e[s]) for s in sorted(e))}"
-                     for side, e in (("a", a.epochs), ("b", b.epochs)) if e)
+def _scoring(name: str, ends: Ends, last_epoch: int) -> str:
+    """How one side stands with the test split, when the errors are compared on validation."""
+    if ends.testable:
+        return f"{name} scored on the test split"
+    if not ends.test_epochs:
+        return f"{name} not scored on the test split"
+    at = ", ".join(str(ends.test_epochs[s]) for s in sorted(ends.test_epochs))
+    after = min(ends.test_epochs.values()) > last_epoch
+    return (f"{name} scored on the test split at ep {at}, "
+            + ("after the compared epochs" if after else "not the epochs chosen here"))
+
+
+def chosen_endpoint(sides: Sequence[tuple[str, Ends]], last_epoch: int, curve: bool = False) -> str:
+    """The name of the validation-chosen endpoint, each side (``(name, ends)``, listed in the
+    order given) with its chosen epochs: ``test error at the validation-chosen epoch (paper ep
+    50, 48; variant ep 50, 50)``. Where errors are compared on validation although a side was
+    scored on the test split (the other was not, or not at the epochs compared, which end at
+    ``last_epoch``), it says so."""
+    each = "; ".join(f"{name} ep {', '.join(str(e.epochs[s]) for s in sorted(e.epochs))}"
+                     for name, e in sides if e.epochs)
     if curve:
         what = "validation-chosen epoch"
-    elif a.tested and b.tested:
+    elif all(e.tested for _, e in sides):
         what = "test error at the validation-chosen epoch"
-    else:
+    elif any(e.tested for _, e in sides):
+        what = ("test error (" + ", ".join(n for n, e in sides if e.tested) + ") and validation "
+                "error (" + ", ".join(n for n, e in sides if not e.tested)
+                + ") at the validation-chosen epoch")
+    elif not any(e.test_epochs for _, e in sides):
         what = "validation error at the validation-chosen epoch (no test split scored)"
+    else:
+        scoring = "; ".join(_scoring(name, e, last_epoch) for name, e in sides)
+        what = f"validation error at the validation-chosen epoch ({scoring}: both on validation)"
     return f"{what} ({each})"
 
 
 def pair_row(test: str, budget: str, a: Ends, b: Ends, kind: str, n_images: int,
              epochs: list[int], *, curve: bool = False, short: str = "", digits: int = 3,
-             chance: float | None = None, factor: float = 1.0, offset: float = 0.0) -> Row:
+             chance: float | None = None, factor: float = 1.0, offset: float = 0.0,
+             names: tuple[str, str] = ("a", "b")) -> Row:
     """a against b over the window ``epochs`` (the same budget for both). Error rates are
     judged at the validation-chosen epoch (test error where scored), a curve's shape
     (``curve``) on the window's mean; each row also at the other endpoint. ``factor`` and
     ``offset``: the claim is a > factor b + offset. ``chance``: the error rate of chance, for
-    "close" rows (both near it: uninformative)."""
-    chosen = (a.chosen, b.chosen, _chosen_name(a, b, curve))
+    "close" rows (both near it: uninformative). ``names``: a's and b's in the endpoint's name."""
+    chosen = (a.chosen, b.chosen, chosen_endpoint(list(zip(names, (a, b))), epochs[-1], curve))
     mean = (a.last, b.last, f"mean of {_span(epochs)}")
     (pa, pb, name), (qa, qb, other) = (mean, chosen) if curve else (chosen, mean)
     cmp = compare(pa, pb, epochs[-1], factor=factor, offset=offset)
@@ -173,8 +203,11 @@ def chance_of(g: Seeds) -> float:
 
 def error_row(test: str, budget: str, ga: Seeds, gb: Seeds, kind: str, short: str = "",
               key: str = "val_error", digits: int = 3) -> Row:
-    """Two groups' error rates (``key``) over their common window (:func:`error_ends`)."""
+    """Two groups' error rates (``key``) over their common window: validation errors, or test
+    errors where both groups were scored at the epochs chosen (:func:`paired_error_ends`)."""
     epochs = window(ga, gb)
-    return pair_row(test, budget, error_ends(ga, epochs, key), error_ends(gb, epochs, key), kind,
+    ea, eb = (paired_error_ends(ga, gb, epochs) if key == "val_error"
+              else (error_ends(ga, epochs, key), error_ends(gb, epochs, key)))
+    return pair_row(test, budget, ea, eb, kind,
                     images(ga), epochs, short=short, digits=digits,
                     chance=chance_of(ga) if kind == "close" else None)

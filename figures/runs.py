@@ -193,12 +193,32 @@ def load_run(path: str | Path) -> Run | None:
     return run if run.log else None
 
 
+def _run_folders(root: Path) -> list[Path]:
+    """The folders below ``root`` (any depth, ``root`` included) holding a ``config.json``,
+    following symlinked folders (``results/bf16-paired``'s fp32 runs are links into another
+    grid; ``Path.rglob`` does not descend into them). A folder reached twice
+    (through a link, or a link cycle) is read once, under the first path found in sorted order."""
+    seen: set[Path] = set()
+    found = []
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = Path(folder).resolve()
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        subfolders.sort()
+        if CONFIG in files:
+            found.append(Path(folder))
+    return found
+
+
 def find_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
-    """Every run with at least one logged epoch below ``runs_dir`` (any depth), sorted by path."""
+    """Every run with at least one logged epoch below ``runs_dir`` (any depth, through symlinked
+    folders, each run once), sorted by path."""
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    runs = (load_run(cfg.parent) for cfg in sorted(root.rglob(CONFIG)))
+    runs = (load_run(folder) for folder in sorted(_run_folders(root)))
     return [r for r in runs if r is not None]
 
 

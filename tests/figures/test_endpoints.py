@@ -65,7 +65,9 @@ def test_runs_of_different_lengths_are_compared_over_the_epochs_both_reached(
                    tests=[(4, 0.5), (4, 0.5)])
     row = error_row("FRFB above URFB", "X", long, short, "greater")
     assert row.cmp.epoch == 4 and row.cmp.diffs == pytest.approx({0: 0.1, 1: 0.1})
-    assert "validation error at the validation-chosen epoch (no test split scored)" in row.endpoint
+    assert row.endpoint.startswith(
+        "validation error at the validation-chosen epoch (a scored on the test split at ep 6, 6, "
+        "after the compared epochs; b scored on the test split: both on validation)")
     assert "a ep 4, 4; b ep 4, 4" in row.endpoint and "ep 4 ×" in row.where
 
 

@@ -4,6 +4,8 @@ seed, under the verdict rule, on synthetic run folders whose answer is known."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,10 +14,10 @@ import pytest
 from figures.__main__ import main as figures_main
 from figures.bf16_paired import bf16_comparisons, markdown, verdict_sentence
 from figures.paired import RuleComparison, by_setting, compare_families
-from figures.protocol_choice import worse_or_better
+from figures.protocol_choice import choice_table, worse_or_better
 from figures.report import block_bf16_paired, block_protocol_choice
 from figures.runs import find_runs
-from figures.stats import CONTRADICTS, INCONCLUSIVE, SUPPORTS
+from figures.stats import CONTRADICTS, INCONCLUSIVE, SUPPORTS, UNINFORMATIVE
 
 #: The ``write_run`` fixture of conftest.py.
 WriteRun = Callable[..., Path]
@@ -40,17 +42,26 @@ def bf16_runs(tmp_path: Path, write_run: WriteRun) -> Callable[..., Path]:
     ``<rule>-<precision>-s<seed>`` run folders as results/bf16-paired/run.sh writes them."""
 
     def make(rules=("urfb", "frfb"), seeds_fp32=(0, 1, 2), seeds_bf16=(0, 1, 2), gap=None,
-             logged=None, epochs=6) -> Path:
+             logged=None, epochs=6, linked=False) -> Path:
+        """``linked``: the fp32 runs live in another grid's folder and ``<rule>-fp32-s<seed>``
+        is a relative link to each (as run.sh makes them with ``ln -sr``)."""
         root = tmp_path / "bf16"
+        grid = tmp_path / "grid" / "runs"
         for rule in rules:
             for prec, seeds in (("fp32", seeds_fp32), ("bf16", seeds_bf16)):
                 for s in seeds:
                     # seed-to-seed spread of 0.01, the same in both precisions
                     offset = 0.01 * s + (gap or {}).get(rule, 0.0) * (prec == "bf16")
-                    run = write_run(root, f"{rule}-{prec}-s{s}", "simpnet", rule, seed=s,
-                                    offset=offset, epochs=epochs,
+                    name = f"{rule}-{prec}-s{s}"
+                    shared = linked and prec == "fp32"
+                    run = write_run(grid if shared else root,
+                                    f"simpnet-cifar10-{rule}-s{s}" if shared else name,
+                                    "simpnet", rule, seed=s, offset=offset, epochs=epochs,
                                     logged=(logged or {}).get(prec))
                     _patch(run, {"precision": prec})
+                    if shared:
+                        root.mkdir(parents=True, exist_ok=True)
+                        (root / name).symlink_to(os.path.relpath(run, root))
         return root
 
     return make
@@ -105,6 +116,35 @@ def test_runs_at_different_epochs_are_compared_at_the_epochs_all_reached(bf16_ru
     assert "ep 6 × 200" in c.budget
 
 
+def test_an_unpaired_shorter_run_does_not_cut_the_window(bf16_runs, tmp_path: Path,
+                                                          write_run: WriteRun) -> None:
+    """Seed 2 has an fp32 run only, of 4 epochs: the window is the paired runs' (8 epochs)."""
+    root = bf16_runs(rules=("urfb",), seeds_fp32=(0, 1), seeds_bf16=(0, 1), epochs=8)
+    _patch(write_run(root, "urfb-fp32-s2", "simpnet", "urfb", seed=2, epochs=8, logged=4),
+           {"precision": "fp32"})
+    c = _by_rule(root)["urfb"]
+    assert c.unpaired == ((), (2,))
+    assert c.epochs == [4, 5, 6, 7, 8] and c.close.cmp.epoch == 8
+    assert c.a.seeds == c.b.seeds == [0, 1]
+
+
+def test_errors_near_chance_in_every_seed_are_uninformative(bf16_runs) -> None:
+    """Both families within 0.02 of chance (0.9 for 10 classes) in every seed: 'close' says
+    nothing (two untrained networks are close)."""
+    root = bf16_runs(rules=("urfb",))
+    for prec, base in (("fp32", 0.895), ("bf16", 0.905)):
+        for s in range(3):
+            _patch(root / f"urfb-{prec}-s{s}", val=lambda e, v, b=base, s=s: b + 0.002 * s)
+    c = _by_rule(root)["urfb"]
+    assert c.close.cmp.diffs == pytest.approx({0: 0.01, 1: 0.01, 2: 0.01})
+    assert c.close.verdict == UNINFORMATIVE
+    # the same differences away from chance are close
+    for s in range(3):
+        _patch(root / f"urfb-bf16-s{s}", val=lambda e, v: v - 0.5)
+        _patch(root / f"urfb-fp32-s{s}", val=lambda e, v: v - 0.5)
+    assert _by_rule(root)["urfb"].close.verdict == SUPPORTS
+
+
 def test_endpoints_that_disagree_are_fragile(bf16_runs) -> None:
     root = bf16_runs(rules=("urfb",))
     for s in range(3):  # bf16 0.1 worse except at the best (last) epoch
@@ -138,9 +178,36 @@ def test_a_test_split_scored_on_one_side_only_is_not_mixed_with_validation(
             {"best": {"epoch": 6, "error": 0.2, "val_error": 0.0}, "last": {"epoch": 6, "error": 0.2}}))
     comparisons, notes = bf16_comparisons(find_runs(root))
     (c,) = comparisons
-    assert c.close.endpoint.startswith("validation error at the validation-chosen epoch")
+    sides = {"bf16": "bf16 not scored on the test split", "fp32": "fp32 not scored on the test split",
+             scored: f"{scored} scored on the test split"}
+    assert c.close.endpoint == ("validation error at the validation-chosen epoch ("
+                                f"{sides['bf16']}; {sides['fp32']}: both on validation) "
+                                "(bf16 ep 6, 6, 6; fp32 ep 6, 6, 6)")
     assert c.close.cmp.diffs == pytest.approx({0: 0.0, 1: 0.0, 2: 0.0})
     assert any(f"only the {scored} family was scored on the test split" in n for n in notes)
+
+
+def test_fp32_runs_linked_from_another_grid_are_found_once(bf16_runs, tmp_path: Path,
+                                                            capsys) -> None:
+    """results/bf16-paired/<rule>-fp32-s<seed> are links into the cifar10-paper grid: read
+    through them; a second link to a run and a link cycle neither repeat a run nor hang."""
+    root = bf16_runs(gap={"frfb": 0.1}, linked=True)
+    assert (root / "urfb-fp32-s0").is_symlink()
+    names = sorted(f"{rule}-{prec}-s{s}" for rule in ("urfb", "frfb")
+                   for prec in ("fp32", "bf16") for s in range(3))
+    assert sorted(r.name for r in find_runs(root)) == names
+    assert figures_main(["bf16-paired", "--runs", str(root), "--out",
+                         str(tmp_path / "out")]) == 0
+    assert "| simpnet FRFB |" in capsys.readouterr().out
+    (root / "again").symlink_to(os.path.relpath(tmp_path / "grid" / "runs", root))
+    (root / "urfb-bf16-s0" / "loop").symlink_to("..")
+    found = find_runs(root)
+    assert len(found) == 12 and len({r.path.resolve() for r in found}) == 12
+    # each run under the first of its paths in sorted order: again/ sorts before frfb-fp32-s0
+    assert sorted(str(r.path.relative_to(root)) for r in found if r.path.parent != root) == [
+        f"again/simpnet-cifar10-{rule}-s{s}" for rule in ("frfb", "urfb") for s in range(3)]
+    got = {c.protocol: c.close.verdict for c in bf16_comparisons(found)[0]}
+    assert got == {"urfb": SUPPORTS, "frfb": CONTRADICTS}
 
 
 def test_families_split_by_a_setting(bf16_runs) -> None:
@@ -228,6 +295,13 @@ def test_protocol_choice_table(suite_runs, tmp_path: Path, capsys) -> None:
                                             ("| simultaneous", "simpnet FRFB"),
                                             ("| bias", "simpnet URFB"), ("| bias", "simpnet FRFB")]
     for r in rows:
+        # val error 0.95/sqrt(4) + 0.01 s at the chosen (last) epoch 4; variants 0.1 off
+        assert r[3] == ("validation error at the validation-chosen epoch (no test split "
+                        "scored) (paper ep 4, 4, 4; variant ep 4, 4, 4)")
+        assert r[4].startswith("0.485 ± 0.010 [0.475, 0.485, 0.495]")  # the paper protocol
+        variant = 0.585 if r[0] == "| simultaneous" else 0.385
+        assert r[5].startswith(f"{variant:.3f} ± 0.010 [{variant - 0.01:.3f}, ")
+        assert r[6].startswith("+0.100" if r[0] == "| simultaneous" else "-0.100")
         assert r[7] == "**contradicts**"  # 0.1 apart in every seed
         assert r[8].startswith("**worse**" if r[0] == "| simultaneous" else "**better**")
     assert "update_order (sequential → simultaneous)" in text
@@ -270,3 +344,52 @@ def test_report_blocks_are_the_clis_text_once_runs_exist(bf16_runs, suite_runs,
     assert [line.split(" | ")[:2] for line in table.splitlines()
             if line.startswith("| simultaneous")] == [["| simultaneous", "simpnet URFB"],
                                                       ["| simultaneous", "simpnet FRFB"]]
+
+
+def test_protocol_choice_endpoint_names_a_paper_run_scored_outside_the_window(
+        suite_runs, tmp_path: Path, write_run: WriteRun) -> None:
+    """Paper runs of 8 epochs scored on the test split at their epoch 8, variant runs of 4 not
+    scored: compared on validation over epochs 1-4, and the endpoint says why."""
+    paper = tmp_path / "paper"
+    for s in range(3):
+        run = write_run(paper, f"simpnet-cifar10-urfb-s{s}", "simpnet", "urfb", seed=s,
+                        epochs=8, offset=0.01 * s)
+        (run / "test.json").write_text(json.dumps(
+            {"best": {"epoch": 8, "error": 0.3, "val_error": 0.0}, "last": {"epoch": 8, "error": 0.3}}))
+    sim = suite_runs("sim", 0.1, update_order="simultaneous")
+    text, _ = choice_table(find_runs(paper), {"simultaneous": find_runs(sim)})
+    (row,) = [line.split(" | ") for line in text.splitlines() if line.startswith("| simul")]
+    assert row[3] == ("validation error at the validation-chosen epoch (paper scored on the "
+                      "test split at ep 8, 8, 8, after the compared epochs; variant not scored "
+                      "on the test split: both on validation) (paper ep 4, 4, 4; variant ep 4, "
+                      "4, 4)")
+    assert row[4].startswith("0.485 ")  # the validation error at epoch 4, not the test error
+
+
+def test_protocol_choice_notes_only_the_variants_descriptions(suite_runs, tmp_path: Path,
+                                                              write_run: WriteRun) -> None:
+    """The paper folder is the whole grid (BP, BP-H, deepernet ...): what the variant lacks is
+    not noted; what the variant has and the paper lacks is; an empty variant is one short note."""
+    root = tmp_path / "choices"
+    grid = suite_runs("grid")
+    for p in ("bp", "bp-h"):
+        for s in range(3):
+            write_run(grid, f"simpnet-cifar10-{p}-s{s}", "simpnet", p, seed=s)
+    root.mkdir()
+    (root / "paper").symlink_to(os.path.relpath(grid, root))
+    sim = suite_runs("choices/simultaneous", 0.1, update_order="simultaneous")
+    write_run(sim, "deepernet-cifar10-urfb-s0", "deepernet", "urfb")
+    (root / "bias").mkdir()
+    text, notes = choice_table(find_runs(root / "paper"), {
+        "bias": find_runs(root / "bias"), "simultaneous": find_runs(sim)})
+    lone = [n for n in notes if "family only" in n]
+    assert lone == ["simultaneous: deepernet URFB: runs in the simultaneous family only"]
+    assert "bias: no run with a logged epoch yet" in notes
+    assert not any("BP" in n for n in notes)
+    block = block_protocol_choice(_Folders(tmp_path / "none", root))
+    assert block.startswith(text) and "BP" not in block
+    for run in list(sim.iterdir()):  # the variant folder exists, empty
+        shutil.rmtree(run)
+    assert block_protocol_choice(_Folders(tmp_path / "none", root)) == (
+        f"Not yet: needs the paper-protocol runs in `{root / 'paper'}` and each variant's runs "
+        f"in a folder beside it (`{root}/<choice>/`).")

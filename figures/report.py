@@ -1,6 +1,7 @@
 """``python -m figures.report --update docs/results.md``: the tables of ``docs/results.md``.
 
-Every number in the results document comes from here, read from the committed run logs: the
+Every number in the results document comes from here, read from the committed run logs (runs
+still training in the working tree are left out: :func:`figures.runs.committed_runs`): the
 blocks between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` in the document are
 rewritten by ``--update FILE``; ``--check FILE`` exits 1 when one is stale; without either, all
 blocks are printed. Each claim of Section 4 is tested as a paired comparison over seeds
@@ -41,7 +42,7 @@ from figures.rows import (
     table,
     where,
 )
-from figures.runs import MissingDataError, Run, Seeds, find_runs, select_seeds
+from figures.runs import MissingDataError, Run, Seeds, committed_runs, select_seeds
 from figures.stats import (
     LAST_EPOCHS,
     Comparison,
@@ -650,7 +651,7 @@ def _shown(path: Path) -> Path:
 def block_bf16_paired(rep: Report) -> str:
     """The bf16 check (:mod:`figures.bf16_paired`) from the runs of ``--runs-bf16``."""
     try:
-        return markdown(*bf16_comparisons(find_runs(rep.bf16)), title=False)
+        return markdown(*bf16_comparisons(committed_runs(rep.bf16)), title=False)
     except MissingDataError as exc:
         return (f"Not yet: {exc} under `{_shown(rep.bf16)}` (`nice sh "
                 "results/bf16-paired/run.sh` makes them).")
@@ -659,9 +660,9 @@ def block_bf16_paired(rep: Report) -> str:
 def block_protocol_choice(rep: Report) -> str:
     """Each protocol choice against the paper's protocol (:mod:`figures.protocol_choice`)."""
     paper = rep.choices / PAPER_FOLDER
-    variants = {d.name: find_runs(d) for d in sorted(rep.choices.iterdir())
+    variants = {d.name: committed_runs(d) for d in sorted(rep.choices.iterdir())
                 if d.is_dir() and d.name != PAPER_FOLDER} if rep.choices.is_dir() else {}
-    paper_runs = find_runs(paper)
+    paper_runs = committed_runs(paper)
     if not paper_runs or not any(variants.values()):
         return (f"Not yet: needs the paper-protocol runs in `{_shown(paper)}` and each "
                 f"variant's runs in a folder beside it (`{_shown(rep.choices)}/<choice>/`).")
@@ -693,9 +694,9 @@ class Report:
     def __init__(self, runs_a: Path, runs_b: Path, runs_old: Iterable[Path] = (),
                  bf16: Path = DEFAULT_BF16, choices: Path = DEFAULT_CHOICES) -> None:
         self.bf16, self.choices = Path(bf16), Path(choices)
-        self.a = Budget("A", find_runs(runs_a))
-        self.b = Budget("B", find_runs(runs_b))
-        self.old = [OldBudget("old", find_runs(p), path=Path(p)) for p in runs_old]
+        self.a = Budget("A", committed_runs(runs_a))
+        self.b = Budget("B", committed_runs(runs_b))
+        self.old = [OldBudget("old", committed_runs(p), path=Path(p)) for p in runs_old]
         self.old = [o for o in self.old if o.runs]
         for b in (self.a, self.b):
             if not b.runs:

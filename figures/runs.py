@@ -16,6 +16,7 @@ another group; :func:`choice_notes` names the group drawn and the runs left out.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -220,6 +221,32 @@ def find_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
         return []
     runs = (load_run(folder) for folder in sorted(_run_folders(root)))
     return [r for r in runs if r is not None]
+
+
+def committed_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
+    """The runs of :func:`find_runs` whose ``log.jsonl`` git tracks: the report's tables come
+    from committed logs only, so that runs still training in the working tree (committed when
+    they reach their budget) leave them as they are. Outside a git checkout, every run."""
+    runs = find_runs(runs_dir)
+    tracked = _tracked_files(Path(runs_dir))
+    if tracked is None:
+        return runs
+    return [r for r in runs if (r.path / LOG).resolve() in tracked]
+
+
+def _tracked_files(folder: Path) -> set[Path] | None:
+    """The resolved paths of the files git tracks in the checkout holding ``folder``, or None
+    when ``folder`` is in no git checkout (or git is missing)."""
+    if not folder.is_dir():
+        return set()
+    try:
+        top = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        listed = subprocess.run(["git", "-C", top, "ls-files", "-z"], capture_output=True,
+                                text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {(Path(top) / name).resolve() for name in listed.split("\0") if name}
 
 
 def runs_of(source: RunSource) -> list[Run]:

@@ -6,12 +6,14 @@ nothing (this folder's conftest turns its warnings into errors)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from deepnets.experiments.protocols import PROTOCOLS
 from figures.__main__ import main
+from figures.runs import committed_runs, find_runs
 
 PAPER_PROTOCOLS = [name for name, p in PROTOCOLS.items() if p.figures]
 
@@ -51,3 +53,26 @@ def test_every_figure_from_sparse_runs_draws_without_warnings(
         assert "validation error" in summary["missing"]["16"]
     if case == "no BP-H":
         assert "16" in summary["built"]
+
+
+def test_the_report_reads_committed_runs_only(tmp_path: Path, write_run,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run still training in the working tree (its folder not committed) is left out of the
+    report's runs; one reached through a committed symlink counts once committed; outside a git
+    checkout every run counts."""
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no checkout above this test
+    repo = tmp_path / "repo"
+    grid = repo / "results" / "grid"
+    write_run(grid, "simpnet-cifar10-urfb-s0", "simpnet", "urfb")
+    write_run(grid, "simpnet-cifar10-frfb-s0", "simpnet", "frfb")
+    (repo / "results" / "paired").mkdir()
+    (repo / "results" / "paired" / "urfb-fp32-s0").symlink_to("../grid/simpnet-cifar10-urfb-s0")
+    assert len(committed_runs(grid)) == 2  # no git checkout yet: every run
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "results/grid/simpnet-cifar10-urfb-s0", "results/paired"],
+                   check=True)
+    subprocess.run([*git, "commit", "-qm", "one run"], check=True)
+    assert [r.protocol for r in committed_runs(grid)] == ["urfb"]
+    assert [r.protocol for r in committed_runs(repo / "results" / "paired")] == ["urfb"]
+    assert len(find_runs(grid)) == 2  # the figures still draw whatever is there

@@ -9,7 +9,12 @@
     three methods in turn, seeds 0..N-1), one step of each per round, each on its own stream with
     its own captured graph and random streams, timed per round, so per run-step; and the projected
     time of the paper's full grids (1000 epochs).
-(c) In the time left, the paper's Figure 4 grid (simpnet x Section 4's six protocols x seeds
+(c) The bf16 paired check on the GPU (issue 18: bf16 is used on a GPU only where it learns as
+    fp32 does): simpnet URFB and FRFB x seeds 0, 1, 2 in bf16, 100 epochs, packed 6 at once
+    into ``--runs``/bf16 (at most a third of the time left), whose fp32 pairs are the same runs
+    of the grid below; ``python -m figures bf16-paired --runs <the unpacked runs.tar.gz>``
+    judges them at the epochs both reached.
+(d) In the time left, the paper's Figure 4 grid (simpnet x Section 4's six protocols x seeds
     0, 1, 2; 1000 epochs, the paper's 45,000/5,000 split, batch 500, step 0.1) packed 18 at once
     on the one GPU (``python -m deepnets.suite 4 ... --pack 18``), stopped at the deadline. Every
     run logs each epoch as it ends; every 30 s (and at the end) the runs' ``config.json`` and
@@ -238,14 +243,16 @@ def projections(times: list[dict[str, Any]], packs: list[dict[str, Any]], n_trai
 
 
 def grid(args: argparse.Namespace, figures: list[str], extra: list[str], deadline: float,
-         refresh: Any = None) -> dict:
-    """Run one suite grid in a subprocess, killed at ``deadline`` (finished epochs are kept),
-    calling ``refresh()`` every :data:`REFRESH_S` seconds while it runs. What is logged names
-    the output folder ``$OUT``, the run folders ``$RUNS`` and the interpreter ``python``, not
-    the lent machine's paths."""
+         refresh: Any = None, name: str = "suite", runs: Path | None = None) -> dict:
+    """Run one suite grid into ``runs`` (default ``args.runs``) in a subprocess, killed at
+    ``deadline`` (finished epochs are kept), calling ``refresh()`` every :data:`REFRESH_S`
+    seconds while it runs; its output goes to ``$OUT/<name>.log``. What is logged names the
+    output folder ``$OUT``, the run folders ``$RUNS`` and the interpreter ``python``, not the
+    lent machine's paths."""
+    runs = args.runs if runs is None else runs
     cmd = [sys.executable, "-m", "deepnets.suite", *figures, "--data", "imagefolder",
            "--data-dir", str(args.data), "--dataset-label", "CIFAR-10 (JPEG re-encoding)",
-           "--out", str(args.runs), "--estimate-steps", "0", "--quiet", *extra]
+           "--out", str(runs), "--estimate-steps", "0", "--quiet", *extra]
 
     def shown(text: str) -> str:
         return (text.replace(sys.executable, "python").replace(str(args.runs), "$RUNS")
@@ -258,13 +265,13 @@ def grid(args: argparse.Namespace, figures: list[str], extra: list[str], deadlin
     log(f"grid: {command} (at most {left:.0f} s)")
     t0 = time.monotonic()
     # its own process group, so that the deadline stops the suite's worker processes too
-    raw = args.runs / "suite-output.txt"  # beside the runs: it names this machine's paths
+    raw = args.runs / f"{name}-output.txt"  # beside the runs: it names this machine's paths
     with open(raw, "wb") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
         def publish() -> None:
-            atomic_write_text(args.out / "suite.log",
+            atomic_write_text(args.out / f"{name}.log",
                               f"$ {command}\n{shown(raw.read_text(errors='replace'))}")
             if refresh is not None:
                 refresh()
@@ -379,6 +386,16 @@ def main() -> int:
     write_report(args, report)
     scale = (["--epochs", "1", "--train-size", "30", "--val-size", "10", "--batch-size", "10",
               "--probe-size", "8"] if args.smoke else [])
+    bf16_epochs = ["--epochs", "1"] if args.smoke else ["--epochs", "100"]
+    bf16 = grid(args, ["4"], ["--archs", "simpnet", "--protocols", "urfb", "frfb", "--seeds",
+                              "0", "1", "2", "--pack", "6", "--precision", "bf16",
+                              "--cuda-graph", graphs, *(scale or []), *bf16_epochs],
+                min(deadline, time.monotonic() + (deadline - time.monotonic()) / 3),
+                name="suite-bf16", runs=args.runs / "bf16")
+    report["bf16_paired"] = {**bf16, "runs": paper_scale_summary(args.runs / "bf16")}
+    log(f"(c) bf16 paired runs: {sum(r['epochs'] for r in report['bf16_paired']['runs'])} "
+        "run-epochs logged")
+    write_report(args, report)
     started = time.monotonic()
     report["grids"] = [
         grid(args, ["4"], ["--archs", "simpnet", "--seeds", "0", "1", "2", "--pack", "18",
@@ -386,7 +403,7 @@ def main() -> int:
              refresh=lambda: refresh_grid_outputs(args, report, started)),
     ]
     refresh_grid_outputs(args, report, started)
-    log(f"(c) {report['grid_run_epochs']} run-epochs logged, "
+    log(f"(d) {report['grid_run_epochs']} run-epochs logged, "
         f"{report['grid_run_epochs_per_second']:.2f} per second of the grid")
     for row in report["paper_scale"]:
         log(f"  {row['run']}: {row['epochs']} epochs, {row['median_epoch_seconds']:.3f} s/epoch "
@@ -394,10 +411,10 @@ def main() -> int:
     report["seconds"] = time.monotonic() - start
     write_report(args, report)
     log(f"done in {report['seconds']:.0f} s; {len(report['runs'])} run folders packed")
-    failed = [g["command"] for g in report["grids"] if g["status"].startswith("exit ")
-              and g["status"] != "exit 0"]
+    failed = [g["command"] for g in (*report["grids"], report["bf16_paired"])
+              if g["status"].startswith("exit ") and g["status"] != "exit 0"]
     for command in failed:
-        log(f"error: the grid failed ({command}); see suite.log")
+        log(f"error: the grid failed ({command}); see its log in $OUT")
     return 1 if failed else 0
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of a lent GPU machine (see benchmarks/gpu_check.py): at most 8 minutes, every
-# output under $OUT (6 files); the run folders of the packed grid, checkpoints included, under
+# output under $OUT (7 files); the run folders of the packed grids, checkpoints included, under
 # $RUNS (default ${TMPDIR:-/tmp}/urfb-gpu-runs; a rerun with the same $RUNS resumes them).
 # Run from the repository root:
 #   OUT=/some/folder URFB_DATA=path/to/cifar10-jpeg/train.zip bash benchmarks/gpu_check.sh

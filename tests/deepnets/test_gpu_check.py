@@ -25,7 +25,8 @@ def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert {p.name for p in out.iterdir()} == {"machine.txt", "pytest_cuda.log", "gpu_check.log",
-                                               "gpu_check.json", "suite.log", "runs.tar.gz"}
+                                               "gpu_check.json", "suite.log", "suite-bf16.log",
+                                               "runs.tar.gz"}
     assert "pytest -k 'cuda_graph_replay or cuda_pack': exit 0" in (out / "machine.txt").read_text()
     report = json.loads((out / "gpu_check.json").read_text())
     assert max(r["max_abs_diff"] for r in report["agreement"]) == 0.0  # CPU against itself
@@ -41,9 +42,15 @@ def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
     assert sorted(r["run"] for r in report["paper_scale"]) == sorted(
         f"simpnet-cifar10-{p}-s{s}" for p in protocols for s in range(3))
     assert report["grid_run_epochs"] == 18 and report["grid_run_epochs_per_second"] > 0
+    bf16 = report["bf16_paired"]  # (c) the bf16 pairs of the grid's urfb and frfb runs
+    assert bf16["status"] == "exit 0" and "--precision bf16" in bf16["command"]
+    assert sorted(r["run"] for r in bf16["runs"]) == sorted(
+        f"simpnet-cifar10-{p}-s{s}" for p in ("urfb", "frfb") for s in range(3))
+    assert all(json.loads((runs / "bf16" / r["run"] / "config.json").read_text())["precision"]
+               == "bf16" for r in bf16["runs"])
     with tarfile.open(out / "runs.tar.gz") as tar:
         names = tar.getnames()
-    assert len(names) == 36 and not any(n.endswith(".pt") for n in names)
+    assert len(names) == 48 and not any(n.endswith(".pt") for n in names)  # 18 + 6 runs
     assert all((runs / r["run"] / "checkpoint.pt").is_file() for r in report["paper_scale"])
     suite_log = (out / "suite.log").read_text()
     assert "trained 18 runs" in suite_log

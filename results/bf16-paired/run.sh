@@ -3,10 +3,10 @@
 # simpnet, URFB and FRFB (hinge loss, the paper's protocol: sequential order, no biases),
 # seeds 0-2, fp32 and bf16 with the same seed (same W, R, data order and dropout masks),
 # CIFAR-10 (JPEG re-encoding), 45,000 training and 5,000 validation images (split seed 0),
-# EPOCHS epochs (default 100), the alignment probe every epoch. Validation and the probe run in
+# PAIRED_EPOCHS epochs (default 100), the alignment probe every epoch. Validation and the probe run in
 # fp32 for both precisions (--eval-precision fp32), so that only training differs.
 #
-# The 12 runs advance together, STAGE epochs at a time (default 10), two at once with one
+# The 12 runs advance together, PAIRED_STAGE epochs at a time (default 10), two at once with one
 # thread each (the slower bf16 runs first), so that an interrupted check leaves paired runs at
 # (nearly) the same epoch. Rerun the same command to continue: every run resumes exactly from
 # its last checkpoint (GNU xargs and ln, as on Linux; paths without spaces). From the project
@@ -14,19 +14,28 @@
 #   nice sh results/bf16-paired/run.sh
 # Outputs: results/bf16-paired/<rule>-<precision>-s<seed>/ (config.json, log.jsonl, checkpoints).
 # The fp32 runs are also the simpnet URFB and FRFB runs of issue 20's grid: they live in
-# GRID (results/cifar10-paper/runs/simpnet-cifar10-<rule>-s<seed>, the suite's names, where
+# PAIRED_GRID (results/cifar10-paper/runs/simpnet-cifar10-<rule>-s<seed>, the suite's names, where
 # results/cifar10-paper/run.sh takes them on to 200 epochs) and <rule>-fp32-s<seed> links there.
 set -eu
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."
-EPOCHS=${EPOCHS:-100}
-STAGE=${STAGE:-10}
-DATA=${DATA:-../shared/data/cifar10-jpeg/train.zip}
-OUT=${OUT:-results/bf16-paired}
-GRID=${GRID:-results/cifar10-paper/runs}
+# Settings from the environment, each with its own prefix (a generic OUT or EPOCHS set for
+# something else must not move the runs): PAIRED_EPOCHS, PAIRED_STAGE (whole numbers >= 1),
+# PAIRED_DATA, PAIRED_OUT, PAIRED_GRID, PAIRED_EXTRA (more flags of a new run), PYTHON.
+EPOCHS=${PAIRED_EPOCHS:-100}
+STAGE=${PAIRED_STAGE:-10}
+DATA=${PAIRED_DATA:-../shared/data/cifar10-jpeg/train.zip}
+OUT=${PAIRED_OUT:-results/bf16-paired}
+GRID=${PAIRED_GRID:-results/cifar10-paper/runs}
 PYTHON=${PYTHON:-.venv/bin/python}
-EXTRA=${EXTRA:-}
+EXTRA=${PAIRED_EXTRA:-}
 export OMP_NUM_THREADS=1
+for value in "$EPOCHS" "$STAGE"; do
+  case $value in
+    '' | *[!0-9]* | 0 | 0*) echo "$0: PAIRED_EPOCHS and PAIRED_STAGE must be whole numbers >= 1" \
+      "(got '$EPOCHS' and '$STAGE')" >&2; exit 2 ;;
+  esac
+done
 
 epochs_done() {  # finished epochs of run folder $1 (0 when it does not exist yet)
   if [ -f "$1/log.jsonl" ]; then grep -c . "$1/log.jsonl" || true; else echo 0; fi
@@ -54,6 +63,8 @@ fi
 
 jobs=$(mktemp)
 trap 'rm -f "$jobs"' EXIT
+trap 'exit 130' INT TERM  # the EXIT trap then removes the job list
+failed=0
 target=0
 while [ "$target" -lt "$EPOCHS" ]; do
   target=$((target + STAGE))
@@ -73,6 +84,11 @@ while [ "$target" -lt "$EPOCHS" ]; do
       done
     done
   done
-  xargs -L 1 -P 2 sh "$SELF" one < "$jobs"
+  # a run that fails (diverged, say) is reported by deepnets.train; the others go on
+  xargs -L 1 -P 2 sh "$SELF" one < "$jobs" || failed=1
 done
+if [ "$failed" -ne 0 ]; then
+  echo "bf16 paired check: some runs failed (see above); the others are at $EPOCHS epochs" >&2
+  exit 1
+fi
 echo "bf16 paired check: all 12 runs at $EPOCHS epochs in $OUT"

@@ -39,7 +39,7 @@ from figures.paired import (
     unpaired_note,
 )
 from figures.rows import table
-from figures.runs import MissingDataError, Run, Seeds, find_runs
+from figures.runs import MissingDataError, Run, Seeds, choice_notes, find_runs
 from figures.stats import CLOSE_MARGIN, SUPPORTS, every
 from figures.style import legend, method_color, new_figure, plot_seeds, save_figure
 from urfb_common import (
@@ -83,6 +83,7 @@ def bf16_comparisons(runs: Sequence[Run]) -> tuple[list[RuleComparison], list[st
         raise MissingDataError("no rule has both an fp32 and a bf16 run of one seed: "
                                + "; ".join(notes))
     notes += [n for c in comparisons if (n := unpaired_note(c, "bf16", "fp32"))]
+    notes += [f"{name}: {n}" for name in ("bf16", "fp32") for n in choice_notes(families[name])]
     for c in comparisons:
         other = {k: v for k, v in c.settings.items() if k != "precision"}
         if other:

@@ -55,6 +55,11 @@ def by_setting(runs: Iterable[Run], setting: Callable[[Run], str]) -> dict[str, 
     return dict(out)
 
 
+#: What a ``config.json`` key that a run does not record means (``deepnets.training.config``:
+#: a run written before ``eval_precision``, or an fp32 one, evaluated in fp32).
+ABSENT_MEANS = {"eval_precision": "fp32", "precision": "fp32"}
+
+
 def setting_differences(a: Seeds, b: Seeds) -> dict[str, tuple[object, object]]:
     """``{key: (a's value, b's value)}`` for the ``config.json`` keys (less
     :data:`IGNORED_SETTINGS`) whose values differ between the two families' runs of a seed."""
@@ -65,7 +70,8 @@ def setting_differences(a: Seeds, b: Seeds) -> dict[str, tuple[object, object]]:
         if rb is None:
             continue
         for key in sorted((set(ra.config) | set(rb.config)) - IGNORED_SETTINGS - {"seed"}):
-            va, vb = ra.config.get(key), rb.config.get(key)
+            va, vb = (ABSENT_MEANS.get(key) if v is None else v
+                      for v in (ra.config.get(key), rb.config.get(key)))
             if va != vb:
                 out.setdefault(key, (va, vb))
     return out

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from figures.paired import RuleComparison, compare_families, unpaired_note
 from figures.rows import chosen_endpoint, table
-from figures.runs import MissingDataError, Run, find_runs
+from figures.runs import MissingDataError, Run, choice_notes, find_runs
 from figures.stats import CONTRADICTS, SUPPORTS, summarize
 from urfb_common import (
     OneLineParser,
@@ -71,7 +71,7 @@ def choice_table(paper: Sequence[Run], variants: dict[str, Sequence[Run]]) -> tu
     """The table of every variant (``{choice: runs}``) against ``paper`` (runs), and notes
     (what each variant's runs differ in, what could not be paired). ``paper`` may hold more
     descriptions than a variant (it is often the whole grid): only the variant's are noted."""
-    rows, notes = [], []
+    rows, notes, used = [], [], set()
     for choice, runs in variants.items():
         if not runs:
             notes.append(f"{choice}: no run with a logged epoch yet")
@@ -83,6 +83,8 @@ def choice_table(paper: Sequence[Run], variants: dict[str, Sequence[Run]]) -> tu
             notes.append(f"{choice}: no rule has a run of one seed in both folders")
             continue
         rows += choice_rows(choice, comparisons)
+        used |= {c.protocol for c in comparisons}
+        notes += [f"{choice}: {n}" for n in choice_notes(runs)]
         for c in comparisons:
             note = unpaired_note(c, choice, "paper-protocol")
             if note:
@@ -92,6 +94,8 @@ def choice_table(paper: Sequence[Run], variants: dict[str, Sequence[Run]]) -> tu
                          f"{differs or 'no recorded setting'}")
     if not rows:
         raise MissingDataError("no variant run pairs with a paper-protocol run: " + "; ".join(notes))
+    # repeated paper-protocol runs of the rules a variant pairs with
+    notes += [f"paper-protocol: {n}" for n in choice_notes(r for r in paper if r.protocol in used)]
     return table(HEADER, rows), notes
 
 

@@ -745,9 +745,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs-b", type=path_arg, default=DEFAULT_B, help=f"budget B (default {DEFAULT_B})")
     parser.add_argument("--runs-old", type=path_arg, nargs="*", default=list(DEFAULT_OLD),
                         help="older single-seed runs (default: " + ", ".join(map(str, DEFAULT_OLD)) + ")")
-    parser.add_argument("--runs-bf16", type=path_arg, default=DEFAULT_BF16,
+    parser.add_argument("--runs-bf16", type=path_arg, default=None,
                         help=f"the bf16 against fp32 runs (default {DEFAULT_BF16}; absent: 'not yet')")
-    parser.add_argument("--runs-choices", type=path_arg, default=DEFAULT_CHOICES,
+    parser.add_argument("--runs-choices", type=path_arg, default=None,
                         help=f"the protocol-choice runs: {PAPER_FOLDER}/ and one folder per variant "
                              f"(default {DEFAULT_CHOICES}; absent: 'not yet')")
     group = parser.add_mutually_exclusive_group()
@@ -761,8 +761,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for flag, path in (("--runs-a", args.runs_a), ("--runs-b", args.runs_b)):
-        require_existing(parser, flag, path)
+    for flag, path in (("--runs-a", args.runs_a), ("--runs-b", args.runs_b),
+                       ("--runs-bf16", args.runs_bf16), ("--runs-choices", args.runs_choices)):
+        if path is not None:  # the last two, left out, are 'not yet' until their runs exist
+            require_existing(parser, flag, path)
     doc = args.update or args.check
     text = ""
     if doc is not None:
@@ -774,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"<!-- /report:NAME -->; names: {', '.join(BLOCKS)})")
     try:
         report = Report(args.runs_a, args.runs_b, [p for p in args.runs_old if p.is_dir()],
-                        args.runs_bf16, args.runs_choices)
+                        args.runs_bf16 or DEFAULT_BF16, args.runs_choices or DEFAULT_CHOICES)
         if doc is None:
             print(report.all())
             return 0

@@ -16,6 +16,7 @@ from figures.bf16_paired import bf16_comparisons, markdown, verdict_sentence
 from figures.paired import RuleComparison, by_setting, compare_families
 from figures.protocol_choice import choice_table, worse_or_better
 from figures.report import block_bf16_paired, block_protocol_choice
+from figures.report import main as report_main
 from figures.runs import find_runs
 from figures.stats import CONTRADICTS, INCONCLUSIVE, SUPPORTS, UNINFORMATIVE
 
@@ -393,3 +394,38 @@ def test_protocol_choice_notes_only_the_variants_descriptions(suite_runs, tmp_pa
     assert block_protocol_choice(_Folders(tmp_path / "none", root)) == (
         f"Not yet: needs the paper-protocol runs in `{root / 'paper'}` and each variant's runs "
         f"in a folder beside it (`{root}/<choice>/`).")
+
+
+def test_a_repeated_seed_is_named_in_the_notes(bf16_runs) -> None:
+    """Two bf16 runs of one seed (a copy of seed 0 that learnt better): the comparison uses one
+    and the notes say which, and which was left out."""
+    root = bf16_runs()
+    shutil.copytree(root / "urfb-bf16-s0", root / "zz-copy")
+    _patch(root / "zz-copy", val=lambda e, v: 0.1)
+    _, notes = bf16_comparisons(find_runs(root))
+    repeated = [n for n in notes if "several runs of seed 0" in n]
+    assert len(repeated) == 1 and repeated[0].startswith("bf16: ") and "zz-copy" in repeated[0]
+
+
+def test_report_refuses_a_runs_folder_given_but_missing(tmp_path: Path, capsys) -> None:
+    """--runs-bf16 / --runs-choices typed wrong are one-line errors, not a silent 'not yet'."""
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- report:rule -->\n<!-- /report:rule -->\n")
+    for flag in ("--runs-bf16", "--runs-choices"):
+        with pytest.raises(SystemExit) as exc:
+            report_main(["--update", str(doc), flag, str(tmp_path / "no-such")])
+        assert exc.value.code == 2
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"{flag} {tmp_path / 'no-such'}: no such folder" in last
+    assert doc.read_text() == "<!-- report:rule -->\n<!-- /report:rule -->\n"
+
+
+def test_an_unrecorded_eval_precision_is_fp32_not_a_difference(bf16_runs) -> None:
+    """bf16 runs that record eval_precision fp32 against fp32 runs that record none (absent
+    means fp32): the runs differ in precision only."""
+    root = bf16_runs(rules=("urfb",))
+    for s in range(3):
+        _patch(root / f"urfb-bf16-s{s}", {"eval_precision": "fp32"})
+    comparisons, notes = bf16_comparisons(find_runs(root))
+    assert comparisons[0].settings == {"precision": ("bf16", "fp32")}
+    assert not any("also differ" in n for n in notes)

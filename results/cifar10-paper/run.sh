@@ -30,8 +30,9 @@
 #     paper's tenth), then 50 untied (Figure 11).
 set -eu
 cd "$(dirname "$0")/../.."
-TRAIN=${TRAIN:-../shared/data/cifar10-jpeg/train.zip}
-TEST=${TEST:-../shared/data/cifar10-jpeg/test.zip}
+# the data from the environment (names of their own: a generic TRAIN or TEST must not move it)
+TRAIN=${URFB_TRAIN:-../shared/data/cifar10-jpeg/train.zip}
+TEST=${URFB_TEST:-../shared/data/cifar10-jpeg/test.zip}
 PYTHON=${PYTHON:-.venv/bin/python}
 STAGE=10
 failed=0

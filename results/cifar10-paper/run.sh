@@ -11,15 +11,14 @@
 # the run reaches its step's budget. From the project root:
 #   nice sh results/cifar10-paper/run.sh
 #
-#  1. results/bf16-paired/run.sh to 50 epochs: the bf16 paired check's first half. Its fp32
-#     runs are this grid's simpnet URFB and FRFB runs (results/bf16-paired/<rule>-fp32-s<seed>
-#     link here).
+#  1. results/bf16-paired/run.sh to 100 epochs, 20 at a time: the bf16 paired check (issue 18).
+#     Its fp32 runs are this grid's simpnet URFB and FRFB runs (results/bf16-paired/
+#     <rule>-fp32-s<seed> link here).
 #  2. What the protocol choices change (issue 20, part 1): simpnet URFB and FRFB with the
 #     simultaneous order, and with biases, 50 epochs, in results/protocol-choice/<choice>/;
 #     their pairs are the paper-protocol runs of this grid (results/protocol-choice/paper links
 #     here, the layout python -m figures.report reads). Before the long runs below, since
 #     the code behind the paper's figures may have used the simultaneous order (docs/results.md).
-#  2b. The bf16 paired check to 100 epochs.
 #  3. simpnet BP and BP-H to 100 epochs, then BP, BP-H, URFB, FRFB to 200 (Figures 4, 5, 10).
 #  4. simpnet URFB-50 and FRFB-50, 100 epochs.
 #  5. untied simpnet URFB and FRFB, 50 epochs (claim 4, Figures 8-9; BP-H untied is not in the
@@ -65,13 +64,12 @@ staged() {  # $1 runs folder, $2 epochs, then the suite's own arguments
   step suite "$out" "$final" "$@" --evaluate-test "$TEST"
 }
 
-step env PAIRED_EPOCHS=50 sh results/bf16-paired/run.sh
+step env PAIRED_EPOCHS=100 PAIRED_STAGE=20 sh results/bf16-paired/run.sh
 for choice in simultaneous bias; do
   if [ "$choice" = simultaneous ]; then flag="--update-order simultaneous"; else flag=--bias; fi
   # shellcheck disable=SC2086
   staged "results/protocol-choice/$choice" 50 4 --protocols urfb frfb $flag
 done
-step env PAIRED_EPOCHS=100 sh results/bf16-paired/run.sh
 step suite "$RUNS" 100 4 --protocols urfb frfb --evaluate-test "$TEST"
 staged "$RUNS" 100 4 --protocols bp bp-h
 STAGE=25

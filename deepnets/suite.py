@@ -25,9 +25,12 @@ run's folder is the single run's. Every run uses the paper's protocol -- the seq
 of Remark 1 and no biases -- unless ``--update-order simultaneous`` / ``--bias`` say otherwise
 (a torch optimizer's runs take the simultaneous order).
 
-``--evaluate-test TEST`` then scores every finished CIFAR-10 run once on TEST's test split --
-the weights of its epoch of lowest validation error, and its last weights -- and writes the
-result to the run folder's ``test.json`` (:mod:`deepnets.experiments.testresult`; never to
+``--evaluate-test TEST`` then scores every finished run once on a test split -- the weights of
+its epoch of lowest validation error, and its last weights -- CIFAR-10 runs on TEST's (format
+``--data``), CIFAR-100 runs on their own archive's (``--cifar100-dir``); ``--evaluate-test``
+without TEST scores CIFAR-10 runs on the test split of their own python-version archive too
+(an image folder's test images are a TEST of their own). It writes the result to the run
+folder's ``test.json`` (:mod:`deepnets.experiments.testresult`; never to
 ``log.jsonl``: the test split is not looked at during training). A run already scored at its current
 epoch on the same test data is not scored again.
 """
@@ -76,6 +79,9 @@ from urfb_common import (
 )
 
 PROG = "python -m deepnets.suite"
+#: ``--evaluate-test`` without TEST: each run is scored on its own archive's test split (not
+#: a string: argparse would pass a string ``const`` through ``type``).
+OWN_TEST = object()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,10 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "if the capture fails; default), on, off")
     p.add_argument("--dataset-label", help="how results name the CIFAR-10 copy, e.g. "
                    "'CIFAR-10 (JPEG re-encoding)' (default: deepnets.train's)")
-    p.add_argument("--evaluate-test", type=Path, metavar="TEST",
-                   help="after training, score every finished CIFAR-10 run once on the test "
-                   "split of TEST (format --data; e.g. the JPEG copy's test.zip): its "
-                   "validation-chosen and last weights, written to the run's test.json")
+    p.add_argument("--evaluate-test", type=Path, metavar="TEST", nargs="?", const=OWN_TEST,
+                   help="after training, score every finished run once on a test split: "
+                   "CIFAR-10 runs on TEST's (format --data; e.g. the JPEG copy's test.zip; "
+                   "without TEST, the --data-dir archive's own), CIFAR-100 runs on the "
+                   "--cifar100-dir archive's; its validation-chosen and last weights, written to "
+                   "the run's test.json")
     p.add_argument("--estimate-steps", type=int, default=3,
                    help="SGD steps timed per network for the run-time estimate; 0 skips it")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
@@ -221,7 +229,10 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             parser.error(f"argument --{flag.replace('_', '-')}: must be >= 1")
     if not (args.lr > 0 and math.isfinite(args.lr)):
         parser.error("argument --lr: must be > 0 and finite")
-    if args.evaluate_test is not None and not args.evaluate_test.exists():
+    if args.evaluate_test is OWN_TEST and args.data == "imagefolder":
+        parser.error("argument --evaluate-test: image-folder data needs its test split named: "
+                     "--evaluate-test TEST (the CIFAR archives hold their own)")
+    if args.evaluate_test not in (None, OWN_TEST) and not args.evaluate_test.exists():
         parser.error(f"argument --evaluate-test: {args.evaluate_test}: no such file or folder "
                      "(checked before training)")
     try:
@@ -326,8 +337,12 @@ def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], figures: Seque
     else:
         status = run_all(todo, args.out, s, launcher, prog=PROG)
     if args.evaluate_test is not None and status in (0, 1):
-        evaluate_test([sp for sp in specs if sp.dataset == "cifar10"], args.out,
-                      args.evaluate_test, s)
+        for dataset, test, kind in (("cifar10", args.evaluate_test, None),
+                                    ("cifar100", OWN_TEST, "cifar100")):
+            chosen = [sp for sp in specs if sp.dataset == dataset]
+            if chosen:
+                evaluate_test(chosen, args.out, s.data_dirs[dataset] if test is OWN_TEST else test,
+                              s, kind)
     return status
 
 

@@ -7,18 +7,27 @@ rewritten by ``--update FILE``; ``--check FILE`` exits 1 when one is stale; with
 blocks are printed. Each claim of Section 4 is tested as a paired comparison over seeds
 (:mod:`figures.stats`) under the verdict rule stated once at the top of the document.
 
-Inputs (defaults: the H200 evidence runs of ``results/cifar10-jpeg-h200`` and the older CPU runs):
-``--runs-a`` budget A (simpnet 15 epochs, deepernet 10, deepnet_s Figure 11 protocol),
-``--runs-b`` budget B (simpnet 50 epochs, deepernet 25), ``--runs-old`` the single-seed
-10-epoch / 20,000-image runs; ``--runs-bf16`` the speed issue's bf16 against fp32 runs
+Inputs (defaults: the H200 evidence runs of ``results/cifar10-jpeg-h200``, issue 20's CPU runs and
+the older CPU runs): ``--runs-a`` budget A (simpnet 15 epochs, deepernet 10, deepnet_s Figure 11
+protocol), ``--runs-b`` budget B (simpnet 50 epochs, deepernet 25), both in the simultaneous order
+with biases; ``--runs-paper`` budget C, the paper's protocol (sequential order, no biases) toward
+convergence (``results/cifar10-paper/run.sh``); ``--runs-old`` the single-seed 10-epoch /
+20,000-image runs; ``--runs-bf16`` the speed issue's bf16 against fp32 runs
 (:mod:`figures.bf16_paired`), ``--runs-choices`` issue 20's protocol-choice runs (a ``paper``
 folder and one folder per variant, :mod:`figures.protocol_choice`): their blocks say "not yet"
 until those folders hold runs.
+
+Each part of a claim is judged at the **largest budget reached** (:meth:`Report.largest`): of the
+budgets A, B and C that hold every group of runs the part compares, the one whose groups share the
+most epochs (C on a tie), so that every row of a part compares runs of one budget. The summary
+shows those rows; the ``earlier-summary`` block the same parts at the largest of budgets A and B,
+where C has taken their place.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -59,6 +68,8 @@ from urfb_common import OneLineParser, atomic_write_text, command_line, path_arg
 H200 = Path("results/cifar10-jpeg-h200")
 DEFAULT_A = H200 / "budget-a" / "runs"
 DEFAULT_B = H200 / "budget-b" / "runs"
+#: Issue 20's runs: the paper's protocol, toward convergence (results/cifar10-paper/run.sh).
+DEFAULT_PAPER = Path("results/cifar10-paper/runs")
 DEFAULT_OLD = (Path("results/simpnet-cifar10-jpeg/runs"), Path("results/deepernet-cifar10-jpeg/runs"))
 #: The speed issue's paired check (results/bf16-paired/run.sh writes its runs there).
 DEFAULT_BF16 = Path("results/bf16-paired")
@@ -73,6 +84,8 @@ FAR_DEGREES = 60.0
 EARLY_EPOCH = 10
 
 Seriesd = dict[int, dict[int, float]]
+#: A group of runs a claim compares: (network, protocol), all seeds, tied layers.
+Need = tuple[str, str]
 
 
 # ----------------------------------------------------------------------------- budgets
@@ -175,8 +188,8 @@ def block_final_errors(rep: Report) -> str:
     runs were scored on the test split), that epoch and the validation error there, beside the
     mean of the last epochs."""
     rows = []
-    for b in rep.budgets[:2]:
-        for arch in ("simpnet", "deepernet", "deepnet_s"):
+    for b in rep.view:
+        for arch in ("simpnet", "deepernet", "deepnet", "deepnet_s"):
             for untied, frozen in ((False, ()), (True, (0,))):
                 for p in PROTOCOLS:
                     g = b.group(arch, p, untied=untied, frozen=frozen)
@@ -201,8 +214,16 @@ def block_final_errors(rep: Report) -> str:
                   "mean, dropout on)"], rows)
 
 
+SIMPNET_BP: tuple[Need, ...] = (("simpnet", "bp"), ("simpnet", "bp-h"))
+#: Claim 2's main part, and its 50% connectivity part.
+SIMPNET_MAIN: tuple[Need, ...] = (*SIMPNET_BP, ("simpnet", "urfb"), ("simpnet", "frfb"))
+SIMPNET_HALF: tuple[Need, ...] = tuple(("simpnet", p) for p in ("urfb", "frfb", "urfb-50", "frfb-50"))
+#: Claim 3: deepernet's groups and simpnet's, compared at one budget.
+DEPTH: tuple[Need, ...] = tuple((a, p) for a in ("deepernet", "simpnet") for p in ("bp-h", "urfb", "frfb"))
+
+
 def rows_claim1(rep: Report) -> list[Row]:
-    B = rep.b
+    B = rep.largest(*SIMPNET_BP)
     bp, bph = B.need("simpnet", "bp"), B.need("simpnet", "bp-h")
     return [
         error_row("BP-H's error above BP's (hinge slightly worse)", B.name, bph, bp, "greater",
@@ -222,17 +243,17 @@ def _reach(series: dict[int, float], level: float) -> int | None:
     return next((e for e in sorted(series) if series[e] <= level), None)
 
 
-def _simpnet(rep: Report) -> dict[str, Seeds]:
-    return {p: rep.b.need("simpnet", p) for p in ("bp", "bp-h", "urfb", "frfb", "urfb-50", "frfb-50")}
+def _groups(budget: Budget, needs: Iterable[Need]) -> dict[str, Seeds]:
+    """The groups of one network's ``needs`` in ``budget``, by protocol."""
+    return {p: budget.need(arch, p) for arch, p in needs}
 
 
 def rows_claim2(rep: Report) -> list[Row]:
-    B, g = rep.b, _simpnet(rep)
+    B = rep.largest(*SIMPNET_MAIN)
+    g = _groups(B, SIMPNET_MAIN)
     n = images(g["urfb"])
     epochs = window(g["frfb"], g["urfb"])
     gap = error_ends(g["frfb"], epochs, test=False) - error_ends(g["urfb"], epochs, test=False)
-    both = window(*g.values())  # with the 50% runs
-    ends = {p: error_ends(x, both) for p, x in g.items()}
     early_gap = difference(val(g["frfb"]), val(g["urfb"]))
     early = {s: v[EARLY_EPOCH] for s, v in early_gap.items() if EARLY_EPOCH in v}
     late = pair_row(f"'mainly converges faster': the FRFB − URFB validation gap shrinks from "
@@ -251,14 +272,24 @@ def rows_claim2(rep: Report) -> list[Row]:
         error_row("URFB's error above BP-H's", B.name, g["urfb"], g["bp-h"], "greater",
                   "URFB worse than BP-H (hinge)"),
         error_row("URFB close to BP", B.name, g["urfb"], g["bp"], "close", "URFB close to BP"),
-        pair_row("50% connectivity widens the gap: (FRFB 50% − URFB 50%) above (FRFB − URFB)",
-                 B.name, ends["frfb-50"] - ends["urfb-50"], ends["frfb"] - ends["urfb"],
-                 "greater", n, both, short="50% connectivity widens the URFB-FRFB gap"),
+        row_half(rep),
     ]
 
 
+def row_half(rep: Report) -> Row:
+    """Claim 2's 50% connectivity part, at the largest budget holding its four groups."""
+    H = rep.largest(*SIMPNET_HALF)
+    g = _groups(H, SIMPNET_HALF)
+    both = window(*g.values())
+    ends = {p: error_ends(x, both) for p, x in g.items()}
+    return pair_row("50% connectivity widens the gap: (FRFB 50% − URFB 50%) above (FRFB − URFB)",
+                    H.name, ends["frfb-50"] - ends["urfb-50"], ends["frfb"] - ends["urfb"],
+                    "greater", images(g["urfb"]), both,
+                    short="50% connectivity widens the URFB-FRFB gap")
+
+
 def block_claim2(rep: Report) -> str:
-    g = _simpnet(rep)
+    g = _groups(rep.largest(*SIMPNET_MAIN), SIMPNET_MAIN)
     gap_end = final(val(g["frfb"]), val(g["urfb"]))
     speed = []
     for s in sorted(gap_end.diffs):
@@ -271,49 +302,80 @@ def block_claim2(rep: Report) -> str:
 
 
 def rows_claim3(rep: Report) -> list[Row]:
-    """Every row compares runs of one budget: deepernet against itself at budget A or B, and
-    deepernet's gaps against simpnet's over the epochs both reached (budget A)."""
-    A, B = rep.a, rep.b
-    da = {p: A.need("deepernet", p) for p in ("bp-h", "urfb", "frfb")}
-    db = {p: B.need("deepernet", p) for p in ("bp-h", "urfb", "frfb")}
-    sa = {p: A.need("simpnet", p) for p in ("bp-h", "urfb", "frfb")}
-    n = images(da["urfb"])
-    epochs = window(*da.values(), *sa.values())
-    deep = {p: error_ends(x, epochs) for p, x in da.items()}
-    shallow = {p: error_ends(x, epochs) for p, x in sa.items()}
-    return [
-        error_row("URFB close to BP-H", A.name, da["urfb"], da["bp-h"], "close",
+    """The claim's rows compare runs of one budget, the largest holding deepernet's and simpnet's
+    BP-H, URFB and FRFB runs: deepernet against itself, and deepernet's gaps against simpnet's
+    over the epochs both reached. Below them, deepernet's pairs at the other budgets (details,
+    each within its own budget)."""
+    D = rep.largest(*DEPTH)
+    deep_g = {p: D.need("deepernet", p) for p in ("bp-h", "urfb", "frfb")}
+    shallow_g = {p: D.need("simpnet", p) for p in ("bp-h", "urfb", "frfb")}
+    n = images(deep_g["urfb"])
+    epochs = window(*deep_g.values(), *shallow_g.values())
+    deep = {p: error_ends(x, epochs) for p, x in deep_g.items()}
+    shallow = {p: error_ends(x, epochs) for p, x in shallow_g.items()}
+    rows = [
+        error_row("URFB close to BP-H", D.name, deep_g["urfb"], deep_g["bp-h"], "close",
                   "deepernet: URFB close to BP-H"),
-        error_row("URFB close to BP-H", B.name, db["urfb"], db["bp-h"], "close"),
-        error_row("FRFB's error above BP-H's", A.name, da["frfb"], da["bp-h"], "greater",
+        error_row("FRFB's error above BP-H's", D.name, deep_g["frfb"], deep_g["bp-h"], "greater",
                   "deepernet: FRFB worse than BP-H"),
-        error_row("FRFB's error above BP-H's", B.name, db["frfb"], db["bp-h"], "greater"),
         pair_row("FRFB degrades with depth: (FRFB − BP-H) on deepernet above (FRFB − BP-H) on "
-                 "simpnet, same epochs", A.name, deep["frfb"] - deep["bp-h"],
+                 "simpnet, same epochs", D.name, deep["frfb"] - deep["bp-h"],
                  shallow["frfb"] - shallow["bp-h"], "greater", n, epochs,
                  short="FRFB's gap to BP-H grows from simpnet to deepernet"),
-        pair_row("URFB's gap to BP-H larger on deepernet than on simpnet, same epochs", A.name,
+        pair_row("URFB's gap to BP-H larger on deepernet than on simpnet, same epochs", D.name,
                  deep["urfb"] - deep["bp-h"], shallow["urfb"] - shallow["bp-h"], "greater", n,
                  epochs),
-        error_row("FRFB's error above URFB's", B.name, db["frfb"], db["urfb"], "greater"),
+        error_row("FRFB's error above URFB's", D.name, deep_g["frfb"], deep_g["urfb"], "greater"),
     ]
+    for other in rep.view:
+        if other is D:
+            continue
+        for a, b, test, kind in (("urfb", "bp-h", "URFB close to BP-H", "close"),
+                                 ("frfb", "bp-h", "FRFB's error above BP-H's", "greater"),
+                                 ("frfb", "urfb", "FRFB's error above URFB's", "greater")):
+            ga, gb = other.group("deepernet", a), other.group("deepernet", b)
+            if ga is not None and gb is not None:
+                rows.append(error_row(test, other.name, ga, gb, kind))
+    return rows
 
 
 def block_claim3(rep: Report) -> str:
+    D = rep.largest(*DEPTH).name
     return ("deepernet (8 conv layers, 4 residual sums, full 500; 9 layers send an error down); "
-            "in the depth rows a and b are gaps to BP-H, simpnet's from budget A cut at the same "
-            "epoch:\n\n" + rows_table(rows_claim3(rep)))
+            f"the first rows compare runs of budget {D} (in the depth rows a and b are gaps to "
+            "BP-H, simpnet's cut at the same epoch), the rows below them deepernet's runs of "
+            "another budget:\n\n" + rows_table(rows_claim3(rep)))
+
+
+#: Figure 6's back-propagation errors, as the paper's text gives them.
+PAPER_BP = {"deepnet": "≈ 0.50", "deepernet": "≈ 0.42"}
+
+
+def _error_text(g: Seeds) -> str:
+    """The group's error at its validation-chosen epochs: test error where every run was
+    scored, else validation error, said so."""
+    ends = error_ends(g, window(g))
+    what = "test" if ends.tested else "validation"
+    return (f"{summarize(ends.chosen).compact()} ({what} error at the validation-chosen epoch, "
+            f"ep {_per_seed(ends.epochs)})")
 
 
 def block_paper_numbers(rep: Report) -> str:
-    B = rep.b
-    g = B.need("deepernet", "bp-h")
-    e = g.common_epoch
-    n = images(g)
-    rows = [["BP, deepnet", "≈ 0.50 (Figure 6, BP softmax or hinge)", "not run", "—"],
-            ["BP, deepernet", "≈ 0.42 (Figure 6, BP softmax or hinge)",
-             f"BP-H {summarize(at(val(g), e)).compact()}",
-             where(B.name, e, n, g.n)]]
+    rows = []
+    for arch, paper in PAPER_BP.items():
+        found = False
+        for p in ("bp", "bp-h"):
+            try:
+                budget = rep.largest((arch, p))
+            except LookupError:
+                continue
+            g = budget.need(arch, p)
+            rows.append([f"BP, {arch}", f"{paper} (Figure 6, BP softmax or hinge)",
+                         f"{label(p)} {_error_text(g)}",
+                         where(budget.name, g.common_epoch, images(g), g.n)])
+            found = True
+        if not found:
+            rows.append([f"BP, {arch}", f"{paper} (Figure 6, BP softmax or hinge)", "not run", "—"])
     for old in rep.old:
         bp = old.group("deepernet", "bp")
         if bp is not None:
@@ -322,26 +384,49 @@ def block_paper_numbers(rep: Report) -> str:
                          f"BP softmax {summarize(at(val(bp), eo)).compact()}",
                          where(old.name, eo, images(bp), bp.n)])
     return table(["quantity", f"paper ({PAPER_EPOCHS} epochs × {PAPER_IMAGES:,}; Figure 6)",
-                  "ours (validation error)", "our budget"], rows)
+                  "ours", "our budget"], rows)
+
+
+def _largest_with(rep: Report, make: Callable[[Budget], Row | None]) -> Row | None:
+    """``make``'s row at the largest budget where it can be made (the most epochs compared)."""
+    made = [r for r in (make(b) for b in rep.view) if r is not None]
+    return max(made, key=lambda r: r.cmp.epoch or 0, default=None)
 
 
 def rows_claim4(rep: Report) -> list[Row]:
-    A = rep.a
-    u, f = (A.group("deepnet_s", p, untied=True, frozen=(0,)) for p in ("urfb", "frfb"))
-    if u is None or f is None:
-        return []
-    return [error_row("deepnet_s untied (first layer frozen after 1 tied epoch): FRFB's "
-                      "error above URFB's", A.name, f, u, "greater",
-                      "untied deepnet_s: URFB better than FRFB (order kept)")]
+    """Untied against tied simpnet (Figure 9: the same protocol, the same budget and epochs), the
+    order of URFB and FRFB among untied layers, and deepnet_s's untied URFB against FRFB; each at
+    the largest budget holding its runs."""
+    def worse(p: str) -> Callable[[Budget], Row | None]:
+        def make(b: Budget) -> Row | None:
+            tied, untied = b.group("simpnet", p), b.group("simpnet", p, untied=True)
+            if tied is None or untied is None:
+                return None
+            return error_row(f"simpnet {label(p)}: untied's error above tied's", b.name, untied,
+                             tied, "greater", f"untied simpnet {label(p)} worse than tied")
+        return make
+
+    def order(arch: str, frozen: tuple[int, ...], test: str, short: str) -> Callable[[Budget], Row | None]:
+        def make(b: Budget) -> Row | None:
+            u, f = (b.group(arch, p, untied=True, frozen=frozen) for p in ("urfb", "frfb"))
+            return None if u is None or f is None else error_row(test, b.name, f, u, "greater", short)
+        return make
+
+    makers = [worse("urfb"), worse("frfb"),
+              order("simpnet", (), "simpnet untied: FRFB's error above URFB's",
+                    "untied simpnet: URFB better than FRFB (order kept)"),
+              order("deepnet_s", (0,), "deepnet_s untied (first layer frozen after the tied "
+                    "epochs): FRFB's error above URFB's",
+                    "untied deepnet_s: URFB better than FRFB (order kept)")]
+    return [r for r in (_largest_with(rep, m) for m in makers) if r is not None]
 
 
 def block_claim4(rep: Report) -> str:
     rows = rows_claim4(rep)
     text = rows_table(rows) if rows else "No untied run in the new data."
-    tied = [rep.a.group("deepnet_s", p, frozen=(0,)) for p in ("urfb", "frfb")]
-    if not any(tied):
-        text += ("\n\nNo tied deepnet_s retraining (first layer frozen) and no untied simpnet run "
-                 "in budgets A or B: tied against untied is not compared on the new data.")
+    if not any(b.group("simpnet", p, untied=True) for b in rep.view for p in ("urfb", "frfb")):
+        text += ("\n\nNo untied simpnet run in budgets " + ", ".join(b.name for b in rep.view)
+                 + ": tied against untied is not compared on the new data.")
     return text
 
 
@@ -388,7 +473,8 @@ def angle_series(g: Seeds, layer: str, key: str = "delta_angle") -> Seriesd:
 
 def rows_claim5(rep: Report) -> list[Row]:
     rows: list[Row] = []
-    for budget, arch in ((rep.b, "simpnet"), (rep.b, "deepernet")):
+    for arch in ("simpnet", "deepernet"):
+        budget = rep.largest((arch, "urfb"))
         g = budget.need(arch, "urfb")
         names, n = _names(g), images(g)
         send = set(senders(g))
@@ -442,7 +528,8 @@ def _strong(rep: Report) -> tuple[dict[str, tuple[list[Row], list[Row]]], list[s
     """Per network, (the correlation rows, the angle rows) of claim 5b, and notes."""
     out: dict[str, tuple[list[Row], list[Row]]] = {}
     notes = []
-    for budget, arch in ((rep.b, "simpnet"), (rep.a, "deepernet")):
+    for arch in ("simpnet", "deepernet"):
+        budget = rep.largest((arch, "urfb"), (arch, "frfb"))
         u, f = budget.need(arch, "urfb"), budget.need(arch, "frfb")
         names, n = _names(u), images(u)
         epochs = window(u, f)
@@ -535,8 +622,8 @@ def far_window(g: Seeds) -> dict[int, int]:
 def _claim6(rep: Report) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
     notes = []
-    B = rep.b
     for arch in ("simpnet", "deepernet"):
+        B = rep.largest((arch, "urfb"), (arch, "bp-h"))
         u, ref = B.need(arch, "urfb"), B.need(arch, "bp-h")
         n = images(u)
         last_step = {}
@@ -608,25 +695,48 @@ CLAIM_ROWS: dict[str, Callable[[Report], list[Row]]] = {
 }
 
 
-def block_summary(rep: Report) -> str:
-    rows = []
-    for claim, make in CLAIM_ROWS.items():
-        for r in make(rep):
-            if r.short:
-                shown = r.test.split("least favourable layer, ")[-1] if r.layers else ""
-                d = r.cmp.summary.compact(r.digits, signed=True)
-                rows.append([claim, r.short, r.verdict_text(),
-                             f"{d} ({shown})" if shown else d, r.endpoint or "—", r.where])
+def summary_rows(rep: Report) -> dict[tuple[str, str], Row]:
+    """The rows that decide a claim's parts, by (claim, part)."""
+    return {(claim, r.short): r for claim, make in CLAIM_ROWS.items() for r in make(rep) if r.short}
+
+
+def summary_table(rows: dict[tuple[str, str], Row]) -> str:
+    lines = []
+    for (claim, short), r in rows.items():
+        shown = r.test.split("least favourable layer, ")[-1] if r.layers else ""
+        d = r.cmp.summary.compact(r.digits, signed=True)
+        lines.append([claim, short, r.verdict_text(), f"{d} ({shown})" if shown else d,
+                      r.endpoint or "—", r.where])
     return table(["claim", "part tested", "verdict", "d = a − b (see the claim's table; over "
-                  "layers: the least favourable layer)", "endpoint", "budget"], rows)
+                  "layers: the least favourable layer)", "endpoint", "budget"], lines)
+
+
+def block_summary(rep: Report) -> str:
+    return summary_table(summary_rows(rep))
+
+
+def _budget_of(row: Row) -> str:
+    return row.where.split(":", 1)[0]
+
+
+def block_earlier_summary(rep: Report) -> str:
+    """The parts now judged at budget C, as they stood at the largest of budgets A and B."""
+    now = summary_rows(rep)
+    before = summary_rows(rep.earlier())
+    moved = {k: r for k, r in before.items() if k in now and _budget_of(now[k]) != _budget_of(r)}
+    if not moved:
+        return (f"None yet: no part of a claim is judged at budget {rep.c.name} (the paper's "
+                "protocol) so far; the summary above is the earlier budgets' own.")
+    return summary_table(moved)
 
 
 def block_figure8(rep: Report) -> str:
-    untied = [r for b in rep.budgets[:2] for r in b.runs if r.untied and r.arch == "simpnet"]
+    untied = [r for b in rep.view for r in b.runs if r.untied and r.arch == "simpnet"]
     lines = []
     if not untied:
-        lines.append("No untied simpnet run in budgets A or B (and no checkpoint came back from "
-                     "the GPU machine): Figure 8's spatial homogeneity is **untested** on the new data.")
+        lines.append("No untied simpnet run in budgets " + ", ".join(b.name for b in rep.view)
+                     + " (and no checkpoint came back from the GPU machine): Figure 8's spatial "
+                     "homogeneity is **untested** on the new data.")
     for old in rep.old:
         side = old.path.parent / "figures" / "figure8.txt"
         if side.is_file():
@@ -678,7 +788,8 @@ BLOCKS: dict[str, Callable[[Report], str]] = {
     "claim1": block_claim1, "claim2": block_claim2, "claim3": block_claim3,
     "paper-numbers": block_paper_numbers, "claim4": block_claim4, "claim4-old": block_claim4_old,
     "claim5": block_claim5, "claim5-strong": block_claim5_strong, "claim6": block_claim6,
-    "figure8": block_figure8, "summary": block_summary, "bf16-paired": block_bf16_paired,
+    "figure8": block_figure8, "summary": block_summary, "earlier-summary": block_earlier_summary,
+    "bf16-paired": block_bf16_paired,
     "protocol-choice": block_protocol_choice,
 }
 
@@ -689,22 +800,50 @@ class OldBudget(Budget):
 
 
 class Report:
-    """The runs of budgets A, B and the older runs, and the blocks drawn from them."""
+    """The runs of budgets A, B and C (C may be empty) and the older runs, and the blocks drawn
+    from them."""
 
     def __init__(self, runs_a: Path, runs_b: Path, runs_old: Iterable[Path] = (),
-                 bf16: Path = DEFAULT_BF16, choices: Path = DEFAULT_CHOICES) -> None:
+                 bf16: Path = DEFAULT_BF16, choices: Path = DEFAULT_CHOICES,
+                 paper: Path = DEFAULT_PAPER) -> None:
         self.bf16, self.choices = Path(bf16), Path(choices)
         self.a = Budget("A", committed_runs(runs_a))
         self.b = Budget("B", committed_runs(runs_b))
+        self.c = Budget("C", committed_runs(paper))
         self.old = [OldBudget("old", committed_runs(p), path=Path(p)) for p in runs_old]
         self.old = [o for o in self.old if o.runs]
         for b in (self.a, self.b):
             if not b.runs:
                 raise LookupError(f"budget {b.name}: no runs")
+        #: The budgets a claim may be judged at, in the order a tie is broken (the last wins).
+        self.view = [self.a, self.b, self.c]
 
     @property
     def budgets(self) -> list[Budget]:
-        return [self.a, self.b, *self.old]
+        return [*self.view, *self.old]
+
+    def earlier(self) -> Report:
+        """The same report without budget C: the claims as they stood at budgets A and B."""
+        before = copy.copy(self)
+        before.view = [self.a, self.b]
+        return before
+
+    def largest(self, *needs: Need) -> Budget:
+        """Of the budgets in view holding every group of ``needs`` (tied runs, all seeds), the
+        one whose groups share the most epochs; on a tie the later one (C before B before A)."""
+        best: tuple[int, int, Budget] | None = None
+        for order, budget in enumerate(self.view):
+            groups = [budget.group(arch, p) for arch, p in needs]
+            if any(g is None for g in groups):
+                continue
+            key = (min(g.common_epoch for g in groups if g is not None), order, budget)
+            if best is None or key[:2] > best[:2]:
+                best = key
+        if best is None:
+            names = ", ".join(f"{arch} {p}" for arch, p in needs)
+            raise LookupError(f"no budget ({', '.join(b.name for b in self.view)}) holds runs "
+                              f"of {names}")
+        return best[2]
 
     @staticmethod
     def is_pre(budget: Budget, run: Run) -> bool:
@@ -743,6 +882,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--runs-a", type=path_arg, default=DEFAULT_A, help=f"budget A (default {DEFAULT_A})")
     parser.add_argument("--runs-b", type=path_arg, default=DEFAULT_B, help=f"budget B (default {DEFAULT_B})")
+    parser.add_argument("--runs-paper", type=path_arg, default=None,
+                        help=f"budget C, the paper's protocol toward convergence (default "
+                             f"{DEFAULT_PAPER}; absent or without committed runs: claims stay at A, B)")
     parser.add_argument("--runs-old", type=path_arg, nargs="*", default=list(DEFAULT_OLD),
                         help="older single-seed runs (default: " + ", ".join(map(str, DEFAULT_OLD)) + ")")
     parser.add_argument("--runs-bf16", type=path_arg, default=None,
@@ -762,8 +904,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     for flag, path in (("--runs-a", args.runs_a), ("--runs-b", args.runs_b),
-                       ("--runs-bf16", args.runs_bf16), ("--runs-choices", args.runs_choices)):
-        if path is not None:  # the last two, left out, are 'not yet' until their runs exist
+                       ("--runs-bf16", args.runs_bf16), ("--runs-choices", args.runs_choices),
+                       ("--runs-paper", args.runs_paper)):
+        if path is not None:  # the last three, left out, are 'not yet' until their runs exist
             require_existing(parser, flag, path)
     doc = args.update or args.check
     text = ""
@@ -776,7 +919,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"<!-- /report:NAME -->; names: {', '.join(BLOCKS)})")
     try:
         report = Report(args.runs_a, args.runs_b, [p for p in args.runs_old if p.is_dir()],
-                        args.runs_bf16 or DEFAULT_BF16, args.runs_choices or DEFAULT_CHOICES)
+                        args.runs_bf16 or DEFAULT_BF16, args.runs_choices or DEFAULT_CHOICES,
+                        args.runs_paper or DEFAULT_PAPER)
         if doc is None:
             print(report.all())
             return 0

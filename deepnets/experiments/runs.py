@@ -282,10 +282,11 @@ def kept(folder: Path) -> str:
     return f"{folder / CHECKPOINT} keeps epoch {done}"
 
 
-def evaluate_test(specs: Sequence[RunSpec], out: Path, test_dir: Path, s: Settings) -> int:
-    """Score each finished run of ``specs`` on the test split of ``test_dir`` (format
-    ``s.cifar10_kind``) into its ``test.json``, unless it holds that already; prints one line
-    per run and returns how many runs were scored now."""
+def evaluate_test(specs: Sequence[RunSpec], out: Path, test_dir: Path, s: Settings,
+                  kind: str | None = None) -> int:
+    """Score each finished run of ``specs`` on the test split of ``test_dir`` (format ``kind``,
+    by default ``s.cifar10_kind``) into its ``test.json``, unless it holds that already; prints
+    one line per run and returns how many runs were scored now."""
     scored = 0
     for sp in specs:
         folder = out / sp.name
@@ -296,7 +297,7 @@ def evaluate_test(specs: Sequence[RunSpec], out: Path, test_dir: Path, s: Settin
             continue
         have = read_test(folder)
         if have is None or have.get("epochs_done") != done or have.get("data_dir") != str(test_dir):
-            have = score_test_split(folder, s.cifar10_kind, test_dir, device=s.device)
+            have = score_test_split(folder, kind or s.cifar10_kind, test_dir, device=s.device)
             write_test(folder, have)
             scored += 1
         best = have.get("best")

@@ -13,7 +13,7 @@
 #
 #  1. results/bf16-paired/run.sh to 100 epochs, 20 at a time: the bf16 paired check (issue 18).
 #     Its fp32 runs are this grid's simpnet URFB and FRFB runs (results/bf16-paired/
-#     <rule>-fp32-s<seed> link here).
+#     <rule>-fp32-s<seed> link here), scored on the test split when they reach 100.
 #  2. What the protocol choices change (issue 20, part 1): simpnet URFB and FRFB with the
 #     simultaneous order, and with biases, 50 epochs, in results/protocol-choice/<choice>/;
 #     their pairs are the paper-protocol runs of this grid (results/protocol-choice/paper links
@@ -65,12 +65,13 @@ staged() {  # $1 runs folder, $2 epochs, then the suite's own arguments
 }
 
 step env PAIRED_EPOCHS=100 PAIRED_STAGE=20 sh results/bf16-paired/run.sh
+# the paired check's fp32 runs are this grid's simpnet URFB and FRFB: their test error at 100
+step suite "$RUNS" 100 4 --protocols urfb frfb --evaluate-test "$TEST"
 for choice in simultaneous bias; do
   if [ "$choice" = simultaneous ]; then flag="--update-order simultaneous"; else flag=--bias; fi
   # shellcheck disable=SC2086
   staged "results/protocol-choice/$choice" 50 4 --protocols urfb frfb $flag
 done
-step suite "$RUNS" 100 4 --protocols urfb frfb --evaluate-test "$TEST"
 staged "$RUNS" 100 4 --protocols bp bp-h
 STAGE=25
 staged "$RUNS" 200 4 --protocols bp bp-h urfb frfb

@@ -322,6 +322,33 @@ def test_evaluate_test_scores_each_finished_run_once_into_test_json(
     assert (out / "simpnet-cifar10-urfb-s0" / "test.json").stat().st_mtime_ns == before
 
 
+def test_evaluate_test_without_test_scores_each_run_on_its_own_archive(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """CIFAR-100 runs are scored on their own archive's test split (Figure 5's right half);
+    image-folder data has no such split and needs TEST, refused before any training."""
+    from deepnets.experiments.testresult import read_test
+    from deepnets.training.minidata import write_cifar100
+
+    write_cifar100(tmp_path, n=40, archive=True)
+    archive = tmp_path / "cifar-100-python.tar.gz"
+    out = tmp_path / "runs"
+    grid = ["5", "--datasets", "cifar100", "--cifar100-dir", str(archive), "--protocols", "urfb",
+            "--out", str(out), "--epochs", "1", "--train-size", "20", "--val-size", "10",
+            "--batch-size", "10", "--device", "cpu", "--estimate-steps", "0", "--probe-size",
+            "4", "--quiet", "--evaluate-test"]
+    assert suite.main(grid) == 0
+    result = read_test(out / "simpnet-cifar100-urfb-s0")
+    assert result is not None and result["images"] == 40 and result["data_dir"] == str(archive)
+    assert f"scored 1 run(s) on the test split of {archive}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        suite.main(argv(data, tmp_path / "other", "10", extra=("--evaluate-test",)))
+    assert exc.value.code == 2 and not (tmp_path / "other").exists()
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "python -m deepnets.suite: error: argument --evaluate-test: image-folder data needs its "
+        "test split named: --evaluate-test TEST (the CIFAR archives hold their own)")
+
+
 def test_the_estimate_counts_validation_probe_checkpoint_and_set_up() -> None:
     """The estimate had only the SGD steps (1 s estimated, 2.6 s measured for a small run)."""
     times = runs.NetTimes(step=1.0, eval_image=0.01, probe=2.0, epoch_end=0.5, setup=3.0)

@@ -14,12 +14,17 @@ from figures.report import (
     DEFAULT_BF16,
     DEFAULT_CHOICES,
     DEFAULT_OLD,
+    DEFAULT_PAPER,
     Report,
+    block_earlier_summary,
     far_window,
     main,
     render,
+    rows_claim1,
     rows_claim2,
     rows_claim3,
+    rows_claim4,
+    summary_rows,
     stale_blocks,
 )
 from figures.runs import find_runs, select_seeds
@@ -34,7 +39,7 @@ needs_results = pytest.mark.skipif(not (REPO / DEFAULT_B).is_dir(),
 @pytest.fixture(scope="module")
 def report() -> Report:
     return Report(REPO / DEFAULT_A, REPO / DEFAULT_B, [REPO / p for p in DEFAULT_OLD],
-                  REPO / DEFAULT_BF16, REPO / DEFAULT_CHOICES)
+                  REPO / DEFAULT_BF16, REPO / DEFAULT_CHOICES, REPO / DEFAULT_PAPER)
 
 
 @needs_results
@@ -53,7 +58,9 @@ def _final_val(path: Path) -> dict[int, float]:
 @needs_results
 def test_claim_rows_are_paired_differences_of_the_raw_logs(report: Report) -> None:
     """Error rows: d at each run's validation-chosen epoch (these runs have no test.json: the
-    validation error there), and the mean of the last 5 epochs as the other endpoint."""
+    validation error there), and the mean of the last 5 epochs as the other endpoint. Budget B,
+    as the claims stood before the paper-protocol runs (budget C)."""
+    report = report.earlier()
     runs = REPO / DEFAULT_B
     urfb = {s: _final_val(runs / f"simpnet-cifar10-urfb-s{s}") for s in range(3)}
     frfb = {s: _final_val(runs / f"simpnet-cifar10-frfb-s{s}") for s in range(3)}
@@ -84,6 +91,7 @@ def test_update_rewrites_a_stale_block_and_check_sees_it(tmp_path: Path, capsys)
     doc.write_text(text[:start] + "| typed by hand |\n" + text[text.index("<!-- /report:claim1 -->"):])
     argv = ["--runs-a", str(REPO / DEFAULT_A), "--runs-b", str(REPO / DEFAULT_B),
             "--runs-bf16", str(REPO / DEFAULT_BF16), "--runs-choices", str(REPO / DEFAULT_CHOICES),
+            "--runs-paper", str(REPO / DEFAULT_PAPER),
             "--runs-old", *[str(REPO / p) for p in DEFAULT_OLD]]
     assert main([*argv, "--check", str(doc)]) == 1
     assert capsys.readouterr().err.strip() == f"{doc}: block claim1 is not current"
@@ -129,3 +137,59 @@ def test_a_document_without_report_blocks_is_an_error(tmp_path: Path, capsys, fl
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
         f"python -m figures.report: error: {flag} {doc}: holds no report block")
     assert doc.read_text() == "# notes\n\nno blocks here\n"
+
+
+def _grid(write_run, root: Path, epochs: int, runs: list[tuple[str, str]], offset: float = 0.0) -> Path:
+    for arch, p in runs:
+        for seed in range(3):
+            write_run(root, f"{arch}-{p}-s{seed}", arch, p, seed=seed, epochs=epochs,
+                      offset=offset + (0.02 * (seed + 1) if p == "frfb" else 0.0))
+    return root
+
+
+SIMPNET = [("simpnet", p) for p in ("bp", "bp-h", "urfb", "frfb", "urfb-50", "frfb-50")]
+DEEPERNET = [("deepernet", p) for p in ("bp-h", "urfb", "frfb")]
+
+
+def test_each_part_of_a_claim_is_judged_at_the_largest_budget_holding_its_runs(
+        tmp_path: Path, write_run) -> None:
+    """Budget C (the paper's protocol) takes a part over when it holds every group the part
+    compares with more epochs (or as many); the part's rows then all come from C, and the
+    earlier-budgets summary shows the part as it stood at A or B."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    paper = _grid(write_run, tmp_path / "c", 12, SIMPNET[:4])  # no 50% runs, no deepernet
+    report = Report(a, b, (), tmp_path / "none", tmp_path / "none", paper)
+    assert {r.where.split(":")[0] for r in rows_claim1(report)} == {"C"}  # a tie: C
+    claim2 = rows_claim2(report)
+    assert [r.where.split(":")[0] for r in claim2] == ["C"] * 6 + ["B"]  # 50%: only in A, B
+    assert {r.where.split(":")[0] for r in rows_claim3(report) if r.short} == {"B"}
+    earlier = block_earlier_summary(report)
+    moved = {k for k, r in summary_rows(report).items() if r.where.startswith("C:")}
+    assert moved and all(f"| {claim} | {short} |" in earlier for claim, short in moved)
+    assert "| B: ep 12" in earlier and "| C:" not in earlier
+    assert "50% connectivity" not in earlier  # still judged at B: not an earlier row
+    # without C's runs nothing has moved
+    assert block_earlier_summary(Report(a, b, (), tmp_path / "none", tmp_path / "none",
+                                        tmp_path / "none")).startswith("None yet")
+    # fewer epochs than B's: B stays
+    short = _grid(write_run, tmp_path / "c2", 11, SIMPNET[:4])
+    report = Report(a, b, (), tmp_path / "none", tmp_path / "none", short)
+    assert {r.where.split(":")[0] for r in rows_claim1(report)} == {"B"}
+
+
+def test_untied_rows_pair_tied_and_untied_runs_of_one_budget(tmp_path: Path, write_run) -> None:
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    paper = tmp_path / "c"
+    _grid(write_run, paper, 12, [("simpnet", "urfb"), ("simpnet", "frfb")])
+    for p in ("urfb", "frfb"):
+        for seed in range(3):
+            write_run(paper, f"untied-{p}-s{seed}", "simpnet", p, untied=(0,), seed=seed,
+                      epochs=11, offset=0.05 + (0.02 * (seed + 1) if p == "frfb" else 0.0))
+    rows = rows_claim4(Report(a, b, (), tmp_path / "none", tmp_path / "none", paper))
+    by_short = {r.short: r for r in rows}
+    worse = by_short["untied simpnet URFB worse than tied"]
+    assert worse.where.startswith("C: ep 11")  # tied runs cut at the untied runs' last epoch
+    assert worse.cmp.diffs == pytest.approx({s: 0.05 for s in range(3)})
+    assert by_short["untied simpnet: URFB better than FRFB (order kept)"].verdict == "supports"

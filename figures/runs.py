@@ -15,9 +15,13 @@ another group; :func:`choice_notes` names the group drawn and the runs left out.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -27,6 +31,7 @@ from typing import Any
 from deepnets.experiments.protocols import PROTOCOLS, protocol_of
 from deepnets.nn.arch import PRESETS, parse_arch
 from deepnets.nn.models import MODELS
+from deepnets.experiments.testresult import TEST
 from deepnets.training.rundir import CONFIG, LOG, RunError, read_config, read_log
 
 #: What a figure function reads runs from: a runs folder, or runs already read by :func:`find_runs`.
@@ -224,29 +229,68 @@ def find_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
 
 
 def committed_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
-    """The runs of :func:`find_runs` whose ``log.jsonl`` git tracks: the report's tables come
-    from committed logs only, so that runs still training in the working tree (committed when
-    they reach their budget) leave them as they are. Outside a git checkout, every run."""
+    """The runs of :func:`find_runs` whose ``log.jsonl`` git tracks, read as git's index holds
+    them: the report's tables come from committed (or staged) files only, so that runs still
+    training in the working tree -- new ones, and committed ones trained on toward a later
+    budget -- leave them as they are. A run whose ``config.json``, ``log.jsonl`` or ``test.json``
+    differs from the index (or is not in it) is read from a copy of the index's files. Outside a
+    git checkout, every run as it is."""
     runs = find_runs(runs_dir)
-    tracked = _tracked_files(Path(runs_dir))
-    if tracked is None:
+    index = _git_index(Path(runs_dir))
+    if index is None:
         return runs
-    return [r for r in runs if (r.path / LOG).resolve() in tracked]
+    top, tracked, changed = index
+    out = []
+    for run in runs:
+        if (run.path / LOG).resolve() not in tracked:
+            continue
+        files = {name: (run.path / name).resolve() for name in RUN_FILES}
+        if any(f in changed or (f.exists() and f not in tracked) for f in files.values()):
+            run = _from_index(run, top, [f for f in files.values() if f in tracked])
+        out.append(run)
+    return out
 
 
-def _tracked_files(folder: Path) -> set[Path] | None:
-    """The resolved paths of the files git tracks in the checkout holding ``folder``, or None
-    when ``folder`` is in no git checkout (or git is missing)."""
+#: The files of a run folder the report reads.
+RUN_FILES = (CONFIG, LOG, TEST)
+
+
+def _git(top: Path | str, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(top), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _git_index(folder: Path) -> tuple[Path, set[Path], set[Path]] | None:
+    """The checkout holding ``folder``, the resolved paths of the files git tracks there and of
+    those whose working-tree copy differs from the index; None when ``folder`` is in no git
+    checkout (or git is missing)."""
     if not folder.is_dir():
-        return set()
+        return Path(), set(), set()
     try:
-        top = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        listed = subprocess.run(["git", "-C", top, "ls-files", "-z"], capture_output=True,
-                                text=True, check=True).stdout
+        top = Path(_git(folder, "rev-parse", "--show-toplevel").strip())
+        listed, changed = (_git(top, *cmd, "-z").split("\0")
+                           for cmd in (("ls-files",), ("diff", "--name-only")))
     except (OSError, subprocess.CalledProcessError):
         return None
-    return {(Path(top) / name).resolve() for name in listed.split("\0") if name}
+    return (top, {(top / n).resolve() for n in listed if n},
+            {(top / n).resolve() for n in changed if n})
+
+
+def _from_index(run: Run, top: Path, files: list[Path]) -> Run:
+    """``run`` read from a copy of the index's version of ``files`` (a folder of the run's
+    name in a temporary folder that lives as long as this process)."""
+    copy = _snapshots() / str(len(list(_snapshots().iterdir()))) / run.name
+    copy.mkdir(parents=True)
+    for f in files:
+        (copy / f.name).write_text(_git(top, "show", f":{f.relative_to(top)}"), encoding="utf-8")
+    return Run.read(copy)
+
+
+@functools.cache
+def _snapshots() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="figures-index-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def runs_of(source: RunSource) -> list[Run]:

@@ -76,3 +76,17 @@ def test_the_report_reads_committed_runs_only(tmp_path: Path, write_run,
     assert [r.protocol for r in committed_runs(grid)] == ["urfb"]
     assert [r.protocol for r in committed_runs(repo / "results" / "paired")] == ["urfb"]
     assert len(find_runs(grid)) == 2  # the figures still draw whatever is there
+    # trained on after its commit (and scored): the report keeps the committed epochs, also
+    # through the symlink; staged files count as committed
+    log = grid / "simpnet-cifar10-urfb-s0" / "log.jsonl"
+    committed = log.read_text()
+    lines = committed.splitlines(keepends=True)
+    log.write_text(committed + lines[-1].replace('"epoch": 4', '"epoch": 5'))
+    (log.parent / "test.json").write_text("{}")
+    for folder in (grid, repo / "results" / "paired"):
+        (run,) = committed_runs(folder)
+        assert run.name == ("simpnet-cifar10-urfb-s0" if folder == grid else "urfb-fp32-s0")
+        assert run.epochs_done == 4 and not (run.path / "test.json").exists()
+    assert find_runs(grid)[1].epochs_done == 5
+    subprocess.run([*git, "add", str(log)], check=True)
+    assert committed_runs(grid)[0].epochs_done == 5

@@ -61,6 +61,7 @@ from deepnets.experiments.runs import (
     run_state,
     train_config,
 )
+from deepnets.nn.policy import resolve_precision
 from deepnets.training.capture import CUDA_GRAPH_MODES
 from deepnets.training.config import PRECISION_CHOICES, ConfigError
 from deepnets.training.data import DataError
@@ -302,6 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     return stop.exit_status() if status == 130 else status
 
 
+def _precision_text(s: Settings) -> str:
+    """``fp32``, ``bf16``, or ``auto (bf16 here)``: what new runs compute in (a resumed run
+    keeps its own)."""
+    if s.precision != "auto":
+        return s.precision
+    return f"auto ({resolve_precision('auto', s.device)} here)" if s.device != "auto" else "auto"
+
+
 def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], figures: Sequence[int],
                   s: Settings, launcher: launch.Launcher) -> int:
     """List the grid's runs with their state and time estimate, then train what is left."""
@@ -310,7 +319,8 @@ def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], figures: Seque
     print(f"{len(specs)} runs in {args.out} (figures {', '.join(map(str, figures))}; "
           f"{args.epochs} epochs, batch {s.batch_size}, lr {s.lr}, "
           f"train size {s.train_size or 'all'}, val {s.val_size}, "
-          f"seeds {' '.join(map(str, dict.fromkeys(args.seeds)))}, device {s.device}):")
+          f"seeds {' '.join(map(str, dict.fromkeys(args.seeds)))}, device {s.device}, "
+          f"precision {_precision_text(s)}):")
     todo = [(sp, done) for sp, state, done in states if state != "done"]
     per_run: dict[str, float] = {}
     if todo and args.estimate_steps and all(sp.dataset in s.data_dirs for sp, _ in todo):

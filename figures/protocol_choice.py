@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(names)) != len(names):
         parser.error(f"--variant: a choice named twice ({', '.join(names)})")
     for name, folder in args.variant:
-        require_existing(parser, f"--variant {name}=", folder)
+        require_existing(parser, f"--variant {name}", folder)
     if args.out is not None:
         require_writable(parser, "--out", args.out, file=True)
     try:

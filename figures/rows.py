@@ -10,6 +10,7 @@ Shared by ``python -m figures.report`` (``docs/results.md``) and the paired comp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -126,10 +127,15 @@ HEADER = ["test", "budget", "endpoint", "a: mean ± sd [per seed]", "b: mean ± 
           "d = a − b: mean ± sd [per seed]", "sign holds", "verdict"]
 
 
+#: A ``|`` not yet escaped: inside a cell it would end the cell.
+_BAR = re.compile(r"(?<!\\)\|")
+
+
 def table(header: list[str], rows: Iterable[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+    """A markdown table; a ``|`` in a cell (a run's or a choice's name) is escaped."""
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(_BAR.sub(r"\\|", c) for c in cells) + " |"
+    return "\n".join([line(header), "|" + "---|" * len(header), *(line(r) for r in rows)])
 
 
 def rows_table(rows: list[Row]) -> str:

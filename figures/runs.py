@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from deepnets.experiments.protocols import PROTOCOLS, protocol_of
+from deepnets.experiments.testresult import TEST
 from deepnets.nn.arch import PRESETS, parse_arch
 from deepnets.nn.models import MODELS
-from deepnets.experiments.testresult import TEST
 from deepnets.training.rundir import CONFIG, LOG, RunError, read_config, read_log
 
 #: What a figure function reads runs from: a runs folder, or runs already read by :func:`find_runs`.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import types
 import typing
 from collections.abc import Collection, Mapping
@@ -361,7 +362,7 @@ class TrainConfig:
         try:
             return cls(**kwargs)
         except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{where}: {_as_keys(str(exc))}") from None
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (and checked)."""
@@ -387,6 +388,18 @@ class TrainConfig:
         skip = {"epochs", "device", "cuda_graph", "data_dir", "dataset_label", "data_fingerprint"}
         kept = {k: v for k, v in self.to_json_dict().items() if k not in skip}
         return {**kept, "eval_precision": self.eval_precision}
+
+
+#: A command-line flag in a message.
+_FLAG = re.compile(r"--[a-z][a-z0-9-]*")
+
+
+def _as_keys(message: str) -> str:
+    """``message`` with each flag of a config field named as its ``config.json`` key
+    (``--lr`` -> ``key 'lr'``): said of a stored run, the flag is not what the user can fix."""
+    keys = {flag_of(f.name): f.name for f in fields(TrainConfig)}
+    return _FLAG.sub(lambda m: f"key {keys[m.group()]!r}" if m.group() in keys else m.group(),
+                     message)
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "True or False"}

@@ -36,6 +36,19 @@ def test_schema_2_configs_with_the_old_key_names_are_read() -> None:
     assert TrainConfig.from_json_dict(old) == new
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"lr": -1.0}, "config.json: key 'lr' -1.0: must be positive and at most 1e6"),
+    ({"update_order": "sideways"}, "config.json: key 'update_order' 'sideways': must be one of"),
+    ({"loss": "softmax", "mu": 0.5},
+     "config.json: key 'mu' and key 'output_feedback' apply to key 'loss' hinge only"),
+])
+def test_a_bad_value_in_config_json_is_named_by_its_key(change: dict, message: str) -> None:
+    """Said of a stored run, an error names the config.json key, not the flag that made it."""
+    with pytest.raises(ConfigError) as exc:
+        TrainConfig.from_json_dict({**cfg().to_json_dict(), **change})
+    assert str(exc.value).startswith(message) and "--" not in str(exc.value)
+
+
 def test_epsilon_belongs_to_urfb_only() -> None:
     assert cfg(method="urfb").epsilon == 1.0
     assert cfg(method="frfb").epsilon is None and cfg(method="bp").epsilon is None
@@ -137,12 +150,12 @@ def test_schema_1_configs_are_upgraded() -> None:
         ({"epochs": 3, "data_dir": "d", "schema_version": 3, "untied": "1"},
          "key 'untied' must be a list of integers"),
         ({"epochs": 3, "data_dir": "d", "schema_version": 3, "untie": [1]}, "unknown key 'untie'"),
-        ({"epochs": 3, "data_dir": "d", "lr": 1e300}, "config.json: --lr 1e+300: must be positive"),
+        ({"epochs": 3, "data_dir": "d", "lr": 1e300}, "config.json: key 'lr' 1e+300: must be positive"),
         ({"epochs": 3, "data_dir": "d", "schema_version": "2"}, "'schema_version' must be an int"),
         ({"epochs": 3, "data_dir": "d", "schema_version": 99}, "'schema_version' must be an int"),
         ({"epochs": 3, "data_dir": "d", "learning_rate": 0.01}, "unknown key 'learning_rate'"),
         ({"epochs": 3, "data_dir": "d", "cuda_graph": "yes"},
-         "config.json: --cuda-graph 'yes': must be one of auto, on, off"),
+         "config.json: key 'cuda_graph' 'yes': must be one of auto, on, off"),
     ],
 )
 def test_malformed_config_json_is_a_one_line_error(data: object, message: str) -> None:

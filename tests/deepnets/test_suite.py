@@ -12,6 +12,7 @@ import torch
 from deepnets import suite
 from deepnets.experiments import grid as suite_grid
 from deepnets.experiments import runs
+from deepnets.nn.policy import resolve_precision
 from deepnets.training import capture, trainer
 from deepnets.training.checkpoint import load_checkpoint, load_network
 from deepnets.training.minidata import tiny_cifar_folder
@@ -84,7 +85,11 @@ def test_dry_run_lists_the_runs_and_bad_arguments_exit_2(tmp_path: Path, capsys)
     out = capsys.readouterr().out
     assert "simpnet-cifar10-urfb-s0: 1000 epochs, new" in out
     assert "simpnet-cifar10-frfb-s0: 1000 epochs" in out
+    assert ", precision fp32):" in out.splitlines()[0]  # the plan says what new runs compute in
     assert not any(tmp_path.iterdir())
+    assert suite.main(["10", "--dry-run", "--out", str(tmp_path), "--precision", "auto",
+                       "--device", "cpu"]) == 0
+    assert f", precision auto ({resolve_precision('auto', 'cpu')} here)):" in capsys.readouterr().out
     for bad, msg in ((["3"], "argument FIGURE: '3'"), (["4", "--epochs", "0"], "--epochs: must be >= 1"),
                      (["5", "--data-dir", "x"], "argument --cifar100-dir: required"),
                      (["8", "--protocols", "bp-h"], "select no run"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -315,6 +316,23 @@ def test_protocol_choice_refuses_a_variant_without_a_name(suite_runs, capsys) ->
         figures_main(["protocol-choice", "--paper", str(paper), "--variant", str(paper)])
     assert exc.value.code == 2
     assert "is not NAME=DIR" in capsys.readouterr().err
+
+
+def test_protocol_choice_names_with_a_bar_keep_their_row(suite_runs, tmp_path: Path,
+                                                        capsys) -> None:
+    """A '|' in a choice's name is escaped (it used to end the cell and shift the row); a
+    missing variant folder is named without a stray space."""
+    paper = suite_runs("paper", update_order="sequential", bias=False)
+    sim = suite_runs("sim", 0.1, update_order="simultaneous", bias=False)
+    assert figures_main(["protocol-choice", "--paper", str(paper), "--variant",
+                         f"sim|lr={sim}"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| sim")]
+    assert rows and all(r.startswith("| sim\\|lr | simpnet ") for r in rows)
+    assert all(len(re.split(r"(?<!\\)\|", r)) == len(re.split(r"(?<!\\)\|", rows[0])) for r in rows)
+    with pytest.raises(SystemExit):
+        figures_main(["protocol-choice", "--paper", str(paper), "--variant",
+                      f"bias={tmp_path / 'none'}"])
+    assert capsys.readouterr().err.strip().endswith(f"--variant bias {tmp_path / 'none'}: no such folder")
 
 
 def test_worse_or_better_reads_the_directional_verdict() -> None:

@@ -24,8 +24,8 @@ from figures.report import (
     rows_claim2,
     rows_claim3,
     rows_claim4,
-    summary_rows,
     stale_blocks,
+    summary_rows,
 )
 from figures.runs import find_runs, select_seeds
 from figures.stats import close_verdict, verdict

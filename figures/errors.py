@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from deepnets.experiments.protocols import PROTOCOLS
 from figures.caption import write_sidecar
+from figures.endpoints import scored_on_test
 from figures.runs import MissingDataError, RunSource, Seeds, runs_of, select_seeds
 from figures.style import SPLIT_STYLES, legend, method_color, new_figure, plot_seeds, save_figure
 
@@ -121,16 +122,25 @@ def _no_validation(title: str, label: str) -> str:
 
 def _bars(ax, chosen: dict[str, Seeds | None], title: str) -> list[str]:
     """Final training (hatched) and validation (filled) error of each protocol present: mean over
-    seeds at their last common epoch, min-max bar, a dot per seed. Returns notes (epochs used,
-    protocols without a validation error)."""
+    seeds at their last common epoch, min-max bar, a dot per seed. Where every run of a protocol
+    was scored on the test split (``test.json``), its filled bar is the test error of each run's
+    validation-chosen epoch instead, as the paper reports test errors. Returns notes (epochs
+    used, test errors drawn, protocols without a validation error)."""
     names = [p for p, g in chosen.items() if g is not None]
     notes, top, labelled = [], 0.0, set()
     for i, p in enumerate(names):
         group = chosen[p]
         epoch, val = final_values(group, "val_error")
         _, train = final_values(group, "train_error")
+        scores = scored_on_test(group)
+        solid = "validation"
+        if scores:
+            solid, val = "test", {s: error for s, (_, error) in scores.items()}
+            notes.append(f"{title}: {PROTOCOLS[p].label} drawn with the test error of each run's "
+                         "validation-chosen epoch (" + ", ".join(
+                             f"s{s} ep {e}" for s, (e, _) in sorted(scores.items())) + ")")
         for split, dx, values, style in (("training", -0.2, train, {"alpha": 0.45, "hatch": "//"}),
-                                         ("validation", 0.2, val, {})):
+                                         (solid, 0.2, val, {})):
             mean = _mean_bar(ax, i + dx, values, 0.4, color=method_color(p), **style,
                              label=None if split in labelled or not values else split)
             if mean is not None:

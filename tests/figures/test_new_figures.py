@@ -65,6 +65,30 @@ def test_curves_and_bars_draw_the_mean_over_seeds(tmp_path: Path, write_run,
     assert "simpnet, CIFAR-10: FRFB drawn at epoch 3, the last that all its 3 seeds reached" in text5
 
 
+def test_bars_of_runs_scored_on_the_test_split_show_the_test_error(
+        tmp_path: Path, write_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Figure 5's filled bar of a protocol whose every run has a test.json is the test error of
+    the validation-chosen epoch (labelled "test"); the others stay validation."""
+    root = tmp_path / "runs"
+    _grid(root, write_run, "simpnet", {"urfb": 0.02, "frfb": 0.1})
+    for s in range(3):
+        (root / f"simpnet-urfb-s{s}" / "test.json").write_text(json.dumps(
+            {"best": {"epoch": 4, "error": 0.3 + 0.01 * s, "val_error": 0.5},
+             "last": {"epoch": 4, "error": 0.3 + 0.01 * s}}))
+    drawn: list = []
+    save = figures.errors.save_figure
+    monkeypatch.setattr(figures.errors, "save_figure",
+                        lambda fig, stem: drawn.append(fig.axes[0]) or save(fig, stem))
+    text = plot_figure5(root, tmp_path / "f5")[-1].read_text()
+    assert ("simpnet, CIFAR-10: URFB drawn with the test error of each run's validation-chosen "
+            "epoch (s0 ep 4, s1 ep 4, s2 ep 4)") in text and "FRFB drawn with the test" not in text
+    ax = drawn[0]
+    heights = sorted(round(b.get_height(), 6) for b in ax.patches)
+    assert 0.31 in heights  # URFB: the mean test error, 0.30-0.32
+    assert round(_val_error(4, 0.11), 6) in heights  # FRFB: the mean validation error
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"training", "test", "validation"}
+
+
 def test_a_figure_from_one_seed_says_so(tmp_path: Path, write_run) -> None:
     root = tmp_path / "runs"
     _grid(root, write_run, "simpnet", {"bp": 0.0, "urfb": 0.02, "frfb": 0.1}, seeds=(3,))

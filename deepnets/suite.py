@@ -5,7 +5,7 @@ Grids (CIFAR-10 unless said; hinge loss for every protocol but ``bp``):
 * 4: simpnet x {bp, bp-h, urfb, frfb, urfb-50, frfb-50};   5: the same on CIFAR-10 and CIFAR-100
 * 6: deepnet and deepernet x the six protocols;            7: deepernet x the six protocols
 * 8: simpnet untied, urfb;  10: simpnet x {urfb, frfb}
-* 9: simpnet tied and untied x {bp, urfb, frfb}, and deepnet_s with Section 4.1's protocol:
+* 9: simpnet tied and untied x {bp, bp-h, urfb, frfb}, and deepnet_s with Section 4.1's protocol:
   train tied (``--pretrain-epochs``, paper 100 of 1000), freeze its first layer, retrain the
   rest from scratch, tied and untied;   11: deepnet_s as in 9 for {urfb, frfb}
 

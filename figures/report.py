@@ -412,7 +412,7 @@ def rows_claim4(rep: Report) -> list[Row]:
             return None if u is None or f is None else error_row(test, b.name, f, u, "greater", short)
         return make
 
-    makers = [worse("urfb"), worse("frfb"),
+    makers = [worse("bp-h"), worse("urfb"), worse("frfb"),
               order("simpnet", (), "simpnet untied: FRFB's error above URFB's",
                     "untied simpnet: URFB better than FRFB (order kept)"),
               order("deepnet_s", (0,), "deepnet_s untied (first layer frozen after the tied "

@@ -5,7 +5,7 @@ Each figure's grid (CIFAR-10 unless said; the protocols are :data:`PROTOCOLS`' n
 * 4: simpnet x {bp, bp-h, urfb, frfb, urfb-50, frfb-50};   5: the same on CIFAR-10 and CIFAR-100
 * 6: deepnet and deepernet x the six protocols;            7: deepernet x the six protocols
 * 8: simpnet untied, urfb;  10: simpnet x {urfb, frfb}
-* 9: simpnet tied and untied x {bp, urfb, frfb}, and deepnet_s with Section 4.1's protocol:
+* 9: simpnet tied and untied x {bp, bp-h, urfb, frfb}, and deepnet_s with Section 4.1's protocol:
   train tied, freeze its first layer, retrain the rest from scratch, tied and untied;
   11: deepnet_s as in 9 for {urfb, frfb}
 
@@ -22,7 +22,8 @@ from deepnets.experiments.protocols import PROTOCOLS
 from deepnets.nn.arch import WEIGHT_KINDS, parse_arch
 
 ALL = tuple(name for name, p in PROTOCOLS.items() if 4 in p.figures)  # Section 4's six
-UNTIE = ("bp", "urfb", "frfb")
+#: Figure 9's protocols, tied and untied (BP, BP-H, URFB, FRFB).
+UNTIE = tuple(name for name, p in PROTOCOLS.items() if 9 in p.figures)
 FIGURES = (4, 5, 6, 7, 8, 9, 10, 11)
 
 

@@ -63,7 +63,8 @@ PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
         Protocol("bp", "bp", "softmax", 1.0, _BP.label, _BP.color, (*_GRIDS_SIX, 9)),
-        Protocol("bp-h", "bp", "hinge", 1.0, "BP-H", "darkgreen", _GRIDS_SIX),
+        # BP-H untied too (Figure 9): the hinge-loss reference of the untied URFB and FRFB runs
+        Protocol("bp-h", "bp", "hinge", 1.0, "BP-H", "darkgreen", (*_GRIDS_SIX, 9)),
         Protocol("urfb", "urfb", "hinge", 1.0, _URFB.label, _URFB.color,
                  (*_GRIDS_SIX, 8, 9, 10, 11), _defaults("urfb")),
         Protocol("frfb", "frfb", "hinge", 1.0, _FRFB.label, _FRFB.color, (*_GRIDS_SIX, 9, 10, 11)),

@@ -21,8 +21,8 @@
 #     the code behind the paper's figures may have used the simultaneous order (docs/results.md).
 #  3. simpnet BP and BP-H to 100 epochs, then BP, BP-H, URFB, FRFB to 200 (Figures 4, 5, 10).
 #  4. simpnet URFB-50 and FRFB-50, 100 epochs.
-#  5. untied simpnet URFB and FRFB, 50 epochs (claim 4, Figures 8-9; BP-H untied is not in the
-#     suite's Figure 9 grid).
+#  5. untied simpnet BP-H, URFB and FRFB, 50 epochs (claim 4, Figures 8-9), paired with the tied
+#     runs above at the same epochs.
 #  6. deepernet BP, BP-H, URFB, FRFB, 50 epochs (Figures 6 right, 7).
 #  7. deepnet BP, URFB, FRFB, seed 0, 50 epochs (Figure 6 left).
 #  8. deepnet_s URFB and FRFB, Section 4.1's tied-then-untied protocol: 5 tied epochs (the
@@ -77,7 +77,7 @@ STAGE=25
 staged "$RUNS" 200 4 --protocols bp bp-h urfb frfb
 STAGE=10
 staged "$RUNS" 100 4 --protocols urfb-50 frfb-50
-staged "$RUNS" 50 9 --archs simpnet --protocols urfb frfb
+staged "$RUNS" 50 9 --archs simpnet --protocols bp-h urfb frfb
 staged "$RUNS" 50 7 --protocols bp bp-h urfb frfb
 staged "$RUNS" 50 6 --archs deepnet --protocols bp urfb frfb --seeds 0
 staged "$RUNS" 50 11 --pretrain-epochs 5

@@ -52,7 +52,8 @@ def test_grids_follow_section_4() -> None:
     assert [s.name for s in suite_grid.grid(8, 1000, 100)] == ["simpnet-cifar10-urfb-untied"]
     assert suite_grid.grid(8, 1000, 100)[0].untied == (0,)
     fig9 = {s.name: s for s in suite_grid.grid(9, 1000, 100)}
-    assert len(fig9) == 3 * 2 + 3 * 3
+    assert len(fig9) == 4 * 2 + 4 * 3  # BP, BP-H, URFB, FRFB: simpnet tied and untied, deepnet_s
+    assert "simpnet-cifar10-bp-h-untied" in fig9
     pre, tied, untied = (fig9[f"deepnet_s-cifar10-urfb{x}"] for x in ("-pre", "", "-untied"))
     assert pre.epochs == 100 and not pre.untied and not pre.frozen
     assert tied.frozen == (0,) and not tied.untied and tied.from_run == pre.name

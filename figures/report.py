@@ -727,10 +727,14 @@ def block_earlier_summary(rep: Report) -> str:
     now = summary_rows(rep)
     before = summary_rows(rep.earlier())
     moved = {k: r for k, r in before.items() if k in now and _budget_of(now[k]) != _budget_of(r)}
-    if not moved:
-        return (f"None yet: no part of a claim is judged at budget {rep.c.name} (the paper's "
-                "protocol) so far; the summary above is the earlier budgets' own.")
-    return summary_table(moved)
+    if moved:
+        return summary_table(moved)
+    if any(_budget_of(r) == rep.c.name for r in now.values()):
+        return (f"None yet: the parts judged at budget {rep.c.name} (the paper's protocol) so far "
+                "had no earlier verdict; the other rows of the summary above are the earlier "
+                "budgets' own.")
+    return (f"None yet: no part of a claim is judged at budget {rep.c.name} (the paper's "
+            "protocol) so far; the summary above is the earlier budgets' own.")
 
 
 def block_figure8(rep: Report) -> str:

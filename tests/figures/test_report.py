@@ -227,3 +227,16 @@ def test_final_errors_list_untied_simpnet_runs(tmp_path: Path, write_run) -> Non
                                       c)).splitlines()
     assert [ln.split(" | ")[:5] for ln in lines if " | untied" in ln] == [
         ["| C", "simpnet", p, "untied", "11 × 200 (0.0049%)"] for p in ("URFB", "FRFB")]
+
+
+def test_the_earlier_summary_does_not_deny_parts_judged_at_c_only(tmp_path: Path,
+                                                                  write_run) -> None:
+    """Claim 4's untied rows can be judged at C while no other part has moved there: the block
+    must not say that no part is judged at C."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    c = _grid(write_run, tmp_path / "c", 5, [("simpnet", "urfb"), ("simpnet", "frfb")])
+    _untied(write_run, c, 5)
+    report = Report(a, b, (), tmp_path / "none", tmp_path / "none", c)
+    assert any(r.where.startswith("C:") for r in summary_rows(report).values())
+    assert "no part of a claim is judged at budget C" not in block_earlier_summary(report)

@@ -190,7 +190,7 @@ def block_final_errors(rep: Report) -> str:
     rows = []
     for b in rep.view:
         for arch in ("simpnet", "deepernet", "deepnet", "deepnet_s"):
-            for untied, frozen in ((False, ()), (True, (0,))):
+            for untied, frozen in ((False, ()), (True, ()), (False, (0,)), (True, (0,))):
                 for p in PROTOCOLS:
                     g = b.group(arch, p, untied=untied, frozen=frozen)
                     if g is None:
@@ -199,7 +199,8 @@ def block_final_errors(rep: Report) -> str:
                     ends = error_ends(g, epochs)
                     val_there = {s: val(g)[s][e] for s, e in ends.epochs.items()}
                     train_ends = error_ends(g, epochs, "train_error")
-                    setting = "untied, layer [0] frozen" if untied else "tied"
+                    setting = (("untied" if untied else "tied")
+                               + (f", layer {list(frozen)} frozen" if frozen else ""))
                     n = images(g)
                     rows.append([b.name, arch, label(p), setting,
                                  f"{epochs[-1]} × {n:,} ({fraction(epochs[-1], n)})",
@@ -388,9 +389,11 @@ def block_paper_numbers(rep: Report) -> str:
 
 
 def _largest_with(rep: Report, make: Callable[[Budget], Row | None]) -> Row | None:
-    """``make``'s row at the largest budget where it can be made (the most epochs compared)."""
-    made = [r for r in (make(b) for b in rep.view) if r is not None]
-    return max(made, key=lambda r: r.cmp.epoch or 0, default=None)
+    """``make``'s row at the largest budget where it can be made (the most epochs compared;
+    on a tie the later budget, as :meth:`Report.largest`)."""
+    made = [(r.cmp.epoch or 0, order, r) for order, r in enumerate(make(b) for b in rep.view)
+            if r is not None]
+    return max(made, key=lambda m: m[:2], default=(0, 0, None))[2]
 
 
 def rows_claim4(rep: Report) -> list[Row]:
@@ -724,10 +727,14 @@ def block_earlier_summary(rep: Report) -> str:
     now = summary_rows(rep)
     before = summary_rows(rep.earlier())
     moved = {k: r for k, r in before.items() if k in now and _budget_of(now[k]) != _budget_of(r)}
-    if not moved:
-        return (f"None yet: no part of a claim is judged at budget {rep.c.name} (the paper's "
-                "protocol) so far; the summary above is the earlier budgets' own.")
-    return summary_table(moved)
+    if moved:
+        return summary_table(moved)
+    if any(_budget_of(r) == rep.c.name for r in now.values()):
+        return (f"None yet: the parts judged at budget {rep.c.name} (the paper's protocol) so far "
+                "had no earlier verdict; the other rows of the summary above are the earlier "
+                "budgets' own.")
+    return (f"None yet: no part of a claim is judged at budget {rep.c.name} (the paper's "
+            "protocol) so far; the summary above is the earlier budgets' own.")
 
 
 def block_figure8(rep: Report) -> str:

@@ -397,7 +397,7 @@ _FLAG = re.compile(r"--[a-z][a-z0-9-]*")
 def _as_keys(message: str) -> str:
     """``message`` with each flag of a config field named as its ``config.json`` key
     (``--lr`` -> ``key 'lr'``): said of a stored run, the flag is not what the user can fix."""
-    keys = {flag_of(f.name): f.name for f in fields(TrainConfig)}
+    keys = {flag_of(f.name): f.name for f in fields(TrainConfig)} | {"--rule-param": "rule_params"}
     return _FLAG.sub(lambda m: f"key {keys[m.group()]!r}" if m.group() in keys else m.group(),
                      message)
 

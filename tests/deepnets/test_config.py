@@ -41,6 +41,8 @@ def test_schema_2_configs_with_the_old_key_names_are_read() -> None:
     ({"update_order": "sideways"}, "config.json: key 'update_order' 'sideways': must be one of"),
     ({"loss": "softmax", "mu": 0.5},
      "config.json: key 'mu' and key 'output_feedback' apply to key 'loss' hinge only"),
+    ({"method": "urfb", "rule_params": {"bogus": 1.0}},
+     "config.json: key 'rule_params': method 'urfb' takes no parameter bogus"),
 ])
 def test_a_bad_value_in_config_json_is_named_by_its_key(change: dict, message: str) -> None:
     """Said of a stored run, an error names the config.json key, not the flag that made it."""

@@ -17,6 +17,7 @@ from figures.report import (
     DEFAULT_PAPER,
     Report,
     block_earlier_summary,
+    block_final_errors,
     far_window,
     main,
     render,
@@ -91,7 +92,8 @@ def test_update_rewrites_a_stale_block_and_check_sees_it(tmp_path: Path, capsys)
     doc.write_text(text[:start] + "| typed by hand |\n" + text[text.index("<!-- /report:claim1 -->"):])
     argv = ["--runs-a", str(REPO / DEFAULT_A), "--runs-b", str(REPO / DEFAULT_B),
             "--runs-bf16", str(REPO / DEFAULT_BF16), "--runs-choices", str(REPO / DEFAULT_CHOICES),
-            "--runs-paper", str(REPO / DEFAULT_PAPER),
+            # budget C's folder exists only once runs are made or committed (not on a clean clone)
+            *(["--runs-paper", str(REPO / DEFAULT_PAPER)] if (REPO / DEFAULT_PAPER).is_dir() else []),
             "--runs-old", *[str(REPO / p) for p in DEFAULT_OLD]]
     assert main([*argv, "--check", str(doc)]) == 1
     assert capsys.readouterr().err.strip() == f"{doc}: block claim1 is not current"
@@ -193,3 +195,48 @@ def test_untied_rows_pair_tied_and_untied_runs_of_one_budget(tmp_path: Path, wri
     assert worse.where.startswith("C: ep 11")  # tied runs cut at the untied runs' last epoch
     assert worse.cmp.diffs == pytest.approx({s: 0.05 for s in range(3)})
     assert by_short["untied simpnet: URFB better than FRFB (order kept)"].verdict == "supports"
+
+
+def _untied(write_run, root: Path, epochs: int) -> None:
+    for p in ("urfb", "frfb"):
+        for seed in range(3):
+            write_run(root, f"untied-{p}-s{seed}", "simpnet", p, untied=(0,), seed=seed,
+                      epochs=epochs, offset=0.05 + (0.02 * (seed + 1) if p == "frfb" else 0.0))
+
+
+def test_untied_rows_at_equal_epochs_go_to_the_later_budget(tmp_path: Path, write_run) -> None:
+    """Claim 4's rows break a tie of epochs as every other part does: C before B (max() kept
+    the first of equals, B)."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    c = _grid(write_run, tmp_path / "c", 12, [("simpnet", "urfb"), ("simpnet", "frfb")])
+    for root in (b, c):
+        _untied(write_run, root, 12)
+    rows = rows_claim4(Report(a, b, (), tmp_path / "none", tmp_path / "none", c))
+    assert len(rows) == 3 and all(r.where.startswith("C: ep 12") for r in rows)
+
+
+def test_final_errors_list_untied_simpnet_runs(tmp_path: Path, write_run) -> None:
+    """The suite's untied simpnet runs (Figure 9: untied, nothing frozen), which claim 4 now
+    compares, have their final-errors rows ("untied", not "untied, layer [0] frozen")."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    c = _grid(write_run, tmp_path / "c", 12, [("simpnet", "urfb"), ("simpnet", "frfb")])
+    _untied(write_run, c, 11)
+    lines = block_final_errors(Report(a, b, (), tmp_path / "none", tmp_path / "none",
+                                      c)).splitlines()
+    assert [ln.split(" | ")[:5] for ln in lines if " | untied" in ln] == [
+        ["| C", "simpnet", p, "untied", "11 × 200 (0.0049%)"] for p in ("URFB", "FRFB")]
+
+
+def test_the_earlier_summary_does_not_deny_parts_judged_at_c_only(tmp_path: Path,
+                                                                  write_run) -> None:
+    """Claim 4's untied rows can be judged at C while no other part has moved there: the block
+    must not say that no part is judged at C."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    c = _grid(write_run, tmp_path / "c", 5, [("simpnet", "urfb"), ("simpnet", "frfb")])
+    _untied(write_run, c, 5)
+    report = Report(a, b, (), tmp_path / "none", tmp_path / "none", c)
+    assert any(r.where.startswith("C:") for r in summary_rows(report).values())
+    assert "no part of a claim is judged at budget C" not in block_earlier_summary(report)

@@ -230,7 +230,8 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             parser.error(f"argument --{flag.replace('_', '-')}: must be >= 1")
     if not (args.lr > 0 and math.isfinite(args.lr)):
         parser.error("argument --lr: must be > 0 and finite")
-    if args.evaluate_test is OWN_TEST and args.data == "imagefolder":
+    if (args.evaluate_test is OWN_TEST and args.data == "imagefolder"
+            and (args.datasets is None or "cifar10" in args.datasets)):
         parser.error("argument --evaluate-test: image-folder data needs its test split named: "
                      "--evaluate-test TEST (the CIFAR archives hold their own)")
     if args.evaluate_test not in (None, OWN_TEST) and not args.evaluate_test.exists():

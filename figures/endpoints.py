@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from deepnets.experiments.testresult import read_test
 from figures.runs import Seeds
 from figures.stats import LAST_EPOCHS, chosen_epoch
 
@@ -65,14 +64,15 @@ def _chosen(g: Seeds, upto: int) -> dict[int, int]:
     return {s: chosen_epoch(v, upto) for s, v in g.series("val_error").items() if v}
 
 
-def scored_on_test(g: Seeds) -> dict[int, tuple[int, float]] | None:
+def scored_on_test(g: Seeds, *, current: bool = False) -> dict[int, tuple[int, float]] | None:
     """Per seed, (validation-chosen epoch, test error) from the runs' ``test.json``; None
-    unless every run of the group was scored."""
+    unless every run of the group was scored (with ``current``: scored at the length its log
+    has, not before it trained on)."""
     out = {}
     for run in g.runs:
-        result = read_test(run.path)
-        best = (result or {}).get("best")
-        if not best:
+        result = run.test_result() or {}
+        best = result.get("best")
+        if not best or (current and result.get("epochs_done") != run.epochs_done):
             return None
         out[run.seed] = (int(best["epoch"]), float(best["error"]))
     return out

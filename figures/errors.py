@@ -123,8 +123,8 @@ def _no_validation(title: str, label: str) -> str:
 def _bars(ax, chosen: dict[str, Seeds | None], title: str) -> list[str]:
     """Final training (hatched) and validation (filled) error of each protocol present: mean over
     seeds at their last common epoch, min-max bar, a dot per seed. Where every run of a protocol
-    was scored on the test split (``test.json``), its filled bar is the test error of each run's
-    validation-chosen epoch instead, as the paper reports test errors. Returns notes (epochs
+    was scored on the test split (``test.json``) at the length it has now, its filled bar is the
+    test error of each run's validation-chosen epoch instead, as the paper reports test errors. Returns notes (epochs
     used, test errors drawn, protocols without a validation error)."""
     names = [p for p, g in chosen.items() if g is not None]
     notes, top, labelled = [], 0.0, set()
@@ -132,7 +132,7 @@ def _bars(ax, chosen: dict[str, Seeds | None], title: str) -> list[str]:
         group = chosen[p]
         epoch, val = final_values(group, "val_error")
         _, train = final_values(group, "train_error")
-        scores = scored_on_test(group)
+        scores = scored_on_test(group, current=True)
         solid = "validation"
         if scores:
             solid, val = "test", {s: error for s, (_, error) in scores.items()}

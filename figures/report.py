@@ -18,8 +18,9 @@ folder and one folder per variant, :mod:`figures.protocol_choice`): their blocks
 until those folders hold runs.
 
 Each part of a claim is judged at the **largest budget reached** (:meth:`Report.largest`): of the
-budgets A, B and C that hold every group of runs the part compares, the one whose groups share the
-most epochs (C on a tie), so that every row of a part compares runs of one budget. The summary
+budgets A, B and C that hold every group of runs the part compares, the one whose groups have the
+most seeds, then share the most epochs (C on a tie), so that every row of a part compares runs of
+one budget. The summary
 shows those rows; the ``earlier-summary`` block the same parts at the largest of budgets A and B,
 where C has taken their place.
 """
@@ -389,11 +390,11 @@ def block_paper_numbers(rep: Report) -> str:
 
 
 def _largest_with(rep: Report, make: Callable[[Budget], Row | None]) -> Row | None:
-    """``make``'s row at the largest budget where it can be made (the most epochs compared;
-    on a tie the later budget, as :meth:`Report.largest`)."""
-    made = [(r.cmp.epoch or 0, order, r) for order, r in enumerate(make(b) for b in rep.view)
+    """``make``'s row at the largest budget where it can be made (the most seeds, then the most
+    epochs compared; on a tie the later budget, as :meth:`Report.largest`)."""
+    made = [(r.cmp.n, r.cmp.epoch or 0, order, r) for order, r in enumerate(make(b) for b in rep.view)
             if r is not None]
-    return max(made, key=lambda m: m[:2], default=(0, 0, None))[2]
+    return max(made, key=lambda m: m[:3], default=(0, 0, 0, None))[3]
 
 
 def rows_claim4(rep: Report) -> list[Row]:
@@ -837,20 +838,23 @@ class Report:
 
     def largest(self, *needs: Need) -> Budget:
         """Of the budgets in view holding every group of ``needs`` (tied runs, all seeds), the
-        one whose groups share the most epochs; on a tie the later one (C before B before A)."""
-        best: tuple[int, int, Budget] | None = None
+        one whose groups have the most seeds, then share the most epochs (a budget whose runs
+        are committed one by one does not take a part over with fewer seeds); on a tie the
+        later one (C before B before A)."""
+        best: tuple[int, int, int, Budget] | None = None
         for order, budget in enumerate(self.view):
-            groups = [budget.group(arch, p) for arch, p in needs]
-            if any(g is None for g in groups):
+            found = [budget.group(arch, p) for arch, p in needs]
+            groups = [g for g in found if g is not None]
+            if len(groups) < len(found):
                 continue
-            key = (min(g.common_epoch for g in groups if g is not None), order, budget)
-            if best is None or key[:2] > best[:2]:
+            key = (min(g.n for g in groups), min(g.common_epoch for g in groups), order, budget)
+            if best is None or key[:3] > best[:3]:
                 best = key
         if best is None:
             names = ", ".join(f"{arch} {p}" for arch, p in needs)
             raise LookupError(f"no budget ({', '.join(b.name for b in self.view)}) holds runs "
                               f"of {names}")
-        return best[2]
+        return best[3]
 
     @staticmethod
     def is_pre(budget: Budget, run: Run) -> bool:

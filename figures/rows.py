@@ -158,7 +158,8 @@ def _scoring(name: str, ends: Ends, last_epoch: int) -> str:
             + ("after the compared epochs" if after else "not the epochs chosen here"))
 
 
-def chosen_endpoint(sides: Sequence[tuple[str, Ends]], last_epoch: int, curve: bool = False) -> str:
+def chosen_endpoint(sides: Sequence[tuple[str, Ends]], last_epoch: int, curve: bool = False,
+                    measure: str = "") -> str:
     """The name of the validation-chosen endpoint, each side (``(name, ends)``, listed in the
     order given) with its chosen epochs: ``test error at the validation-chosen epoch (paper ep
     50, 48; variant ep 50, 50)``. Where errors are compared on validation although a side was
@@ -166,7 +167,9 @@ def chosen_endpoint(sides: Sequence[tuple[str, Ends]], last_epoch: int, curve: b
     ``last_epoch``), it says so."""
     each = "; ".join(f"{name} ep {', '.join(str(e.epochs[s]) for s in sorted(e.epochs))}"
                      for name, e in sides if e.epochs)
-    if curve:
+    if measure:
+        what = f"{measure} at the validation-chosen epoch"
+    elif curve:
         what = "validation-chosen epoch"
     elif all(e.tested for _, e in sides):
         what = "test error at the validation-chosen epoch"
@@ -185,13 +188,15 @@ def chosen_endpoint(sides: Sequence[tuple[str, Ends]], last_epoch: int, curve: b
 def pair_row(test: str, budget: str, a: Ends, b: Ends, kind: str, n_images: int,
              epochs: list[int], *, curve: bool = False, short: str = "", digits: int = 3,
              chance: float | None = None, factor: float = 1.0, offset: float = 0.0,
-             names: tuple[str, str] = ("a", "b")) -> Row:
+             names: tuple[str, str] = ("a", "b"), measure: str = "") -> Row:
     """a against b over the window ``epochs`` (the same budget for both). Error rates are
     judged at the validation-chosen epoch (test error where scored), a curve's shape
     (``curve``) on the window's mean; each row also at the other endpoint. ``factor`` and
     ``offset``: the claim is a > factor b + offset. ``chance``: the error rate of chance, for
-    "close" rows (both near it: uninformative). ``names``: a's and b's in the endpoint's name."""
-    chosen = (a.chosen, b.chosen, chosen_endpoint(list(zip(names, (a, b))), epochs[-1], curve))
+    "close" rows (both near it: uninformative). ``names``: a's and b's in the endpoint's name;
+    ``measure``: what a and b are, where not the validation (or test) error or a curve."""
+    chosen = (a.chosen, b.chosen,
+              chosen_endpoint(list(zip(names, (a, b))), epochs[-1], curve, measure))
     mean = (a.last, b.last, f"mean of {_span(epochs)}")
     (pa, pb, name), (qa, qb, other) = (mean, chosen) if curve else (chosen, mean)
     cmp = compare(pa, pb, epochs[-1], factor=factor, offset=offset)
@@ -216,4 +221,5 @@ def error_row(test: str, budget: str, ga: Seeds, gb: Seeds, kind: str, short: st
               else (error_ends(ga, epochs, key), error_ends(gb, epochs, key)))
     return pair_row(test, budget, ea, eb, kind,
                     images(ga), epochs, short=short, digits=digits,
-                    chance=chance_of(ga) if kind == "close" else None)
+                    chance=chance_of(ga) if kind == "close" else None,
+                    measure={"train_error": "training error"}.get(key, ""))

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from deepnets.experiments.protocols import PROTOCOLS, protocol_of
-from deepnets.experiments.testresult import TEST
+from deepnets.experiments.testresult import TEST, read_test
 from deepnets.nn.arch import PRESETS, parse_arch
 from deepnets.nn.models import MODELS
 from deepnets.training.rundir import CONFIG, LOG, RunError, read_config, read_log
@@ -62,6 +62,13 @@ class Run:
     #: parsed architecture -- never a substring of a name.
     untied: bool
     frozen: tuple[int, ...]
+    #: The folder its files were read from, where not ``path``: a copy of the files as git's
+    #: index holds them (:func:`committed_runs`).
+    files: Path | None = None
+
+    def test_result(self) -> dict[str, Any] | None:
+        """The run's ``test.json`` (its test-split score), None when it was not scored."""
+        return read_test(self.files or self.path)
 
     @classmethod
     def read(cls, path: str | Path) -> Run:
@@ -246,7 +253,11 @@ def committed_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
             continue
         files = {name: (run.path / name).resolve() for name in RUN_FILES}
         if any(f in changed or (f.exists() and f not in tracked) for f in files.values()):
-            run = _from_index(run, top, [f for f in files.values() if f in tracked])
+            try:
+                run = _from_index(run, top, [f for f in files.values() if f in tracked])
+            except RunError as exc:  # as load_run does with a folder it cannot read
+                print(f"figures: skipping {run.path} as committed: {exc}", file=sys.stderr)
+                continue
         out.append(run)
     return out
 
@@ -277,13 +288,13 @@ def _git_index(folder: Path) -> tuple[Path, set[Path], set[Path]] | None:
 
 
 def _from_index(run: Run, top: Path, files: list[Path]) -> Run:
-    """``run`` read from a copy of the index's version of ``files`` (a folder of the run's
-    name in a temporary folder that lives as long as this process)."""
+    """``run`` (at its own path) read from a copy of the index's version of ``files``, kept in
+    a temporary folder that lives as long as this process."""
     copy = _snapshots() / str(len(list(_snapshots().iterdir()))) / run.name
     copy.mkdir(parents=True)
     for f in files:
         (copy / f.name).write_text(_git(top, "show", f":{f.relative_to(top)}"), encoding="utf-8")
-    return Run.read(copy)
+    return replace(Run.read(copy), path=run.path, files=copy)
 
 
 @functools.cache

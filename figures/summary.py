@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from deepnets.experiments.protocols import PROTOCOLS
-from deepnets.experiments.testresult import read_test
 from deepnets.rules import RULES
 from figures.runs import Run, find_runs, train_size
 from urfb_common import OneLineParser, command_line, path_arg, require_existing
@@ -32,7 +31,7 @@ def _val_at(run: Run, fraction: float) -> str:
 
 def _test(r: Run) -> str:
     """The test error of the validation-chosen epoch's weights, from the run's ``test.json``."""
-    best = (read_test(r.path) or {}).get("best")
+    best = (r.test_result() or {}).get("best")
     return f"{best['error']:.4f} (ep. {best['epoch']})" if best else "not scored"
 
 

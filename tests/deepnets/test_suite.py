@@ -342,8 +342,8 @@ def test_evaluate_test_without_test_scores_each_run_on_its_own_archive(
     grid = ["5", "--datasets", "cifar100", "--cifar100-dir", str(archive), "--protocols", "urfb",
             "--out", str(out), "--epochs", "1", "--train-size", "20", "--val-size", "10",
             "--batch-size", "10", "--device", "cpu", "--estimate-steps", "0", "--probe-size",
-            "4", "--quiet", "--evaluate-test"]
-    assert suite.main(grid) == 0
+            "4", "--quiet", "--data", "imagefolder", "--evaluate-test"]
+    assert suite.main(grid) == 0  # image-folder CIFAR-10 data: not in this grid, no TEST needed
     result = read_test(out / "simpnet-cifar100-urfb-s0")
     assert result is not None and result["images"] == 40 and result["data_dir"] == str(archive)
     assert f"scored 1 run(s) on the test split of {archive}" in capsys.readouterr().out

@@ -73,8 +73,13 @@ def test_bars_of_runs_scored_on_the_test_split_show_the_test_error(
     _grid(root, write_run, "simpnet", {"urfb": 0.02, "frfb": 0.1})
     for s in range(3):
         (root / f"simpnet-urfb-s{s}" / "test.json").write_text(json.dumps(
-            {"best": {"epoch": 4, "error": 0.3 + 0.01 * s, "val_error": 0.5},
+            {"best": {"epoch": 4, "error": 0.3 + 0.01 * s, "val_error": 0.5}, "epochs_done": 4,
              "last": {"epoch": 4, "error": 0.3 + 0.01 * s}}))
+    # FRFB was scored at epoch 3 and trained on to 4: its score is not the drawn run's
+    for s in range(3):
+        (root / f"simpnet-frfb-s{s}" / "test.json").write_text(json.dumps(
+            {"best": {"epoch": 3, "error": 0.2, "val_error": 0.5}, "epochs_done": 3,
+             "last": {"epoch": 3, "error": 0.2}}))
     drawn: list = []
     save = figures.errors.save_figure
     monkeypatch.setattr(figures.errors, "save_figure",

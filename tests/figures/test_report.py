@@ -174,6 +174,12 @@ def test_each_part_of_a_claim_is_judged_at_the_largest_budget_holding_its_runs(
     # without C's runs nothing has moved
     assert block_earlier_summary(Report(a, b, (), tmp_path / "none", tmp_path / "none",
                                         tmp_path / "none")).startswith("None yet")
+    # more epochs but fewer seeds than B's (C's runs are committed one by one): B stays
+    few = tmp_path / "c3"
+    for arch, p in SIMPNET[:4]:
+        write_run(few, f"{arch}-{p}-s0", arch, p, seed=0, epochs=20)
+    report = Report(a, b, (), tmp_path / "none", tmp_path / "none", few)
+    assert {r.where.split(":")[0] for r in rows_claim1(report)} == {"B"}
     # fewer epochs than B's: B stays
     short = _grid(write_run, tmp_path / "c2", 11, SIMPNET[:4])
     report = Report(a, b, (), tmp_path / "none", tmp_path / "none", short)

@@ -55,7 +55,7 @@ def test_every_figure_from_sparse_runs_draws_without_warnings(
         assert "16" in summary["built"]
 
 
-def test_the_report_reads_committed_runs_only(tmp_path: Path, write_run,
+def test_the_report_reads_committed_runs_only(tmp_path: Path, write_run, capsys,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A run still training in the working tree (its folder not committed) is left out of the
     report's runs; one reached through a committed symlink counts once committed; outside a git
@@ -86,7 +86,14 @@ def test_the_report_reads_committed_runs_only(tmp_path: Path, write_run,
     for folder in (grid, repo / "results" / "paired"):
         (run,) = committed_runs(folder)
         assert run.name == ("simpnet-cifar10-urfb-s0" if folder == grid else "urfb-fp32-s0")
-        assert run.epochs_done == 4 and not (run.path / "test.json").exists()
+        assert run.epochs_done == 4 and run.test_result() is None  # the untracked one unread
+        assert run.path == folder / run.name  # its own path, not the copy's: notes name it
     assert find_runs(grid)[1].epochs_done == 5
     subprocess.run([*git, "add", str(log)], check=True)
     assert committed_runs(grid)[0].epochs_done == 5
+    # a run whose log git tracks but not its config cannot be read as committed: skipped, said
+    other = grid / "simpnet-cifar10-frfb-s0"
+    subprocess.run([*git, "add", str(other / "log.jsonl")], check=True)
+    (other / "log.jsonl").write_text((other / "log.jsonl").read_text() + lines[-1])
+    assert [r.protocol for r in committed_runs(grid)] == ["urfb"]
+    assert f"figures: skipping {other} as committed" in capsys.readouterr().err

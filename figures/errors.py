@@ -124,8 +124,8 @@ def _bars(ax, chosen: dict[str, Seeds | None], title: str) -> list[str]:
     """Final training (hatched) and validation (filled) error of each protocol present: mean over
     seeds at their last common epoch, min-max bar, a dot per seed. Where every run of a protocol
     was scored on the test split (``test.json``) at the length it has now, its filled bar is the
-    test error of each run's validation-chosen epoch instead, as the paper reports test errors. Returns notes (epochs
-    used, test errors drawn, protocols without a validation error)."""
+    test error of each run's validation-chosen epoch instead, as the paper reports test errors.
+    Returns notes (epochs used, test errors drawn, protocols without a validation error)."""
     names = [p for p, g in chosen.items() if g is not None]
     notes, top, labelled = [], 0.0, set()
     for i, p in enumerate(names):

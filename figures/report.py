@@ -20,9 +20,8 @@ until those folders hold runs.
 Each part of a claim is judged at the **largest budget reached** (:meth:`Report.largest`): of the
 budgets A, B and C that hold every group of runs the part compares, the one whose groups have the
 most seeds, then share the most epochs (C on a tie), so that every row of a part compares runs of
-one budget. The summary
-shows those rows; the ``earlier-summary`` block the same parts at the largest of budgets A and B,
-where C has taken their place.
+one budget. The summary shows those rows; the ``earlier-summary`` block the same parts at the
+largest of budgets A and B, where C has taken their place.
 """
 
 from __future__ import annotations

@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)"
     )
+    p.add_argument(
+        "--saturation",
+        action="store_true",
+        help="also print, per layer, the share of its units that are saturated on the split "
+        "(sigma'(h) = 0, Remark 2: they pass no error down)",
+    )
     return p
 
 
@@ -81,12 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = resolve_device(args.device)
         score = evaluate_run(args.run, args.data, args.data_dir, args.split, device,
-                             args.batch_size, args.force_data, args.which)
+                             args.batch_size, args.force_data, args.which, args.saturation)
     except (ConfigError, DataError, RunError) as exc:
         report_error("deepnets.evaluate", exc)
         return 2
     print(f"split {args.split} ({score.n} images), epoch {score.epoch} ({score.which}): "
           f"loss {score.loss:.4f} error {score.error:.4f}")
+    if score.saturated is not None:
+        print("saturated units (sigma'(h) = 0): "
+              + ", ".join(f"{name} {share:.3f}" for name, share in score.saturated.items()))
     return 0
 
 

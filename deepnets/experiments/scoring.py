@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deepnets.nn.losses import make_loss
+from deepnets.nn.saturation import saturated_fractions
 from deepnets.training import checkpoint as ckpt
 from deepnets.training.config import ConfigError, TrainConfig
 from deepnets.training.data import Dataset, data_mismatch, load_dataset, split_train_val
@@ -36,6 +37,9 @@ class Score:
     which: str
     epoch: int
     val_error: float | None
+    #: Per saturating layer, the share of its units with sigma'(h) = 0 on the split
+    #: (:func:`deepnets.nn.saturation.saturated_fractions`); None unless asked for.
+    saturated: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "val_error": self.val_error, "loss": self.loss,
@@ -65,15 +69,17 @@ def evaluate_run(
     batch_size: int = 1000,
     force_data: bool = False,
     which: str = "best",
+    saturation: bool = False,
 ) -> Score:
     """The run's weights (``which``: the validation-chosen epoch's or the last) scored on
-    ``split``; the data defaults to the run's own."""
+    ``split``; the data defaults to the run's own. ``saturation``: also the share of each
+    layer's units that are saturated there (:attr:`Score.saturated`)."""
     device = resolve_device(device)
     cfg = stored_config(Path(run_dir))
     classes = read_config(run_dir).get("classes")
     data_dir = data_dir or find_data_dir(run_dir, read_config(run_dir))
     ds = load_split(cfg, classes, kind or cfg.data, data_dir, split, force_data)
-    return _score(run_dir, cfg, ds, kind or cfg.data, split, device, batch_size, which)
+    return _score(run_dir, cfg, ds, kind or cfg.data, split, device, batch_size, which, saturation)
 
 
 def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split: str = "test",
@@ -94,7 +100,7 @@ def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split
 
 
 def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split: str,
-           device: str, batch_size: int, which: str) -> Score:
+           device: str, batch_size: int, which: str, saturation: bool = False) -> Score:
     if len(ds) == 0:
         raise ConfigError(f"--split {split} is empty")
     net = ckpt.load_network(run_dir, map_location=device, which=which)
@@ -117,4 +123,5 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
     ds = ds.to(device)
     loss, error = evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size,
                            precision=cfg.eval_precision)  # as the run's validation was
-    return Score(loss, error, len(ds), which, epoch, val_error)
+    saturated = saturated_fractions(net, ds.x, batch_size) if saturation else None
+    return Score(loss, error, len(ds), which, epoch, val_error, saturated)

@@ -13,6 +13,7 @@ import torch
 import deepnets.evaluate as evaluate_mod
 import deepnets.train as train_mod
 from deepnets.nn.losses import hinge_loss_value
+from deepnets.nn.saturation import saturated_fractions
 from deepnets.training.checkpoint import load_network
 from deepnets.training.data import load_dataset
 from deepnets.training.minidata import write_cifar10
@@ -75,6 +76,20 @@ def test_prints_loss_and_error_of_the_test_split(
     mu = 1 / 9  # the hinge loss's default 1/(C-1)
     assert loss == pytest.approx(float(hinge_loss_value(logits, test.y, mu).mean()), abs=1e-4)
     assert error == pytest.approx(float((logits.argmax(1) != test.y).float().mean()), abs=1e-4)
+
+
+def test_saturation_prints_each_layers_saturated_share(
+    cifar: Path, trained: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["--run", str(trained), "--data", "cifar10", "--data-dir", str(cifar), "--split", "test",
+            "--which", "last", "--saturation"]
+    assert evaluate_mod.main(argv) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    test = load_dataset("cifar10", cifar, "test")
+    want = saturated_fractions(load_network(trained), test.x)
+    assert list(want) == ["conv0", "full1"]
+    assert line == "saturated units (sigma'(h) = 0): " + ", ".join(
+        f"{name} {share:.3f}" for name, share in want.items())
 
 
 def test_val_is_the_default_and_reproduces_the_logged_validation_numbers(

@@ -12,8 +12,9 @@ in training mode (dropout on, each batch scored before its update); ``val_loss``
 ``val_error`` in eval mode after the epoch (``null`` with ``val_size`` 0); ``seconds`` (wall
 time of the epoch, validation and probe included), ``train_seconds``, ``probe_seconds``,
 ``cpu_seconds``; ``corr``, per weight layer, the Pearson correlation of W and R^t (Figures
-10-11); ``alignment``, the probe of :mod:`deepnets.nn.alignment` after the epoch, per layer.
-Epoch 1's record also holds ``alignment_steps``: the probe before the first update and after
+10-11); ``alignment``, the probe of :mod:`deepnets.nn.alignment` after the epoch, per layer;
+``saturated``, per saturating layer, the share of its units at sigma'(h) = 0 on the probe's
+images (:mod:`deepnets.nn.saturation`, Remark 2). Epoch 1's record also holds ``alignment_steps``: the probe before the first update and after
 updates 1, 2, 5, 10, 20, 50 and 100 (claim 6 is about the first iterations).
 
 Beside the last checkpoint the run keeps ``best.pt``: the weights after the epoch of lowest
@@ -49,6 +50,7 @@ from deepnets.nn.losses import make_loss
 from deepnets.nn.models import MODELS, build_net
 from deepnets.nn.network import FeedbackNet
 from deepnets.nn.policy import resolve_precision
+from deepnets.nn.saturation import saturated_fractions
 from deepnets.training import checkpoint as ckpt
 from deepnets.training.capture import TrainStepper
 from deepnets.training.config import ConfigError, TrainConfig, clipped, shown
@@ -380,6 +382,7 @@ def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
     }  # fmt: skip
     if probe is not None:
         record["alignment"] = probe
+        record["saturated"] = saturated_fractions(s.net, s.probe[0])
     if steps:
         record["alignment_steps"] = steps
     if val_err is not None and _improves(s.records, val_err):  # before the checkpoint: a run

@@ -15,9 +15,12 @@ import pytest
 import torch
 
 import deepnets.train as train_mod
+from deepnets.nn.alignment import probe_batch
+from deepnets.nn.saturation import saturated_fractions
 from deepnets.training import capture, trainer
 from deepnets.training.checkpoint import load_best, load_checkpoint, load_network
 from deepnets.training.config import TrainConfig
+from deepnets.training.data import load_dataset, split_train_val
 from deepnets.training.rundir import read_log
 
 TINY = "conv 4 3x3; maxpool 3; drop .5; full 16; drop .3; output"
@@ -109,6 +112,12 @@ def test_writes_config_log_and_checkpoint(cifar: Path, tmp_path: Path) -> None:
     # the logged correlations are those of the network the checkpoint holds (Figures 10-11)
     assert log[-1]["corr"] == pytest.approx(load_network(out).correlations(), abs=1e-12)
     assert log[0]["corr"] != log[-1]["corr"]
+    # the share of saturated units, on the probe's images (4 validation images, by the seed)
+    val = split_train_val(load_dataset("cifar10", cifar, "train"), 8, config["split_seed"])[1]
+    probe_x, _ = probe_batch(val.x, val.y, 4, 5)
+    assert log[-1]["saturated"] == pytest.approx(
+        saturated_fractions(load_network(out), probe_x), abs=1e-12)
+    assert list(log[-1]["saturated"]) == ["conv0", "full1"]  # not the output layer
     assert load_checkpoint(out)["epoch"] == 3  # type: ignore[index]
     # best.pt: the weights of the epoch of lowest validation error, the earliest of equals
     vals = [r["val_error"] for r in log]

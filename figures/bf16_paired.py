@@ -36,9 +36,9 @@ from figures.paired import (
     compare_families,
     corr_series,
     layer_names,
+    layers_table,
     unpaired_note,
 )
-from figures.rows import table
 from figures.runs import MissingDataError, Run, Seeds, choice_notes, find_runs
 from figures.stats import CLOSE_MARGIN, SUPPORTS, every
 from figures.style import legend, method_color, new_figure, plot_seeds, save_figure
@@ -142,18 +142,6 @@ def verdict_sentence(comparisons: Sequence[RuleComparison]) -> str:
     return text + "."
 
 
-def _layers_table(comparisons: Sequence[RuleComparison]) -> str:
-    rows = []
-    for c in comparisons:
-        for x in c.layers:
-            r = x.row
-            rows.append([c.title, x.layer, x.quantity, r.endpoint, r.a, r.b,
-                         r.cmp.summary.compact(r.digits, signed=True), r.verdict_text()])
-    return table(["rule", "layer", "curve", "endpoint", "bf16: mean ± sd [per seed]",
-                  "fp32: mean ± sd [per seed]", "d = bf16 − fp32",
-                  "directional test of d > 0 (bf16 higher)"], rows)
-
-
 def markdown(comparisons: Sequence[RuleComparison], notes: Sequence[str], *,
              title: bool = True) -> str:
     """The report: (a title,) the verdict sentence, the errors' close test, each layer's
@@ -164,7 +152,8 @@ def markdown(comparisons: Sequence[RuleComparison], notes: Sequence[str], *,
               "the verdict, they locate a difference):")
     text = ["# bf16 against fp32, paired by seed (issue 18)", ""] if title else []
     text += [verdict_sentence(comparisons), "", errors, "",
-             close_table(comparisons, "bf16", "fp32"), "", layers, "", _layers_table(comparisons)]
+             close_table(comparisons, "bf16", "fp32"), "", layers, "",
+             layers_table([(c.title, c) for c in comparisons], "bf16", "fp32")]
     if notes:
         text += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     return "\n".join(text) + "\n"

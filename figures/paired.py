@@ -35,8 +35,8 @@ from figures.runs import Run, Seeds, select_seeds
 from figures.stats import CLOSE_MARGIN, summarize
 
 __all__ = ["ANGLE_KEYS", "IGNORED_SETTINGS", "LayerRow", "RuleComparison", "by_setting",
-           "close_table", "compare_families", "corr_series", "layer_names", "mean_endpoint",
-           "setting_differences", "unpaired_note"]
+           "close_table", "compare_families", "corr_series", "layer_names", "layers_table",
+           "mean_endpoint", "saturated_series", "setting_differences", "unpaired_note"]
 
 #: The probe's angles compared per layer: Lillicrap et al.'s global comparison and Akrout et
 #: al.'s local one (issue 20, part 3).
@@ -83,6 +83,12 @@ def layer_names(g: Seeds) -> list[str]:
     if row is not None:
         return list(row["alignment"])
     return list(g.first.config.get("weight_layer_names") or [])
+
+
+def saturated_series(g: Seeds, name: str) -> dict[int, dict[int, float]]:
+    """``{seed: {epoch: share of layer name's units at sigma'(h) = 0}}`` (the log's
+    ``saturated``, Remark 2; absent in runs logged before it was)."""
+    return g.layer_series(lambda row: (row.get("saturated") or {}).get(name))
 
 
 def corr_series(g: Seeds, index: int) -> dict[int, dict[int, float]]:
@@ -177,6 +183,7 @@ def _layer_rows(ga: Seeds, gb: Seeds, epochs: list[int], budget: str) -> list[La
             ("corr(W, Rᵗ)", corr_series(ga, i), corr_series(gb, i), 3)]
         curves += [(key, epoch_series(ga, name, key), epoch_series(gb, name, key), 1)
                    for key in ANGLE_KEYS]
+        curves.append(("saturated units", saturated_series(ga, name), saturated_series(gb, name), 3))
         for quantity, sa, sb, digits in curves:
             ea, eb = curve_ends(ga, sa, epochs), curve_ends(gb, sb, epochs)
             if not ea.last or not eb.last:
@@ -260,6 +267,18 @@ def unpaired_note(c: RuleComparison, a_name: str, b_name: str) -> str | None:
              f"{'have' if len(seeds) > 1 else 'has'} a {name} run only"
              for seeds, name in zip(c.unpaired, (a_name, b_name)) if seeds]
     return f"{c.title}: " + "; ".join(parts) + " (left out of the pairs)" if parts else None
+
+
+def layers_table(comparisons: Sequence[tuple[str, RuleComparison]], a_name: str,
+                 b_name: str) -> str:
+    """Each layer's curves of each comparison (``(name shown, comparison)``): the window's
+    means of a and b and the directional test of d = a - b."""
+    rows = [[shown, x.layer, x.quantity, x.row.endpoint, x.row.a, x.row.b,
+             x.row.cmp.summary.compact(x.row.digits, signed=True), x.row.verdict_text()]
+            for shown, c in comparisons for x in c.layers]
+    return table(["rule", "layer", "curve", "endpoint", f"{a_name}: mean ± sd [per seed]",
+                  f"{b_name}: mean ± sd [per seed]", f"d = {a_name} − {b_name}",
+                  f"directional test of d > 0 ({a_name} higher)"], rows)
 
 
 def close_table(comparisons: Sequence[RuleComparison], a_name: str, b_name: str) -> str:

@@ -10,7 +10,9 @@ prints one table: per choice and rule, the paper-protocol error, the variant's, 
 paper per seed, the verdict rule's close test (margin 0.05) and its directional test (is the
 variant worse or better?), at the error endpoint (test error at each run's validation-chosen
 epoch where every run was scored, else the validation error there), with the mean of the last
-epochs as the other endpoint (**fragile** where the two disagree). ``--out FILE`` also writes it.
+epochs as the other endpoint (**fragile** where the two disagree); below it, each layer's curves
+(corr(W, Rᵗ), the probe's angles, the share of saturated units) variant against paper. ``--out
+FILE`` also writes it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from figures.paired import RuleComparison, compare_families, unpaired_note
+from figures.paired import RuleComparison, compare_families, layers_table, unpaired_note
 from figures.rows import chosen_endpoint, table
 from figures.runs import MissingDataError, Run, choice_notes, find_runs
 from figures.stats import CONTRADICTS, SUPPORTS, summarize
@@ -38,6 +40,12 @@ PROG = "python -m figures protocol-choice"
 HEADER = ["choice", "rule", "epochs compared", "endpoint", "paper protocol: mean ± sd [per seed]",
           "variant: mean ± sd [per seed]", "d = variant − paper: mean ± sd [per seed]",
           "close (\\|d\\| < 0.05)", "variant worse or better (d > 0: worse)"]
+
+
+#: Before the table of each layer's curves.
+LAYERS_INTRO = ("Each layer's curves over the same epochs (corr(W, Rᵗ), the probe's angles, the "
+                "share of saturated units; the mean of the window; not part of the verdict, they "
+                "locate a difference):")
 
 
 def worse_or_better(verdict: str) -> str:
@@ -72,6 +80,7 @@ def choice_table(paper: Sequence[Run], variants: dict[str, Sequence[Run]]) -> tu
     (what each variant's runs differ in, what could not be paired). ``paper`` may hold more
     descriptions than a variant (it is often the whole grid): only the variant's are noted."""
     rows, notes, used = [], [], set()
+    layers: list[tuple[str, RuleComparison]] = []
     for choice, runs in variants.items():
         if not runs:
             notes.append(f"{choice}: no run with a logged epoch yet")
@@ -83,6 +92,7 @@ def choice_table(paper: Sequence[Run], variants: dict[str, Sequence[Run]]) -> tu
             notes.append(f"{choice}: no rule has a run of one seed in both folders")
             continue
         rows += choice_rows(choice, comparisons)
+        layers += [(f"{choice}, {c.title}", c) for c in comparisons]
         used |= {c.protocol for c in comparisons}
         notes += [f"{choice}: {n}" for n in choice_notes(runs)]
         for c in comparisons:
@@ -96,7 +106,11 @@ def choice_table(paper: Sequence[Run], variants: dict[str, Sequence[Run]]) -> tu
         raise MissingDataError("no variant run pairs with a paper-protocol run: " + "; ".join(notes))
     # repeated paper-protocol runs of the rules a variant pairs with
     notes += [f"paper-protocol: {n}" for n in choice_notes(r for r in paper if r.protocol in used)]
-    return table(HEADER, rows), notes
+    text = table(HEADER, rows)
+    if any(c.layers for _, c in layers):
+        text += ("\n\n" + LAYERS_INTRO + "\n\n"
+                 + layers_table(layers, "variant", "paper protocol"))
+    return text, notes
 
 
 def _variant(text: str) -> tuple[str, Path]:

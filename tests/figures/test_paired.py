@@ -15,7 +15,7 @@ import pytest
 from figures.__main__ import main as figures_main
 from figures.bf16_paired import bf16_comparisons, markdown, verdict_sentence
 from figures.paired import RuleComparison, by_setting, compare_families
-from figures.protocol_choice import choice_table, worse_or_better
+from figures.protocol_choice import LAYERS_INTRO, choice_table, worse_or_better
 from figures.report import block_bf16_paired, block_protocol_choice
 from figures.report import main as report_main
 from figures.runs import find_runs
@@ -291,7 +291,8 @@ def test_protocol_choice_table(suite_runs, tmp_path: Path, capsys) -> None:
                          str(out)]) == 0
     text = out.read_text()
     assert capsys.readouterr().out == text
-    rows = [line.split(" | ") for line in text.splitlines()
+    main, layers = text.split(LAYERS_INTRO)
+    rows = [line.split(" | ") for line in main.splitlines()
             if line.startswith(("| simultaneous", "| bias"))]
     assert [(r[0], r[1]) for r in rows] == [("| simultaneous", "simpnet URFB"),
                                             ("| simultaneous", "simpnet FRFB"),
@@ -308,6 +309,12 @@ def test_protocol_choice_table(suite_runs, tmp_path: Path, capsys) -> None:
         assert r[8].startswith("**worse**" if r[0] == "| simultaneous" else "**better**")
     assert "update_order (sequential → simultaneous)" in text
     assert "bias (False → True)" in text
+    # each layer's curves below, variant against paper (the fixture logs corr and angles)
+    assert "| simultaneous, simpnet URFB | conv 32 5x5 | corr(W, Rᵗ) |" in layers
+    # the share of saturated units of every layer but the output (the same in both families)
+    saturated = [line.split(" | ") for line in layers.splitlines() if "saturated units" in line]
+    assert [r[1] for r in saturated[:2]] == ["conv 32 5x5", "full 500"]
+    assert all(r[6] == "+0.000 ± 0.000 [+0.000, +0.000, +0.000]" for r in saturated)
 
 
 def test_protocol_choice_refuses_a_variant_without_a_name(suite_runs, capsys) -> None:
@@ -326,7 +333,8 @@ def test_protocol_choice_names_with_a_bar_keep_their_row(suite_runs, tmp_path: P
     sim = suite_runs("sim", 0.1, update_order="simultaneous", bias=False)
     assert figures_main(["protocol-choice", "--paper", str(paper), "--variant",
                          f"sim|lr={sim}"]) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| sim")]
+    main = capsys.readouterr().out.split(LAYERS_INTRO)[0]  # the errors' table
+    rows = [line for line in main.splitlines() if line.startswith("| sim")]
     assert rows and all(r.startswith("| sim\\|lr | simpnet ") for r in rows)
     assert all(len(re.split(r"(?<!\\)\|", r)) == len(re.split(r"(?<!\\)\|", rows[0])) for r in rows)
     with pytest.raises(SystemExit):
@@ -360,7 +368,7 @@ def test_report_blocks_are_the_clis_text_once_runs_exist(bf16_runs, suite_runs,
     assert text.startswith("bf16 is not shown to be as good as fp32")
     assert text == markdown(*bf16_comparisons(find_runs(root)), title=False)
     table = block_protocol_choice(full)
-    assert [line.split(" | ")[:2] for line in table.splitlines()
+    assert [line.split(" | ")[:2] for line in table.split(LAYERS_INTRO)[0].splitlines()
             if line.startswith("| simultaneous")] == [["| simultaneous", "simpnet URFB"],
                                                       ["| simultaneous", "simpnet FRFB"]]
 
@@ -377,7 +385,8 @@ def test_protocol_choice_endpoint_names_a_paper_run_scored_outside_the_window(
             {"best": {"epoch": 8, "error": 0.3, "val_error": 0.0}, "last": {"epoch": 8, "error": 0.3}}))
     sim = suite_runs("sim", 0.1, update_order="simultaneous")
     text, _ = choice_table(find_runs(paper), {"simultaneous": find_runs(sim)})
-    (row,) = [line.split(" | ") for line in text.splitlines() if line.startswith("| simul")]
+    (row,) = [line.split(" | ") for line in text.split(LAYERS_INTRO)[0].splitlines()
+              if line.startswith("| simul")]
     assert row[3] == ("validation error at the validation-chosen epoch (paper scored on the "
                       "test split at ep 8, 8, 8, after the compared epochs; variant not scored "
                       "on the test split: both on validation) (paper ep 4, 4, 4; variant ep 4, "

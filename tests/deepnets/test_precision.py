@@ -243,7 +243,7 @@ def test_the_suite_passes_its_precision_to_every_run_and_auto_resumes_stored_run
     assert suite.main(base) == 0
     assert suite.main([*base, "--precision", "auto"]) == 0
     assert [c.precision for c in trained] == ["fp32", "auto"]  # auto: each new run resolves it
-    assert "default stays fp32 until" in " ".join(suite.build_parser().format_help().split())
+    assert "held issue 18's paired convergence check" in " ".join(suite.build_parser().format_help().split())
 
     spec = grid(10, 2, 1)[0].with_seed(0)
     s = Settings({"cifar10": data}, "cifar10", 500, 0.1, 5000, None, "cpu", None, True)

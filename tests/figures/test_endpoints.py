@@ -124,7 +124,8 @@ def test_the_table_of_final_errors_shows_test_at_the_chosen_epoch_and_the_budget
     vals = [[0.6, 0.4, 0.5, 0.45, 0.5, 0.48], [0.6, 0.5, 0.3, 0.35, 0.4, 0.42]]
     _group(tmp_path / "a", write_run, "urfb", vals, tests=[(2, 0.41), (3, 0.33)])
     _group(tmp_path / "b", write_run, "urfb", vals)  # not scored on the test split
-    text = block_final_errors(Report(tmp_path / "a", tmp_path / "b"))
+    none = tmp_path / "none"  # no bf16, protocol-choice or budget C runs: only A and B
+    text = block_final_errors(Report(tmp_path / "a", tmp_path / "b", (), none, none, none))
     header, _, row_a, row_b = text.splitlines()
     assert "test error at the validation-chosen epoch" in header
     assert "validation-chosen epoch [per seed]" in header and "share of the paper's" in header

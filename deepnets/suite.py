@@ -253,8 +253,22 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 
 
 @command_line(PROG)
+def _figure_read_as_test(argv: Sequence[str]) -> str | None:
+    """The figure a user put right after a bare ``--evaluate-test`` (``--evaluate-test 5``):
+    argparse reads it as TEST, a path, and then misses FIGURE."""
+    names = {*map(str, FIGURES), "all"}
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "--evaluate-test" and value in names and not Path(value).exists():
+            return value
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    figure = _figure_read_as_test(sys.argv[1:] if argv is None else argv)
+    if figure is not None:
+        parser.error(f"argument --evaluate-test: {figure!r} would be read as TEST, a path: put "
+                     f"FIGURE first ({PROG} {figure} ... --evaluate-test) or name the test split")
     args = parser.parse_args(argv)
     _check(args, parser)
     launcher = _launcher(args, parser)

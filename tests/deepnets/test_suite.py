@@ -355,6 +355,25 @@ def test_evaluate_test_without_test_scores_each_run_on_its_own_archive(
         "test split named: --evaluate-test TEST (the CIFAR archives hold their own)")
 
 
+def test_a_figure_right_after_a_bare_evaluate_test_is_named_not_taken_for_test(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``--evaluate-test 5 --data-dir ...``: argparse would take 5 for TEST and then say only that
+    FIGURE is missing; the error names the figure and the fix. A folder named 5 is a TEST."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        suite.main(["--evaluate-test", "5", "--out", "runs"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "python -m deepnets.suite: error: argument --evaluate-test: '5' would be read as TEST, a "
+        "path: put FIGURE first (python -m deepnets.suite 5 ... --evaluate-test) or name the "
+        "test split")
+    (tmp_path / "5").mkdir()
+    with pytest.raises(SystemExit):
+        suite.main(["--evaluate-test", "5", "--out", "runs"])
+    assert "the following arguments are required: FIGURE" in capsys.readouterr().err
+
+
 def test_the_estimate_counts_validation_probe_checkpoint_and_set_up() -> None:
     """The estimate had only the SGD steps (1 s estimated, 2.6 s measured for a small run)."""
     times = runs.NetTimes(step=1.0, eval_image=0.01, probe=2.0, epoch_end=0.5, setup=3.0)

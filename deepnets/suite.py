@@ -252,7 +252,6 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"argument {exc}")
 
 
-@command_line(PROG)
 def _figure_read_as_test(argv: Sequence[str]) -> str | None:
     """The figure a user put right after a bare ``--evaluate-test`` (``--evaluate-test 5``):
     argparse reads it as TEST, a path, and then misses FIGURE."""
@@ -263,6 +262,7 @@ def _figure_read_as_test(argv: Sequence[str]) -> str | None:
     return None
 
 
+@command_line(PROG)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     figure = _figure_read_as_test(sys.argv[1:] if argv is None else argv)

@@ -777,10 +777,13 @@ def block_bf16_paired(rep: Report) -> str:
 def block_protocol_choice(rep: Report) -> str:
     """Each protocol choice against the paper's protocol (:mod:`figures.protocol_choice`)."""
     paper = rep.choices / PAPER_FOLDER
-    variants = {d.name: committed_runs(d) for d in sorted(rep.choices.iterdir())
-                if d.is_dir() and d.name != PAPER_FOLDER} if rep.choices.is_dir() else {}
+    folders = ([d for d in sorted(rep.choices.iterdir()) if d.is_dir() and d.name != PAPER_FOLDER]
+               if rep.choices.is_dir() else [])
+    # a variant with no committed run is left out: its folder may hold runs still training, or
+    # be absent (a clean clone), and the block must read the same in both
+    variants = {d.name: runs for d in folders if (runs := committed_runs(d))}
     paper_runs = committed_runs(paper)
-    if not paper_runs or not any(variants.values()):
+    if not paper_runs or not variants:
         return (f"Not yet: needs the paper-protocol runs in `{_shown(paper)}` and each "
                 f"variant's runs in a folder beside it (`{_shown(rep.choices)}/<choice>/`).")
     try:

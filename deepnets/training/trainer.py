@@ -31,6 +31,7 @@ once.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import sys
 import time
@@ -278,6 +279,30 @@ def _check_resume(
     return resumed, state
 
 
+def _check_trained_settings(out: Path, cfg: TrainConfig, state: dict[str, Any]) -> None:
+    """The resumed run's settings (its ``config.json``) against those its checkpoint was
+    trained with: a one-line :class:`RunError` when they differ (a precision edited by hand
+    would go on training the checkpoint's weights in another arithmetic, say). Checkpoints
+    written before they were kept are not checked; a key that one side lacks is not compared,
+    so that a setting added since the checkpoint was written does not stop it."""
+    kept = state.get(ckpt.TRAINED_SETTINGS)
+    if not isinstance(kept, str):
+        return
+    trained, now = json.loads(kept), _settings_json(cfg)
+    differ = [k for k in trained if k in now and now[k] != trained[k]]
+    if differ:
+        pairs = ", ".join(f"{k}={now[k]!r} there, {trained[k]!r} in the checkpoint"
+                          for k in differ)
+        raise RunError(f"{out / CONFIG} does not match the settings {out / CHECKPOINT} was "
+                       f"trained with: {pairs}; restore config.json, or start a new run in "
+                       "another folder")
+
+
+def _settings_json(cfg: TrainConfig) -> dict[str, Any]:
+    """``cfg``'s identity as JSON reads it back (lists for tuples), the form a checkpoint keeps."""
+    return json.loads(json.dumps(cfg.identity(), sort_keys=True))
+
+
 def _check_data(cfg: TrainConfig, fingerprint: str, n_train: int) -> TrainConfig:
     why = data_mismatch(cfg.data_fingerprint, fingerprint) if cfg.data_fingerprint else None
     if why:
@@ -393,6 +418,7 @@ def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
         "epoch": epoch, "net": s.net.state_dict(), "records": records,
         "torch_rng": torch.get_rng_state(), "order_rng": s.order.get_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.startswith("cuda") else None,
+        ckpt.TRAINED_SETTINGS: json.dumps(_settings_json(s.cfg), sort_keys=True),
         **_optimizer_state(s.schedule),
     })  # fmt: skip
     s.records = records
@@ -435,6 +461,7 @@ def _setup(cfg: TrainConfig, out: Path, resume: bool, force_data: bool, quiet: b
     records: list[dict[str, Any]] = []
     if state is not None:
         ckpt.load_state_checked(net, state["net"], str(out / CHECKPOINT))
+        _check_trained_settings(out, cfg, state)
         torch.set_rng_state(state["torch_rng"])
         if state.get("cuda_rng") is not None and cfg.device.startswith("cuda"):
             torch.cuda.set_rng_state(state["cuda_rng"], cfg.device)

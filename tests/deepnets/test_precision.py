@@ -21,6 +21,7 @@ from deepnets.nn import policy
 from deepnets.nn.alignment import alignment
 from deepnets.nn.losses import make_loss
 from deepnets.nn.network import FeedbackNet
+from deepnets.training import checkpoint as ckpt
 from deepnets.training import trainer
 from deepnets.training.checkpoint import load_checkpoint
 from deepnets.training.config import ConfigError, TrainConfig
@@ -205,6 +206,34 @@ def test_a_bf16_run_of_an_old_config_json_resumes_exactly_evaluating_in_fp32(
     assert train_mod.main(train_args(cifar, old, "--resume", "--eval-precision", "fp32",
                                      epochs=2)) == 0  # repeating the run's own value is fine
     assert "eval_precision" not in json.loads((old / "config.json").read_text())
+
+
+def test_a_precision_edited_into_config_json_after_training_began_is_refused(
+    cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The checkpoint keeps the settings it was trained with: a config.json edited by hand
+    between epochs stops the resume (one line) instead of training on in another arithmetic;
+    a checkpoint written before that key resumes as it did."""
+    run = tmp_path / "run"
+    assert train_mod.main(train_args(cifar, run, epochs=1)) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["precision"] == "fp32"
+    (run / "config.json").write_text(json.dumps({**config, "precision": "bf16"}))
+    before = (run / "checkpoint.pt").read_bytes()
+    assert train_mod.main(train_args(cifar, run, "--precision", "auto", "--resume",
+                                     epochs=2)) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert (f"{run / 'config.json'} does not match the settings {run / 'checkpoint.pt'} was "
+            "trained with: precision='bf16' there, 'fp32' in the checkpoint") in err
+    assert (run / "checkpoint.pt").read_bytes() == before and len(read_log(run)) == 1
+    state = load_checkpoint(run)  # as a checkpoint from before the key: not checked
+    assert state is not None
+    del state[ckpt.TRAINED_SETTINGS]
+    torch.save(state, run / "checkpoint.pt")
+    assert train_mod.main(train_args(cifar, run, "--precision", "auto", "--resume",
+                                     epochs=2)) == 0
+    assert json.loads((run / "config.json").read_text())["precision"] == "bf16"
 
 
 def test_bad_precision_values_are_one_line_cli_errors(

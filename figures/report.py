@@ -21,7 +21,10 @@ Each part of a claim is judged at the **largest budget reached** (:meth:`Report.
 budgets A, B and C that hold every group of runs the part compares, the one whose groups have the
 most seeds, then share the most epochs (C on a tie), so that every row of a part compares runs of
 one budget. The summary shows those rows; the ``earlier-summary`` block the same parts at the
-largest of budgets A and B, where C has taken their place.
+largest of budgets A and B, where C has taken their place. The parts of claims 1, 2 and 6 that
+compare with BP or BP-H are judged a second time against BP in the simultaneous order, the
+order the paper's BP was most likely run in (budget "C, BP simultaneous":
+:meth:`Report.bp_simultaneous`), once those runs are committed.
 """
 
 from __future__ import annotations
@@ -77,6 +80,13 @@ DEFAULT_BF16 = Path("results/bf16-paired")
 DEFAULT_CHOICES = Path("results/protocol-choice")
 #: The folder of the paper-protocol runs inside the protocol-choice folder.
 PAPER_FOLDER = "paper"
+#: BP and BP-H in the simultaneous order, inside the protocol-choice folder: the order the
+#: paper's BP was most likely run in (in the sequential order softmax BP does not learn, and the
+#: author's code cannot run BP; docs/results.md, "BP in the paper's order").
+BP_ORDER_FOLDER = "simultaneous"
+BP_REFERENCES = ("bp", "bp-h")
+#: Budget C with its BP and BP-H runs replaced by those of :data:`BP_ORDER_FOLDER`.
+BP_SIMULTANEOUS = "C, BP simultaneous"
 #: Claim 6's "far from aligned": the mean delta_angle over the layers that send an error is at
 #: least this many degrees (cos <= 0.5).
 FAR_DEGREES = 60.0
@@ -237,7 +247,8 @@ def rows_claim1(rep: Report) -> list[Row]:
 
 
 def block_claim1(rep: Report) -> str:
-    return "simpnet, a = BP-H (hinge), b = BP (softmax):\n\n" + rows_table(rows_claim1(rep))
+    return ("simpnet, a = BP-H (hinge), b = BP (softmax):\n\n"
+            + rows_table(rows_claim1(rep) + bp_simultaneous_rows(rep, "1")))
 
 
 def _reach(series: dict[int, float], level: float) -> int | None:
@@ -299,7 +310,8 @@ def block_claim2(rep: Report) -> str:
         speed.append(f"s{s}: FRFB's epoch-{gap_end.epoch} validation error {level:.3f} is "
                      f"reached by URFB at epoch {e}")
     return ("simpnet; in the two gap rows a and b are FRFB − URFB validation errors:\n\n"
-            + rows_table(rows_claim2(rep)) + "\n\nSpeed: " + "; ".join(speed) + ".")
+            + rows_table(rows_claim2(rep) + bp_simultaneous_rows(rep, "2")) + "\n\nSpeed: "
+            + "; ".join(speed) + ".")
 
 
 def rows_claim3(rep: Report) -> list[Row]:
@@ -688,7 +700,8 @@ def rows_claim6(rep: Report) -> list[Row]:
 
 def block_claim6(rep: Report) -> str:
     rows, notes = _claim6(rep)
-    return rows_table(rows) + "\n\n" + "\n".join(f"- {x}." for x in notes)
+    return (rows_table(rows + bp_simultaneous_rows(rep, "6")) + "\n\n"
+            + "\n".join(f"- {x}." for x in notes))
 
 
 #: The claims' rows, for the summary table (claim 5's "much stronger" sentence is 5b).
@@ -699,8 +712,26 @@ CLAIM_ROWS: dict[str, Callable[[Report], list[Row]]] = {
 
 
 def summary_rows(rep: Report) -> dict[tuple[str, str], Row]:
-    """The rows that decide a claim's parts, by (claim, part)."""
-    return {(claim, r.short): r for claim, make in CLAIM_ROWS.items() for r in make(rep) if r.short}
+    """The rows that decide a claim's parts, by (claim, part); after each claim, its parts that
+    compare with BP or BP-H judged again against BP in the simultaneous order
+    (:func:`bp_simultaneous_rows`)."""
+    rows = {}
+    for claim, make in CLAIM_ROWS.items():
+        rows |= {(claim, r.short): r for r in make(rep) if r.short}
+        rows |= {(claim, f"{r.short}, BP in the simultaneous order"): r
+                 for r in bp_simultaneous_rows(rep, claim) if r.short}
+    return rows
+
+
+def bp_simultaneous_rows(rep: Report, claim: str) -> list[Row]:
+    """The rows of ``claim`` that compare with BP or BP-H, made again at budget C with its BP and
+    BP-H runs in the simultaneous order (:meth:`Report.bp_simultaneous`; their budget column says
+    :data:`BP_SIMULTANEOUS`); none while no such run is committed."""
+    alt = rep.bp_simultaneous()
+    if alt is None:
+        return []
+    return [r for r in CLAIM_ROWS[claim](alt)
+            if _budget_of(r) == BP_SIMULTANEOUS and "BP" in f"{r.test} {r.short}"]
 
 
 def summary_table(rows: dict[tuple[str, str], Row]) -> str:
@@ -831,6 +862,22 @@ class Report:
     @property
     def budgets(self) -> list[Budget]:
         return [*self.view, *self.old]
+
+    def bp_simultaneous(self) -> Report | None:
+        """This report with budget C's BP and BP-H runs replaced by the committed ones of
+        ``choices/simultaneous`` (:data:`BP_SIMULTANEOUS`); None while there are none, or
+        when budget C is not in view (:meth:`earlier`)."""
+        if self.c not in self.view:
+            return None
+        refs = [r for r in committed_runs(self.choices / BP_ORDER_FOLDER)
+                if r.protocol in BP_REFERENCES]
+        if not refs:
+            return None
+        alt = copy.copy(self)
+        alt.c = Budget(BP_SIMULTANEOUS,
+                       [r for r in self.c.runs if r.protocol not in BP_REFERENCES] + refs)
+        alt.view = [self.a, self.b, alt.c]
+        return alt
 
     def earlier(self) -> Report:
         """The same report without budget C: the claims as they stood at budgets A and B."""

@@ -16,8 +16,11 @@ from figures.report import (
     DEFAULT_OLD,
     DEFAULT_PAPER,
     Report,
+    block_claim1,
+    block_claim6,
     block_earlier_summary,
     block_final_errors,
+    bp_simultaneous_rows,
     far_window,
     main,
     render,
@@ -184,6 +187,40 @@ def test_each_part_of_a_claim_is_judged_at_the_largest_budget_holding_its_runs(
     short = _grid(write_run, tmp_path / "c2", 11, SIMPNET[:4])
     report = Report(a, b, (), tmp_path / "none", tmp_path / "none", short)
     assert {r.where.split(":")[0] for r in rows_claim1(report)} == {"B"}
+
+
+def test_parts_against_bp_are_judged_again_with_bp_in_the_simultaneous_order(
+        tmp_path: Path, write_run) -> None:
+    """With BP and BP-H runs in the protocol-choice folder's simultaneous order, every part of
+    claims 1, 2 and 6 that compares with BP or BP-H gets a second row: budget C with those runs
+    in place of its own ("C, BP simultaneous"), in the claim's block and the summary; the other
+    parts are not repeated, and nothing changes while no such run exists."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    c = _grid(write_run, tmp_path / "c", 12, SIMPNET[:4])
+    choices = tmp_path / "choices"
+    report = Report(a, b, (), tmp_path / "none", choices, c)
+    assert report.bp_simultaneous() is None and bp_simultaneous_rows(report, "1") == []
+    _grid(write_run, choices / "simultaneous", 12, SIMPNET[:2], offset=-0.1)
+    report = Report(a, b, (), tmp_path / "none", choices, c)
+    claim1 = bp_simultaneous_rows(report, "1")
+    assert len(claim1) == 3 and all(r.where.startswith("C, BP simultaneous: ep 12") for r in claim1)
+    claim2 = bp_simultaneous_rows(report, "2")
+    assert [r.short for r in claim2] == ["URFB worse than BP (softmax)",
+                                         "URFB worse than BP-H (hinge)", "URFB close to BP"]
+    against_c = {r.short: r for r in rows_claim2(report)}["URFB worse than BP (softmax)"]
+    assert against_c.where.startswith("C: ep 12")  # budget C's own row stays
+    assert claim2[0].cmp.mean == pytest.approx(against_c.cmp.mean + 0.1)  # the BP runs' offset
+    claim6 = bp_simultaneous_rows(report, "6")
+    assert claim6 and all("BP-H" in r.test for r in claim6)
+    summary = summary_rows(report)
+    assert ("1", "hinge and softmax comparable, BP in the simultaneous order") in summary
+    assert ("2", "URFB close to BP, BP in the simultaneous order") in summary
+    assert not any(short.startswith("URFB better than FRFB, BP") for _, short in summary)
+    assert "| C, BP simultaneous: ep 12" in block_claim1(report)
+    assert "| C, BP simultaneous: ep" in block_claim6(report)
+    assert bp_simultaneous_rows(report.earlier(), "2") == []  # budgets A and B only: none
+    assert "C, BP simultaneous" not in block_earlier_summary(report)
 
 
 def test_untied_rows_pair_tied_and_untied_runs_of_one_budget(tmp_path: Path, write_run) -> None:

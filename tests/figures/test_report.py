@@ -20,6 +20,7 @@ from figures.report import (
     block_claim6,
     block_earlier_summary,
     block_final_errors,
+    block_paper_numbers,
     bp_simultaneous_rows,
     far_window,
     main,
@@ -197,11 +198,11 @@ def test_parts_against_bp_are_judged_again_with_bp_in_the_simultaneous_order(
     parts are not repeated, and nothing changes while no such run exists."""
     a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
     b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
-    c = _grid(write_run, tmp_path / "c", 12, SIMPNET[:4])
+    c = _grid(write_run, tmp_path / "c", 12, SIMPNET[:4] + DEEPERNET[1:])
     choices = tmp_path / "choices"
     report = Report(a, b, (), tmp_path / "none", choices, c)
     assert report.bp_simultaneous() is None and bp_simultaneous_rows(report, "1") == []
-    _grid(write_run, choices / "simultaneous", 12, SIMPNET[:2], offset=-0.1)
+    _grid(write_run, choices / "simultaneous", 12, SIMPNET[:2] + DEEPERNET[:1], offset=-0.1)
     report = Report(a, b, (), tmp_path / "none", choices, c)
     claim1 = bp_simultaneous_rows(report, "1")
     assert len(claim1) == 3 and all(r.where.startswith("C, BP simultaneous: ep 12") for r in claim1)
@@ -211,6 +212,11 @@ def test_parts_against_bp_are_judged_again_with_bp_in_the_simultaneous_order(
     against_c = {r.short: r for r in rows_claim2(report)}["URFB worse than BP (softmax)"]
     assert against_c.where.startswith("C: ep 12")  # budget C's own row stays
     assert claim2[0].cmp.mean == pytest.approx(against_c.cmp.mean + 0.1)  # the BP runs' offset
+    claim3 = bp_simultaneous_rows(report, "3")
+    assert len(claim3) == 4 and all("BP-H" in r.test for r in claim3)
+    assert {r.where.split(":")[0] for r in rows_claim3(report) if r.short} == {"B"}  # no BP-H in C
+    assert bp_simultaneous_rows(report, "5b") == []  # "exact BP" there is the probe's, in every run
+    assert "| C, BP simultaneous: ep 12" in block_paper_numbers(report)
     claim6 = bp_simultaneous_rows(report, "6")
     assert claim6 and all("BP-H" in r.test for r in claim6)
     summary = summary_rows(report)

@@ -379,15 +379,13 @@ def block_paper_numbers(rep: Report) -> str:
     for arch, paper in PAPER_BP.items():
         found = False
         for p in ("bp", "bp-h"):
-            seen = set()
             for view in views:
                 try:
                     budget = view.largest((arch, p))
                 except LookupError:
                     continue
-                if budget.name in seen:
-                    continue
-                seen.add(budget.name)
+                if view is not rep and budget.name != BP_SIMULTANEOUS:
+                    continue  # the second view adds its own budget's row only
                 g = budget.need(arch, p)
                 rows.append([f"BP, {arch}", f"{paper} (Figure 6, BP softmax or hinge)",
                              f"{label(p)} {_error_text(g)}",
@@ -771,7 +769,7 @@ def block_earlier_summary(rep: Report) -> str:
     moved = {k: r for k, r in before.items() if k in now and _budget_of(now[k]) != _budget_of(r)}
     if moved:
         return summary_table(moved)
-    if any(_budget_of(r) == rep.c.name for r in now.values()):
+    if any(_budget_of(r) in (rep.c.name, BP_SIMULTANEOUS) for r in now.values()):
         return (f"None yet: the parts judged at budget {rep.c.name} (the paper's protocol) so far "
                 "had no earlier verdict; the other rows of the summary above are the earlier "
                 "budgets' own.")

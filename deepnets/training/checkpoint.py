@@ -6,8 +6,8 @@ uninterrupted run: the network's state (W, R, biases, masks), torch's global RNG
 draws from it), the CUDA RNG state when trained on a GPU, the data-order generator's state,
 the number of finished epochs and the epoch records already logged; with a torch optimizer
 (:mod:`deepnets.training.optim`) also its state (momentum buffers, Adam's moments) and its
-schedule's; and the settings it was trained with (:data:`TRAINED_SETTINGS`), which a resume
-checks ``config.json`` against. R is a parameter since issue 17 (a buffer before): its key and
+schedule's; and the config it was trained with (:data:`TRAINED_CONFIG`), which a resume checks
+``config.json`` against. R is a parameter since issue 17 (a buffer before): its key and
 tensor are the same, so older checkpoints load.
 
 ``best.pt`` holds the network's state after the epoch of lowest validation error (the earliest
@@ -29,13 +29,13 @@ from deepnets.nn.network import FeedbackNet
 from deepnets.training.rundir import CHECKPOINT, RunError, read_config
 from urfb_common import atomic_file
 
-__all__ = ["BEST", "TRAINED_SETTINGS", "WHICH", "load_best", "load_checkpoint", "load_network", "load_state_checked",
-           "save_best", "save_checkpoint"]
+__all__ = ["BEST", "TRAINED_CONFIG", "WHICH", "load_best", "load_checkpoint", "load_network",
+           "load_state_checked", "save_best", "save_checkpoint"]
 
 BEST = "best.pt"
-#: The checkpoint's key for the run's settings (``TrainConfig.identity()`` as a JSON string) at
-#: the epoch it holds; absent from checkpoints written before it was kept.
-TRAINED_SETTINGS = "trained_settings"
+#: The checkpoint's key for the config of the run that wrote it (``TrainConfig.to_json_dict()``
+#: as a JSON string); absent from checkpoints written before it was kept.
+TRAINED_CONFIG = "trained_config"
 #: Which weights of a run to load: the validation-chosen epoch's or the last epoch's.
 WHICH = ("best", "last")
 

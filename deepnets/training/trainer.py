@@ -282,13 +282,18 @@ def _check_resume(
 def _check_trained_settings(out: Path, cfg: TrainConfig, state: dict[str, Any]) -> None:
     """The resumed run's settings (its ``config.json``) against those its checkpoint was
     trained with: a one-line :class:`RunError` when they differ (a precision edited by hand
-    would go on training the checkpoint's weights in another arithmetic, say). Checkpoints
-    written before they were kept are not checked; a key that one side lacks is not compared,
-    so that a setting added since the checkpoint was written does not stop it."""
-    kept = state.get(ckpt.TRAINED_SETTINGS)
+    would go on training the checkpoint's weights in another arithmetic, say). The checkpoint's
+    config is read back by today's code (an older schema upgraded, rule parameters added since
+    filled in with their defaults), so that only settings differ, not their layout. Checkpoints
+    without a config, or with one this code cannot read, are not checked."""
+    kept = state.get(ckpt.TRAINED_CONFIG)
     if not isinstance(kept, str):
         return
-    trained, now = json.loads(kept), _settings_json(cfg)
+    try:
+        trained = _settings_json(TrainConfig.from_json_dict(json.loads(kept)))
+    except ValueError:  # undecodable JSON, or a ConfigError
+        return
+    now = _settings_json(cfg)
     differ = [k for k in trained if k in now and now[k] != trained[k]]
     if differ:
         pairs = ", ".join(f"{k}={now[k]!r} there, {trained[k]!r} in the checkpoint"
@@ -299,7 +304,7 @@ def _check_trained_settings(out: Path, cfg: TrainConfig, state: dict[str, Any]) 
 
 
 def _settings_json(cfg: TrainConfig) -> dict[str, Any]:
-    """``cfg``'s identity as JSON reads it back (lists for tuples), the form a checkpoint keeps."""
+    """``cfg``'s identity as JSON reads it back (lists for tuples), for comparison."""
     return json.loads(json.dumps(cfg.identity(), sort_keys=True))
 
 
@@ -418,7 +423,7 @@ def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
         "epoch": epoch, "net": s.net.state_dict(), "records": records,
         "torch_rng": torch.get_rng_state(), "order_rng": s.order.get_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.startswith("cuda") else None,
-        ckpt.TRAINED_SETTINGS: json.dumps(_settings_json(s.cfg), sort_keys=True),
+        ckpt.TRAINED_CONFIG: json.dumps(s.cfg.to_json_dict(), sort_keys=True),
         **_optimizer_state(s.schedule),
     })  # fmt: skip
     s.records = records

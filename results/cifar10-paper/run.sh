@@ -128,4 +128,4 @@ if [ "$failed" -ne 0 ]; then
   echo "issue 20's CPU queue: some steps failed (see above); every other run is at its budget" >&2
   exit 1
 fi
-echo "issue 20's CPU queue: every run at its budget in $RUNS"
+echo "issue 20's CPU queue: every run at its budget in $RUNS and $SIM"

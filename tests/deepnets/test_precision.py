@@ -211,12 +211,14 @@ def test_a_bf16_run_of_an_old_config_json_resumes_exactly_evaluating_in_fp32(
 def test_a_precision_edited_into_config_json_after_training_began_is_refused(
     cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """The checkpoint keeps the settings it was trained with: a config.json edited by hand
-    between epochs stops the resume (one line) instead of training on in another arithmetic;
-    a checkpoint written before that key resumes as it did."""
+    """The checkpoint keeps the config it was trained with: a config.json edited by hand
+    between epochs stops the resume (one line) instead of training on in another arithmetic.
+    The kept config is compared as today's code reads it (an older layout of the same settings
+    resumes), and a checkpoint written before it was kept resumes as it did."""
     run = tmp_path / "run"
     assert train_mod.main(train_args(cifar, run, epochs=1)) == 0
-    config = json.loads((run / "config.json").read_text())
+    original = (run / "config.json").read_text()
+    config = json.loads(original)
     assert config["precision"] == "fp32"
     (run / "config.json").write_text(json.dumps({**config, "precision": "bf16"}))
     before = (run / "checkpoint.pt").read_bytes()
@@ -227,12 +229,22 @@ def test_a_precision_edited_into_config_json_after_training_began_is_refused(
     assert (f"{run / 'config.json'} does not match the settings {run / 'checkpoint.pt'} was "
             "trained with: precision='bf16' there, 'fp32' in the checkpoint") in err
     assert (run / "checkpoint.pt").read_bytes() == before and len(read_log(run)) == 1
+    (run / "config.json").write_text(original)  # restored, and the checkpoint's copy made
+    state = load_checkpoint(run)  # older (schema 2: the same settings in an older layout)
+    assert state is not None
+    kept = json.loads(state[ckpt.TRAINED_CONFIG])
+    assert kept["precision"] == "fp32" and kept["schema_version"] == 3
+    state[ckpt.TRAINED_CONFIG] = json.dumps({**kept, "schema_version": 2})
+    torch.save(state, run / "checkpoint.pt")
+    assert train_mod.main(train_args(cifar, run, "--resume", epochs=2)) == 0
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "precision": "bf16"}))
     state = load_checkpoint(run)  # as a checkpoint from before the key: not checked
     assert state is not None
-    del state[ckpt.TRAINED_SETTINGS]
+    del state[ckpt.TRAINED_CONFIG]
     torch.save(state, run / "checkpoint.pt")
     assert train_mod.main(train_args(cifar, run, "--precision", "auto", "--resume",
-                                     epochs=2)) == 0
+                                     epochs=3)) == 0
     assert json.loads((run / "config.json").read_text())["precision"] == "bf16"
 
 

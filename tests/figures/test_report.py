@@ -229,6 +229,25 @@ def test_parts_against_bp_are_judged_again_with_bp_in_the_simultaneous_order(
     assert "C, BP simultaneous" not in block_earlier_summary(report)
 
 
+def test_the_second_view_adds_paper_numbers_of_its_own_budget_only(tmp_path: Path,
+                                                                   write_run) -> None:
+    """deepernet BP in budget C (the paper's order) and none in the simultaneous order: the
+    second view falls back to budget B, whose row is not added beside C's."""
+    deep_bp = [("deepernet", "bp")]
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET + deep_bp)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET + deep_bp)
+    c = _grid(write_run, tmp_path / "c", 12, SIMPNET[:4] + deep_bp)
+    choices = tmp_path / "choices"
+    _grid(write_run, choices / "simultaneous", 12, SIMPNET[:2])
+    report = Report(a, b, (), tmp_path / "none", choices, c)
+    assert report.bp_simultaneous() is not None
+    rows = [[cell.strip() for cell in ln.strip("|").split("|")]
+            for ln in block_paper_numbers(report).splitlines()]
+    deep_bp = [r[3].split(":")[0] for r in rows if r[0] == "BP, deepernet" and
+               r[2].startswith("BP ")]
+    assert deep_bp == ["C"]
+
+
 def test_untied_rows_pair_tied_and_untied_runs_of_one_budget(tmp_path: Path, write_run) -> None:
     a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
     b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)

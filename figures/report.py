@@ -21,8 +21,8 @@ Each part of a claim is judged at the **largest budget reached** (:meth:`Report.
 budgets A, B and C that hold every group of runs the part compares, the one whose groups have the
 most seeds, then share the most epochs (C on a tie), so that every row of a part compares runs of
 one budget. The summary shows those rows; the ``earlier-summary`` block the same parts at the
-largest of budgets A and B, where C has taken their place. The parts of claims 1, 2 and 6 that
-compare with BP or BP-H are judged a second time against BP in the simultaneous order, the
+largest of budgets A and B, where C has taken their place. The parts of claims 1, 2, 3 and 6
+that compare with BP or BP-H are judged a second time against BP in the simultaneous order, the
 order the paper's BP was most likely run in (budget "C, BP simultaneous":
 :meth:`Report.bp_simultaneous`), once those runs are committed.
 """
@@ -860,6 +860,9 @@ class Report:
         self.a = Budget("A", committed_runs(runs_a))
         self.b = Budget("B", committed_runs(runs_b))
         self.c = Budget("C", committed_runs(paper))
+        #: BP and BP-H in the simultaneous order (:meth:`bp_simultaneous`), read once.
+        self.bp_references = [r for r in committed_runs(self.choices / BP_ORDER_FOLDER)
+                              if r.protocol in BP_REFERENCES]
         self.old = [OldBudget("old", committed_runs(p), path=Path(p)) for p in runs_old]
         self.old = [o for o in self.old if o.runs]
         for b in (self.a, self.b):
@@ -878,8 +881,7 @@ class Report:
         when budget C is not in view (:meth:`earlier`)."""
         if self.c not in self.view:
             return None
-        refs = [r for r in committed_runs(self.choices / BP_ORDER_FOLDER)
-                if r.protocol in BP_REFERENCES]
+        refs = self.bp_references
         if not refs:
             return None
         alt = copy.copy(self)

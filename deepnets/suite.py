@@ -23,7 +23,9 @@ shorten it). ``--pack N`` trains up to N runs at once in this process, a step of
 (:mod:`deepnets.experiments.pack`: on a GPU each run's captured step on its own stream); a packed
 run's folder is the single run's. Every run uses the paper's protocol -- the sequential update order
 of Remark 1 and no biases -- unless ``--update-order simultaneous`` / ``--bias`` say otherwise
-(a torch optimizer's runs take the simultaneous order).
+(a torch optimizer's runs take the simultaneous order); untied layers start as the author's code
+starts them, one conv filter bank at every location (``--untied-init independent``: drawn
+separately).
 
 ``--evaluate-test TEST`` then scores every finished run once on a test split -- the weights of
 its epoch of lowest validation error, and its last weights -- CIFAR-10 runs on TEST's (format
@@ -61,6 +63,7 @@ from deepnets.experiments.runs import (
     run_state,
     train_config,
 )
+from deepnets.nn.layers import UNTIED_INITS
 from deepnets.nn.policy import resolve_precision
 from deepnets.training.capture import CUDA_GRAPH_MODES
 from deepnets.training.config import PRECISION_CHOICES, ConfigError
@@ -125,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "pass (the author's code of the paper's era in effect; docs/results.md)")
     p.add_argument("--bias", action="store_true",
                    help="give every weight layer a bias (default: none, as eq. (1))")
+    p.add_argument("--untied-init", choices=UNTIED_INITS, default="replicated",
+                   help="how untied layers start: replicated, one conv filter bank at every "
+                   "location (the author's code; default); independent, drawn separately at "
+                   "each location")
     p.add_argument("--probe-size", type=int, default=500,
                    help="validation images of the alignment probe logged every epoch; 0: none")
     p.add_argument("--device", default="auto",
@@ -292,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
                  args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
                  args.quiet, args.split_seed, args.probe_size, args.cuda_graph,
-                 args.update_order, args.bias,
+                 args.update_order, args.bias, args.untied_init,
                  optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                  lr_steps=tuple(args.lr_steps), lr_gamma=args.lr_gamma,
                  precision=args.precision)

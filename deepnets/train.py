@@ -6,8 +6,11 @@ documents the run folder and the log. ``--resume`` continues a killed run and en
 (bit-identical on the CPU) as an uninterrupted one.
 
 The defaults are the paper's protocol: the sequential update order of Remark 1
-(``--update-order sequential``) and no biases (eq. (1); ``--bias`` adds them). A run folder
-written before these defaults resumes with the settings it was trained with.
+(``--update-order sequential``) and no biases (eq. (1); ``--bias`` adds them), and untied layers
+start as the author's code starts them: the conv filter bank a tied network of the same seed
+draws, repeated at every location (``--untied-init independent``: each location drawn
+separately). A run folder written before these defaults resumes with the settings it was trained
+with.
 
 Figure 9's deepnet_s protocol ("train tied, freeze the first layer, retrain the rest untied
 from scratch", Section 4.1) is two runs::
@@ -20,7 +23,8 @@ masks for every layer), then replaces the layers listed in ``--copy`` (default: 
 earlier run's trained layers -- W, R, bias and connectivity masks, exactly (both runs must agree
 on ``--bias``). A copied layer that the new run
 unties (``--untied``) receives the conv's W and R at every location
-(``deepnets.training.engine.untie``); an uncopied untied layer is a fresh locally connected layer.
+(``deepnets.training.engine.untie``); an uncopied untied layer is a fresh locally connected
+layer, started as ``--untied-init`` says.
 ``--frozen`` layers are never updated (they still pass feedback down). The architecture (default:
 the earlier run's) and the data's shape and classes must match the earlier run; the method may
 differ only for layers that are not copied (a ``bp`` layer has no R to copy).

@@ -78,6 +78,30 @@ def four_locations(h: int, w: int) -> list[tuple[int, int]]:
     return [(h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (3 * h // 4, 3 * w // 4)]
 
 
+def first_untied(net: torch.nn.Module) -> int:
+    """Index in ``net.weight_layers`` of its first untied layer, however made."""
+    from deepnets.nn.layers import FeedbackUntied2d
+
+    found = [i for i, layer in enumerate(net.weight_layers) if isinstance(layer, FeedbackUntied2d)]
+    if not found:
+        raise MissingDataError("the network has no untied layer")
+    return found[0]
+
+
+def homogeneity(net: torch.nn.Module) -> dict[str, float | int]:
+    """Figure 8's numbers for the first untied layer of a trained network: the mean correlation
+    of a channel's filters across interior locations (``trained``), the same for the network's
+    start, rebuilt from its config and seed (``start``), and between different channels at one
+    location (``chance``)."""
+    from deepnets.nn.network import FeedbackNet
+
+    index = first_untied(net)
+    filters = location_filters(net.weight_layers[index])
+    start = location_filters(FeedbackNet(**net.config).weight_layers[index])
+    return {"layer": index, "trained": similarity(filters), "start": similarity(start),
+            "chance": chance_similarity(filters)}
+
+
 def _untied_network(runs: list[Run]) -> tuple[Run, torch.nn.Module]:
     """The first untied simpnet run (in :data:`PREFERRED` order) whose checkpoint loads, and its
     network; a damaged checkpoint is skipped with a one-line warning."""
@@ -102,18 +126,14 @@ def _image(f: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def plot_figure8(runs: RunSource, out_stem: str | Path) -> list[Path]:
     """Figure 8: the first channels' filters of simpnet's untied layer at four grid locations."""
-    from deepnets.nn.layers import FeedbackUntied2d
-    from deepnets.nn.network import FeedbackNet
-
     run, net = _untied_network(runs_of(runs))
-    index = next(i for i, layer in enumerate(net.weight_layers)
-                 if isinstance(layer, FeedbackUntied2d))  # the first untied layer, however made
+    numbers = homogeneity(net)
+    index = int(numbers["layer"])
     filters = location_filters(net.weight_layers[index])
-    init = location_filters(FeedbackNet(**net.config).weight_layers[index])
     h, w = filters.shape[:2]
     locs = four_locations(h, w)
     shown = similarity(filters, locs)
-    trained, chance, at_init = similarity(filters), chance_similarity(filters), similarity(init)
+    trained, chance, at_init = numbers["trained"], numbers["chance"], numbers["start"]
     n_ch = min(N_CHANNELS, filters.shape[2])
     fig, axes = new_figure(n_ch, len(locs), width=1.2 * len(locs) + 0.6, row_height=1.25)
     for o in range(n_ch):

@@ -33,6 +33,7 @@ import argparse
 import copy
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,12 @@ BP_ORDER_FOLDER = "simultaneous"
 BP_REFERENCES = ("bp", "bp-h")
 #: Budget C with its BP and BP-H runs replaced by those of :data:`BP_ORDER_FOLDER`.
 BP_SIMULTANEOUS = "C, BP simultaneous"
+#: Untied simpnet runs whose untied layer started with every location drawn apart, inside the
+#: protocol-choice folder (Figure 8's other start; budget C's untied runs start replicated).
+UNTIED_START_FOLDER = "untied-independent"
+#: Figure 8's "strong spatial homogeneity": the mean correlation of a channel's filters across
+#: locations (:mod:`figures.homogeneity`) is above this.
+STRONG_HOMOGENEITY = 0.5
 #: Claim 6's "far from aligned": the mean delta_angle over the layers that send an error is at
 #: least this many degrees (cos <= 0.5).
 FAR_DEGREES = 60.0
@@ -777,13 +784,62 @@ def block_earlier_summary(rep: Report) -> str:
             "protocol) so far; the summary above is the earlier budgets' own.")
 
 
+def homogeneity_rows(budget: str, runs: list[Run]) -> list[Row]:
+    """Figure 8's tests on the untied simpnet runs of ``runs`` that carry their
+    ``homogeneity.json`` (:mod:`figures.homogeneity`, the last checkpoint's filters): a
+    channel's filters more alike across locations than different channels at one location, and
+    "strong" (above :data:`STRONG_HOMOGENEITY`); for an independent start, more alike than at
+    the start (the homogeneity comes from the data)."""
+    rows = []
+    for p in ("urfb", "frfb", "bp-h", "bp"):
+        g = select_seeds(runs, arch="simpnet", protocol=p, untied=True)
+        measured = {} if g is None else {r.seed: h for r in g.runs if (h := r.homogeneity())}
+        if g is None or not measured:
+            continue
+        # the seeds measured at one epoch: the one most of them share, then the latest
+        counts = Counter(int(h["epoch"]) for h in measured.values())
+        epoch = max(counts, key=lambda e: (counts[e], e))
+        found = {s: h for s, h in measured.items() if int(h["epoch"]) == epoch}
+        place = where(budget, epoch, images(g), len(found))
+        start = found[min(found)]["untied_init"]  # a group's runs share their config
+        name = f"simpnet {label(p)} untied ({start} start)"
+        trained = {s: float(h["trained"]) for s, h in found.items()}
+        above_chance = (f"{name}: a channel's filters across locations, correlation above "
+                        "that of different channels at one location")
+        tests = [(above_chance, {s: float(h["chance"]) for s, h in found.items()}),
+                 (f"{name}: that correlation above {STRONG_HOMOGENEITY:g} ('strong')",
+                  dict.fromkeys(found, STRONG_HOMOGENEITY))]
+        if start == "independent":
+            tests.append((f"{name}: that correlation above the start's",
+                          {s: float(h["start"]) for s, h in found.items()}))
+        for test, b in tests:
+            row = value_row(test, place, trained, b, "greater", digits=4)
+            row.endpoint = "last checkpoint"
+            rows.append(row)
+    return rows
+
+
 def block_figure8(rep: Report) -> str:
     untied = [r for b in rep.view for r in b.runs if r.untied and r.arch == "simpnet"]
-    lines = []
+    rows = [*homogeneity_rows(rep.c.name, rep.c.runs),
+            *homogeneity_rows(f"{rep.c.name}, independent untied start", rep.untied_independent)]
+    lines = [rows_table(rows)] if rows else []
+    if rows:
+        lines.append("Each run is measured at its last checkpoint (`homogeneity.json`, written by "
+                     "`python -m figures homogeneity`): the mean correlation of a channel's 5×5×3 "
+                     "filters across the interior locations of the untied layer, our measure of "
+                     "the paper's homogeneity. A replicated start has correlation 1 by "
+                     "construction, so its rows test how much of it training keeps; an "
+                     "independent start has none, so its rows test whether training makes it. "
+                     f"'Strong' is our number: above {STRONG_HOMOGENEITY:g}.")
     if not untied:
         lines.append("No untied simpnet run in budgets " + ", ".join(b.name for b in rep.view)
                      + " (and no checkpoint came back from the GPU machine): Figure 8's spatial "
                      "homogeneity is **untested** on the new data.")
+    elif not rows:
+        lines.append("The untied simpnet runs have no `homogeneity.json` yet (`python -m figures "
+                     "homogeneity --runs DIR` writes it from their checkpoints): Figure 8's "
+                     "spatial homogeneity is **untested** on the new data.")
     for old in rep.old:
         side = old.path.parent / "figures" / "figure8.txt"
         if side.is_file():
@@ -863,6 +919,8 @@ class Report:
         #: BP and BP-H in the simultaneous order (:meth:`bp_simultaneous`), read once.
         self.bp_references = [r for r in committed_runs(self.choices / BP_ORDER_FOLDER)
                               if r.protocol in BP_REFERENCES]
+        #: Figure 8's untied runs of the independent start, read once.
+        self.untied_independent = committed_runs(self.choices / UNTIED_START_FOLDER)
         self.old = [OldBudget("old", committed_runs(p), path=Path(p)) for p in runs_old]
         self.old = [o for o in self.old if o.runs]
         for b in (self.a, self.b):

@@ -33,6 +33,7 @@ from deepnets.experiments.testresult import TEST, read_test
 from deepnets.nn.arch import PRESETS, parse_arch
 from deepnets.nn.models import MODELS
 from deepnets.training.rundir import CONFIG, LOG, RunError, read_config, read_log
+from figures.measurements import HOMOGENEITY, read_homogeneity
 
 #: What a figure function reads runs from: a runs folder, or runs already read by :func:`find_runs`.
 RunSource = str | os.PathLike[str] | Sequence["Run"]
@@ -69,6 +70,10 @@ class Run:
     def test_result(self) -> dict[str, Any] | None:
         """The run's ``test.json`` (its test-split score), None when it was not scored."""
         return read_test(self.files or self.path)
+
+    def homogeneity(self) -> dict[str, Any] | None:
+        """The run's ``homogeneity.json`` (Figure 8's numbers), None when it has none."""
+        return read_homogeneity(self.files or self.path)
 
     @classmethod
     def read(cls, path: str | Path) -> Run:
@@ -113,14 +118,19 @@ class Run:
                 self.choices())
 
     def choices(self) -> str:
-        """``sequential order, no biases`` (the paper's protocol) or what the run did instead;
-        a config written before these keys existed had the simultaneous order and biases."""
+        """``sequential order, no biases`` (the paper's protocol) or what the run did instead,
+        and for an untied run how its untied layers started (``replicated`` or
+        ``independent``); a config written before these keys existed had the simultaneous
+        order and biases, and untied layers drawn apart at every location."""
         cfg = self.config
         order = str(cfg.get("update_order") or "simultaneous")
         bias = cfg.get("bias")
         if bias is None:  # before config schema 3: an architecture string had biases
             bias = str(cfg.get("arch", "")) not in MODELS
-        return f"{order} order, {'biases' if bias else 'no biases'}"
+        text = f"{order} order, {'biases' if bias else 'no biases'}"
+        if self.untied:  # before config schema 4: every location drawn apart
+            text += f", {cfg.get('untied_init') or 'independent'} untied start"
+        return text
 
     @property
     def epochs_done(self) -> int:
@@ -263,7 +273,7 @@ def committed_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
 
 
 #: The files of a run folder the report reads.
-RUN_FILES = (CONFIG, LOG, TEST)
+RUN_FILES = (CONFIG, LOG, TEST, HOMOGENEITY)
 
 
 def _git(top: Path | str, *args: str) -> str:

@@ -64,6 +64,7 @@ class Settings:
     cuda_graph: str = "auto"         # deepnets.training.capture: how a GPU runs the step
     update_order: str = "sequential"  # Remark 1 (the paper's protocol)
     bias: bool = False               # eq. (1) has none
+    untied_init: str = "replicated"  # the author's code: one conv filter bank at every location
     # deepnets.training.optim: a torch optimizer and step schedule (the defaults: the paper's plain
     # SGD)
     optimizer: str = "sgd"
@@ -93,7 +94,8 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         connectivity=protocol.connectivity, lr=s.lr, batch_size=s.batch_size, seed=spec.seed,
         split_seed=s.split_seed, data=kind,
         dataset_label=s.dataset_label if spec.dataset == "cifar10" else None,
-        val_size=s.val_size, train_size=s.train_size, untied=spec.untied, frozen=spec.frozen,
+        val_size=s.val_size, train_size=s.train_size, untied=spec.untied,
+        untied_init=s.untied_init, frozen=spec.frozen,
         # Section 4.1: only the (frozen) first layer is taken, the rest start afresh
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
@@ -130,7 +132,10 @@ def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
         got = ", ".join(f"{k}={have.get(k)!r} (asked {want[k]!r})" for k in differ)
         hint = (" (a run made before the paper's protocol became the default: pass "
                 "--update-order simultaneous --bias to continue it)"
-                if {"update_order", "bias"} & set(differ) else "")
+                if {"update_order", "bias"} & set(differ) else
+                " (an untied run made before untied layers started replicated: pass "
+                "--untied-init independent to continue it)"
+                if "untied_init" in differ else "")
         raise SuiteError(f"{folder} holds another run: {got}{hint}; use another --out or "
                          "remove it")
     done = len(read_log(folder))

@@ -70,6 +70,7 @@ from deepnets.rules.base import LinearMaps, Start, Step
 
 __all__ = [
     "METHODS",
+    "UNTIED_INITS",
     "BackwardRoute",
     "DirectFeedback",
     "Dropout",
@@ -89,6 +90,12 @@ __all__ = [
     "sequential_steps",
     "set_fast",
 ]
+
+#: How an untied layer's W and R start (:class:`FeedbackUntied2d`): ``replicated``, one conv
+#: filter bank at every location (the author's code, and the default); ``independent``, drawn
+#: separately at each location.
+UNTIED_INITS = ("replicated", "independent")
+
 
 class FeedbackRule:
     """Builds a layer's rule: ``FeedbackRule.make("urfb", epsilon=0.5)`` is
@@ -407,7 +414,10 @@ class FeedbackLayer(nn.Module):
         options: LayerOptions,
         generator: torch.Generator | None,
         structure: Tensor | None = None,
+        draw_shape: tuple[int, ...] | None = None,
     ) -> None:
+        """``draw_shape``: draw W, R and the masks in this shape (default: ``shape``) and
+        repeat them along ``shape``'s leading dimension (an untied layer's replicated start)."""
         super().__init__()
         self.options = options
         self.rule = options.rule
@@ -416,10 +426,13 @@ class FeedbackLayer(nn.Module):
         _check_memory(shape)
         bound = math.sqrt(6.0 / (fan_in + fan_out))  # Glorot-uniform, ref. [6]
         # Always draw W, R and both masks in this order, so W is the same for every method.
-        w = (torch.rand(shape, generator=generator) * 2 - 1) * bound
-        r = (torch.rand(shape, generator=generator) * 2 - 1) * bound
-        mw = torch.rand(shape, generator=generator) < connectivity
-        mr = torch.rand(shape, generator=generator) < connectivity
+        drawn = shape if draw_shape is None else draw_shape
+        w = (torch.rand(drawn, generator=generator) * 2 - 1) * bound
+        r = (torch.rand(drawn, generator=generator) * 2 - 1) * bound
+        mw = torch.rand(drawn, generator=generator) < connectivity
+        mr = torch.rand(drawn, generator=generator) < connectivity
+        if draw_shape is not None:
+            w, r, mw, mr = (t.expand(shape).clone() for t in (w, r, mw, mr))
         if options.symmetric_init:
             r, mr = w.clone(), mw.clone()
         if structure is not None:
@@ -844,6 +857,16 @@ class FeedbackUntied2d(FeedbackLayer):
     with L = H*W (columns ordered as ``F.unfold``'s, i.e. as ``conv.weight.reshape(out, -1)``),
     and ``bias`` has shape (out, H, W).  Entries that would connect to the zero padding are not
     connections (kept zero by the masks).  Computed as L batched matrix products.
+
+    ``replicated``: W, R and their masks are one conv filter bank, drawn as
+    :class:`FeedbackConv2d` draws it (the same numbers from the same generator), repeated at
+    every location, so that the layer starts computing what that conv computes. The author's
+    code builds its sparse untied matrix from a conv layer's W and R in this way
+    (``Conv_sparse_aux.convert_conv_to_sparse``), which fits Section 4.1's filters that
+    "retain" a spatial homogeneity (the paper does not say how the layer starts). With
+    connectivity < 1 the masks are the conv's too, where the author's code draws them anew for
+    every entry. False: every location draws its own W, R and masks (no homogeneity at the
+    start).
     """
 
     def __init__(
@@ -854,6 +877,7 @@ class FeedbackUntied2d(FeedbackLayer):
         options: LayerOptions | None = None,
         *,
         generator: torch.Generator | None = None,
+        replicated: bool = False,
     ) -> None:
         c, h, w = in_shape
         k = kernel_size
@@ -869,6 +893,7 @@ class FeedbackUntied2d(FeedbackLayer):
             options=LayerOptions() if options is None else options,
             generator=generator,
             structure=structure.expand(h * w, out_channels, c * k * k),
+            draw_shape=(1, out_channels, c * k * k) if replicated else None,
         )
 
     def _output_units(self) -> int:

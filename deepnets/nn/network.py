@@ -20,6 +20,7 @@ from deepnets.nn.checks import (
 )
 from deepnets.nn.feedback_init import FeedbackInit, check_applies, set_initial_feedback
 from deepnets.nn.layers import (
+    UNTIED_INITS,
     Dropout,
     FeedbackConv2d,
     FeedbackLayer,
@@ -81,6 +82,10 @@ class FeedbackNet(nn.Module):
             (the paper's 50% is 0.5).
         sat_scale: s in sigma(h) = clip(s h, -1, 1).
         untied: indices into ``weight_layers`` of conv layers to build untied (Section 4.1).
+        untied_init: how untied layers start (:data:`deepnets.nn.layers.UNTIED_INITS`):
+            ``replicated`` (default; the author's code) repeats at every location the conv
+            filter bank that a tied network of the same seed draws, so the untied network starts
+            as the tied one computes; ``independent`` draws every location's filters separately.
         symmetric_init: R(0) = W(0)^t (and R's mask = W's), so that urfb equals bp step for step.
         seed: seeds the draws of W, R (Glorot-uniform, independent) and the masks.
         frozen: indices into ``weight_layers`` whose W and R are not updated (Fig. 9 protocol).
@@ -109,6 +114,7 @@ class FeedbackNet(nn.Module):
         connectivity: float = 1.0,
         sat_scale: float = 0.5,
         untied: Collection[int] = (),
+        untied_init: str = "replicated",
         symmetric_init: bool = False,
         seed: int = 0,
         frozen: Collection[int] = (),
@@ -123,6 +129,9 @@ class FeedbackNet(nn.Module):
         check_number("FeedbackNet", "sat_scale", sat_scale, 0, SAT_SCALE_MAX, low_open=True)
         check_indices("FeedbackNet", "untied", untied)
         check_indices("FeedbackNet", "frozen", frozen)
+        if untied_init not in UNTIED_INITS:
+            raise ValueError(f"FeedbackNet: untied_init must be one of {', '.join(UNTIED_INITS)}, "
+                             f"got {untied_init!r:.60}")
         check_flag("FeedbackNet", "bias", bias)
         rule = FeedbackRule.make(method, epsilon, **rule_params)
         options = LayerOptions(rule, float(connectivity), float(sat_scale), bool(symmetric_init),
@@ -154,6 +163,7 @@ class FeedbackNet(nn.Module):
             "connectivity": float(connectivity),
             "sat_scale": float(sat_scale),
             "untied": sorted(set(untied)),
+            "untied_init": untied_init,
             "symmetric_init": bool(symmetric_init),
             "seed": seed,
             "frozen": sorted(set(frozen)),
@@ -170,7 +180,8 @@ class FeedbackNet(nn.Module):
             if spec.kind in ("conv", "untied"):
                 if spec.kind == "untied" or wi in untied:
                     layers.append(
-                        FeedbackUntied2d(shape, spec.size, spec.kernel, options, generator=gen)
+                        FeedbackUntied2d(shape, spec.size, spec.kernel, options, generator=gen,
+                                         replicated=untied_init == "replicated")
                     )
                     names.append(f"untied{wi}")
                 else:

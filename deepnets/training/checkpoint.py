@@ -149,6 +149,8 @@ def load_network(run_dir: str | Path, map_location: str | torch.device = "cpu",
     description = dict(config["net"])
     if description.get("arch") not in MODELS:  # written before the bias option: it had biases
         description.setdefault("bias", True)
+        # written before untied layers started replicated: each location drew its own filters
+        description.setdefault("untied_init", "independent")
     try:
         net = build_net(**description)
     except (TypeError, ValueError, AttributeError) as exc:

@@ -23,6 +23,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from deepnets.nn.arch import WEIGHT_KINDS, ArchError, parse_arch
+from deepnets.nn.layers import UNTIED_INITS
 from deepnets.nn.losses import LOSSES
 from deepnets.nn.models import MODELS, n_weight_layers
 from deepnets.rules import METHODS, RULES, resolved_params, rules_with_param
@@ -38,8 +39,9 @@ __all__ = ["LAYER_INDEX_MAX", "PRECISIONS", "PRECISION_CHOICES", "SCHEMA_VERSION
 
 #: Version of ``config.json``'s layout; 1 was the first landing's (no ``schema_version`` key);
 #: 3 renamed ``untie``/``freeze`` to ``untied``/``frozen``, added ``bias`` and made the paper's
-#: protocol (sequential order, no biases) the default.
-SCHEMA_VERSION = 3
+#: protocol (sequential order, no biases) the default; 4 added ``untied_init`` (replicated by
+#: default, as the author's code starts untied layers).
+SCHEMA_VERSION = 4
 #: ``bf16``: bfloat16 compute with float32 master copies of W, R, b and float32 updates
 #: (:data:`deepnets.nn.policy.COMPUTE_DTYPES`).
 PRECISIONS = ("fp32", "bf16")
@@ -116,6 +118,10 @@ class TrainConfig:
     keeps the settings it was trained with (:func:`_upgrade`): its stored order, and biases.
     ``bias`` applies to architecture strings; a named model keeps its own biases
     (:mod:`deepnets.nn.convert`).
+    ``untied_init``: how untied layers start (:class:`deepnets.nn.layers.FeedbackUntied2d`):
+    ``replicated`` (the author's code: one conv filter bank at every location) or
+    ``independent``; a ``config.json`` of schema 1-3 with untied layers drew them independently
+    and keeps doing so.
     ``optimizer``, ``momentum``, ``weight_decay``, ``lr_steps``, ``lr_gamma``: a torch optimizer
     and step schedule (:mod:`deepnets.training.optim`); the defaults are the paper's plain SGD.
     """
@@ -145,6 +151,7 @@ class TrainConfig:
     train_size: int | None = None
     data_fingerprint: str | None = None
     untied: tuple[int, ...] = ()
+    untied_init: str = "replicated"
     frozen: tuple[int, ...] = ()
     copy: tuple[int, ...] | None = None
     from_run: str | None = None
@@ -213,7 +220,8 @@ class TrainConfig:
             raise bad("train_size", "must be >= 1")
         choices = (("method", METHODS), ("loss", LOSSES), ("update_order", UPDATE_ORDERS),
                    ("precision", PRECISION_CHOICES), ("data", KINDS),
-                   ("output_feedback", OUTPUT_FEEDBACKS), ("cuda_graph", CUDA_GRAPH_MODES))
+                   ("output_feedback", OUTPUT_FEEDBACKS), ("cuda_graph", CUDA_GRAPH_MODES),
+                   ("untied_init", UNTIED_INITS))
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise bad(name, f"must be one of {', '.join(allowed)}")
@@ -384,9 +392,13 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """The fields that make two configs the same run: all but epochs, device, cuda_graph,
-        data_dir, dataset_label and the fingerprint (which are checked separately)."""
+        data_dir, dataset_label and the fingerprint (which are checked separately), and
+        ``untied_init`` for a network without untied layers (it changes nothing there)."""
         skip = {"epochs", "device", "cuda_graph", "data_dir", "dataset_label", "data_fingerprint"}
-        kept = {k: v for k, v in self.to_json_dict().items() if k not in skip}
+        stored = self.to_json_dict()
+        if not _has_untied(stored):
+            skip.add("untied_init")
+        kept = {k: v for k, v in stored.items() if k not in skip}
         return {**kept, "eval_precision": self.eval_precision}
 
 
@@ -472,9 +484,13 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     protocol; an older run had biases on every layer of an architecture string (a named model: its
     own) and keeps its stored order (``simultaneous`` if none is stored). A config without
     ``eval_precision`` (any schema) evaluated in fp32 whatever its ``precision``, and keeps
-    doing so."""
+    doing so. Schema 1-3 -> 4: untied layers had drawn every location's filters
+    independently (``untied_init``; a run without untied layers takes today's default, which
+    changes nothing for it)."""
     data.setdefault("eval_precision", "fp32")
     version = data.get("schema_version", 1)
+    if version < 4:
+        data.setdefault("untied_init", "independent" if _has_untied(data) else "replicated")
     if version < 2:
         if "train_subset" in data:
             sub = data.pop("train_subset")
@@ -490,6 +506,17 @@ def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
     data.setdefault("update_order", "simultaneous")
     data.setdefault("bias", data.get("arch") not in MODELS)
     return data
+
+
+def _has_untied(data: Mapping[str, Any]) -> bool:
+    """Whether a stored config's network has untied layers (``untied``/``untie``, or an
+    ``untied`` item of its architecture string)."""
+    if data.get("untied") or data.get("untie"):
+        return True
+    try:
+        return any(s.kind == "untied" for s in parse_arch(str(data.get("arch", "simpnet"))))
+    except ArchError:  # a named model, or an arch the config's own check reports
+        return False
 
 
 def _short(x: float) -> str:

@@ -15,6 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from deepnets.nn.layers import UNTIED_INITS
 from deepnets.rules import METHODS, RULES, rules_with_param
 from deepnets.training.capture import CUDA_GRAPH_MODES
 from deepnets.training.config import (
@@ -207,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--bias", action="store_true",
         help="give every weight layer a bias, learnt like W (default: none, as eq. (1) and the "
         "author's code); a named model (--arch resnet-mini) keeps its own biases",
+    )
+    p.add_argument(
+        "--untied-init",
+        choices=UNTIED_INITS,
+        help="how untied layers start: replicated, one conv filter bank at every location (the "
+        "author's code; default); independent, each location's filters drawn separately",
     )
     p.add_argument(
         "--sat-scale", type=_positive(float), help="s of sigma(h) = clip(s*h, -1, 1) (default: 0.5)"

@@ -32,7 +32,11 @@
 #  3c. those to 100 epochs, beside URFB and FRFB at 100 (claims 1, 2).
 #  Then one step per claim that has no budget-C run yet, before any run goes past 100:
 #  4. untied simpnet BP-H, URFB and FRFB, 50 epochs, the paper's order (claim 4, Figures 8-9),
-#     paired with the tied runs above at the same epochs.
+#     paired with the tied runs above at the same epochs; untied layers start replicated (one
+#     conv filter bank at every location), as the author's code starts them.
+#  4b. untied simpnet URFB with every location drawn apart (--untied-init independent), 50
+#     epochs, in results/protocol-choice/untied-independent/ (Figure 8: does the homogeneity
+#     come from the data or from the start?).
 #  5. deepernet URFB and FRFB, with BP and BP-H in the simultaneous order, 50 epochs (claim 3,
 #     Figures 6 right, 7).
 #  6. deepnet URFB and FRFB, with BP in the simultaneous order, seed 0, 50 epochs (Figure 6
@@ -118,6 +122,7 @@ staged "$RUNS" 50 4 --protocols bp bp-h
 staged "$SIM" 50 4 --protocols bp bp-h --update-order simultaneous
 staged "$SIM" 100 4 --protocols bp bp-h --update-order simultaneous
 staged "$RUNS" 50 9 --archs simpnet --protocols bp-h urfb frfb
+staged results/protocol-choice/untied-independent 50 8 --untied-init independent
 staged_pair 50 7 "urfb frfb" "bp bp-h"
 staged_pair 50 6 "urfb frfb" "bp" --archs deepnet --seeds 0
 staged "$RUNS" 50 11 --pretrain-epochs 5

@@ -20,7 +20,7 @@ def test_json_round_trip_with_schema_version() -> None:
     a = cfg(arch="conv 4 3x3; conv 4 3x3; full 8; output", method="urfb", epsilon=0.5,
             untied=(1, 0, 1), frozen=(0,), seed=7, split_seed=3, train_size=10, rule_params={})
     d = a.to_json_dict()
-    assert d["schema_version"] == SCHEMA_VERSION == 3
+    assert d["schema_version"] == SCHEMA_VERSION == 4
     assert d["untied"] == [0, 1] and d["frozen"] == [0] and d["train_size"] == 10
     assert "untie" not in d and "freeze" not in d
     b = TrainConfig.from_json_dict(json.loads(json.dumps(d)))
@@ -108,7 +108,8 @@ def test_older_configs_keep_the_settings_they_were_trained_with(version: int) ->
     arch = "conv 4 3x3; conv 4 3x3; full 8; output"
     new = cfg(method="urfb", seed=4, arch=arch, untied=(1,), frozen=(0,))
     renamed = {"untied": "untie", "frozen": "freeze"}
-    old = {renamed.get(k, k): v for k, v in new.to_json_dict().items() if k != "bias"}
+    old = {renamed.get(k, k): v for k, v in new.to_json_dict().items()
+           if k not in ("bias", "untied_init")}
     old["update_order"] = "simultaneous"
     if version == 1:
         old.pop("schema_version")
@@ -116,7 +117,7 @@ def test_older_configs_keep_the_settings_they_were_trained_with(version: int) ->
         old["schema_version"] = 2
     back = TrainConfig.from_json_dict(old)
     assert back.bias is True and back.update_order == "simultaneous"
-    assert back == new.replace(bias=True, update_order="simultaneous")
+    assert back == new.replace(bias=True, update_order="simultaneous", untied_init="independent")
     assert (back.untied, back.frozen) == ((1,), (0,))
     old.pop("update_order")
     assert TrainConfig.from_json_dict(old).update_order == "simultaneous"
@@ -125,6 +126,23 @@ def test_older_configs_keep_the_settings_they_were_trained_with(version: int) ->
     named = {**{k: v for k, v in old.items() if k not in renamed.values()},
              "arch": "resnet-mini"}  # a named model keeps its own biases, not --bias
     assert TrainConfig.from_json_dict(named).bias is False
+
+
+@pytest.mark.parametrize(("arch", "untied", "expected"), [
+    ("conv 4 3x3; conv 4 3x3; full 8; output", [1], "independent"),
+    ("conv 4 3x3; untied 4 3x3; full 8; output", [], "independent"),
+    ("conv 4 3x3; conv 4 3x3; full 8; output", [], "replicated"),  # no untied layer: no change
+])
+def test_an_untied_run_of_schema_3_keeps_its_independent_start(arch: str, untied: list,
+                                                               expected: str) -> None:
+    stored = {k: v for k, v in cfg(arch=arch, untied=tuple(untied)).to_json_dict().items()
+              if k != "untied_init"}
+    stored["schema_version"] = 3
+    assert TrainConfig.from_json_dict(stored).untied_init == expected
+    assert cfg().untied_init == "replicated"  # today's default: the author's code's start
+    with pytest.raises(ConfigError, match="--untied-init 'tiled': must be one of replicated, "
+                                          "independent"):
+        cfg(untied_init="tiled")
 
 
 def test_bias_is_refused_for_a_named_model() -> None:

@@ -179,7 +179,7 @@ def test_masks_stay_zero_and_differ(order: str) -> None:
     # unmasked R entries move even where W is masked
     layer, new = fresh.weight_layers[-1], net.weight_layers[-1]
     where = (layer.feedback_as_weight() != 0) & (layer.weight == 0)
-    assert where.sum() > 5
+    assert where.sum() >= 3  # a quarter of the output layer's entries in expectation
     moved = new.feedback_as_weight()[where] != layer.feedback_as_weight()[where]
     assert moved.float().mean() > 0.5
 

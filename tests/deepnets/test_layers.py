@@ -122,6 +122,34 @@ def test_untied_from_conv_reproduces_conv(k: int) -> None:
     assert torch.allclose(untied.bias.grad.sum((1, 2)), conv.bias.grad, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["bp", "frfb", "urfb"])
+def test_a_replicated_untied_layer_starts_as_the_conv_of_the_same_draw(method: str) -> None:
+    """Section 4.1 as the author's code runs it: the untied layer starts from a conv's filter
+    bank at every location (the same numbers from the same generator), so it computes that conv
+    and its feedback is that conv's; the generator is left where the conv leaves it."""
+    gc, gu = _gen(5), _gen(5)
+    conv = FeedbackConv2d(2, 3, 3, opts(method, bias=False), generator=gc).to(DT)
+    untied = FeedbackUntied2d((2, 6, 6), 3, 3, opts(method, bias=False), generator=gu,
+                              replicated=True).to(DT)
+    assert torch.equal(gc.get_state(), gu.get_state())
+    x = torch.rand(2, 2, 6, 6, dtype=DT)
+    g = torch.randn(2, 3, 6, 6, dtype=DT)
+    gin_c, _, out_c = _grad_in(conv, x, g)
+    gin_u, _, out_u = _grad_in(untied, x, g)
+    assert torch.allclose(out_u, out_c, atol=1e-12) and torch.allclose(gin_u, gin_c, atol=1e-12)
+    inner = untied.weight.reshape(6, 6, 3, -1)[1:-1, 1:-1]  # locations without padding taps
+    assert torch.equal(inner, conv.weight.reshape(3, -1).expand_as(inner))
+
+
+def test_an_independent_untied_layer_draws_every_location_apart() -> None:
+    layer = FeedbackUntied2d((2, 6, 6), 3, 3, opts("urfb"), generator=_gen(5))
+    inner = layer.weight.reshape(6, 6, 3, -1)[1:-1, 1:-1].reshape(16, -1)
+    assert len({tuple(row.tolist()) for row in inner}) == 16
+    replicated = FeedbackUntied2d((2, 6, 6), 3, 3, opts("urfb"), generator=_gen(5),
+                                  replicated=True)
+    assert torch.equal(layer.weight[0, 0], replicated.weight[0, 0])  # the first draws agree
+
+
 def test_untied_feedback_goes_through_R() -> None:
     layer = FeedbackUntied2d((2, 4, 4), 3, 3, opts("frfb", None), generator=_gen()).to(DT)
     x = torch.rand(2, 2, 4, 4, dtype=DT)

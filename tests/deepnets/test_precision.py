@@ -24,7 +24,7 @@ from deepnets.nn.network import FeedbackNet
 from deepnets.training import checkpoint as ckpt
 from deepnets.training import trainer
 from deepnets.training.checkpoint import load_checkpoint
-from deepnets.training.config import ConfigError, TrainConfig
+from deepnets.training.config import SCHEMA_VERSION, ConfigError, TrainConfig
 from deepnets.training.engine import evaluate
 from deepnets.training.rundir import read_log
 
@@ -233,7 +233,7 @@ def test_a_precision_edited_into_config_json_after_training_began_is_refused(
     state = load_checkpoint(run)  # older (schema 2: the same settings in an older layout)
     assert state is not None
     kept = json.loads(state[ckpt.TRAINED_CONFIG])
-    assert kept["precision"] == "fp32" and kept["schema_version"] == 3
+    assert kept["precision"] == "fp32" and kept["schema_version"] == SCHEMA_VERSION
     state[ckpt.TRAINED_CONFIG] = json.dumps({**kept, "schema_version": 2})
     torch.save(state, run / "checkpoint.pt")
     assert train_mod.main(train_args(cifar, run, "--resume", epochs=2)) == 0

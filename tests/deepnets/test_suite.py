@@ -195,6 +195,17 @@ def test_a_folder_of_another_scale_is_refused(data: Path, tmp_path: Path, capsys
     one_line_error(capsys, "simpnet-cifar10-frfb-s0 holds another run: lr=0.1 (asked 0.05)")
 
 
+def test_an_untied_run_started_independently_is_continued_with_its_flag(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    independent = ("--untied-init", "independent")
+    assert suite.main(argv(data, tmp_path, "8", epochs=1, extra=independent)) == 0
+    capsys.readouterr()
+    assert suite.main(argv(data, tmp_path, "8", epochs=2)) == 2
+    one_line_error(capsys, "untied_init='independent' (asked 'replicated')",
+                   "pass --untied-init independent to continue it")
+    assert suite.main(argv(data, tmp_path, "8", epochs=2, extra=independent)) == 0
+
+
 def test_a_malformed_config_json_in_the_grid_is_a_one_line_error(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -268,6 +279,24 @@ def test_grid_runs_follow_the_papers_protocol_unless_told() -> None:
     assert (old.update_order, old.bias) == ("simultaneous", True)
     args = suite.build_parser().parse_args(["10"])
     assert (args.update_order, args.bias) == ("sequential", False)
+
+
+def test_the_untied_start_is_part_of_untied_runs_only(tmp_path: Path) -> None:
+    """Figure 9's grid mixes tied and untied runs: a folder of runs made with
+    ``--untied-init independent`` goes on under either flag for its tied runs, and only its
+    untied runs ask for the flag they were made with."""
+    specs = {s.name: s.with_seed(0) for s in suite_grid.grid(9, 3, 1) if s.arch == "simpnet"}
+    tied, untied = specs["simpnet-cifar10-urfb"], specs["simpnet-cifar10-urfb-untied"]
+    for spec in (tied, untied):
+        folder = tmp_path / spec.name
+        folder.mkdir()
+        made = runs.train_config(spec, tmp_path, settings(untied_init="independent"))
+        (folder / "config.json").write_text(json.dumps(made.to_json_dict()))
+    for flag in ("independent", "replicated"):
+        assert runs.run_state(tied, tmp_path, settings(untied_init=flag)) == ("resume", 0)
+    assert runs.run_state(untied, tmp_path, settings(untied_init="independent")) == ("resume", 0)
+    with pytest.raises(suite_grid.SuiteError, match="pass --untied-init independent"):
+        runs.run_state(untied, tmp_path, settings())
 
 
 def test_a_run_of_the_older_defaults_is_named_and_kept_with_its_flags(

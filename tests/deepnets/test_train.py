@@ -18,8 +18,8 @@ import deepnets.train as train_mod
 from deepnets.nn.alignment import probe_batch
 from deepnets.nn.saturation import saturated_fractions
 from deepnets.training import capture, trainer
-from deepnets.training.checkpoint import load_best, load_checkpoint, load_network
-from deepnets.training.config import TrainConfig
+from deepnets.training.checkpoint import TRAINED_CONFIG, load_best, load_checkpoint, load_network
+from deepnets.training.config import SCHEMA_VERSION, TrainConfig
 from deepnets.training.data import load_dataset, split_train_val
 from deepnets.training.rundir import read_log
 
@@ -95,9 +95,9 @@ def test_writes_config_log_and_checkpoint(cifar: Path, tmp_path: Path) -> None:
                 "update_order", "sat_scale", "mu", "lr", "batch_size", "seed", "split_seed",
                 "epochs", "train_size", "val_size", "data", "data_dir", "dataset_label",
                 "data_fingerprint", "untied", "frozen", "from_run", "output_feedback", "device",
-                "probe_size", "net", "weight_layer_names", "classes", "bias"):
+                "probe_size", "net", "weight_layer_names", "classes", "bias", "untied_init"):
         assert key in config, key
-    assert config["schema_version"] == 3 and config["train_size"] == 32  # 40 - 8 held out
+    assert config["schema_version"] == SCHEMA_VERSION and config["train_size"] == 32  # 40 - 8 held out
     # the paper's protocol by default: Remark 1's order, no biases (eq. (1))
     assert config["update_order"] == "sequential" and config["bias"] is False
     assert config["net"]["bias"] is False
@@ -287,7 +287,36 @@ def test_a_run_configured_before_the_papers_defaults_resumes_exactly(
     assert_same_state(whole, old, best=False)
     resumed = json.loads((old / "config.json").read_text())
     assert resumed["update_order"] == "simultaneous" and resumed["bias"] is True
-    assert resumed["schema_version"] == 3
+    assert resumed["schema_version"] == SCHEMA_VERSION
+
+
+def test_an_untied_run_of_schema_3_resumes_exactly_with_its_independent_start(
+        cifar: Path, tmp_path: Path) -> None:
+    """An untied run written before untied layers started replicated (schema 3: no
+    ``untied_init``, every location drawn apart) resumes into the state of an uninterrupted
+    ``--untied-init independent`` run, and rebuilds its start as it was drawn."""
+    untied = ("--arch", TWO_CONV, "--untied", "0", "--method", "urfb")
+    whole, old, paper = tmp_path / "whole", tmp_path / "old", tmp_path / "paper"
+    assert train_mod.main(args(cifar, whole, *untied, "--untied-init", "independent",
+                               arch=None)) == 0
+    assert train_mod.main(args(cifar, paper, *untied, arch=None)) == 0
+    assert train_mod.main(args(cifar, old, *untied, "--untied-init", "independent", epochs=1,
+                               arch=None)) == 0
+    config = json.loads((old / "config.json").read_text())
+    del config["untied_init"], config["net"]["untied_init"]
+    (old / "config.json").write_text(json.dumps({**config, "schema_version": 3}))
+    state = load_checkpoint(old)
+    assert state is not None
+    kept = {k: v for k, v in json.loads(state[TRAINED_CONFIG]).items() if k != "untied_init"}
+    state[TRAINED_CONFIG] = json.dumps({**kept, "schema_version": 3})
+    torch.save(state, old / "checkpoint.pt")
+    net = load_network(old)
+    assert net.config["untied_init"] == "independent"
+    assert train_mod.main(args(cifar, old, "--resume", epochs=3, arch=None)) == 0
+    assert_same_state(whole, old)
+    assert json.loads((old / "config.json").read_text())["untied_init"] == "independent"
+    first = [load_checkpoint(r)["net"]["layers.0.weight"] for r in (whole, paper)]
+    assert not torch.equal(*first)  # the two starts are two experiments
 
 
 def test_a_run_with_a_schema_2_config_json_resumes_exactly(cifar: Path, tmp_path: Path) -> None:
@@ -307,7 +336,7 @@ def test_a_run_with_a_schema_2_config_json_resumes_exactly(cifar: Path, tmp_path
                                epochs=3)) == 0
     assert_same_state(whole, old)
     rewritten = json.loads((old / "config.json").read_text())
-    assert rewritten["schema_version"] == 3
+    assert rewritten["schema_version"] == SCHEMA_VERSION
     assert (rewritten["untied"], rewritten["frozen"]) == ([0], [1]) == (
         rewritten["net"]["untied"], rewritten["net"]["frozen"])
     assert "untie" not in rewritten and "freeze" not in rewritten

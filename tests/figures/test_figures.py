@@ -217,7 +217,7 @@ def test_figure8_from_a_real_untied_checkpoint(tmp_path: Path, untie: list[str])
     run = tmp_path / "runs" / "simpnet-cifar10-urfb-untied"
     assert train_main([*untie, "--method", "urfb", "--data", "imagefolder", "--data-dir", str(data),
                        "--val-size", "10", "--batch-size", "10", "--epochs", "1", "--device", "cpu",
-                       "--out", str(run), "--quiet"]) == 0
+                       "--untied-init", "independent", "--out", str(run), "--quiet"]) == 0
     stem = tmp_path / "out" / "figure8"
     text = assert_images(plot_figure8(tmp_path / "runs", stem), stem)
     assert "simpnet-cifar10-urfb-untied" in text and "epochs 1/1" in text
@@ -229,6 +229,35 @@ def test_figure8_from_a_real_untied_checkpoint(tmp_path: Path, untie: list[str])
     assert trained == pytest.approx(expected, abs=1e-4)
     # ... and independent Glorot draws per location are unrelated at the start
     assert abs(at_init) < 0.05
+
+
+def test_homogeneity_json_holds_figure8s_numbers_of_the_replicated_start(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``python -m figures homogeneity`` writes each untied run's Figure 8 numbers; with the
+    default (replicated) start the filters begin identical across locations and, after an epoch
+    of per-location updates, are still nearly so."""
+    from deepnets.train import main as train_main
+    from deepnets.training.checkpoint import load_network
+    from figures.__main__ import main as figures_main
+    from figures.filters import homogeneity
+    from figures.measurements import read_homogeneity
+
+    data = tiny_cifar_folder(tmp_path / "data")
+    run = tmp_path / "runs" / "simpnet-cifar10-urfb-untied"
+    assert train_main(["--arch", "simpnet", "--untied", "0", "--method", "urfb", "--data",
+                       "imagefolder", "--data-dir", str(data), "--val-size", "10", "--batch-size",
+                       "10", "--epochs", "1", "--device", "cpu", "--out", str(run),
+                       "--quiet"]) == 0
+    assert figures_main(["homogeneity", "--runs", str(tmp_path / "runs")]) == 0
+    assert "homogeneity.json: epoch 1, trained" in capsys.readouterr().out
+    kept = read_homogeneity(run)
+    assert kept is not None and kept["untied_init"] == "replicated" and kept["epoch"] == 1
+    assert kept["start"] == pytest.approx(1.0) and 0.9 < kept["trained"] < 1.0
+    assert kept["trained"] == pytest.approx(homogeneity(load_network(run))["trained"])
+    assert abs(kept["chance"]) < 0.2
+    with pytest.raises(SystemExit):
+        figures_main(["homogeneity", "--runs", str(data)])
+    assert "no untied run with a readable checkpoint" in capsys.readouterr().err
 
 
 def test_figure8_skips_a_damaged_checkpoint(tmp_path: Path, write_run, capsys) -> None:

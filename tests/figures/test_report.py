@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from deepnets.training.rundir import RunError
 from figures.report import (
     BLOCKS,
     DEFAULT_A,
@@ -19,6 +20,7 @@ from figures.report import (
     block_claim1,
     block_claim6,
     block_earlier_summary,
+    block_figure8,
     block_final_errors,
     block_paper_numbers,
     bp_simultaneous_rows,
@@ -282,6 +284,54 @@ def test_untied_rows_at_equal_epochs_go_to_the_later_budget(tmp_path: Path, writ
         _untied(write_run, root, 12)
     rows = rows_claim4(Report(a, b, (), tmp_path / "none", tmp_path / "none", c))
     assert len(rows) == 3 and all(r.where.startswith("C: ep 12") for r in rows)
+
+
+def _measured(folder: Path, start: str, trained: float, at_start: float, chance: float) -> None:
+    (folder / "homogeneity.json").write_text(json.dumps(
+        {"epoch": 11, "layer": 0, "trained": trained, "start": at_start, "chance": chance,
+         "untied_init": start}))
+
+
+def test_figure8_tests_the_measured_homogeneity_of_each_start(tmp_path: Path, write_run) -> None:
+    """Figure 8's rows read each untied run's homogeneity.json: a replicated start keeps its
+    filters alike ('strong' above 0.5); an independent one is tested against its start too."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    c = _grid(write_run, tmp_path / "c", 12, [("simpnet", "urfb")])
+    other = tmp_path / "choices" / "untied-independent"
+    for seed in range(3):
+        _measured(write_run(c, f"untied-urfb-s{seed}", "simpnet", "urfb", untied=(0,), seed=seed,
+                            epochs=11), "replicated", 0.99 - 0.01 * seed, 1.0, -0.01)
+        _measured(write_run(other, f"untied-urfb-s{seed}", "simpnet", "urfb", untied=(0,),
+                            seed=seed, epochs=11), "independent", 0.0001 * seed, 0.0001, 0.0002)
+    report = Report(a, b, (), tmp_path / "none", tmp_path / "choices", c)
+    text = block_figure8(report)
+    rows = [ln for ln in text.splitlines() if ln.startswith("| simpnet URFB untied")]
+    verdicts = [ln.rsplit("|", 2)[-2].strip() for ln in rows]
+    chance = ("a channel's filters across locations, correlation above that of different "
+              "channels at one location")
+    assert [ln.split(" | ")[0] for ln in rows] == [
+        f"| simpnet URFB untied (replicated start): {chance}",
+        "| simpnet URFB untied (replicated start): that correlation above 0.5 ('strong')",
+        f"| simpnet URFB untied (independent start): {chance}",
+        "| simpnet URFB untied (independent start): that correlation above 0.5 ('strong')",
+        "| simpnet URFB untied (independent start): that correlation above the start's"]
+    assert verdicts == ["**supports**", "**supports**", "**inconclusive**", "**contradicts**",
+                        "**inconclusive**"]
+    assert "C: ep 11 × 200, 3 seeds" in rows[0] and "untested" not in text
+    (c / "untied-urfb-s0" / "homogeneity.json").unlink()
+    for seed in range(3):
+        (other / f"untied-urfb-s{seed}" / "homogeneity.json").unlink()
+    fewer = block_figure8(Report(a, b, (), tmp_path / "none", tmp_path / "choices", c))
+    assert "C: ep 11 × 200, 2 seeds" in fewer and "(independent start)" not in fewer
+    # seeds measured at different epochs: only those of one epoch are compared
+    kept = json.loads((c / "untied-urfb-s1" / "homogeneity.json").read_text())
+    (c / "untied-urfb-s1" / "homogeneity.json").write_text(json.dumps({**kept, "epoch": 9}))
+    one = block_figure8(Report(a, b, (), tmp_path / "none", tmp_path / "choices", c))
+    assert "C: ep 11 × 200, 1 seed " in one and "2 seeds" not in one
+    (c / "untied-urfb-s1" / "homogeneity.json").write_text(json.dumps({**kept, "trained": "x"}))
+    with pytest.raises(RunError, match="must be numbers"):
+        block_figure8(Report(a, b, (), tmp_path / "none", tmp_path / "choices", c))
 
 
 def test_final_errors_list_untied_simpnet_runs(tmp_path: Path, write_run) -> None:

@@ -31,6 +31,9 @@ def write_sidecar(out_stem: str | Path, title: str, caption: str, runs: Iterable
         if all(g.n == 1 for g in groups):
             text += [("Built from one seed per curve: differences between protocols are not "
                       "measured against seed-to-seed spread."), ""]
+        if len({g.first.choices() for g in groups}) > 1:
+            text += ["The groups drawn differ in protocol choices:"]
+            text += [f"- {g.first.describe()}: {g.first.choices()}" for g in groups] + [""]
     text += ["Scale (paper: 1000 epochs, batch 500, step 0.1, 45,000 training images):"]
     text += [scale_line(r) for g in groups for r in g.runs] or ["- (no runs)"]
     notes = list(notes)

@@ -491,7 +491,8 @@ def _seeds(cfg: dict[str, Any]) -> str:
 
 
 def scale_line(run: Run) -> str:
-    """The scale one run was made at: epochs, training-set size, seeds, dataset copy, device."""
+    """The scale one run was made at: epochs, training-set size, protocol choices
+    (:meth:`Run.choices`), seeds, dataset copy, device."""
     cfg = run.config
     untied = cfg.get("untied") or (cfg.get("net") or {}).get("untied")
     precision = f"; precision {cfg['precision']}" if cfg.get("precision") else ""
@@ -500,6 +501,6 @@ def scale_line(run: Run) -> str:
             f"{f', frozen {list(run.frozen)}' if run.frozen else ''}; "
             f"epochs {run.epochs_done}/{cfg.get('epochs', '?')}; train {train_size(run)}; "
             f"val {cfg.get('val_size', '?')}; batch {cfg.get('batch_size', '?')}; "
-            f"lr {cfg.get('lr', '?')}; {_seeds(cfg)}{precision}; "
+            f"lr {cfg.get('lr', '?')}; {run.choices()}; {_seeds(cfg)}{precision}; "
             f"data {cfg.get('dataset_label') or cfg.get('data', '?')} ({cfg.get('data_dir', '?')}); "
             f"device {cfg.get('device', '?')}")

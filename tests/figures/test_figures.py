@@ -289,3 +289,23 @@ def test_summary_tables_state_errors_and_correlations(runs: Path) -> None:
     corr = next(line for line in alignment.splitlines() if line.startswith("| simpnet-cifar10-frfb |"))
     assert "0.100, 0.150, 0.200 (ep. 1)" in corr and "0.400, 0.450, 0.500 (ep. 4)" in corr
     assert "| simpnet-cifar10-bp |" not in alignment
+
+
+def test_a_sidecar_names_each_groups_order_when_they_differ(tmp_path: Path, write_run) -> None:
+    """Budget C draws BP in the simultaneous order beside URFB in the paper's: the sidecar says
+    so, group by group and run by run; a figure of one order says nothing of the kind."""
+    from figures.caption import write_sidecar
+
+    bp = Run.read(write_run(tmp_path, "bp", "simpnet", "bp"))
+    urfb_dir = write_run(tmp_path, "urfb", "simpnet", "urfb")
+    config = json.loads((urfb_dir / "config.json").read_text())
+    (urfb_dir / "config.json").write_text(json.dumps({**config, "update_order": "sequential",
+                                                      "bias": False}))
+    urfb = Run.read(urfb_dir)
+    text = write_sidecar(tmp_path / "mixed", "Figure 4", "caption", [bp, urfb]).read_text()
+    assert ("The groups drawn differ in protocol choices:\n"
+            "- simpnet BP, 10 classes, tied: simultaneous order, biases\n"
+            "- simpnet URFB, 10 classes, tied: sequential order, no biases\n") in text
+    assert "lr 0.1; sequential order, no biases; seed 0" in text
+    same = write_sidecar(tmp_path / "same", "Figure 4", "caption", [bp]).read_text()
+    assert "differ in protocol choices" not in same

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deepnets.training.rundir import RunError
+from deepnets.training.rundir import RunError, read_json
 from urfb_common import atomic_write_text
 
 __all__ = ["HOMOGENEITY", "read_homogeneity", "write_homogeneity"]
@@ -32,10 +32,7 @@ def read_homogeneity(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / HOMOGENEITY
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunError(f"corrupt {path}: {exc}") from None
+    data = read_json(path)
     if not isinstance(data, dict) or any(k not in data for k in _KEYS):
         raise RunError(f"corrupt {path}: not a Figure 8 measurement (keys {', '.join(_KEYS)})")
     numbers = [data[k] for k in _KEYS if k != "untied_init"]

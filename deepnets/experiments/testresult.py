@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deepnets.training.rundir import RunError
+from deepnets.training.rundir import RunError, read_json
 from urfb_common import atomic_write_text
 
 __all__ = ["TEST", "read_test", "write_test"]
@@ -32,10 +32,7 @@ def read_test(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / TEST
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunError(f"corrupt {path}: {exc}") from None
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("last"), dict):
         raise RunError(f"corrupt {path}: not a deepnets test result")
     return data

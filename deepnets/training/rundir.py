@@ -26,7 +26,7 @@ from urfb_common import atomic_write_text
 
 __all__ = ["CHECKPOINT", "CONFIG", "LOCK", "LOG", "RENAMED_KEYS", "FolderBusy", "RunError",
            "check_not_busy", "claim_folder", "data_dir_from_run", "find_data_dir", "read_config",
-           "read_log", "with_current_keys", "write_config", "write_log"]
+           "read_json", "read_log", "with_current_keys", "write_config", "write_log"]
 
 CONFIG = "config.json"
 LOG = "log.jsonl"
@@ -131,16 +131,22 @@ def with_current_keys(config: dict[str, Any]) -> dict[str, Any]:
     return {RENAMED_KEYS.get(key, key): value for key, value in config.items()}
 
 
+def read_json(path: Path) -> Any:
+    """The JSON value of a run folder's file; :class:`RunError` ("corrupt PATH: ...") when it is
+    not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"corrupt {path}: {exc}") from None
+
+
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """The run's ``config.json`` as a dict (checked to be a JSON object), with today's key names
     (:func:`with_current_keys`) whatever schema wrote it."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise RunError(f"{path} not found: {run_dir} is not a training run folder")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunError(f"corrupt {path}: {exc}") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise RunError(f"corrupt {path}: expected a JSON object, found {type(data).__name__}")
     return with_current_keys(data)

@@ -16,8 +16,7 @@ Two comparisons of run families are subcommands, each with its own ``--help``:
 ``python -m figures bf16-paired --runs DIR --out DIR`` (issue 18's bf16 against fp32 check,
 :mod:`figures.bf16_paired`) and ``python -m figures protocol-choice --paper DIR --variant
 NAME=DIR ...`` (issue 20's protocol choices against the paper's protocol,
-:mod:`figures.protocol_choice`). ``python -m figures homogeneity --runs DIR`` writes Figure 8's
-numbers into each untied run folder (:mod:`figures.homogeneity`), for the report.
+:mod:`figures.protocol_choice`).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from figures import bf16_paired, homogeneity, protocol_choice
+from figures import bf16_paired, protocol_choice
 from figures.alignment import plot_figure10, plot_figure11
 from figures.angles import plot_figure17, plot_figure18
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
@@ -72,7 +71,6 @@ DEFAULT_CURVES = SWEEP_OUT / CURVES_NAME
 #: Subcommands: name -> its ``main(argv)`` (the rest of the command line is its own).
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "bf16-paired": bf16_paired.main, "protocol-choice": protocol_choice.main,
-    "homogeneity": homogeneity.main,
 }
 
 

@@ -2,10 +2,10 @@
 
 An untied (locally connected) layer has its own filter at every output location, each updated
 separately by delta_{l,i} x_{l-1,i+k}. The paper observes that after training the filters of one
-output channel stay similar across locations. Beside the picture we give that as a number: the
-mean Pearson correlation between the same channel's filters at different locations (interior
-locations only, where no tap falls on the zero padding), next to the same number at
-initialisation and between different channels (the chance level).
+output channel stay similar across locations. Beside the picture the sidecar gives that as a
+number (:mod:`deepnets.nn.homogeneity`): the mean Pearson correlation between the same
+channel's filters at different locations, next to the same number at initialisation and
+between different channels (the chance level).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepnets.nn.homogeneity import chance_similarity, location_filters, similarity
 from deepnets.training.rundir import CHECKPOINT, RunError
 from figures.caption import write_sidecar
 from figures.runs import MissingDataError, Run, RunSource, runs_of, select
@@ -26,51 +27,6 @@ CAPTION = "Corresponding filters extracted from the sparse connectivity matrix a
 #: Preference order of the run drawn: URFB as in the paper's text, then the other protocols.
 PREFERRED = ("urfb", "frfb", "bp", "bp-h", "urfb-50", "frfb-50")
 N_CHANNELS = 4
-
-
-def location_filters(layer: torch.nn.Module) -> np.ndarray:
-    """Filters of an untied layer as ``[H, W, out, in, k, k]`` (its weight is ``[H*W, out, in*k*k]``)."""
-    c, h, w = layer.in_shape
-    k = layer.kernel_size
-    weight = layer.weight.detach().cpu().numpy()
-    return weight.reshape(h, w, layer.out_channels, c, k, k)
-
-
-def interior(h: int, w: int, k: int) -> tuple[slice, slice]:
-    """Rows and columns whose k x k window lies inside the grid ('same' padding of (k-1)/2)."""
-    p = (k - 1) // 2
-    return slice(p, h - (k - 1 - p)), slice(p, w - (k - 1 - p))
-
-
-def mean_pairwise_corr(f: np.ndarray) -> float:
-    """Mean Pearson correlation over all pairs of rows of ``f`` (``[n, d]``, n >= 2)."""
-    z = f - f.mean(axis=1, keepdims=True)
-    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    n = z.shape[0]
-    s = z.sum(axis=0)
-    return float((s @ s - n) / (n * (n - 1)))
-
-
-def similarity(filters: np.ndarray, locations: list[tuple[int, int]] | None = None) -> float:
-    """Mean correlation of each channel's filters across locations, averaged over channels.
-
-    ``filters``: ``[H, W, out, ...]``; ``locations`` (default: every interior location).
-    """
-    h, w, out = filters.shape[:3]
-    if locations is None:
-        rows, cols = interior(h, w, filters.shape[-1])
-        flat = filters[rows, cols].reshape(-1, out, int(np.prod(filters.shape[3:])))
-    else:
-        flat = np.stack([filters[r, c] for r, c in locations]).reshape(len(locations), out, -1)
-    return float(np.mean([mean_pairwise_corr(flat[:, o]) for o in range(out)]))
-
-
-def chance_similarity(filters: np.ndarray) -> float:
-    """Mean correlation between the filters of different channels at the same interior location."""
-    h, w, out = filters.shape[:3]
-    rows, cols = interior(h, w, filters.shape[-1])
-    flat = filters[rows, cols].reshape(-1, out, int(np.prod(filters.shape[3:])))
-    return float(np.mean([mean_pairwise_corr(loc) for loc in flat]))
 
 
 def four_locations(h: int, w: int) -> list[tuple[int, int]]:

@@ -92,7 +92,7 @@ BP_SIMULTANEOUS = "C, BP simultaneous"
 #: protocol-choice folder (Figure 8's other start; budget C's untied runs start replicated).
 UNTIED_START_FOLDER = "untied-independent"
 #: Figure 8's "strong spatial homogeneity": the mean correlation of a channel's filters across
-#: locations (:mod:`figures.homogeneity`) is above this.
+#: locations (:mod:`deepnets.nn.homogeneity`) is above this.
 STRONG_HOMOGENEITY = 0.5
 #: Claim 6's "far from aligned": the mean delta_angle over the layers that send an error is at
 #: least this many degrees (cos <= 0.5).
@@ -785,8 +785,8 @@ def block_earlier_summary(rep: Report) -> str:
 
 
 def homogeneity_rows(budget: str, runs: list[Run]) -> list[Row]:
-    """Figure 8's tests on the untied simpnet runs of ``runs`` that carry their
-    ``homogeneity.json`` (:mod:`figures.homogeneity`, the last checkpoint's filters): a
+    """Figure 8's tests on the untied simpnet runs of ``runs`` whose logs record their
+    homogeneity (:meth:`figures.runs.Run.homogeneity`, after the last epoch): a
     channel's filters more alike across locations than different channels at one location, and
     "strong" (above :data:`STRONG_HOMOGENEITY`); for an independent start, more alike than at
     the start (the homogeneity comes from the data)."""
@@ -814,7 +814,7 @@ def homogeneity_rows(budget: str, runs: list[Run]) -> list[Row]:
                           {s: float(h["start"]) for s, h in found.items()}))
         for test, b in tests:
             row = value_row(test, place, trained, b, "greater", digits=4)
-            row.endpoint = "last checkpoint"
+            row.endpoint = "last epoch"
             rows.append(row)
     return rows
 
@@ -825,8 +825,8 @@ def block_figure8(rep: Report) -> str:
             *homogeneity_rows(f"{rep.c.name}, independent untied start", rep.untied_independent)]
     lines = [rows_table(rows)] if rows else []
     if rows:
-        lines.append("Each run is measured at its last checkpoint (`homogeneity.json`, written by "
-                     "`python -m figures homogeneity`): the mean correlation of a channel's 5×5×3 "
+        lines.append("Each run is measured after its last epoch (the trainer records it in "
+                     "`log.jsonl` every epoch): the mean correlation of a channel's 5×5×3 "
                      "filters across the interior locations of the untied layer, our measure of "
                      "the paper's homogeneity. A replicated start has correlation 1 by "
                      "construction, so its rows test how much of it training keeps; an "
@@ -837,9 +837,9 @@ def block_figure8(rep: Report) -> str:
                      + " (and no checkpoint came back from the GPU machine): Figure 8's spatial "
                      "homogeneity is **untested** on the new data.")
     elif not rows:
-        lines.append("The untied simpnet runs have no `homogeneity.json` yet (`python -m figures "
-                     "homogeneity --runs DIR` writes it from their checkpoints): Figure 8's "
-                     "spatial homogeneity is **untested** on the new data.")
+        lines.append("The untied simpnet runs' logs do not record their homogeneity (runs made "
+                     "before the trainer did): Figure 8's spatial homogeneity is **untested** on "
+                     "the new data.")
     for old in rep.old:
         side = old.path.parent / "figures" / "figure8.txt"
         if side.is_file():

@@ -33,7 +33,6 @@ from deepnets.experiments.testresult import TEST, read_test
 from deepnets.nn.arch import PRESETS, parse_arch
 from deepnets.nn.models import MODELS
 from deepnets.training.rundir import CONFIG, LOG, RunError, read_config, read_log
-from figures.measurements import HOMOGENEITY, read_homogeneity
 
 #: What a figure function reads runs from: a runs folder, or runs already read by :func:`find_runs`.
 RunSource = str | os.PathLike[str] | Sequence["Run"]
@@ -72,8 +71,33 @@ class Run:
         return read_test(self.files or self.path)
 
     def homogeneity(self) -> dict[str, Any] | None:
-        """The run's ``homogeneity.json`` (Figure 8's numbers), None when it has none."""
-        return read_homogeneity(self.files or self.path)
+        """Figure 8's numbers for the run's first untied layer, from its log (the trainer's
+        ``homogeneity`` and ``homogeneity_start``, :mod:`deepnets.nn.homogeneity`)::
+
+            {"epoch": E, "layer": name, "trained": t, "start": s, "chance": c,
+             "untied_init": "replicated"}
+
+        ``trained`` and ``chance`` after the last epoch that has them (E), ``start`` before the
+        first update. None when the log lacks them (a run made before the trainer recorded
+        them); :class:`RunError` when they are not numbers."""
+        rows = [r for r in self.log if r.get("homogeneity")]
+        start = self.log[0].get("homogeneity_start") if self.log else None
+        if not rows or not start:
+            return None
+        last = rows[-1]
+        layer = next(iter(last["homogeneity"]))
+        try:
+            now, first = last["homogeneity"][layer], start[layer]
+            numbers = {"trained": now["across_locations"], "chance": now["chance"],
+                       "start": first["across_locations"]}
+        except (KeyError, TypeError):
+            numbers = {}
+        if len(numbers) < 3 or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                                   for v in numbers.values()):
+            raise RunError(f"{self.path / LOG}: homogeneity of {layer} is not a number "
+                           "(across_locations, chance, and the same before the first update)")
+        return {"epoch": int(last["epoch"]), "layer": layer, **numbers,
+                "untied_init": self.config.get("untied_init") or "independent"}
 
     @classmethod
     def read(cls, path: str | Path) -> Run:
@@ -273,7 +297,7 @@ def committed_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
 
 
 #: The files of a run folder the report reads.
-RUN_FILES = (CONFIG, LOG, TEST, HOMOGENEITY)
+RUN_FILES = (CONFIG, LOG, TEST)
 
 
 def _git(top: Path | str, *args: str) -> str:

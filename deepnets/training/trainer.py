@@ -14,8 +14,12 @@ time of the epoch, validation and probe included), ``train_seconds``, ``probe_se
 ``cpu_seconds``; ``corr``, per weight layer, the Pearson correlation of W and R^t (Figures
 10-11); ``alignment``, the probe of :mod:`deepnets.nn.alignment` after the epoch, per layer;
 ``saturated``, per saturating layer, the share of its units at sigma'(h) = 0 on the probe's
-images (:mod:`deepnets.nn.saturation`, Remark 2). Epoch 1's record also holds ``alignment_steps``: the probe before the first update and after
-updates 1, 2, 5, 10, 20, 50 and 100 (claim 6 is about the first iterations).
+images (:mod:`deepnets.nn.saturation`, Remark 2); for a network with untied layers,
+``homogeneity``, per untied layer, how alike a channel's filters are across locations and the
+chance level (:mod:`deepnets.nn.homogeneity`, Figure 8). Epoch 1's record also holds
+``alignment_steps``: the probe before the first update and after updates 1, 2, 5, 10, 20, 50
+and 100 (claim 6 is about the first iterations); and, with untied layers,
+``homogeneity_start``: ``homogeneity`` before the first update.
 
 Beside the last checkpoint the run keeps ``best.pt``: the weights after the epoch of lowest
 validation error so far (the earliest of equals; :mod:`deepnets.training.checkpoint`), which is what
@@ -47,6 +51,7 @@ from tqdm import tqdm
 
 from deepnets.nn.alignment import alignment, probe_batch, summary
 from deepnets.nn.arch import parse_arch
+from deepnets.nn.homogeneity import untied_homogeneity
 from deepnets.nn.losses import make_loss
 from deepnets.nn.models import MODELS, build_net
 from deepnets.nn.network import FeedbackNet
@@ -394,6 +399,7 @@ def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
     """One epoch: its training steps (yielding after each), validation, the log record and the
     checkpoint. :func:`run` drains it; :mod:`deepnets.experiments.pack` advances several runs' in
     turn."""
+    start = untied_homogeneity(s.net) if epoch == 1 else {}  # the weights before any update
     t0, cpu0 = time.perf_counter(), time.process_time()
     train_loss, train_err, steps = yield from _train_epoch(s, epoch)
     train_seconds = time.perf_counter() - t0
@@ -416,6 +422,11 @@ def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
         record["saturated"] = saturated_fractions(s.net, s.probe[0])
     if steps:
         record["alignment_steps"] = steps
+    homogeneity = untied_homogeneity(s.net)
+    if homogeneity:
+        record["homogeneity"] = homogeneity
+    if start:
+        record["homogeneity_start"] = start
     if val_err is not None and _improves(s.records, val_err):  # before the checkpoint: a run
         ckpt.save_best(s.out, epoch, val_err, s.net.state_dict())  # killed between redoes it
     records = [*s.records, record]  # s.records grows only once the checkpoint holds it

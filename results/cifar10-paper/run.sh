@@ -36,8 +36,7 @@
 #     conv filter bank at every location), as the author's code starts them.
 #  4b. untied simpnet URFB with every location drawn apart (--untied-init independent), 50
 #     epochs, in results/protocol-choice/untied-independent/ (Figure 8: does the homogeneity
-#     come from the data or from the start?). Then each untied run's Figure 8 numbers
-#     (python -m figures homogeneity: homogeneity.json, from its last checkpoint).
+#     come from the data or from the start? Each untied run's log.jsonl records it per epoch).
 #  5. deepernet URFB and FRFB, with BP and BP-H in the simultaneous order, 50 epochs (claim 3,
 #     Figures 6 right, 7).
 #  6. deepnet URFB and FRFB, with BP in the simultaneous order, seed 0, 50 epochs (Figure 6
@@ -124,10 +123,6 @@ staged "$SIM" 50 4 --protocols bp bp-h --update-order simultaneous
 staged "$SIM" 100 4 --protocols bp bp-h --update-order simultaneous
 staged "$RUNS" 50 9 --archs simpnet --protocols bp-h urfb frfb
 staged results/protocol-choice/untied-independent 50 8 --untied-init independent
-# Figure 8's numbers of each untied run at its budget (homogeneity.json, committed with the run)
-for untied in "$RUNS" results/protocol-choice/untied-independent; do
-  step "$PYTHON" -m figures homogeneity --runs "$untied"
-done
 staged_pair 50 7 "urfb frfb" "bp bp-h"
 staged_pair 50 6 "urfb frfb" "bp" --archs deepnet --seeds 0
 staged "$RUNS" 50 11 --pretrain-epochs 5

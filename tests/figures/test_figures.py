@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deepnets.nn.homogeneity import location_filters, similarity
 from deepnets.training.minidata import tiny_cifar_folder
 from figures.alignment import plot_figure10, plot_figure11
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
-from figures.filters import chance_similarity, location_filters, similarity
 from figures.runs import MissingDataError, Run, band, choice_notes, find_runs, select, select_seeds
 
 #: simpnet with its conv layer built untied by the architecture string itself (Section 4.1).
@@ -196,16 +196,6 @@ def test_broken_run_folders_are_skipped_with_one_line_each(runs: Path, capsys) -
     assert "not a deepnets.train run folder" in next(line for line in err if "/other" in line)
 
 
-def test_similarity_measures_homogeneity_across_locations() -> None:
-    rng = np.random.default_rng(0)
-    same = np.broadcast_to(rng.normal(size=(1, 1, 4, 3, 5, 5)), (12, 12, 4, 3, 5, 5))
-    assert similarity(same) == pytest.approx(1.0)
-    assert similarity(same, [(2, 2), (9, 9)]) == pytest.approx(1.0)
-    noise = rng.normal(size=(12, 12, 4, 3, 5, 5))
-    assert abs(similarity(noise)) < 0.05 and abs(chance_similarity(noise)) < 0.1
-    assert similarity(same + 0.5 * noise) > 0.6
-
-
 @pytest.mark.parametrize("untie", [["--arch", "simpnet", "--untied", "0"], ["--arch", UNTIED_SIMPNET]],
                          ids=["untied-flag", "untied-arch"])
 def test_figure8_from_a_real_untied_checkpoint(tmp_path: Path, untie: list[str]) -> None:
@@ -229,35 +219,6 @@ def test_figure8_from_a_real_untied_checkpoint(tmp_path: Path, untie: list[str])
     assert trained == pytest.approx(expected, abs=1e-4)
     # ... and independent Glorot draws per location are unrelated at the start
     assert abs(at_init) < 0.05
-
-
-def test_homogeneity_json_holds_figure8s_numbers_of_the_replicated_start(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """``python -m figures homogeneity`` writes each untied run's Figure 8 numbers; with the
-    default (replicated) start the filters begin identical across locations and, after an epoch
-    of per-location updates, are still nearly so."""
-    from deepnets.train import main as train_main
-    from deepnets.training.checkpoint import load_network
-    from figures.__main__ import main as figures_main
-    from figures.filters import homogeneity
-    from figures.measurements import read_homogeneity
-
-    data = tiny_cifar_folder(tmp_path / "data")
-    run = tmp_path / "runs" / "simpnet-cifar10-urfb-untied"
-    assert train_main(["--arch", "simpnet", "--untied", "0", "--method", "urfb", "--data",
-                       "imagefolder", "--data-dir", str(data), "--val-size", "10", "--batch-size",
-                       "10", "--epochs", "1", "--device", "cpu", "--out", str(run),
-                       "--quiet"]) == 0
-    assert figures_main(["homogeneity", "--runs", str(tmp_path / "runs")]) == 0
-    assert "homogeneity.json: epoch 1, trained" in capsys.readouterr().out
-    kept = read_homogeneity(run)
-    assert kept is not None and kept["untied_init"] == "replicated" and kept["epoch"] == 1
-    assert kept["start"] == pytest.approx(1.0) and 0.9 < kept["trained"] < 1.0
-    assert kept["trained"] == pytest.approx(homogeneity(load_network(run))["trained"])
-    assert abs(kept["chance"]) < 0.2
-    with pytest.raises(SystemExit):
-        figures_main(["homogeneity", "--runs", str(data)])
-    assert "no untied run with a readable checkpoint" in capsys.readouterr().err
 
 
 def test_figure8_skips_a_damaged_checkpoint(tmp_path: Path, write_run, capsys) -> None:

@@ -287,14 +287,25 @@ def test_untied_rows_at_equal_epochs_go_to_the_later_budget(tmp_path: Path, writ
 
 
 def _measured(folder: Path, start: str, trained: float, at_start: float, chance: float) -> None:
-    (folder / "homogeneity.json").write_text(json.dumps(
-        {"epoch": 11, "layer": 0, "trained": trained, "start": at_start, "chance": chance,
-         "untied_init": start}))
+    """Give an untied run the homogeneity the trainer logs: ``trained`` and ``chance`` in every
+    epoch, ``at_start`` before the first update; ``start`` its config's untied start."""
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "untied_init": start}))
+    rows = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["homogeneity"] = {"conv0": {"across_locations": trained, "chance": chance}}
+    rows[0]["homogeneity_start"] = {"conv0": {"across_locations": at_start, "chance": chance}}
+    _write_log(folder, rows)
+
+
+def _write_log(folder: Path, rows: list[dict]) -> None:
+    (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def test_figure8_tests_the_measured_homogeneity_of_each_start(tmp_path: Path, write_run) -> None:
-    """Figure 8's rows read each untied run's homogeneity.json: a replicated start keeps its
-    filters alike ('strong' above 0.5); an independent one is tested against its start too."""
+    """Figure 8's rows read the homogeneity each untied run's log records: a replicated start
+    keeps its filters alike ('strong' above 0.5); an independent one is tested against its
+    start too."""
     a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
     b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
     c = _grid(write_run, tmp_path / "c", 12, [("simpnet", "urfb")])
@@ -319,18 +330,26 @@ def test_figure8_tests_the_measured_homogeneity_of_each_start(tmp_path: Path, wr
     assert verdicts == ["**supports**", "**supports**", "**inconclusive**", "**contradicts**",
                         "**inconclusive**"]
     assert "C: ep 11 × 200, 3 seeds" in rows[0] and "untested" not in text
-    (c / "untied-urfb-s0" / "homogeneity.json").unlink()
+    # a log without the start's homogeneity (or none at all) is not measured
+    log0 = [json.loads(x) for x in (c / "untied-urfb-s0" / "log.jsonl").read_text().splitlines()]
+    del log0[0]["homogeneity_start"]
+    _write_log(c / "untied-urfb-s0", log0)
     for seed in range(3):
-        (other / f"untied-urfb-s{seed}" / "homogeneity.json").unlink()
+        plain = [json.loads(x) for x in
+                 (other / f"untied-urfb-s{seed}" / "log.jsonl").read_text().splitlines()]
+        _write_log(other / f"untied-urfb-s{seed}",
+                   [{k: v for k, v in r.items() if not k.startswith("homogeneity")} for r in plain])
     fewer = block_figure8(Report(a, b, (), tmp_path / "none", tmp_path / "choices", c))
     assert "C: ep 11 × 200, 2 seeds" in fewer and "(independent start)" not in fewer
     # seeds measured at different epochs: only those of one epoch are compared
-    kept = json.loads((c / "untied-urfb-s1" / "homogeneity.json").read_text())
-    (c / "untied-urfb-s1" / "homogeneity.json").write_text(json.dumps({**kept, "epoch": 9}))
+    log1 = [json.loads(x) for x in (c / "untied-urfb-s1" / "log.jsonl").read_text().splitlines()]
+    _write_log(c / "untied-urfb-s1",
+               [*log1[:9], *({k: v for k, v in r.items() if k != "homogeneity"} for r in log1[9:])])
     one = block_figure8(Report(a, b, (), tmp_path / "none", tmp_path / "choices", c))
     assert "C: ep 11 × 200, 1 seed " in one and "2 seeds" not in one
-    (c / "untied-urfb-s1" / "homogeneity.json").write_text(json.dumps({**kept, "trained": "x"}))
-    with pytest.raises(RunError, match="must be numbers"):
+    log1[-1]["homogeneity"] = {"conv0": {"across_locations": "x", "chance": 0.0}}
+    _write_log(c / "untied-urfb-s1", log1)
+    with pytest.raises(RunError, match="not a number"):
         block_figure8(Report(a, b, (), tmp_path / "none", tmp_path / "choices", c))
 
 

@@ -93,9 +93,10 @@ def plot_figure7(runs: RunSource, out_stem: str | Path) -> list[Path]:
     return _curves(7, "deepernet", runs, out_stem)
 
 
-def final_values(group: Seeds, key: str) -> tuple[int, dict[int, float]]:
-    """``(epoch, {seed: value})`` of ``key`` at the last epoch every seed of the group reached."""
-    epoch = group.common_epoch
+def final_values(group: Seeds, key: str, epoch: int | None = None) -> tuple[int, dict[int, float]]:
+    """``(epoch, {seed: value})`` of ``key`` at ``epoch`` (default: the last epoch every seed of
+    the group reached)."""
+    epoch = group.common_epoch if epoch is None else epoch
     series = group.series(key)
     return epoch, {s: v[epoch] for s, v in series.items() if epoch in v}
 
@@ -205,10 +206,12 @@ UNTIE_PANELS: tuple[tuple[str, tuple[int, ...]], ...] = (("simpnet", ()), ("deep
 
 
 def plot_figure9(runs: RunSource, out_stem: str | Path) -> list[Path]:
-    """Figure 9 (Section 4.1): final error, tied (blue) against untied (red), per protocol.
+    """Figure 9 (Section 4.1): error, tied (blue) against untied (red), per protocol.
 
     Bars are the mean validation error over seeds (min-max error bar, a dot per seed); a black
-    tick on each bar marks the mean final training error.
+    tick on each bar marks the mean training error. A protocol's tied and untied bars are at
+    one epoch, the last every seed of both reached (a tied run trained longer is not compared
+    at its later epochs); the sidecar names it.
     """
     found = runs_of(runs)
     pairs = [{p: {u: select_seeds(found, arch=a, protocol=p, untied=u, frozen=fz)
@@ -227,13 +230,15 @@ def plot_figure9(runs: RunSource, out_stem: str | Path) -> list[Path]:
             notes.append(f"{arch}: no runs")
             continue
         for i, p in enumerate(names):
+            at = min(g.common_epoch for g in pan[p].values() if g is not None)
+            notes.append(f"{arch} {PROTOCOLS[p].label}: at epoch {at}")
             for u, dx in ((False, -0.2), (True, 0.2)):
                 group = pan[p][u]
                 if group is None:
                     notes.append(f"{arch}: no {'untied' if u else 'tied'} {PROTOCOLS[p].label} run")
                     continue
-                _, val = final_values(group, "val_error")
-                _, train = final_values(group, "train_error")
+                _, val = final_values(group, "val_error", at)
+                _, train = final_values(group, "train_error", at)
                 if not val:
                     notes.append(_no_validation(arch, f"{'untied' if u else 'tied'} "
                                                       f"{PROTOCOLS[p].label}"))
@@ -245,7 +250,7 @@ def plot_figure9(runs: RunSource, out_stem: str | Path) -> list[Path]:
         ax.set_xticks(range(len(names)), [PROTOCOLS[p].label for p in names])
         frozen_txt = f", layer {list(frozen)} frozen" if frozen else ""
         shown = [g for pr in pan.values() for g in pr.values() if g]
-        ax.set(ylabel="final validation error",
+        ax.set(ylabel="validation error",
                title=f"{arch}, CIFAR-10{frozen_txt}{_seed_tag(shown)}")
         ax.set_ylim(0, 1.3 * ax.get_ylim()[1])  # headroom for the legend
         legend(ax, ncol=3, loc="upper left")

@@ -33,6 +33,7 @@ from deepnets.experiments.testresult import TEST, read_test
 from deepnets.nn.arch import PRESETS, parse_arch
 from deepnets.nn.models import MODELS
 from deepnets.training.rundir import CONFIG, LOG, RunError, read_config, read_log
+from urfb_common import NO_SPACE_ERRNOS, NoSpaceError
 
 #: What a figure function reads runs from: a runs folder, or runs already read by :func:`find_runs`.
 RunSource = str | os.PathLike[str] | Sequence["Run"]
@@ -323,11 +324,19 @@ def _git_index(folder: Path) -> tuple[Path, set[Path], set[Path]] | None:
 
 def _from_index(run: Run, top: Path, files: list[Path]) -> Run:
     """``run`` (at its own path) read from a copy of the index's version of ``files``, kept in
-    a temporary folder that lives as long as this process."""
+    a temporary folder that lives as long as this process; :class:`NoSpaceError` when the
+    copy finds no room (a full disk, ``ulimit -f``)."""
     copy = _snapshots() / str(len(list(_snapshots().iterdir()))) / run.name
-    copy.mkdir(parents=True)
-    for f in files:
-        (copy / f.name).write_text(_git(top, "show", f":{f.relative_to(top)}"), encoding="utf-8")
+    try:
+        copy.mkdir(parents=True)
+        for f in files:
+            (copy / f.name).write_text(_git(top, "show", f":{f.relative_to(top)}"),
+                                       encoding="utf-8")
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        raise NoSpaceError(f"no space left on {copy}, the committed copy of {run.path} "
+                           f"({os.strerror(exc.errno)})") from None
     return replace(Run.read(copy), path=run.path, files=copy)
 
 

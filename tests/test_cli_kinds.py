@@ -152,9 +152,10 @@ def test_every_cli_on_a_full_disk_says_so_keeps_the_old_files_and_leaves_no_part
     assert {c["module"] for c in cases} == set(PROGS)
     up_front = {"module": "theory.__main__", "limit": 0,  # ulimit -f 0: refused before the work
                 "argv": [*THEORY_CHECK, "--quiet", "--out", str(tmp_path / "new.md")]}
+    # temporary files in tmp_path too (the report's committed copy of a run being trained)
     proc = subprocess.run([sys.executable, __file__, json.dumps([*cases, up_front])], cwd=ROOT,
                           capture_output=True, text=True, timeout=600, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     for case, result in zip(cases, results):

@@ -54,6 +54,27 @@ def test_figure_renders_with_scale_sidecar(runs: Path, tmp_path: Path, number: i
     assert "CIFAR-10 (JPEG re-encoding) (data/train.zip)" in text
 
 
+def test_figure9_compares_tied_and_untied_at_one_epoch(tmp_path: Path, write_run,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tied run trained longer than its untied pair is drawn at the untied run's last epoch,
+    not at its own (the bars of a protocol are at one epoch)."""
+    import figures.errors as errors
+
+    for seed in range(2):
+        write_run(tmp_path / "runs", f"tied-s{seed}", "simpnet", "urfb", seed=seed, epochs=6)
+        write_run(tmp_path / "runs", f"untied-s{seed}", "simpnet", "urfb", seed=seed, epochs=3,
+                  untied=(0,), offset=0.1)
+    drawn = []
+    real = errors._mean_bar
+    monkeypatch.setattr(errors, "_mean_bar", lambda ax, x, values, *a, **k:
+                        drawn.append(dict(values)) or real(ax, x, values, *a, **k))
+    text = plot_figure9(tmp_path / "runs", tmp_path / "f9")[-1].read_text()
+    at_3 = 0.95 / 3 ** 0.5  # the fixture's validation error at epoch 3
+    assert drawn == [dict.fromkeys((0, 1), pytest.approx(at_3)),
+                     dict.fromkeys((0, 1), pytest.approx(at_3 + 0.1))]
+    assert "simpnet URFB: at epoch 3" in text
+
+
 def test_sidecar_reads_schema_1_configs(tmp_path: Path, write_run) -> None:
     for p in ("bp", "urfb", "frfb"):
         write_run(tmp_path / "runs", f"old-{p}", "simpnet", p, schema=1)

@@ -809,9 +809,9 @@ def homogeneity_rows(budget: str, runs: list[Run]) -> list[Row]:
         tests = [(above_chance, {s: float(h["chance"]) for s, h in found.items()}),
                  (f"{name}: that correlation above {STRONG_HOMOGENEITY:g} ('strong')",
                   dict.fromkeys(found, STRONG_HOMOGENEITY))]
-        if start == "independent":
-            tests.append((f"{name}: that correlation above the start's",
-                          {s: float(h["start"]) for s, h in found.items()}))
+        at_start = {s: float(h["start"]) for s, h in found.items() if h["start"] is not None}
+        if start == "independent" and at_start:
+            tests.append((f"{name}: that correlation above the start's", at_start))
         for test, b in tests:
             row = value_row(test, place, trained, b, "greater", digits=4)
             row.endpoint = "last epoch"
@@ -834,8 +834,7 @@ def block_figure8(rep: Report) -> str:
                      f"'Strong' is our number: above {STRONG_HOMOGENEITY:g}.")
     if not untied:
         lines.append("No untied simpnet run in budgets " + ", ".join(b.name for b in rep.view)
-                     + " (and no checkpoint came back from the GPU machine): Figure 8's spatial "
-                     "homogeneity is **untested** on the new data.")
+                     + ": Figure 8's spatial homogeneity is **untested** on the new data.")
     elif not rows:
         lines.append("The untied simpnet runs' logs do not record their homogeneity (runs made "
                      "before the trainer did): Figure 8's spatial homogeneity is **untested** on "

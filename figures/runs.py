@@ -79,25 +79,26 @@ class Run:
              "untied_init": "replicated"}
 
         ``trained`` and ``chance`` after the last epoch that has them (E), ``start`` before the
-        first update. None when the log lacks them (a run made before the trainer recorded
-        them); :class:`RunError` when they are not numbers."""
+        first update (None when epoch 1's record lacks it: a run begun before the trainer
+        recorded it). None when no record has them; :class:`RunError` when they are not
+        numbers."""
         rows = [r for r in self.log if r.get("homogeneity")]
-        start = self.log[0].get("homogeneity_start") if self.log else None
-        if not rows or not start:
+        if not rows:
             return None
         last = rows[-1]
         layer = next(iter(last["homogeneity"]))
+        start = (self.log[0].get("homogeneity_start") or {}).get(layer)
         try:
-            now, first = last["homogeneity"][layer], start[layer]
+            now = last["homogeneity"][layer]
             numbers = {"trained": now["across_locations"], "chance": now["chance"],
-                       "start": first["across_locations"]}
+                       **({} if start is None else {"start": start["across_locations"]})}
         except (KeyError, TypeError):
             numbers = {}
-        if len(numbers) < 3 or any(isinstance(v, bool) or not isinstance(v, (int, float))
+        if len(numbers) < 2 or any(isinstance(v, bool) or not isinstance(v, (int, float))
                                    for v in numbers.values()):
             raise RunError(f"{self.path / LOG}: homogeneity of {layer} is not a number "
                            "(across_locations, chance, and the same before the first update)")
-        return {"epoch": int(last["epoch"]), "layer": layer, **numbers,
+        return {"epoch": int(last["epoch"]), "layer": layer, "start": None, **numbers,
                 "untied_init": self.config.get("untied_init") or "independent"}
 
     @classmethod
@@ -326,8 +327,9 @@ def _from_index(run: Run, top: Path, files: list[Path]) -> Run:
     """``run`` (at its own path) read from a copy of the index's version of ``files``, kept in
     a temporary folder that lives as long as this process; :class:`NoSpaceError` when the
     copy finds no room (a full disk, ``ulimit -f``)."""
-    copy = _snapshots() / str(len(list(_snapshots().iterdir()))) / run.name
+    copy = Path(run.name)
     try:
+        copy = _snapshots() / str(len(list(_snapshots().iterdir()))) / run.name
         copy.mkdir(parents=True)
         for f in files:
             (copy / f.name).write_text(_git(top, "show", f":{f.relative_to(top)}"),

@@ -80,10 +80,13 @@ def untied_layers(model: nn.Module) -> list[tuple[str, FeedbackUntied2d]]:
 def untied_homogeneity(model: nn.Module) -> dict[str, dict[str, float]]:
     """Per untied layer, keyed by its log name: ``across_locations``, the mean correlation of a
     channel's filters across the interior locations (averaged over channels), and ``chance``,
-    the mean correlation between different channels' filters at one location. Empty for a
-    model without untied layers."""
+    the mean correlation between different channels' filters at one location. A layer with
+    fewer than 2 interior locations or 2 channels has no such pairs and is left out; empty for
+    a model without untied layers."""
     out = {}
     for name, layer in untied_layers(model):
         filters = location_filters(layer)
+        if _interior_flat(filters).shape[0] < 2 or filters.shape[2] < 2:
+            continue
         out[name] = {"across_locations": similarity(filters), "chance": chance_similarity(filters)}
     return out

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Budget C's figures (docs/results.md, "Figures"), from the finished runs in the working tree
-# (those scored on the test split: test.json, written when a run reaches its step's budget).
+# Budget C's figures (docs/results.md, "Figures"), from the runs in the working tree at a step's
+# budget: scored on the test split there (test.json, written when a run reaches it) and not
+# trained on since (a run on its way to a later budget keeps its earlier test.json).
 # Into results/cifar10-paper/figures/.
 #  - Figures 4, 5, 6, 7, 10, 11, 16, 17, 18: URFB and FRFB in the paper's order (runs/), with BP
 #    and BP-H in the simultaneous order (results/protocol-choice/simultaneous/): in the paper's
@@ -16,8 +17,15 @@ OUT=${OUT:-results/cifar10-paper/figures}
 mixed=$(mktemp -d)
 paper=$(mktemp -d)
 trap 'rm -rf "$mixed" "$paper"' EXIT
+at_budget() {  # $1 a run folder: its test.json scores the last epoch of its log
+  "$PYTHON" -c 'import json, sys; from pathlib import Path
+run = Path(sys.argv[1])
+scored = json.loads((run / "test.json").read_text()).get("epochs_done")
+logged = sum(1 for line in (run / "log.jsonl").read_text().splitlines() if line.strip())
+sys.exit(scored != logged)' "$1"
+}
 for run in results/cifar10-paper/runs/* results/protocol-choice/simultaneous/*; do
-  [ -f "$run/test.json" ] || continue  # not at its budget yet
+  [ -f "$run/test.json" ] && at_budget "$run" || continue
   case $run in
     results/cifar10-paper/runs/*) ln -s "$PWD/$run" "$paper/" ;;
   esac

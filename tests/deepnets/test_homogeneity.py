@@ -60,3 +60,33 @@ def test_the_log_records_each_untied_layers_homogeneity(tmp_path: Path) -> None:
 
     log = _train(data, tmp_path / "tied")
     assert not any(k.startswith("homogeneity") for r in log for k in r)
+
+
+def test_a_resumed_run_keeps_the_start_in_epoch_1_only(tmp_path: Path) -> None:
+    """Stopped after epoch 1 and resumed: epoch 2's record has the homogeneity after it, not a
+    second start; the log is the uninterrupted run's."""
+    data = tiny_cifar_folder(tmp_path / "data")
+    whole = _train(data, tmp_path / "whole", "--untied", "0")
+    from deepnets.train import main as train_main
+
+    first = _train(data, tmp_path / "parts", "--untied", "0", "--epochs", "1")
+    assert len(first) == 1 and "homogeneity_start" in first[0]
+    assert train_main(["--resume", "--out", str(tmp_path / "parts"), "--epochs", "2",
+                       "--quiet"]) == 0
+    parts = [json.loads(x) for x in (tmp_path / "parts" / "log.jsonl").read_text().splitlines()]
+    assert "homogeneity_start" not in parts[1]
+    for key in ("homogeneity", "homogeneity_start"):
+        assert [r.get(key) for r in parts] == [r.get(key) for r in whole]
+
+
+def test_a_layer_without_pairs_is_left_out() -> None:
+    """An untied layer whose grid has one interior location (or one channel) has no pair to
+    correlate: no NaN in the log, the layer is left out."""
+    from deepnets.nn.network import FeedbackNet
+
+    tiny = FeedbackNet("untied 4 5x5; output", in_shape=(3, 5, 5), n_classes=3)
+    assert untied_homogeneity(tiny) == {}
+    one_channel = FeedbackNet("untied 1 3x3; output", in_shape=(3, 8, 8), n_classes=3)
+    assert untied_homogeneity(one_channel) == {}
+    two = FeedbackNet("untied 2 3x3; output", in_shape=(3, 8, 8), n_classes=3)
+    assert list(untied_homogeneity(two)) == ["untied0"]

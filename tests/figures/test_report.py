@@ -330,15 +330,19 @@ def test_figure8_tests_the_measured_homogeneity_of_each_start(tmp_path: Path, wr
     assert verdicts == ["**supports**", "**supports**", "**inconclusive**", "**contradicts**",
                         "**inconclusive**"]
     assert "C: ep 11 × 200, 3 seeds" in rows[0] and "untested" not in text
-    # a log without the start's homogeneity (or none at all) is not measured
-    log0 = [json.loads(x) for x in (c / "untied-urfb-s0" / "log.jsonl").read_text().splitlines()]
-    del log0[0]["homogeneity_start"]
-    _write_log(c / "untied-urfb-s0", log0)
+    def strip(folder: Path, keys: tuple[str, ...]) -> None:
+        rows = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
+        _write_log(folder, [{k: v for k, v in r.items() if k not in keys} for r in rows])
+
+    # a run begun before the trainer recorded the start: measured, but not against its start
     for seed in range(3):
-        plain = [json.loads(x) for x in
-                 (other / f"untied-urfb-s{seed}" / "log.jsonl").read_text().splitlines()]
-        _write_log(other / f"untied-urfb-s{seed}",
-                   [{k: v for k, v in r.items() if not k.startswith("homogeneity")} for r in plain])
+        strip(other / f"untied-urfb-s{seed}", ("homogeneity_start",))
+    no_start = block_figure8(Report(a, b, (), tmp_path / "none", tmp_path / "choices", c))
+    assert "(independent start): a channel's" in no_start and "above the start's" not in no_start
+    # logs without any homogeneity (runs made before the trainer recorded it) are not measured
+    strip(c / "untied-urfb-s0", ("homogeneity", "homogeneity_start"))
+    for seed in range(3):
+        strip(other / f"untied-urfb-s{seed}", ("homogeneity",))
     fewer = block_figure8(Report(a, b, (), tmp_path / "none", tmp_path / "choices", c))
     assert "C: ep 11 × 200, 2 seeds" in fewer and "(independent start)" not in fewer
     # seeds measured at different epochs: only those of one epoch are compared

@@ -301,14 +301,23 @@ def write_report(args: argparse.Namespace, report: dict[str, Any]) -> None:
     atomic_write_text(args.out / "gpu_check.json", json.dumps(report, indent=2))
 
 
-def refresh_grid_outputs(args: argparse.Namespace, report: dict[str, Any], started: float
-                         ) -> None:
-    """runs.tar.gz and the summary of the runs so far (run-epochs logged per second of the
-    grid included), rewritten whole: what a stopped script leaves is never half-written."""
+def logged_run_epochs(runs: Path) -> int:
+    """Epochs logged by the run folders directly under ``runs``."""
+    return sum(r["epochs"] for r in paper_scale_summary(runs))
+
+
+def refresh_grid_outputs(args: argparse.Namespace, report: dict[str, Any], started: float,
+                         before: int) -> None:
+    """runs.tar.gz and the summary of the runs so far (the run-epochs this call logged per
+    second of the grid included: a rerun that resumes the runs does not count the ``before``
+    epochs of the calls before it), rewritten whole: what a stopped script leaves is never
+    half-written."""
     report["paper_scale"] = paper_scale_summary(args.runs)
     epochs = sum(r["epochs"] for r in report["paper_scale"])
     report["grid_run_epochs"] = epochs
-    report["grid_run_epochs_per_second"] = epochs / max(1e-9, time.monotonic() - started)
+    report["grid_run_epochs_this_call"] = epochs - before
+    report["grid_run_epochs_per_second"] = (epochs - before) / max(1e-9,
+                                                                   time.monotonic() - started)
     report["runs"] = pack_runs(args.runs, args.out / "runs.tar.gz")
     write_report(args, report)
 
@@ -396,15 +405,15 @@ def main() -> int:
     log(f"(c) bf16 paired runs: {sum(r['epochs'] for r in report['bf16_paired']['runs'])} "
         "run-epochs logged")
     write_report(args, report)
-    started = time.monotonic()
+    started, before = time.monotonic(), logged_run_epochs(args.runs)
     report["grids"] = [
         grid(args, ["4"], ["--archs", "simpnet", "--seeds", "0", "1", "2", "--pack", "18",
                            "--cuda-graph", graphs, *(scale or ["--epochs", "1000"])], deadline,
-             refresh=lambda: refresh_grid_outputs(args, report, started)),
+             refresh=lambda: refresh_grid_outputs(args, report, started, before)),
     ]
-    refresh_grid_outputs(args, report, started)
-    log(f"(d) {report['grid_run_epochs']} run-epochs logged, "
-        f"{report['grid_run_epochs_per_second']:.2f} per second of the grid")
+    refresh_grid_outputs(args, report, started, before)
+    log(f"(d) {report['grid_run_epochs']} run-epochs logged, {report['grid_run_epochs_this_call']} "
+        f"in this call, {report['grid_run_epochs_per_second']:.2f} per second of the grid")
     for row in report["paper_scale"]:
         log(f"  {row['run']}: {row['epochs']} epochs, {row['median_epoch_seconds']:.3f} s/epoch "
             f"({row['median_train_seconds']:.3f} s training), val error {row['last_val_error']}")

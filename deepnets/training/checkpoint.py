@@ -47,9 +47,16 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> None:
     Ctrl-C or SIGTERM (:func:`deepnets.training.stops.sigterm_as_interrupt`) mid-write raises
     ``KeyboardInterrupt``, as anywhere else in a run: torch's zip writer, closed while the
     interrupt unwinds, reports it as a ``RuntimeError`` ("unexpected pos") instead."""
-    with atomic_file(Path(run_dir) / CHECKPOINT) as fh:
+    _save_atomically(Path(run_dir) / CHECKPOINT, state)
+
+
+def _save_atomically(dest: Path, obj: dict[str, Any]) -> None:
+    """``torch.save(obj)`` into ``dest`` through :func:`urfb_common.atomic_file`; an interrupt
+    mid-write is raised as the ``KeyboardInterrupt`` it is (torch reports it as a
+    ``RuntimeError``)."""
+    with atomic_file(dest) as fh:
         try:
-            torch.save(state, fh)
+            torch.save(obj, fh)
         except RuntimeError as exc:
             interrupt = _interrupt_behind(exc)
             if interrupt is None:
@@ -72,9 +79,11 @@ def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
 def save_best(run_dir: str | Path, epoch: int, val_error: float,
               net_state: dict[str, Any]) -> None:
     """Write ``best.pt`` atomically (as :func:`save_checkpoint`): the network's state after
-    ``epoch`` and its validation error."""
-    with atomic_file(Path(run_dir) / BEST) as fh:
-        torch.save({"epoch": int(epoch), "val_error": float(val_error), "net": net_state}, fh)
+    ``epoch`` and its validation error. An interrupt mid-write is a ``KeyboardInterrupt`` here
+    too (on an H200 a packed grid stopped at its deadline inside this write ended in a
+    traceback, not in "interrupted")."""
+    _save_atomically(Path(run_dir) / BEST,
+                     {"epoch": int(epoch), "val_error": float(val_error), "net": net_state})
 
 
 def load_best(

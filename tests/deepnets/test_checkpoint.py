@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -12,6 +14,7 @@ from deepnets.training.checkpoint import (
     load_checkpoint,
     load_network,
     load_state_checked,
+    save_best,
     save_checkpoint,
 )
 from deepnets.training.rundir import RunError, read_config, read_log, write_config, write_log
@@ -106,17 +109,25 @@ def test_a_checkpoint_that_is_not_ours_is_refused(tmp_path: Path) -> None:
         load_checkpoint(tmp_path)
 
 
+def _save_best_state(run_dir: Path, state: dict[str, Any]) -> None:
+    save_best(run_dir, state["epoch"], 0.5, state)
+
+
 @pytest.mark.parametrize("at_write", [1, 2, 3])
+@pytest.mark.parametrize("save, name", [(save_checkpoint, "checkpoint.pt"),
+                                        (_save_best_state, "best.pt")])
 def test_an_interrupt_mid_checkpoint_write_is_an_interrupt_and_keeps_the_old_checkpoint(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_write: int) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_write: int,
+        save: Callable[[Path, dict[str, Any]], None], name: str) -> None:
     """Ctrl-C or SIGTERM (raised as KeyboardInterrupt) inside torch.save used to surface as
-    torch's RuntimeError "unexpected pos", which the trainer does not catch (a traceback)."""
+    torch's RuntimeError "unexpected pos", which the trainer does not catch (a traceback): in
+    checkpoint.pt's writer first, then (seen on an H200) in best.pt's."""
     import contextlib
 
     import deepnets.training.checkpoint as checkpoint_module
 
-    save_checkpoint(tmp_path, {"epoch": 1})
-    old = (tmp_path / "checkpoint.pt").read_bytes()
+    save(tmp_path, {"epoch": 1})
+    old = (tmp_path / name).read_bytes()
     real = checkpoint_module.atomic_file
 
     @contextlib.contextmanager
@@ -138,6 +149,6 @@ def test_an_interrupt_mid_checkpoint_write_is_an_interrupt_and_keeps_the_old_che
 
     monkeypatch.setattr(checkpoint_module, "atomic_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(tmp_path, {"epoch": 2, "w": torch.zeros(1000)})
-    assert (tmp_path / "checkpoint.pt").read_bytes() == old
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+        save(tmp_path, {"epoch": 2, "w": torch.zeros(1000)})
+    assert (tmp_path / name).read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]

@@ -55,3 +55,34 @@ def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
     suite_log = (out / "suite.log").read_text()
     assert "trained 18 runs" in suite_log
     assert str(out) not in suite_log and str(runs) not in suite_log  # logged as $OUT, $RUNS
+
+
+def test_a_resumed_grid_counts_only_the_epochs_of_its_own_call(tmp_path: Path) -> None:
+    """The H200's second call resumed the first's runs and reported 7.6 run-epochs a second,
+    the first call's epochs counted in; its own were 4.4 a second."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    assert spec is not None and spec.loader is not None
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    out.mkdir()
+    record = {"train_seconds": 1.0, "seconds": 1.5, "val_error": 0.5}
+
+    def log_epochs(n: int) -> None:
+        for name in ("a", "b"):
+            (runs / name).mkdir(parents=True, exist_ok=True)
+            (runs / name / "config.json").write_text("{}")
+            (runs / name / "log.jsonl").write_text("".join(
+                json.dumps({**record, "epoch": e}) + "\n" for e in range(1, n + 1)))
+
+    log_epochs(3)  # the call before: 6 run-epochs
+    before = gpu_check.logged_run_epochs(runs)
+    log_epochs(5)  # this call: 4 more
+    report: dict = {}
+    gpu_check.refresh_grid_outputs(argparse.Namespace(runs=runs, out=out), report,
+                                   started=gpu_check.time.monotonic() - 2.0, before=before)
+    assert (before, report["grid_run_epochs"], report["grid_run_epochs_this_call"]) == (6, 10, 4)
+    assert 1.0 < report["grid_run_epochs_per_second"] <= 2.0  # 4 epochs in just over 2 s

@@ -7,8 +7,9 @@
     (:class:`deepnets.training.capture.TrainStepper`, the trainer's own step); then packed
     (:mod:`deepnets.experiments.pack`, ``suite --pack N``): N runs of simpnet and of deepernet (the
     three methods in turn, seeds 0..N-1), one step of each per round, each on its own stream with
-    its own captured graph and random streams, timed per round, so per run-step; and the projected
-    time of the paper's full grids (1000 epochs).
+    its own captured graph and random streams, timed per round, so per run-step; the projected
+    time of the paper's full grids (1000 epochs); and the rest of an epoch, each part alone
+    (validation, probe, saturation, correlations, the writes of best.pt and checkpoint.pt).
 (c) The bf16 paired check on the GPU (issue 18: bf16 is used on a GPU only where it learns as
     fp32 does): simpnet URFB and FRFB x seeds 0, 1, 2 in bf16, 100 epochs, packed 6 at once
     into ``--runs``/bf16 (at most a third of the time left), whose fp32 pairs are the same runs
@@ -43,16 +44,20 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from deepnets.experiments.pack import RandomStreams
+from deepnets.nn.alignment import alignment, summary
 from deepnets.nn.losses import make_loss
 from deepnets.nn.network import FeedbackNet
+from deepnets.nn.saturation import saturated_fractions
 from deepnets.training.capture import WARMUP_STEPS, TrainStepper
-from deepnets.training.engine import train_step
+from deepnets.training.checkpoint import save_best, save_checkpoint
+from deepnets.training.engine import evaluate, train_step
 from urfb_common import OneLineParser, atomic_path, atomic_write_text, path_arg
 
 AGREEMENT_ARCHS = {
@@ -94,22 +99,30 @@ def agreement(device: str, steps: int = 3) -> list[dict[str, Any]]:
     return rows
 
 
-def _time_steps(stepper: TrainStepper, batch: int, rounds: int) -> float:
-    """Median seconds per step over ``rounds`` steps, after the warm-up (and the capture)."""
-    idx = torch.arange(batch, device=stepper.x.device)
-    cuda = stepper.x.device.type == "cuda"
-    for _ in range(WARMUP_STEPS + 2):
-        stepper.step(idx)
+def _median_seconds(part: Callable[[], object], device: str | torch.device, repeats: int,
+                    warmup: int = 1) -> float:
+    """Median wall seconds of ``part()`` over ``repeats`` calls after ``warmup`` untimed ones
+    (the device synchronised around each timed call)."""
+    cuda = torch.device(device).type == "cuda"
+    for _ in range(warmup):
+        part()
     times = []
-    for _ in range(rounds):
+    for _ in range(repeats):
         if cuda:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        stepper.step(idx)
+        part()
         if cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
+
+
+def _time_steps(stepper: TrainStepper, batch: int, rounds: int) -> float:
+    """Median seconds per step over ``rounds`` steps, after the warm-up (and the capture)."""
+    idx = torch.arange(batch, device=stepper.x.device)
+    return _median_seconds(lambda: stepper.step(idx), stepper.x.device, rounds,
+                           warmup=WARMUP_STEPS + 2)
 
 
 def _timing_batch(device: str, batch: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
@@ -149,6 +162,46 @@ def step_times(device: str, batch: int, rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _epoch_end_parts(net: FeedbackNet, folder: str, x: torch.Tensor, y: torch.Tensor,
+                     n_probe: int) -> dict[str, Callable[[], object]]:
+    """What :func:`deepnets.training.trainer._epoch` does after a run's steps, part by part."""
+    loss_fn = make_loss("hinge", 10)
+    return {
+        "validation": lambda: evaluate(net, x, y, loss_fn),
+        "probe": lambda: summary(alignment(net, x[:n_probe], y[:n_probe], loss_fn)),
+        "saturation": lambda: saturated_fractions(net, x[:n_probe]),
+        "correlations": net.correlations,
+        "save_best": lambda: save_best(folder, 1, 0.5, net.state_dict()),
+        "save_checkpoint": lambda: save_checkpoint(
+            folder, {"epoch": 1, "net": net.state_dict(), "records": []}),
+    }
+
+
+def epoch_end_costs(device: str, n_val: int, n_probe: int, repeats: int) -> list[dict[str, Any]]:
+    """(b), the rest of an epoch: median seconds of what a run does after its steps, each part
+    timed alone on ``device`` (:func:`_epoch_end_parts`): validation on ``n_val`` random images,
+    the alignment probe and the saturation on ``n_probe`` of them, the correlations of W and R,
+    and the atomic writes of ``best.pt`` and ``checkpoint.pt``. On an H200 (2026-12-04) a packed
+    grid logged 4.4 run-epochs a second where its steps alone allowed 10.8: these parts are the
+    candidates for the difference."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n_val, 3, 32, 32), generator=gen, dtype=torch.uint8).to(device)
+    y = torch.randint(0, 10, (n_val,), generator=gen).to(device)
+    rows = []
+    for arch in ("simpnet", "deepernet"):
+        net = FeedbackNet(arch, method="urfb").to(device)
+        row: dict[str, Any] = {"arch": arch, "n_val": n_val, "n_probe": n_probe}
+        with tempfile.TemporaryDirectory() as folder:
+            for name, part in _epoch_end_parts(net, folder, x, y, n_probe).items():
+                row[f"{name}_s"] = _median_seconds(part, device, repeats)
+            row["checkpoint_bytes"] = (Path(folder) / "checkpoint.pt").stat().st_size
+        rows.append(row)
+        log(f"  {arch} epoch end: " + ", ".join(f"{k[:-2]} {v * 1e3:.1f} ms" for k, v in row.items()
+                                                if k.endswith("_s"))
+            + f"; checkpoint {row['checkpoint_bytes'] / 2**20:.1f} MiB")
+    return rows
+
+
 def _time_rounds(steppers: list[TrainStepper], batch: int, rounds: int) -> float:
     """Median seconds of a round (one step of each run, as :mod:`deepnets.experiments.pack` does:
     the run's random streams installed, its work on its own CUDA stream), after the warm-up and
@@ -165,18 +218,7 @@ def _time_rounds(steppers: list[TrainStepper], batch: int, rounds: int) -> float
                                    else contextlib.nullcontext()):
                 stepper.step(idx)
 
-    for _ in range(WARMUP_STEPS + 2):
-        one_round()
-    times = []
-    for _ in range(rounds):
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        one_round()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    return _median_seconds(one_round, device, rounds, warmup=WARMUP_STEPS + 2)
 
 
 def pack_times(device: str, batch: int, rounds: int, packs: dict[str, tuple[int, ...]]
@@ -389,6 +431,8 @@ def main() -> int:
     report["pack_times"] = pack_times(device, batch, rounds,
                                       {a: (2,) for a in PACKS} if args.smoke else PACKS)
     report["projections"] = projections(report["step_times"], report["pack_times"])
+    report["epoch_end_costs"] = (epoch_end_costs(device, 20, 8, 1) if args.smoke
+                                 else epoch_end_costs(device, 5000, 500, 3))
     # The runs replay CUDA graphs only where every capture in (b) worked.
     graphs = "auto" if all("step_s_captured" in r for r in report["step_times"]) else "off"
     report["grid_cuda_graph"] = graphs

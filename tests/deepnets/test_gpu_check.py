@@ -36,6 +36,11 @@ def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
     assert [(r["arch"], r["runs"]) for r in packs] == [("simpnet", 2), ("deepernet", 2)]
     assert all(r["step_s_per_run"] > 0 and not r["captured"] for r in packs)
     assert report["projections"]["simpnet_grid_of_18_runs_minutes_1000_epochs_packed"] > 0
+    ends = report["epoch_end_costs"]  # (b) the rest of an epoch, part by part
+    assert [r["arch"] for r in ends] == ["simpnet", "deepernet"]
+    assert all(r[f"{part}_s"] > 0 for r in ends for part in (
+        "validation", "probe", "saturation", "correlations", "save_best", "save_checkpoint"))
+    assert all(r["checkpoint_bytes"] > 1e6 for r in ends)
     assert report["grid_cuda_graph"] == "off" and report["grids"][0]["status"] == "exit 0"
     assert "--pack 18" in report["grids"][0]["command"]
     protocols = ("bp", "bp-h", "urfb", "frfb", "urfb-50", "frfb-50")

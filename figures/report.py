@@ -74,6 +74,9 @@ DEFAULT_A = H200 / "budget-a" / "runs"
 DEFAULT_B = H200 / "budget-b" / "runs"
 #: Issue 20's runs: the paper's protocol, toward convergence (results/cifar10-paper/run.sh).
 DEFAULT_PAPER = Path("results/cifar10-paper/runs")
+#: Budget C's protocol on a lent GPU (benchmarks/gpu_check.sh): listed beside the CPU's runs in the
+#: budget and error tables, never judged (validation only, and a budget of its own).
+DEFAULT_PAPER_GPU = Path("results/cifar10-paper-h200/fp32")
 DEFAULT_OLD = (Path("results/simpnet-cifar10-jpeg/runs"), Path("results/deepernet-cifar10-jpeg/runs"))
 #: The speed issue's paired check (results/bf16-paired/run.sh writes its runs there).
 DEFAULT_BF16 = Path("results/bf16-paired")
@@ -188,7 +191,8 @@ def block_budget(rep: Report) -> str:
             if pre:
                 setting += ", pretraining stage"
             span = str(eps[0]) if len(eps) == 1 else f"{eps[0]}–{eps[-1]}"
-            frac = fraction(eps[0], n) if len(eps) == 1 else f"{fraction(eps[0], n)}–{fraction(eps[-1], n)}"
+            shares = dict.fromkeys(fraction(e, n) for e in (eps[0], eps[-1]))  # 115, 116: "12%"
+            frac = "–".join(shares)
             rows.append([b.name, arch, label(p), setting, g.first.choices(),
                          ", ".join(map(str, g.seeds)), span, f"{n:,}", frac])
     return table(["budget", "network", "protocol", "setting", "update order, biases", "seeds",
@@ -205,7 +209,7 @@ def block_final_errors(rep: Report) -> str:
     runs were scored on the test split), that epoch and the validation error there, beside the
     mean of the last epochs."""
     rows = []
-    for b in rep.view:
+    for b in [*rep.view, *rep.gpu]:
         for arch in ("simpnet", "deepernet", "deepnet", "deepnet_s"):
             for untied, frozen in ((False, ()), (True, ()), (False, (0,)), (True, (0,))):
                 for p in PROTOCOLS:
@@ -905,12 +909,12 @@ class OldBudget(Budget):
 
 
 class Report:
-    """The runs of budgets A, B and C (C may be empty) and the older runs, and the blocks drawn
-    from them."""
+    """The runs of budgets A, B and C (C may be empty), the older runs and budget C's protocol
+    on a GPU (listed, not judged), and the blocks drawn from them."""
 
     def __init__(self, runs_a: Path, runs_b: Path, runs_old: Iterable[Path] = (),
                  bf16: Path = DEFAULT_BF16, choices: Path = DEFAULT_CHOICES,
-                 paper: Path = DEFAULT_PAPER) -> None:
+                 paper: Path = DEFAULT_PAPER, paper_gpu: Path | None = None) -> None:
         self.bf16, self.choices = Path(bf16), Path(choices)
         self.a = Budget("A", committed_runs(runs_a))
         self.b = Budget("B", committed_runs(runs_b))
@@ -922,6 +926,9 @@ class Report:
         self.untied_independent = committed_runs(self.choices / UNTIED_START_FOLDER)
         self.old = [OldBudget("old", committed_runs(p), path=Path(p)) for p in runs_old]
         self.old = [o for o in self.old if o.runs]
+        #: Budget C's protocol on a lent GPU (None: none): in the budget and error tables only.
+        self.gpu = [] if paper_gpu is None else [
+            g for g in [Budget("C on an H200", committed_runs(paper_gpu))] if g.runs]
         for b in (self.a, self.b):
             if not b.runs:
                 raise LookupError(f"budget {b.name}: no runs")
@@ -930,7 +937,7 @@ class Report:
 
     @property
     def budgets(self) -> list[Budget]:
-        return [*self.view, *self.old]
+        return [*self.view, *self.gpu, *self.old]
 
     def bp_simultaneous(self) -> Report | None:
         """This report with budget C's BP and BP-H runs replaced by the committed ones of
@@ -1013,6 +1020,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs-paper", type=path_arg, default=None,
                         help=f"budget C, the paper's protocol toward convergence (default "
                              f"{DEFAULT_PAPER}; absent or without committed runs: claims stay at A, B)")
+    parser.add_argument("--runs-paper-gpu", type=path_arg, default=None,
+                        help=f"budget C's protocol on a lent GPU, listed in the budget and error "
+                             f"tables and never judged (default {DEFAULT_PAPER_GPU}; absent: not listed)")
     parser.add_argument("--runs-old", type=path_arg, nargs="*", default=list(DEFAULT_OLD),
                         help="older single-seed runs (default: " + ", ".join(map(str, DEFAULT_OLD)) + ")")
     parser.add_argument("--runs-bf16", type=path_arg, default=None,
@@ -1033,8 +1043,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for flag, path in (("--runs-a", args.runs_a), ("--runs-b", args.runs_b),
                        ("--runs-bf16", args.runs_bf16), ("--runs-choices", args.runs_choices),
-                       ("--runs-paper", args.runs_paper)):
-        if path is not None:  # the last three, left out, are 'not yet' until their runs exist
+                       ("--runs-paper", args.runs_paper), ("--runs-paper-gpu", args.runs_paper_gpu)):
+        if path is not None:  # the last four, left out, are 'not yet' (or not listed) until their runs exist
             require_existing(parser, flag, path)
     doc = args.update or args.check
     text = ""
@@ -1048,7 +1058,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = Report(args.runs_a, args.runs_b, [p for p in args.runs_old if p.is_dir()],
                         args.runs_bf16 or DEFAULT_BF16, args.runs_choices or DEFAULT_CHOICES,
-                        args.runs_paper or DEFAULT_PAPER)
+                        args.runs_paper or DEFAULT_PAPER,
+                        args.runs_paper_gpu or DEFAULT_PAPER_GPU)
         if doc is None:
             print(report.all())
             return 0

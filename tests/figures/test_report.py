@@ -16,7 +16,9 @@ from figures.report import (
     DEFAULT_CHOICES,
     DEFAULT_OLD,
     DEFAULT_PAPER,
+    DEFAULT_PAPER_GPU,
     Report,
+    block_budget,
     block_claim1,
     block_claim6,
     block_earlier_summary,
@@ -46,7 +48,8 @@ needs_results = pytest.mark.skipif(not (REPO / DEFAULT_B).is_dir(),
 @pytest.fixture(scope="module")
 def report() -> Report:
     return Report(REPO / DEFAULT_A, REPO / DEFAULT_B, [REPO / p for p in DEFAULT_OLD],
-                  REPO / DEFAULT_BF16, REPO / DEFAULT_CHOICES, REPO / DEFAULT_PAPER)
+                  REPO / DEFAULT_BF16, REPO / DEFAULT_CHOICES, REPO / DEFAULT_PAPER,
+                  REPO / DEFAULT_PAPER_GPU)
 
 
 @needs_results
@@ -205,6 +208,22 @@ def test_each_part_of_a_claim_is_judged_at_the_largest_budget_holding_its_runs(
     short = _grid(write_run, tmp_path / "c2", 11, SIMPNET[:4])
     report = Report(a, b, (), tmp_path / "none", tmp_path / "none", short)
     assert {r.where.split(":")[0] for r in rows_claim1(report)} == {"B"}
+
+
+def test_the_gpu_runs_are_listed_but_never_judged(tmp_path: Path, write_run) -> None:
+    """Budget C's protocol on a lent GPU (more epochs than any other budget) appears in the
+    budget and error tables and in no claim's rows."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    gpu = _grid(write_run, tmp_path / "gpu", 30, SIMPNET)
+    none = tmp_path / "none"
+    report = Report(a, b, (), none, none, none, gpu)
+    assert {r.where.split(":")[0] for r in rows_claim1(report) + rows_claim2(report)} == {"B"}
+    listed = [line for line in block_final_errors(report).splitlines()
+              if line.startswith("| C on an H200 |")]
+    assert len(listed) == len(SIMPNET) and all("| 30 × " in line for line in listed)
+    assert "| C on an H200 | simpnet | URFB 50% |" in block_budget(report)
+    assert "C on an H200" not in block_final_errors(Report(a, b, (), none, none, none))
 
 
 def test_parts_against_bp_are_judged_again_with_bp_in_the_simultaneous_order(

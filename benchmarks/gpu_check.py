@@ -9,7 +9,8 @@
     three methods in turn, seeds 0..N-1), one step of each per round, each on its own stream with
     its own captured graph and random streams, timed per round, so per run-step; the projected
     time of the paper's full grids (1000 epochs); and the rest of an epoch, each part alone
-    (validation, probe, saturation, correlations, the writes of best.pt and checkpoint.pt).
+    (validation, probe, saturation, correlations, the writes of best.pt, checkpoint.pt and the
+    log, after 100 epochs' records).
 (c) The bf16 paired check on the GPU (issue 18: bf16 is used on a GPU only where it learns as
     fp32 does): simpnet URFB and FRFB x seeds 0, 1, 2 in bf16, 100 epochs, packed 6 at once
     into ``--runs``/bf16 (at most a third of the time left), whose fp32 pairs are the same runs
@@ -58,6 +59,7 @@ from deepnets.nn.saturation import saturated_fractions
 from deepnets.training.capture import WARMUP_STEPS, TrainStepper
 from deepnets.training.checkpoint import save_best, save_checkpoint
 from deepnets.training.engine import evaluate, train_step
+from deepnets.training.rundir import write_log
 from urfb_common import OneLineParser, atomic_path, atomic_write_text, path_arg
 
 AGREEMENT_ARCHS = {
@@ -163,36 +165,50 @@ def step_times(device: str, batch: int, rounds: int) -> list[dict[str, Any]]:
 
 
 def _epoch_end_parts(net: FeedbackNet, folder: str, x: torch.Tensor, y: torch.Tensor,
-                     n_probe: int) -> dict[str, Callable[[], object]]:
-    """What :func:`deepnets.training.trainer._epoch` does after a run's steps, part by part."""
+                     n_probe: int, n_records: int) -> dict[str, Callable[[], object]]:
+    """What :func:`deepnets.training.trainer._epoch` does after a run's steps, part by part; the
+    log and the checkpoint hold ``n_records`` epochs' records (each as the trainer's, its probe
+    and saturation included), since both are rewritten whole every epoch."""
     loss_fn = make_loss("hinge", 10)
+    probe_x, probe_y = x[:n_probe], y[:n_probe]
+    record = {"epoch": 1, "train_loss": 1.0, "train_error": 0.5, "val_loss": 1.0,
+              "val_error": 0.5, "seconds": 1.0, "train_seconds": 1.0, "probe_seconds": 0.1,
+              "cpu_seconds": 1.0, "corr": [None if c is None else float(c)
+                                           for c in net.correlations()],
+              "alignment": summary(alignment(net, probe_x, probe_y, loss_fn)),
+              "saturated": saturated_fractions(net, probe_x)}
+    records = [{**record, "epoch": e} for e in range(1, n_records + 1)]
     return {
         "validation": lambda: evaluate(net, x, y, loss_fn),
-        "probe": lambda: summary(alignment(net, x[:n_probe], y[:n_probe], loss_fn)),
-        "saturation": lambda: saturated_fractions(net, x[:n_probe]),
+        "probe": lambda: summary(alignment(net, probe_x, probe_y, loss_fn)),
+        "saturation": lambda: saturated_fractions(net, probe_x),
         "correlations": net.correlations,
         "save_best": lambda: save_best(folder, 1, 0.5, net.state_dict()),
         "save_checkpoint": lambda: save_checkpoint(
-            folder, {"epoch": 1, "net": net.state_dict(), "records": []}),
+            folder, {"epoch": n_records, "net": net.state_dict(), "records": records}),
+        "write_log": lambda: write_log(folder, records),
     }
 
 
-def epoch_end_costs(device: str, n_val: int, n_probe: int, repeats: int) -> list[dict[str, Any]]:
+def epoch_end_costs(device: str, n_val: int, n_probe: int, n_records: int, repeats: int
+                    ) -> list[dict[str, Any]]:
     """(b), the rest of an epoch: median seconds of what a run does after its steps, each part
     timed alone on ``device`` (:func:`_epoch_end_parts`): validation on ``n_val`` random images,
     the alignment probe and the saturation on ``n_probe`` of them, the correlations of W and R,
-    and the atomic writes of ``best.pt`` and ``checkpoint.pt``. On an H200 (2026-12-04) a packed
-    grid logged 4.4 run-epochs a second where its steps alone allowed 10.8: these parts are the
-    candidates for the difference."""
+    the atomic writes of ``best.pt`` and ``checkpoint.pt`` and the rewrite of ``log.jsonl``
+    (after ``n_records`` epochs). On an H200 (2026-12-04) a packed grid logged 4.4 run-epochs a
+    second where its steps alone allowed 10.8: these parts are the candidates for the
+    difference."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n_val, 3, 32, 32), generator=gen, dtype=torch.uint8).to(device)
     y = torch.randint(0, 10, (n_val,), generator=gen).to(device)
     rows = []
     for arch in ("simpnet", "deepernet"):
         net = FeedbackNet(arch, method="urfb").to(device)
-        row: dict[str, Any] = {"arch": arch, "n_val": n_val, "n_probe": n_probe}
+        row: dict[str, Any] = {"arch": arch, "n_val": n_val, "n_probe": n_probe,
+                               "n_records": n_records}
         with tempfile.TemporaryDirectory() as folder:
-            for name, part in _epoch_end_parts(net, folder, x, y, n_probe).items():
+            for name, part in _epoch_end_parts(net, folder, x, y, n_probe, n_records).items():
                 row[f"{name}_s"] = _median_seconds(part, device, repeats)
             row["checkpoint_bytes"] = (Path(folder) / "checkpoint.pt").stat().st_size
         rows.append(row)
@@ -431,8 +447,8 @@ def main() -> int:
     report["pack_times"] = pack_times(device, batch, rounds,
                                       {a: (2,) for a in PACKS} if args.smoke else PACKS)
     report["projections"] = projections(report["step_times"], report["pack_times"])
-    report["epoch_end_costs"] = (epoch_end_costs(device, 20, 8, 1) if args.smoke
-                                 else epoch_end_costs(device, 5000, 500, 3))
+    report["epoch_end_costs"] = (epoch_end_costs(device, 20, 8, 2, 1) if args.smoke
+                                 else epoch_end_costs(device, 5000, 500, 100, 3))
     # The runs replay CUDA graphs only where every capture in (b) worked.
     graphs = "auto" if all("step_s_captured" in r for r in report["step_times"]) else "off"
     report["grid_cuda_graph"] = graphs
@@ -461,6 +477,10 @@ def main() -> int:
     for row in report["paper_scale"]:
         log(f"  {row['run']}: {row['epochs']} epochs, {row['median_epoch_seconds']:.3f} s/epoch "
             f"({row['median_train_seconds']:.3f} s training), val error {row['last_val_error']}")
+    if report["paper_scale"]:  # a packed run's record spans the epoch ends of the runs before it
+        report["pack_epoch_seconds"] = max(r["median_epoch_seconds"] for r in report["paper_scale"])
+        log(f"  a pack epoch: about {report['pack_epoch_seconds']:.3f} s (the last-placed run's "
+            "record; each packed run's spans the epoch ends of the runs placed before it)")
     report["seconds"] = time.monotonic() - start
     write_report(args, report)
     log(f"done in {report['seconds']:.0f} s; {len(report['runs'])} run folders packed")

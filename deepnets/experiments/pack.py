@@ -31,13 +31,15 @@ the host launches a whole step with one replay call (tens of microseconds), so o
 keeps N streams fed; the GPU overlaps the small kernels of different runs, which is where a
 small network's step leaves the device idle. ``benchmarks/gpu_check.sh`` measures it: on an H200
 (2026-12-04) a pack of 18 simpnet runs took 1.03 ms per run-step against 1.13 in a pack of 3, and
-the packed grid logged about 4.4 run-epochs a second, validation and probe included -- about 70
-minutes for the 18,000 run-epochs, not the issue's 10 (``results/cifar10-paper-h200/``).
+the packed grid logged about 4.4 run-epochs a second, everything after the steps included --
+60-70 minutes for the 18,000 run-epochs, not the issue's 10 (``results/cifar10-paper-h200/``).
 
 On the CPU a pack trains the same runs one step of each at a time, no faster than one after the
 other (a step already uses every core); ``--jobs`` is the CPU's way. The records' ``seconds``,
-``train_seconds`` and ``cpu_seconds`` of a packed run are the wall and CPU time of the pack's
-epoch, every run's steps included.
+``train_seconds`` and ``cpu_seconds`` of a packed run are wall and CPU times from the start of
+the run's epoch: they include every run's steps of that epoch and the epoch ends (validation,
+probe, checkpoint) of the runs placed before it in the pack, so they grow with the run's place;
+the last-placed run's are closest to the pack's epoch.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The training loop's step, eager or captured in a CUDA graph.
 
 An eager GPU step of a small net is bound by kernel launches, not arithmetic: simpnet's ~17
-GFLOP step took ~3 ms on an H200, 1.25 ms replayed
-(``results/gpu-h200/2026-12-04-call2/gpu_check.json``). :class:`TrainStepper`
+GFLOP step took 3-4 ms on an H200, 1.25 ms replayed
+(``results/gpu-h200/2026-12-04-call*/gpu_check.json``). :class:`TrainStepper`
 records one whole step in a CUDA graph -- the batch's gather from the device-resident uint8
 images, the forward pass, the backward pass through R, the updates of W, b and R (Section 3.1,
 :func:`deepnets.training.engine.train_step_on_device`) and the sums of the epoch's metrics -- and

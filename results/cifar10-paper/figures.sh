@@ -8,7 +8,8 @@
 #    order softmax BP does not learn (docs/results.md, "BP in the paper's order"). Each sidecar
 #    lists every run's order ("The groups drawn differ in protocol choices").
 #  - Figures 8 and 9: runs/ alone, every run in the paper's order (tied against untied); Figure 8
-#    reads the homogeneity each untied run logs.
+#    draws filters from a checkpoint, so it needs the machine that trained the run (the report's
+#    Figure 8 numbers come from the homogeneity each untied run logs).
 # From the project root:  sh results/cifar10-paper/figures.sh
 set -eu
 cd "$(dirname "$0")/../.."

@@ -39,7 +39,8 @@ def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
     ends = report["epoch_end_costs"]  # (b) the rest of an epoch, part by part
     assert [r["arch"] for r in ends] == ["simpnet", "deepernet"]
     assert all(r[f"{part}_s"] > 0 for r in ends for part in (
-        "validation", "probe", "saturation", "correlations", "save_best", "save_checkpoint"))
+        "validation", "probe", "saturation", "correlations", "save_best", "save_checkpoint",
+        "write_log"))
     assert all(r["checkpoint_bytes"] > 1e6 for r in ends)
     assert report["grid_cuda_graph"] == "off" and report["grids"][0]["status"] == "exit 0"
     assert "--pack 18" in report["grids"][0]["command"]
@@ -47,6 +48,8 @@ def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
     assert sorted(r["run"] for r in report["paper_scale"]) == sorted(
         f"simpnet-cifar10-{p}-s{s}" for p in protocols for s in range(3))
     assert report["grid_run_epochs"] == 18 and report["grid_run_epochs_per_second"] > 0
+    assert report["pack_epoch_seconds"] == max(r["median_epoch_seconds"]
+                                               for r in report["paper_scale"])
     bf16 = report["bf16_paired"]  # (c) the bf16 pairs of the grid's urfb and frfb runs
     assert bf16["status"] == "exit 0" and "--precision bf16" in bf16["command"]
     assert sorted(r["run"] for r in bf16["runs"]) == sorted(

@@ -599,8 +599,12 @@ def _kept_epochs(out: Path, resume: bool, s: _Session | None) -> int:
 
 
 def _clean_failed_start(out: Path, resume: bool, s: _Session | None) -> None:
-    """A new run that never finished an epoch leaves nothing behind (``s`` is None when the
-    set-up failed, which writes nothing; :func:`run` removes the folder if it made it)."""
+    """A run stopped early leaves no temporary file: an interrupt that lands while
+    :func:`urfb_common.atomic_path` creates one, before it has noted the name, leaves it behind
+    (seen once in CI after a SIGTERM). A new run that never finished an epoch leaves nothing
+    behind (``s`` is None when the set-up failed, which writes nothing; :func:`run` removes the
+    folder if it made it)."""
+    remove_stale_temps(out)  # this process holds the folder's lock: every temporary is its own
     if resume or s is None or s.records:
         return
     for name in (CONFIG, LOG, CHECKPOINT, ckpt.BEST):  # a checkpoint saved as Ctrl-C came goes too

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -308,6 +309,28 @@ def test_an_interrupt_just_after_a_checkpoint_names_the_epoch_it_holds(
     monkeypatch.undo()
     assert train_mod.main(args(cifar, out, "--resume", epochs=3)) == 0
     assert [r["epoch"] for r in read_log(out)] == [1, 2, 3]
+
+
+def test_an_interrupt_while_a_temporary_is_made_leaves_no_temporary(
+    cifar: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM landing after atomic_path's mkstemp made the checkpoint's temporary file and
+    before it noted the name left the file in the folder (seen in CI); the stop removes it."""
+    out = tmp_path / "run"
+    real_save = trainer.ckpt.save_checkpoint
+
+    def interrupt_inside_mkstemp(run_dir: Path, state: dict) -> None:
+        if state["epoch"] == 2:
+            fd, _ = tempfile.mkstemp(prefix=".checkpoint.pt.", suffix=".tmp.pt", dir=run_dir)
+            os.close(fd)
+            raise KeyboardInterrupt
+        real_save(run_dir, state)
+
+    monkeypatch.setattr(trainer.ckpt, "save_checkpoint", interrupt_inside_mkstemp)
+    assert train_mod.main(args(cifar, out, epochs=3)) == 130
+    one_line_error(capsys, f"{out / 'checkpoint.pt'} keeps epoch 1;")
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "checkpoint.pt", "config.json",
+                                                     "log.jsonl"]
 
 
 def test_a_resumed_run_without_epochs_interrupted_after_its_first_checkpoint_keeps_it(

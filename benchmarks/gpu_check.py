@@ -59,8 +59,16 @@ from deepnets.nn.saturation import saturated_fractions
 from deepnets.training.capture import WARMUP_STEPS, TrainStepper
 from deepnets.training.checkpoint import save_best, save_checkpoint
 from deepnets.training.engine import evaluate, train_step
+from deepnets.training.runconfig import positive_number
 from deepnets.training.rundir import write_log
-from urfb_common import OneLineParser, atomic_path, atomic_write_text, path_arg
+from urfb_common import (
+    OneLineParser,
+    OutputPathError,
+    atomic_path,
+    atomic_write_text,
+    check_out_dir,
+    path_arg,
+)
 
 AGREEMENT_ARCHS = {
     "dense": "full 12; full 10; output",
@@ -419,11 +427,17 @@ def main() -> int:
                    help="folder of the run folders of (c), outside --out (their checkpoints do "
                    "not come back; a rerun with the same folder resumes them; default: "
                    "urfb-gpu-runs in the temporary folder)")
-    p.add_argument("--budget-s", type=float, default=450, help="wall-clock budget of the script")
+    p.add_argument("--budget-s", type=positive_number(float), default=450,
+                   help="wall-clock budget of the script, seconds")
     p.add_argument("--smoke", action="store_true", help="tiny scale, to test the script itself")
     args = p.parse_args()
     if not args.data.exists():
         p.error(f"--data {args.data}: no such file or folder")
+    for flag, folder in (("--out", args.out), ("--runs", args.runs)):
+        try:
+            check_out_dir(folder, flag)
+        except OutputPathError as exc:
+            p.error(str(exc))
     start = time.monotonic()
     deadline = start + args.budget_s
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """The benchmark scripts refuse arguments that cannot make a measurement, with a one-line error
 before any work (issue 19: ``--seeds 0`` and ``--depth 1`` ended in tracebacks, and
-``gpu_check.py`` with a missing data zip exited 0)."""
+``gpu_check.py`` with a missing data zip exited 0; later a file as ``--out`` or ``--runs``
+ended in a traceback, and a negative ``--budget-s`` was taken)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ CASES = [
     ("bench_sweep.py", ["--seeds", "0"], "--seeds"),
     ("bench_sweep.py", ["--points", "1"], "--points"),
     ("gpu_check.py", ["--data", "no/such/train.zip", "--smoke"], "--data"),
+    ("gpu_check.py", ["--data", "README.md", "--budget-s", "-5", "--smoke"], "--budget-s"),
+    ("gpu_check.py", ["--data", "README.md", "--budget-s", "nan", "--smoke"], "--budget-s"),
+    ("gpu_check.py", ["--data", "README.md", "--out", "README.md", "--smoke"], "--out"),
+    ("gpu_check.py", ["--data", "README.md", "--runs", "README.md", "--smoke"], "--runs"),
 ]
 
 
@@ -27,8 +32,8 @@ CASES = [
 def test_benchmark_scripts_refuse_what_cannot_be_measured(tmp_path: Path, script: str,
                                                           argv: list[str], flag: str) -> None:
     extra = ["--out", str(tmp_path / "out")] if script == "gpu_check.py" else []
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *argv, *extra],
-                          capture_output=True, text=True, timeout=120, check=False,
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *extra, *argv],
+                          capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""

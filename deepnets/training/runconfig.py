@@ -67,7 +67,10 @@ def layer_list(text: str) -> list[int]:
 _KIND_NAMES = {int: "an integer", float: "a number"}
 
 
-def _positive(kind: type) -> Callable[[str], Any]:
+def positive_number(kind: type) -> Callable[[str], Any]:
+    """An argparse ``type``: ``kind`` (int or float) parsed from the text, positive and finite,
+    else a one-line error."""
+
     def parse(text: str) -> Any:
         try:
             value = kind(text)
@@ -216,14 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
         "author's code; default); independent, each location's filters drawn separately",
     )
     p.add_argument(
-        "--sat-scale", type=_positive(float), help="s of sigma(h) = clip(s*h, -1, 1) (default: 0.5)"
+        "--sat-scale", type=positive_number(float), help="s of sigma(h) = clip(s*h, -1, 1) (default: 0.5)"
     )
     p.add_argument(
         "--symmetric-init", action="store_true", help="start with R = W^T (urfb then equals bp)"
     )
-    p.add_argument("--lr", type=_positive(float), help="SGD step (default: 0.1)")
+    p.add_argument("--lr", type=positive_number(float), help="SGD step (default: 0.1)")
     add_optimizer_flags(p)
-    p.add_argument("--batch-size", type=_positive(int), help="mini-batch size (default: 500)")
+    p.add_argument("--batch-size", type=positive_number(int), help="mini-batch size (default: 500)")
     p.add_argument(
         "--seed",
         type=_seed,
@@ -262,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: train on data whose fingerprint differs from the run's",
     )
     p.add_argument(
-        "--epochs", type=_positive(int), help="number of epochs (required for a new run)"
+        "--epochs", type=positive_number(int), help="number of epochs (required for a new run)"
     )
     p.add_argument("--data", choices=KINDS, help="dataset format (default: cifar10)")
     p.add_argument("--data-dir", help="folder holding the data (or the .tar.gz / .zip itself)")
@@ -278,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-size",
         "--train-subset",
         dest="train_size",
-        type=_positive(int),
+        type=positive_number(int),
         help="train on the first N of the training images left after --val-size (default: all)",
     )
     p.add_argument(

@@ -75,8 +75,9 @@ DEFAULT_B = H200 / "budget-b" / "runs"
 #: Issue 20's runs: the paper's protocol, toward convergence (results/cifar10-paper/run.sh).
 DEFAULT_PAPER = Path("results/cifar10-paper/runs")
 #: Budget C's protocol on a lent GPU (benchmarks/gpu_check.sh): listed beside the CPU's runs in the
-#: budget and error tables, never judged (validation only, and a budget of its own).
-DEFAULT_PAPER_GPU = Path("results/cifar10-paper-h200/fp32")
+#: budget and error tables, never judged (validation only, and a budget of its own). The second
+#: H200 run (131 epochs) is the larger budget; the first (results/cifar10-paper-h200, 115) its replicate.
+DEFAULT_PAPER_GPU = Path("results/cifar10-paper-h200-run2/fp32")
 DEFAULT_OLD = (Path("results/simpnet-cifar10-jpeg/runs"), Path("results/deepernet-cifar10-jpeg/runs"))
 #: The speed issue's paired check (results/bf16-paired/run.sh writes its runs there).
 DEFAULT_BF16 = Path("results/bf16-paired")

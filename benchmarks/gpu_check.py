@@ -25,6 +25,12 @@
     themselves (``--runs``, outside ``--out``) keep the checkpoints: they cannot come back from a
     lent machine (18 simpnet checkpoints are far over its 8 files of 16 MiB). On a GPU machine
     of one's own the same command resumes the runs.
+(e) With ``--test`` (the JPEG copy's test.zip), in the last :data:`TEST_RESERVE_S` seconds: every
+    run folder under ``--runs`` (the grid's and the bf16 runs) is scored on the test split with
+    its validation-chosen and its last weights, at whatever epoch the deadline left it
+    (:func:`deepnets.experiments.scoring.score_test_split`, the same as ``deepnets.suite
+    --evaluate-test``), into its ``test.json``, which ``runs.tar.gz`` carries back. The test split
+    is never read before the runs stop: nothing is chosen on it.
 
 The test suite's CUDA tests (a recorded CUDA graph replayed against the eager step,
 ``tests/deepnets/test_capture.py``) are run by ``gpu_check.sh`` before this script.
@@ -52,6 +58,8 @@ from typing import Any
 import torch
 
 from deepnets.experiments.pack import RandomStreams
+from deepnets.experiments.scoring import score_test_split
+from deepnets.experiments.testresult import TEST, write_test
 from deepnets.nn.alignment import alignment, summary
 from deepnets.nn.losses import make_loss
 from deepnets.nn.network import FeedbackNet
@@ -60,7 +68,7 @@ from deepnets.training.capture import WARMUP_STEPS, TrainStepper
 from deepnets.training.checkpoint import save_best, save_checkpoint
 from deepnets.training.engine import evaluate, train_step
 from deepnets.training.runconfig import positive_number
-from deepnets.training.rundir import write_log
+from deepnets.training.rundir import CONFIG, read_log, write_log
 from urfb_common import (
     OneLineParser,
     OutputPathError,
@@ -80,6 +88,9 @@ TIMING_ARCHS = ("simpnet", "deepernet", "deepnet_s")
 PACKS = {"simpnet": (3, 6, 18), "deepernet": (3, 9)}
 #: Seconds between two refreshes of runs.tar.gz and the summary while the grid of (c) runs.
 REFRESH_S = 30.0
+#: Seconds kept back from the grid for (e), scoring every run on the test split (about 1 s a
+#: run on an H200's host, most of it reading the 10,000 JPEGs).
+TEST_RESERVE_S = 60.0
 METHODS = ("bp", "frfb", "urfb")
 
 
@@ -404,12 +415,33 @@ def paper_scale_summary(runs: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def score_runs_on_test(runs: Path, test: Path, device: str) -> list[dict[str, Any]]:
+    """(e): each run folder under ``runs`` with a finished epoch scored on ``test`` (its
+    validation-chosen and last weights) into its ``test.json``; one row per run."""
+    rows = []
+    for cfg in sorted(runs.rglob(CONFIG)):
+        folder = cfg.parent
+        if not read_log(folder):
+            continue
+        result = score_test_split(folder, "imagefolder", test, device=device)
+        write_test(folder, result)
+        best = result.get("best") or {}
+        rows.append({"run": str(folder.relative_to(runs)), "epochs": result["epochs_done"],
+                     "best_epoch": best.get("epoch"), "best_val_error": best.get("val_error"),
+                     "best_test_error": best.get("error"),
+                     "last_test_error": result["last"]["error"]})
+        log(f"  {rows[-1]['run']}: epoch {rows[-1]['best_epoch']} (validation "
+            f"{rows[-1]['best_val_error']}): test error {rows[-1]['best_test_error']:.4f}; last "
+            f"epoch {rows[-1]['epochs']}: {rows[-1]['last_test_error']:.4f}")
+    return rows
+
+
 def pack_runs(runs: Path, dest: Path) -> list[str]:
-    """config.json and log.jsonl of every run folder (no checkpoints) into ``dest``."""
+    """config.json, log.jsonl and test.json of every run folder (no checkpoints) into ``dest``."""
     names = []
     with atomic_path(dest) as tmp, tarfile.open(tmp, "w:gz") as tar:
-        for cfg in sorted(runs.rglob("config.json")):
-            for f in (cfg, cfg.parent / "log.jsonl"):
+        for cfg in sorted(runs.rglob(CONFIG)):
+            for f in (cfg, cfg.parent / "log.jsonl", cfg.parent / TEST):
                 if f.is_file():
                     tar.add(f, arcname=str(Path("gpu-runs") / f.relative_to(runs)))
             names.append(cfg.parent.name)
@@ -427,12 +459,15 @@ def main() -> int:
                    help="folder of the run folders of (c), outside --out (their checkpoints do "
                    "not come back; a rerun with the same folder resumes them; default: "
                    "urfb-gpu-runs in the temporary folder)")
+    p.add_argument("--test", type=path_arg,
+                   help="the CIFAR-10 JPEG test.zip: score every run on it at the end, (e)")
     p.add_argument("--budget-s", type=positive_number(float), default=450,
                    help="wall-clock budget of the script, seconds")
     p.add_argument("--smoke", action="store_true", help="tiny scale, to test the script itself")
     args = p.parse_args()
-    if not args.data.exists():
-        p.error(f"--data {args.data}: no such file or folder")
+    for flag, path in (("--data", args.data), ("--test", args.test)):
+        if path is not None and not path.exists():
+            p.error(f"{flag} {path}: no such file or folder")
     for flag, folder in (("--out", args.out), ("--runs", args.runs)):
         try:
             check_out_dir(folder, flag)
@@ -480,9 +515,11 @@ def main() -> int:
         "run-epochs logged")
     write_report(args, report)
     started, before = time.monotonic(), logged_run_epochs(args.runs)
+    grid_deadline = deadline - (TEST_RESERVE_S if args.test and not args.smoke else 0.0)
     report["grids"] = [
         grid(args, ["4"], ["--archs", "simpnet", "--seeds", "0", "1", "2", "--pack", "18",
-                           "--cuda-graph", graphs, *(scale or ["--epochs", "1000"])], deadline,
+                           "--cuda-graph", graphs, *(scale or ["--epochs", "1000"])],
+             grid_deadline,
              refresh=lambda: refresh_grid_outputs(args, report, started, before)),
     ]
     refresh_grid_outputs(args, report, started, before)
@@ -495,6 +532,10 @@ def main() -> int:
         report["pack_epoch_seconds"] = max(r["median_epoch_seconds"] for r in report["paper_scale"])
         log(f"  a pack epoch: about {report['pack_epoch_seconds']:.3f} s (the last-placed run's "
             "record; each packed run's spans the epoch ends of the runs placed before it)")
+    if args.test:
+        log(f"(e) every run scored on the test split of {args.test}:")
+        report["test_scores"] = score_runs_on_test(args.runs, args.test, device)
+        report["runs"] = pack_runs(args.runs, args.out / "runs.tar.gz")
     report["seconds"] = time.monotonic() - start
     write_report(args, report)
     log(f"done in {report['seconds']:.0f} s; {len(report['runs'])} run folders packed")

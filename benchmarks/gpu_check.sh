@@ -4,6 +4,10 @@
 # $RUNS (default ${TMPDIR:-/tmp}/urfb-gpu-runs; a rerun with the same $RUNS resumes them).
 # Run from the repository root:
 #   OUT=/some/folder URFB_DATA=path/to/cifar10-jpeg/train.zip bash benchmarks/gpu_check.sh
+# With URFB_TEST=path/to/cifar10-jpeg/test.zip it also scores every run on the test split at the
+# end (part (e), in the budget's last minute). A lent machine takes 64 MiB of working tree: the
+# two zips (62 MiB) do not travel together, so carry train.zip in a first call that copies it to
+# /tmp, and test.zip in a second, warm call that resumes the runs with URFB_DATA=/tmp/train.zip.
 # It uses the machine's own python3 with torch (no install); the package runs from the tree.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,5 +27,5 @@ timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/deepnets/test_capture.p
   tests/deepnets/test_pack.py -k "$TESTS" > "$OUT/pytest_cuda.log" 2>&1
 echo "pytest -k '$TESTS': exit $? (log in pytest_cuda.log)" >> "$OUT/machine.txt"
 timeout 350 "$PY" benchmarks/gpu_check.py --out "$OUT" ${RUNS:+--runs "$RUNS"} --data "$DATA" \
-  --budget-s "${BUDGET_S:-330}" "$@" \
+  --budget-s "${BUDGET_S:-330}" ${URFB_TEST:+--test "$URFB_TEST"} "$@" \
   2>&1 | tee "$OUT/gpu_check.log"

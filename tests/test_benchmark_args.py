@@ -25,6 +25,7 @@ CASES = [
     ("gpu_check.py", ["--data", "README.md", "--budget-s", "nan", "--smoke"], "--budget-s"),
     ("gpu_check.py", ["--data", "README.md", "--out", "README.md", "--smoke"], "--out"),
     ("gpu_check.py", ["--data", "README.md", "--runs", "README.md", "--smoke"], "--runs"),
+    ("gpu_check.py", ["--data", "README.md", "--test", "no/such/test.zip", "--smoke"], "--test"),
 ]
 
 

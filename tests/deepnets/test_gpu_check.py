@@ -16,11 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
-    data, out, runs = tmp_path / "data", tmp_path / "out", tmp_path / "runs"
-    data.mkdir()
-    write_imagefolder(data, side=32, classes=[f"c{i}" for i in range(10)], per_class=5, seed=1)
+    data, test, out, runs = (tmp_path / d for d in ("data", "test", "out", "runs"))
+    classes = [f"c{i}" for i in range(10)]
+    for folder, seed in ((data, 1), (test, 2)):
+        folder.mkdir()
+        write_imagefolder(folder, side=32, classes=classes, per_class=5, seed=seed)
+    (test / "train").rename(test / "test")  # an image-folder tree with a test split only
     env = {**os.environ, "OUT": str(out), "RUNS": str(runs), "URFB_DATA": str(data),
-           "PYTHON": sys.executable, "BUDGET_S": "200"}
+           "URFB_TEST": str(test), "PYTHON": sys.executable, "BUDGET_S": "200"}
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--smoke"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -56,9 +59,18 @@ def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
         f"simpnet-cifar10-{p}-s{s}" for p in ("urfb", "frfb") for s in range(3))
     assert all(json.loads((runs / "bf16" / r["run"] / "config.json").read_text())["precision"]
                == "bf16" for r in bf16["runs"])
+    scores = report["test_scores"]  # (e) every run scored on the test split, once it stopped
+    assert sorted(r["run"] for r in scores) == sorted(
+        [r["run"] for r in report["paper_scale"]] + [f"bf16/{r['run']}" for r in bf16["runs"]])
+    for row in scores:
+        result = json.loads((runs / row["run"] / "test.json").read_text())
+        assert result["images"] == 50 and result["split"] == "test"
+        assert result["best"]["epoch"] == 1 == result["last"]["epoch"]
+        assert 0.0 <= row["best_test_error"] == result["best"]["error"] <= 1.0
     with tarfile.open(out / "runs.tar.gz") as tar:
         names = tar.getnames()
-    assert len(names) == 48 and not any(n.endswith(".pt") for n in names)  # 18 + 6 runs
+    assert len(names) == 72 and not any(n.endswith(".pt") for n in names)  # 18 + 6 runs, 3 files
+    assert sum(n.endswith("/test.json") for n in names) == 24
     assert all((runs / r["run"] / "checkpoint.pt").is_file() for r in report["paper_scale"])
     suite_log = (out / "suite.log").read_text()
     assert "trained 18 runs" in suite_log

@@ -33,8 +33,8 @@ small network's step leaves the device idle. ``benchmarks/gpu_check.sh`` measure
 (2026-12-04) a pack of 18 simpnet runs took 1.03 ms per run-step against 1.13 in a pack of 3, and
 the packed grid logged about 4.4 run-epochs a second, everything after the steps included --
 60-70 minutes for the 18,000 run-epochs, not the issue's 10 (``results/cifar10-paper-h200/``);
-the writes of ``checkpoint.pt`` and ``best.pt`` between a run's epochs take about a third of it
-(``results/cifar10-paper-h200-run2/README.md``).
+the writes of ``checkpoint.pt`` and ``best.pt`` at each run's epoch end take an estimated 28-35%
+of a pack epoch (isolated timings, ``results/cifar10-paper-h200-run2/README.md``).
 
 On the CPU a pack trains the same runs one step of each at a time, no faster than one after the
 other (a step already uses every core); ``--jobs`` is the CPU's way. The records' ``seconds``,

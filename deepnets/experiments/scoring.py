@@ -83,12 +83,15 @@ def evaluate_run(
 
 
 def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split: str = "test",
-                device: str = "cpu", batch_size: int = 1000) -> dict[str, Any]:
+                device: str = "cpu", batch_size: int = 1000,
+                dataset: Dataset | None = None) -> dict[str, Any]:
     """The run's ``test.json`` content (:mod:`deepnets.experiments.testresult`): the
     validation-chosen weights and the last ones, both scored on ``split`` of ``data_dir`` (read
-    once)."""
+    once; or ``dataset``, that split already read by :func:`load_split` for a run of the same
+    classes, when many runs are scored on it)."""
     cfg = stored_config(Path(run_dir))
-    ds = load_split(cfg, read_config(run_dir).get("classes"), kind, data_dir, split)
+    ds = dataset if dataset is not None else load_split(
+        cfg, read_config(run_dir).get("classes"), kind, data_dir, split)
     result: dict[str, Any] = {"data_dir": str(data_dir), "data": kind, "split": split,
                               "fingerprint": ds.fingerprint, "images": len(ds),
                               "epochs_done": len(read_log(run_dir))}

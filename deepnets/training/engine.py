@@ -4,7 +4,8 @@
 :meth:`deepnets.nn.layers.FeedbackLayer.step`: ``W <- W + dW`` with ``dW = -lr delta x^t`` averaged
 over the batch, then R as the layer's rule says (urfb: ``R <- R + epsilon dW^t``), keeping masked
 entries at zero and frozen layers fixed.  In the ``sequential`` order (Remark 1, Figure 15; the
-default for plain SGD; the author's code after April 2019 does the same) each layer steps inside
+default for plain SGD; the author's code after April 2019 steps in this order too, but sends
+the error down without eq. (2)'s sigma' factor: ``docs/results.md``) each layer steps inside
 the backward pass, before its feedback is sent to the layer below
 (:func:`deepnets.nn.layers.sequential_steps`); in the ``simultaneous`` order every layer steps
 after the one backward pass (what the author's code of the paper's era did in effect:

@@ -39,6 +39,10 @@
 #     come from the data or from the start? Each untied run's log.jsonl records it per epoch).
 #  5. deepernet URFB and FRFB, with BP and BP-H in the simultaneous order, 50 epochs (claim 3,
 #     Figures 6 right, 7).
+#  5b. deepernet URFB in the simultaneous order, 50 epochs, in $SIM: in the paper's order its
+#     full layer saturated (sigma' = 0 for every unit) by epoch 10 and it stopped learning in 2
+#     of 3 seeds; this tells the order's part from the rest. FRFB's R is fixed, so the order
+#     does not change FRFB.
 #  6. deepnet URFB and FRFB, with BP in the simultaneous order, seed 0, 50 epochs (Figure 6
 #     left).
 #  7. deepnet_s URFB and FRFB, Section 4.1's tied-then-untied protocol: 5 tied epochs (the
@@ -124,6 +128,7 @@ staged "$SIM" 100 4 --protocols bp bp-h --update-order simultaneous
 staged "$RUNS" 50 9 --archs simpnet --protocols bp-h urfb frfb
 staged results/protocol-choice/untied-independent 50 8 --untied-init independent
 staged_pair 50 7 "urfb frfb" "bp bp-h"
+staged "$SIM" 50 7 --protocols urfb --update-order simultaneous
 staged_pair 50 6 "urfb frfb" "bp" --archs deepnet --seeds 0
 staged "$RUNS" 50 11 --pretrain-epochs 5
 staged "$RUNS" 100 4 --protocols urfb-50 frfb-50

@@ -3,14 +3,23 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+import deepnets.train as train_mod
+from deepnets.experiments.scoring import evaluate_run
+from deepnets.experiments.testresult import read_test
 from deepnets.training.minidata import write_imagefolder
+from deepnets.training.rundir import read_log
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,16 +86,57 @@ def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
     assert str(out) not in suite_log and str(runs) not in suite_log  # logged as $OUT, $RUNS
 
 
+def _gpu_check() -> Any:
+    """benchmarks/gpu_check.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("_gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scoring_on_the_test_split_survives_a_run_it_cannot_score(
+    image_zips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """(e): every run is scored with its validation-chosen and last weights, as deepnets.evaluate
+    scores them; a run without a validation split has no chosen epoch; a run whose checkpoint
+    is gone is logged and left out, the others still scored and packed; a second pass keeps
+    the scores it finds."""
+    gpu_check, data = _gpu_check(), image_zips["good"]
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    out.mkdir()
+    for name, val_size in (("a", "8"), ("b", "0")):
+        assert train_mod.main(["--arch", "conv 4 3x3; maxpool 3; full 16; output", "--data",
+                               "imagefolder", "--data-dir", str(data), "--val-size", val_size,
+                               "--batch-size", "8", "--epochs", "2", "--lr", "0.5", "--out",
+                               str(runs / name), "--quiet", "--device", "cpu",
+                               "--probe-size", "4"]) == 0
+    (runs / "c").mkdir()
+    for f in ("config.json", "log.jsonl"):  # a run whose checkpoints are gone
+        (runs / "c" / f).write_bytes((runs / "a" / f).read_bytes())
+    capsys.readouterr()
+    rows = gpu_check.score_runs_on_test(runs, data, "cpu", out)
+    assert [r["run"] for r in rows] == ["a", "b"]
+    assert "c: not scored (RunError" in capsys.readouterr().out
+    a, b = (read_test(runs / n) for n in ("a", "b"))
+    assert a is not None and b is not None and not (runs / "c" / "test.json").exists()
+    val = [r["val_error"] for r in read_log(runs / "a")]
+    assert a["best"]["epoch"] == 1 + val.index(min(val)) and a["last"]["epoch"] == 2
+    for which in ("best", "last"):
+        want = evaluate_run(runs / "a", "imagefolder", data, "test", "cpu", which=which)
+        assert (a[which]["error"], a[which]["loss"]) == pytest.approx((want.error, want.loss))
+    assert a["images"] == 20 and "best" not in b and b["last"]["epoch"] == 2
+    assert rows[0]["best_test_error"] == a["best"]["error"] and rows[1]["best_epoch"] is None
+    with tarfile.open(out / "runs.tar.gz") as tar:
+        assert {"gpu-runs/a/test.json", "gpu-runs/b/test.json"} <= set(tar.getnames())
+    (runs / "a" / "best.pt").unlink()  # scored already: kept, not scored again
+    assert gpu_check.score_runs_on_test(runs, data, "cpu", out) == rows
+
+
 def test_a_resumed_grid_counts_only_the_epochs_of_its_own_call(tmp_path: Path) -> None:
     """The H200's second call resumed the first's runs and reported 7.6 run-epochs a second,
     the first call's epochs counted in; its own were 4.4 a second."""
-    import argparse
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    assert spec is not None and spec.loader is not None
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
+    gpu_check = _gpu_check()
     runs, out = tmp_path / "runs", tmp_path / "out"
     out.mkdir()
     record = {"train_seconds": 1.0, "seconds": 1.5, "val_error": 0.5}

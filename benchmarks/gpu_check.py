@@ -59,7 +59,7 @@ from typing import Any
 import torch
 
 from deepnets.experiments.pack import RandomStreams
-from deepnets.experiments.scoring import load_split, score_test_split
+from deepnets.experiments.scoring import score_test_split, split_reader
 from deepnets.experiments.testresult import TEST, read_test, write_test
 from deepnets.nn.alignment import alignment, summary
 from deepnets.nn.losses import make_loss
@@ -67,11 +67,9 @@ from deepnets.nn.network import FeedbackNet
 from deepnets.nn.saturation import saturated_fractions
 from deepnets.training.capture import WARMUP_STEPS, TrainStepper
 from deepnets.training.checkpoint import save_best, save_checkpoint
-from deepnets.training.data import Dataset
 from deepnets.training.engine import evaluate, train_step
 from deepnets.training.runconfig import positive_number
-from deepnets.training.rundir import CONFIG, read_config, read_log, write_log
-from deepnets.training.trainer import stored_config
+from deepnets.training.rundir import CONFIG, read_log, write_log
 from urfb_common import (
     OneLineParser,
     OutputPathError,
@@ -421,11 +419,11 @@ def paper_scale_summary(runs: Path) -> list[dict[str, Any]]:
 def score_runs_on_test(runs: Path, test: Path, device: str, out: Path) -> list[dict[str, Any]]:
     """(e): each run folder under ``runs`` with a finished epoch scored on ``test`` (its
     validation-chosen and last weights) into its ``test.json``, unless it holds that already;
-    one row per run. The split is read once per class list; a run that cannot be scored is
+    one row per run. The split is read once; a run that cannot be scored is
     logged and left out, the others still are. ``runs.tar.gz`` in ``out`` is packed again every
     :data:`REFRESH_S` seconds and at the end."""
     rows: list[dict[str, Any]] = []
-    splits: dict[tuple[str, ...], Dataset] = {}
+    read_test_split = split_reader("imagefolder", test)
     packed = time.monotonic()
     for cfg in sorted(runs.rglob(CONFIG)):
         folder, name = cfg.parent, str(cfg.parent.relative_to(runs))
@@ -436,13 +434,8 @@ def score_runs_on_test(runs: Path, test: Path, device: str, out: Path) -> list[d
             result = read_test(folder)
             if result is None or (result.get("epochs_done"), result.get("data_dir")) != (
                     done, str(test)):
-                classes = read_config(folder).get("classes")
-                key = tuple(classes or ())
-                if key not in splits:
-                    splits[key] = load_split(stored_config(folder), classes, "imagefolder", test,
-                                             "test")
                 result = score_test_split(folder, "imagefolder", test, device=device,
-                                          dataset=splits[key])
+                                          dataset=read_test_split(folder))
                 write_test(folder, result)
         except Exception as exc:  # noqa: BLE001 (one run's failure must not lose the others')
             log(f"  {name}: not scored ({type(exc).__name__}: {exc})")

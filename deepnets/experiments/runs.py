@@ -29,7 +29,7 @@ from tqdm import tqdm
 from deepnets.experiments import launch, pack
 from deepnets.experiments.grid import RunSpec, SuiteError
 from deepnets.experiments.protocols import PROTOCOLS
-from deepnets.experiments.scoring import score_test_split
+from deepnets.experiments.scoring import score_test_split, split_reader
 from deepnets.experiments.testresult import read_test, write_test
 from deepnets.nn.models import MODELS
 from deepnets.nn.policy import resolve_precision
@@ -293,6 +293,7 @@ def evaluate_test(specs: Sequence[RunSpec], out: Path, test_dir: Path, s: Settin
     by default ``s.cifar10_kind``) into its ``test.json``, unless it holds that already; prints
     one line per run and returns how many runs were scored now."""
     scored = 0
+    read_test_split = split_reader(kind or s.cifar10_kind, test_dir)
     for sp in specs:
         folder = out / sp.name
         done = len(read_log(folder)) if (folder / CONFIG).is_file() else 0
@@ -302,7 +303,8 @@ def evaluate_test(specs: Sequence[RunSpec], out: Path, test_dir: Path, s: Settin
             continue
         have = read_test(folder)
         if have is None or have.get("epochs_done") != done or have.get("data_dir") != str(test_dir):
-            have = score_test_split(folder, kind or s.cifar10_kind, test_dir, device=s.device)
+            have = score_test_split(folder, kind or s.cifar10_kind, test_dir, device=s.device,
+                                    dataset=read_test_split(folder))
             write_test(folder, have)
             scored += 1
         best = have.get("best")

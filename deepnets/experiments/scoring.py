@@ -12,6 +12,7 @@ splits (``val``, ``train``) must come from the data it was trained on (its finge
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,25 @@ def load_split(cfg: TrainConfig, classes: list[str] | None, kind: str, data_dir:
     return split_train_val(ds, cfg.val_size, cfg.split_seed)[1] if split == "val" else ds
 
 
+def split_reader(kind: str, data_dir: str | Path, split: str = "test"
+                 ) -> Callable[[str | Path], Dataset]:
+    """A reader of ``split`` (not a run's own ``val`` or ``train``) of ``data_dir`` for many runs:
+    called with a run folder, it returns the split as :func:`load_split` reads it for that run,
+    read once per list of classes."""
+    if split in ("val", "train"):
+        raise ValueError(f"split_reader reads a split other than the run's own, not {split!r}")
+    read: dict[tuple[str, ...], Dataset] = {}
+
+    def for_run(run_dir: str | Path) -> Dataset:
+        classes = read_config(run_dir).get("classes")
+        key = tuple(classes or ())
+        if key not in read:
+            read[key] = load_split(stored_config(Path(run_dir)), classes, kind, data_dir, split)
+        return read[key]
+
+    return for_run
+
+
 def evaluate_run(
     run_dir: str | Path,
     kind: str | None = None,
@@ -87,8 +107,8 @@ def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split
                 dataset: Dataset | None = None) -> dict[str, Any]:
     """The run's ``test.json`` content (:mod:`deepnets.experiments.testresult`): the
     validation-chosen weights and the last ones, both scored on ``split`` of ``data_dir`` (read
-    once; or ``dataset``, that split already read by :func:`load_split` for a run of the same
-    classes, when many runs are scored on it)."""
+    once; or ``dataset``, that split already read for this run by :func:`split_reader`, when
+    many runs are scored on it)."""
     cfg = stored_config(Path(run_dir))
     ds = dataset if dataset is not None else load_split(
         cfg, read_config(run_dir).get("classes"), kind, data_dir, split)

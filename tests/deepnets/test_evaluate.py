@@ -233,3 +233,22 @@ def test_data_that_does_not_fit_the_run_is_a_one_line_error(
                               str(small), "--split", "test"]) == 2
     one_line_error(capsys, "--data imagefolder (10 classes, images (3, 8, 8)) does not fit the run "
                    "(10 classes, images (3, 32, 32))")
+
+
+def test_a_split_reader_reads_the_split_once_for_many_runs(
+    cifar: Path, trained: Path, run_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``split_reader`` (the suite's --evaluate-test and gpu_check's scoring of many runs): one
+    read of the test split, and each run's test.json as if it had read the split itself."""
+    from deepnets.experiments import scoring
+
+    alone = [scoring.score_test_split(run, "cifar10", cifar) for run in (trained, run_copy)]
+    reads = []
+    load_split = scoring.load_split
+    monkeypatch.setattr(scoring, "load_split", lambda *a, **k: reads.append(1) or load_split(*a, **k))
+    read = scoring.split_reader("cifar10", cifar)
+    shared = [scoring.score_test_split(run, "cifar10", cifar, dataset=read(run))
+              for run in (trained, run_copy)]
+    assert shared == alone and len(reads) == 1
+    with pytest.raises(ValueError, match="other than the run's own"):
+        scoring.split_reader("cifar10", cifar, "val")

@@ -40,9 +40,9 @@
 #  5. deepernet URFB and FRFB, with BP and BP-H in the simultaneous order, 50 epochs (claim 3,
 #     Figures 6 right, 7).
 #  5b. deepernet URFB in the simultaneous order, 50 epochs, in $SIM: in the paper's order its
-#     full layer saturated (sigma' = 0 for every unit) by epoch 10 and it stopped learning in 2
-#     of 3 seeds; this tells the order's part from the rest. FRFB's R is fixed, so the order
-#     does not change FRFB.
+#     full layer saturated (sigma' = 0 for every unit) by epoch 9-12 in every seed, and 2 of 3
+#     stopped learning; this tells the order's part from the rest. FRFB's R is fixed, so the
+#     order does not change FRFB.
 #  6. deepnet URFB and FRFB, with BP in the simultaneous order, seed 0, 50 epochs (Figure 6
 #     left).
 #  7. deepnet_s URFB and FRFB, Section 4.1's tied-then-untied protocol: 5 tied epochs (the

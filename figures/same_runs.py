@@ -1,0 +1,126 @@
+"""Are two sets of runs the same, number for number?
+
+``python -m figures same-runs A B`` pairs the run folders under ``A`` and ``B`` (folders holding a
+``config.json`` and a ``log.jsonl``, at any depth) by their path below ``A`` and ``B`` and compares
+their logs epoch by epoch: every logged number (errors, losses, corr(W, Rᵗ), the probe's angles,
+the saturated shares) but the timings (:data:`TIMINGS`). Per pair it prints the epochs both
+logged, how many of them are identical, the first that is not and the fields that differ there;
+``--out FILE`` also writes the table. It checks a claim of reproducibility, e.g. the same grid
+trained on two leases of a GPU (``results/cifar10-paper-h200-run2/README.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepnets.training.rundir import CONFIG, LOG, read_log
+from figures.rows import table
+from figures.runs import MissingDataError
+from urfb_common import (
+    OneLineParser,
+    atomic_write_text,
+    command_line,
+    path_arg,
+    require_existing,
+    require_writable,
+)
+
+__all__ = ["TIMINGS", "RunMatch", "build_parser", "compare_logs", "main", "markdown", "same_runs"]
+
+PROG = "python -m figures same-runs"
+#: The record fields that time an epoch: they differ between any two runs, and are not compared.
+TIMINGS = frozenset({"seconds", "train_seconds", "probe_seconds", "cpu_seconds"})
+
+
+@dataclass(frozen=True)
+class RunMatch:
+    """One run of ``A`` against the run at the same path in ``B``."""
+
+    run: str
+    epochs: int  # logged by both
+    identical: int  # of those, the epochs whose records are equal (timings aside)
+    first_difference: int | None  # the first epoch that is not, None when all are
+    fields: tuple[str, ...]  # the fields that differ at that epoch
+
+    @property
+    def same(self) -> bool:
+        return self.first_difference is None
+
+
+def _untimed(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in TIMINGS}
+
+
+def compare_logs(run: str, a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> RunMatch:
+    """The two logs' records compared epoch by epoch, over the epochs both logged."""
+    pairs = [(_untimed(x), _untimed(y)) for x, y in zip(a, b)]
+    differing = [i for i, (x, y) in enumerate(pairs) if x != y]
+    if not differing:
+        return RunMatch(run, len(pairs), len(pairs), None, ())
+    x, y = pairs[differing[0]]
+    fields = tuple(sorted(k for k in x.keys() | y.keys() if x.get(k) != y.get(k)))
+    return RunMatch(run, len(pairs), len(pairs) - len(differing), differing[0] + 1, fields)
+
+
+def _run_folders(root: Path) -> dict[str, Path]:
+    return {str(c.parent.relative_to(root)): c.parent for c in sorted(root.rglob(CONFIG))
+            if (c.parent / LOG).is_file()}
+
+
+def same_runs(a: Path, b: Path) -> tuple[list[RunMatch], list[str]]:
+    """Every run folder of ``a`` against the one at the same path in ``b``, and notes on the runs
+    found on one side only; :class:`MissingDataError` when no path is in both."""
+    runs_a, runs_b = _run_folders(a), _run_folders(b)
+    both = sorted(runs_a.keys() & runs_b.keys())
+    if not both:
+        raise MissingDataError(f"no run folder is at the same path under {a} and {b}")
+    notes = [f"{name}: under {side} only" for side, runs, other in ((a, runs_a, runs_b),
+                                                                    (b, runs_b, runs_a))
+             for name in sorted(runs.keys() - other.keys())]
+    return [compare_logs(n, read_log(runs_a[n]), read_log(runs_b[n])) for n in both], notes
+
+
+def markdown(matches: Sequence[RunMatch], notes: Sequence[str]) -> str:
+    """The sentence, the table of every pair and the notes."""
+    same = sum(m.same for m in matches)
+    head = (f"{same} of {len(matches)} runs identical over the epochs both logged (every logged "
+            f"number but the timings).")
+    rows = [[m.run, str(m.epochs), str(m.identical),
+             "—" if m.first_difference is None else str(m.first_difference),
+             ", ".join(m.fields) or "—"] for m in matches]
+    text = head + "\n\n" + table(["run", "epochs compared", "identical epochs",
+                                  "first differing epoch", "fields differing there"], rows)
+    return text + ("\n\nNotes:\n\n" + "\n".join(f"- {n}." for n in notes) if notes else "")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=PROG, description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("a", metavar="A", type=path_arg, help="a folder of run folders (at any depth)")
+    parser.add_argument("b", metavar="B", type=path_arg, help="the folder of the runs to compare them with")
+    parser.add_argument("--out", type=path_arg, help="also write the table to this markdown file")
+    return parser
+
+
+@command_line(PROG)
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m figures same-runs``: 0 when the table was made."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    require_existing(parser, "A", args.a)
+    require_existing(parser, "B", args.b)
+    if args.out is not None:
+        require_writable(parser, "--out", args.out, file=True)
+    try:
+        matches, notes = same_runs(args.a, args.b)
+    except MissingDataError as exc:
+        parser.error(str(exc))
+    text = f"`{PROG} {args.a} {args.b}`\n\n" + markdown(matches, notes) + "\n"
+    if args.out is not None:
+        atomic_write_text(args.out, text)
+    print(text, end="")
+    return 0

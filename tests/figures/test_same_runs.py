@@ -1,0 +1,86 @@
+"""python -m figures same-runs: two sets of runs compared number for number, timings aside."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from figures.__main__ import main as figures_main
+from figures.same_runs import compare_logs, main, same_runs
+
+
+def _record(epoch: int, val_error: float, seconds: float) -> dict:
+    return {"epoch": epoch, "train_loss": 1.0 / epoch, "val_error": val_error, "seconds": seconds,
+            "train_seconds": seconds, "corr": [0.1 * epoch, None]}
+
+
+def _run(folder: Path, records: list[dict]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+@pytest.fixture
+def two_sets(tmp_path: Path) -> tuple[Path, Path]:
+    """``same`` differs in its timings only; ``drift`` from epoch 2 on; ``longer`` logged one
+    more epoch under b; ``lone`` is under a only."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    base = [_record(e, 0.5 - 0.01 * e, 1.0) for e in (1, 2, 3)]
+    _run(a / "fp32" / "same", base)
+    _run(b / "fp32" / "same", [{**r, "seconds": 9.0, "train_seconds": 8.0} for r in base])
+    _run(a / "drift", base)
+    _run(b / "drift", [base[0], *({**r, "val_error": r["val_error"] + 1e-9} for r in base[1:])])
+    _run(a / "longer", base[:2])
+    _run(b / "longer", base)
+    _run(a / "lone", base)
+    return a, b
+
+
+def test_runs_are_paired_by_path_and_compared_without_their_timings(
+    two_sets: tuple[Path, Path]
+) -> None:
+    matches, notes = same_runs(*two_sets)
+    by_run = {m.run: m for m in matches}
+    assert sorted(by_run) == ["drift", "fp32/same", "longer"]
+    assert by_run["fp32/same"].same and by_run["fp32/same"].identical == 3
+    drift = by_run["drift"]
+    assert (drift.epochs, drift.identical, drift.first_difference, drift.fields) == (
+        3, 1, 2, ("val_error",))
+    assert by_run["longer"].same and by_run["longer"].epochs == 2  # the epochs both logged
+    assert notes == [f"lone: under {two_sets[0]} only"]
+
+
+def test_a_nested_difference_is_named_by_its_field() -> None:
+    a = [{"epoch": 1, "alignment": {"full1": {"delta_angle": 40.0}}, "seconds": 1.0}]
+    b = [{"epoch": 1, "alignment": {"full1": {"delta_angle": 40.000001}}, "seconds": 1.0}]
+    assert compare_logs("r", a, b).fields == ("alignment",)
+    assert compare_logs("r", a, a).same
+
+
+def test_the_command_writes_the_table(two_sets: tuple[Path, Path], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "same.md"
+    assert figures_main(["same-runs", *map(str, two_sets), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text == out.read_text()
+    assert "2 of 3 runs identical over the epochs both logged" in text
+    assert "| drift | 3 | 1 | 2 | val_error |" in text
+
+
+@pytest.mark.parametrize("which", ["missing", "no common run"])
+def test_bad_input_is_a_one_line_error(two_sets: tuple[Path, Path], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture, which: str) -> None:
+    a = two_sets[0]
+    if which == "missing":
+        argv, fragment = [str(a), str(tmp_path / "nope")], "nope"
+    else:
+        (tmp_path / "other" / "x").mkdir(parents=True)
+        _run(tmp_path / "other" / "x" / "run", [_record(1, 0.5, 1.0)])
+        argv, fragment = [str(a), str(tmp_path / "other")], "no run folder is at the same path"
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 2 and fragment in err[-1]

@@ -2,10 +2,11 @@
 
 ``python -m figures same-runs A B`` pairs the run folders under ``A`` and ``B`` (folders holding a
 ``config.json`` and a ``log.jsonl``, at any depth) by their path below ``A`` and ``B`` and compares
-their logs epoch by epoch: every logged number (errors, losses, corr(W, Rᵗ), the probe's angles,
-the saturated shares) but the timings (:data:`TIMINGS`). Per pair it prints the epochs both
-logged, how many of them are identical, the first that is not and the fields that differ there;
-``--out FILE`` also writes the table. It checks a claim of reproducibility, e.g. the same grid
+their logs epoch by epoch: every number both logged (errors, losses, corr(W, Rᵗ), the probe's
+angles, the saturated shares) but the timings (:data:`TIMINGS`); a field one log has and the
+other not (a newer trainer records more) is named, not compared. Per pair it prints the epochs
+both logged, how many of them are identical, the first that is not and the fields that differ
+there; ``--out FILE`` also writes the table. It checks a claim of reproducibility, e.g. the same grid
 trained on two leases of a GPU (``results/cifar10-paper-h200-run2/README.md``).
 """
 
@@ -45,25 +46,27 @@ class RunMatch:
     identical: int  # of those, the epochs whose records are equal (timings aside)
     first_difference: int | None  # the first epoch that is not, None when all are
     fields: tuple[str, ...]  # the fields that differ at that epoch
+    unshared: tuple[str, ...] = ()  # fields only one of the two logs records, not compared
 
     @property
     def same(self) -> bool:
         return self.first_difference is None
 
 
-def _untimed(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k not in TIMINGS}
-
-
 def compare_logs(run: str, a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> RunMatch:
-    """The two logs' records compared epoch by epoch, over the epochs both logged."""
-    pairs = [(_untimed(x), _untimed(y)) for x, y in zip(a, b)]
+    """The two logs' records compared epoch by epoch, over the epochs and fields both logged."""
+    pairs, unshared = [], set()
+    for x, y in zip(a, b):
+        shared = (x.keys() & y.keys()) - TIMINGS
+        unshared |= (x.keys() ^ y.keys()) - TIMINGS
+        pairs.append(({k: x[k] for k in shared}, {k: y[k] for k in shared}))
     differing = [i for i, (x, y) in enumerate(pairs) if x != y]
     if not differing:
-        return RunMatch(run, len(pairs), len(pairs), None, ())
+        return RunMatch(run, len(pairs), len(pairs), None, (), tuple(sorted(unshared)))
     x, y = pairs[differing[0]]
-    fields = tuple(sorted(k for k in x.keys() | y.keys() if x.get(k) != y.get(k)))
-    return RunMatch(run, len(pairs), len(pairs) - len(differing), differing[0] + 1, fields)
+    fields = tuple(sorted(k for k in x if x[k] != y[k]))
+    return RunMatch(run, len(pairs), len(pairs) - len(differing), differing[0] + 1, fields,
+                    tuple(sorted(unshared)))
 
 
 def _run_folders(root: Path) -> dict[str, Path]:
@@ -87,13 +90,14 @@ def same_runs(a: Path, b: Path) -> tuple[list[RunMatch], list[str]]:
 def markdown(matches: Sequence[RunMatch], notes: Sequence[str]) -> str:
     """The sentence, the table of every pair and the notes."""
     same = sum(m.same for m in matches)
-    head = (f"{same} of {len(matches)} runs identical over the epochs both logged (every logged "
-            f"number but the timings).")
+    head = (f"{same} of {len(matches)} runs identical over the epochs both logged (every number "
+            f"both logged but the timings).")
     rows = [[m.run, str(m.epochs), str(m.identical),
              "—" if m.first_difference is None else str(m.first_difference),
-             ", ".join(m.fields) or "—"] for m in matches]
+             ", ".join(m.fields) or "—", ", ".join(m.unshared) or "—"] for m in matches]
     text = head + "\n\n" + table(["run", "epochs compared", "identical epochs",
-                                  "first differing epoch", "fields differing there"], rows)
+                                  "first differing epoch", "fields differing there",
+                                  "fields one log only (not compared)"], rows)
     return text + ("\n\nNotes:\n\n" + "\n".join(f"- {n}." for n in notes) if notes else "")
 
 

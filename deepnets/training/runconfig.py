@@ -160,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
         f"(only {', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)} may change)",
     )
     p.add_argument(
+        "--same-as",
+        type=path_arg,
+        metavar="RUN",
+        help="train a new run in --out with the settings of the run in RUN (its config.json: "
+        "network, rule, seeds, data, precision; only "
+        f"{', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)} may change): on the "
+        "same kind of machine it repeats RUN number for number (compare them with python -m "
+        "figures same-runs)",
+    )
+    p.add_argument(
         "--arch",
         help=f"preset (simpnet, deepnet, deepernet, deepnet_s), a ';'-separated "
         f"layer string in the paper's notation, or a named torch model trained through "
@@ -349,9 +359,11 @@ def config_from_flags(given: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**given)
 
 
-def resumed_config(out: Path, given: dict[str, Any]) -> TrainConfig:
+def resumed_config(out: Path, given: dict[str, Any],
+                   why: str = "--resume continues a run with its own settings") -> TrainConfig:
     """The config of the run in ``out`` with the changes ``given`` may make (only
-    :data:`RESUME_MAY_CHANGE`; any other flag must repeat the run's own value)."""
+    :data:`RESUME_MAY_CHANGE`; any other flag must repeat the run's own value, else a
+    :class:`ConfigError` that ends with ``why``)."""
     cfg = stored_config(out)
     stored = {**cfg.to_json_dict(), "eval_precision": cfg.eval_precision}  # fp32 is left out
     for key, value in given.items():
@@ -364,8 +376,7 @@ def resumed_config(out: Path, given: dict[str, Any]) -> TrainConfig:
         new = str(new) if key == "from_run" and new is not None else new
         if new != old:
             raise ConfigError(f"{flag_of(key)} {shown(new)} differs from the run's config.json "
-                              f"({shown(old)}); "
-                              "--resume continues a run with its own settings")
+                              f"({shown(old)}); {why}")
     changes = {k: (str(v) if k == "data_dir" else v) for k, v in given.items()
                if k in RESUME_MAY_CHANGE}
     changes.setdefault("data_dir", find_data_dir(out, read_config(out)))  # from any folder
@@ -378,9 +389,16 @@ def parse_run(argv: list[str] | None) -> tuple[TrainConfig, Path, bool, bool, bo
     given = vars(build_parser().parse_args(argv))
     out, resume = given.pop("out"), given.pop("resume", False)
     quiet, force_data = given.pop("quiet", False), given.pop("force_data", False)
+    same_as = given.pop("same_as", None)
     if force_data and not resume:
         raise ConfigError("--force-data applies to --resume only")
+    if same_as is not None and resume:
+        raise ConfigError("--same-as starts a new run; --resume continues the one in --out")
     if resume:
         check_not_busy(out)  # its config.json may not be written yet
-    cfg = resumed_config(out, given) if resume else config_from_flags(given)
+        cfg = resumed_config(out, given)
+    elif same_as is not None:
+        cfg = resumed_config(same_as, given, "--same-as repeats the run with its own settings")
+    else:
+        cfg = config_from_flags(given)
     return cfg, out, resume, quiet, force_data

@@ -267,6 +267,34 @@ def test_resume_extends_a_finished_run(cifar: Path, tmp_path: Path) -> None:
     assert_same_state(whole, parts)
 
 
+def test_same_as_repeats_a_run_number_for_number(
+    cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``--same-as RUN`` trains a new run with RUN's settings: the same weights, RNG states, log
+    and config (what makes a committed run checkable by rerunning it); --epochs may differ, any
+    other setting may not."""
+    first, again, longer = tmp_path / "first", tmp_path / "again", tmp_path / "longer"
+    assert train_mod.main(args(cifar, first, "--seed", "3", "--method", "urfb", epochs=2)) == 0
+    assert train_mod.main(["--same-as", str(first), "--out", str(again), "--quiet"]) == 0
+    assert_same_state(first, again)
+    assert (first / "config.json").read_text() == (again / "config.json").read_text()
+    assert train_mod.main(["--same-as", str(first), "--out", str(longer), "--epochs", "3",
+                           "--quiet"]) == 0
+    strip = [{k: v for k, v in r.items() if "seconds" not in k} for r in read_log(longer)]
+    assert strip[:2] == [{k: v for k, v in r.items() if "seconds" not in k}
+                         for r in read_log(first)] and len(strip) == 3
+    capsys.readouterr()
+    for argv, fragment in (
+        (["--seed", "4"], "--seed 4 differs from the run's config.json (3); --same-as repeats"),
+        (["--resume"], "--same-as starts a new run; --resume continues the one in --out"),
+    ):
+        assert train_mod.main(["--same-as", str(first), "--out", str(tmp_path / "x"),
+                               *argv]) == 2
+        one_line_error(capsys, fragment)
+    assert train_mod.main(["--same-as", str(tmp_path / "none"), "--out", str(tmp_path / "y")]) == 2
+    one_line_error(capsys, "config.json not found")
+
+
 def test_a_run_configured_before_the_papers_defaults_resumes_exactly(
     cifar: Path, tmp_path: Path
 ) -> None:

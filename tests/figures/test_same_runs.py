@@ -59,6 +59,16 @@ def test_a_nested_difference_is_named_by_its_field() -> None:
     assert compare_logs("r", a, a).same
 
 
+def test_a_field_one_log_lacks_is_named_not_compared() -> None:
+    """A rerun by a newer trainer logs more (Figure 8's homogeneity): the rest still compares."""
+    old = [{"epoch": 1, "val_error": 0.5}, {"epoch": 2, "val_error": 0.4}]
+    new = [{**r, "homogeneity": {"untied0": 0.9}} for r in old]
+    match = compare_logs("r", old, new)
+    assert match.same and match.unshared == ("homogeneity",)
+    new[1]["val_error"] = 0.41
+    assert compare_logs("r", old, new).first_difference == 2
+
+
 def test_the_command_writes_the_table(two_sets: tuple[Path, Path], tmp_path: Path,
                                       capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "same.md"
@@ -66,7 +76,7 @@ def test_the_command_writes_the_table(two_sets: tuple[Path, Path], tmp_path: Pat
     text = capsys.readouterr().out
     assert text == out.read_text()
     assert "2 of 3 runs identical over the epochs both logged" in text
-    assert "| drift | 3 | 1 | 2 | val_error |" in text
+    assert "| drift | 3 | 1 | 2 | val_error | — |" in text
 
 
 @pytest.mark.parametrize("which", ["missing", "no common run"])

@@ -95,6 +95,9 @@ BP_SIMULTANEOUS = "C, BP simultaneous"
 #: Untied simpnet runs whose untied layer started with every location drawn apart, inside the
 #: protocol-choice folder (Figure 8's other start; budget C's untied runs start replicated).
 UNTIED_START_FOLDER = "untied-independent"
+#: Beside budget C's runs folder: untied runs trained again with ``deepnets.train --same-as`` to
+#: record Figure 8's homogeneity, which their first runs predate (results/cifar10-paper/run.sh).
+HOMOGENEITY_RERUN_FOLDER = "homogeneity-rerun"
 #: Figure 8's "strong spatial homogeneity": the mean correlation of a channel's filters across
 #: locations (:mod:`deepnets.nn.homogeneity`) is above this.
 STRONG_HOMOGENEITY = 0.5
@@ -827,6 +830,8 @@ def homogeneity_rows(budget: str, runs: list[Run]) -> list[Row]:
 def block_figure8(rep: Report) -> str:
     untied = [r for b in rep.view for r in b.runs if r.untied and r.arch == "simpnet"]
     rows = [*homogeneity_rows(rep.c.name, rep.c.runs),
+            *homogeneity_rows(f"{rep.c.name}, trained again (deepnets.train --same-as)",
+                              rep.homogeneity_rerun),
             *homogeneity_rows(f"{rep.c.name}, independent untied start", rep.untied_independent)]
     lines = [rows_table(rows)] if rows else []
     if rows:
@@ -925,6 +930,8 @@ class Report:
                               if r.protocol in BP_REFERENCES]
         #: Figure 8's untied runs of the independent start, read once.
         self.untied_independent = committed_runs(self.choices / UNTIED_START_FOLDER)
+        #: Figure 8's untied runs of budget C trained again to record their homogeneity.
+        self.homogeneity_rerun = committed_runs(Path(paper).parent / HOMOGENEITY_RERUN_FOLDER)
         self.old = [OldBudget("old", committed_runs(p), path=Path(p)) for p in runs_old]
         self.old = [o for o in self.old if o.runs]
         #: Budget C's protocol on a lent GPU (None: none): in the budget and error tables only.

@@ -49,6 +49,10 @@
 #     paper's tenth), then 50 untied (Figure 11).
 #  8. simpnet URFB-50 and FRFB-50, 100 epochs.
 #  9. simpnet URFB and FRFB, with BP and BP-H in the simultaneous order, to 200 epochs.
+#  10. untied simpnet BP-H and FRFB of step 4 again, each with deepnets.train --same-as its
+#     committed run (one thread, as the suite's --jobs 2 trained it), into $RERUN: Figure 8's
+#     homogeneity, which those runs' logs predate. python -m figures same-runs $RUNS $RERUN
+#     checks that they repeat the first runs number for number.
 set -eu
 cd "$(dirname "$0")/../.."
 # the data from the environment (names of their own: a generic TRAIN or TEST must not move it)
@@ -60,6 +64,8 @@ failed=0
 RUNS=results/cifar10-paper/runs
 # BP and BP-H from step 3b on (see above)
 SIM=results/protocol-choice/simultaneous
+# step 10 (figures.report's HOMOGENEITY_RERUN_FOLDER)
+RERUN=results/cifar10-paper/homogeneity-rerun
 
 suite() {  # $1 runs folder, $2 epochs, then the suite's own arguments
   out=$1
@@ -102,6 +108,15 @@ pair_step() {  # $1 epochs, $2 figure, $3 the paper-order protocols, $4 those BP
     --update-order simultaneous "$@"
 }
 
+rerun() {  # $1 a run of $RUNS: train it again into $RERUN with its own settings, or resume that
+  if [ -f "$RERUN/$1/config.json" ]; then
+    set -- --resume --out "$RERUN/$1"
+  else
+    set -- --same-as "$RUNS/$1" --out "$RERUN/$1"
+  fi
+  OMP_NUM_THREADS=1 "$PYTHON" -m deepnets.train "$@" --quiet
+}
+
 staged_pair() {  # $1 epochs, then pair_step's other arguments: both groups, stage by stage
   sp_final=$1
   shift
@@ -134,6 +149,12 @@ staged "$RUNS" 50 11 --pretrain-epochs 5
 staged "$RUNS" 100 4 --protocols urfb-50 frfb-50
 STAGE=25
 staged_pair 200 4 "urfb frfb" "bp bp-h"
+for seed in 0 1 2; do  # two at a time, one thread each
+  rerun "simpnet-cifar10-bp-h-untied-s$seed" & first=$!
+  rerun "simpnet-cifar10-frfb-untied-s$seed" & second=$!
+  wait "$first" || { echo "results/cifar10-paper/run.sh: a rerun failed (seed $seed)" >&2; failed=1; }
+  wait "$second" || { echo "results/cifar10-paper/run.sh: a rerun failed (seed $seed)" >&2; failed=1; }
+done
 if [ "$failed" -ne 0 ]; then
   echo "issue 20's CPU queue: some steps failed (see above); every other run is at its budget" >&2
   exit 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -364,6 +365,15 @@ def test_figure8_tests_the_measured_homogeneity_of_each_start(tmp_path: Path, wr
     assert verdicts == ["**supports**", "**supports**", "**inconclusive**", "**contradicts**",
                         "**inconclusive**"]
     assert "C: ep 11 × 200, 3 seeds" in rows[0] and "untested" not in text
+    # runs whose first logs predate the homogeneity, trained again beside budget C's folder
+    rerun = tmp_path / "homogeneity-rerun"
+    for seed in range(2):
+        _measured(write_run(rerun, f"untied-frfb-s{seed}", "simpnet", "frfb", untied=(0,),
+                            seed=seed, epochs=11), "replicated", 0.2, 1.0, 0.1)
+    again = block_figure8(Report(a, b, (), tmp_path / "none", tmp_path / "choices", c))
+    assert ("| simpnet FRFB untied (replicated start): that correlation above 0.5 ('strong') | "
+            "C, trained again (deepnets.train --same-as): ep 11 × 200, 2 seeds") in again
+    shutil.rmtree(rerun)
     def strip(folder: Path, keys: tuple[str, ...]) -> None:
         rows = [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
         _write_log(folder, [{k: v for k, v in r.items() if k not in keys} for r in rows])

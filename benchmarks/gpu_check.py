@@ -419,7 +419,7 @@ def paper_scale_summary(runs: Path) -> list[dict[str, Any]]:
 def score_runs_on_test(runs: Path, test: Path, device: str, out: Path) -> list[dict[str, Any]]:
     """(e): each run folder under ``runs`` with a finished epoch scored on ``test`` (its
     validation-chosen and last weights) into its ``test.json``, unless it holds that already;
-    one row per run. The split is read once; a run that cannot be scored is
+    one row per run. The split is read once per class list; a run that cannot be scored is
     logged and left out, the others still are. ``runs.tar.gz`` in ``out`` is packed again every
     :data:`REFRESH_S` seconds and at the end."""
     rows: list[dict[str, Any]] = []

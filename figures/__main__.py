@@ -12,12 +12,12 @@ drawn and why. Exit status: 0 when at least one figure was built,
 1 when none could be, 2 for bad arguments (an unknown figure, a ``--runs`` folder or
 ``--curves-csv`` file that does not exist, an ``--out`` folder that cannot be written).
 
-Two comparisons of run families are subcommands, each with its own ``--help``:
+Three comparisons of run families are subcommands, each with its own ``--help``:
 ``python -m figures bf16-paired --runs DIR --out DIR`` (issue 18's bf16 against fp32 check,
-:mod:`figures.bf16_paired`) and ``python -m figures protocol-choice --paper DIR --variant
+:mod:`figures.bf16_paired`), ``python -m figures protocol-choice --paper DIR --variant
 NAME=DIR ...`` (issue 20's protocol choices against the paper's protocol,
-:mod:`figures.protocol_choice`) and ``python -m figures same-runs A B`` (are two sets of runs the
-same, number for number? :mod:`figures.same_runs`).
+:mod:`figures.protocol_choice`) and ``python -m figures same-runs A B`` (are two sets of runs
+the same, number for number? :mod:`figures.same_runs`).
 """
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ def load_run(path: str | Path) -> Run | None:
     return run if run.log else None
 
 
-def _run_folders(root: Path) -> list[Path]:
+def run_folders(root: Path) -> list[Path]:
     """The folders below ``root`` (any depth, ``root`` included) holding a ``config.json``,
     following symlinked folders (``results/bf16-paired``'s fp32 runs are links into another
     grid; ``Path.rglob`` does not descend into them). A folder reached twice
@@ -267,7 +267,7 @@ def find_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    runs = (load_run(folder) for folder in sorted(_run_folders(root)))
+    runs = (load_run(folder) for folder in sorted(run_folders(root)))
     return [r for r in runs if r is not None]
 
 

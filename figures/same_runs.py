@@ -4,10 +4,12 @@
 ``config.json`` and a ``log.jsonl``, at any depth) by their path below ``A`` and ``B`` and compares
 their logs epoch by epoch: every number both logged (errors, losses, corr(W, Rᵗ), the probe's
 angles, the saturated shares) but the timings (:data:`TIMINGS`); a field one log has and the
-other not (a newer trainer records more) is named, not compared. Per pair it prints the epochs
-both logged, how many of them are identical, the first that is not and the fields that differ
-there; ``--out FILE`` also writes the table. It checks a claim of reproducibility, e.g. the same grid
-trained on two leases of a GPU (``results/cifar10-paper-h200-run2/README.md``).
+other not (a newer trainer records more) is named, not compared. Per pair it prints each log's
+length, the epochs both logged, how many of them are identical, the first that is not and the
+fields that differ there; a pair with no epoch in common is not called identical. ``--out
+FILE`` also writes the table. It checks a claim of reproducibility, e.g. the same grid trained
+on two leases of a GPU (``results/cifar10-paper-h200-run2/README.md``), or a run repeated with
+``deepnets.train --same-as``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepnets.training.rundir import CONFIG, LOG, read_log
+from deepnets.training.rundir import LOG, RunError, read_log
 from figures.rows import table
-from figures.runs import MissingDataError
+from figures.runs import MissingDataError, run_folders
 from urfb_common import (
     OneLineParser,
     atomic_write_text,
@@ -42,6 +44,7 @@ class RunMatch:
     """One run of ``A`` against the run at the same path in ``B``."""
 
     run: str
+    lengths: tuple[int, int]  # the epochs each log holds
     epochs: int  # logged by both
     identical: int  # of those, the epochs whose records are equal (timings aside)
     first_difference: int | None  # the first epoch that is not, None when all are
@@ -50,7 +53,8 @@ class RunMatch:
 
     @property
     def same(self) -> bool:
-        return self.first_difference is None
+        """Identical over at least one epoch both logged."""
+        return self.epochs > 0 and self.first_difference is None
 
 
 def compare_logs(run: str, a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> RunMatch:
@@ -61,23 +65,25 @@ def compare_logs(run: str, a: Sequence[dict[str, Any]], b: Sequence[dict[str, An
         unshared |= (x.keys() ^ y.keys()) - TIMINGS
         pairs.append(({k: x[k] for k in shared}, {k: y[k] for k in shared}))
     differing = [i for i, (x, y) in enumerate(pairs) if x != y]
+    lengths, others = (len(a), len(b)), tuple(sorted(unshared))
     if not differing:
-        return RunMatch(run, len(pairs), len(pairs), None, (), tuple(sorted(unshared)))
+        return RunMatch(run, lengths, len(pairs), len(pairs), None, (), others)
     x, y = pairs[differing[0]]
     fields = tuple(sorted(k for k in x if x[k] != y[k]))
-    return RunMatch(run, len(pairs), len(pairs) - len(differing), differing[0] + 1, fields,
-                    tuple(sorted(unshared)))
+    return RunMatch(run, lengths, len(pairs), len(pairs) - len(differing), differing[0] + 1,
+                    fields, others)
 
 
-def _run_folders(root: Path) -> dict[str, Path]:
-    return {str(c.parent.relative_to(root)): c.parent for c in sorted(root.rglob(CONFIG))
-            if (c.parent / LOG).is_file()}
+def _by_path(root: Path) -> dict[str, Path]:
+    """The run folders below ``root`` (:func:`figures.runs.run_folders`: symlinked ones too)
+    with a log, by their path below ``root``."""
+    return {str(f.relative_to(root)): f for f in run_folders(root) if (f / LOG).is_file()}
 
 
 def same_runs(a: Path, b: Path) -> tuple[list[RunMatch], list[str]]:
     """Every run folder of ``a`` against the one at the same path in ``b``, and notes on the runs
     found on one side only; :class:`MissingDataError` when no path is in both."""
-    runs_a, runs_b = _run_folders(a), _run_folders(b)
+    runs_a, runs_b = _by_path(a), _by_path(b)
     both = sorted(runs_a.keys() & runs_b.keys())
     if not both:
         raise MissingDataError(f"no run folder is at the same path under {a} and {b}")
@@ -92,10 +98,11 @@ def markdown(matches: Sequence[RunMatch], notes: Sequence[str]) -> str:
     same = sum(m.same for m in matches)
     head = (f"{same} of {len(matches)} runs identical over the epochs both logged (every number "
             f"both logged but the timings).")
-    rows = [[m.run, str(m.epochs), str(m.identical),
+    rows = [[m.run, f"{m.lengths[0]}, {m.lengths[1]}", str(m.epochs), str(m.identical),
              "—" if m.first_difference is None else str(m.first_difference),
              ", ".join(m.fields) or "—", ", ".join(m.unshared) or "—"] for m in matches]
-    text = head + "\n\n" + table(["run", "epochs compared", "identical epochs",
+    text = head + "\n\n" + table(["run", "epochs logged (A, B)", "epochs compared",
+                                  "identical epochs",
                                   "first differing epoch", "fields differing there",
                                   "fields one log only (not compared)"], rows)
     return text + ("\n\nNotes:\n\n" + "\n".join(f"- {n}." for n in notes) if notes else "")
@@ -104,8 +111,10 @@ def markdown(matches: Sequence[RunMatch], notes: Sequence[str]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog=PROG, description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("a", metavar="A", type=path_arg, help="a folder of run folders (at any depth)")
-    parser.add_argument("b", metavar="B", type=path_arg, help="the folder of the runs to compare them with")
+    parser.add_argument("a", metavar="A", type=path_arg,
+                        help="a folder of run folders (at any depth), or one run folder")
+    parser.add_argument("b", metavar="B", type=path_arg,
+                        help="the folder of the runs to compare them with")
     parser.add_argument("--out", type=path_arg, help="also write the table to this markdown file")
     return parser
 
@@ -121,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         require_writable(parser, "--out", args.out, file=True)
     try:
         matches, notes = same_runs(args.a, args.b)
-    except MissingDataError as exc:
+    except (MissingDataError, RunError) as exc:
         parser.error(str(exc))
     text = f"`{PROG} {args.a} {args.b}`\n\n" + markdown(matches, notes) + "\n"
     if args.out is not None:

@@ -2,7 +2,8 @@
 
 A new run's configuration is the defaults (the paper's settings where it gives them, Section 4)
 overridden by the flags given; a resumed run's is its ``config.json``, of which only
-``--epochs``, ``--device``, ``--cuda-graph`` and ``--data-dir`` may be changed. Bad values raise
+``--epochs``, ``--device``, ``--cuda-graph`` and ``--data-dir`` may be changed, and so is a new
+run's with ``--same-as RUN`` (RUN's settings, to repeat it). Bad values raise
 :class:`ConfigError` naming the flag.
 """
 
@@ -113,6 +114,7 @@ examples:
   python -m deepnets.train --arch simpnet --method urfb --data cifar10 --data-dir DIR \\
       --epochs 10 --out runs/simpnet-urfb
   python -m deepnets.train --out runs/simpnet-urfb --resume --epochs 20
+  python -m deepnets.train --same-as runs/simpnet-urfb --out runs/simpnet-urfb-again
   Figure 9's protocol: train tied, then
   python -m deepnets.train --from tied --copy 0 --frozen 0 --untied 1-6 ... --out untied
 """
@@ -165,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN",
         help="train a new run in --out with the settings of the run in RUN (its config.json: "
         "network, rule, seeds, data, precision; only "
-        f"{', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)} may change): on the "
-        "same kind of machine it repeats RUN number for number (compare them with python -m "
+        f"{', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)} may change; not a "
+        "run trained --from another): on a CPU at the same number of torch threads "
+        "(OMP_NUM_THREADS) it repeats RUN number for number (compare them with python -m "
         "figures same-runs)",
     )
     p.add_argument(
@@ -272,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force-data",
         action="store_true",
-        help="with --resume: train on data whose fingerprint differs from the run's",
+        help="with --resume or --same-as: train on data whose fingerprint differs from the "
+        "run's",
     )
     p.add_argument(
         "--epochs", type=positive_number(int), help="number of epochs (required for a new run)"
@@ -390,8 +394,8 @@ def parse_run(argv: list[str] | None) -> tuple[TrainConfig, Path, bool, bool, bo
     out, resume = given.pop("out"), given.pop("resume", False)
     quiet, force_data = given.pop("quiet", False), given.pop("force_data", False)
     same_as = given.pop("same_as", None)
-    if force_data and not resume:
-        raise ConfigError("--force-data applies to --resume only")
+    if force_data and not resume and same_as is None:
+        raise ConfigError("--force-data applies to --resume and --same-as only")
     if same_as is not None and resume:
         raise ConfigError("--same-as starts a new run; --resume continues the one in --out")
     if resume:
@@ -399,6 +403,11 @@ def parse_run(argv: list[str] | None) -> tuple[TrainConfig, Path, bool, bool, bo
         cfg = resumed_config(out, given)
     elif same_as is not None:
         cfg = resumed_config(same_as, given, "--same-as repeats the run with its own settings")
+        if cfg.from_run is not None:  # its start is another run's checkpoint as it is now
+            raise ConfigError(f"--same-as {same_as}: that run started from the weights of "
+                              f"another (--from {cfg.from_run}), which cannot be repeated")
+        if force_data:  # train on the data given, whatever the run was trained on
+            cfg = cfg.replace(data_fingerprint=None)
     else:
         cfg = config_from_flags(given)
     return cfg, out, resume, quiet, force_data

@@ -212,7 +212,7 @@ def test_parse_run_builds_the_config(tmp_path: Path) -> None:
     assert parse_run(old_flags)[0] == config  # the flags' old spellings still work
     with pytest.raises(ConfigError, match="--epochs is required"):
         parse_run(["--out", str(out), "--data-dir", "d"])
-    with pytest.raises(ConfigError, match="--force-data applies to --resume only"):
+    with pytest.raises(ConfigError, match="--force-data applies to --resume and --same-as only"):
         parse_run(["--out", str(out), "--epochs", "1", "--data-dir", "d", "--force-data"])
 
 

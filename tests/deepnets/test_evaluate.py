@@ -245,7 +245,8 @@ def test_a_split_reader_reads_the_split_once_for_many_runs(
     alone = [scoring.score_test_split(run, "cifar10", cifar) for run in (trained, run_copy)]
     reads = []
     load_split = scoring.load_split
-    monkeypatch.setattr(scoring, "load_split", lambda *a, **k: reads.append(1) or load_split(*a, **k))
+    monkeypatch.setattr(scoring, "load_split",
+                        lambda *a, **k: reads.append(1) or load_split(*a, **k))
     read = scoring.split_reader("cifar10", cifar)
     shared = [scoring.score_test_split(run, "cifar10", cifar, dataset=read(run))
               for run in (trained, run_copy)]

@@ -21,6 +21,7 @@ from deepnets.training import capture, trainer
 from deepnets.training.checkpoint import TRAINED_CONFIG, load_best, load_checkpoint, load_network
 from deepnets.training.config import SCHEMA_VERSION, TrainConfig
 from deepnets.training.data import load_dataset, split_train_val
+from deepnets.training.minidata import write_cifar10
 from deepnets.training.rundir import read_log
 
 TINY = "conv 4 3x3; maxpool 3; drop .5; full 16; drop .3; output"
@@ -293,6 +294,20 @@ def test_same_as_repeats_a_run_number_for_number(
         one_line_error(capsys, fragment)
     assert train_mod.main(["--same-as", str(tmp_path / "none"), "--out", str(tmp_path / "y")]) == 2
     one_line_error(capsys, "config.json not found")
+    # a run started from another run's weights cannot be repeated: those may have moved on
+    started = tmp_path / "started"
+    assert train_mod.main(args(cifar, started, "--from", str(first), "--copy", "0",
+                               "--method", "urfb", epochs=1)) == 0
+    capsys.readouterr()
+    assert train_mod.main(["--same-as", str(started), "--out", str(tmp_path / "z")]) == 2
+    one_line_error(capsys, "started from the weights of another (--from", "cannot be repeated")
+    # other data: refused by its fingerprint, unless --force-data
+    other = tmp_path / "other-data"
+    write_cifar10(other, n=9)
+    same_other = ["--same-as", str(first), "--data-dir", str(other), "--quiet"]
+    assert train_mod.main([*same_other, "--out", str(tmp_path / "o1")]) == 2
+    one_line_error(capsys, "is not the data the run was trained on")
+    assert train_mod.main([*same_other, "--out", str(tmp_path / "o2"), "--force-data"]) == 0
 
 
 def test_a_run_configured_before_the_papers_defaults_resumes_exactly(
@@ -450,7 +465,7 @@ def test_bad_input_is_one_line_exit_2(
         (("--resume",), TINY, "config.json not found"),
         (("--copy", "0"), TINY, "--copy needs --from RUN_DIR"),
         (("--frozen", "0-2"), TINY, "--frozen [0, 1, 2] freezes every weight layer"),
-        (("--force-data",), TINY, "--force-data applies to --resume only"),
+        (("--force-data",), TINY, "--force-data applies to --resume and --same-as only"),
     ],
 )
 def test_bad_flag_is_named_in_one_line_exit_2_and_nothing_is_written(

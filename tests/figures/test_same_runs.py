@@ -48,8 +48,22 @@ def test_runs_are_paired_by_path_and_compared_without_their_timings(
     drift = by_run["drift"]
     assert (drift.epochs, drift.identical, drift.first_difference, drift.fields) == (
         3, 1, 2, ("val_error",))
-    assert by_run["longer"].same and by_run["longer"].epochs == 2  # the epochs both logged
+    longer = by_run["longer"]  # the epochs both logged
+    assert longer.same and (longer.epochs, longer.lengths) == (2, (2, 3))
     assert notes == [f"lone: under {two_sets[0]} only"]
+
+
+def test_an_empty_log_is_not_identical_and_linked_runs_are_found(
+    two_sets: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, b = two_sets
+    _run(b / "lone", [])  # begun, no epoch logged yet
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "fp32").symlink_to(b / "fp32", target_is_directory=True)
+    (linked / "lone").symlink_to(b / "lone", target_is_directory=True)
+    matches, _ = same_runs(a, linked)
+    assert {m.run: m.same for m in matches} == {"fp32/same": True, "lone": False}
 
 
 def test_a_nested_difference_is_named_by_its_field() -> None:
@@ -76,19 +90,22 @@ def test_the_command_writes_the_table(two_sets: tuple[Path, Path], tmp_path: Pat
     text = capsys.readouterr().out
     assert text == out.read_text()
     assert "2 of 3 runs identical over the epochs both logged" in text
-    assert "| drift | 3 | 1 | 2 | val_error | — |" in text
+    assert "| drift | 3, 3 | 3 | 1 | 2 | val_error | — |" in text
 
 
-@pytest.mark.parametrize("which", ["missing", "no common run"])
+@pytest.mark.parametrize("which", ["missing", "no common run", "corrupt log"])
 def test_bad_input_is_a_one_line_error(two_sets: tuple[Path, Path], tmp_path: Path,
                                        capsys: pytest.CaptureFixture, which: str) -> None:
     a = two_sets[0]
     if which == "missing":
         argv, fragment = [str(a), str(tmp_path / "nope")], "nope"
-    else:
+    elif which == "no common run":
         (tmp_path / "other" / "x").mkdir(parents=True)
         _run(tmp_path / "other" / "x" / "run", [_record(1, 0.5, 1.0)])
         argv, fragment = [str(a), str(tmp_path / "other")], "no run folder is at the same path"
+    else:
+        (two_sets[1] / "drift" / "log.jsonl").write_text("{not json\n")
+        argv, fragment = [str(a), str(two_sets[1])], "log.jsonl"
     with pytest.raises(SystemExit) as stop:
         main(argv)
     assert stop.value.code == 2

@@ -111,3 +111,24 @@ def test_bad_input_is_a_one_line_error(two_sets: tuple[Path, Path], tmp_path: Pa
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) <= 2 and fragment in err[-1]
+
+
+H200 = Path(__file__).parents[2] / "results"
+
+
+@pytest.mark.skipif(not (H200 / "cifar10-paper-h200-run2").is_dir(),
+                    reason="needs the committed results/cifar10-paper-h200-run2 runs")
+def test_the_h200_replicate_tables_are_current(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """results/cifar10-paper-h200-run2/same-runs.md and replicate.md are what their commands
+    (in that folder's README) write from the committed logs."""
+    monkeypatch.chdir(H200.parent)
+    run2 = "results/cifar10-paper-h200-run2"
+    assert main(["results/cifar10-paper-h200", run2, "--out", str(tmp_path / "same.md")]) == 0
+    assert (tmp_path / "same.md").read_text() == (H200.parent / run2 / "same-runs.md").read_text()
+    assert figures_main(["protocol-choice", "--paper", "results/cifar10-paper-h200/fp32",
+                         "--variant", f"second H200 run={run2}/fp32",
+                         "--out", str(tmp_path / "replicate.md")]) == 0
+    assert (tmp_path / "replicate.md").read_text() == (
+        H200.parent / run2 / "replicate.md").read_text()
+    capsys.readouterr()

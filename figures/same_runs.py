@@ -90,7 +90,9 @@ def same_runs(a: Path, b: Path) -> tuple[list[RunMatch], list[str]]:
     notes = [f"{name}: under {side} only" for side, runs, other in ((a, runs_a, runs_b),
                                                                     (b, runs_b, runs_a))
              for name in sorted(runs.keys() - other.keys())]
-    return [compare_logs(n, read_log(runs_a[n]), read_log(runs_b[n])) for n in both], notes
+    shown = {".": f"{a.name} against {b.name}"}  # A and B are run folders themselves
+    return [compare_logs(shown.get(n, n), read_log(runs_a[n]), read_log(runs_b[n]))
+            for n in both], notes
 
 
 def markdown(matches: Sequence[RunMatch], notes: Sequence[str]) -> str:

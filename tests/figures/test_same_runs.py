@@ -64,6 +64,8 @@ def test_an_empty_log_is_not_identical_and_linked_runs_are_found(
     (linked / "lone").symlink_to(b / "lone", target_is_directory=True)
     matches, _ = same_runs(a, linked)
     assert {m.run: m.same for m in matches} == {"fp32/same": True, "lone": False}
+    (one,), _ = same_runs(a / "drift", b / "drift")  # two run folders themselves
+    assert one.run == "drift against drift" and one.first_difference == 2
 
 
 def test_a_nested_difference_is_named_by_its_field() -> None:

@@ -168,9 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a new run in --out with the settings of the run in RUN (its config.json: "
         "network, rule, seeds, data, precision; only "
         f"{', '.join('--' + k.replace('_', '-') for k in RESUME_MAY_CHANGE)} may change; not a "
-        "run trained --from another): on a CPU at the same number of torch threads "
-        "(OMP_NUM_THREADS) it repeats RUN number for number (compare them with python -m "
-        "figures same-runs)",
+        "run trained --from another): on the machine that trained RUN, at the same number of "
+        "torch threads (OMP_NUM_THREADS), it repeats RUN number for number (compare them with "
+        "python -m figures same-runs)",
     )
     p.add_argument(
         "--arch",

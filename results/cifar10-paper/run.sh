@@ -51,8 +51,9 @@
 #  9. simpnet URFB and FRFB, with BP and BP-H in the simultaneous order, to 200 epochs.
 #  10. untied simpnet BP-H and FRFB of step 4 again, each with deepnets.train --same-as its
 #     committed run (one thread, as the suite's --jobs 2 trained it), into $RERUN: Figure 8's
-#     homogeneity, which those runs' logs predate. python -m figures same-runs $RUNS $RERUN
-#     checks that they repeat the first runs number for number.
+#     homogeneity, which those runs' logs predate. They were trained on an earlier machine,
+#     and runs repeat bit for bit only on one machine: these are replicates (same settings and
+#     seeds); python -m figures same-runs $RUNS $RERUN shows how close.
 set -eu
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."

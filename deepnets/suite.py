@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "pass (the author's code of the paper's era in effect; docs/results.md)")
     p.add_argument("--bias", action="store_true",
                    help="give every weight layer a bias (default: none, as eq. (1))")
+    p.add_argument("--no-sigma-prime-down", dest="sigma_prime_down", action="store_false",
+                   help="hidden layers send the error down as R g, without their sigma' (the "
+                   "author's code after April 2019); default: R delta, delta = sigma' g (eq. (2))")
     p.add_argument("--untied-init", choices=UNTIED_INITS, default="replicated",
                    help="how untied layers start: replicated, one conv filter bank at every "
                    "location (the author's code; default); independent, drawn separately at "
@@ -300,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                  args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
                  args.quiet, args.split_seed, args.probe_size, args.cuda_graph,
                  args.update_order, args.bias, args.untied_init,
+                 sigma_prime_down=args.sigma_prime_down,
                  optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                  lr_steps=tuple(args.lr_steps), lr_gamma=args.lr_gamma,
                  precision=args.precision)

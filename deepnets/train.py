@@ -10,7 +10,8 @@ The defaults are the paper's protocol: the sequential update order of Remark 1
 start as the author's code starts them: the conv filter bank a tied network of the same seed
 draws, repeated at every location (``--untied-init independent``: each location drawn
 separately). A run folder written before these defaults resumes with the settings it was trained
-with.
+with. ``--no-sigma-prime-down`` sends the error down as the author's code after April 2019 does,
+R g instead of eq. (2)'s R (sigma' g) (``docs/results.md``).
 
 Figure 9's deepnet_s protocol ("train tied, freeze the first layer, retrain the rest untied
 from scratch", Section 4.1) is two runs::

@@ -145,8 +145,8 @@ class Run:
 
     def choices(self) -> str:
         """``sequential order, no biases`` (the paper's protocol) or what the run did instead,
-        and for an untied run how its untied layers started (``replicated`` or
-        ``independent``); a config written before these keys existed had the simultaneous
+        for an untied run how its untied layers started (``replicated`` or ``independent``),
+        and whether the error went down without sigma' (``--no-sigma-prime-down``); a config written before these keys existed had the simultaneous
         order and biases, and untied layers drawn apart at every location."""
         cfg = self.config
         order = str(cfg.get("update_order") or "simultaneous")
@@ -156,6 +156,8 @@ class Run:
         text = f"{order} order, {'biases' if bias else 'no biases'}"
         if self.untied:  # before config schema 4: every location drawn apart
             text += f", {cfg.get('untied_init') or 'independent'} untied start"
+        if cfg.get("sigma_prime_down") is False:
+            text += ", error sent down without sigma'"
         return text
 
     @property

@@ -65,6 +65,7 @@ class Settings:
     update_order: str = "sequential"  # Remark 1 (the paper's protocol)
     bias: bool = False               # eq. (1) has none
     untied_init: str = "replicated"  # the author's code: one conv filter bank at every location
+    sigma_prime_down: bool = True    # eq. (2); False: the author's code after April 2019
     # deepnets.training.optim: a torch optimizer and step schedule (the defaults: the paper's plain
     # SGD)
     optimizer: str = "sgd"
@@ -101,7 +102,8 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         from_run=str(out / spec.from_run) if spec.from_run else None,
         probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph, precision=s.precision,
         bias=s.bias and spec.arch not in MODELS,  # a named model (deepnets.rulebench's
-        # resnet-mini) keeps its own biases
+        # resnet-mini) keeps its own biases, and its activations' derivatives
+        sigma_prime_down=s.sigma_prime_down or spec.arch in MODELS,
         **s.optimizer_fields(),  # update_order too
         **{k: protocol.rule_params.get(k) for k in OWN_FLAG_PARAMS},  # urfb's --epsilon
         rule_params={k: v for k, v in protocol.rule_params.items() if k not in OWN_FLAG_PARAMS},
@@ -135,7 +137,9 @@ def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
                 if {"update_order", "bias"} & set(differ) else
                 " (an untied run made before untied layers started replicated: pass "
                 "--untied-init independent to continue it)"
-                if "untied_init" in differ else "")
+                if "untied_init" in differ else
+                " (pass --no-sigma-prime-down as its run did, or leave it out)"
+                if "sigma_prime_down" in differ else "")
         raise SuiteError(f"{folder} holds another run: {got}{hint}; use another --out or "
                          "remove it")
     done = len(read_log(folder))

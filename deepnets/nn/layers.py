@@ -119,6 +119,10 @@ class LayerOptions:
     for the linear output layer. ``symmetric_init``: R(0) = W(0)^t (and R's mask = W's).
     ``bias``: the layer has a bias b (initialised at 0, learnt like W with a constant input 1);
     eq. (1) has none, and :class:`deepnets.nn.network.FeedbackNet` builds none by default.
+    ``sigma_prime_down``: a saturating layer sends the error down as R delta with
+    delta = sigma'(h) (.) g (eq. (2); default); False: as R g, without its sigma' (the author's
+    code after April 2019, ``docs/results.md``). Its own update keeps delta x^t either way, and
+    the exact route (the alignment probe's back-propagation) keeps sigma'.
     """
 
     rule: Rule = field(default_factory=lambda: make_rule("urfb"))
@@ -126,12 +130,17 @@ class LayerOptions:
     sat_scale: float | None = 0.5
     symmetric_init: bool = False
     bias: bool = True
+    sigma_prime_down: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.connectivity <= 1.0:
             raise ValueError(f"connectivity must be in (0, 1], got {self.connectivity}")
         if self.sat_scale is not None and not self.sat_scale > 0:
             raise ValueError(f"sat_scale must be positive, got {self.sat_scale}")
+        if not self.sigma_prime_down and self.rule.direct:
+            raise ValueError(f"sigma_prime_down=False changes the error a layer sends down; "
+                             f"method {self.rule.method!r} sends its output error to each layer "
+                             "directly")
         if self.symmetric_init and not self.rule.symmetric_init_applies:
             raise ValueError(f"symmetric_init does not apply to method {self.rule.method!r} "
                              "(its feedback is not a free matrix)")
@@ -183,8 +192,9 @@ class FeedbackFunction(torch.autograd.Function):
     Forward:  h = W x + b,  x_out = sigma(h) = clip(s h, -1, 1) (Remark 2; none at the output).
     Backward: delta = sigma'(h) * g with sigma'(h) = s 1[|s h| < 1]; the weight gradient is the
     Hebbian product delta x^T (eq. 2's first line) and the error sent to the layer below is
-    R delta (eq. 2 with R in place of W^t). For conv layers both come from one fused
-    ``aten.convolution_backward`` call.
+    R delta (eq. 2 with R in place of W^t), or R g where the layer's options say
+    ``sigma_prime_down=False`` (:class:`LayerOptions`). For conv layers both come from one fused
+    ``aten.convolution_backward`` call (two calls without sigma' down).
     """
 
     @staticmethod
@@ -223,39 +233,53 @@ class FeedbackFunction(torch.autograd.Function):
             delta = saturation_backward(grad_out, out[0], layer.sat_scale)
         else:  # delta / s: s goes into the gradients and the weights delta goes through
             delta = torch.ops.aten.hardtanh_backward(grad_out, out[0], -1.0, 1.0)
-        return (*FeedbackFunction.send(ctx, layer, x, delta, scale), None, None, None)
+        down = None if layer.options.sigma_prime_down else grad_out
+        return (*FeedbackFunction.send(ctx, layer, x, delta, scale, down), None, None, None)
 
     @staticmethod
-    def send(ctx: Any, layer: FeedbackLayer, x: Tensor, delta: Tensor, scale: float = 1.0
-             ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    def send(ctx: Any, layer: FeedbackLayer, x: Tensor, delta: Tensor, scale: float = 1.0,
+             down: Tensor | None = None) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         """(error for the layer below, grad W, grad b) from the layer's delta: through R (or
         W^t on the exact route), with the update order bound at the forward pass (both paths:
         the gradients come from :meth:`FeedbackLayer.gradients`).
 
         ``scale``: ``delta`` is the layer's delta divided by ``scale``, a power of two that
         multiplies the gradients and the weights the error goes through instead (the same
-        numbers, without a pass over a conv layer's delta)."""
+        numbers, without a pass over a conv layer's delta).
+        ``down``: the error to send down through R instead of delta (the error g that reached
+        the layer, for ``sigma_prime_down=False``: :class:`LayerOptions`); not on the exact
+        route, which is back-propagation."""
         need_in, need_w, need_b = ctx.needs_input_grad[:3]
         lr = ctx.sequential_lr
         exact = ctx.route is not None and ctx.route.exact
+        if exact:
+            down = None
 
-        def grads(i: bool, w: bool, b: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        def grads(signal: Tensor, signal_scale: float, i: bool, w: bool, b: bool
+                  ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
             through = layer.weight if exact else None  # W^t for exact BP (alignment probe)
-            if scale != 1.0 and i:
-                through = (layer.feedback_as_weight() if through is None else through) * scale
-            gi, gw, gb = layer.gradients(x, delta, i, w, b, through=through)
-            if scale != 1.0:
-                gw = None if gw is None else gw.mul_(scale)
-                gb = None if gb is None else gb.mul_(scale)
+            if signal_scale != 1.0 and i:
+                through = (layer.feedback_as_weight() if through is None
+                           else through) * signal_scale
+            gi, gw, gb = layer.gradients(x, signal, i, w, b, through=through)
+            if signal_scale != 1.0:
+                gw = None if gw is None else gw.mul_(signal_scale)
+                gb = None if gb is None else gb.mul_(signal_scale)
             return _master_grads(layer, gi, gw, gb)
 
-        if exact or lr is None:  # simultaneous: one (fused) call; the caller steps the layer
-            return grads(need_in, need_w, need_b)
+        if down is None and (exact or lr is None):
+            # simultaneous: one (fused) call; the caller steps the layer
+            return grads(delta, scale, need_in, need_w, need_b)
+        gw = gb = None
         if need_w or need_b:  # sequential (Remark 1): the layer's step first ...
-            _, gw, gb = grads(False, need_w, need_b)
-            layer.step(gw, gb, lr)
+            _, gw, gb = grads(delta, scale, False, need_w, need_b)
+            if lr is not None:
+                layer.step(gw, gb, lr)
+                gw = gb = None
         # ... then send the feedback down through the updated R.
-        return (grads(True, False, False)[0] if need_in else None), None, None
+        sent = delta if down is None else down
+        gi = grads(sent, scale if down is None else 1.0, True, False, False)[0] if need_in else None
+        return gi, gw, gb
 
 
 class PooledFeedbackFunction(torch.autograd.Function):
@@ -312,7 +336,7 @@ class ReferenceFunction(torch.autograd.Function):
 
     Forward:  h = W x + b (eq. (1)), x_out = sigma(h) (Remark 2; none at the output layer).
     Backward: delta = sigma'(h) (.) g (eq. (2), (3)); the gradients and the error sent down
-    (R delta, or W^t delta on the exact route) go through :meth:`FeedbackFunction.send`, which
+    (R delta, or W^t delta on the exact route; R g without sigma' down) go through :meth:`FeedbackFunction.send`, which
     applies the update order (Remark 1) as on the fast path; direct feedback (dfa) through
     :meth:`FeedbackLayer.direct_backward`. Computes in the input's dtype (bf16 compute keeps
     float32 masters), like the fast path.
@@ -340,7 +364,8 @@ class ReferenceFunction(torch.autograd.Function):
                                           ctx.sequential_lr)
             return (*grads, None, None)
         delta = grad_out if s is None else reference.saturation_delta(grad_out, h, s)
-        return (*FeedbackFunction.send(ctx, layer, x, delta), None, None)
+        down = None if s is None or layer.options.sigma_prime_down else grad_out
+        return (*FeedbackFunction.send(ctx, layer, x, delta, down=down), None, None)
 
 
 def _in_compute_dtype(x: Tensor, weight: Tensor, bias: Tensor | None
@@ -582,11 +607,12 @@ class FeedbackLayer(nn.Module):
         if policy.reference:
             out = ReferenceFunction.apply(x, self.weight, self.bias, self, self.sequential_lr)
             return out if pool is None else pool(out)
-        if pool is not None:
+        if pool is not None and self.options.sigma_prime_down:
             return PooledFeedbackFunction.apply(x, self.weight, self.bias, self,
                                                 self.sequential_lr, pool, policy)
-        return FeedbackFunction.apply(x, self.weight, self.bias, self, self.sequential_lr,
-                                      policy)
+        # without sigma' down the pool's own backward routes g (the fused one routes delta)
+        out = FeedbackFunction.apply(x, self.weight, self.bias, self, self.sequential_lr, policy)
+        return out if pool is None else pool(out)
 
     # --- learning ------------------------------------------------------------------------
     @property

@@ -91,6 +91,9 @@ class FeedbackNet(nn.Module):
         frozen: indices into ``weight_layers`` whose W and R are not updated (Fig. 9 protocol).
         bias: give every weight layer a bias b (default: none, as eq. (1)); W, R and the masks
             are drawn the same either way.
+        sigma_prime_down: hidden layers send the error down as R delta, delta = sigma'(h) (.) g
+            (eq. (2); default), or, False, as R g without their sigma' (the author's code after
+            April 2019: :class:`deepnets.nn.layers.LayerOptions`); not for dfa.
         fast: the fast path (default; :mod:`deepnets.nn.policy` chooses its tricks per device and
             dtype) or, False, the reference path (:mod:`deepnets.nn.reference`: the equations in
             plain torch; the same numbers to float rounding, slower). Not part of ``config``.
@@ -119,6 +122,7 @@ class FeedbackNet(nn.Module):
         seed: int = 0,
         frozen: Collection[int] = (),
         bias: bool = False,
+        sigma_prime_down: bool = True,
         feedback_init: FeedbackInit | None = None,
         fast: bool = True,
         **rule_params: float,
@@ -133,9 +137,14 @@ class FeedbackNet(nn.Module):
             raise ValueError(f"FeedbackNet: untied_init must be one of {', '.join(UNTIED_INITS)}, "
                              f"got {untied_init!r:.60}")
         check_flag("FeedbackNet", "bias", bias)
+        check_flag("FeedbackNet", "sigma_prime_down", sigma_prime_down)
         rule = FeedbackRule.make(method, epsilon, **rule_params)
-        options = LayerOptions(rule, float(connectivity), float(sat_scale), bool(symmetric_init),
-                               bias=bool(bias))
+        try:
+            options = LayerOptions(rule, float(connectivity), float(sat_scale),
+                                   bool(symmetric_init), bias=bias,
+                                   sigma_prime_down=sigma_prime_down)
+        except ValueError as exc:
+            raise ValueError(f"FeedbackNet: {exc}") from None
         check_applies(feedback_init, options, "FeedbackNet")
         specs = parse_arch(arch)
         n_weight = sum(s.kind in WEIGHT_KINDS for s in specs)
@@ -168,6 +177,9 @@ class FeedbackNet(nn.Module):
             "seed": seed,
             "frozen": sorted(set(frozen)),
             "bias": bool(bias),
+            # stored only when off, so that the config of a run made before the option is
+            # written unchanged when it resumes
+            **({} if sigma_prime_down else {"sigma_prime_down": False}),
             **rule.params,
         }
         gen = torch.Generator().manual_seed(seed)

@@ -122,6 +122,10 @@ class TrainConfig:
     ``replicated`` (the author's code: one conv filter bank at every location) or
     ``independent``; a ``config.json`` of schema 1-3 with untied layers drew them independently
     and keeps doing so.
+    ``sigma_prime_down``: hidden layers send the error down as R delta (eq. (2); default) or,
+    False, as R g without their sigma' (the author's code after April 2019:
+    :class:`deepnets.nn.layers.LayerOptions`); architecture strings only, not dfa. Left out of
+    ``config.json`` when True (its absence means True, as for runs made before it).
     ``optimizer``, ``momentum``, ``weight_decay``, ``lr_steps``, ``lr_gamma``: a torch optimizer
     and step schedule (:mod:`deepnets.training.optim`); the defaults are the paper's plain SGD.
     """
@@ -137,6 +141,7 @@ class TrainConfig:
     connectivity: float = 1.0
     update_order: str = "sequential"
     bias: bool = False
+    sigma_prime_down: bool = True
     sat_scale: float = 0.5
     symmetric_init: bool = False
     lr: float = 0.1
@@ -241,6 +246,13 @@ class TrainConfig:
         if self.bias and self.arch in MODELS:
             raise ConfigError(f"--bias: --arch {self.arch} is a converted model; it keeps its own "
                               "biases (deepnets.convert)")
+        if not self.sigma_prime_down and self.arch in MODELS:
+            raise ConfigError(f"--no-sigma-prime-down: --arch {self.arch} is a converted model, "
+                              "whose activations apply their own derivative (deepnets.convert)")
+        rule = RULES.get(self.method)
+        if not self.sigma_prime_down and rule is not None and rule.error_path == "direct":
+            raise ConfigError(f"--no-sigma-prime-down: --method {self.method} sends the output "
+                              "error to each layer directly; no error goes down")
         self._check_optimizer()
         if self.copy is not None and self.from_run is None:
             raise ConfigError("--copy needs --from RUN_DIR")
@@ -330,11 +342,14 @@ class TrainConfig:
     # ------------------------------------------------------------------ (de)serialisation
     def to_json_dict(self) -> dict[str, Any]:
         """The config as ``config.json`` stores it (tuples as lists, a schema version).
-        ``eval_precision`` fp32 is left out: its absence means fp32 (:func:`_upgrade`), so that
-        code from before the key still reads and resumes such a run."""
+        ``eval_precision`` fp32 and ``sigma_prime_down`` True are left out: their absence means
+        those values (:func:`_upgrade`, the field's default), so that code from before the keys
+        still reads and resumes such a run."""
         out = asdict(self)
         if out["eval_precision"] == "fp32":
             del out["eval_precision"]
+        if out["sigma_prime_down"]:
+            del out["sigma_prime_down"]
         for name in ("untied", "frozen", "copy"):
             if out[name] is not None:
                 out[name] = list(out[name])
@@ -399,7 +414,8 @@ class TrainConfig:
         if not _has_untied(stored):
             skip.add("untied_init")
         kept = {k: v for k, v in stored.items() if k not in skip}
-        return {**kept, "eval_precision": self.eval_precision}
+        return {**kept, "eval_precision": self.eval_precision,
+                "sigma_prime_down": self.sigma_prime_down}
 
 
 #: A command-line flag in a message.

@@ -226,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         "author's code); a named model (--arch resnet-mini) keeps its own biases",
     )
     p.add_argument(
+        "--no-sigma-prime-down", dest="sigma_prime_down", action="store_false",
+        help="hidden layers send the error down as R g, without their sigma' (the author's code "
+        "after April 2019; docs/results.md); default: R delta with delta = sigma'(h) g, eq. (2); "
+        "architecture strings only, not dfa",
+    )
+    p.add_argument(
         "--untied-init",
         choices=UNTIED_INITS,
         help="how untied layers start: replicated, one conv filter bank at every location (the "

@@ -174,7 +174,8 @@ def build_network(cfg: TrainConfig, in_shape: tuple[int, ...], n_classes: int) -
     """A fresh network from the config, with ``frozen`` applied (``from_run`` not yet): a
     :class:`FeedbackNet`, or for a named model a :class:`deepnets.nn.models.ConvertedNet`."""
     # a named model keeps its own biases and has no untied layers
-    own_biases = {} if cfg.arch in MODELS else {"bias": cfg.bias, "untied_init": cfg.untied_init}
+    own_biases = {} if cfg.arch in MODELS else {"bias": cfg.bias, "untied_init": cfg.untied_init,
+                                                "sigma_prime_down": cfg.sigma_prime_down}
     try:
         net = build_net(
             cfg.arch, in_shape=in_shape, n_classes=n_classes, method=cfg.method,

@@ -54,6 +54,10 @@
 #     homogeneity, which those runs' logs predate. They were trained on an earlier machine,
 #     and runs repeat bit for bit only on one machine: these are replicates (same settings and
 #     seeds); python -m figures same-runs $RUNS $RERUN shows how close.
+#  11. deepernet URFB and FRFB in the paper's order, with the error sent down as the author's
+#     code after April 2019 sends it: R g, without the layer's sigma' (--no-sigma-prime-down),
+#     50 epochs, in results/protocol-choice/no-sigma-prime-down/: does step 5's saturation of
+#     URFB's full layer come from eq. (2)'s sigma', which the author's code leaves out?
 set -eu
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."
@@ -170,8 +174,12 @@ done | xargs -n 1 -P 2 sh "$SELF" rerun || {
   echo "results/cifar10-paper/run.sh: a rerun of step 10 failed (see above)" >&2
   failed=1
 }
+STAGE=10
+staged results/protocol-choice/no-sigma-prime-down 50 7 --protocols urfb frfb \
+  --no-sigma-prime-down
 if [ "$failed" -ne 0 ]; then
   echo "issue 20's CPU queue: some steps failed (see above); every other run is at its budget" >&2
   exit 1
 fi
-echo "issue 20's CPU queue: every run at its budget in $RUNS, $SIM and $RERUN"
+echo "issue 20's CPU queue: every run at its budget in $RUNS, $SIM, $RERUN and" \
+  "results/protocol-choice/"

@@ -437,3 +437,16 @@ def test_all_with_figure_numbers_says_what_all_means(capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "python -m deepnets.suite: error: argument FIGURE: 'all' already means every figure "
         "[4, 5, 6, 7, 8, 9, 10, 11]; give 'all' alone or figure numbers")
+
+
+def test_the_suite_keeps_a_folder_to_its_setting(tmp_path: Path) -> None:
+    """A folder of runs made with ``--no-sigma-prime-down`` goes on only with it."""
+    spec = suite_grid.grid(10, 3, 1)[0].with_seed(0)
+    folder = tmp_path / spec.name
+    folder.mkdir()
+    made = runs.train_config(spec, tmp_path, settings(sigma_prime_down=False))
+    assert made.sigma_prime_down is False
+    (folder / "config.json").write_text(json.dumps(made.to_json_dict()))
+    assert runs.run_state(spec, tmp_path, settings(sigma_prime_down=False)) == ("resume", 0)
+    with pytest.raises(suite_grid.SuiteError, match="pass --no-sigma-prime-down as its run did"):
+        runs.run_state(spec, tmp_path, settings())

@@ -777,3 +777,22 @@ def test_circuit_output_feedback_trains_like_the_closed_form(
     assert a is not None and b is not None
     for key in a["net"]:
         torch.testing.assert_close(a["net"][key], b["net"][key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_a_run_without_sigma_prime_down_resumes_exactly_with_it(cifar: Path,
+                                                                tmp_path: Path) -> None:
+    """``--no-sigma-prime-down`` is the run's own setting: stored in config.json and in the
+    network's description, kept by --resume (bit-identical to an uninterrupted run), and a
+    different training from the default's."""
+    flag = "--no-sigma-prime-down"
+    whole, cut, default = tmp_path / "whole", tmp_path / "cut", tmp_path / "default"
+    assert train_mod.main(args(cifar, whole, flag, epochs=2, arch=TWO_CONV)) == 0
+    assert train_mod.main(args(cifar, cut, flag, epochs=1, arch=TWO_CONV)) == 0
+    assert train_mod.main(args(cifar, cut, "--resume", epochs=2, arch=TWO_CONV)) == 0
+    assert_same_state(whole, cut)
+    config = json.loads((cut / "config.json").read_text())
+    assert config["sigma_prime_down"] is False and config["net"]["sigma_prime_down"] is False
+    assert load_network(cut).config["sigma_prime_down"] is False
+    assert train_mod.main(args(cifar, default, epochs=2, arch=TWO_CONV)) == 0
+    first = load_checkpoint(default)["net"]["layers.0.weight"]
+    assert not torch.equal(first, load_checkpoint(whole)["net"]["layers.0.weight"])

@@ -138,7 +138,9 @@ def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
                 " (an untied run made before untied layers started replicated: pass "
                 "--untied-init independent to continue it)"
                 if "untied_init" in differ else
-                " (pass --no-sigma-prime-down as its run did, or leave it out)"
+                (" (a run made with --no-sigma-prime-down: pass it to continue it)"
+                 if have.get("sigma_prime_down") is False else
+                 " (a run made without --no-sigma-prime-down: leave it out to continue it)")
                 if "sigma_prime_down" in differ else "")
         raise SuiteError(f"{folder} holds another run: {got}{hint}; use another --out or "
                          "remove it")

@@ -28,6 +28,11 @@ Under DFA (:mod:`deepnets.rules`) a layer whose feedback B_l e enters at its own
 no error down: its ``delta_angle`` is ``None`` and its ``update_angle`` measures its B_l e
 against exact BP.
 
+Where the error goes down without sigma' (``sigma_prime_down=False``: a layer sends R g), the
+rule's route sends R g and exact BP's W^t (sigma' g): ``delta_angle`` and ``update_angle``
+include the missing sigma'; ``local_delta_angle`` swaps R for W^t only (both send g), so it
+measures R against W^t alone.
+
 The probe reads, never writes: weights, buffers (BatchNorm statistics included) and the RNG
 states (CPU and CUDA) are as before it ran.
 """
@@ -184,12 +189,17 @@ def alignment(
 
 @contextmanager
 def _deltas_of(layer: FeedbackLayer, into: list[Tensor]):
-    """Record the deltas (after sigma') that ``layer``'s backward passes compute."""
+    """Record the deltas (after sigma') that ``layer``'s backward passes compute. A layer that
+    sends R g down (``sigma_prime_down=False``) computes its gradients from delta and the error
+    sent down from g in two calls: only the first (weight or bias gradients asked) is delta."""
     own = layer.linear_grads
+    both = not layer.sends_error_without_sigma_prime
 
-    def recording(x: Tensor, delta: Tensor, *args: Any, **kwargs: Any) -> Any:
-        into.append(delta.detach().clone())
-        return own(x, delta, *args, **kwargs)
+    def recording(x: Tensor, delta: Tensor, need_in: bool, need_w: bool, need_b: bool,
+                  *args: Any, **kwargs: Any) -> Any:
+        if both or need_w or need_b:
+            into.append(delta.detach().clone())
+        return own(x, delta, need_in, need_w, need_b, *args, **kwargs)
 
     layer.linear_grads = recording  # type: ignore[method-assign]
     try:
@@ -211,7 +221,9 @@ def _local_angles(loss: Tensor, layers: list[FeedbackLayer], outputs: list[Tenso
     reach: dict[int, Tensor] = {}
     for k in range(1, len(layers)):
         below = k - 1
-        r = (targets[below] if targets[below].requires_grad and sends[below]
+        # the weight's gradient where the layer below sends R g: that call computes its delta
+        by_weight = learns[below] and layers[below].sends_error_without_sigma_prime
+        r = (targets[below] if targets[below].requires_grad and sends[below] and not by_weight
              else layers[below].weight if learns[below] else None)
         if sends[k] and r is not None and outputs[k].requires_grad:
             reach[k] = r

@@ -120,9 +120,11 @@ class LayerOptions:
     ``bias``: the layer has a bias b (initialised at 0, learnt like W with a constant input 1);
     eq. (1) has none, and :class:`deepnets.nn.network.FeedbackNet` builds none by default.
     ``sigma_prime_down``: a saturating layer sends the error down as R delta with
-    delta = sigma'(h) (.) g (eq. (2); default); False: as R g, without its sigma' (the author's
-    code after April 2019, ``docs/results.md``). Its own update keeps delta x^t either way, and
-    the exact route (the alignment probe's back-propagation) keeps sigma'.
+    delta = sigma'(h) (.) g (eq. (2); default); False: a dense or conv layer sends R g, without
+    its sigma' (the slope s included), as the author's code after April 2019 does
+    (``docs/results.md``); untied layers keep R delta, as the author's do. A layer's own update
+    keeps delta x^t either way, and the exact route (the alignment probe's back-propagation)
+    keeps sigma'.
     """
 
     rule: Rule = field(default_factory=lambda: make_rule("urfb"))
@@ -233,7 +235,7 @@ class FeedbackFunction(torch.autograd.Function):
             delta = saturation_backward(grad_out, out[0], layer.sat_scale)
         else:  # delta / s: s goes into the gradients and the weights delta goes through
             delta = torch.ops.aten.hardtanh_backward(grad_out, out[0], -1.0, 1.0)
-        down = None if layer.options.sigma_prime_down else grad_out
+        down = grad_out if layer.sends_error_without_sigma_prime else None
         return (*FeedbackFunction.send(ctx, layer, x, delta, scale, down), None, None, None)
 
     @staticmethod
@@ -364,7 +366,7 @@ class ReferenceFunction(torch.autograd.Function):
                                           ctx.sequential_lr)
             return (*grads, None, None)
         delta = grad_out if s is None else reference.saturation_delta(grad_out, h, s)
-        down = None if s is None or layer.options.sigma_prime_down else grad_out
+        down = grad_out if layer.sends_error_without_sigma_prime else None
         return (*FeedbackFunction.send(ctx, layer, x, delta, down=down), None, None)
 
 
@@ -429,6 +431,9 @@ class FeedbackLayer(nn.Module):
     fold_scale: bool = False
     #: the fast path (False: the reference path, :mod:`deepnets.nn.reference`; :func:`set_fast`)
     fast: bool = True
+    #: sends R delta down even with ``sigma_prime_down=False`` (untied layers, as the author's
+    #: sparse layers: ``grad_sparse_fully_connected`` applies sigma' first)
+    sigma_prime_always_down: bool = False
 
     def __init__(
         self,
@@ -599,18 +604,26 @@ class FeedbackLayer(nn.Module):
         """The feedback rule's name (a key of :data:`deepnets.rules.RULES`)."""
         return self.rule.method
 
+    @property
+    def sends_error_without_sigma_prime(self) -> bool:
+        """Whether the layer sends R g down instead of R delta (:class:`LayerOptions`'
+        ``sigma_prime_down``)."""
+        return (self.sat_scale is not None and not self.options.sigma_prime_down
+                and not self.sigma_prime_always_down)
+
     def forward(self, x: Tensor, pool: ZeroPadMaxPool2d | None = None) -> Tensor:
         """sigma(W x + b); with ``pool`` (a spatial layer), that pool of it, on the fast path
         computed in one (:class:`PooledFeedbackFunction`, used by
-        :class:`deepnets.nn.network.FeedbackNet`)."""
+        :class:`deepnets.nn.network.FeedbackNet`) unless the pool routes the error to all
+        tied maxima or the layer sends R g down (``sigma_prime_down=False``)."""
         policy = policy_for(x, self.fast)
         if policy.reference:
             out = ReferenceFunction.apply(x, self.weight, self.bias, self, self.sequential_lr)
             return out if pool is None else pool(out)
-        if pool is not None and self.options.sigma_prime_down:
+        if pool is not None and not (pool.all_ties or self.sends_error_without_sigma_prime):
             return PooledFeedbackFunction.apply(x, self.weight, self.bias, self,
                                                 self.sequential_lr, pool, policy)
-        # without sigma' down the pool's own backward routes g (the fused one routes delta)
+        # the pool's own backward routes g (the fused one routes delta)
         out = FeedbackFunction.apply(x, self.weight, self.bias, self, self.sequential_lr, policy)
         return out if pool is None else pool(out)
 
@@ -895,6 +908,8 @@ class FeedbackUntied2d(FeedbackLayer):
     start).
     """
 
+    sigma_prime_always_down = True  # the author's sparse layers apply sigma' before sending
+
     def __init__(
         self,
         in_shape: tuple[int, int, int],
@@ -1040,14 +1055,18 @@ class FeedbackUntied2d(FeedbackLayer):
 
 class ZeroPadMaxPool2d(nn.Module):
     """ "Maxpool K" (Section 4): the max over the KxK window centred at every ``stride``-th pixel,
-    padding with zeros (not -inf); output side ceil(n / stride) ("Maxpool 3": 32x32 -> 16x16)."""
+    padding with zeros (not -inf); output side ceil(n / stride) ("Maxpool 3": 32x32 -> 16x16).
+    Its gradient goes to each window's maximum, or with ``all_ties`` to every entry equal to it
+    (:func:`deepnets.nn.reference.zero_pad_max_pool_all_ties`, on both paths; the author's
+    pools, which :class:`deepnets.nn.network.FeedbackNet` builds with ``sigma_prime_down=False``).
+    """
 
     #: the fast path (False: :func:`deepnets.nn.reference.zero_pad_max_pool`; :func:`set_fast`)
     fast: bool = True
 
-    def __init__(self, kernel_size: int, stride: int) -> None:
+    def __init__(self, kernel_size: int, stride: int, all_ties: bool = False) -> None:
         super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride
+        self.kernel_size, self.stride, self.all_ties = kernel_size, stride, all_ties
 
     def output_side(self, n: int) -> int:
         return -(-n // self.stride)
@@ -1058,6 +1077,8 @@ class ZeroPadMaxPool2d(nn.Module):
         return before, after
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.all_ties:
+            return reference.zero_pad_max_pool_all_ties(x, self.kernel_size, self.stride)
         policy = policy_for(x, self.fast)
         if policy.reference:
             return reference.zero_pad_max_pool(x, self.kernel_size, self.stride)
@@ -1065,7 +1086,8 @@ class ZeroPadMaxPool2d(nn.Module):
                                      policy.implicit_pool_padding)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+        ties = ", all_ties=True" if self.all_ties else ""
+        return f"kernel_size={self.kernel_size}, stride={self.stride}{ties}"
 
 
 class _ZeroPadMaxPool(torch.autograd.Function):

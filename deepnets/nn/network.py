@@ -41,7 +41,7 @@ def _pools_in_one(layer: nn.Module, after: nn.Module | None, fuse_pool: bool) ->
     """Whether a spatial layer and the max pool after it run as one function (the same values,
     less work: :class:`deepnets.nn.layers.PooledFeedbackFunction`): where the policy fuses them
     (``fuse_pool``: the fast path), and not for dfa, whose error enters at the layer's own
-    output."""
+    output (the layer itself declines where its error goes down without sigma')."""
     return (fuse_pool and isinstance(after, ZeroPadMaxPool2d)
             and isinstance(layer, (FeedbackConv2d, FeedbackUntied2d))
             and layer.sat_scale is not None and not layer.rule.direct)
@@ -68,7 +68,8 @@ class FeedbackNet(nn.Module):
     units is zeroed during training (drawn from torch's global generator, on the CPU 32 random
     bits per unit: :class:`deepnets.nn.layers.Dropout`) and the rest are scaled by 1/(1-P), so
     evaluation needs no rescaling. A spatial layer followed by a max pool runs with it as one
-    function (:class:`deepnets.nn.layers.PooledFeedbackFunction`: the same values, less work).
+    function (:class:`deepnets.nn.layers.PooledFeedbackFunction`: the same values, less work),
+    but for ``sigma_prime_down=False`` (:meth:`deepnets.nn.layers.FeedbackLayer.forward`).
 
     Args:
         arch: preset name (simpnet, deepnet, deepernet, deepnet_s) or architecture string.
@@ -92,8 +93,9 @@ class FeedbackNet(nn.Module):
         bias: give every weight layer a bias b (default: none, as eq. (1)); W, R and the masks
             are drawn the same either way.
         sigma_prime_down: hidden layers send the error down as R delta, delta = sigma'(h) (.) g
-            (eq. (2); default), or, False, as R g without their sigma' (the author's code after
-            April 2019: :class:`deepnets.nn.layers.LayerOptions`); not for dfa.
+            (eq. (2); default), or, False, dense and conv layers as R g without their sigma',
+            and max pools pass a window's error to all its tied maxima: the author's code after
+            April 2019 (:class:`deepnets.nn.layers.LayerOptions`); not for dfa.
         fast: the fast path (default; :mod:`deepnets.nn.policy` chooses its tricks per device and
             dtype) or, False, the reference path (:mod:`deepnets.nn.reference`: the equations in
             plain torch; the same numbers to float rounding, slower). Not part of ``config``.
@@ -203,7 +205,7 @@ class FeedbackNet(nn.Module):
                     names.append(f"conv{wi}")
                 shape = (spec.size, *shape[1:])
             elif spec.kind == "maxpool":
-                pool = ZeroPadMaxPool2d(spec.kernel, spec.stride)
+                pool = ZeroPadMaxPool2d(spec.kernel, spec.stride, all_ties=not sigma_prime_down)
                 layers.append(pool)
                 shape = (shape[0], pool.output_side(shape[1]), pool.output_side(shape[2]))
             elif spec.kind == "drop":

@@ -31,6 +31,7 @@ __all__ = [
     "saturation_delta",
     "unsaturated",
     "zero_pad_max_pool",
+    "zero_pad_max_pool_all_ties",
 ]
 
 #: (error sent down R delta, grad W = delta x^t, grad b = sum of delta); None where not asked for
@@ -154,6 +155,26 @@ def zero_pad_max_pool(x: Tensor, kernel_size: int, stride: int) -> Tensor:
         before = (kernel_size - 1) // 2
         pads += [before, max((out - 1) * stride + kernel_size - n - before, 0)]
     return F.max_pool2d(F.pad(x, pads), kernel_size, stride)
+
+
+def zero_pad_max_pool_all_ties(x: Tensor, kernel_size: int, stride: int) -> Tensor:
+    """:func:`zero_pad_max_pool`'s values, with the gradient of each window going to every
+    entry equal to the window's maximum (the author's ``grad_pool``, for the error that
+    ``sigma_prime_down=False`` sends down: there saturated entries, tied at +-1, pass it)."""
+    pads = []
+    for n in (x.shape[-1], x.shape[-2]):  # as zero_pad_max_pool
+        out = -(-n // stride)
+        before = (kernel_size - 1) // 2
+        pads += [before, max((out - 1) * stride + kernel_size - n - before, 0)]
+    padded = F.pad(x, pads)
+    n, c, height, width = padded.shape
+    patches = F.unfold(padded, kernel_size, stride=stride).view(n, c, kernel_size**2, -1)
+    peak = patches.detach().amax(2, keepdim=True)
+    ties = (patches.detach() == peak).to(patches.dtype)
+    # the value is the peak; the gradient 1 at every tied entry (fold sums overlapping windows)
+    pooled = peak.squeeze(2) + ((patches - patches.detach()) * ties).sum(2)
+    return pooled.view(n, c, -(-(height - kernel_size + 1) // stride),
+                       -(-(width - kernel_size + 1) // stride))
 
 
 def dropout(x: Tensor, p: float) -> Tensor:

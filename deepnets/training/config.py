@@ -74,8 +74,11 @@ class ConfigError(ValueError):
 
 
 def flag_of(name: str) -> str:
-    """The command-line flag of a config field (``from_run`` is ``--from``)."""
-    return "--from" if name == "from_run" else "--" + name.replace("_", "-")
+    """The command-line flag of a config field (``from_run`` is ``--from``,
+    ``sigma_prime_down`` ``--no-sigma-prime-down``)."""
+    if name in ("from_run", "sigma_prime_down"):
+        return {"from_run": "--from", "sigma_prime_down": "--no-sigma-prime-down"}[name]
+    return "--" + name.replace("_", "-")
 
 
 def shown(value: Any, limit: int = SHOWN_MAX) -> str:

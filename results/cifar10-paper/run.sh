@@ -56,8 +56,10 @@
 #     seeds); python -m figures same-runs $RUNS $RERUN shows how close.
 #  11. deepernet URFB and FRFB in the paper's order, with the error sent down as the author's
 #     code after April 2019 sends it: R g, without the layer's sigma' (--no-sigma-prime-down),
-#     50 epochs, in results/protocol-choice/no-sigma-prime-down/: does step 5's saturation of
-#     URFB's full layer come from eq. (2)'s sigma', which the author's code leaves out?
+#     50 epochs, in results/protocol-choice/no-sigma-prime-down/: does the author's code train
+#     deepernet in the paper's order, where ours saturates URFB's full layer (step 5)? Leaving
+#     sigma' out leaves out its slope s = 0.5 too: the lower layers' errors are up to 2 times
+#     larger per layer above (docs/results.md), so this is not sigma's part alone.
 set -eu
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepnets.nn.layers import BackwardRoute, route_backward
+from deepnets.nn import reference
+from deepnets.nn.alignment import alignment
+from deepnets.nn.layers import BackwardRoute, ZeroPadMaxPool2d, route_backward
 from deepnets.nn.losses import make_loss
 from deepnets.nn.network import FeedbackNet
 from deepnets.training.config import ConfigError, TrainConfig
 from deepnets.training.engine import train_step
-from deepnets.training.runconfig import parse_run
+from deepnets.training.runconfig import parse_run, resumed_config
 from figures.runs import Run
 
 DT = torch.float64
@@ -122,7 +124,8 @@ def test_the_exact_route_keeps_sigma_prime() -> None:
             loss = make_loss("hinge", 4)(net(x), y)
         (grad,) = torch.autograd.grad(loss, x)
         grads.append(grad)
-    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+    # the same to rounding (the default fuses each conv with its pool, the option does not)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-15)
 
 
 def test_bad_settings_are_refused() -> None:
@@ -155,3 +158,62 @@ def test_config_json_stores_the_option_only_when_off(tmp_path: Path) -> None:
     (folder / "log.jsonl").write_text("")
     assert Run.read(folder).choices().endswith(", error sent down without sigma'")
 
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_author_s_pool_passes_a_window_s_error_to_every_tied_maximum(fast: bool) -> None:
+    """Without ties it is the usual pool; where a window's maximum is tied (units saturated at
+    +1, say), every tied entry gets the window's error (the author's ``grad_pool``)."""
+    pool = ZeroPadMaxPool2d(3, 2, all_ties=True)
+    pool.fast = fast
+    x = torch.randn(2, 3, 7, 7, dtype=DT)
+    plain = x.clone().requires_grad_()
+    tied = x.clone().requires_grad_()
+    g = torch.randn(2, 3, 4, 4, dtype=DT)
+    reference.zero_pad_max_pool(plain, 3, 2).backward(g)
+    out = pool(tied)
+    out.backward(g)
+    torch.testing.assert_close(out, reference.zero_pad_max_pool(x, 3, 2), rtol=0, atol=0)
+    torch.testing.assert_close(tied.grad, plain.grad, rtol=1e-14, atol=1e-15)  # sums' order
+    one = torch.full((1, 1, 4, 4), -1.0, dtype=DT)
+    one[0, 0, 0, 0] = one[0, 0, 1, 1] = one[0, 0, 3, 3] = 1.0  # a tie in the first window
+    one.requires_grad_()
+    pool(one).backward(torch.arange(1.0, 5.0, dtype=DT).view(1, 1, 2, 2))
+    # the windows cover rows x columns 0-1 x 0-1, 0-1 x 1-3, 1-3 x 0-1, 1-3 x 1-3 (one row and
+    # column of zero padding before): (0, 0) and (1, 1) tie in the first, (1, 1) and (3, 3) in
+    # the last; one maximum per window would give (0, 0) 1, (1, 1) 1 + 2 + 3 (no 4), (3, 3) 0
+    want = torch.zeros(4, 4, dtype=DT)
+    want[0, 0], want[1, 1], want[3, 3] = 1.0, 1.0 + 2.0 + 3.0 + 4.0, 4.0
+    torch.testing.assert_close(one.grad[0, 0], want, rtol=0, atol=0)
+
+
+def test_untied_layers_keep_sigma_prime() -> None:
+    """The author's untied (sparse) layers apply sigma' before sending: an untied layer sends
+    R delta down either way, so a net whose only sending hidden layer is untied trains the same."""
+    arch = "conv 3 3x3; untied 2 3x3; output"
+    for order in ORDERS:
+        a = _trained(arch, order, sigma_prime_down=False).state_dict()
+        b = _trained(arch, order).state_dict()
+        for name, value in b.items():
+            torch.testing.assert_close(a[name], value, rtol=0, atol=0)
+
+
+def test_the_probe_measures_every_layer() -> None:
+    """The alignment probe's local angle exists for every layer with a learning layer below,
+    also where the error goes down without sigma'."""
+    for down in (True, False):
+        net = FeedbackNet(KINDS["conv"], in_shape=SHAPE, n_classes=4, seed=2,
+                          sigma_prime_down=down).to(DT)
+        metrics = alignment(net, *_batch(4), make_loss("hinge", 4))
+        local = [m["local_delta_angle"] for m in metrics.values()]
+        assert local[0] is None and all(v is not None for v in local[1:]), (down, local)
+
+
+def test_resume_names_the_flag(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(TrainConfig(epochs=1, data_dir="d")
+                                                   .to_json_dict()))
+    with pytest.raises(ConfigError, match=r"^--no-sigma-prime-down False differs from the "
+                       r"run's config.json \(True\)"):
+        resumed_config(folder, {"sigma_prime_down": False})

@@ -448,5 +448,5 @@ def test_the_suite_keeps_a_folder_to_its_setting(tmp_path: Path) -> None:
     assert made.sigma_prime_down is False
     (folder / "config.json").write_text(json.dumps(made.to_json_dict()))
     assert runs.run_state(spec, tmp_path, settings(sigma_prime_down=False)) == ("resume", 0)
-    with pytest.raises(suite_grid.SuiteError, match="pass --no-sigma-prime-down as its run did"):
+    with pytest.raises(suite_grid.SuiteError, match="made with --no-sigma-prime-down: pass it"):
         runs.run_state(spec, tmp_path, settings())

@@ -338,10 +338,10 @@ class ReferenceFunction(torch.autograd.Function):
 
     Forward:  h = W x + b (eq. (1)), x_out = sigma(h) (Remark 2; none at the output layer).
     Backward: delta = sigma'(h) (.) g (eq. (2), (3)); the gradients and the error sent down
-    (R delta, or W^t delta on the exact route; R g without sigma' down) go through :meth:`FeedbackFunction.send`, which
-    applies the update order (Remark 1) as on the fast path; direct feedback (dfa) through
-    :meth:`FeedbackLayer.direct_backward`. Computes in the input's dtype (bf16 compute keeps
-    float32 masters), like the fast path.
+    (R delta, or W^t delta on the exact route; R g without sigma' down) go through
+    :meth:`FeedbackFunction.send`, which applies the update order (Remark 1) as on the fast
+    path; direct feedback (dfa) through :meth:`FeedbackLayer.direct_backward`. Computes in the
+    input's dtype (bf16 compute keeps float32 masters), like the fast path.
     """
 
     @staticmethod

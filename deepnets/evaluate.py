@@ -23,6 +23,7 @@ from deepnets.training import checkpoint as ckpt
 from deepnets.training.config import ConfigError
 from deepnets.training.data import KINDS, DataError
 from deepnets.training.rundir import RunError
+from deepnets.training.runconfig import seed_arg
 from deepnets.training.trainer import resolve_device
 from urfb_common import OneLineParser, command_line, path_arg, report_error
 
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)"
     )
     p.add_argument(
+        "--dropout-seed", type=seed_arg, metavar="SEED",
+        help="score with dropout on, as a training step computes, its masks drawn from SEED "
+        "(a diagnostic; default: no dropout, as validation and test are scored)",
+    )
+    p.add_argument(
         "--saturation",
         action="store_true",
         help="also print, per layer, the share of its units that are saturated on the split "
@@ -87,12 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = resolve_device(args.device)
         score = evaluate_run(args.run, args.data, args.data_dir, args.split, device,
-                             args.batch_size, args.force_data, args.which, args.saturation)
+                             args.batch_size, args.force_data, args.which, args.saturation,
+                             args.dropout_seed)
     except (ConfigError, DataError, RunError) as exc:
         report_error("deepnets.evaluate", exc)
         return 2
-    print(f"split {args.split} ({score.n} images), epoch {score.epoch} ({score.which}): "
-          f"loss {score.loss:.4f} error {score.error:.4f}")
+    dropout = "" if args.dropout_seed is None else f", dropout on (seed {args.dropout_seed})"
+    print(f"split {args.split} ({score.n} images), epoch {score.epoch} ({score.which}"
+          f"{dropout}): loss {score.loss:.4f} error {score.error:.4f}")
     if score.saturated is not None:
         print("saturated units (sigma'(h) = 0): "
               + ", ".join(f"{name} {share:.3f}" for name, share in score.saturated.items()))

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from deepnets.nn.losses import make_loss
 from deepnets.nn.saturation import saturated_fractions
 from deepnets.training import checkpoint as ckpt
@@ -90,16 +92,20 @@ def evaluate_run(
     force_data: bool = False,
     which: str = "best",
     saturation: bool = False,
+    dropout_seed: int | None = None,
 ) -> Score:
     """The run's weights (``which``: the validation-chosen epoch's or the last) scored on
     ``split``; the data defaults to the run's own. ``saturation``: also the share of each
-    layer's units that are saturated there (:attr:`Score.saturated`)."""
+    layer's units that are saturated there (:attr:`Score.saturated`). ``dropout_seed``: score
+    with dropout on, as in training, its masks drawn from this seed (a diagnostic: with the
+    saturating units the network without dropout may do worse)."""
     device = resolve_device(device)
     cfg = stored_config(Path(run_dir))
     classes = read_config(run_dir).get("classes")
     data_dir = data_dir or find_data_dir(run_dir, read_config(run_dir))
     ds = load_split(cfg, classes, kind or cfg.data, data_dir, split, force_data)
-    return _score(run_dir, cfg, ds, kind or cfg.data, split, device, batch_size, which, saturation)
+    return _score(run_dir, cfg, ds, kind or cfg.data, split, device, batch_size, which, saturation,
+                  dropout_seed)
 
 
 def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split: str = "test",
@@ -123,7 +129,8 @@ def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split
 
 
 def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split: str,
-           device: str, batch_size: int, which: str, saturation: bool = False) -> Score:
+           device: str, batch_size: int, which: str, saturation: bool = False,
+           dropout_seed: int | None = None) -> Score:
     if len(ds) == 0:
         raise ConfigError(f"--split {split} is empty")
     net = ckpt.load_network(run_dir, map_location=device, which=which)
@@ -144,7 +151,10 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
         )
     loss_fn = make_loss(cfg.loss, n_classes, mu=cfg.mu)
     ds = ds.to(device)
+    if dropout_seed is not None:
+        torch.manual_seed(dropout_seed)  # the dropout layers draw from the global generator
     loss, error = evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size,
-                           precision=cfg.eval_precision)  # as the run's validation was
+                           precision=cfg.eval_precision,  # as the run's validation was
+                           dropout=dropout_seed is not None)
     saturated = saturated_fractions(net, ds.x, batch_size) if saturation else None
     return Score(loss, error, len(ds), which, epoch, val_error, saturated)

@@ -243,9 +243,12 @@ def _check_optimizer(optimizer: Any, layers: list[FeedbackLayer], lr: float,
 @torch.no_grad()
 def evaluate(
     net: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, batch_size: int = 1000,
-    precision: str = "fp32",
+    precision: str = "fp32", dropout: bool = False,
 ) -> tuple[float, float]:
     """(mean loss, error rate) of ``net`` on (x, y), in eval mode (no dropout), without gradients.
+    ``dropout``: the dropout layers drop as in training (one mask per batch, from torch's global
+    generator: seed it first), every other module stays in eval mode (BatchNorm's statistics
+    are not updated): the network a training step computes with, for a diagnostic.
     ``precision="bf16"``: the forward pass computes in bfloat16, as :func:`train_step`'s does,
     and the loss in float32 from its logits; the sums accumulate on the device (float64 loss)
     and are read once. A one-line ValueError for an empty or mismatched batch, labels outside
@@ -253,6 +256,10 @@ def evaluate(
     loss_fn = checks.checked_evaluation(x, y, loss_fn, batch_size)
     was_training = net.training
     net.eval()
+    if dropout:
+        for module in net.modules():
+            if isinstance(module, nn.Dropout):
+                module.train()
     total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
     errors = torch.zeros((), dtype=torch.int64, device=y.device)
     try:

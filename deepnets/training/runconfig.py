@@ -95,7 +95,8 @@ def rule_param(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"{shown(text)} is not NAME=NUMBER, e.g. decay=1e-4") from None
 
 
-def _seed(text: str) -> int:
+def seed_arg(text: str) -> int:
+    """An argparse type: a seed, an integer in 0..2**63 - 1 (torch's generators take no more)."""
     try:
         value = int(text)
     except ValueError:
@@ -248,12 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_number(int), help="mini-batch size (default: 500)")
     p.add_argument(
         "--seed",
-        type=_seed,
+        type=seed_arg,
         help="seed of W, R, masks, data order and dropout, 0..2**63-1 (default: 0)",
     )
     p.add_argument(
         "--split-seed",
-        type=_seed,
+        type=seed_arg,
         help="seed of the held-out validation images, the same for every --seed so that runs "
         "are paired (default: 0)",
     )

@@ -92,6 +92,35 @@ def test_saturation_prints_each_layers_saturated_share(
         f"{name} {share:.3f}" for name, share in want.items())
 
 
+def test_dropout_seed_scores_the_network_a_training_step_computes_with(
+    cifar: Path, trained: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``--dropout-seed S``: dropout on (masks from S, the same numbers again for the same S),
+    as training runs the network; the default scores without it."""
+    argv = ["--run", str(trained), "--data", "cifar10", "--data-dir", str(cifar), "--split",
+            "test", "--which", "last"]
+    assert evaluate_mod.main([*argv, "--dropout-seed", "3"]) == 0
+    out = capsys.readouterr().out
+    m = re.fullmatch(r"split test \(8 images\), epoch 2 \(last, dropout on \(seed 3\)\): "
+                     r"loss (\d+\.\d{4}) error (\d\.\d{4})\n", out)
+    assert m, out
+    net = load_network(trained)
+    net.eval()
+    net.layers[2].train()  # the drop .5 layer
+    test = load_dataset("cifar10", cifar, "test")
+    torch.manual_seed(3)
+    with torch.no_grad():
+        logits = net(test.x.float() / 255)
+    mu = 1 / 9
+    assert float(m.group(1)) == pytest.approx(
+        float(hinge_loss_value(logits, test.y, mu).mean()), abs=1e-4)
+    assert evaluate_mod.main([*argv, "--dropout-seed", "3"]) == 0
+    assert capsys.readouterr().out == out
+    assert evaluate_mod.main(argv) == 0
+    without, _ = printed(capsys, "test", 8, "last", epoch=2)
+    assert without != pytest.approx(float(m.group(1)), abs=1e-4)  # dropout changed the loss
+
+
 def test_val_is_the_default_and_reproduces_the_logged_validation_numbers(
     trained: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -22,8 +22,8 @@ from deepnets.experiments.scoring import evaluate_run
 from deepnets.training import checkpoint as ckpt
 from deepnets.training.config import ConfigError
 from deepnets.training.data import KINDS, DataError
-from deepnets.training.rundir import RunError
 from deepnets.training.runconfig import seed_arg
+from deepnets.training.rundir import RunError
 from deepnets.training.trainer import resolve_device
 from urfb_common import OneLineParser, command_line, path_arg, report_error
 

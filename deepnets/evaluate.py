@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"split {args.split} ({score.n} images), epoch {score.epoch} ({score.which}"
           f"{dropout}): loss {score.loss:.4f} error {score.error:.4f}")
     if score.saturated is not None:
-        print("saturated units (sigma'(h) = 0): "
+        without = "" if args.dropout_seed is None else ", without dropout"
+        print(f"saturated units (sigma'(h) = 0{without}): "
               + ", ".join(f"{name} {share:.3f}" for name, share in score.saturated.items()))
     return 0
 

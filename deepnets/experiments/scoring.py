@@ -151,10 +151,11 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
         )
     loss_fn = make_loss(cfg.loss, n_classes, mu=cfg.mu)
     ds = ds.to(device)
-    if dropout_seed is not None:
-        torch.manual_seed(dropout_seed)  # the dropout layers draw from the global generator
-    loss, error = evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size,
-                           precision=cfg.eval_precision,  # as the run's validation was
-                           dropout=dropout_seed is not None)
+    with torch.random.fork_rng():  # the caller's generators are left as they were
+        if dropout_seed is not None:
+            torch.manual_seed(dropout_seed)  # the dropout layers draw from the global generator
+        loss, error = evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size,
+                               precision=cfg.eval_precision,  # as the run's validation was
+                               dropout=dropout_seed is not None)
     saturated = saturated_fractions(net, ds.x, batch_size) if saturation else None
     return Score(loss, error, len(ds), which, epoch, val_error, saturated)

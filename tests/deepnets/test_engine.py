@@ -326,3 +326,25 @@ def test_train_step_defaults_to_the_sequential_order() -> None:
     first = {o: n.weight_layers[0].weight for o, n in nets.items()}
     assert torch.equal(first["default"], first["sequential"])
     assert not torch.allclose(first["default"], first["simultaneous"])
+
+
+def test_evaluate_with_dropout_leaves_other_modules_in_eval_mode() -> None:
+    """``evaluate(..., dropout=True)``: the dropout layers drop (a different loss from the one
+    without, the same again from the same seed), BatchNorm keeps its running statistics, and
+    every module's mode is restored."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8),
+                              torch.nn.Dropout(0.5), torch.nn.Linear(8, 3)).to(DT)
+    net.train()
+    stats = net[1].running_mean.clone(), net[1].running_var.clone()
+    x = torch.rand(20, 6, dtype=DT)
+    y = torch.randint(0, 3, (20,))
+    loss_fn = make_loss("softmax", 3)
+    plain = evaluate(net, x, y, loss_fn)
+    torch.manual_seed(1)
+    dropped = evaluate(net, x, y, loss_fn, dropout=True)
+    torch.manual_seed(1)
+    assert evaluate(net, x, y, loss_fn, dropout=True) == dropped
+    assert dropped[0] != plain[0]
+    assert torch.equal(net[1].running_mean, stats[0]) and torch.equal(net[1].running_var, stats[1])
+    assert all(m.training for m in net.modules())

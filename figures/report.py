@@ -654,33 +654,17 @@ def far_window(g: Seeds) -> dict[int, int]:
 
 
 def _claim6(rep: Report) -> tuple[list[Row], list[str]]:
+    """Claim 6's rows: URFB's own (far from aligned in epoch 1, learning while so) at the
+    largest budget holding URFB, and its comparisons with BP-H at the largest holding both."""
     rows: list[Row] = []
     notes = []
     for arch in ("simpnet", "deepernet"):
         B = rep.largest((arch, "urfb"), (arch, "bp-h"))
         u, ref = B.need(arch, "urfb"), B.need(arch, "bp-h")
+        alone = rep.largest((arch, "urfb"))
+        own = alone.need(arch, "urfb")
+        rows += _claim6_urfb_rows(arch, alone.name, own, notes)
         n = images(u)
-        last_step = {}
-        for run in u.runs:
-            steps = run.log[0].get("alignment_steps") or []
-            if steps:
-                m = _mean_angle(u, steps[-1])
-                if m is not None:
-                    last_step[run.seed] = (int(steps[-1]["step"]), m)
-        if last_step:
-            step = min(v[0] for v in last_step.values())
-            rows.append(value_row(f"{arch} premise: URFB far from aligned in epoch 1: mean "
-                                  f"delta_angle of the error-sending layers after {step} updates "
-                                  f"above {FAR_DEGREES:g}°",
-                                  where(B.name, None, n, u.n, f"step {step}"),
-                                  {s: v[1] for s, v in last_step.items()},
-                                  {s: FAR_DEGREES for s in last_step}, "greater", 1,
-                                  short=f"{arch}: premise, URFB far from aligned in epoch 1"))
-        send = senders(u)
-        idx = [i for i, name in enumerate(_names(u)) if name in send]
-        corr1 = {s: max(abs(corr_series(u, i)[s].get(1, 0.0)) for i in idx) for s in u.seeds}
-        notes.append(f"{arch}: URFB's largest |corr(W, Rᵗ)| over the error-sending layers after "
-                     f"epoch 1: {summarize(corr1).compact()}")
         for key, name in (("val_error", "validation"), ("train_error", "training")):
             a, b = u.series(key), ref.series(key)
             rows.append(value_row(f"{arch}: {name} error after epoch 1, URFB close to BP-H",
@@ -688,8 +672,10 @@ def _claim6(rep: Report) -> tuple[list[Row], list[str]]:
                                   short=f"{arch}: {name} error after epoch 1 close to BP-H's",
                                   chance=chance_of(u)))
         window = far_window(u)
-        notes.append(f"{arch}: epochs 1..E with URFB's mean delta_angle ≥ {FAR_DEGREES:g}°: E = "
-                     + ", ".join(f"{window[s]} (s{s})" for s in sorted(window)))
+        if alone is not B:
+            notes.append(f"{arch}, budget {B.name} (beside BP-H): epochs 1..E with URFB's mean "
+                         f"delta_angle ≥ {FAR_DEGREES:g}°: E = "
+                         + ", ".join(f"{window[s]} (s{s})" for s in sorted(window)))
         for key, name in (("val_error", "validation"), ("train_error", "training")):
             a, b = u.series(key), ref.series(key)
             ok = [s for s in window if window[s] > 1 and window[s] in a[s] and s in b
@@ -700,17 +686,54 @@ def _claim6(rep: Report) -> tuple[list[Row], list[str]]:
             drop_u = {s: a[s][1] - a[s][window[s]] for s in ok}
             drop_b = {s: b[s][1] - b[s][window[s]] for s in ok}
             span = f"ep 1→E ({', '.join(str(window[s]) for s in ok)})"
-            here = where(B.name, None, n, len(ok), span)
-            if key == "val_error":
-                rows.append(value_row(f"{arch}: URFB's validation error falls over epochs 1..E "
-                                      "while it is far from aligned (drop above 0)", here, drop_u,
-                                      {s: 0.0 for s in ok}, "greater",
-                                      short=f"{arch}: URFB learns while far from aligned"))
             rows.append(value_row(f"{arch}: drop in {name} error over epochs 1..E while URFB is "
-                                  f"far from aligned, URFB close to BP-H", here, drop_u, drop_b,
+                                  f"far from aligned, URFB close to BP-H",
+                                  where(B.name, None, n, len(ok), span), drop_u, drop_b,
                                   "close", short=f"{arch}: {name} error falls at a rate similar "
                                   "to BP-H's while unaligned"))
     return rows, notes
+
+
+def _claim6_urfb_rows(arch: str, budget: str, u: Seeds, notes: list[str]) -> list[Row]:
+    """Claim 6's rows on URFB alone: far from aligned after its first updates (the premise),
+    and its validation error falling over the epochs it stays so; ``notes`` gets the window."""
+    rows: list[Row] = []
+    n = images(u)
+    last_step = {}
+    for run in u.runs:
+        steps = run.log[0].get("alignment_steps") or []
+        if steps:
+            m = _mean_angle(u, steps[-1])
+            if m is not None:
+                last_step[run.seed] = (int(steps[-1]["step"]), m)
+    if last_step:
+        step = min(v[0] for v in last_step.values())
+        rows.append(value_row(f"{arch} premise: URFB far from aligned in epoch 1: mean "
+                              f"delta_angle of the error-sending layers after {step} updates "
+                              f"above {FAR_DEGREES:g}°",
+                              where(budget, None, n, u.n, f"step {step}"),
+                              {s: v[1] for s, v in last_step.items()},
+                              {s: FAR_DEGREES for s in last_step}, "greater", 1,
+                              short=f"{arch}: premise, URFB far from aligned in epoch 1"))
+    send = senders(u)
+    idx = [i for i, name in enumerate(_names(u)) if name in send]
+    corr1 = {s: max(abs(corr_series(u, i)[s].get(1, 0.0)) for i in idx) for s in u.seeds}
+    notes.append(f"{arch}: URFB's largest |corr(W, Rᵗ)| over the error-sending layers after "
+                 f"epoch 1: {summarize(corr1).compact()}")
+    window = far_window(u)
+    notes.append(f"{arch}: epochs 1..E with URFB's mean delta_angle ≥ {FAR_DEGREES:g}°: E = "
+                 + ", ".join(f"{window[s]} (s{s})" for s in sorted(window)))
+    a = u.series("val_error")
+    ok = [s for s in window if window[s] > 1 and window[s] in a[s]]
+    if ok:
+        span = f"ep 1→E ({', '.join(str(window[s]) for s in ok)})"
+        rows.append(value_row(f"{arch}: URFB's validation error falls over epochs 1..E "
+                              "while it is far from aligned (drop above 0)",
+                              where(budget, None, n, len(ok), span),
+                              {s: a[s][1] - a[s][window[s]] for s in ok},
+                              {s: 0.0 for s in ok}, "greater",
+                              short=f"{arch}: URFB learns while far from aligned"))
+    return rows
 
 
 def rows_claim6(rep: Report) -> list[Row]:

@@ -34,6 +34,7 @@ from figures.report import (
     rows_claim2,
     rows_claim3,
     rows_claim4,
+    rows_claim6,
     stale_blocks,
     summary_rows,
 )
@@ -256,6 +257,12 @@ def test_parts_against_bp_are_judged_again_with_bp_in_the_simultaneous_order(
     assert "| C, BP simultaneous: ep 12" in block_paper_numbers(report)
     claim6 = bp_simultaneous_rows(report, "6")
     assert claim6 and all("BP-H" in r.test for r in claim6)
+    # claim 6's rows on URFB alone are judged where URFB is (C), its comparisons where BP-H is
+    deeper6 = {r.short: r.where.split(":")[0] for r in rows_claim6(report)
+               if r.short.startswith("deepernet")}
+    assert deeper6["deepernet: URFB learns while far from aligned"] == "C"
+    assert deeper6["deepernet: premise, URFB far from aligned in epoch 1"] == "C"
+    assert deeper6["deepernet: validation error after epoch 1 close to BP-H's"] == "B"
     summary = summary_rows(report)
     assert ("1", "hinge and softmax comparable, BP in the simultaneous order") in summary
     assert ("2", "URFB close to BP, BP in the simultaneous order") in summary

@@ -162,8 +162,10 @@ class NetTimes:
 
 
 def time_network(spec: RunSpec, n_classes: int, batch: int, probe_size: int, steps: int,
-                 device: str, budget_s: float = 5.0, precision: str = "fp32") -> NetTimes:
-    """:class:`NetTimes` of ``spec``'s network on random inputs, computing in ``precision``.
+                 device: str, budget_s: float = 5.0, precision: str = "fp32",
+                 sigma_prime_down: bool = True) -> NetTimes:
+    """:class:`NetTimes` of ``spec``'s network on random inputs, computing in ``precision``
+    (``sigma_prime_down=False``: the network that sends R g down, whose pools run apart).
 
     One warm-up step, then up to ``steps`` timed steps while they fit in ``budget_s``; a
     warm-up slower than ``budget_s`` / 2 is itself the step's estimate (its set-up cost is then
@@ -184,9 +186,10 @@ def time_network(spec: RunSpec, n_classes: int, batch: int, probe_size: int, ste
 
     start = time.perf_counter()
     protocol = PROTOCOLS[spec.protocol]
+    own = {} if spec.arch in MODELS else {"sigma_prime_down": sigma_prime_down}
     net = build_net(spec.arch, n_classes=n_classes, method=protocol.method,
                     connectivity=protocol.connectivity, untied=spec.untied,
-                    **protocol.rule_params).to(device)
+                    **own, **protocol.rule_params).to(device)
     freeze(net, spec.frozen)
     setup = time.perf_counter() - start
     loss_fn = make_loss(protocol.loss, n_classes)
@@ -241,7 +244,8 @@ def estimate(todo: list[tuple[RunSpec, int]], sizes: dict[str, tuple[int, int, f
         if key not in per_net:
             per_net[key] = time_network(spec, n_classes, min(s.batch_size, n_train),
                                         min(s.probe_size, s.val_size or n_train), steps, s.device,
-                                        precision=resolve_precision(s.precision, s.device))
+                                        precision=resolve_precision(s.precision, s.device),
+                                        sigma_prime_down=s.sigma_prime_down)
         per_run[spec.name] = run_seconds(per_net[key], n_train, s, spec.epochs - done, done == 0)
     return sum(per_run.values()) + sum(v[2] for v in sizes.values()), per_run
 

@@ -417,6 +417,25 @@ def test_the_estimate_counts_validation_probe_checkpoint_and_set_up() -> None:
     assert runs.time_network(spec, 10, 8, 0, 1, "cpu").probe == 0
 
 
+def test_the_estimate_times_the_network_the_runs_train(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --no-sigma-prime-down the timed network sends R g down (its pools run apart)."""
+    import deepnets.nn.models as models
+
+    built = []
+
+    def recording(*args, **kwargs):
+        net = build(*args, **kwargs)
+        built.append(net)
+        return net
+
+    build = models.build_net
+    monkeypatch.setattr(models, "build_net", recording)
+    spec = suite_grid.grid(10, 2, 1)[0]
+    for down in (True, False):
+        runs.time_network(spec, 10, 8, 0, 1, "cpu", sigma_prime_down=down)
+    assert [n.config.get("sigma_prime_down", True) for n in built] == [True, False]
+
+
 def test_the_estimate_names_the_data_by_its_label(data: Path, tmp_path: Path, capsys) -> None:
     assert suite.main(argv(data, tmp_path / "a", "10", extra=("--protocols", "urfb",
                                                               "--dry-run"))) == 0

@@ -419,7 +419,7 @@ def test_the_estimate_counts_validation_probe_checkpoint_and_set_up() -> None:
 
 def test_the_estimate_times_the_network_the_runs_train(monkeypatch: pytest.MonkeyPatch) -> None:
     """With --no-sigma-prime-down the timed network sends R g down (its pools run apart)."""
-    import deepnets.nn.models as models
+    from deepnets.nn import models
 
     built = []
 

@@ -73,12 +73,14 @@ class ConfigError(ValueError):
     """A bad configuration value; the message names the command-line flag."""
 
 
+#: Config fields whose flag is not their name with dashes.
+_FLAGS = {"from_run": "--from", "sigma_prime_down": "--no-sigma-prime-down"}
+
+
 def flag_of(name: str) -> str:
     """The command-line flag of a config field (``from_run`` is ``--from``,
     ``sigma_prime_down`` ``--no-sigma-prime-down``)."""
-    if name in ("from_run", "sigma_prime_down"):
-        return {"from_run": "--from", "sigma_prime_down": "--no-sigma-prime-down"}[name]
-    return "--" + name.replace("_", "-")
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 def shown(value: Any, limit: int = SHOWN_MAX) -> str:
@@ -359,6 +361,12 @@ class TrainConfig:
         out["lr_steps"] = list(out["lr_steps"])
         return {"schema_version": SCHEMA_VERSION, **out}
 
+    def settings_dict(self) -> dict[str, Any]:
+        """:meth:`to_json_dict` with the values it leaves out put back (``eval_precision`` fp32,
+        ``sigma_prime_down`` True): every setting, for comparing a run's with a request's."""
+        return {**self.to_json_dict(), "eval_precision": self.eval_precision,
+                "sigma_prime_down": self.sigma_prime_down}
+
     @classmethod
     def from_json_dict(cls, data: Any, where: str = "config.json") -> TrainConfig:
         """Rebuild a config from ``config.json``'s dict; raises :class:`ConfigError` naming the
@@ -413,12 +421,10 @@ class TrainConfig:
         data_dir, dataset_label and the fingerprint (which are checked separately), and
         ``untied_init`` for a network without untied layers (it changes nothing there)."""
         skip = {"epochs", "device", "cuda_graph", "data_dir", "dataset_label", "data_fingerprint"}
-        stored = self.to_json_dict()
+        stored = self.settings_dict()
         if not _has_untied(stored):
             skip.add("untied_init")
-        kept = {k: v for k, v in stored.items() if k not in skip}
-        return {**kept, "eval_precision": self.eval_precision,
-                "sigma_prime_down": self.sigma_prime_down}
+        return {k: v for k, v in stored.items() if k not in skip}
 
 
 #: A command-line flag in a message.

@@ -376,9 +376,7 @@ def resumed_config(out: Path, given: dict[str, Any],
     :data:`RESUME_MAY_CHANGE`; any other flag must repeat the run's own value, else a
     :class:`ConfigError` that ends with ``why``)."""
     cfg = stored_config(out)
-    # the values config.json leaves out (fp32, sigma' down)
-    stored = {**cfg.to_json_dict(), "eval_precision": cfg.eval_precision,
-              "sigma_prime_down": cfg.sigma_prime_down}
+    stored = cfg.settings_dict()
     for key, value in given.items():
         if key in RESUME_MAY_CHANGE or (key == "precision" and value == "auto"):
             continue  # a resumed --precision auto run keeps the precision it was trained in

@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dropout-seed", type=seed_arg, metavar="SEED",
         help="score with dropout on, as a training step computes, its masks drawn from SEED "
-        "(a diagnostic; default: no dropout, as validation and test are scored)",
+        "(a diagnostic; default: no dropout, as validation and test are scored); with "
+        "--saturation the saturated units are counted with dropout on too",
     )
     p.add_argument(
         "--saturation",
@@ -102,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"split {args.split} ({score.n} images), epoch {score.epoch} ({score.which}"
           f"{dropout}): loss {score.loss:.4f} error {score.error:.4f}")
     if score.saturated is not None:
-        without = "" if args.dropout_seed is None else ", without dropout"
-        print(f"saturated units (sigma'(h) = 0{without}): "
+        print(f"saturated units (sigma'(h) = 0{dropout}): "
               + ", ".join(f"{name} {share:.3f}" for name, share in score.saturated.items()))
     return 0
 

@@ -97,8 +97,9 @@ def evaluate_run(
     """The run's weights (``which``: the validation-chosen epoch's or the last) scored on
     ``split``; the data defaults to the run's own. ``saturation``: also the share of each
     layer's units that are saturated there (:attr:`Score.saturated`). ``dropout_seed``: score
-    with dropout on, as in training, its masks drawn from this seed (a diagnostic: with the
-    saturating units the network without dropout may do worse)."""
+    (and count the saturated units) with dropout on, as in training, its masks drawn from this
+    seed (a diagnostic: with the saturating units the network without dropout may do
+    worse)."""
     device = resolve_device(device)
     cfg = stored_config(Path(run_dir))
     classes = read_config(run_dir).get("classes")
@@ -151,11 +152,14 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
         )
     loss_fn = make_loss(cfg.loss, n_classes, mu=cfg.mu)
     ds = ds.to(device)
+    dropout = dropout_seed is not None
     with torch.random.fork_rng():  # the caller's generators are left as they were
-        if dropout_seed is not None:
+        if dropout:
             torch.manual_seed(dropout_seed)  # the dropout layers draw from the global generator
         loss, error = evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size,
                                precision=cfg.eval_precision,  # as the run's validation was
-                               dropout=dropout_seed is not None)
-    saturated = saturated_fractions(net, ds.x, batch_size) if saturation else None
+                               dropout=dropout)
+        if saturation and dropout:
+            torch.manual_seed(dropout_seed)  # reference-path masks: not the score's, alike
+        saturated = saturated_fractions(net, ds.x, batch_size, dropout) if saturation else None
     return Score(loss, error, len(ds), which, epoch, val_error, saturated)

@@ -19,13 +19,17 @@ from urfb_common import images_to_float
 
 
 @contextmanager
-def _on_reference_path(model: nn.Module):
-    """The model in eval mode on the reference path (each layer's sigma(h) before any pool),
-    put back as it was afterwards."""
+def _on_reference_path(model: nn.Module, dropout: bool = False):
+    """The model in eval mode (but its dropout layers with ``dropout``) on the reference path
+    (each layer's sigma(h) before any pool), put back as it was afterwards."""
     layers = [m for m in model.modules() if hasattr(m, "fast")]
     was = [(m, m.fast) for m in layers]
     was_training = model.training
     model.eval()
+    if dropout:
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.train()
     set_fast(model, False)
     if hasattr(model, "fast"):
         model.fast = False
@@ -38,11 +42,13 @@ def _on_reference_path(model: nn.Module):
 
 
 @torch.no_grad()
-def saturated_fractions(model: nn.Module, x: Tensor, batch_size: int = 1000) -> dict[str, float]:
+def saturated_fractions(model: nn.Module, x: Tensor, batch_size: int = 1000,
+                        dropout: bool = False) -> dict[str, float]:
     """Per feedback layer with a saturation (``sat_scale`` set; not the output layer), keyed
     by its name (:func:`deepnets.nn.alignment.layer_names`), the share of its units -- over
     the images of ``x``, positions and channels -- with sigma'(h) = 0, i.e. sigma(h) = +-1
-    (Remark 2). Evaluation mode (no dropout), computed on the reference path."""
+    (Remark 2). Evaluation mode (no dropout; ``dropout``: the dropout layers drop as in
+    training, from torch's global generator), computed on the reference path."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     names = dict(zip(map(id, feedback_layers(model)), layer_names(model)))
@@ -56,7 +62,7 @@ def saturated_fractions(model: nn.Module, x: Tensor, batch_size: int = 1000) -> 
     hooks = [m.register_forward_hook(count) for m in feedback_layers(model)
              if m.sat_scale is not None]
     try:
-        with _on_reference_path(model):
+        with _on_reference_path(model, dropout):
             for start in range(0, len(x), batch_size):
                 model(images_to_float(x[start:start + batch_size]))
     finally:

@@ -119,6 +119,14 @@ def test_dropout_seed_scores_the_network_a_training_step_computes_with(
     assert evaluate_mod.main(argv) == 0
     without, _ = printed(capsys, "test", 8, "last", epoch=2)
     assert without != pytest.approx(float(m.group(1)), abs=1e-4)  # dropout changed the loss
+    # --saturation counts with dropout on too: full1 sits after the drop .5 layer
+    assert evaluate_mod.main([*argv, "--dropout-seed", "3", "--saturation"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    torch.manual_seed(3)
+    want = saturated_fractions(load_network(trained), test.x, dropout=True)
+    assert want != saturated_fractions(load_network(trained), test.x)
+    assert line == "saturated units (sigma'(h) = 0, dropout on (seed 3)): " + ", ".join(
+        f"{name} {share:.3f}" for name, share in want.items())
 
 
 def test_val_is_the_default_and_reproduces_the_logged_validation_numbers(

@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deepnets.experiments.scoring import evaluate_run
+from deepnets.experiments.scoring import Diagnostics, evaluate_run
 from deepnets.training import checkpoint as ckpt
 from deepnets.training.config import ConfigError
 from deepnets.training.data import KINDS, DataError
-from deepnets.training.runconfig import seed_arg
+from deepnets.training.runconfig import positive_number, seed_arg
 from deepnets.training.rundir import RunError
 from deepnets.training.trainer import resolve_device
 from urfb_common import OneLineParser, command_line, path_arg, report_error
@@ -75,6 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--saturation the saturated units are counted with dropout on too",
     )
     p.add_argument(
+        "--dropout-samples", type=positive_number(int), default=1, metavar="K",
+        help="with --dropout-seed: score the mean of the logits over K dropout masks per image "
+        "(Monte Carlo dropout; the network without dropout is the usual stand-in for that "
+        "mean; default: 1)",
+    )
+    p.add_argument(
+        "--predictions",
+        action="store_true",
+        help="also print the share of the split's images put in each class, the largest "
+        "first (a network may put most images in one class)",
+    )
+    p.add_argument(
         "--saturation",
         action="store_true",
         help="also print, per layer, the share of its units that are saturated on the split "
@@ -93,18 +105,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"argument --batch-size: {args.batch_size} must be positive")
     try:
         device = resolve_device(args.device)
+        diagnostics = Diagnostics(args.saturation, args.dropout_seed, args.dropout_samples,
+                                  args.predictions)
         score = evaluate_run(args.run, args.data, args.data_dir, args.split, device,
-                             args.batch_size, args.force_data, args.which, args.saturation,
-                             args.dropout_seed)
+                             args.batch_size, args.force_data, args.which, diagnostics)
     except (ConfigError, DataError, RunError) as exc:
         report_error("deepnets.evaluate", exc)
         return 2
     dropout = "" if args.dropout_seed is None else f", dropout on (seed {args.dropout_seed})"
+    if args.dropout_samples > 1:
+        dropout += f", mean logits of {args.dropout_samples} masks"
     print(f"split {args.split} ({score.n} images), epoch {score.epoch} ({score.which}"
           f"{dropout}): loss {score.loss:.4f} error {score.error:.4f}")
     if score.saturated is not None:
         print(f"saturated units (sigma'(h) = 0{dropout}): "
               + ", ".join(f"{name} {share:.3f}" for name, share in score.saturated.items()))
+    if score.predicted is not None:
+        print(f"predicted classes (share of images{dropout}): "
+              + ", ".join(f"{name} {share:.3f}" for name, share in score.predicted.items()))
     return 0
 
 

@@ -24,7 +24,7 @@ from deepnets.nn.saturation import saturated_fractions
 from deepnets.training import checkpoint as ckpt
 from deepnets.training.config import ConfigError, TrainConfig
 from deepnets.training.data import Dataset, data_mismatch, load_dataset, split_train_val
-from deepnets.training.engine import evaluate
+from deepnets.training.engine import evaluate, predicted_counts
 from deepnets.training.rundir import find_data_dir, read_config, read_log
 from deepnets.training.trainer import resolve_device, stored_config
 
@@ -43,10 +43,32 @@ class Score:
     #: Per saturating layer, the share of its units with sigma'(h) = 0 on the split
     #: (:func:`deepnets.nn.saturation.saturated_fractions`); None unless asked for.
     saturated: dict[str, float] | None = None
+    #: Per class name, the share of the split's images the network puts in that class, the
+    #: largest first (:func:`deepnets.training.engine.predicted_counts`); None unless asked for.
+    predicted: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "val_error": self.val_error, "loss": self.loss,
                 "error": self.error}
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """What :func:`evaluate_run` measures beside the score, nothing by default:
+    ``saturation``: the saturated share of each layer's units (:attr:`Score.saturated`);
+    ``dropout_seed``: score (and count) with dropout on, as in training, its masks drawn from
+    this seed; ``dropout_samples``: with it, the logits are the mean over that many masks per
+    image (Monte Carlo dropout); ``predictions``: the share of the images put in each class
+    (:attr:`Score.predicted`)."""
+
+    saturation: bool = False
+    dropout_seed: int | None = None
+    dropout_samples: int = 1
+    predictions: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dropout_samples != 1 and self.dropout_seed is None:
+            raise ConfigError("--dropout-samples averages dropout masks: give --dropout-seed too")
 
 
 def load_split(cfg: TrainConfig, classes: list[str] | None, kind: str, data_dir: str | Path,
@@ -91,22 +113,18 @@ def evaluate_run(
     batch_size: int = 1000,
     force_data: bool = False,
     which: str = "best",
-    saturation: bool = False,
-    dropout_seed: int | None = None,
+    diagnostics: Diagnostics = Diagnostics(),
 ) -> Score:
     """The run's weights (``which``: the validation-chosen epoch's or the last) scored on
-    ``split``; the data defaults to the run's own. ``saturation``: also the share of each
-    layer's units that are saturated there (:attr:`Score.saturated`). ``dropout_seed``: score
-    (and count the saturated units) with dropout on, as in training, its masks drawn from this
-    seed (a diagnostic: with the saturating units the network without dropout may do
-    worse)."""
+    ``split``; the data defaults to the run's own; ``diagnostics``: what else to measure, and
+    whether with dropout on (:class:`Diagnostics`)."""
     device = resolve_device(device)
     cfg = stored_config(Path(run_dir))
     classes = read_config(run_dir).get("classes")
     data_dir = data_dir or find_data_dir(run_dir, read_config(run_dir))
     ds = load_split(cfg, classes, kind or cfg.data, data_dir, split, force_data)
-    return _score(run_dir, cfg, ds, kind or cfg.data, split, device, batch_size, which, saturation,
-                  dropout_seed)
+    return _score(run_dir, cfg, ds, kind or cfg.data, split, device, batch_size, which,
+                  diagnostics)
 
 
 def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split: str = "test",
@@ -130,8 +148,8 @@ def score_test_split(run_dir: str | Path, kind: str, data_dir: str | Path, split
 
 
 def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split: str,
-           device: str, batch_size: int, which: str, saturation: bool = False,
-           dropout_seed: int | None = None) -> Score:
+           device: str, batch_size: int, which: str,
+           diagnostics: Diagnostics = Diagnostics()) -> Score:
     if len(ds) == 0:
         raise ConfigError(f"--split {split} is empty")
     net = ckpt.load_network(run_dir, map_location=device, which=which)
@@ -152,14 +170,24 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
         )
     loss_fn = make_loss(cfg.loss, n_classes, mu=cfg.mu)
     ds = ds.to(device)
-    dropout = dropout_seed is not None
+    seed = diagnostics.dropout_seed
+    dropout = seed is not None
+    scoring = {"batch_size": batch_size, "dropout": dropout,
+               "precision": cfg.eval_precision,  # as the run's validation was
+               "samples": diagnostics.dropout_samples}
+    saturated = predicted = None
     with torch.random.fork_rng():  # the caller's generators are left as they were
         if dropout:
-            torch.manual_seed(dropout_seed)  # the dropout layers draw from the global generator
-        loss, error = evaluate(net, ds.x, ds.y, loss_fn, batch_size=batch_size,
-                               precision=cfg.eval_precision,  # as the run's validation was
-                               dropout=dropout)
-        if saturation and dropout:
-            torch.manual_seed(dropout_seed)  # reference-path masks: not the score's, alike
-        saturated = saturated_fractions(net, ds.x, batch_size, dropout) if saturation else None
-    return Score(loss, error, len(ds), which, epoch, val_error, saturated)
+            torch.manual_seed(seed)  # the dropout layers draw from the global generator
+        loss, error = evaluate(net, ds.x, ds.y, loss_fn, **scoring)
+        if diagnostics.predictions:
+            if dropout:
+                torch.manual_seed(seed)  # the score's masks again
+            counts = predicted_counts(net, ds.x, n_classes, **scoring).tolist()
+            predicted = {ds.classes[c]: counts[c] / len(ds)
+                         for c in sorted(range(n_classes), key=lambda c: -counts[c])}
+        if diagnostics.saturation:
+            if dropout:
+                torch.manual_seed(seed)  # reference-path masks: not the score's, alike
+            saturated = saturated_fractions(net, ds.x, batch_size, dropout)
+    return Score(loss, error, len(ds), which, epoch, val_error, saturated, predicted)

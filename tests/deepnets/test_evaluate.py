@@ -290,3 +290,53 @@ def test_a_split_reader_reads_the_split_once_for_many_runs(
     assert shared == alone and len(reads) == 1
     with pytest.raises(ValueError, match="other than the run's own"):
         scoring.split_reader("cifar10", cifar, "val")
+
+
+def test_dropout_samples_scores_the_mean_logits_of_k_masks_and_predictions_their_classes(
+    cifar: Path, trained: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``--dropout-seed S --dropout-samples K``: the logits are the mean over K masks drawn from
+    S; ``--predictions`` prints the share of images put in each class by those logits, the
+    largest first."""
+    argv = ["--run", str(trained), "--data", "cifar10", "--data-dir", str(cifar), "--split",
+            "test", "--which", "last", "--dropout-seed", "3", "--dropout-samples", "4",
+            "--predictions"]
+    assert evaluate_mod.main(argv) == 0
+    first, shares = capsys.readouterr().out.splitlines()
+    m = re.fullmatch(r"split test \(8 images\), epoch 2 \(last, dropout on \(seed 3\), mean "
+                     r"logits of 4 masks\): loss (\d+\.\d{4}) error (\d\.\d{4})", first)
+    assert m, first
+    net = load_network(trained)
+    net.eval()
+    net.layers[2].train()  # the drop .5 layer
+    test = load_dataset("cifar10", cifar, "test")
+    torch.manual_seed(3)
+    with torch.no_grad():
+        logits = sum(net(test.x.float() / 255) for _ in range(4)) / 4
+    assert float(m.group(1)) == pytest.approx(
+        float(hinge_loss_value(logits, test.y, 1 / 9).mean()), abs=1e-4)
+    assert float(m.group(2)) == pytest.approx(
+        float((logits.argmax(1) != test.y).float().mean()), abs=1e-4)
+    counts = torch.bincount(logits.argmax(1), minlength=10).tolist()
+    classes = load_dataset("cifar10", cifar, "test").classes
+    order = sorted(range(10), key=lambda c: -counts[c])
+    assert shares == ("predicted classes (share of images, dropout on (seed 3), mean logits of "
+                      "4 masks): " + ", ".join(f"{classes[c]} {counts[c] / 8:.3f}" for c in order))
+    # one mask is --dropout-seed alone
+    assert evaluate_mod.main([*argv[:-3], "--dropout-samples", "1"]) == 0
+    one = capsys.readouterr().out
+    assert evaluate_mod.main(argv[:-3]) == 0
+    assert capsys.readouterr().out == one
+
+
+def test_dropout_samples_needs_a_dropout_seed_and_a_positive_count(
+    trained: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert evaluate_mod.main(["--run", str(trained), "--dropout-samples", "3"]) == 2
+    one_line_error(capsys, "--dropout-samples", "--dropout-seed")
+    for bad in ("0", "-2", "x"):
+        with pytest.raises(SystemExit) as exc:
+            evaluate_mod.main(["--run", str(trained), "--dropout-seed", "1",
+                               "--dropout-samples", bad])
+        assert exc.value.code == 2  # argparse: its usage, then the one error line
+        assert "error: argument --dropout-samples: " in capsys.readouterr().err.splitlines()[-1]

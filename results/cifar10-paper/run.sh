@@ -48,7 +48,11 @@
 #  7. deepnet_s URFB and FRFB, Section 4.1's tied-then-untied protocol: 5 tied epochs (the
 #     paper's tenth), then 50 untied (Figure 11).
 #  8. simpnet URFB-50 and FRFB-50, 100 epochs.
-#  9. simpnet URFB and FRFB, with BP and BP-H in the simultaneous order, to 200 epochs.
+#  9. simpnet URFB and FRFB, with BP and BP-H in the simultaneous order, 200 epochs, trained
+#     from epoch 0 into $LONG and $LONG_SIM: the checkpoints of their 100-epoch runs went with
+#     an earlier machine (2026-12-04) and a run does not resume from its log alone. Same
+#     settings and seeds as the 100-epoch runs, on another machine: replicates, not copies
+#     (python -m figures same-runs compares their first 100 epochs). Runs after step 10.
 #  10. untied simpnet BP-H and FRFB of step 4 again, each with deepnets.train --same-as its
 #     committed run (one thread, as the suite's --jobs 2 trained it), into $RERUN: Figure 8's
 #     homogeneity, which those runs' logs predate. They were trained on an earlier machine,
@@ -72,6 +76,9 @@ failed=0
 RUNS=results/cifar10-paper/runs
 # BP and BP-H from step 3b on (see above)
 SIM=results/protocol-choice/simultaneous
+# step 9: simpnet to 200 epochs, URFB and FRFB in the paper's order, BP and BP-H simultaneous
+LONG=results/cifar10-paper/runs-200
+LONG_SIM=results/cifar10-paper/runs-200-simultaneous
 # step 10 (figures.report's HOMOGENEITY_RERUN_FOLDER) and its runs' epochs
 RERUN=results/cifar10-paper/homogeneity-rerun
 RERUN_EPOCHS=50
@@ -103,17 +110,20 @@ staged() {  # $1 runs folder, $2 epochs, then the suite's own arguments
   step suite "$out" "$final" "$@" --evaluate-test "$TEST"
 }
 
-pair_step() {  # $1 epochs, $2 figure, $3 the paper-order protocols, $4 those BP runs in the
-  # simultaneous order (space-separated lists), then the suite's own arguments
-  p_epochs=$1
-  p_figure=$2
-  p_paper=$3
-  p_simultaneous=$4
-  shift 4
+pair_step() {  # $1 the paper-order runs folder, $2 the simultaneous-order one, $3 epochs,
+  # $4 figure, $5 the paper-order protocols, $6 those BP runs in the simultaneous order
+  # (space-separated lists), then the suite's own arguments
+  p_runs=$1
+  p_sim=$2
+  p_epochs=$3
+  p_figure=$4
+  p_paper=$5
+  p_simultaneous=$6
+  shift 6
   # shellcheck disable=SC2086
-  step suite "$RUNS" "$p_epochs" "$p_figure" --protocols $p_paper "$@"
+  step suite "$p_runs" "$p_epochs" "$p_figure" --protocols $p_paper "$@"
   # shellcheck disable=SC2086
-  step suite "$SIM" "$p_epochs" "$p_figure" --protocols $p_simultaneous \
+  step suite "$p_sim" "$p_epochs" "$p_figure" --protocols $p_simultaneous \
     --update-order simultaneous "$@"
 }
 
@@ -131,16 +141,19 @@ rerun() {  # $1 a run of $RUNS: train it again into $RERUN with its own settings
     --data-dir "$TRAIN" --quiet
 }
 
-staged_pair() {  # $1 epochs, then pair_step's other arguments: both groups, stage by stage
-  sp_final=$1
-  shift
+staged_pair() {  # $1 $2 the two runs folders, $3 epochs, then pair_step's other arguments:
+  # both groups, stage by stage
+  sp_runs=$1
+  sp_sim=$2
+  sp_final=$3
+  shift 3
   sp_target=0
   while [ "$sp_target" -lt "$sp_final" ]; do
     sp_target=$((sp_target + STAGE))
     [ "$sp_target" -gt "$sp_final" ] && sp_target=$sp_final
-    pair_step "$sp_target" "$@"
+    pair_step "$sp_runs" "$sp_sim" "$sp_target" "$@"
   done
-  pair_step "$sp_final" "$@" --evaluate-test "$TEST"
+  pair_step "$sp_runs" "$sp_sim" "$sp_final" "$@" --evaluate-test "$TEST"
 }
 
 if [ "${1:-}" = rerun ]; then  # one run of step 10, as its pool below calls it: rerun NAME
@@ -161,13 +174,11 @@ staged "$SIM" 50 4 --protocols bp bp-h --update-order simultaneous
 staged "$SIM" 100 4 --protocols bp bp-h --update-order simultaneous
 staged "$RUNS" 50 9 --archs simpnet --protocols bp-h urfb frfb
 staged results/protocol-choice/untied-independent 50 8 --untied-init independent
-staged_pair 50 7 "urfb frfb" "bp bp-h"
+staged_pair "$RUNS" "$SIM" 50 7 "urfb frfb" "bp bp-h"
 staged "$SIM" 50 7 --protocols urfb --update-order simultaneous
-staged_pair 50 6 "urfb frfb" "bp" --archs deepnet --seeds 0
+staged_pair "$RUNS" "$SIM" 50 6 "urfb frfb" "bp" --archs deepnet --seeds 0
 staged "$RUNS" 50 11 --pretrain-epochs 5
 staged "$RUNS" 100 4 --protocols urfb-50 frfb-50
-STAGE=25
-staged_pair 200 4 "urfb frfb" "bp bp-h"
 # two at a time, one thread each, in the foreground (Ctrl-C reaches them); a failed run is
 # reported by deepnets.train, and the others go on
 for seed in 0 1 2; do
@@ -176,6 +187,8 @@ done | xargs -n 1 -P 2 sh "$SELF" rerun || {
   echo "results/cifar10-paper/run.sh: a rerun of step 10 failed (see above)" >&2
   failed=1
 }
+STAGE=25
+staged_pair "$LONG" "$LONG_SIM" 200 4 "urfb frfb" "bp bp-h"
 STAGE=10
 staged results/protocol-choice/no-sigma-prime-down 50 7 --protocols urfb frfb \
   --no-sigma-prime-down
@@ -183,5 +196,5 @@ if [ "$failed" -ne 0 ]; then
   echo "issue 20's CPU queue: some steps failed (see above); every other run is at its budget" >&2
   exit 1
 fi
-echo "issue 20's CPU queue: every run at its budget in $RUNS, $SIM, $RERUN and" \
-  "results/protocol-choice/"
+echo "issue 20's CPU queue: every run at its budget in $RUNS, $SIM, $RERUN, $LONG," \
+  "$LONG_SIM and results/protocol-choice/"

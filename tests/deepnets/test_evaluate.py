@@ -15,7 +15,7 @@ import deepnets.train as train_mod
 from deepnets.nn.losses import hinge_loss_value
 from deepnets.nn.saturation import saturated_fractions
 from deepnets.training.checkpoint import load_network
-from deepnets.training.data import load_dataset
+from deepnets.training.data import Dataset, load_dataset
 from deepnets.training.minidata import write_cifar10
 from deepnets.training.rundir import read_log
 
@@ -92,6 +92,19 @@ def test_saturation_prints_each_layers_saturated_share(
         f"{name} {share:.3f}" for name, share in want.items())
 
 
+def dropout_logits(trained: Path, cifar: Path, seed: int, masks: int
+                   ) -> tuple[torch.Tensor, Dataset]:
+    """The trained net's test logits with its dropout on, the mean over ``masks`` masks drawn
+    from ``seed``; and the test split."""
+    net = load_network(trained)
+    net.eval()
+    net.layers[2].train()  # the drop .5 layer
+    test = load_dataset("cifar10", cifar, "test")
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        return sum(net(test.x.float() / 255) for _ in range(masks)) / masks, test
+
+
 def test_dropout_seed_scores_the_network_a_training_step_computes_with(
     cifar: Path, trained: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -104,13 +117,7 @@ def test_dropout_seed_scores_the_network_a_training_step_computes_with(
     m = re.fullmatch(r"split test \(8 images\), epoch 2 \(last, dropout on \(seed 3\)\): "
                      r"loss (\d+\.\d{4}) error (\d\.\d{4})\n", out)
     assert m, out
-    net = load_network(trained)
-    net.eval()
-    net.layers[2].train()  # the drop .5 layer
-    test = load_dataset("cifar10", cifar, "test")
-    torch.manual_seed(3)
-    with torch.no_grad():
-        logits = net(test.x.float() / 255)
+    logits, test = dropout_logits(trained, cifar, seed=3, masks=1)
     mu = 1 / 9
     assert float(m.group(1)) == pytest.approx(
         float(hinge_loss_value(logits, test.y, mu).mean()), abs=1e-4)
@@ -306,19 +313,13 @@ def test_dropout_samples_scores_the_mean_logits_of_k_masks_and_predictions_their
     m = re.fullmatch(r"split test \(8 images\), epoch 2 \(last, dropout on \(seed 3\), mean "
                      r"logits of 4 masks\): loss (\d+\.\d{4}) error (\d\.\d{4})", first)
     assert m, first
-    net = load_network(trained)
-    net.eval()
-    net.layers[2].train()  # the drop .5 layer
-    test = load_dataset("cifar10", cifar, "test")
-    torch.manual_seed(3)
-    with torch.no_grad():
-        logits = sum(net(test.x.float() / 255) for _ in range(4)) / 4
+    logits, test = dropout_logits(trained, cifar, seed=3, masks=4)
     assert float(m.group(1)) == pytest.approx(
         float(hinge_loss_value(logits, test.y, 1 / 9).mean()), abs=1e-4)
     assert float(m.group(2)) == pytest.approx(
         float((logits.argmax(1) != test.y).float().mean()), abs=1e-4)
     counts = torch.bincount(logits.argmax(1), minlength=10).tolist()
-    classes = load_dataset("cifar10", cifar, "test").classes
+    classes = test.classes
     order = sorted(range(10), key=lambda c: -counts[c])
     assert shares == ("predicted classes (share of images, dropout on (seed 3), mean logits of "
                       "4 masks): " + ", ".join(f"{classes[c]} {counts[c] / 8:.3f}" for c in order))

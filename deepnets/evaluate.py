@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dropout-samples", type=positive_number(int), default=1, metavar="K",
         help="with --dropout-seed: score the mean of the logits over K dropout masks per image "
         "(Monte Carlo dropout; the network without dropout is the usual stand-in for that "
-        "mean; default: 1)",
+        "mean; --saturation still counts under one mask; default: 1)",
     )
     p.add_argument(
         "--predictions",
@@ -113,15 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         report_error("deepnets.evaluate", exc)
         return 2
     dropout = "" if args.dropout_seed is None else f", dropout on (seed {args.dropout_seed})"
-    if args.dropout_samples > 1:
-        dropout += f", mean logits of {args.dropout_samples} masks"
+    masks = f", mean logits of {args.dropout_samples} masks" if args.dropout_samples > 1 else ""
     print(f"split {args.split} ({score.n} images), epoch {score.epoch} ({score.which}"
-          f"{dropout}): loss {score.loss:.4f} error {score.error:.4f}")
+          f"{dropout}{masks}): loss {score.loss:.4f} error {score.error:.4f}")
     if score.saturated is not None:
-        print(f"saturated units (sigma'(h) = 0{dropout}): "
+        print(f"saturated units (sigma'(h) = 0{dropout}{', one mask' if masks else ''}): "
               + ", ".join(f"{name} {share:.3f}" for name, share in score.saturated.items()))
     if score.predicted is not None:
-        print(f"predicted classes (share of images{dropout}): "
+        print(f"predicted classes (share of images{dropout}{masks}): "
               + ", ".join(f"{name} {share:.3f}" for name, share in score.predicted.items()))
     return 0
 

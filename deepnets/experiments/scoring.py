@@ -24,7 +24,7 @@ from deepnets.nn.saturation import saturated_fractions
 from deepnets.training import checkpoint as ckpt
 from deepnets.training.config import ConfigError, TrainConfig
 from deepnets.training.data import Dataset, data_mismatch, load_dataset, split_train_val
-from deepnets.training.engine import evaluate, predicted_counts
+from deepnets.training.engine import evaluate_with_counts
 from deepnets.training.rundir import find_data_dir, read_config, read_log
 from deepnets.training.trainer import resolve_device, stored_config
 
@@ -44,7 +44,8 @@ class Score:
     #: (:func:`deepnets.nn.saturation.saturated_fractions`); None unless asked for.
     saturated: dict[str, float] | None = None
     #: Per class name, the share of the split's images the network puts in that class, the
-    #: largest first (:func:`deepnets.training.engine.predicted_counts`); None unless asked for.
+    #: largest first (:func:`deepnets.training.engine.evaluate_with_counts`); None unless asked
+    #: for.
     predicted: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -58,7 +59,8 @@ class Diagnostics:
     ``saturation``: the saturated share of each layer's units (:attr:`Score.saturated`);
     ``dropout_seed``: score (and count) with dropout on, as in training, its masks drawn from
     this seed; ``dropout_samples``: with it, the logits are the mean over that many masks per
-    image (Monte Carlo dropout); ``predictions``: the share of the images put in each class
+    image (Monte Carlo dropout; the saturated units are counted under one mask);
+    ``predictions``: the share of the images put in each class by the score's logits
     (:attr:`Score.predicted`)."""
 
     saturation: bool = False
@@ -67,7 +69,10 @@ class Diagnostics:
     predictions: bool = False
 
     def __post_init__(self) -> None:
-        if self.dropout_samples != 1 and self.dropout_seed is None:
+        samples = self.dropout_samples
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ConfigError(f"--dropout-samples must be an integer >= 1, got {samples!r}")
+        if samples != 1 and self.dropout_seed is None:
             raise ConfigError("--dropout-samples averages dropout masks: give --dropout-seed too")
 
 
@@ -172,22 +177,20 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
     ds = ds.to(device)
     seed = diagnostics.dropout_seed
     dropout = seed is not None
-    scoring = {"batch_size": batch_size, "dropout": dropout,
-               "precision": cfg.eval_precision,  # as the run's validation was
-               "samples": diagnostics.dropout_samples}
     saturated = predicted = None
     with torch.random.fork_rng():  # the caller's generators are left as they were
         if dropout:
             torch.manual_seed(seed)  # the dropout layers draw from the global generator
-        loss, error = evaluate(net, ds.x, ds.y, loss_fn, **scoring)
-        if diagnostics.predictions:
-            if dropout:
-                torch.manual_seed(seed)  # the score's masks again
-            counts = predicted_counts(net, ds.x, n_classes, **scoring).tolist()
-            predicted = {ds.classes[c]: counts[c] / len(ds)
-                         for c in sorted(range(n_classes), key=lambda c: -counts[c])}
+        loss, error, counts = evaluate_with_counts(
+            net, ds.x, ds.y, loss_fn, batch_size=batch_size, dropout=dropout,
+            precision=cfg.eval_precision,  # as the run's validation was
+            samples=diagnostics.dropout_samples)
         if diagnostics.saturation:
             if dropout:
                 torch.manual_seed(seed)  # reference-path masks: not the score's, alike
             saturated = saturated_fractions(net, ds.x, batch_size, dropout)
+    if diagnostics.predictions:
+        shares = (counts.double() / len(ds)).tolist()
+        predicted = {ds.classes[c]: shares[c]
+                     for c in sorted(range(n_classes), key=lambda c: -shares[c])}
     return Score(loss, error, len(ds), which, epoch, val_error, saturated, predicted)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +40,8 @@ __all__ = [
     "UPDATE_ORDERS",
     "StepResult",
     "evaluate",
+    "evaluate_with_counts",
     "freeze",
-    "predicted_counts",
     "train_step",
     "train_step_on_device",
     "untie",
@@ -251,63 +251,65 @@ def evaluate(
     generator: seed it first), every other module stays in eval mode (BatchNorm's statistics
     are not updated): the network a training step computes with, for a diagnostic.
     ``samples`` (with ``dropout``): the logits are the mean over that many masks per batch
-    (Monte Carlo dropout, Gal and Ghahramani 2016; the no-dropout net is the usual cheaper
-    stand-in for that mean, Srivastava et al. 2014, the paper's [26]).
-    ``precision="bf16"``: the forward pass computes in bfloat16, as :func:`train_step`'s does,
-    and the loss in float32 from its logits; the sums accumulate on the device (float64 loss)
-    and are read once. A one-line ValueError for an empty or mismatched batch, labels outside
-    the outputs, NaN/inf in a float ``x``, an unknown ``precision`` or bad ``samples``."""
-    loss_fn = checks.checked_evaluation(x, y, loss_fn, batch_size)
-    total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
-    errors = torch.zeros((), dtype=torch.int64, device=y.device)
-    for start, logits in _scored_logits(net, x, batch_size, precision, dropout, samples):
-        yb = y[start : start + batch_size]
-        total_loss += loss_fn(_loss_input(logits), yb).double() * yb.shape[0]
-        errors += (logits.argmax(1) != yb).sum()
-    n = max(int(y.shape[0]), 1)
-    return float(total_loss) / n, int(errors) / n
+    (Monte Carlo dropout, Gal and Ghahramani 2016, here on the logits, which suits the hinge
+    loss; for softmax that is the normalised geometric mean of the probabilities). The net
+    without dropout is the usual cheaper stand-in for that mean (Srivastava et al. 2014, the
+    paper's [26]). ``precision="bf16"``: the forward pass computes in bfloat16, as
+    :func:`train_step`'s does, and the loss in float32 from its logits; the sums accumulate on
+    the device (float64 loss) and are read once. A one-line ValueError for an empty or
+    mismatched batch, labels outside the outputs, NaN/inf in a float ``x``, an unknown
+    ``precision`` or bad ``samples``. Every module's train/eval mode is restored."""
+    loss, error, _ = evaluate_with_counts(net, x, y, loss_fn, batch_size=batch_size,
+                                          precision=precision, dropout=dropout, samples=samples)
+    return loss, error
 
 
 @torch.no_grad()
-def predicted_counts(
-    net: nn.Module, x: Tensor, n_classes: int, *, batch_size: int = 1000,
+def evaluate_with_counts(
+    net: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, batch_size: int = 1000,
     precision: str = "fp32", dropout: bool = False, samples: int = 1,
-) -> Tensor:
-    """How many images of ``x`` ``net`` puts in each of its ``n_classes`` classes (int64
-    ``[n_classes]``), scored as :func:`evaluate` scores them: a diagnostic for a network that
-    predicts one class for most images."""
-    counts = torch.zeros(n_classes, dtype=torch.int64, device=x.device)
-    for _, logits in _scored_logits(net, x, batch_size, precision, dropout, samples):
-        counts += torch.bincount(logits.argmax(1), minlength=n_classes)
-    return counts
-
-
-def _scored_logits(net: nn.Module, x: Tensor, batch_size: int, precision: str, dropout: bool,
-                   samples: int) -> Iterator[tuple[int, Tensor]]:
-    """(first index, logits) of each batch of ``x``, the mean over ``samples`` dropout masks;
-    ``net`` in eval mode with its dropout layers dropping when ``dropout``, its modes restored
-    after the last batch."""
+) -> tuple[float, float, Tensor]:
+    """:func:`evaluate`'s (mean loss, error rate), and how many images the net puts in each of
+    its classes (int64, one count per output) by the same logits: a diagnostic for a network
+    that predicts one class for most images."""
+    loss_fn = checks.checked_evaluation(x, y, loss_fn, batch_size)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
     if samples > 1 and not dropout:
         raise ValueError(f"samples={samples} averages dropout masks: pass dropout=True")
-    was_training = net.training
+    total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
+    errors = torch.zeros((), dtype=torch.int64, device=y.device)
+    counts = torch.zeros((), dtype=torch.int64, device=y.device)
+    modes = [(module, module.training) for module in net.modules()]
     net.eval()
     if dropout:
         for module in net.modules():
             if isinstance(module, nn.Dropout):
                 module.train()
     try:
-        for start in range(0, x.shape[0], batch_size):
+        for start in range(0, y.shape[0], batch_size):
             xb = _as_input(x[start : start + batch_size], net, precision)
-            logits = net(xb)
-            if samples > 1:  # summed in float32 at least (bf16 logits too)
-                dtype = torch.promote_types(logits.dtype, torch.float32)
-                logits = sum((net(xb).to(dtype) for _ in range(samples - 1)), logits.to(dtype))
-                logits = logits / samples
-            yield start, logits
+            yb = y[start : start + batch_size]
+            logits = _mean_logits(net, xb, samples)
+            total_loss += loss_fn(_loss_input(logits), yb).double() * yb.shape[0]
+            predicted = logits.argmax(1)
+            errors += (predicted != yb).sum()
+            counts = counts + torch.bincount(predicted, minlength=logits.shape[1])
     finally:
-        net.train(was_training)
+        for module, mode in modes:
+            module.training = mode
+    n = max(int(y.shape[0]), 1)
+    return float(total_loss) / n, int(errors) / n, counts
+
+
+def _mean_logits(net: nn.Module, xb: Tensor, samples: int) -> Tensor:
+    """``net(xb)``, or the mean of ``samples`` calls (each its own dropout masks), summed in
+    float32 at least (bf16 logits too)."""
+    logits = net(xb)
+    if samples == 1:
+        return logits
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    return sum((net(xb).to(dtype) for _ in range(samples - 1)), logits.to(dtype)) / samples
 
 
 def untie(net: FeedbackNet, layers: Collection[int]) -> FeedbackNet:

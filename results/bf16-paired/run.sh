@@ -14,8 +14,9 @@
 #   nice sh results/bf16-paired/run.sh
 # Outputs: results/bf16-paired/<rule>-<precision>-s<seed>/ (config.json, log.jsonl, checkpoints).
 # The fp32 runs are also the simpnet URFB and FRFB runs of issue 20's grid: they live in
-# PAIRED_GRID (results/cifar10-paper/runs/simpnet-cifar10-<rule>-s<seed>, the suite's names, where
-# results/cifar10-paper/run.sh takes them on to 200 epochs) and <rule>-fp32-s<seed> links there.
+# PAIRED_GRID (results/cifar10-paper/runs/simpnet-cifar10-<rule>-s<seed>, the suite's names;
+# results/cifar10-paper/run.sh trains their 200-epoch replicates in runs-200/) and
+# <rule>-fp32-s<seed> links there.
 set -eu
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."

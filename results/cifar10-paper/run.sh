@@ -188,7 +188,8 @@ done | xargs -n 1 -P 2 sh "$SELF" rerun || {
   failed=1
 }
 STAGE=25
-staged_pair "$LONG" "$LONG_SIM" 200 4 "urfb frfb" "bp bp-h"
+# fp32 as the 100-epoch runs (auto would choose bf16 on a CPU with AMX)
+staged_pair "$LONG" "$LONG_SIM" 200 4 "urfb frfb" "bp bp-h" --precision fp32
 STAGE=10
 staged results/protocol-choice/no-sigma-prime-down 50 7 --protocols urfb frfb \
   --no-sigma-prime-down

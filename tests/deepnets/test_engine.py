@@ -6,7 +6,7 @@ import torch
 
 from deepnets.nn.losses import make_loss
 from deepnets.nn.network import FeedbackNet
-from deepnets.training.engine import evaluate, freeze, predicted_counts, train_step, untie
+from deepnets.training.engine import evaluate, evaluate_with_counts, freeze, train_step, untie
 
 DT = torch.float64
 SHAPE = (3, 8, 8)
@@ -352,8 +352,9 @@ def test_evaluate_with_dropout_leaves_other_modules_in_eval_mode() -> None:
 
 def test_evaluate_samples_averages_the_logits_of_several_masks_per_batch() -> None:
     """``samples=K`` with dropout: each batch's logits are the mean of K forward passes (masks
-    drawn in that order from the global generator); ``predicted_counts`` puts the images in the
-    classes those logits choose; ``samples`` needs dropout and an integer >= 1."""
+    drawn in that order from the global generator); ``evaluate_with_counts`` puts the images in
+    the classes those logits choose; ``samples`` needs dropout and an integer >= 1; every
+    module's mode comes back as it was, a mix of train and eval included."""
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Dropout(0.5),
                               torch.nn.Linear(8, 3)).to(DT)
@@ -365,20 +366,24 @@ def test_evaluate_samples_averages_the_logits_of_several_masks_per_batch() -> No
     with torch.no_grad():
         logits = torch.cat([sum(net(x[s:s + 3]) for _ in range(4)) / 4 for s in (0, 3, 6)])
     torch.manual_seed(5)
-    loss, err = evaluate(net, x, y, loss_fn, batch_size=3, dropout=True, samples=4)
+    net[0].eval()  # a mix of modes, to be restored
+    loss, err, counts = evaluate_with_counts(net, x, y, loss_fn, batch_size=3, dropout=True,
+                                             samples=4)
+    assert [m.training for m in net] == [False, True, True, True] and net.training
     assert loss == pytest.approx(float(loss_fn(logits, y)), rel=1e-12)
     assert err == float((logits.argmax(1) != y).double().mean())
-    torch.manual_seed(5)
-    counts = predicted_counts(net, x, 3, batch_size=3, dropout=True, samples=4)
     assert counts.tolist() == torch.bincount(logits.argmax(1), minlength=3).tolist()
+    torch.manual_seed(5)
+    assert evaluate(net, x, y, loss_fn, batch_size=3, dropout=True, samples=4) == (loss, err)
     net.eval()
     with torch.no_grad():
         plain = net(x)
-    assert predicted_counts(net, x, 3).tolist() == torch.bincount(plain.argmax(1),
-                                                                  minlength=3).tolist()
+    net.train()
+    assert evaluate_with_counts(net, x, y, loss_fn)[2].tolist() == torch.bincount(
+        plain.argmax(1), minlength=3).tolist()
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="samples must be an integer >= 1"):
             evaluate(net, x, y, loss_fn, dropout=True, samples=bad)
     with pytest.raises(ValueError, match="pass dropout=True"):
         evaluate(net, x, y, loss_fn, samples=2)
-    assert not net.training  # modes restored after a refusal too
+    assert all(m.training for m in net.modules())

@@ -303,31 +303,43 @@ def test_dropout_samples_scores_the_mean_logits_of_k_masks_and_predictions_their
     cifar: Path, trained: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """``--dropout-seed S --dropout-samples K``: the logits are the mean over K masks drawn from
-    S; ``--predictions`` prints the share of images put in each class by those logits, the
-    largest first."""
+    S, batch by batch; ``--predictions`` prints the share of images put in each class by those
+    logits, the largest first; ``--saturation`` says it counts under one mask."""
     argv = ["--run", str(trained), "--data", "cifar10", "--data-dir", str(cifar), "--split",
             "test", "--which", "last", "--dropout-seed", "3", "--dropout-samples", "4",
-            "--predictions"]
-    assert evaluate_mod.main(argv) == 0
-    first, shares = capsys.readouterr().out.splitlines()
+            "--batch-size", "3"]
+    assert evaluate_mod.main([*argv, "--predictions", "--saturation"]) == 0
+    first, saturation, shares = capsys.readouterr().out.splitlines()
     m = re.fullmatch(r"split test \(8 images\), epoch 2 \(last, dropout on \(seed 3\), mean "
                      r"logits of 4 masks\): loss (\d+\.\d{4}) error (\d\.\d{4})", first)
     assert m, first
-    logits, test = dropout_logits(trained, cifar, seed=3, masks=4)
+    net = load_network(trained)
+    net.eval()
+    net.layers[2].train()  # the drop .5 layer
+    test = load_dataset("cifar10", cifar, "test")
+    torch.manual_seed(3)
+    with torch.no_grad():
+        logits = torch.cat([sum(net(test.x[s:s + 3].float() / 255) for _ in range(4)) / 4
+                            for s in (0, 3, 6)])
     assert float(m.group(1)) == pytest.approx(
         float(hinge_loss_value(logits, test.y, 1 / 9).mean()), abs=1e-4)
     assert float(m.group(2)) == pytest.approx(
         float((logits.argmax(1) != test.y).float().mean()), abs=1e-4)
     counts = torch.bincount(logits.argmax(1), minlength=10).tolist()
-    classes = test.classes
     order = sorted(range(10), key=lambda c: -counts[c])
     assert shares == ("predicted classes (share of images, dropout on (seed 3), mean logits of "
-                      "4 masks): " + ", ".join(f"{classes[c]} {counts[c] / 8:.3f}" for c in order))
-    # one mask is --dropout-seed alone
-    assert evaluate_mod.main([*argv[:-3], "--dropout-samples", "1"]) == 0
-    one = capsys.readouterr().out
-    assert evaluate_mod.main(argv[:-3]) == 0
-    assert capsys.readouterr().out == one
+                      "4 masks): " + ", ".join(f"{test.classes[c]} {counts[c] / 8:.3f}"
+                                              for c in order))
+    assert saturation.startswith("saturated units (sigma'(h) = 0, dropout on (seed 3), one "
+                                 "mask): conv0 ")
+    # without dropout: the shares of the plain network's classes
+    assert evaluate_mod.main(argv[:-6] + ["--predictions"]) == 0
+    plain = capsys.readouterr().out.splitlines()[-1]
+    with torch.no_grad():
+        counts = torch.bincount(load_network(trained).eval()(test.x.float() / 255).argmax(1),
+                                minlength=10).tolist()
+    assert plain == "predicted classes (share of images): " + ", ".join(
+        f"{test.classes[c]} {counts[c] / 8:.3f}" for c in sorted(range(10), key=lambda c: -counts[c]))
 
 
 def test_dropout_samples_needs_a_dropout_seed_and_a_positive_count(

@@ -24,7 +24,9 @@ one budget. The summary shows those rows; the ``earlier-summary`` block the same
 largest of budgets A and B, where C has taken their place. The parts of claims 1, 2, 3 and 6
 that compare with BP or BP-H are judged a second time against BP in the simultaneous order, the
 order the paper's BP was most likely run in (budget "C, BP simultaneous":
-:meth:`Report.bp_simultaneous`), once those runs are committed.
+:meth:`Report.bp_simultaneous`), once those runs are committed; and the parts that involve
+URFB a third time with URFB in that order too (budget "C, simultaneous order":
+:meth:`Report.all_simultaneous`), where its runs are committed.
 """
 
 from __future__ import annotations
@@ -92,6 +94,12 @@ BP_ORDER_FOLDER = "simultaneous"
 BP_REFERENCES = ("bp", "bp-h")
 #: Budget C with its BP and BP-H runs replaced by those of :data:`BP_ORDER_FOLDER`.
 BP_SIMULTANEOUS = "C, BP simultaneous"
+#: Budget C with every rule in the simultaneous order: the runs of :data:`BP_ORDER_FOLDER` (BP,
+#: BP-H, URFB) and budget C's FRFB runs, the same in both orders (R fixed: the order moves no
+#: weight that carries the error down; the protocol-choice table shows d = 0 on simpnet).
+ALL_SIMULTANEOUS = "C, simultaneous order"
+#: The rule whose runs stand for both orders.
+ORDER_FREE_METHOD = "frfb"
 #: Untied simpnet runs whose untied layer started with every location drawn apart, inside the
 #: protocol-choice folder (Figure 8's other start; budget C's untied runs start replicated).
 UNTIED_START_FOLDER = "untied-independent"
@@ -263,7 +271,7 @@ def rows_claim1(rep: Report) -> list[Row]:
 
 def block_claim1(rep: Report) -> str:
     return ("simpnet, a = BP-H (hinge), b = BP (softmax):\n\n"
-            + rows_table(rows_claim1(rep) + bp_simultaneous_rows(rep, "1")))
+            + rows_table(rows_claim1(rep) + order_rows(rep, "1")))
 
 
 def _reach(series: dict[int, float], level: float) -> int | None:
@@ -325,7 +333,7 @@ def block_claim2(rep: Report) -> str:
         speed.append(f"s{s}: FRFB's epoch-{gap_end.epoch} validation error {level:.3f} is "
                      f"reached by URFB at epoch {e}")
     return ("simpnet; in the two gap rows a and b are FRFB − URFB validation errors:\n\n"
-            + rows_table(rows_claim2(rep) + bp_simultaneous_rows(rep, "2")) + "\n\nSpeed: "
+            + rows_table(rows_claim2(rep) + order_rows(rep, "2")) + "\n\nSpeed: "
             + "; ".join(speed) + ".")
 
 
@@ -372,7 +380,7 @@ def block_claim3(rep: Report) -> str:
     return ("deepernet (8 conv layers, 4 residual sums, full 500; 9 layers send an error down); "
             f"the first rows compare runs of budget {D} (in the depth rows a and b are gaps to "
             "BP-H, simpnet's cut at the same epoch), the rows below them deepernet's runs of "
-            "another budget:\n\n" + rows_table(rows_claim3(rep) + bp_simultaneous_rows(rep, "3")))
+            "another budget:\n\n" + rows_table(rows_claim3(rep) + order_rows(rep, "3")))
 
 
 #: Figure 6's back-propagation errors, as the paper's text gives them.
@@ -534,7 +542,7 @@ def rows_claim5(rep: Report) -> list[Row]:
 
 
 def block_claim5(rep: Report) -> str:
-    rows = [r for r in rows_claim5(rep) if not r.layers]
+    rows = [r for r in rows_claim5(rep) + simultaneous_rows(rep, "5") if not r.layers]
     return ("a, b: corr(W, Rᵗ) of URFB's runs (the paper's Figures 10-11 measure):\n\n"
             + rows_table(rows))
 
@@ -615,7 +623,8 @@ def rows_claim5_strong(rep: Report) -> list[Row]:
 def block_claim5_strong(rep: Report) -> str:
     rows, notes = _strong(rep)
     text = much_stronger_text() + "\n\n" + rows_table(
-        [r for corr_rows, angle_rows in rows.values() for r in (*corr_rows, *angle_rows)])
+        [r for corr_rows, angle_rows in rows.values() for r in (*corr_rows, *angle_rows)]
+        + simultaneous_rows(rep, "5b"))
     if notes:
         text += "\n\n" + "\n".join(f"- {x}." for x in notes)
     return text
@@ -742,7 +751,7 @@ def rows_claim6(rep: Report) -> list[Row]:
 
 def block_claim6(rep: Report) -> str:
     rows, notes = _claim6(rep)
-    return (rows_table(rows + bp_simultaneous_rows(rep, "6")) + "\n\n"
+    return (rows_table(rows + order_rows(rep, "6")) + "\n\n"
             + "\n".join(f"- {x}." for x in notes))
 
 
@@ -762,6 +771,8 @@ def summary_rows(rep: Report) -> dict[tuple[str, str], Row]:
         rows |= {(claim, r.short): r for r in make(rep) if r.short}
         rows |= {(claim, f"{r.short}, BP in the simultaneous order"): r
                  for r in bp_simultaneous_rows(rep, claim) if r.short}
+        rows |= {(claim, f"{r.short}, every rule in the simultaneous order"): r
+                 for r in simultaneous_rows(rep, claim) if r.short}
     return rows
 
 
@@ -779,6 +790,22 @@ def bp_simultaneous_rows(rep: Report, claim: str) -> list[Row]:
         return []
     return [r for r in CLAIM_ROWS[claim](alt)
             if _budget_of(r) == BP_SIMULTANEOUS and "BP" in f"{r.test} {r.short}"]
+
+
+def simultaneous_rows(rep: Report, claim: str) -> list[Row]:
+    """The rows of ``claim`` that involve URFB, made again at budget C with every rule in the
+    simultaneous order (:meth:`Report.all_simultaneous`; their budget column says
+    :data:`ALL_SIMULTANEOUS`); none while no URFB run in that order is committed."""
+    alt = rep.all_simultaneous()
+    if alt is None:
+        return []
+    return [r for r in CLAIM_ROWS[claim](alt)
+            if _budget_of(r) == ALL_SIMULTANEOUS and "URFB" in f"{r.test} {r.short}"]
+
+
+def order_rows(rep: Report, claim: str) -> list[Row]:
+    """:func:`bp_simultaneous_rows` and :func:`simultaneous_rows` of ``claim``."""
+    return bp_simultaneous_rows(rep, claim) + simultaneous_rows(rep, claim)
 
 
 def summary_table(rows: dict[tuple[str, str], Row]) -> str:
@@ -948,9 +975,10 @@ class Report:
         self.a = Budget("A", committed_runs(runs_a))
         self.b = Budget("B", committed_runs(runs_b))
         self.c = Budget("C", committed_runs(paper))
-        #: BP and BP-H in the simultaneous order (:meth:`bp_simultaneous`), read once.
-        self.bp_references = [r for r in committed_runs(self.choices / BP_ORDER_FOLDER)
-                              if r.protocol in BP_REFERENCES]
+        #: The runs in the simultaneous order (:meth:`bp_simultaneous`,
+        #: :meth:`all_simultaneous`), read once.
+        self.simultaneous = committed_runs(self.choices / BP_ORDER_FOLDER)
+        self.bp_references = [r for r in self.simultaneous if r.protocol in BP_REFERENCES]
         #: Figure 8's untied runs of the independent start, read once.
         self.untied_independent = committed_runs(self.choices / UNTIED_START_FOLDER)
         #: Figure 8's untied runs of budget C trained again to record their homogeneity.
@@ -982,6 +1010,25 @@ class Report:
         alt = copy.copy(self)
         alt.c = Budget(BP_SIMULTANEOUS,
                        [r for r in self.c.runs if r.protocol not in BP_REFERENCES] + refs)
+        alt.view = [self.a, self.b, alt.c]
+        return alt
+
+    def all_simultaneous(self) -> Report | None:
+        """This report with budget C in the simultaneous order throughout
+        (:data:`ALL_SIMULTANEOUS`): the BP, BP-H and URFB runs of ``choices/simultaneous`` and
+        budget C's FRFB runs; C's other runs (URFB, URFB 50%, untied URFB in the paper's order)
+        are left out. None while that folder holds no URFB run, or when budget C is not in
+        view."""
+        if self.c not in self.view:
+            return None
+        moving = [r for r in self.simultaneous
+                  if r.protocol is not None and PROTOCOLS[r.protocol].method != ORDER_FREE_METHOD]
+        if not any(PROTOCOLS[r.protocol].method == "urfb" for r in moving):
+            return None
+        alt = copy.copy(self)
+        alt.c = Budget(ALL_SIMULTANEOUS,
+                       [r for r in self.c.runs if r.protocol is not None
+                        and PROTOCOLS[r.protocol].method == ORDER_FREE_METHOD] + moving)
         alt.view = [self.a, self.b, alt.c]
         return alt
 

@@ -21,6 +21,8 @@ from figures.report import (
     Report,
     block_budget,
     block_claim1,
+    block_claim3,
+    block_claim5,
     block_claim6,
     block_earlier_summary,
     block_figure8,
@@ -35,6 +37,7 @@ from figures.report import (
     rows_claim3,
     rows_claim4,
     rows_claim6,
+    simultaneous_rows,
     stale_blocks,
     summary_rows,
 )
@@ -177,6 +180,53 @@ def _grid(write_run, root: Path, epochs: int, runs: list[tuple[str, str]], offse
 
 SIMPNET = [("simpnet", p) for p in ("bp", "bp-h", "urfb", "frfb", "urfb-50", "frfb-50")]
 DEEPERNET = [("deepernet", p) for p in ("bp-h", "urfb", "frfb")]
+
+
+def test_parts_with_urfb_are_judged_again_with_every_rule_in_the_simultaneous_order(
+        tmp_path: Path, write_run) -> None:
+    """With URFB runs in the protocol-choice folder's simultaneous order, every part of a claim
+    that involves URFB gets a third row: budget C with the BP, BP-H and URFB runs of that folder
+    and C's own FRFB runs ("C, simultaneous order"); FRFB runs of that folder and C's URFB runs
+    of the paper's order (50% too) are not used there, and nothing changes without such URFB
+    runs."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    c = _grid(write_run, tmp_path / "c", 12, SIMPNET + DEEPERNET[1:])
+    choices = tmp_path / "choices"
+    _grid(write_run, choices / "simultaneous", 12, SIMPNET[:2] + DEEPERNET[:1], offset=-0.1)
+    report = Report(a, b, (), tmp_path / "none", choices, c)
+    assert report.all_simultaneous() is None and simultaneous_rows(report, "3") == []
+    # URFB and FRFB in that order; its FRFB runs would be 0.3 above C's
+    _grid(write_run, choices / "simultaneous", 12, [("simpnet", "urfb"), ("deepernet", "urfb")],
+          offset=0.05)
+    _grid(write_run, choices / "simultaneous", 12, [("simpnet", "frfb")], offset=0.3)
+    report = Report(a, b, (), tmp_path / "none", choices, c)
+    alt = report.all_simultaneous()
+    assert alt is not None and alt.c.name == "C, simultaneous order"
+    assert {(r.arch, r.protocol, r.path.parent.name) for r in alt.c.runs} == {
+        ("simpnet", "bp", "simultaneous"), ("simpnet", "bp-h", "simultaneous"),
+        ("deepernet", "bp-h", "simultaneous"), ("simpnet", "urfb", "simultaneous"),
+        ("deepernet", "urfb", "simultaneous"), ("simpnet", "frfb", "c"),
+        ("simpnet", "frfb-50", "c"), ("deepernet", "frfb", "c")}
+    claim3 = {r.short: r for r in simultaneous_rows(report, "3")}
+    assert claim3 and all(r.where.startswith("C, simultaneous order: ep 12")
+                          for r in claim3.values())
+    paper3 = {r.short: r for r in rows_claim3(report) if r.short}
+    close = "deepernet: URFB close to BP-H"
+    assert close in claim3 and paper3[close].where.startswith("B")  # no BP-H in C itself
+    assert claim3[close].cmp.mean == pytest.approx(0.15)  # URFB +0.05, BP-H -0.1
+    claim2 = {r.short: r for r in simultaneous_rows(report, "2")}
+    better = {r.short: r for r in rows_claim2(report)}["URFB better than FRFB"]
+    assert claim2["URFB better than FRFB"].cmp.mean == pytest.approx(better.cmp.mean - 0.05)
+    assert not any("50%" in r.test for r in claim2.values())  # URFB 50% is not in that order
+    assert simultaneous_rows(report, "4") == []  # no untied run in that order
+    assert all("URFB" in f"{r.test} {r.short}" for claim in ("1", "5", "5b", "6")
+               for r in simultaneous_rows(report, claim))
+    summary = summary_rows(report)
+    assert ("3", f"{close}, every rule in the simultaneous order") in summary
+    assert "| C, simultaneous order: ep 12" in block_claim3(report)
+    assert "| C, simultaneous order: ep 12" in block_claim5(report)
+    assert report.earlier().all_simultaneous() is None
 
 
 def test_each_part_of_a_claim_is_judged_at_the_largest_budget_holding_its_runs(

@@ -1017,18 +1017,21 @@ class Report:
         """This report with budget C in the simultaneous order throughout
         (:data:`ALL_SIMULTANEOUS`): the BP, BP-H and URFB runs of ``choices/simultaneous`` and
         budget C's FRFB runs; C's other runs (URFB, URFB 50%, untied URFB in the paper's order)
-        are left out. None while that folder holds no URFB run, or when budget C is not in
-        view."""
+        are left out. None while that folder holds no URFB run, when budget C is not in view, or
+        when C's FRFB runs were trained on another device than those runs (an FRFB run stands
+        for both orders on the machine that trained it, not beside another machine's runs)."""
         if self.c not in self.view:
             return None
         moving = [r for r in self.simultaneous
                   if r.protocol is not None and PROTOCOLS[r.protocol].method != ORDER_FREE_METHOD]
         if not any(PROTOCOLS[r.protocol].method == "urfb" for r in moving):
             return None
+        order_free = [r for r in self.c.runs if r.protocol is not None
+                      and PROTOCOLS[r.protocol].method == ORDER_FREE_METHOD]
+        if len({r.config.get("device") for r in order_free + moving}) > 1:
+            return None
         alt = copy.copy(self)
-        alt.c = Budget(ALL_SIMULTANEOUS,
-                       [r for r in self.c.runs if r.protocol is not None
-                        and PROTOCOLS[r.protocol].method == ORDER_FREE_METHOD] + moving)
+        alt.c = Budget(ALL_SIMULTANEOUS, order_free + moving)
         alt.view = [self.a, self.b, alt.c]
         return alt
 

@@ -279,7 +279,7 @@ def evaluate_with_counts(
         raise ValueError(f"samples={samples} averages dropout masks: pass dropout=True")
     total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
     errors = torch.zeros((), dtype=torch.int64, device=y.device)
-    counts = torch.zeros((), dtype=torch.int64, device=y.device)
+    counts: Tensor | None = None
     modes = [(module, module.training) for module in net.modules()]
     net.eval()
     if dropout:
@@ -294,11 +294,15 @@ def evaluate_with_counts(
             total_loss += loss_fn(_loss_input(logits), yb).double() * yb.shape[0]
             predicted = logits.argmax(1)
             errors += (predicted != yb).sum()
-            counts = counts + torch.bincount(predicted, minlength=logits.shape[1])
+            if counts is None:
+                counts = torch.zeros(logits.shape[1], dtype=torch.int64, device=y.device)
+            # scatter_add_, not bincount: bincount reads its input's maximum back to the host
+            counts.scatter_add_(0, predicted, torch.ones_like(predicted))
     finally:
         for module, mode in modes:
             module.training = mode
-    n = max(int(y.shape[0]), 1)
+    assert counts is not None  # checked_evaluation refused an empty x
+    n = int(y.shape[0])
     return float(total_loss) / n, int(errors) / n, counts
 
 

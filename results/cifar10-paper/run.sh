@@ -44,7 +44,8 @@
 #     then stopped learning; for 92-99.9% in seed 0, which learns slowly); this tells the
 #     order's part from the rest. FRFB's R is fixed, so the order does not change FRFB.
 #  6. deepnet URFB and FRFB, with BP in the simultaneous order, seed 0, 50 epochs (Figure 6
-#     left).
+#     left); deepnet URFB in the simultaneous order too, beside BP (as step 5b for deepernet;
+#     it uses the core BP's stage would leave idle).
 #  7. deepnet_s URFB and FRFB, Section 4.1's tied-then-untied protocol: 5 tied epochs (the
 #     paper's tenth), then 50 untied (Figure 11).
 #  8. simpnet URFB-50 and FRFB-50, 100 epochs.
@@ -176,7 +177,7 @@ staged "$RUNS" 50 9 --archs simpnet --protocols bp-h urfb frfb
 staged results/protocol-choice/untied-independent 50 8 --untied-init independent
 staged_pair "$RUNS" "$SIM" 50 7 "urfb frfb" "bp bp-h"
 staged "$SIM" 50 7 --protocols urfb --update-order simultaneous
-staged_pair "$RUNS" "$SIM" 50 6 "urfb frfb" "bp" --archs deepnet --seeds 0
+staged_pair "$RUNS" "$SIM" 50 6 "urfb frfb" "bp urfb" --archs deepnet --seeds 0
 staged "$RUNS" 50 11 --pretrain-epochs 5
 staged "$RUNS" 100 4 --protocols urfb-50 frfb-50
 # two at a time, one thread each, in the foreground (Ctrl-C reaches them); a failed run is

@@ -191,7 +191,7 @@ def block_rule(_: Report) -> str:
 
 def block_budget(rep: Report) -> str:
     rows = []
-    for b in rep.budgets:
+    for b in [*rep.view, *rep.simultaneous_listed(), *rep.gpu, *rep.old]:
         kinds = sorted({(r.arch, r.protocol, r.untied, r.frozen, rep.is_pre(b, r)) for r in b.runs
                         if r.protocol is not None}, key=lambda k: (k[0], k[4], k[2], list(PROTOCOLS).index(k[1])))
         for arch, p, untied, frozen, pre in kinds:
@@ -221,7 +221,7 @@ def block_final_errors(rep: Report) -> str:
     runs were scored on the test split), that epoch and the validation error there, beside the
     mean of the last epochs."""
     rows = []
-    for b in [*rep.view, *rep.gpu]:
+    for b in [*rep.view, *rep.simultaneous_listed(), *rep.gpu]:
         for arch in ("simpnet", "deepernet", "deepnet", "deepnet_s"):
             for untied, frozen in ((False, ()), (True, ()), (False, (0,)), (True, (0,))):
                 for p in PROTOCOLS:
@@ -1028,12 +1028,26 @@ class Report:
             return None
         order_free = [r for r in self.c.runs if r.protocol is not None
                       and PROTOCOLS[r.protocol].method == ORDER_FREE_METHOD]
-        if len({r.config.get("device") for r in order_free + moving}) > 1:
+        if not self._one_device(order_free + moving):
             return None
         alt = copy.copy(self)
         alt.c = Budget(ALL_SIMULTANEOUS, order_free + moving)
         alt.view = [self.a, self.b, alt.c]
         return alt
+
+    def simultaneous_listed(self) -> list[Budget]:
+        """The runs of ``choices/simultaneous`` as a budget of their own
+        (:data:`ALL_SIMULTANEOUS`), for the budget and error tables; none when budget C is not
+        in view or was trained on another device."""
+        if self.c not in self.view or not self.simultaneous:
+            return []
+        if not self._one_device(self.c.runs + self.simultaneous):
+            return []
+        return [Budget(ALL_SIMULTANEOUS, self.simultaneous)]
+
+    @staticmethod
+    def _one_device(runs: list[Run]) -> bool:
+        return len({r.config.get("device") for r in runs}) <= 1
 
     def earlier(self) -> Report:
         """The same report without budget C: the claims as they stood at budgets A and B."""

@@ -229,11 +229,18 @@ def test_parts_with_urfb_are_judged_again_with_every_rule_in_the_simultaneous_or
     for block in (block_claim3, block_claim5, block_claim5_strong, block_claim6):
         assert "| C, simultaneous order: ep" in block(report), block.__name__
     assert report.earlier().all_simultaneous() is None
+    # the budget and error tables list that folder's runs as a budget of their own
+    for block in (block_budget, block_final_errors):
+        text = block(report)
+        assert "| C, simultaneous order | deepernet | URFB |" in text, block.__name__
+        assert "| C, simultaneous order | simpnet | FRFB |" in text  # the folder's own FRFB
+        assert "| C, simultaneous order |" not in block(report.earlier())
     # C's FRFB runs from another device (a GPU's) do not stand for the CPU's simultaneous order
     for config in c.glob("*-frfb-s*/config.json"):
         config.write_text(json.dumps({**json.loads(config.read_text()), "device": "cuda"}))
     other = Report(a, b, (), tmp_path / "none", choices, c)
     assert other.all_simultaneous() is None and simultaneous_rows(other, "3") == []
+    assert "| C, simultaneous order |" not in block_budget(other)
 
 
 def test_each_part_of_a_claim_is_judged_at_the_largest_budget_holding_its_runs(

@@ -20,12 +20,23 @@ import sys
 
 from deepnets.experiments.scoring import Diagnostics, evaluate_run
 from deepnets.training import checkpoint as ckpt
-from deepnets.training.config import ConfigError
+from deepnets.training.config import ConfigError, shown
 from deepnets.training.data import KINDS, DataError
 from deepnets.training.runconfig import positive_number, seed_arg
 from deepnets.training.rundir import RunError
 from deepnets.training.trainer import resolve_device
 from urfb_common import OneLineParser, command_line, path_arg, report_error
+
+
+def dropout_layer(text: str) -> int:
+    """An argparse type: the index of a dropout layer, an integer >= 0."""
+    try:
+        index = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not an integer") from None
+    if index < 0:
+        raise argparse.ArgumentTypeError(f"{index} is below 0: the first dropout layer is 0")
+    return index
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         "mean; --saturation still counts under one mask; default: 1)",
     )
     p.add_argument(
+        "--dropout-layers", type=dropout_layer, nargs="+", metavar="I",
+        help="with --dropout-seed: only these dropout layers drop (0: the network's first; "
+        "default: all of them)",
+    )
+    p.add_argument(
         "--predictions",
         action="store_true",
         help="also print the share of the split's images put in each class, the largest "
@@ -106,13 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = resolve_device(args.device)
         diagnostics = Diagnostics(args.saturation, args.dropout_seed, args.dropout_samples,
-                                  args.predictions)
+                                  args.predictions,
+                                  None if args.dropout_layers is None else tuple(args.dropout_layers))
         score = evaluate_run(args.run, args.data, args.data_dir, args.split, device,
                              args.batch_size, args.force_data, args.which, diagnostics)
     except (ConfigError, DataError, RunError) as exc:
         report_error("deepnets.evaluate", exc)
         return 2
-    dropout = "" if args.dropout_seed is None else f", dropout on (seed {args.dropout_seed})"
+    layers = ("" if args.dropout_layers is None else
+              f" in layers {', '.join(map(str, sorted(set(args.dropout_layers))))}")
+    dropout = ("" if args.dropout_seed is None else
+               f", dropout on{layers} (seed {args.dropout_seed})")
     masks = f", mean logits of {args.dropout_samples} masks" if args.dropout_samples > 1 else ""
     print(f"split {args.split} ({score.n} images), epoch {score.epoch} ({score.which}"
           f"{dropout}{masks}): loss {score.loss:.4f} error {score.error:.4f}")

@@ -60,6 +60,7 @@ class Diagnostics:
     ``dropout_seed``: score (and count) with dropout on, as in training, its masks drawn from
     this seed; ``dropout_samples``: with it, the logits are the mean over that many masks per
     image (Monte Carlo dropout; the saturated units are counted under one mask);
+    ``dropout_layers``: with it, only these dropout layers drop (0: the network's first);
     ``predictions``: the share of the images put in each class by the score's logits
     (:attr:`Score.predicted`)."""
 
@@ -67,6 +68,7 @@ class Diagnostics:
     dropout_seed: int | None = None
     dropout_samples: int = 1
     predictions: bool = False
+    dropout_layers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         samples = self.dropout_samples
@@ -74,6 +76,21 @@ class Diagnostics:
             raise ConfigError(f"--dropout-samples must be an integer >= 1, got {samples!r}")
         if samples != 1 and self.dropout_seed is None:
             raise ConfigError("--dropout-samples averages dropout masks: give --dropout-seed too")
+        if self.dropout_layers is not None:
+            if self.dropout_seed is None:
+                raise ConfigError("--dropout-layers chooses the layers that drop: give "
+                                  "--dropout-seed too")
+            if self.saturation:
+                raise ConfigError("--saturation counts with every dropout layer on or off: "
+                                  "leave out --dropout-layers")
+
+    @property
+    def dropout(self) -> bool | tuple[int, ...]:
+        """What :func:`deepnets.training.engine.evaluate` takes: no dropout, all, or these
+        layers."""
+        if self.dropout_seed is None:
+            return False
+        return True if self.dropout_layers is None else self.dropout_layers
 
 
 def load_split(cfg: TrainConfig, classes: list[str] | None, kind: str, data_dir: str | Path,
@@ -173,6 +190,12 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
             f"{tuple(ds.x.shape[1:])}) does not fit the run ({n_classes} classes, images "
             f"{tuple(net.config['in_shape'])})"
         )
+    if diagnostics.dropout_layers is not None:
+        count = sum(isinstance(m, torch.nn.Dropout) for m in net.modules())
+        outside = [i for i in diagnostics.dropout_layers if i >= count]
+        if outside:
+            raise ConfigError(f"--dropout-layers {outside[0]}: the network has {count} dropout "
+                              f"layers (0 to {count - 1})")
     loss_fn = make_loss(cfg.loss, n_classes, mu=cfg.mu)
     ds = ds.to(device)
     seed = diagnostics.dropout_seed
@@ -182,7 +205,7 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
         if dropout:
             torch.manual_seed(seed)  # the dropout layers draw from the global generator
         loss, error, counts = evaluate_with_counts(
-            net, ds.x, ds.y, loss_fn, batch_size=batch_size, dropout=dropout,
+            net, ds.x, ds.y, loss_fn, batch_size=batch_size, dropout=diagnostics.dropout,
             precision=cfg.eval_precision,  # as the run's validation was
             samples=diagnostics.dropout_samples)
         if diagnostics.saturation:

@@ -244,12 +244,13 @@ def _check_optimizer(optimizer: Any, layers: list[FeedbackLayer], lr: float,
 @torch.no_grad()
 def evaluate(
     net: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, batch_size: int = 1000,
-    precision: str = "fp32", dropout: bool = False, samples: int = 1,
+    precision: str = "fp32", dropout: bool | Collection[int] = False, samples: int = 1,
 ) -> tuple[float, float]:
     """(mean loss, error rate) of ``net`` on (x, y), in eval mode (no dropout), without gradients.
     ``dropout``: the dropout layers drop as in training (one mask per batch, from torch's global
     generator: seed it first), every other module stays in eval mode (BatchNorm's statistics
-    are not updated): the network a training step computes with, for a diagnostic.
+    are not updated): the network a training step computes with, for a diagnostic; a
+    collection of indices drops in those dropout layers only (0: the net's first ``nn.Dropout``).
     ``samples`` (with ``dropout``): the logits are the mean over that many masks per batch
     (Monte Carlo dropout, Gal and Ghahramani 2016, here on the logits, which suits the hinge
     loss; for softmax that is the normalised geometric mean of the probabilities). The net
@@ -267,7 +268,7 @@ def evaluate(
 @torch.no_grad()
 def evaluate_with_counts(
     net: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn, *, batch_size: int = 1000,
-    precision: str = "fp32", dropout: bool = False, samples: int = 1,
+    precision: str = "fp32", dropout: bool | Collection[int] = False, samples: int = 1,
 ) -> tuple[float, float, Tensor]:
     """:func:`evaluate`'s (mean loss, error rate), and how many images the net puts in each of
     its classes (int64, one count per output) by the same logits: a diagnostic for a network
@@ -275,17 +276,16 @@ def evaluate_with_counts(
     loss_fn = checks.checked_evaluation(x, y, loss_fn, batch_size)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-    if samples > 1 and not dropout:
+    dropping = _dropping(net, dropout)
+    if samples > 1 and not dropping:
         raise ValueError(f"samples={samples} averages dropout masks: pass dropout=True")
     total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
     errors = torch.zeros((), dtype=torch.int64, device=y.device)
     counts: Tensor | None = None
     modes = [(module, module.training) for module in net.modules()]
     net.eval()
-    if dropout:
-        for module in net.modules():
-            if isinstance(module, nn.Dropout):
-                module.train()
+    for module in dropping:
+        module.train()
     try:
         for start in range(0, y.shape[0], batch_size):
             xb = _as_input(x[start : start + batch_size], net, precision)
@@ -304,6 +304,20 @@ def evaluate_with_counts(
     assert counts is not None  # checked_evaluation refused an empty x
     n = int(y.shape[0])
     return float(total_loss) / n, int(errors) / n, counts
+
+
+def _dropping(net: nn.Module, dropout: bool | Collection[int]) -> list[nn.Dropout]:
+    """The dropout layers of ``net`` that ``dropout`` turns on: all (True), none (False) or
+    those at the given indices among them; a one-line ValueError for an index out of range."""
+    layers = [m for m in net.modules() if isinstance(m, nn.Dropout)]
+    if isinstance(dropout, bool):
+        return layers if dropout else []
+    outside = [i for i in dropout if isinstance(i, bool) or not isinstance(i, int)
+               or not 0 <= i < len(layers)]
+    if outside:
+        raise ValueError(f"dropout layer {outside[0]!r} does not exist: the net has "
+                         f"{len(layers)} dropout layers (0 to {len(layers) - 1})")
+    return [layers[i] for i in sorted(set(dropout))]
 
 
 def _mean_logits(net: nn.Module, xb: Tensor, samples: int) -> Tensor:

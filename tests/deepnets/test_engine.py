@@ -387,3 +387,40 @@ def test_evaluate_samples_averages_the_logits_of_several_masks_per_batch() -> No
     with pytest.raises(ValueError, match="pass dropout=True"):
         evaluate(net, x, y, loss_fn, samples=2)
     assert all(m.training for m in net.modules())
+
+
+def test_evaluate_dropout_in_chosen_layers_only() -> None:
+    """``dropout=[i, ...]``: only those dropout layers (counted in the net's order) drop; an
+    index the net lacks is a one-line ValueError, its modes left as they were."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Dropout(0.5), torch.nn.Tanh(),
+                              torch.nn.Linear(8, 8), torch.nn.Dropout(0.5),
+                              torch.nn.Linear(8, 3)).to(DT)
+    x = torch.rand(7, 6, dtype=DT)
+    y = torch.randint(0, 3, (7,))
+    loss_fn = make_loss("softmax", 3)
+    net.eval()
+    net[4].train()  # the second dropout layer only
+    torch.manual_seed(2)
+    with torch.no_grad():
+        logits = (net(x) + net(x)) / 2
+    net.eval()
+    torch.manual_seed(2)
+    loss, err, counts = evaluate_with_counts(net, x, y, loss_fn, dropout=[1], samples=2)
+    assert loss == pytest.approx(float(loss_fn(logits, y)), rel=1e-12)
+    assert err == float((logits.argmax(1) != y).double().mean())
+    assert counts.tolist() == torch.bincount(logits.argmax(1), minlength=3).tolist()
+    first = {}
+    for layers in ([0], [1], [0, 1]):
+        torch.manual_seed(2)
+        first[tuple(layers)] = evaluate(net, x, y, loss_fn, dropout=layers)
+    assert len(set(first.values())) == 3  # each choice of layers its own network
+    torch.manual_seed(2)
+    assert evaluate(net, x, y, loss_fn, dropout=True) == first[(0, 1)]
+    assert evaluate(net, x, y, loss_fn, dropout=[]) == evaluate(net, x, y, loss_fn)
+    for bad in ([2], [-1], ["0"], [True]):
+        with pytest.raises(ValueError, match="does not exist: the net has 2 dropout layers"):
+            evaluate(net, x, y, loss_fn, dropout=bad)
+    with pytest.raises(ValueError, match="pass dropout=True"):
+        evaluate(net, x, y, loss_fn, dropout=[], samples=2)
+    assert not any(m.training for m in net.modules())

@@ -353,3 +353,27 @@ def test_dropout_samples_needs_a_dropout_seed_and_a_positive_count(
                                "--dropout-samples", bad])
         assert exc.value.code == 2  # argparse: its usage, then the one error line
         assert "error: argument --dropout-samples: " in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_dropout_layers_choose_which_dropout_layers_drop(
+    cifar: Path, trained: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``--dropout-layers 0``: the tiny net's one dropout layer drops, the same numbers as
+    ``--dropout-seed`` alone; a layer the net lacks, a negative index, no seed, or
+    ``--saturation`` beside it are one-line errors."""
+    argv = ["--run", str(trained), "--data", "cifar10", "--data-dir", str(cifar), "--split",
+            "test", "--which", "last", "--dropout-seed", "3"]
+    assert evaluate_mod.main(argv) == 0
+    every = capsys.readouterr().out
+    assert evaluate_mod.main([*argv, "--dropout-layers", "0"]) == 0
+    chosen = capsys.readouterr().out
+    assert chosen == every.replace("dropout on (seed 3)", "dropout on in layers 0 (seed 3)")
+    assert evaluate_mod.main([*argv, "--dropout-layers", "1"]) == 2
+    one_line_error(capsys, "--dropout-layers 1", "1 dropout layers")
+    assert evaluate_mod.main([*argv[:-2], "--dropout-layers", "0"]) == 2
+    one_line_error(capsys, "--dropout-layers", "--dropout-seed")
+    assert evaluate_mod.main([*argv, "--dropout-layers", "0", "--saturation"]) == 2
+    one_line_error(capsys, "--saturation", "--dropout-layers")
+    with pytest.raises(SystemExit):
+        evaluate_mod.main([*argv, "--dropout-layers", "-1"])
+    assert "error: argument --dropout-layers: " in capsys.readouterr().err.splitlines()[-1]

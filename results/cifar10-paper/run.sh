@@ -9,6 +9,11 @@
 # same command after an interruption (a session's end, say) and it goes on where it stopped.
 # Runs of a step advance together, 10 epochs at a time (25 on the way to 200), two at once with one thread each,
 # so that an interrupted step leaves the runs of a comparison at (nearly) the same epoch.
+# From step 7 on, one seed at a time instead: each unit (one seed's two runs of a group) finishes
+# within a 3-hour session, since the machine has been rebuilt between sessions (2026-12-04 and
+# -05) and its checkpoints went with it. A run that is not committed and has lost its
+# checkpoint cannot resume (deepnets.train refuses a log without one): the queue removes it
+# first and trains it again from epoch 0 (same settings and seed).
 # Each run's test error (the weights of its validation-chosen epoch, test.json) is written when
 # the run reaches its step's budget. From the project root:
 #   nice sh results/cifar10-paper/run.sh
@@ -142,6 +147,24 @@ rerun() {  # $1 a run of $RUNS: train it again into $RERUN with its own settings
     --data-dir "$TRAIN" --quiet
 }
 
+clear_lost() {  # each run folder git does not track, with no checkpoint and not at its budget
+  # (no test.json; step 10's reruns: under $RERUN_EPOCHS epochs): its checkpoint went with an
+  # earlier machine; remove it, so that it starts again
+  git ls-files --others --exclude-standard -- results | grep '/log\.jsonl$' |
+    while read -r log; do
+      run=${log%/log.jsonl}
+      case $run in
+        "$RERUN"/*) at_budget=$([ "$(grep -c . "$log")" -ge "$RERUN_EPOCHS" ] && echo 1 || true) ;;
+        *) at_budget=$([ -f "$run/test.json" ] && echo 1 || true) ;;
+      esac
+      if [ ! -f "$run/checkpoint.pt" ] && [ -z "$at_budget" ]; then
+        echo "results/cifar10-paper/run.sh: $run lost its checkpoint after $(grep -c . "$log")" \
+          "epochs (an earlier machine): it starts again" >&2
+        rm -r "$run"
+      fi
+    done
+}
+
 staged_pair() {  # $1 $2 the two runs folders, $3 epochs, then pair_step's other arguments:
   # both groups, stage by stage
   sp_runs=$1
@@ -162,6 +185,7 @@ if [ "${1:-}" = rerun ]; then  # one run of step 10, as its pool below calls it:
   exit
 fi
 
+clear_lost
 step env PAIRED_EPOCHS=100 PAIRED_STAGE=20 sh results/bf16-paired/run.sh
 # the paired check's fp32 runs are this grid's simpnet URFB and FRFB: their test error at 100
 step suite "$RUNS" 100 4 --protocols urfb frfb --evaluate-test "$TEST"
@@ -178,8 +202,13 @@ staged results/protocol-choice/untied-independent 50 8 --untied-init independent
 staged_pair "$RUNS" "$SIM" 50 7 "urfb frfb" "bp bp-h"
 staged "$SIM" 50 7 --protocols urfb --update-order simultaneous
 staged_pair "$RUNS" "$SIM" 50 6 "urfb frfb" "bp urfb" --archs deepnet --seeds 0
-staged "$RUNS" 50 11 --pretrain-epochs 5
-staged "$RUNS" 100 4 --protocols urfb-50 frfb-50
+# from here on, one seed at a time (see the top)
+for seed in 0 1 2; do
+  staged "$RUNS" 50 11 --pretrain-epochs 5 --seeds "$seed"
+done
+for seed in 0 1 2; do
+  staged "$RUNS" 100 4 --protocols urfb-50 frfb-50 --seeds "$seed"
+done
 # two at a time, one thread each, in the foreground (Ctrl-C reaches them); a failed run is
 # reported by deepnets.train, and the others go on
 for seed in 0 1 2; do
@@ -190,10 +219,16 @@ done | xargs -n 1 -P 2 sh "$SELF" rerun || {
 }
 STAGE=25
 # fp32 as the 100-epoch runs (auto would choose bf16 on a CPU with AMX)
-staged_pair "$LONG" "$LONG_SIM" 200 4 "urfb frfb" "bp bp-h" --precision fp32
+for seed in 0 1 2; do
+  staged "$LONG" 200 4 --protocols urfb frfb --precision fp32 --seeds "$seed"
+  staged "$LONG_SIM" 200 4 --protocols bp bp-h --update-order simultaneous --precision fp32 \
+    --seeds "$seed"
+done
 STAGE=10
-staged results/protocol-choice/no-sigma-prime-down 50 7 --protocols urfb frfb \
-  --no-sigma-prime-down
+for seed in 0 1 2; do
+  staged results/protocol-choice/no-sigma-prime-down 50 7 --protocols urfb frfb \
+    --no-sigma-prime-down --seeds "$seed"
+done
 if [ "$failed" -ne 0 ]; then
   echo "issue 20's CPU queue: some steps failed (see above); every other run is at its budget" >&2
   exit 1

@@ -7,8 +7,9 @@
 #
 # The whole queue, in priority order. Every step is idempotent and resumes exactly: rerun the
 # same command after an interruption (a session's end, say) and it goes on where it stopped.
-# Runs of a step advance together, 10 epochs at a time (25 on the way to 200), two at once with one thread each,
-# so that an interrupted step leaves the runs of a comparison at (nearly) the same epoch.
+# Runs of a step advance together, 10 epochs at a time (25 on the way to 200), two at once with
+# one thread each, so that an interrupted step leaves the runs of a comparison at (nearly) the
+# same epoch.
 # From step 7 on, one seed at a time instead: each unit (one seed's two runs of a group) finishes
 # within a 3-hour session, since the machine has been rebuilt between sessions (2026-12-04 and
 # -05) and its checkpoints went with it. A run that is not committed and has lost its
@@ -58,9 +59,9 @@
 #     from epoch 0 into $LONG and $LONG_SIM: the checkpoints of their 100-epoch runs went with
 #     an earlier machine (2026-12-04) and a run does not resume from its log alone. Same
 #     settings and seeds as the 100-epoch runs, on another machine: replicates, not copies
-#     (python -m figures same-runs compares their first 100 epochs). Runs after step 10.
-#  10. untied simpnet BP-H and FRFB of step 4 again, each with deepnets.train --same-as its
-#     committed run (one thread, as the suite's --jobs 2 trained it), into $RERUN: Figure 8's
+#     (python -m figures same-runs compares their first 100 epochs).
+#  10. (runs after step 6) untied simpnet BP-H and FRFB of step 4 again, each with
+#     deepnets.train --same-as its committed run (one thread, as the suite's --jobs 2 trained it), into $RERUN: Figure 8's
 #     homogeneity, which those runs' logs predate. They were trained on an earlier machine,
 #     and runs repeat bit for bit only on one machine: these are replicates (same settings and
 #     seeds); python -m figures same-runs $RUNS $RERUN shows how close.
@@ -147,9 +148,9 @@ rerun() {  # $1 a run of $RUNS: train it again into $RERUN with its own settings
     --data-dir "$TRAIN" --quiet
 }
 
-clear_lost() {  # each run folder git does not track, with no checkpoint and not at its budget
-  # (no test.json; step 10's reruns: under $RERUN_EPOCHS epochs): its checkpoint went with an
-  # earlier machine; remove it, so that it starts again
+clear_lost() {  # each run folder git does not track, with epochs logged, no checkpoint and
+  # not at its budget (no test.json; step 10's reruns: under $RERUN_EPOCHS epochs): its
+  # checkpoint went with an earlier machine; remove it, so that it starts again
   git ls-files --others --exclude-standard -- results | grep '/log\.jsonl$' |
     while read -r log; do
       run=${log%/log.jsonl}
@@ -157,7 +158,7 @@ clear_lost() {  # each run folder git does not track, with no checkpoint and not
         "$RERUN"/*) at_budget=$([ "$(grep -c . "$log")" -ge "$RERUN_EPOCHS" ] && echo 1 || true) ;;
         *) at_budget=$([ -f "$run/test.json" ] && echo 1 || true) ;;
       esac
-      if [ ! -f "$run/checkpoint.pt" ] && [ -z "$at_budget" ]; then
+      if [ -s "$log" ] && [ ! -f "$run/checkpoint.pt" ] && [ -z "$at_budget" ]; then
         echo "results/cifar10-paper/run.sh: $run lost its checkpoint after $(grep -c . "$log")" \
           "epochs (an earlier machine): it starts again" >&2
         rm -r "$run"
@@ -202,13 +203,8 @@ staged results/protocol-choice/untied-independent 50 8 --untied-init independent
 staged_pair "$RUNS" "$SIM" 50 7 "urfb frfb" "bp bp-h"
 staged "$SIM" 50 7 --protocols urfb --update-order simultaneous
 staged_pair "$RUNS" "$SIM" 50 6 "urfb frfb" "bp urfb" --archs deepnet --seeds 0
-# from here on, one seed at a time (see the top)
-for seed in 0 1 2; do
-  staged "$RUNS" 50 11 --pretrain-epochs 5 --seeds "$seed"
-done
-for seed in 0 1 2; do
-  staged "$RUNS" 100 4 --protocols urfb-50 frfb-50 --seeds "$seed"
-done
+# step 10 here, before step 7: its runs finish two by two, about 30 minutes a pair, so that they
+# use the end of a session that a longer unit would not finish in.
 # two at a time, one thread each, in the foreground (Ctrl-C reaches them); a failed run is
 # reported by deepnets.train, and the others go on
 for seed in 0 1 2; do
@@ -217,6 +213,13 @@ done | xargs -n 1 -P 2 sh "$SELF" rerun || {
   echo "results/cifar10-paper/run.sh: a rerun of step 10 failed (see above)" >&2
   failed=1
 }
+# from here on, one seed at a time (see the top)
+for seed in 0 1 2; do
+  staged "$RUNS" 50 11 --pretrain-epochs 5 --seeds "$seed"
+done
+for seed in 0 1 2; do
+  staged "$RUNS" 100 4 --protocols urfb-50 frfb-50 --seeds "$seed"
+done
 STAGE=25
 # fp32 as the 100-epoch runs (auto would choose bf16 on a CPU with AMX)
 for seed in 0 1 2; do

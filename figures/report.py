@@ -11,7 +11,9 @@ Inputs (defaults: the H200 evidence runs of ``results/cifar10-jpeg-h200``, issue
 the older CPU runs): ``--runs-a`` budget A (simpnet 15 epochs, deepernet 10, deepnet_s Figure 11
 protocol), ``--runs-b`` budget B (simpnet 50 epochs, deepernet 25), both in the simultaneous order
 with biases; ``--runs-paper`` budget C, the paper's protocol (sequential order, no biases) toward
-convergence (``results/cifar10-paper/run.sh``); ``--runs-old`` the single-seed 10-epoch /
+convergence (``results/cifar10-paper/run.sh``; a group of its runs that every seed has trained
+further in ``runs-200/`` beside it, or in ``runs-200-simultaneous/`` for BP in the simultaneous
+order, is read from there: :func:`longer_groups`); ``--runs-old`` the single-seed 10-epoch /
 20,000-image runs; ``--runs-bf16`` the speed issue's bf16 against fp32 runs
 (:mod:`figures.bf16_paired`), ``--runs-choices`` issue 20's protocol-choice runs (a ``paper``
 folder and one folder per variant, :mod:`figures.protocol_choice`): their blocks say "not yet"
@@ -35,7 +37,7 @@ import argparse
 import copy
 import re
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +108,12 @@ UNTIED_START_FOLDER = "untied-independent"
 #: Beside budget C's runs folder: untied runs trained again with ``deepnets.train --same-as`` to
 #: record Figure 8's homogeneity, which their first runs predate (results/cifar10-paper/run.sh).
 HOMOGENEITY_RERUN_FOLDER = "homogeneity-rerun"
+#: Beside budget C's runs folder: simpnet runs trained to 200 epochs (results/cifar10-paper/run.sh,
+#: step 9), URFB and FRFB in the paper's order, and BP and BP-H in the simultaneous order. Each
+#: replaces the group of budget C (of ``choices/simultaneous``) it extends once every seed of
+#: that group has its longer run there (:func:`longer_groups`).
+LONG_FOLDER = "runs-200"
+LONG_SIMULTANEOUS_FOLDER = "runs-200-simultaneous"
 #: Figure 8's "strong spatial homogeneity": the mean correlation of a channel's filters across
 #: locations (:mod:`deepnets.nn.homogeneity`) is above this.
 STRONG_HOMOGENEITY = 0.5
@@ -141,6 +149,33 @@ class Budget:
         if g is None:
             raise LookupError(f"budget {self.name}: no {arch} {protocol} runs")
         return g
+
+
+def longer_groups(runs: list[Run], longer: list[Run]) -> list[Run]:
+    """``runs`` with each group (one description and data setting: :attr:`Run.key`,
+    :attr:`Run.data_key`) replaced by the runs of that group in ``longer`` once ``longer`` holds
+    a run of each of its seeds, each with more epochs; a group's runs come from one folder,
+    never part from each (its test errors and common epoch would mix two budgets). Groups only
+    ``longer`` holds are added."""
+    def key(run: Run) -> tuple:
+        return run.key, run.data_key
+
+    extended: dict[tuple, dict[int, Run]] = defaultdict(dict)
+    for run in longer:
+        per_seed = extended[key(run)]
+        if run.seed not in per_seed or run.epochs_done > per_seed[run.seed].epochs_done:
+            per_seed[run.seed] = run
+    groups: dict[tuple, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[key(run)].append(run)
+    kept: list[Run] = []
+    for k, group in groups.items():
+        alt = extended.pop(k, {})
+        if all(r.seed in alt and alt[r.seed].epochs_done > r.epochs_done for r in group):
+            kept += alt.values()
+        else:
+            kept += group
+    return kept + [r for alt in extended.values() for r in alt.values()]
 
 
 # ----------------------------------------------------------------------------- rows
@@ -974,10 +1009,13 @@ class Report:
         self.bf16, self.choices = Path(bf16), Path(choices)
         self.a = Budget("A", committed_runs(runs_a))
         self.b = Budget("B", committed_runs(runs_b))
-        self.c = Budget("C", committed_runs(paper))
+        self.c = Budget("C", longer_groups(committed_runs(paper),
+                                           committed_runs(Path(paper).parent / LONG_FOLDER)))
         #: The runs in the simultaneous order (:meth:`bp_simultaneous`,
         #: :meth:`all_simultaneous`), read once.
-        self.simultaneous = committed_runs(self.choices / BP_ORDER_FOLDER)
+        self.simultaneous = longer_groups(
+            committed_runs(self.choices / BP_ORDER_FOLDER),
+            committed_runs(Path(paper).parent / LONG_SIMULTANEOUS_FOLDER))
         self.bp_references = [r for r in self.simultaneous if r.protocol in BP_REFERENCES]
         #: Figure 8's untied runs of the independent start, read once.
         self.untied_independent = committed_runs(self.choices / UNTIED_START_FOLDER)

@@ -276,6 +276,42 @@ def test_each_part_of_a_claim_is_judged_at_the_largest_budget_holding_its_runs(
     assert {r.where.split(":")[0] for r in rows_claim1(report)} == {"B"}
 
 
+def test_a_group_moves_to_the_200_epoch_folders_once_every_seed_is_there(
+        tmp_path: Path, write_run) -> None:
+    """Budget C reads each group from runs-200/ (its simultaneous-order BP from
+    runs-200-simultaneous/) beside its runs folder only once every seed of the group has its
+    longer run there: a group's rows never mix the two folders."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    c = _grid(write_run, tmp_path / "c", 14, SIMPNET[:4])
+    choices = tmp_path / "choices"
+    _grid(write_run, choices / "simultaneous", 14, SIMPNET[:2], offset=-0.1)
+    for seed in (0, 1):  # two seeds of three: C's URFB stays at 14 epochs
+        write_run(tmp_path / "runs-200", f"simpnet-urfb-s{seed}", "simpnet", "urfb", seed=seed,
+                  epochs=20)
+    report = Report(a, b, (), tmp_path / "none", choices, c)
+    urfb = report.c.need("simpnet", "urfb")
+    assert {r.epochs_done for r in urfb.runs} == {14} and urfb.n == 3
+    write_run(tmp_path / "runs-200", "simpnet-urfb-s2", "simpnet", "urfb", seed=2, epochs=20)
+    _grid(write_run, tmp_path / "runs-200-simultaneous", 20, SIMPNET[:1], offset=-0.1)
+    report = Report(a, b, (), tmp_path / "none", choices, c)
+    urfb = report.c.need("simpnet", "urfb")
+    assert {r.path.parent.name for r in urfb.runs} == {"runs-200"} and urfb.common_epoch == 20
+    frfb = report.c.need("simpnet", "frfb")
+    assert {r.path.parent.name for r in frfb.runs} == {"c"}  # FRFB has no longer run
+    alt = report.bp_simultaneous()
+    assert alt is not None
+    assert {r.path.parent.name for r in alt.c.need("simpnet", "bp").runs} == {
+        "runs-200-simultaneous"}
+    assert {r.path.parent.name for r in alt.c.need("simpnet", "bp-h").runs} == {"simultaneous"}
+    better = {r.short: r for r in rows_claim2(report)}["URFB better than FRFB"]
+    assert better.where.startswith("C: ep 14")  # the row's common epoch: FRFB's 14
+    budget = block_budget(report)
+    assert "| C | simpnet | URFB | tied | simultaneous order, biases | 0, 1, 2 | 20 |" in budget
+    assert "| C, simultaneous order | simpnet | BP | tied | simultaneous order, biases | " \
+        "0, 1, 2 | 20 |" in budget
+
+
 def test_the_gpu_runs_are_listed_but_never_judged(tmp_path: Path, write_run) -> None:
     """Budget C's protocol on a lent GPU (more epochs than any other budget) appears in the
     budget and error tables and in no claim's rows."""

@@ -185,6 +185,10 @@ if [ "${1:-}" = rerun ]; then  # one run of step 10, as its pool below calls it:
   rerun "$2"
   exit
 fi
+if [ "${1:-}" = clear-lost ]; then  # only the clean-up the queue starts with
+  clear_lost
+  exit
+fi
 
 clear_lost
 step env PAIRED_EPOCHS=100 PAIRED_STAGE=20 sh results/bf16-paired/run.sh

@@ -1038,12 +1038,13 @@ class Report:
 
     def bp_simultaneous(self) -> Report | None:
         """This report with budget C's BP and BP-H runs replaced by the committed ones of
-        ``choices/simultaneous`` (:data:`BP_SIMULTANEOUS`); None while there are none, or
-        when budget C is not in view (:meth:`earlier`)."""
+        ``choices/simultaneous`` (:data:`BP_SIMULTANEOUS`); None while there are none, when
+        budget C is not in view (:meth:`earlier`), or when C's runs were trained on another
+        device than those (a pair of runs compares two rules on one machine)."""
         if self.c not in self.view:
             return None
         refs = self.bp_references
-        if not refs:
+        if not refs or not self._one_device(self.c.runs + refs):
             return None
         alt = copy.copy(self)
         alt.c = Budget(BP_SIMULTANEOUS,

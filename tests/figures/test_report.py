@@ -371,6 +371,11 @@ def test_parts_against_bp_are_judged_again_with_bp_in_the_simultaneous_order(
     assert "| C, BP simultaneous: ep" in block_claim6(report)
     assert bp_simultaneous_rows(report.earlier(), "2") == []  # budgets A and B only: none
     assert "C, BP simultaneous" not in block_earlier_summary(report)
+    # C's runs from another device (a GPU's) are not paired with the CPU's BP runs
+    for config in c.glob("*/config.json"):
+        config.write_text(json.dumps({**json.loads(config.read_text()), "device": "cuda"}))
+    other = Report(a, b, (), tmp_path / "none", choices, c)
+    assert other.bp_simultaneous() is None and bp_simultaneous_rows(other, "2") == []
 
 
 def test_the_second_view_adds_paper_numbers_of_its_own_budget_only(tmp_path: Path,

@@ -49,9 +49,9 @@
 #     full layer saturated (sigma' = 0 for all its units in seeds 1 and 2 from epoch 9, which
 #     then stopped learning; for 92-99.9% in seed 0, which learns slowly); this tells the
 #     order's part from the rest. FRFB's R is fixed, so the order does not change FRFB.
-#  6. deepnet URFB and FRFB, with BP in the simultaneous order, seed 0, 50 epochs (Figure 6
+#  6. deepnet URFB and FRFB, then BP in the simultaneous order, seed 0, 50 epochs (Figure 6
 #     left); deepnet URFB in the simultaneous order too, beside BP (as step 5b for deepernet;
-#     it uses the core BP's stage would leave idle).
+#     it uses the core BP alone would leave idle).
 #  7. deepnet_s URFB and FRFB, Section 4.1's tied-then-untied protocol: 5 tied epochs (the
 #     paper's tenth), then 50 untied (Figure 11).
 #  8. simpnet URFB-50 and FRFB-50, 100 epochs.
@@ -206,8 +206,11 @@ staged "$RUNS" 50 9 --archs simpnet --protocols bp-h urfb frfb
 staged results/protocol-choice/untied-independent 50 8 --untied-init independent
 staged_pair "$RUNS" "$SIM" 50 7 "urfb frfb" "bp bp-h"
 staged "$SIM" 50 7 --protocols urfb --update-order simultaneous
-staged_pair "$RUNS" "$SIM" 50 6 "urfb frfb" "bp urfb" --archs deepnet --seeds 0
-# step 10 here, before step 7: its runs finish two by two, about 30 minutes a pair, so that they
+# one group after the other (a group finishes within a session; both together would not on a
+# slow machine: 2026-12-05's took 1.7 times as long an epoch as 2026-12-04's)
+staged "$RUNS" 50 6 --protocols urfb frfb --archs deepnet --seeds 0
+staged "$SIM" 50 6 --protocols bp urfb --update-order simultaneous --archs deepnet --seeds 0
+# step 10 here, before step 7: its runs finish two by two, under an hour a pair, so that they
 # use the end of a session that a longer unit would not finish in.
 # two at a time, one thread each, in the foreground (Ctrl-C reaches them); a failed run is
 # reported by deepnets.train, and the others go on

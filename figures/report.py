@@ -1039,16 +1039,16 @@ class Report:
     def bp_simultaneous(self) -> Report | None:
         """This report with budget C's BP and BP-H runs replaced by the committed ones of
         ``choices/simultaneous`` (:data:`BP_SIMULTANEOUS`); None while there are none, when
-        budget C is not in view (:meth:`earlier`), or when C's runs were trained on another
-        device than those (a pair of runs compares two rules on one machine)."""
+        budget C is not in view (:meth:`earlier`), or when C's other runs were trained on another
+        kind of device than those (a pair of runs compares two rules on one kind of device)."""
         if self.c not in self.view:
             return None
         refs = self.bp_references
-        if not refs or not self._one_device(self.c.runs + refs):
+        others = [r for r in self.c.runs if r.protocol not in BP_REFERENCES]
+        if not refs or not self._one_device(others + refs):
             return None
         alt = copy.copy(self)
-        alt.c = Budget(BP_SIMULTANEOUS,
-                       [r for r in self.c.runs if r.protocol not in BP_REFERENCES] + refs)
+        alt.c = Budget(BP_SIMULTANEOUS, others + refs)
         alt.view = [self.a, self.b, alt.c]
         return alt
 

@@ -10,7 +10,7 @@
 # Runs of a step advance together, 10 epochs at a time (25 on the way to 200), two at once with
 # one thread each, so that an interrupted step leaves the runs of a comparison at (nearly) the
 # same epoch.
-# From step 7 on, one seed at a time instead: each unit (one seed's two runs of a group) finishes
+# From step 6 on, one unit at a time instead: each unit (one seed's runs of a group) finishes
 # within a 3-hour session, since the machine has been rebuilt between sessions (2026-12-04 and
 # -05) and its checkpoints went with it. A run that is not committed and has lost its
 # checkpoint cannot resume (deepnets.train refuses a log without one): the queue removes it
@@ -32,8 +32,8 @@
 #  simultaneous/), beside URFB and FRFB in the paper's order: in the paper's order softmax BP
 #  does not learn simpnet at all (chance in all 3 seeds at 50 epochs) and BP-H learns slowly,
 #  and the author's code cannot run BP in that order, so the paper's BP was most likely run in
-#  the simultaneous one (docs/results.md, "BP in the paper's order"). A step's two groups
-#  advance together, stage by stage.
+#  the simultaneous one (docs/results.md, "BP in the paper's order"). In step 5 the two
+#  groups advance together, stage by stage; from step 6 on, one after the other (see the top).
 #  3b. simpnet BP and BP-H in the simultaneous order, 50 epochs, paired by seed with step 3's.
 #  3c. those to 100 epochs, beside URFB and FRFB at 100 (claims 1, 2).
 #  Then one step per claim that has no budget-C run yet, before any run goes past 100:
@@ -148,21 +148,28 @@ rerun() {  # $1 a run of $RUNS: train it again into $RERUN with its own settings
     --data-dir "$TRAIN" --quiet
 }
 
-clear_lost() {  # each run folder git does not track, with epochs logged, no checkpoint and
-  # not at its budget (no test.json; step 10's reruns: under $RERUN_EPOCHS epochs): its
-  # checkpoint went with an earlier machine; remove it, so that it starts again
-  git ls-files --others --exclude-standard -- results | grep '/log\.jsonl$' |
+clear_lost() {  # each run folder of this queue that git does not track (no file of it), with
+  # epochs logged, no checkpoint and not at its budget (no test.json of its last epoch; step
+  # 10's reruns: under $RERUN_EPOCHS epochs): its checkpoint went with an earlier machine;
+  # remove it, so that it starts again. Other folders of results/ (a GPU lease's runs, say) are
+  # never looked at.
+  git ls-files --others --exclude-standard -- "$RUNS" "$RERUN" "$LONG" "$LONG_SIM" \
+    results/protocol-choice | grep '/log\.jsonl$' |
     while read -r log; do
       run=${log%/log.jsonl}
+      [ -s "$log" ] && [ ! -f "$run/checkpoint.pt" ] && [ ! -L "$run" ] || continue
+      [ -z "$(git ls-files -- "$run")" ] || continue  # a committed run, or one inside it
+      epochs=$(grep -c . "$log" || true)
       case $run in
-        "$RERUN"/*) at_budget=$([ "$(grep -c . "$log")" -ge "$RERUN_EPOCHS" ] && echo 1 || true) ;;
-        *) at_budget=$([ -f "$run/test.json" ] && echo 1 || true) ;;
+        "$RERUN"/*) [ "$epochs" -ge "$RERUN_EPOCHS" ] && continue ;;
+        *) if [ -f "$run/test.json" ]; then  # kept unless it names another epoch than the log's
+             scored=$(sed -n 's/.*"epochs_done": *\([0-9][0-9]*\).*/\1/p' "$run/test.json")
+             [ -z "$scored" ] || [ "$scored" -eq "$epochs" ] && continue
+           fi ;;
       esac
-      if [ -s "$log" ] && [ ! -f "$run/checkpoint.pt" ] && [ -z "$at_budget" ]; then
-        echo "results/cifar10-paper/run.sh: $run lost its checkpoint after $(grep -c . "$log")" \
-          "epochs (an earlier machine): it starts again" >&2
-        rm -r "$run"
-      fi
+      echo "results/cifar10-paper/run.sh: $run lost its checkpoint after $epochs epochs" \
+        "(an earlier machine): it starts again" >&2
+      rm -r "$run"
     done
 }
 

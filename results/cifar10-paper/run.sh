@@ -61,10 +61,11 @@
 #     settings and seeds as the 100-epoch runs, on another machine: replicates, not copies
 #     (python -m figures same-runs compares their first 100 epochs).
 #  10. (runs after step 6) untied simpnet BP-H and FRFB of step 4 again, each with
-#     deepnets.train --same-as its committed run (one thread, as the suite's --jobs 2 trained it), into $RERUN: Figure 8's
-#     homogeneity, which those runs' logs predate. They were trained on an earlier machine,
-#     and runs repeat bit for bit only on one machine: these are replicates (same settings and
-#     seeds); python -m figures same-runs $RUNS $RERUN shows how close.
+#     deepnets.train --same-as its committed run (one thread, as the suite's --jobs 2 trained
+#     it), into $RERUN: Figure 8's homogeneity, which those runs' logs predate. They were
+#     trained on an earlier machine, and runs repeat bit for bit only on one machine: these are
+#     replicates (same settings and seeds); python -m figures same-runs $RUNS $RERUN shows how
+#     close.
 #  11. deepernet URFB and FRFB in the paper's order, with the error sent down as the author's
 #     code after April 2019 sends it: R g, without the layer's sigma' (--no-sigma-prime-down),
 #     50 epochs, in results/protocol-choice/no-sigma-prime-down/: does the author's code train

@@ -24,7 +24,7 @@ from deepnets.nn.saturation import saturated_fractions
 from deepnets.training import checkpoint as ckpt
 from deepnets.training.config import ConfigError, TrainConfig
 from deepnets.training.data import Dataset, data_mismatch, load_dataset, split_train_val
-from deepnets.training.engine import evaluate_with_counts
+from deepnets.training.engine import dropping_layers, evaluate_with_counts
 from deepnets.training.rundir import find_data_dir, read_config, read_log
 from deepnets.training.trainer import resolve_device, stored_config
 
@@ -191,11 +191,11 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
             f"{tuple(net.config['in_shape'])})"
         )
     if diagnostics.dropout_layers is not None:
-        count = sum(isinstance(m, torch.nn.Dropout) for m in net.modules())
-        outside = [i for i in diagnostics.dropout_layers if i >= count]
-        if outside:
-            raise ConfigError(f"--dropout-layers {outside[0]}: the network has {count} dropout "
-                              f"layers (0 to {count - 1})")
+        try:
+            dropping_layers(net, diagnostics.dropout_layers)
+        except ValueError as exc:  # the layer the net lacks, said with the flag that named it
+            chosen = " ".join(map(str, diagnostics.dropout_layers))
+            raise ConfigError(f"--dropout-layers {chosen}: {exc}") from None
     loss_fn = make_loss(cfg.loss, n_classes, mu=cfg.mu)
     ds = ds.to(device)
     seed = diagnostics.dropout_seed

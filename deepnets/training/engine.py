@@ -39,6 +39,7 @@ from urfb_common import images_to_float
 __all__ = [
     "UPDATE_ORDERS",
     "StepResult",
+    "dropping_layers",
     "evaluate",
     "evaluate_with_counts",
     "freeze",
@@ -276,7 +277,7 @@ def evaluate_with_counts(
     loss_fn = checks.checked_evaluation(x, y, loss_fn, batch_size)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-    dropping = _dropping(net, dropout)
+    dropping = dropping_layers(net, dropout)
     if samples > 1 and not dropping:
         raise ValueError(f"samples={samples} averages dropout masks: pass dropout=True")
     total_loss = torch.zeros((), dtype=torch.float64, device=y.device)
@@ -306,7 +307,7 @@ def evaluate_with_counts(
     return float(total_loss) / n, int(errors) / n, counts
 
 
-def _dropping(net: nn.Module, dropout: bool | Collection[int]) -> list[nn.Dropout]:
+def dropping_layers(net: nn.Module, dropout: bool | Collection[int]) -> list[nn.Dropout]:
     """The dropout layers of ``net`` that ``dropout`` turns on: all (True), none (False) or
     those at the given indices among them; a one-line ValueError for an index out of range."""
     layers = [m for m in net.modules() if isinstance(m, nn.Dropout)]

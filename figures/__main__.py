@@ -17,7 +17,9 @@ Three comparisons of run families are subcommands, each with its own ``--help``:
 :mod:`figures.bf16_paired`), ``python -m figures protocol-choice --paper DIR --variant
 NAME=DIR ...`` (issue 20's protocol choices against the paper's protocol,
 :mod:`figures.protocol_choice`) and ``python -m figures same-runs A B`` (are two sets of runs
-the same, number for number? :mod:`figures.same_runs`).
+the same, number for number? :mod:`figures.same_runs`). A fourth, ``python -m figures budget-c
+--into DIR``, links the runs budget C's figures draw into one folder per set of figures
+(:mod:`figures.budget_c`; ``results/cifar10-paper/figures.sh`` uses it).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from figures import bf16_paired, protocol_choice, same_runs
+from figures import bf16_paired, budget_c, protocol_choice, same_runs
 from figures.alignment import plot_figure10, plot_figure11
 from figures.angles import plot_figure17, plot_figure18
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
@@ -72,7 +74,7 @@ DEFAULT_CURVES = SWEEP_OUT / CURVES_NAME
 #: Subcommands: name -> its ``main(argv)`` (the rest of the command line is its own).
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
     "bf16-paired": bf16_paired.main, "protocol-choice": protocol_choice.main,
-    "same-runs": same_runs.main,
+    "same-runs": same_runs.main, "budget-c": budget_c.main,
 }
 
 

@@ -37,13 +37,23 @@ import argparse
 import copy
 import re
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from deepnets.experiments.protocols import PROTOCOLS
 from figures.bf16_paired import bf16_comparisons, markdown
+from figures.budget_c import (
+    BP_ORDER_FOLDER,
+    BP_REFERENCES,
+    DEFAULT_CHOICES,
+    DEFAULT_PAPER,
+    LONG_FOLDER,
+    LONG_SIMULTANEOUS_FOLDER,
+    ORDER_FREE_METHOD,
+    longer_groups,
+)
 from figures.endpoints import Ends, curve_ends, error_ends, window
 from figures.protocol_choice import choice_table
 from figures.rows import (
@@ -76,8 +86,6 @@ from urfb_common import OneLineParser, atomic_write_text, command_line, path_arg
 H200 = Path("results/cifar10-jpeg-h200")
 DEFAULT_A = H200 / "budget-a" / "runs"
 DEFAULT_B = H200 / "budget-b" / "runs"
-#: Issue 20's runs: the paper's protocol, toward convergence (results/cifar10-paper/run.sh).
-DEFAULT_PAPER = Path("results/cifar10-paper/runs")
 #: Budget C's protocol on a lent GPU (benchmarks/gpu_check.sh): listed beside the CPU's runs in the
 #: budget and error tables, never judged (validation only, and a budget of its own). The second
 #: H200 run (131 epochs) is the larger budget; the first (results/cifar10-paper-h200, 115) its replicate.
@@ -85,35 +93,20 @@ DEFAULT_PAPER_GPU = Path("results/cifar10-paper-h200-run2/fp32")
 DEFAULT_OLD = (Path("results/simpnet-cifar10-jpeg/runs"), Path("results/deepernet-cifar10-jpeg/runs"))
 #: The speed issue's paired check (results/bf16-paired/run.sh writes its runs there).
 DEFAULT_BF16 = Path("results/bf16-paired")
-#: Issue 20's protocol choices: ``paper/`` (the paper's protocol) and one folder per variant.
-DEFAULT_CHOICES = Path("results/protocol-choice")
 #: The folder of the paper-protocol runs inside the protocol-choice folder.
 PAPER_FOLDER = "paper"
-#: BP and BP-H in the simultaneous order, inside the protocol-choice folder: the order the
-#: paper's BP was most likely run in (in the sequential order softmax BP does not learn, and the
-#: author's code cannot run BP; docs/results.md, "BP in the paper's order").
-BP_ORDER_FOLDER = "simultaneous"
-BP_REFERENCES = ("bp", "bp-h")
 #: Budget C with its BP and BP-H runs replaced by those of :data:`BP_ORDER_FOLDER`.
 BP_SIMULTANEOUS = "C, BP simultaneous"
 #: Budget C with every rule in the simultaneous order: the runs of :data:`BP_ORDER_FOLDER` (BP,
 #: BP-H, URFB) and budget C's FRFB runs, the same in both orders (R fixed: the order moves no
 #: weight that carries the error down; the protocol-choice table shows d = 0 on simpnet).
 ALL_SIMULTANEOUS = "C, simultaneous order"
-#: The rule whose runs stand for both orders.
-ORDER_FREE_METHOD = "frfb"
 #: Untied simpnet runs whose untied layer started with every location drawn apart, inside the
 #: protocol-choice folder (Figure 8's other start; budget C's untied runs start replicated).
 UNTIED_START_FOLDER = "untied-independent"
 #: Beside budget C's runs folder: untied runs trained again with ``deepnets.train --same-as`` to
 #: record Figure 8's homogeneity, which their first runs predate (results/cifar10-paper/run.sh).
 HOMOGENEITY_RERUN_FOLDER = "homogeneity-rerun"
-#: Beside budget C's runs folder: simpnet runs trained to 200 epochs (results/cifar10-paper/run.sh,
-#: step 9), URFB and FRFB in the paper's order, and BP and BP-H in the simultaneous order. Each
-#: replaces the group of budget C (of ``choices/simultaneous``) it extends once every seed of
-#: that group has its longer run there (:func:`longer_groups`).
-LONG_FOLDER = "runs-200"
-LONG_SIMULTANEOUS_FOLDER = "runs-200-simultaneous"
 #: Figure 8's "strong spatial homogeneity": the mean correlation of a channel's filters across
 #: locations (:mod:`deepnets.nn.homogeneity`) is above this.
 STRONG_HOMOGENEITY = 0.5
@@ -149,33 +142,6 @@ class Budget:
         if g is None:
             raise LookupError(f"budget {self.name}: no {arch} {protocol} runs")
         return g
-
-
-def longer_groups(runs: list[Run], longer: list[Run]) -> list[Run]:
-    """``runs`` with each group (one description and data setting: :attr:`Run.key`,
-    :attr:`Run.data_key`) replaced by the runs of that group in ``longer`` once ``longer`` holds
-    a run of each of its seeds, each with more epochs; a group's runs come from one folder,
-    never part from each (its test errors and common epoch would mix two budgets). Groups only
-    ``longer`` holds are added."""
-    def key(run: Run) -> tuple:
-        return run.key, run.data_key
-
-    extended: dict[tuple, dict[int, Run]] = defaultdict(dict)
-    for run in longer:
-        per_seed = extended[key(run)]
-        if run.seed not in per_seed or run.epochs_done > per_seed[run.seed].epochs_done:
-            per_seed[run.seed] = run
-    groups: dict[tuple, list[Run]] = defaultdict(list)
-    for run in runs:
-        groups[key(run)].append(run)
-    kept: list[Run] = []
-    for k, group in groups.items():
-        alt = extended.pop(k, {})
-        if all(r.seed in alt and alt[r.seed].epochs_done > r.epochs_done for r in group):
-            kept += alt.values()
-        else:
-            kept += group
-    return kept + [r for alt in extended.values() for r in alt.values()]
 
 
 # ----------------------------------------------------------------------------- rows

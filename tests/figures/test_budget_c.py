@@ -1,0 +1,110 @@
+"""python -m figures budget-c: the runs each set of budget C's figures draws."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from figures.__main__ import main as figures_main
+from figures.budget_c import figure_sets
+
+from .conftest import WriteRun
+
+
+def _scored(write_run: WriteRun, root: Path, name: str, arch: str, protocol: str, *,
+            epochs: int = 4, scored: int | None = None, **kw) -> Path:
+    """A run folder with a test.json of epoch ``scored`` (default: its last); ``scored=0``:
+    none."""
+    folder = write_run(root, name, arch, protocol, epochs=epochs, **kw)
+    at = epochs if scored is None else scored
+    if at:
+        (folder / "test.json").write_text(json.dumps(
+            {"epochs_done": at, "last": {"epoch": at, "error": 0.5},
+             "best": {"epoch": at, "error": 0.5, "val_error": 0.5}}))
+    return folder
+
+
+@pytest.fixture()
+def tree(tmp_path: Path, write_run: WriteRun) -> Path:
+    """Budget C's folders: paper/runs (the paper's order), choices/simultaneous."""
+    paper, simultaneous = tmp_path / "paper" / "runs", tmp_path / "choices" / "simultaneous"
+    for seed in (0, 1):
+        for p in ("bp", "bp-h", "urfb", "frfb"):
+            _scored(write_run, paper, f"simpnet-{p}-s{seed}", "simpnet", p, seed=seed)
+            _scored(write_run, simultaneous, f"simpnet-{p}-s{seed}", "simpnet", p, seed=seed)
+        _scored(write_run, paper, f"simpnet-bp-h-untied-s{seed}", "simpnet", "bp-h",
+                untied=(0,), seed=seed)
+    # trained on toward a later budget (its test.json is of epoch 2): drawn by no set
+    _scored(write_run, paper, "deepernet-urfb-s0", "deepernet", "urfb", scored=2)
+    _scored(write_run, paper, "deepernet-frfb-s0", "deepernet", "frfb", scored=0)
+    return tmp_path
+
+
+def _names(runs) -> set[str]:
+    return {f"{r.path.parent.name}/{r.name}" for r in runs}
+
+
+def test_each_set_draws_the_runs_its_figures_compare(tree: Path) -> None:
+    sets = figure_sets(tree / "paper" / "runs", tree / "choices")
+    bp = {f"simultaneous/simpnet-{p}-s{s}" for p in ("bp", "bp-h") for s in (0, 1)}
+    paper_rules = {f"runs/simpnet-{p}-s{s}" for p in ("urfb", "frfb") for s in (0, 1)}
+    untied = {f"runs/simpnet-bp-h-untied-s{s}" for s in (0, 1)}
+    assert _names(sets["mixed"]) == bp | paper_rules | untied
+    assert _names(sets["paper"]) == paper_rules | untied | {
+        f"runs/simpnet-{p}-s{s}" for p in ("bp", "bp-h") for s in (0, 1)}
+    assert _names(sets["simultaneous"]) == bp | {f"simultaneous/simpnet-urfb-s{s}" for s in (0, 1)} | {
+        f"runs/simpnet-frfb-s{s}" for s in (0, 1)}
+
+
+def test_a_group_comes_from_the_200_epoch_folders_once_every_seed_is_there(
+        tree: Path, write_run: WriteRun) -> None:
+    long, long_sim = tree / "paper" / "runs-200", tree / "paper" / "runs-200-simultaneous"
+    for seed in (0, 1):
+        _scored(write_run, long, f"simpnet-urfb-s{seed}", "simpnet", "urfb", epochs=8, seed=seed)
+        _scored(write_run, long_sim, f"simpnet-bp-s{seed}", "simpnet", "bp", epochs=8, seed=seed)
+    _scored(write_run, long, "simpnet-frfb-s0", "simpnet", "frfb", epochs=8)  # one seed of two
+    # seed 1 of FRFB still training (no test.json of its last epoch): the group stays in runs/
+    _scored(write_run, long, "simpnet-frfb-s1", "simpnet", "frfb", epochs=8, seed=1, scored=0)
+    sets = figure_sets(tree / "paper" / "runs", tree / "choices")
+    folders = {(r.protocol, r.path.parent.name) for r in sets["mixed"] if not r.untied}
+    assert folders == {("urfb", "runs-200"), ("frfb", "runs"), ("bp", "runs-200-simultaneous"),
+                       ("bp-h", "simultaneous")}
+    folders = {(r.protocol, r.path.parent.name) for r in sets["simultaneous"]}
+    assert folders == {("urfb", "simultaneous"), ("frfb", "runs"),
+                       ("bp", "runs-200-simultaneous"), ("bp-h", "simultaneous")}
+    assert all(r.path.parent.name == "runs" for r in sets["paper"])
+
+
+def test_the_command_links_each_set(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    into = tree / "sets"
+    assert figures_main(["budget-c", "--into", str(into), "--paper", str(tree / "paper" / "runs"),
+                         "--choices", str(tree / "choices")]) == 0
+    assert "mixed: 10 runs from" in capsys.readouterr().out
+    link = into / "mixed" / "simpnet-bp-s0"
+    assert link.is_symlink() and link.resolve() == tree / "choices" / "simultaneous" / "simpnet-bp-s0"
+    assert len(list((into / "simultaneous").iterdir())) == 8
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("full", "not an empty folder"), ("file", "not an empty folder"),
+    ("no-paper", "no such folder"), ("corrupt", "not a deepnets test result"),
+])
+def test_bad_input_is_one_line(tree: Path, capsys: pytest.CaptureFixture[str], setup: str,
+                               message: str) -> None:
+    into, paper = tree / "sets", tree / "paper" / "runs"
+    if setup == "full":
+        (into / "x").mkdir(parents=True)
+    elif setup == "file":
+        into.write_text("")
+    elif setup == "no-paper":
+        paper = tree / "nowhere"
+    else:
+        (paper / "simpnet-urfb-s0" / "test.json").write_text("[]")
+    with pytest.raises(SystemExit) as exc:
+        figures_main(["budget-c", "--into", str(into), "--paper", str(paper),
+                      "--choices", str(tree / "choices")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2
+    assert err[-1].startswith("python -m figures budget-c: error: ") and message in err[-1]

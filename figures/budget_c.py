@@ -14,9 +14,11 @@ keeps the test.json of the earlier one and is left out until it has a new one):
   FRFB's fixed R).
 
 In ``mixed`` and ``simultaneous`` a group of runs (one network, rule and protocol, all seeds) is
-drawn from ``runs-200/`` beside ``--paper`` (BP and BP-H: ``runs-200-simultaneous/``), as
-:func:`longer_groups` reads the report's budget C (:mod:`figures.report`), once every seed of the group
-has its longer run there at its budget; never part of a group.
+drawn from ``runs-200/`` beside ``--paper`` (BP and BP-H: ``runs-200-simultaneous/``) once
+every seed of the group has its longer run there at its budget, never part of a group: the rule
+of :func:`longer_groups`, by which :mod:`figures.report` reads budget C's committed runs.
+``simultaneous`` leaves out a tied pretraining run another run started from (deepnet_s's 5
+tied epochs, Section 4.1).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deepnets.training.rundir import RunError
-from figures.runs import Run, find_runs
+from figures.runs import Run, find_runs, pretraining_runs
 from urfb_common import OneLineParser, command_line, path_arg, require_existing
 
 __all__ = ["BP_ORDER_FOLDER", "BP_REFERENCES", "DEFAULT_CHOICES", "DEFAULT_PAPER",
@@ -105,7 +107,9 @@ def figure_sets(paper: Path = DEFAULT_PAPER,
     longer = _scored(paper.parent / LONG_FOLDER)
     longer_simultaneous = _scored(paper.parent / LONG_SIMULTANEOUS_FOLDER)
     references = [r for r in simultaneous if _is_reference(r)]
-    order_free = [r for r in runs if r.protocol == ORDER_FREE_METHOD and not r.untied]
+    pre = pretraining_runs(runs)
+    order_free = [r for r in runs
+                  if r.protocol == ORDER_FREE_METHOD and not r.untied and r.name not in pre]
     moved = [r for r in simultaneous
              if not r.untied and r.protocol in ("urfb", *BP_REFERENCES)]
     return {
@@ -120,15 +124,20 @@ def figure_sets(paper: Path = DEFAULT_PAPER,
 
 def link_sets(into: Path, sets: dict[str, list[Run]]) -> None:
     """``into/<set>/<run folder's name>``, a symbolic link to each run folder of each set;
-    :class:`RunError` when two runs of one set share a name (a figure would draw one of them)."""
+    :class:`RunError`, before any link is made, when two runs of one set share a name (a figure
+    would draw one of them)."""
+    for name, runs in sets.items():
+        seen: dict[str, Path] = {}
+        for run in runs:
+            if run.path.name in seen:
+                raise RunError(f"{run.path} and {seen[run.path.name]} share a name in the set "
+                               f"{name}")
+            seen[run.path.name] = run.path
     for name, runs in sets.items():
         folder = into / name
         folder.mkdir(parents=True)
         for run in runs:
-            link = folder / run.path.name
-            if link.is_symlink():
-                raise RunError(f"{run.path} and {link.resolve()} share a name in the set {name}")
-            link.symlink_to(run.path.resolve(), target_is_directory=True)
+            (folder / run.path.name).symlink_to(run.path.resolve(), target_is_directory=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,13 +160,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     require_existing(parser, "--paper", args.paper)
     require_existing(parser, "--choices", args.choices)
-    if args.into.exists() and (not args.into.is_dir() or any(args.into.iterdir())):
+    if args.into.is_file():
+        parser.error(f"--into {args.into}: is a file; give a new or empty folder")
+    if args.into.is_dir() and any(args.into.iterdir()):
         parser.error(f"--into {args.into}: not an empty folder")
     try:
         sets = figure_sets(args.paper, args.choices)
-        link_sets(args.into, sets)
     except (OSError, RunError) as exc:
         parser.error(str(exc))
+    try:
+        link_sets(args.into, sets)
+    except RunError as exc:
+        parser.error(str(exc))
+    except OSError as exc:
+        parser.error(f"--into {args.into}: {exc.strerror or exc}")
     for name, runs in sets.items():
         folders = sorted({str(r.path.parent) for r in runs})
         print(f"{name}: {len(runs)} runs from {', '.join(folders) or 'nowhere'}")

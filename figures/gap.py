@@ -14,7 +14,15 @@ from pathlib import Path
 
 from deepnets.experiments.protocols import PROTOCOLS
 from figures.caption import write_sidecar
-from figures.runs import MissingDataError, Run, RunSource, Seeds, runs_of, select_seeds
+from figures.runs import (
+    MissingDataError,
+    Run,
+    RunSource,
+    Seeds,
+    pretraining_runs,
+    runs_of,
+    select_seeds,
+)
 from figures.stats import final
 from figures.style import legend, method_color, new_figure, save_figure
 
@@ -39,12 +47,6 @@ def error_senders(run: Run) -> int:
     names = run.config.get("weight_layer_names") or []
     n = len(next((r["corr"] for r in run.log if r.get("corr")), names))
     return max(n - 1 - len(run.frozen), 0)
-
-
-def pretraining_runs(runs: list[Run]) -> set[str]:
-    """Folder names of runs that another run names as its ``from_run`` (a pretraining stage,
-    Section 4.1's deepnet_s protocol): not a result of their own."""
-    return {Path(str(r.config["from_run"])).name for r in runs if r.config.get("from_run")}
 
 
 def settings(runs: list[Run]) -> list[tuple[Setting, int]]:

@@ -69,7 +69,14 @@ from figures.rows import (
     table,
     where,
 )
-from figures.runs import MissingDataError, Run, Seeds, committed_runs, select_seeds
+from figures.runs import (
+    MissingDataError,
+    Run,
+    Seeds,
+    committed_runs,
+    pretraining_runs,
+    select_seeds,
+)
 from figures.stats import (
     LAST_EPOCHS,
     Comparison,
@@ -133,7 +140,7 @@ class Budget:
 
     def group(self, arch: str, protocol: str, *, untied: bool = False,
               frozen: tuple[int, ...] = ()) -> Seeds | None:
-        pre = {Path(str(r.config["from_run"])).name for r in self.runs if r.config.get("from_run")}
+        pre = pretraining_runs(self.runs)
         return select_seeds([r for r in self.runs if r.name not in pre], arch=arch,
                             protocol=protocol, untied=untied, frozen=frozen)
 
@@ -1082,8 +1089,7 @@ class Report:
 
     @staticmethod
     def is_pre(budget: Budget, run: Run) -> bool:
-        return run.name in {Path(str(r.config["from_run"])).name for r in budget.runs
-                            if r.config.get("from_run")}
+        return run.name in pretraining_runs(budget.runs)
 
     def block(self, name: str) -> str:
         return BLOCKS[name](self).strip()

@@ -273,6 +273,12 @@ def find_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
     return [r for r in runs if r is not None]
 
 
+def pretraining_runs(runs: list[Run]) -> set[str]:
+    """Folder names of runs that another run names as its ``from_run`` (a pretraining stage,
+    Section 4.1's deepnet_s protocol): not a result of their own."""
+    return {Path(str(r.config["from_run"])).name for r in runs if r.config.get("from_run")}
+
+
 def committed_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
     """The runs of :func:`find_runs` whose ``log.jsonl`` git tracks, read as git's index holds
     them: the report's tables come from committed (or staged) files only, so that runs still

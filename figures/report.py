@@ -249,11 +249,11 @@ def block_final_errors(rep: Report) -> str:
                                  _per_seed(ends.epochs), summarize(val_there).compact(),
                                  summarize(ends.last).compact(),
                                  summarize(train_ends.last).compact()])
-    return table(["budget", "network", "protocol", "setting", "epochs × images (share of the "
-                  "paper's)", "test error at the validation-chosen epoch", "validation-chosen "
-                  "epoch [per seed]", "validation error there", f"validation error, mean of the "
-                  f"last {LAST_EPOCHS} epochs", "training error, mean of the last epochs (running "
-                  "mean, dropout on)"], rows)
+    return table(["budget", "network", "protocol", "setting",
+                  "epochs × images (share of the paper's)",
+                  "test error at the validation-chosen epoch", "validation-chosen epoch [per seed]",
+                  "validation error there", f"validation error, mean of the last {LAST_EPOCHS} epochs",
+                  "training error, mean of the last epochs (running mean, dropout on)"], rows)
 
 
 SIMPNET_BP: tuple[Need, ...] = (("simpnet", "bp"), ("simpnet", "bp-h"))
@@ -823,8 +823,9 @@ def summary_table(rows: dict[tuple[str, str], Row]) -> str:
         d = r.cmp.summary.compact(r.digits, signed=True)
         lines.append([claim, short, r.verdict_text(), f"{d} ({shown})" if shown else d,
                       r.endpoint or "—", r.where])
-    return table(["claim", "part tested", "verdict", "d = a − b (see the claim's table; over "
-                  "layers: the least favourable layer)", "endpoint", "budget"], lines)
+    return table(["claim", "part tested", "verdict",
+                  "d = a − b (see the claim's table; over layers: the least favourable layer)",
+                  "endpoint", "budget"], lines)
 
 
 def block_summary(rep: Report) -> str:
@@ -1004,10 +1005,6 @@ class Report:
                 raise LookupError(f"budget {b.name}: no runs")
         #: The budgets a claim may be judged at, in the order a tie is broken (the last wins).
         self.view = [self.a, self.b, self.c]
-
-    @property
-    def budgets(self) -> list[Budget]:
-        return [*self.view, *self.gpu, *self.old]
 
     def bp_simultaneous(self) -> Report | None:
         """This report with budget C's BP and BP-H runs replaced by the committed ones of

@@ -115,7 +115,7 @@ class Row:
 
     def cells(self) -> list[str]:
         if self.kind == "greater":
-            holds = f"d > 0 in {self.cmp.n_positive}/{self.cmp.n}"
+            holds = f"d > 0 in {self.cmp.sign_count()}"
         else:
             inside = sum(abs(d) < CLOSE_MARGIN for d in self.cmp.diffs.values())
             holds = f"\\|d\\| < {CLOSE_MARGIN:g} in {inside}/{self.cmp.n}"

@@ -439,17 +439,6 @@ def _span(values: Iterable[int]) -> str:
     return str(v[0]) if len(v) == 1 else f"{v[0]}-{v[-1]}"
 
 
-def band(series: dict[int, dict[int, float]]) -> tuple[list[int], list[float], list[float], list[float]]:
-    """``(epochs, mean, min, max)`` over seeds, at the epochs every seed has a value."""
-    per = [set(v) for v in series.values() if v]
-    if not per:
-        return [], [], [], []
-    epochs = sorted(set.intersection(*per))
-    vals = [[series[s][e] for s in series if series[s]] for e in epochs]
-    return (epochs, [sum(v) / len(v) for v in vals], [min(v) for v in vals],
-            [max(v) for v in vals])
-
-
 def _setting_groups(runs: Iterable[Run]) -> dict[tuple, dict[tuple, dict[int, list[Run]]]]:
     """``{key: {data_key: {seed: [runs]}}}`` over the runs of a Section 4 protocol."""
     groups: dict[tuple, dict[tuple, dict[int, list[Run]]]] = defaultdict(

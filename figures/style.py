@@ -90,6 +90,17 @@ def save_figure(fig: Figure, stem: str | os.PathLike[str],
 BAND_ALPHA = 0.18
 
 
+def band(series: dict[int, dict[int, float]]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """``(x, mean, min, max)`` over the seeds of ``{seed: {x: value}}``, at the x every seed
+    with values has."""
+    per = [v for v in series.values() if v]
+    if not per:
+        return [], [], [], []
+    xs = sorted(set.intersection(*(set(v) for v in per)))
+    vals = [[v[x] for v in per] for x in xs]
+    return xs, [sum(v) / len(v) for v in vals], [min(v) for v in vals], [max(v) for v in vals]
+
+
 def plot_seeds(ax, series: dict[int, dict[int, float]], *, color: object, linestyle: str = "-",
                label: str | None = None, marker: str | None = None) -> None:
     """Draw ``{seed: {x: value}}``: the mean over seeds as a line with a min-max band, at the x
@@ -98,13 +109,10 @@ def plot_seeds(ax, series: dict[int, dict[int, float]], *, color: object, linest
     per = {s: v for s, v in series.items() if v}
     if not per:
         return
-    common = sorted(set.intersection(*(set(v) for v in per.values())))
-    vals = [[per[s][x] for s in per] for x in common]
-    mean = [sum(v) / len(v) for v in vals]
+    common, mean, lo, hi = band(per)
     ax.plot(common, mean, linestyle, color=color, label=label, marker=marker, markersize=3)
     if len(per) > 1:
-        ax.fill_between(common, [min(v) for v in vals], [max(v) for v in vals], color=color,
-                        alpha=BAND_ALPHA, linewidth=0)
+        ax.fill_between(common, lo, hi, color=color, alpha=BAND_ALPHA, linewidth=0)
     last = common[-1] if common else None
     for v in per.values():
         tail = sorted(x for x in v if last is None or x >= last)

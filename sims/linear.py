@@ -22,14 +22,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.integrate import solve_ivp
 from threadpoolctl import threadpool_limits
 
-Method = Literal["bp", "feedback"]
 METHODS: tuple[str, ...] = ("bp", "feedback")
 #: Solver defaults, accurate for the Figure 12 setting (tests check the invariants to ~1e-6).
 DEFAULT_SOLVER = "RK45"

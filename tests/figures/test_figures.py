@@ -13,7 +13,8 @@ from deepnets.nn.homogeneity import location_filters, similarity
 from deepnets.training.minidata import tiny_cifar_folder
 from figures.alignment import plot_figure10, plot_figure11
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
-from figures.runs import MissingDataError, Run, band, choice_notes, find_runs, select, select_seeds
+from figures.runs import MissingDataError, Run, choice_notes, find_runs, select, select_seeds
+from figures.style import band
 
 #: simpnet with its conv layer built untied by the architecture string itself (Section 4.1).
 UNTIED_SIMPNET = "untied 32 5x5; maxpool 3; drop .8; full 500; drop .3; output"
@@ -58,7 +59,7 @@ def test_figure9_compares_tied_and_untied_at_one_epoch(tmp_path: Path, write_run
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A tied run trained longer than its untied pair is drawn at the untied run's last epoch,
     not at its own (the bars of a protocol are at one epoch)."""
-    import figures.errors as errors
+    from figures import errors
 
     for seed in range(2):
         write_run(tmp_path / "runs", f"tied-s{seed}", "simpnet", "urfb", seed=seed, epochs=6)

@@ -54,10 +54,6 @@ def test_one_mirror_phase_is_decay_plus_the_hebbian_product_of_noise_and_respons
     assert not torch.allclose(layer.feedback_as_weight(), r0, atol=1e-3)
 
 
-def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
-
-
 @pytest.mark.parametrize("order", ["simultaneous", "sequential"])
 def test_R_aligns_with_W_transpose(order: str) -> None:
     net = FeedbackNet("conv 4 3x3; maxpool 3 stride 2; full 12; output", in_shape=(2, 6, 6),

@@ -140,10 +140,9 @@ def test_figure16_without_feedback_runs_is_missing(tmp_path: Path, write_run) ->
         plot_figure16(tmp_path / "runs", tmp_path / "f16")
 
 
-@pytest.mark.parametrize("number, plot, arch, n_layers", [(17, plot_figure17, "simpnet", 3),
-                                                          (18, plot_figure18, "deepernet", 10)])
-def test_figures_17_18_angles_per_layer(tmp_path: Path, write_run, number, plot, arch,
-                                        n_layers) -> None:
+@pytest.mark.parametrize("number, plot, arch", [(17, plot_figure17, "simpnet"),
+                                                (18, plot_figure18, "deepernet")])
+def test_figures_17_18_angles_per_layer(tmp_path: Path, write_run, number, plot, arch) -> None:
     root = tmp_path / "runs"
     _grid(root, write_run, arch, {"bp-h": 0.0, "urfb": 0.02, "frfb": 0.1})
     stem = tmp_path / "out" / f"figure{number}"

@@ -280,3 +280,14 @@ def feedback_correlations(layers: list[FeedbackLayer]) -> list[float | None]:
             r = layer.connection_entries(layer.feedback_as_weight()).double()
             out.append(float(torch.corrcoef(torch.stack([w, r]))[0, 1]))
         return out
+
+
+def feedback_norms(layers: list[FeedbackLayer]) -> list[list[float | None]]:
+    """Per layer, the Frobenius norms [|W|, |R|] of its feedforward and feedback weights (|R|:
+    None for a layer without R, bp and dfa); masked entries are 0 in both, so they add nothing.
+    Beside :func:`deepnets.nn.saturation.preactivation_sizes`, they tell whether a layer's units
+    approach saturation (Remark 2) because W grows or because its input does."""
+    with torch.no_grad():
+        return [[float(m.weight.double().norm()),
+                 None if m.feedback is None else float(m.feedback.double().norm())]
+                for m in layers]

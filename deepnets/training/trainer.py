@@ -12,14 +12,15 @@ in training mode (dropout on, each batch scored before its update); ``val_loss``
 ``val_error`` in eval mode after the epoch (``null`` with ``val_size`` 0); ``seconds`` (wall
 time of the epoch, validation and probe included), ``train_seconds``, ``probe_seconds``,
 ``cpu_seconds``; ``corr``, per weight layer, the Pearson correlation of W and R^t (Figures
-10-11); ``alignment``, the probe of :mod:`deepnets.nn.alignment` after the epoch, per layer;
-``saturated``, per saturating layer, the share of its units at sigma'(h) = 0 on the probe's
-images (:mod:`deepnets.nn.saturation`, Remark 2); for a network with untied layers,
-``homogeneity``, per untied layer, how alike a channel's filters are across locations and the
-chance level (:mod:`deepnets.nn.homogeneity`, Figure 8). Epoch 1's record also holds
-``alignment_steps``: the probe before the first update and after updates 1, 2, 5, 10, 20, 50
-and 100 (claim 6 is about the first iterations); and, with untied layers,
-``homogeneity_start``: ``homogeneity`` before the first update.
+10-11); ``norm``, per weight layer, the Frobenius norms [|W|, |R|]; ``alignment``, the probe
+of :mod:`deepnets.nn.alignment` after the epoch, per layer; ``saturated``, per saturating
+layer, the share of its units at sigma'(h) = 0 on the probe's images, and ``preactivation``,
+the mean of their |s h| there (1 at the threshold; :mod:`deepnets.nn.saturation`, Remark 2);
+for a network with untied layers, ``homogeneity``, per untied layer, how alike a channel's
+filters are across locations and the chance level (:mod:`deepnets.nn.homogeneity`, Figure 8).
+Epoch 1's record also holds ``alignment_steps``: the probe before the first update and after
+updates 1, 2, 5, 10, 20, 50 and 100 (claim 6 is about the first iterations); and, with untied
+layers, ``homogeneity_start``: ``homogeneity`` before the first update.
 
 Beside the last checkpoint the run keeps ``best.pt``: the weights after the epoch of lowest
 validation error so far (the earliest of equals; :mod:`deepnets.training.checkpoint`), which is what
@@ -54,9 +55,9 @@ from deepnets.nn.arch import parse_arch
 from deepnets.nn.homogeneity import untied_homogeneity
 from deepnets.nn.losses import make_loss
 from deepnets.nn.models import MODELS, build_net
-from deepnets.nn.network import FeedbackNet
+from deepnets.nn.network import FeedbackNet, feedback_norms
 from deepnets.nn.policy import resolve_precision
-from deepnets.nn.saturation import saturated_fractions
+from deepnets.nn.saturation import preactivation_sizes, saturated_fractions
 from deepnets.training import checkpoint as ckpt
 from deepnets.training.capture import TrainStepper
 from deepnets.training.config import ConfigError, TrainConfig, clipped, shown
@@ -417,10 +418,12 @@ def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
         "seconds": time.perf_counter() - t0, "train_seconds": train_seconds,
         "probe_seconds": time.perf_counter() - t1, "cpu_seconds": time.process_time() - cpu0,
         "corr": [None if c is None else float(c) for c in s.net.correlations()],
+        "norm": feedback_norms(s.net.weight_layers),
     }  # fmt: skip
     if probe is not None:
         record["alignment"] = probe
         record["saturated"] = saturated_fractions(s.net, s.probe[0])
+        record["preactivation"] = preactivation_sizes(s.net, s.probe[0])
     if steps:
         record["alignment_steps"] = steps
     homogeneity = untied_homogeneity(s.net)

@@ -1,5 +1,6 @@
 """saturated_fractions: the share of units with sigma'(h) = 0 (Remark 2), per layer, before any
-pool, as a hand-written forward pass counts them; the model is left as it was."""
+pool, as a hand-written forward pass counts them; preactivation_sizes: the mean |s h| there;
+feedback_norms: |W| and |R|. The model is left as it was."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deepnets.nn.network import FeedbackNet
-from deepnets.nn.saturation import saturated_fractions
+from deepnets.nn.network import FeedbackNet, feedback_norms
+from deepnets.nn.saturation import preactivation_sizes, saturated_fractions
 
 
 def test_counts_each_layers_saturated_units_before_the_pool() -> None:
@@ -30,9 +31,37 @@ def test_counts_each_layers_saturated_units_before_the_pool() -> None:
     assert got == pytest.approx(want, abs=1e-12) and list(got) == ["conv0", "full1"]
     assert net.training and net.fast and all(m.fast for m in net.weight_layers)  # as it was
     assert saturated_fractions(net, x) == pytest.approx(got, abs=1e-12)
+    sizes = preactivation_sizes(net, x, batch_size=3)
+    assert sizes == pytest.approx({"conv0": float(h0.detach().abs().mean()),
+                                   "full1": float(h1.detach().abs().mean())},
+                                  abs=1e-12)
+    assert net.training and net.fast
+
+
+def test_norms_are_those_of_w_and_r_and_none_without_r() -> None:
+    net = FeedbackNet("full 4; output", in_shape=(1, 2, 3), n_classes=2, method="urfb", seed=0,
+                      connectivity=0.5)
+    full, out = net.weight_layers
+    want = [float(t.detach().norm()) for m in (full, out) for t in (m.weight, m.feedback)]
+    assert [v for pair in feedback_norms(net.weight_layers) for v in pair] == pytest.approx(want, rel=1e-6)
+    bp = FeedbackNet("full 4; output", in_shape=(1, 2, 3), n_classes=2, method="bp", seed=0)
+    assert [r for _, r in feedback_norms(bp.weight_layers)] == [None, None]
 
 
 def test_a_bad_batch_size_is_refused() -> None:
     net = FeedbackNet("full 4; output", in_shape=(1, 2, 2), n_classes=2)
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        saturated_fractions(net, torch.rand(2, 1, 2, 2), batch_size=0)
+    for measure in (saturated_fractions, preactivation_sizes):
+        with pytest.raises(ValueError, match="batch_size must be >= 1"):
+            measure(net, torch.rand(2, 1, 2, 2), batch_size=0)
+
+
+def test_an_untied_layer_started_replicated_is_as_far_from_saturation_as_the_tied_one() -> None:
+    """An untied layer starts as the tied conv layer of the same seed at every location (the
+    author's start), so its units' |s h| are the conv layer's."""
+    arch = "conv 3 3x3; maxpool 3; full 5; output"
+    untied = FeedbackNet(arch, in_shape=(2, 6, 6), n_classes=3, seed=1, untied=[0]).double()
+    tied = FeedbackNet(arch, in_shape=(2, 6, 6), n_classes=3, seed=1).double()
+    x = torch.rand(5, 2, 6, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    got, want = preactivation_sizes(untied, x), preactivation_sizes(tied, x)
+    assert list(got) == ["untied0", "full1"] and got["untied0"] > 0
+    assert list(got.values()) == pytest.approx(list(want.values()), abs=1e-12)

@@ -16,7 +16,8 @@ import torch
 
 import deepnets.train as train_mod
 from deepnets.nn.alignment import probe_batch
-from deepnets.nn.saturation import saturated_fractions
+from deepnets.nn.network import feedback_norms
+from deepnets.nn.saturation import preactivation_sizes, saturated_fractions
 from deepnets.training import capture, trainer
 from deepnets.training.checkpoint import TRAINED_CONFIG, load_best, load_checkpoint, load_network
 from deepnets.training.config import SCHEMA_VERSION, TrainConfig
@@ -119,6 +120,12 @@ def test_writes_config_log_and_checkpoint(cifar: Path, tmp_path: Path) -> None:
     assert log[-1]["saturated"] == pytest.approx(
         saturated_fractions(load_network(out), probe_x), abs=1e-12)
     assert list(log[-1]["saturated"]) == ["conv0", "full1"]  # not the output layer
+    assert log[-1]["preactivation"] == pytest.approx(
+        preactivation_sizes(load_network(out), probe_x), abs=1e-12)
+    logged, held = ([v for pair in norms for v in pair]
+                    for norms in (log[-1]["norm"], feedback_norms(load_network(out).weight_layers)))
+    assert logged == pytest.approx(held, abs=1e-12)
+    assert log[0]["norm"] != log[-1]["norm"]
     assert load_checkpoint(out)["epoch"] == 3  # type: ignore[index]
     # best.pt: the weights of the epoch of lowest validation error, the earliest of equals
     vals = [r["val_error"] for r in log]

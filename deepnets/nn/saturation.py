@@ -101,4 +101,3 @@ def _scaled_preactivation(layer: FeedbackLayer, x: Tensor, _: Tensor) -> Tensor:
     bias = None if layer.bias is None else layer.bias.to(x.dtype)
     h = layer.equations().linear(x, layer.weight.to(x.dtype), bias)
     return (h * layer.sat_scale).abs()
-

@@ -43,7 +43,8 @@ def test_norms_are_those_of_w_and_r_and_none_without_r() -> None:
                       connectivity=0.5)
     full, out = net.weight_layers
     want = [float(t.detach().norm()) for m in (full, out) for t in (m.weight, m.feedback)]
-    assert [v for pair in feedback_norms(net.weight_layers) for v in pair] == pytest.approx(want, rel=1e-6)
+    got = [v for pair in feedback_norms(net.weight_layers) for v in pair]
+    assert got == pytest.approx(want, rel=1e-6)
     bp = FeedbackNet("full 4; output", in_shape=(1, 2, 3), n_classes=2, method="bp", seed=0)
     assert [r for _, r in feedback_norms(bp.weight_layers)] == [None, None]
 

@@ -48,21 +48,41 @@ def _on_reference_path(model: nn.Module, dropout: bool = False):
 UnitMeasure = Callable[[FeedbackLayer, Tensor, Tensor], Tensor]
 
 
+def _saturated(_: FeedbackLayer, __: Tensor, out: Tensor) -> Tensor:
+    """1 where sigma(h) = +-1, i.e. sigma'(h) = 0 (Remark 2)."""
+    return out.abs() >= 1
+
+
+def _scaled_preactivation(layer: FeedbackLayer, x: Tensor, _: Tensor) -> Tensor:
+    """|s h| of the layer's units for its input ``x`` (reference path, compute dtype of x)."""
+    bias = None if layer.bias is None else layer.bias.to(x.dtype)
+    h = layer.equations().linear(x, layer.weight.to(x.dtype), bias)
+    return (h * layer.sat_scale).abs()
+
+
+#: The log's names of the measures (``log.jsonl``'s ``saturated`` and ``preactivation``).
+MEASURES: dict[str, UnitMeasure] = {"saturated": _saturated, "preactivation": _scaled_preactivation}
+
+
 @torch.no_grad()
-def _mean_per_layer(model: nn.Module, x: Tensor, batch_size: int, dropout: bool,
-                    measure: UnitMeasure) -> dict[str, float]:
-    """Per feedback layer with a saturation (not the output layer), keyed by its name
-    (:func:`deepnets.nn.alignment.layer_names`), the mean of ``measure`` over the images of
-    ``x``, positions and channels, on the reference path (see :func:`saturated_fractions`)."""
+def _means_per_layer(model: nn.Module, x: Tensor, batch_size: int, dropout: bool,
+                     measures: dict[str, UnitMeasure]) -> dict[str, dict[str, float]]:
+    """Per measure, per feedback layer with a saturation (not the output layer), keyed by its
+    name (:func:`deepnets.nn.alignment.layer_names`), the mean of the measure over the images of
+    ``x``, positions and channels, in one pass on the reference path (see
+    :func:`saturated_fractions`)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     names = dict(zip(map(id, feedback_layers(model)), layer_names(model)))
-    sums: dict[str, list[float]] = {}
+    sums: dict[str, dict[str, float]] = {key: {} for key in measures}
+    units: dict[str, int] = {}
 
     def add(layer: FeedbackLayer, inputs: tuple, out: Tensor) -> None:
-        total = sums.setdefault(names[id(layer)], [0.0, 0])
-        total[0] += float(measure(layer, inputs[0], out).double().sum())
-        total[1] += out.numel()
+        name = names[id(layer)]
+        units[name] = units.get(name, 0) + out.numel()
+        for key, measure in measures.items():
+            total = float(measure(layer, inputs[0], out).double().sum())
+            sums[key][name] = sums[key].get(name, 0.0) + total
 
     hooks = [m.register_forward_hook(add) for m in feedback_layers(model)
              if m.sat_scale is not None]
@@ -73,7 +93,8 @@ def _mean_per_layer(model: nn.Module, x: Tensor, batch_size: int, dropout: bool,
     finally:
         for h in hooks:
             h.remove()
-    return {name: total / n for name, (total, n) in sums.items()}
+    return {key: {name: total / units[name] for name, total in per_layer.items()}
+            for key, per_layer in sums.items()}
 
 
 def saturated_fractions(model: nn.Module, x: Tensor, batch_size: int = 1000,
@@ -83,7 +104,7 @@ def saturated_fractions(model: nn.Module, x: Tensor, batch_size: int = 1000,
     the images of ``x``, positions and channels -- with sigma'(h) = 0, i.e. sigma(h) = +-1
     (Remark 2). Evaluation mode (no dropout; ``dropout``: the dropout layers drop as in
     training, from torch's global generator), computed on the reference path."""
-    return _mean_per_layer(model, x, batch_size, dropout, lambda _, __, out: out.abs() >= 1)
+    return _means_per_layer(model, x, batch_size, dropout, {"s": _saturated})["s"]
 
 
 def preactivation_sizes(model: nn.Module, x: Tensor, batch_size: int = 1000,
@@ -93,11 +114,10 @@ def preactivation_sizes(model: nn.Module, x: Tensor, batch_size: int = 1000,
     ``x``, positions and channels: how far its units are from the threshold 1 at which they
     saturate. A rise with W's norm flat (``log.jsonl``'s ``norm``) comes from the layer's
     input or from W turning toward it."""
-    return _mean_per_layer(model, x, batch_size, dropout, _scaled_preactivation)
+    return _means_per_layer(model, x, batch_size, dropout, {"p": _scaled_preactivation})["p"]
 
 
-def _scaled_preactivation(layer: FeedbackLayer, x: Tensor, _: Tensor) -> Tensor:
-    """|s h| of the layer's units for its input ``x`` (reference path, compute dtype of x)."""
-    bias = None if layer.bias is None else layer.bias.to(x.dtype)
-    h = layer.equations().linear(x, layer.weight.to(x.dtype), bias)
-    return (h * layer.sat_scale).abs()
+def saturation_record(model: nn.Module, x: Tensor) -> dict[str, dict[str, float]]:
+    """:func:`saturated_fractions` and :func:`preactivation_sizes` of ``x`` in one forward pass,
+    under the names of :data:`MEASURES` (the trainer's per-epoch ``log.jsonl`` fields)."""
+    return _means_per_layer(model, x, 1000, False, MEASURES)

@@ -57,7 +57,7 @@ from deepnets.nn.losses import make_loss
 from deepnets.nn.models import MODELS, build_net
 from deepnets.nn.network import FeedbackNet, feedback_norms
 from deepnets.nn.policy import resolve_precision
-from deepnets.nn.saturation import preactivation_sizes, saturated_fractions
+from deepnets.nn.saturation import saturation_record
 from deepnets.training import checkpoint as ckpt
 from deepnets.training.capture import TrainStepper
 from deepnets.training.config import ConfigError, TrainConfig, clipped, shown
@@ -422,8 +422,7 @@ def _epoch(s: _Session, epoch: int) -> Generator[None, None, None]:
     }  # fmt: skip
     if probe is not None:
         record["alignment"] = probe
-        record["saturated"] = saturated_fractions(s.net, s.probe[0])
-        record["preactivation"] = preactivation_sizes(s.net, s.probe[0])
+        record.update(saturation_record(s.net, s.probe[0]))
     if steps:
         record["alignment_steps"] = steps
     homogeneity = untied_homogeneity(s.net)

@@ -97,6 +97,12 @@ def _means_per_layer(model: nn.Module, x: Tensor, batch_size: int, dropout: bool
             for key, per_layer in sums.items()}
 
 
+def _one_measure(model: nn.Module, x: Tensor, batch_size: int, dropout: bool,
+                 name: str) -> dict[str, float]:
+    """The measure :data:`MEASURES` names ``name``, per layer (see :func:`_means_per_layer`)."""
+    return _means_per_layer(model, x, batch_size, dropout, {name: MEASURES[name]})[name]
+
+
 def saturated_fractions(model: nn.Module, x: Tensor, batch_size: int = 1000,
                         dropout: bool = False) -> dict[str, float]:
     """Per feedback layer with a saturation (``sat_scale`` set; not the output layer), keyed
@@ -104,7 +110,7 @@ def saturated_fractions(model: nn.Module, x: Tensor, batch_size: int = 1000,
     the images of ``x``, positions and channels -- with sigma'(h) = 0, i.e. sigma(h) = +-1
     (Remark 2). Evaluation mode (no dropout; ``dropout``: the dropout layers drop as in
     training, from torch's global generator), computed on the reference path."""
-    return _means_per_layer(model, x, batch_size, dropout, {"s": _saturated})["s"]
+    return _one_measure(model, x, batch_size, dropout, "saturated")
 
 
 def preactivation_sizes(model: nn.Module, x: Tensor, batch_size: int = 1000,
@@ -114,7 +120,7 @@ def preactivation_sizes(model: nn.Module, x: Tensor, batch_size: int = 1000,
     ``x``, positions and channels: how far its units are from the threshold 1 at which they
     saturate. A rise with W's norm flat (``log.jsonl``'s ``norm``) comes from the layer's
     input or from W turning toward it."""
-    return _means_per_layer(model, x, batch_size, dropout, {"p": _scaled_preactivation})["p"]
+    return _one_measure(model, x, batch_size, dropout, "preactivation")
 
 
 def saturation_record(model: nn.Module, x: Tensor) -> dict[str, dict[str, float]]:

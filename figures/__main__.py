@@ -1,14 +1,14 @@
-"""``python -m figures [all | 4 ... 12 16 17 18] --runs runs/ --out out/figures``: rebuild the figures.
+"""``python -m figures [all | 4 ... 12 16 ... 19] --runs runs/ --out out/figures``: rebuild the figures.
 
 Builds every requested figure that has data (Figures 4-11 from the training runs under
 ``--runs``, Figure 12 from the ``curves.csv`` of ``python -m sims.epsilon_sweep``: one inside
 ``--runs`` if there is one, else where ``make sweep`` writes it), writes PNG, PDF and a ``.txt`` sidecar stating the scale and
-seeds, and lists the figures that lack data and why. Figures 16-18 are not in the paper (its
+seeds, and lists the figures that lack data and why. Figures 16-19 are not in the paper (its
 Figures 13-15 are Appendix 1's circuits, drawn by ``python -m sims.circuits``): 16 is the gap of
 URFB and FRFB to BP-H against depth, 17 and 18 the alignment probe's angles per layer on
-simpnet and deepernet (claim 6). Runs that differ only in seed are drawn together (mean, min-max
-band); where runs of one seed repeat, or other data was used, a note on stderr says which run is
-drawn and why. Exit status: 0 when at least one figure was built,
+simpnet and deepernet (claim 6), 19 simpnet's weight norms and saturated units per layer. Runs
+that differ only in seed are drawn together (mean, min-max band); where runs of one seed repeat,
+or other data was used, a note on stderr says which run is drawn and why. Exit status: 0 when at least one figure was built,
 1 when none could be, 2 for bad arguments (an unknown figure, a ``--runs`` folder or
 ``--curves-csv`` file that does not exist, an ``--out`` folder that cannot be written).
 
@@ -37,6 +37,7 @@ from figures.angles import plot_figure17, plot_figure18
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
 from figures.filters import plot_figure8
 from figures.gap import plot_figure16
+from figures.growth import plot_figure19
 from figures.runs import MissingDataError, Run, choice_notes, find_runs
 from urfb_common import (
     FIGURES_OUT,
@@ -58,15 +59,15 @@ FIG12_CAPTION = ("Top: comparison of log-error rates as a function of iteration 
 
 Plotter = Callable[[list[Run], Path], list[Path]]
 #: Figures drawn from training runs (``python -m deepnets.suite`` makes them); 12 is the sweep's.
-#: 16-18 are this toolkit's own (not in the paper).
+#: 16-19 are this toolkit's own (not in the paper).
 RUN_FIGURES: dict[int, Plotter] = {
     4: plot_figure4, 5: plot_figure5, 6: plot_figure6, 7: plot_figure7, 8: plot_figure8,
     9: plot_figure9, 10: plot_figure10, 11: plot_figure11, 16: plot_figure16,
-    17: plot_figure17, 18: plot_figure18,
+    17: plot_figure17, 18: plot_figure18, 19: plot_figure19,
 }
 KNOWN = sorted([*RUN_FIGURES, 12])
-#: The suite's figure numbers for runs (16-18 draw the runs of Figures 4-7's grids).
-SUITE_FIGURE = {16: "4 7", 17: "4", 18: "7"}
+#: The suite's figure numbers for runs (16-19 draw the runs of Figures 4-7's grids).
+SUITE_FIGURE = {16: "4 7", 17: "4", 18: "7", 19: "4"}
 DEFAULT_RUNS = Path("runs")
 #: ``make sweep`` (``python -m sims.epsilon_sweep``) writes Figure 12's data here.
 CURVES_NAME = "curves.csv"
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m figures``."""
     parser = OneLineParser(prog="python -m figures", description=__doc__.splitlines()[0])
     parser.add_argument("figures", nargs="*", metavar="FIGURE", default=["all"],
-                        help="'all' (default) or figure numbers 4-12, 16-18; or a subcommand "
+                        help="'all' (default) or figure numbers 4-12, 16-19; or a subcommand "
                              f"first ({', '.join(SUBCOMMANDS)}; see its --help)")
     parser.add_argument("--runs", type=path_arg, default=None,
                         help=f"folder holding the training runs, at any depth (default {DEFAULT_RUNS}/; "

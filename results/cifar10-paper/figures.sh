@@ -5,7 +5,7 @@
 # simpnet runs is drawn from runs-200/ (BP and BP-H: runs-200-simultaneous/) once every seed of
 # it is at its budget there (step 9). python -m figures budget-c chooses the runs of each set.
 # Into results/cifar10-paper/figures/.
-#  - Figures 4, 5, 6, 7, 10, 11, 16, 17, 18: URFB and FRFB in the paper's order (runs/), with BP
+#  - Figures 4, 5, 6, 7, 10, 11, 16, 17, 18, 19: URFB and FRFB in the paper's order (runs/), with BP
 #    and BP-H in the simultaneous order (results/protocol-choice/simultaneous/): in the paper's
 #    order softmax BP does not learn (docs/results.md, "BP in the paper's order"). Each sidecar
 #    lists every run's order ("The groups drawn differ in protocol choices").
@@ -23,6 +23,6 @@ OUT=${OUT:-results/cifar10-paper/figures}
 sets=$(mktemp -d)
 trap 'rm -rf "$sets"' EXIT
 "$PYTHON" -m figures budget-c --into "$sets"
-"$PYTHON" -m figures 4 5 6 7 10 11 16 17 18 --runs "$sets/mixed" --out "$OUT"
+"$PYTHON" -m figures 4 5 6 7 10 11 16 17 18 19 --runs "$sets/mixed" --out "$OUT"
 "$PYTHON" -m figures 8 9 --runs "$sets/paper" --out "$OUT"
 "$PYTHON" -m figures 4 6 7 18 --runs "$sets/simultaneous" --out "$OUT/simultaneous-order"

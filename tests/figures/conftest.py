@@ -65,10 +65,11 @@ def _alignment(names: list[str], frozen: tuple[int, ...], angle: float) -> dict:
 
 
 def _log(names: list[str], logged: int, frozen: tuple[int, ...] = (), offset: float = 0.0,
-         probe: bool = True) -> str:
+         probe: bool = True, feedback: bool = True) -> str:
     """Epoch e: train error 0.9/e, val error 0.95/sqrt(e) + offset, corr 0.1e + 0.05i, angles
     90 - 10e (degrees) from a probe at 90 before the first update, saturated share 0.05e + 0.1i
-    (every layer but the output)."""
+    (every layer but the output), norms |W| = e + i + offset, |R| = 2e + i (None without
+    ``feedback``: bp)."""
     rows = []
     for e in range(1, logged + 1):
         row = {"epoch": e, "train_loss": 1.0 / e, "train_error": 0.9 / e + offset,
@@ -77,6 +78,8 @@ def _log(names: list[str], logged: int, frozen: tuple[int, ...] = (), offset: fl
         if probe:
             row["alignment"] = _alignment(names, frozen, 90.0 - 10 * e)
             row["saturated"] = {n: min(1.0, 0.05 * e + 0.1 * i) for i, n in enumerate(names[:-1])}
+            row["norm"] = [[e + i + offset, 2.0 * e + i if feedback else None]
+                           for i in range(len(names))]
             if e == 1:
                 row["alignment_steps"] = [{"step": k, "alignment": _alignment(names, frozen, 90.0 - k / 10)}
                                           for k in (0, 1, 2, 5, 10, 20, 50)]
@@ -100,7 +103,9 @@ def write_run() -> WriteRun:
                          train_size)
         (folder / "config.json").write_text(json.dumps(config))
         n_logged = epochs if logged is None else logged
-        (folder / "log.jsonl").write_text(_log(LAYERS[arch], n_logged, frozen, offset, probe))
+        feedback = PROTOCOLS[protocol].method != "bp"
+        (folder / "log.jsonl").write_text(_log(LAYERS[arch], n_logged, frozen, offset, probe,
+                                               feedback))
         return folder
 
     return write

@@ -40,19 +40,19 @@ def test_nothing_built_exits_1_listing_every_figure_missing(tmp_path: Path, caps
     (tmp_path / "empty.csv").write_text("")
     assert main(argv) == 1
     captured = capsys.readouterr()
-    for n in [*range(4, 13), 16, 17, 18]:
+    for n in [*range(4, 13), 16, 17, 18, 19]:
         assert f"figure {n}: missing -- " in captured.out
-    assert "0 built, 12 missing" in captured.out
+    assert "0 built, 13 missing" in captured.out
     assert "figure 16: missing -- no CIFAR-10 URFB or FRFB run (runs: python -m deepnets.suite 4 7)" in captured.out
     assert captured.err.strip().endswith("error: none of figures [4, 5, 6, 7, 8, 9, 10, 11, 12, 16, "
-                                         "17, 18] could be built (see above)")
+                                         "17, 18, 19] could be built (see above)")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--runs", "NONEXISTENT"], "--runs NONEXISTENT: no such folder"),
     (["12", "--curves-csv", "MISSING.csv"], "--curves-csv MISSING.csv: no such file"),
-    (["13"], "argument FIGURE: '13' is not 'all' or one of [4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 17, 18]"),
+    (["13"], "argument FIGURE: '13' is not 'all' or one of [4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 17, 18, 19]"),
     (["4", "x"], "argument FIGURE: 'x' is not 'all'"),
 ])
 def test_bad_arguments_exit_2_in_one_line(tmp_path: Path, monkeypatch, capsys, argv: list[str],
@@ -102,7 +102,7 @@ def test_a_broken_run_is_skipped_with_one_warning(runs: Path, tmp_path: Path, mo
     captured = capsys.readouterr()
     warnings = [line for line in captured.err.splitlines() if "simpnet-cifar10-urfb-copy" in line]
     assert len(warnings) == 1 and warnings[0].startswith(f"figures: skipping {broken}: corrupt ")
-    assert "10 built, 2 missing" in captured.out  # 8: no checkpoint, 12: no curves.csv
+    assert "11 built, 2 missing" in captured.out  # 8: no checkpoint, 12: no curves.csv
 
 
 def test_the_choice_among_several_runs_is_noted(runs: Path, tmp_path: Path, write_run,
@@ -138,7 +138,7 @@ def test_quick_start_sweep_and_figures_find_each_other(tmp_path: Path, monkeypat
     out = capsys.readouterr().out
     assert "figure 12: out/figures/figure12.png" in out and "figure 12: missing" not in out
     assert (tmp_path / "out" / "figures" / "figure4.png").is_file()
-    assert main([]) == 0 and "11 built, 1 missing (runs: runs, out: out/figures)" in (
+    assert main([]) == 0 and "12 built, 1 missing (runs: runs, out: out/figures)" in (
         capsys.readouterr().out)
 
 
@@ -149,7 +149,7 @@ def test_without_a_runs_folder_figure12_alone_is_built(tmp_path: Path, monkeypat
     assert main([]) == 0
     out = capsys.readouterr().out
     assert "figure 4: missing -- no runs folder runs (runs: python -m deepnets.suite 4)" in out
-    assert "1 built, 11 missing" in out
+    assert "1 built, 12 missing" in out
 
 
 @pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the git checkout")

@@ -1,4 +1,4 @@
-"""Figures drawn from several seeds (mean, min-max band) and Figures 16-18 (not in the paper)."""
+"""Figures drawn from several seeds (mean, min-max band) and Figures 16-19 (not in the paper)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 import figures.errors
+import figures.growth
 from figures.angles import epoch_series, plot_figure17, plot_figure18, step_series
 from figures.errors import plot_figure4, plot_figure5, plot_figure7
 from figures.gap import plot_figure16, settings
+from figures.growth import plot_figure19
 from figures.runs import MissingDataError, find_runs, select_seeds
 
 from .test_figures import assert_images
@@ -174,3 +176,37 @@ def test_curves_draw_bp_h_where_no_softmax_bp_was_run(tmp_path: Path, write_run)
     assert "no deepernet BP (softmax) run: BP-H (hinge loss) is drawn as the BP curve" in text
     assert "deepernet BP-H, 10 classes, tied: seeds 0, 1, 2" in text
     assert "no deepernet run for FRFB" in text
+
+
+def test_figure19_draws_norms_and_saturation_per_layer(tmp_path: Path, write_run,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "runs"
+    _grid(root, write_run, "simpnet", {"bp-h": 0.0, "urfb": 0.02, "frfb": 0.1})
+    drawn: list = []
+    save = figures.growth.save_figure
+    monkeypatch.setattr(figures.growth, "save_figure",
+                        lambda fig, stem: drawn.append(fig) or save(fig, stem))
+    stem = tmp_path / "out" / "figure19"
+    text = assert_images(plot_figure19(root, stem), stem)
+    assert text.startswith("Figure 19\n") and "simpnet URFB, 10 classes, tied: seeds 0, 1, 2" in text
+    # conftest's norms: |W| = e + i + offset (URFB's seeds offset 0.02, 0.03, 0.04), |R| = 2e + i
+    assert ("URFB, conv 32 5x5: |W| 1.03 [1.02, 1.03, 1.04] at epoch 1, 4.03 [4.02, 4.03, 4.04] "
+            "at 4; |R| 2 [2, 2, 2] at epoch 1, 8 [8, 8, 8] at 4; saturated 0.05 [0.05, 0.05, 0.05] "
+            "at epoch 1, 0.2 [0.2, 0.2, 0.2] at 4") in text
+    # BP-H has no R; the output layer no saturation
+    assert "BP-H, output: |W| 3.01 [3, 3.01, 3.02] at epoch 1, 6.01 [6, 6.01, 6.02] at 4\n" in text
+    (fig,) = drawn
+    top_left = {line.get_label(): line for line in fig.axes[0].lines}
+    assert list(top_left["URFB |W|"].get_ydata()) == pytest.approx([1.03, 2.03, 3.03, 4.03])
+    assert "BP-H |R|" not in top_left and list(top_left["FRFB |R|"].get_ydata()) == [2, 4, 6, 8]
+    bottom_mid = {line.get_label(): line for line in fig.axes[4].lines}
+    assert list(bottom_mid["FRFB"].get_ydata()) == pytest.approx([0.15, 0.2, 0.25, 0.3])
+    free = fig.axes[5]  # the output layer's saturation panel: empty, holding the legend
+    assert not free.axison and [t.get_text() for t in free.texts] == ["no saturation (output layer)"]
+    assert [t.get_text() for t in free.get_legend().get_texts()][:2] == ["BP-H |W|", "URFB |W|"]
+
+
+def test_figure19_leaves_out_runs_without_norms(tmp_path: Path, write_run) -> None:
+    write_run(tmp_path / "runs", "u", "simpnet", "urfb", probe=False)
+    with pytest.raises(MissingDataError, match="records the weights' norms"):
+        plot_figure19(tmp_path / "runs", tmp_path / "f19")

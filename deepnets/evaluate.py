@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also print, per layer, the share of its units that are saturated on the split "
         "(sigma'(h) = 0, Remark 2: they pass no error down)",
     )
+    p.add_argument(
+        "--norms",
+        action="store_true",
+        help="also print, per weight layer, the Frobenius norms of the scored W and R and, "
+        "with connectivity < 1, of R's entries where W keeps its connection and where W's is "
+        "masked (under URFB the latter grow with nothing to slow them)",
+    )
     return p
 
 
@@ -123,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         diagnostics = Diagnostics(args.saturation, args.dropout_seed, args.dropout_samples,
                                   args.predictions,
-                                  None if args.dropout_layers is None else tuple(args.dropout_layers))
+                                  None if args.dropout_layers is None else tuple(args.dropout_layers),
+                                  args.norms)
         score = evaluate_run(args.run, args.data, args.data_dir, args.split, device,
                              args.batch_size, args.force_data, args.which, diagnostics)
     except (ConfigError, DataError, RunError) as exc:
@@ -142,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     if score.predicted is not None:
         print(f"predicted classes (share of images{dropout}{masks}): "
               + ", ".join(f"{name} {share:.3f}" for name, share in score.predicted.items()))
+    if score.norms is not None:
+        print("Frobenius norms: " + "; ".join(
+            f"{layer} " + ", ".join(f"{what} {value:.4g}" for what, value in norms.items())
+            for layer, norms in score.norms.items()))
     return 0
 
 

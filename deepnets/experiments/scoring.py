@@ -19,7 +19,9 @@ from typing import Any
 
 import torch
 
+from deepnets.nn.alignment import feedback_layers, layer_names
 from deepnets.nn.losses import make_loss
+from deepnets.nn.network import feedback_norms, feedback_norms_by_weight_mask
 from deepnets.nn.saturation import saturated_fractions
 from deepnets.training import checkpoint as ckpt
 from deepnets.training.config import ConfigError, TrainConfig
@@ -47,6 +49,8 @@ class Score:
     #: largest first (:func:`deepnets.training.engine.evaluate_with_counts`); None unless asked
     #: for.
     predicted: dict[str, float] | None = None
+    #: Per weight layer, its Frobenius norms (:func:`weight_norms`); None unless asked for.
+    norms: dict[str, dict[str, float]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "val_error": self.val_error, "loss": self.loss,
@@ -62,13 +66,14 @@ class Diagnostics:
     image (Monte Carlo dropout; the saturated units are counted under one mask);
     ``dropout_layers``: with it, only these dropout layers drop (0: the network's first);
     ``predictions``: the share of the images put in each class by the score's logits
-    (:attr:`Score.predicted`)."""
+    (:attr:`Score.predicted`); ``norms``: the weights' norms per layer (:attr:`Score.norms`)."""
 
     saturation: bool = False
     dropout_seed: int | None = None
     dropout_samples: int = 1
     predictions: bool = False
     dropout_layers: tuple[int, ...] | None = None
+    norms: bool = False
 
     def __post_init__(self) -> None:
         samples = self.dropout_samples
@@ -216,4 +221,20 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
         shares = (counts.double() / len(ds)).tolist()
         predicted = {ds.classes[c]: shares[c]
                      for c in sorted(range(n_classes), key=lambda c: -shares[c])}
-    return Score(loss, error, len(ds), which, epoch, val_error, saturated, predicted)
+    norms = weight_norms(net) if diagnostics.norms else None
+    return Score(loss, error, len(ds), which, epoch, val_error, saturated, predicted, norms)
+
+
+def weight_norms(net: torch.nn.Module) -> dict[str, dict[str, float]]:
+    """Per weight layer (:func:`deepnets.nn.alignment.layer_names`), the Frobenius norms ``W``
+    and ``R`` (:func:`deepnets.nn.network.feedback_norms`; no ``R`` for a layer without one)
+    and, where W has a connectivity mask, ``R where W is kept`` and ``R where W is masked``
+    (:func:`deepnets.nn.network.feedback_norms_by_weight_mask`)."""
+    layers = feedback_layers(net)
+    out: dict[str, dict[str, float]] = {}
+    for name, (w, r), split in zip(layer_names(net), feedback_norms(layers),
+                                   feedback_norms_by_weight_mask(layers)):
+        out[name] = {"W": w} if r is None else {"W": w, "R": r}
+        if split is not None:
+            out[name].update({"R where W is kept": split[0], "R where W is masked": split[1]})
+    return out

@@ -291,3 +291,22 @@ def feedback_norms(layers: list[FeedbackLayer]) -> list[list[float | None]]:
         return [[float(m.weight.double().norm()),
                  None if m.feedback is None else float(m.feedback.double().norm())]
                 for m in layers]
+
+
+def feedback_norms_by_weight_mask(layers: list[FeedbackLayer]) -> list[list[float] | None]:
+    """Per layer with R and a connectivity mask on W (``connectivity < 1``: Section 4's 50%,
+    independent masks on W and R), the Frobenius norms of R's entries [on connections W keeps,
+    on connections W lacks] (R^t in W's layout; None for a layer without R or without a mask).
+    Under URFB (Delta R = Delta W^t, Section 3.1, taken as the Hebbian product at every
+    connection R has) an entry of the second kind gets its increment while no W entry can use
+    the error it carries, so nothing slows its growth."""
+    out: list[list[float] | None] = []
+    with torch.no_grad():
+        for m in layers:
+            if m.feedback is None or m.mask_weight is None:
+                out.append(None)
+                continue
+            r = m.feedback_as_weight().double()
+            kept = m.mask_weight.reshape(r.shape) > 0
+            out.append([float(r[kept].norm()), float(r[~kept].norm())])
+    return out

@@ -92,6 +92,19 @@ def test_saturation_prints_each_layers_saturated_share(
         f"{name} {share:.3f}" for name, share in want.items())
 
 
+def test_norms_prints_each_layers_w_and_r(cifar: Path, trained: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    argv = ["--run", str(trained), "--data", "cifar10", "--data-dir", str(cifar), "--split", "test",
+            "--which", "last", "--norms"]
+    assert evaluate_mod.main(argv) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    layers = load_network(trained).weight_layers
+    parts = [f"{name} W {float(m.weight.detach().double().norm()):.4g}, "
+             f"R {float(m.feedback.double().norm()):.4g}"
+             for name, m in zip(("conv0", "full1", "output"), layers)]
+    assert line == "Frobenius norms: " + "; ".join(parts)  # full connectivity: no split
+
+
 def dropout_logits(trained: Path, cifar: Path, seed: int, masks: int
                    ) -> tuple[torch.Tensor, Dataset]:
     """The trained net's test logits with its dropout on, the mean over ``masks`` masks drawn

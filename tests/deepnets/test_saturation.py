@@ -1,6 +1,6 @@
 """saturated_fractions: the share of units with sigma'(h) = 0 (Remark 2), per layer, before any
 pool, as a hand-written forward pass counts them; preactivation_sizes: the mean |s h| there;
-feedback_norms: |W| and |R|. The model is left as it was."""
+feedback_norms: |W| and |R|, and R's split by W's mask. The model is left as it was."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deepnets.nn.network import FeedbackNet, feedback_norms
+from deepnets.nn.network import FeedbackNet, feedback_norms, feedback_norms_by_weight_mask
 from deepnets.nn.saturation import preactivation_sizes, saturated_fractions
 
 
@@ -47,6 +47,25 @@ def test_norms_are_those_of_w_and_r_and_none_without_r() -> None:
     assert got == pytest.approx(want, rel=1e-6)
     bp = FeedbackNet("full 4; output", in_shape=(1, 2, 3), n_classes=2, method="bp", seed=0)
     assert [r for _, r in feedback_norms(bp.weight_layers)] == [None, None]
+
+
+def test_r_is_split_by_where_w_keeps_its_connection() -> None:
+    net = FeedbackNet("conv 3 3x3; full 4; output", in_shape=(2, 5, 5), n_classes=2,
+                      method="urfb", seed=3, connectivity=0.5)
+    got = feedback_norms_by_weight_mask(net.weight_layers)
+    for layer, (kept, masked) in zip(net.weight_layers, got):
+        rt = layer.feedback_as_weight().detach()  # R^t in W's layout
+        assert rt.shape == layer.weight.shape
+        w_kept = layer.weight.detach() != 0
+        assert kept == pytest.approx(float(rt[w_kept].norm()), rel=1e-6)
+        assert masked == pytest.approx(float(rt[~w_kept].norm()), rel=1e-6)
+        assert kept > 0 and masked > 0  # independent masks: R has entries of both kinds
+        assert kept**2 + masked**2 == pytest.approx(float(rt.norm()) ** 2, rel=1e-6)
+    full = FeedbackNet("full 4; output", in_shape=(1, 2, 3), n_classes=2, method="urfb", seed=0)
+    assert feedback_norms_by_weight_mask(full.weight_layers) == [None, None]  # no mask
+    bp = FeedbackNet("full 4; output", in_shape=(1, 2, 3), n_classes=2, method="bp", seed=0,
+                     connectivity=0.5)
+    assert feedback_norms_by_weight_mask(bp.weight_layers) == [None, None]  # no R
 
 
 def test_a_bad_batch_size_is_refused() -> None:

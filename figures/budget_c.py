@@ -5,7 +5,7 @@ folders of ``DIR``, one per set of figures, each run at its step's budget: score
 split at the last epoch it logged (its ``test.json``; a run trained on toward a later budget
 keeps the test.json of the earlier one and is left out until it has a new one):
 
-- ``mixed`` (Figures 4, 5, 6, 7, 10, 11, 16, 17, 18): every run of ``--paper`` but tied BP and
+- ``mixed`` (Figures 4, 5, 6, 7, 10, 11, 16, 17, 18, 19): every run of ``--paper`` but tied BP and
   BP-H, which come from ``--choices``' simultaneous order (in the paper's order softmax BP does
   not learn: docs/results.md, "BP in the paper's order");
 - ``paper`` (Figures 8, 9): every run of ``--paper``, all in the paper's order;

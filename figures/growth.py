@@ -56,11 +56,14 @@ def _layer_count(groups: dict[str, Seeds]) -> int:
 
 
 def _at(series: dict[int, dict[int, float]], epoch: int) -> str:
-    """``mean [per seed]`` of ``{seed: {epoch: value}}`` at ``epoch`` (3 significant digits)."""
-    values = [per[epoch] for per in series.values() if epoch in per]
-    if not values:
+    """``mean [per seed]`` of ``{seed: {epoch: value}}`` at ``epoch`` (3 significant digits);
+    a seed that lacks the epoch is ``-`` in the list and the mean is over the others."""
+    values = [per.get(epoch) for per in series.values()]
+    known = [v for v in values if v is not None]
+    if not known:
         return "-"
-    return f"{sum(values) / len(values):.3g} [{', '.join(f'{v:.3g}' for v in values)}]"
+    listed = ", ".join("-" if v is None else f"{v:.3g}" for v in values)
+    return f"{sum(known) / len(known):.3g} [{listed}]"
 
 
 def _numbers(name: str, group: Seeds, layers: list[str]) -> list[str]:
@@ -106,8 +109,9 @@ def plot_figure19(runs: RunSource, out_stem: str | Path) -> list[Path]:
             bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
         else:
             bottom.set_axis_off()
-            bottom.text(0.5, 0.9, "no saturation (output layer)", ha="center",
-                        transform=bottom.transAxes)
+            why = ("no saturation (output layer)" if i == n - 1
+                   else "no saturated share logged")
+            bottom.text(0.5, 0.9, why, ha="center", transform=bottom.transAxes)
     axes[0][0].set_ylabel("Frobenius norm |W|, |R|")
     axes[1][0].set_ylabel("share of units saturated")
     free = axes[1][-1]  # the output layer's empty panel holds the legend

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from deepnets.nn.alignment import feedback_layers, layer_names
+from deepnets.nn.alignment import layer_names
+from deepnets.nn.layers import feedback_layers
 from deepnets.nn.losses import make_loss
 from deepnets.nn.network import feedback_norms, feedback_norms_by_weight_mask
 from deepnets.nn.saturation import saturated_fractions
@@ -228,7 +229,8 @@ def _score(run_dir: str | Path, cfg: TrainConfig, ds: Dataset, kind: str, split:
 def weight_norms(net: torch.nn.Module) -> dict[str, dict[str, float]]:
     """Per weight layer (:func:`deepnets.nn.alignment.layer_names`), the Frobenius norms ``W``
     and ``R`` (:func:`deepnets.nn.network.feedback_norms`; no ``R`` for a layer without one)
-    and, where W has a connectivity mask, ``R where W is kept`` and ``R where W is masked``
+    and, where W lacks some connections (``connectivity < 1``), ``R where W is kept`` and
+    ``R where W is masked``
     (:func:`deepnets.nn.network.feedback_norms_by_weight_mask`)."""
     layers = feedback_layers(net)
     out: dict[str, dict[str, float]] = {}

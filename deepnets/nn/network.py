@@ -296,7 +296,9 @@ def feedback_norms(layers: list[FeedbackLayer]) -> list[list[float | None]]:
 def feedback_norms_by_weight_mask(layers: list[FeedbackLayer]) -> list[list[float] | None]:
     """Per layer with R and a connectivity mask on W (``connectivity < 1``: Section 4's 50%,
     independent masks on W and R), the Frobenius norms of R's entries [on connections W keeps,
-    on connections W lacks] (R^t in W's layout; None for a layer without R or without a mask).
+    on connections W lacks] (R^t in W's layout, over the layer's real connections: an untied
+    layer's padding positions are none; None for a layer without R or whose W lacks no
+    connection).
     Under URFB (Delta R = Delta W^t, Section 3.1, taken as the Hebbian product at every
     connection R has) an entry of the second kind gets its increment while no W entry can use
     the error it carries, so nothing slows its growth."""
@@ -306,7 +308,14 @@ def feedback_norms_by_weight_mask(layers: list[FeedbackLayer]) -> list[list[floa
             if m.feedback is None or m.mask_weight is None:
                 out.append(None)
                 continue
-            r = m.feedback_as_weight().double()
-            kept = m.mask_weight.reshape(r.shape) > 0
+            rt = m.feedback_as_weight()
+            if m.mask_weight.shape != rt.shape:
+                raise ValueError(f"W's mask {tuple(m.mask_weight.shape)} and R^t "
+                                 f"{tuple(rt.shape)} differ in layout")
+            kept = m.connection_entries(m.mask_weight) > 0
+            if bool(kept.all()):
+                out.append(None)
+                continue
+            r = m.connection_entries(rt).double()
             out.append([float(r[kept].norm()), float(r[~kept].norm())])
     return out

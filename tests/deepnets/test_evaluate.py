@@ -105,6 +105,22 @@ def test_norms_prints_each_layers_w_and_r(cifar: Path, trained: Path,
     assert line == "Frobenius norms: " + "; ".join(parts)  # full connectivity: no split
 
 
+
+def test_norms_split_r_by_ws_mask_at_half_connectivity(cifar: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "half"
+    assert train_mod.main(train_argv(cifar, run, "--connectivity", "0.5", "--epochs", "1")) == 0
+    capsys.readouterr()
+    assert evaluate_mod.main(["--run", str(run), "--which", "last", "--norms"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    output = load_network(run).weight_layers[-1]
+    rt = output.feedback_as_weight().detach().double()
+    kept = output.mask_weight > 0
+    assert line.endswith(f"; output W {float(output.weight.detach().double().norm()):.4g}, "
+                         f"R {float(rt.norm()):.4g}, R where W is kept {float(rt[kept].norm()):.4g}, "
+                         f"R where W is masked {float(rt[~kept].norm()):.4g}")
+
+
 def dropout_logits(trained: Path, cifar: Path, seed: int, masks: int
                    ) -> tuple[torch.Tensor, Dataset]:
     """The trained net's test logits with its dropout on, the mean over ``masks`` masks drawn

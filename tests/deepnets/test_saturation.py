@@ -68,6 +68,23 @@ def test_r_is_split_by_where_w_keeps_its_connection() -> None:
     assert feedback_norms_by_weight_mask(bp.weight_layers) == [None, None]  # no R
 
 
+def test_an_untied_layers_split_counts_real_connections_only() -> None:
+    """An untied layer's W has zeros at the padding positions, which are no connections: at
+    full connectivity it has no split; at 50% the split covers the real connections alone."""
+    arch = "conv 3 3x3; full 4; output"
+    full = FeedbackNet(arch, in_shape=(2, 5, 5), n_classes=2, method="urfb", seed=3, untied=[0])
+    assert feedback_norms_by_weight_mask(full.weight_layers) == [None, None, None]
+    half = FeedbackNet(arch, in_shape=(2, 5, 5), n_classes=2, method="urfb", seed=3, untied=[0],
+                       connectivity=0.5)
+    untied = half.weight_layers[0]
+    kept, masked = feedback_norms_by_weight_mask(half.weight_layers)[0]
+    real_r = untied.connection_entries(untied.feedback_as_weight().detach())
+    real_w = untied.connection_entries(untied.mask_weight)
+    assert real_r.numel() < untied.weight.numel()  # there are padding positions
+    assert kept == pytest.approx(float(real_r[real_w > 0].norm()), rel=1e-6)
+    assert masked == pytest.approx(float(real_r[real_w == 0].norm()), rel=1e-6) and masked > 0
+
+
 def test_a_bad_batch_size_is_refused() -> None:
     net = FeedbackNet("full 4; output", in_shape=(1, 2, 2), n_classes=2)
     for measure in (saturated_fractions, preactivation_sizes):

@@ -206,6 +206,30 @@ def test_figure19_draws_norms_and_saturation_per_layer(tmp_path: Path, write_run
     assert [t.get_text() for t in free.get_legend().get_texts()][:2] == ["BP-H |W|", "URFB |W|"]
 
 
+def test_figure19_says_which_seed_lacks_an_epoch_and_which_panel_lacks_saturation(
+        tmp_path: Path, write_run) -> None:
+    root = tmp_path / "runs"
+    _grid(root, write_run, "simpnet", {"urfb": 0.0})
+    for seed in (0, 1, 2):  # no seed logs the saturated share; seed 1 lacks epoch 1's norms
+        log = root / f"simpnet-urfb-s{seed}" / "log.jsonl"
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        for row in rows:
+            del row["saturated"]
+        if seed == 1:
+            del rows[0]["norm"]
+        log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    drawn: list = []
+    stem = tmp_path / "figure19"
+    save = figures.growth.save_figure
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(figures.growth, "save_figure", lambda fig, st: drawn.append(fig) or save(fig, st))
+        text = plot_figure19(root, stem)[-1].read_text()
+    assert "URFB, conv 32 5x5: |W| 1.01 [1, -, 1.02] at epoch 1, 4.01 [4, 4.01, 4.02] at 4" in text
+    (fig,) = drawn
+    assert [t.get_text() for t in fig.axes[3].texts] == ["no saturated share logged"]
+    assert [t.get_text() for t in fig.axes[5].texts] == ["no saturation (output layer)"]
+
+
 def test_figure19_leaves_out_runs_without_norms(tmp_path: Path, write_run) -> None:
     write_run(tmp_path / "runs", "u", "simpnet", "urfb", probe=False)
     with pytest.raises(MissingDataError, match="records the weights' norms"):

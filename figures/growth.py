@@ -12,6 +12,7 @@ reached. Runs whose logs lack ``norm`` (trained before it was logged) are left o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,12 @@ def _norm(row: dict[str, Any], layer: int, which: int) -> float | None:
 
 def _saturated(row: dict[str, Any], name: str) -> float | None:
     return (row.get("saturated") or {}).get(name)
+
+
+def _measures(i: int, layer: str) -> dict[str, Callable[[dict[str, Any]], float | None]]:
+    """What Figure 19 draws of weight layer ``i`` (named ``layer``), each read from a log row."""
+    return {"|W|": lambda row: _norm(row, i, 0), "|R|": lambda row: _norm(row, i, 1),
+            "saturated": lambda row: _saturated(row, layer)}
 
 
 def _groups(source: RunSource) -> dict[str, Seeds]:
@@ -74,9 +81,7 @@ def _numbers(name: str, group: Seeds, layers: list[str]) -> list[str]:
     lines = []
     for i, layer in enumerate(layers):
         parts = []
-        for title, get in (("|W|", lambda row, i=i: _norm(row, i, 0)),
-                           ("|R|", lambda row, i=i: _norm(row, i, 1)),
-                           ("saturated", lambda row, layer=layer: _saturated(row, layer))):
+        for title, get in _measures(i, layer).items():
             series = group.layer_series(get)
             if any(series.values()):
                 parts.append(f"{title} {_at(series, 1)} at epoch 1, {_at(series, last)} at {last}")
@@ -94,14 +99,13 @@ def plot_figure19(runs: RunSource, out_stem: str | Path) -> list[Path]:
     fig, axes = new_figure(2, n, width=3.0 * n, row_height=2.6)
     for i, layer in enumerate(layers):
         top, bottom = axes[0][i], axes[1][i]
+        measures = _measures(i, layer)
         for name, group in groups.items():
             color, label = method_color(name), PROTOCOLS[name].label
-            plot_seeds(top, group.layer_series(lambda row, i=i: _norm(row, i, 0)), color=color,
-                       label=f"{label} |W|")
-            plot_seeds(top, group.layer_series(lambda row, i=i: _norm(row, i, 1)), color=color,
-                       linestyle="--", label=f"{label} |R|")
-            plot_seeds(bottom, group.layer_series(lambda row, layer=layer: _saturated(row, layer)),
-                       color=color, label=label)
+            plot_seeds(top, group.layer_series(measures["|W|"]), color=color, label=f"{label} |W|")
+            plot_seeds(top, group.layer_series(measures["|R|"]), color=color, linestyle="--",
+                       label=f"{label} |R|")
+            plot_seeds(bottom, group.layer_series(measures["saturated"]), color=color, label=label)
         top.set(title=f"{ARCH} {i + 1}: {layer}", yscale="log")
         top.xaxis.set_major_locator(MaxNLocator(integer=True))
         if bottom.lines:

@@ -230,8 +230,7 @@ def weight_norms(net: torch.nn.Module) -> dict[str, dict[str, float]]:
     """Per weight layer (:func:`deepnets.nn.alignment.layer_names`), the Frobenius norms ``W``
     and ``R`` (:func:`deepnets.nn.network.feedback_norms`; no ``R`` for a layer without one)
     and, where W lacks some connections (``connectivity < 1``), ``R where W is kept`` and
-    ``R where W is masked``
-    (:func:`deepnets.nn.network.feedback_norms_by_weight_mask`)."""
+    ``R where W is masked`` (:func:`deepnets.nn.network.feedback_norms_by_weight_mask`)."""
     layers = feedback_layers(net)
     out: dict[str, dict[str, float]] = {}
     for name, (w, r), split in zip(layer_names(net), feedback_norms(layers),

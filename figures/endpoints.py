@@ -40,6 +40,8 @@ class Ends:
     #: Per seed, the epoch its run was scored on the test split at (``test.json``: the
     #: validation-chosen epoch of the whole run); empty unless every run was scored.
     test_epochs: dict[int, int] = field(default_factory=dict)
+    #: For a difference, per seed, the validation-chosen epoch of the right operand.
+    second_epochs: dict[int, int] = field(default_factory=dict)
 
     @property
     def testable(self) -> bool:
@@ -51,7 +53,8 @@ class Ends:
         seeds = sorted(set(self.chosen) & set(other.chosen))
         return Ends({s: self.chosen[s] - other.chosen[s] for s in seeds},
                     {s: self.last[s] - other.last[s] for s in seeds},
-                    {s: self.epochs[s] for s in seeds}, self.tested and other.tested)
+                    {s: self.epochs[s] for s in seeds}, self.tested and other.tested,
+                    second_epochs={s: other.epochs[s] for s in seeds if s in other.epochs})
 
 
 def window(*groups: Seeds) -> list[int]:

@@ -340,7 +340,8 @@ def block_claim2(rep: Report) -> str:
         e = _reach(val(g["urfb"])[s], level)
         speed.append(f"s{s}: FRFB's epoch-{gap_end.epoch} validation error {level:.3f} is "
                      f"reached by URFB at epoch {e}")
-    return ("simpnet; in the two gap rows a and b are FRFB − URFB validation errors:\n\n"
+    return ("simpnet; in the two gap rows a and b are FRFB − URFB errors (validation errors at "
+            "two epochs in the first, the errors the endpoint names in the 50% row):\n\n"
             + rows_table(rows_claim2(rep) + order_rows(rep, "2")) + "\n\nSpeed: "
             + "; ".join(speed) + ".")
 

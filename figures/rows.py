@@ -158,15 +158,22 @@ def _scoring(name: str, ends: Ends, last_epoch: int) -> str:
             + ("after the compared epochs" if after else "not the epochs chosen here"))
 
 
+def _chosen_epochs(e: Ends) -> str:
+    """Each seed's validation-chosen epoch; for a difference the pair (first term, second)."""
+    if e.second_epochs:
+        return ", ".join(f"({e.epochs[s]}, {e.second_epochs[s]})" for s in sorted(e.epochs))
+    return ", ".join(str(e.epochs[s]) for s in sorted(e.epochs))
+
+
 def chosen_endpoint(sides: Sequence[tuple[str, Ends]], last_epoch: int, curve: bool = False,
                     measure: str = "") -> str:
     """The name of the validation-chosen endpoint, each side (``(name, ends)``, listed in the
     order given) with its chosen epochs: ``test error at the validation-chosen epoch (paper ep
-    50, 48; variant ep 50, 50)``. Where errors are compared on validation although a side was
+    50, 48; variant ep 50, 50)``; a side that is a difference lists each seed's pair (first
+    term's, second term's): ``a ep (97, 82), (99, 90)``. Where errors are compared on validation although a side was
     scored on the test split (the other was not, or not at the epochs compared, which end at
     ``last_epoch``), it says so."""
-    each = "; ".join(f"{name} ep {', '.join(str(e.epochs[s]) for s in sorted(e.epochs))}"
-                     for name, e in sides if e.epochs)
+    each = "; ".join(f"{name} ep {_chosen_epochs(e)}" for name, e in sides if e.epochs)
     if measure:
         what = f"{measure} at the validation-chosen epoch"
     elif curve:

@@ -11,6 +11,7 @@ import pytest
 
 from figures.endpoints import error_ends, scored_on_test, window
 from figures.report import Report, block_final_errors, error_row, every_layer, value_row
+from figures.rows import pair_row
 from figures.runs import Seeds, find_runs, select_seeds
 from figures.stats import CONTRADICTS, INCONCLUSIVE, SUPPORTS, UNINFORMATIVE
 
@@ -69,6 +70,21 @@ def test_runs_of_different_lengths_are_compared_over_the_epochs_both_reached(
         "validation error at the validation-chosen epoch (a scored on the test split at ep 6, 6, "
         "after the compared epochs; b scored on the test split: both on validation)")
     assert "a ep 4, 4; b ep 4, 4" in row.endpoint and "ep 4 ×" in row.where
+
+
+def test_a_gap_row_names_both_terms_chosen_epochs(tmp_path: Path, write_run) -> None:
+    """A side that is a difference (FRFB - URFB) lists each seed's pair of validation-chosen
+    epochs, first term's then second's."""
+    frfb = _group(tmp_path / "f", write_run, "frfb", [[0.9, 0.7, 0.8], [0.9, 0.8, 0.7]],
+                  tests=[(2, 0.7), (3, 0.7)])
+    urfb = _group(tmp_path / "u", write_run, "urfb", [[0.5, 0.6, 0.6], [0.6, 0.4, 0.5]],
+                  tests=[(1, 0.5), (2, 0.4)])
+    epochs = window(frfb, urfb)
+    gap = error_ends(frfb, epochs) - error_ends(urfb, epochs)
+    assert gap.epochs == {0: 2, 1: 3} and gap.second_epochs == {0: 1, 1: 2}
+    assert gap.chosen == pytest.approx({0: 0.2, 1: 0.3})
+    row = pair_row("gap", "X", gap, gap, "greater", 10, epochs)
+    assert "(a ep (2, 1), (3, 2); b ep (2, 1), (3, 2))" in row.endpoint
 
 
 def test_a_row_whose_verdict_changes_between_the_endpoints_is_fragile(

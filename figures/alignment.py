@@ -15,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 
 from deepnets.experiments.protocols import PROTOCOLS
 from figures.caption import write_sidecar
-from figures.runs import MissingDataError, Run, RunSource, Seeds, runs_of, select_seeds
+from figures.runs import MissingDataError, RunSource, Seeds, runs_of, select_seeds
 from figures.style import legend, new_figure, plot_seeds, save_figure
 
 CAPTIONS = {
@@ -25,18 +25,13 @@ CAPTIONS = {
 }
 
 
-def _layer_names(run: Run, n: int) -> list[str]:
-    names = run.config.get("weight_layer_names") or []
-    return [names[i] if i < len(names) else f"layer {i}" for i in range(n)]
-
-
 def _draw(ax, group: Seeds, title: str) -> None:
     """One line per updated (not frozen) weight layer, coloured from input (dark) to output
     (light): the mean over seeds with a min-max band."""
     run = group.first
     n = min(len(next(r for r in g.log if r.get("corr"))["corr"]) for g in group.runs)
     layers = [i for i in range(n) if i not in run.frozen]
-    names = _layer_names(run, n)
+    names = run.layer_names(n)
     cmap = colormaps["plasma"]
     low = 0.0
     for k, i in enumerate(layers):

@@ -35,7 +35,6 @@ from figures.paired import (
     close_table,
     compare_families,
     corr_series,
-    layer_names,
     layers_table,
     unpaired_note,
 )
@@ -160,7 +159,7 @@ def markdown(comparisons: Sequence[RuleComparison], notes: Sequence[str], *,
 
 
 def _curves(g: Seeds, quantity: str) -> list[tuple[str, dict[int, dict[int, float]]]]:
-    names = layer_names(g)
+    names = g.layer_names()
     if quantity == "corr":
         return [(n, corr_series(g, i)) for i, n in enumerate(names)]
     return [(n, s) for n in names if any((s := epoch_series(g, n, quantity)).values())]
@@ -181,7 +180,7 @@ def plot_bf16_paired(comparisons: Sequence[RuleComparison], out_stem: str | Path
                        linestyle=PRECISION_STYLES[name], label=name)
         ax.set(xlabel="epoch", ylabel="validation error", title=c.title)
         legend(ax)
-        names = layer_names(c.a)
+        names = c.a.layer_names()
         colors = {n: cmap(0.85 * i / max(len(names) - 1, 1)) for i, n in enumerate(names)}
         for ax, quantity in zip(row[1:], quantities):
             for name, g in groups.items():

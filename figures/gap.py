@@ -44,8 +44,7 @@ def error_senders(run: Run) -> int:
     for row in reversed(run.log):
         if row.get("alignment"):
             return sum(v.get("delta_angle") is not None for v in row["alignment"].values())
-    names = run.config.get("weight_layer_names") or []
-    n = len(next((r["corr"] for r in run.log if r.get("corr")), names))
+    n = len(next((r["corr"] for r in run.log if r.get("corr")), run.layer_names()))
     return max(n - 1 - len(run.frozen), 0)
 
 

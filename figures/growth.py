@@ -94,8 +94,7 @@ def plot_figure19(runs: RunSource, out_stem: str | Path) -> list[Path]:
     against epochs, one colour per protocol."""
     groups = _groups(runs)
     n = _layer_count(groups)
-    names = list(next(iter(groups.values())).first.config.get("weight_layer_names") or [])
-    layers = [names[i] if i < len(names) else f"layer {i}" for i in range(n)]
+    layers = next(iter(groups.values())).first.layer_names(n)
     fig, axes = new_figure(2, n, width=3.0 * n, row_height=2.6)
     for i, layer in enumerate(layers):
         top, bottom = axes[0][i], axes[1][i]

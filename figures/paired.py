@@ -35,7 +35,7 @@ from figures.runs import Run, Seeds, select_seeds
 from figures.stats import CLOSE_MARGIN, summarize
 
 __all__ = ["ANGLE_KEYS", "IGNORED_SETTINGS", "LayerRow", "RuleComparison", "by_setting",
-           "close_table", "compare_families", "corr_series", "layer_names", "layers_table",
+           "close_table", "compare_families", "corr_series", "layers_table",
            "mean_endpoint", "saturated_series", "setting_differences", "unpaired_note"]
 
 #: The probe's angles compared per layer: Lillicrap et al.'s global comparison and Akrout et
@@ -76,14 +76,6 @@ def setting_differences(a: Seeds, b: Seeds) -> dict[str, tuple[object, object]]:
             if va != vb:
                 out.setdefault(key, (va, vb))
     return out
-
-
-def layer_names(g: Seeds) -> list[str]:
-    """The weight layers, input to output, as the probe (else the config) names them."""
-    row = next((r for r in g.first.log if r.get("alignment")), None)
-    if row is not None:
-        return list(row["alignment"])
-    return list(g.first.config.get("weight_layer_names") or [])
 
 
 def saturated_series(g: Seeds, name: str) -> dict[int, dict[int, float]]:
@@ -177,7 +169,7 @@ def _paired(g: Seeds, seeds: set[int]) -> Seeds:
 
 def _layer_rows(ga: Seeds, gb: Seeds, epochs: list[int], budget: str) -> list[LayerRow]:
     out = []
-    names = layer_names(ga)
+    names = ga.layer_names()
     n = images(ga)
     for i, name in enumerate(names):
         curves: list[tuple[str, dict, dict, int]] = [

@@ -501,13 +501,6 @@ def block_claim4_old(rep: Report) -> str:
     return rows_table(rows) if rows else "No older untied run."
 
 
-def _names(g: Seeds) -> list[str]:
-    row = next((r for r in g.first.log if r.get("alignment")), None)
-    if row is not None:
-        return list(row["alignment"])
-    return list(g.first.config.get("weight_layer_names") or [])
-
-
 def senders(g: Seeds) -> list[str]:
     """The layers that send an error down (their probe logs a delta_angle)."""
     row = next((r for r in reversed(g.first.log) if r.get("alignment")), None)
@@ -527,7 +520,7 @@ def rows_claim5(rep: Report) -> list[Row]:
     for arch in ("simpnet", "deepernet"):
         budget = rep.largest((arch, "urfb"))
         g = budget.need(arch, "urfb")
-        names, n = _names(g), images(g)
+        names, n = g.layer_names(), images(g)
         send = set(senders(g))
         epochs = window(g)
         rises = []
@@ -582,7 +575,7 @@ def _strong(rep: Report) -> tuple[dict[str, tuple[list[Row], list[Row]]], list[s
     for arch in ("simpnet", "deepernet"):
         budget = rep.largest((arch, "urfb"), (arch, "frfb"))
         u, f = budget.need(arch, "urfb"), budget.need(arch, "frfb")
-        names, n = _names(u), images(u)
+        names, n = u.layer_names(), images(u)
         epochs = window(u, f)
         corr_rows: list[Row] = []
         angle_rows: list[Row] = []
@@ -734,7 +727,7 @@ def _claim6_urfb_rows(arch: str, budget: str, u: Seeds, notes: list[str]) -> lis
                               {s: FAR_DEGREES for s in last_step}, "greater", 1,
                               short=f"{arch}: premise, URFB far from aligned in epoch 1"))
     send = senders(u)
-    idx = [i for i, name in enumerate(_names(u)) if name in send]
+    idx = [i for i, name in enumerate(u.layer_names()) if name in send]
     corr1 = {s: max(abs(corr_series(u, i)[s].get(1, 0.0)) for i in idx) for s in u.seeds}
     notes.append(f"{arch}: URFB's largest |corr(W, Rᵗ)| over the error-sending layers after "
                  f"epoch 1: {summarize(corr1).compact()}")

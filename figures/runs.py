@@ -176,6 +176,14 @@ class Run:
         return (f"{self.arch} {label}, {self.n_classes} classes, "
                 f"{'untied' if self.untied else 'tied'}{frozen}")
 
+    def layer_names(self, n: int | None = None) -> list[str]:
+        """The config's ``weight_layer_names``, input to output; with ``n``, exactly ``n`` names,
+        ``layer i`` where the config names fewer."""
+        names = [str(v) for v in self.config.get("weight_layer_names") or []]
+        if n is None:
+            return names
+        return [names[i] if i < len(names) else f"layer {i}" for i in range(n)]
+
     def series(self, key: str) -> tuple[list[int], list[float]]:
         """``(epochs, values)`` of one logged quantity (``train_error``, ``val_error`` ...)."""
         rows = [r for r in self.log if r.get(key) is not None]
@@ -412,6 +420,14 @@ class Seeds:
         return (f"{self.first.describe()}: seed{'s' if self.n > 1 else ''} "
                 f"{', '.join(map(str, self.seeds))} ({how}); epochs "
                 f"{_span(r.epochs_done for r in self.runs)}; train {train_size(self.first)}")
+
+    def layer_names(self) -> list[str]:
+        """The weight layers, input to output, as the first run's probe (else its config) names
+        them."""
+        row = next((r for r in self.first.log if r.get("alignment")), None)
+        if row is not None:
+            return list(row["alignment"])
+        return self.first.layer_names()
 
     def series(self, key: str) -> dict[int, dict[int, float]]:
         """``{seed: {epoch: value}}`` of one logged quantity (see :mod:`figures.stats`)."""

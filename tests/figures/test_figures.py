@@ -157,6 +157,24 @@ def test_runs_differing_only_in_seed_form_one_group(tmp_path: Path, write_run) -
     assert mean[0] == pytest.approx(0.96) and lo[0] == pytest.approx(0.95) and hi[0] == pytest.approx(0.97)
 
 
+def test_layer_names_come_from_the_probe_else_the_config(tmp_path: Path, write_run) -> None:
+    root = tmp_path / "runs"
+    write_run(root, "probed", "simpnet", "urfb")
+    write_run(root, "unprobed", "simpnet", "frfb", probe=False)
+    probed, unprobed = (Run.read(root / name) for name in ("probed", "unprobed"))
+    names = probed.config["weight_layer_names"]
+    assert probed.layer_names() == names
+    assert probed.layer_names(len(names) + 1) == [*names, f"layer {len(names)}"]
+    assert probed.layer_names(1) == names[:1]
+    config = json.loads((root / "probed" / "config.json").read_text())
+    probed.log[0]["alignment"] = {"renamed": {}}
+    assert select_seeds([probed], arch="simpnet", protocol="urfb").layer_names() == ["renamed"]
+    assert select_seeds([unprobed], arch="simpnet", protocol="frfb").layer_names() == names
+    del config["weight_layer_names"]
+    (root / "probed" / "config.json").write_text(json.dumps(config))
+    assert Run.read(root / "probed").layer_names(2) == ["layer 0", "layer 1"]
+
+
 def test_repeated_seeds_and_other_data_are_named_with_the_choice(tmp_path: Path,
                                                                 write_run) -> None:
     root = tmp_path / "runs"

@@ -22,7 +22,7 @@ Python API for users who bring their own model:
   ``loss_fn(logits, labels)`` returning the batch mean trains, ``train_step(...,
   bias_lr_scale=k)`` gives biases their own step: ``docs/api.md``. A layer takes its rule and options as one
   :class:`LayerOptions` (``rule=FeedbackRule.make("urfb", epsilon=1)``, ``connectivity``,
-  ``sat_scale``, ``symmetric_init``, ``bias``).
+  ``sat_scale``, ``symmetric_init``, ``bias``, ``sigma_prime_down``, ``shared_masks``).
 * Runs: :class:`TrainConfig` describes a training run and :func:`run` trains it into a run
   folder (what ``python -m deepnets.train`` does); :func:`alignment` probes how far the error
   a rule sends is from exact back-propagation.

@@ -51,6 +51,7 @@ import torch
 
 from deepnets.experiments import launch
 from deepnets.experiments.grid import ALL, FIGURES, RunSpec, SuiteError, grids
+from deepnets.experiments.protocols import PROTOCOLS
 from deepnets.experiments.runs import (
     Settings,
     data_label,
@@ -64,7 +65,9 @@ from deepnets.experiments.runs import (
     train_config,
 )
 from deepnets.nn.layers import UNTIED_INITS
+from deepnets.nn.models import MODELS
 from deepnets.nn.policy import resolve_precision
+from deepnets.rules import RULES
 from deepnets.training.capture import CUDA_GRAPH_MODES
 from deepnets.training.config import PRECISION_CHOICES, ConfigError
 from deepnets.training.data import DataError
@@ -131,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-sigma-prime-down", dest="sigma_prime_down", action="store_false",
                    help="hidden layers send the error down as R g, without their sigma' (the "
                    "author's code after April 2019); default: R delta, delta = sigma' g (eq. (2))")
+    p.add_argument("--shared-masks", action="store_true",
+                   help="the 50%% protocols (urfb-50, frfb-50) only: R's connectivity mask is W's "
+                   "(default: drawn separately, as Section 4)")
     p.add_argument("--untied-init", choices=UNTIED_INITS, default="replicated",
                    help="how untied layers start: replicated, one conv filter bank at every "
                    "location (the author's code; default); independent, drawn separately at "
@@ -262,6 +268,14 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"argument {exc}")
 
 
+def _has_masked_feedback(spec: RunSpec) -> bool:
+    """Whether the run's protocol masks its R (connectivity < 1, a rule with an R) in a network
+    built from an architecture string: what ``--shared-masks`` needs."""
+    protocol = PROTOCOLS[spec.protocol]
+    return (protocol.connectivity < 1.0 and RULES[protocol.method].error_path == "R"
+            and spec.arch not in MODELS)
+
+
 def _figure_read_as_test(argv: Sequence[str]) -> str | None:
     """The figure a user put right after a bare ``--evaluate-test`` (``--evaluate-test 5``):
     argparse reads it as TEST, a path, and then misses FIGURE."""
@@ -293,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
              and (args.archs is None or sp.arch in args.archs)]
     if not specs:
         parser.error("the figures, --datasets, --archs and --protocols given select no run")
+    unmasked = sorted({sp.protocol for sp in specs if not _has_masked_feedback(sp)})
+    if args.shared_masks and unmasked:
+        parser.error(f"argument --shared-masks: no masked R to share in {', '.join(unmasked)} "
+                     "(select the 50% protocols: --protocols urfb-50 frfb-50)")
     dirs = {"cifar10": args.data_dir, "cifar100": args.cifar100_dir}
     for d in {sp.dataset for sp in specs}:
         if dirs[d] is None and not args.dry_run:
@@ -303,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                  args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
                  args.quiet, args.split_seed, args.probe_size, args.cuda_graph,
                  args.update_order, args.bias, args.untied_init,
-                 sigma_prime_down=args.sigma_prime_down,
+                 sigma_prime_down=args.sigma_prime_down, shared_masks=args.shared_masks,
                  optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                  lr_steps=tuple(args.lr_steps), lr_gamma=args.lr_gamma,
                  precision=args.precision)

@@ -11,7 +11,8 @@ start as the author's code starts them: the conv filter bank a tied network of t
 draws, repeated at every location (``--untied-init independent``: each location drawn
 separately). A run folder written before these defaults resumes with the settings it was trained
 with. ``--no-sigma-prime-down`` sends the error down as the author's code after April 2019 does,
-R g instead of eq. (2)'s R (sigma' g) (``docs/results.md``).
+R g instead of eq. (2)'s R (sigma' g) (``docs/results.md``). With ``--connectivity`` < 1,
+``--shared-masks`` gives R W's connectivity mask (Section 4 draws them separately).
 
 Figure 9's deepnet_s protocol ("train tied, freeze the first layer, retrain the rest untied
 from scratch", Section 4.1) is two runs::

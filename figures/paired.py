@@ -57,8 +57,10 @@ def by_setting(runs: Iterable[Run], setting: Callable[[Run], str]) -> dict[str, 
 
 #: What a ``config.json`` key that a run does not record means (``deepnets.training.config``:
 #: a run written before ``eval_precision``, or an fp32 one, evaluated in fp32; one without
-#: ``sigma_prime_down`` sent the error down with sigma', eq. (2)).
-ABSENT_MEANS = {"eval_precision": "fp32", "precision": "fp32", "sigma_prime_down": True}
+#: ``sigma_prime_down`` sent the error down with sigma', eq. (2); one without ``shared_masks``
+#: drew R's mask apart from W's).
+ABSENT_MEANS = {"eval_precision": "fp32", "precision": "fp32", "sigma_prime_down": True,
+                "shared_masks": False}
 
 
 def setting_differences(a: Seeds, b: Seeds) -> dict[str, tuple[object, object]]:

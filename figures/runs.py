@@ -146,8 +146,10 @@ class Run:
     def choices(self) -> str:
         """``sequential order, no biases`` (the paper's protocol) or what the run did instead,
         for an untied run how its untied layers started (``replicated`` or ``independent``),
-        and whether the error went down without sigma' (``--no-sigma-prime-down``); a config written before these keys existed had the simultaneous
-        order and biases, and untied layers drawn apart at every location."""
+        whether the error went down without sigma' (``--no-sigma-prime-down``), and whether R's
+        connectivity mask was W's (``--shared-masks``); a config written before these keys
+        existed had the simultaneous order and biases, and untied layers drawn apart at every
+        location."""
         cfg = self.config
         order = str(cfg.get("update_order") or "simultaneous")
         bias = cfg.get("bias")
@@ -158,6 +160,8 @@ class Run:
             text += f", {cfg.get('untied_init') or 'independent'} untied start"
         if cfg.get("sigma_prime_down") is False:
             text += ", error sent down without sigma'"
+        if cfg.get("shared_masks"):
+            text += ", R masked as W"
         return text
 
     @property

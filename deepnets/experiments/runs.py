@@ -66,6 +66,7 @@ class Settings:
     bias: bool = False               # eq. (1) has none
     untied_init: str = "replicated"  # the author's code: one conv filter bank at every location
     sigma_prime_down: bool = True    # eq. (2); False: the author's code after April 2019
+    shared_masks: bool = False       # R's connectivity mask is W's (Section 4 draws them apart)
     # deepnets.training.optim: a torch optimizer and step schedule (the defaults: the paper's plain
     # SGD)
     optimizer: str = "sgd"
@@ -104,6 +105,7 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         bias=s.bias and spec.arch not in MODELS,  # a named model (deepnets.rulebench's
         # resnet-mini) keeps its own biases, and its activations' derivatives
         sigma_prime_down=s.sigma_prime_down or spec.arch in MODELS,
+        shared_masks=s.shared_masks,
         **s.optimizer_fields(),  # update_order too
         **{k: protocol.rule_params.get(k) for k in OWN_FLAG_PARAMS},  # urfb's --epsilon
         rule_params={k: v for k, v in protocol.rule_params.items() if k not in OWN_FLAG_PARAMS},

@@ -125,6 +125,10 @@ class LayerOptions:
     (``docs/results.md``); untied layers keep R delta, as the author's do. A layer's own update
     keeps delta x^t either way, and the exact route (the alignment probe's back-propagation)
     keeps sigma'.
+    ``shared_masks``: with ``connectivity < 1``, R's mask is W's (every feedback connection
+    has its feedforward partner, and R^t has no entry where W has none) instead of drawn
+    separately as the paper does (Section 4: "separately for feedforward and feedback"); W and
+    the values of R are drawn as before, only R's mask changes. Rules with an R only.
     """
 
     rule: Rule = field(default_factory=lambda: make_rule("urfb"))
@@ -133,6 +137,7 @@ class LayerOptions:
     symmetric_init: bool = False
     bias: bool = True
     sigma_prime_down: bool = True
+    shared_masks: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.connectivity <= 1.0:
@@ -143,6 +148,10 @@ class LayerOptions:
             raise ValueError(f"sigma_prime_down=False changes the error a layer sends down; "
                              f"method {self.rule.method!r} sends its output error to each layer "
                              "directly")
+        if self.shared_masks and not (self.connectivity < 1.0 and self.rule.has_feedback):
+            raise ValueError(f"shared_masks gives R W's connectivity mask: it needs "
+                             f"connectivity < 1 (got {self.connectivity:g}) and a method with a "
+                             f"feedback matrix R (got {self.rule.method!r})")
         if self.symmetric_init and not self.rule.symmetric_init_applies:
             raise ValueError(f"symmetric_init does not apply to method {self.rule.method!r} "
                              "(its feedback is not a free matrix)")
@@ -465,6 +474,8 @@ class FeedbackLayer(nn.Module):
             w, r, mw, mr = (t.expand(shape).clone() for t in (w, r, mw, mr))
         if options.symmetric_init:
             r, mr = w.clone(), mw.clone()
+        elif options.shared_masks:
+            mr = mw.clone()
         if structure is not None:
             mw, mr = mw & structure, mr & structure
         masked = connectivity < 1.0 or structure is not None

@@ -96,6 +96,8 @@ class FeedbackNet(nn.Module):
             (eq. (2); default), or, False, dense and conv layers as R g without their sigma',
             and max pools pass a window's error to all its tied maxima: the author's code after
             April 2019 (:class:`deepnets.nn.layers.LayerOptions`); not for dfa.
+        shared_masks: with ``connectivity`` < 1, R's mask is W's instead of drawn separately
+            (:class:`deepnets.nn.layers.LayerOptions`); W and R's values are drawn as without it.
         fast: the fast path (default; :mod:`deepnets.nn.policy` chooses its tricks per device and
             dtype) or, False, the reference path (:mod:`deepnets.nn.reference`: the equations in
             plain torch; the same numbers to float rounding, slower). Not part of ``config``.
@@ -125,6 +127,7 @@ class FeedbackNet(nn.Module):
         frozen: Collection[int] = (),
         bias: bool = False,
         sigma_prime_down: bool = True,
+        shared_masks: bool = False,
         feedback_init: FeedbackInit | None = None,
         fast: bool = True,
         **rule_params: float,
@@ -140,11 +143,13 @@ class FeedbackNet(nn.Module):
                              f"got {untied_init!r:.60}")
         check_flag("FeedbackNet", "bias", bias)
         check_flag("FeedbackNet", "sigma_prime_down", sigma_prime_down)
+        check_flag("FeedbackNet", "shared_masks", shared_masks)
         rule = FeedbackRule.make(method, epsilon, **rule_params)
         try:
             options = LayerOptions(rule, float(connectivity), float(sat_scale),
                                    bool(symmetric_init), bias=bias,
-                                   sigma_prime_down=sigma_prime_down)
+                                   sigma_prime_down=sigma_prime_down,
+                                   shared_masks=shared_masks)
         except ValueError as exc:
             raise ValueError(f"FeedbackNet: {exc}") from None
         check_applies(feedback_init, options, "FeedbackNet")
@@ -182,6 +187,7 @@ class FeedbackNet(nn.Module):
             # stored only when off, so that the config of a run made before the option is
             # written unchanged when it resumes
             **({} if sigma_prime_down else {"sigma_prime_down": False}),
+            **({"shared_masks": True} if shared_masks else {}),
             **rule.params,
         }
         gen = torch.Generator().manual_seed(seed)
@@ -295,8 +301,8 @@ def feedback_norms(layers: list[FeedbackLayer]) -> list[list[float | None]]:
 
 def feedback_norms_by_weight_mask(layers: list[FeedbackLayer]) -> list[list[float] | None]:
     """Per layer with R and a connectivity mask on W (``connectivity < 1``: Section 4's 50%,
-    independent masks on W and R), the Frobenius norms of R's entries [on connections W keeps,
-    on connections W lacks] (R^t in W's layout, over the layer's real connections: an untied
+    independent masks on W and R; with ``shared_masks`` the second norm is 0), the Frobenius
+    norms of R's entries [on connections W keeps, on connections W lacks] (R^t in W's layout, over the layer's real connections: an untied
     layer's padding positions are none; None for a layer without R or whose W lacks no
     connection).
     Under URFB (Delta R = Delta W^t, Section 3.1, taken as the Hebbian product at every

@@ -26,7 +26,7 @@ from deepnets.nn.arch import WEIGHT_KINDS, ArchError, parse_arch
 from deepnets.nn.layers import UNTIED_INITS
 from deepnets.nn.losses import LOSSES
 from deepnets.nn.models import MODELS, n_weight_layers
-from deepnets.rules import METHODS, RULES, resolved_params, rules_with_param
+from deepnets.rules import METHODS, RULES, Rule, resolved_params, rules_with_param
 from deepnets.training.capture import CUDA_GRAPH_MODES
 from deepnets.training.data import KINDS
 from deepnets.training.engine import UPDATE_ORDERS
@@ -131,6 +131,9 @@ class TrainConfig:
     False, as R g without their sigma' (the author's code after April 2019:
     :class:`deepnets.nn.layers.LayerOptions`); architecture strings only, not dfa. Left out of
     ``config.json`` when True (its absence means True, as for runs made before it).
+    ``shared_masks``: with ``connectivity`` < 1, R's mask is W's instead of drawn separately
+    (:class:`deepnets.nn.layers.LayerOptions`); architecture strings and methods with an R only.
+    Left out of ``config.json`` when False.
     ``optimizer``, ``momentum``, ``weight_decay``, ``lr_steps``, ``lr_gamma``: a torch optimizer
     and step schedule (:mod:`deepnets.training.optim`); the defaults are the paper's plain SGD.
     """
@@ -147,6 +150,7 @@ class TrainConfig:
     update_order: str = "sequential"
     bias: bool = False
     sigma_prime_down: bool = True
+    shared_masks: bool = False
     sat_scale: float = 0.5
     symmetric_init: bool = False
     lr: float = 0.1
@@ -258,12 +262,26 @@ class TrainConfig:
         if not self.sigma_prime_down and rule is not None and rule.error_path == "direct":
             raise ConfigError(f"--no-sigma-prime-down: --method {self.method} sends the output "
                               "error to each layer directly; no error goes down")
+        if self.shared_masks:
+            self._check_shared_masks(rule)
         self._check_optimizer()
         if self.copy is not None and self.from_run is None:
             raise ConfigError("--copy needs --from RUN_DIR")
         if not self.data_dir:
             raise ConfigError("--data-dir is required (the folder or archive holding the data)")
         self._check_layers()
+
+    def _check_shared_masks(self, rule: type[Rule] | None) -> None:
+        """``shared_masks`` needs masks to share and an R to mask (:class:`LayerOptions`)."""
+        if self.connectivity >= 1.0:
+            raise ConfigError("--shared-masks gives R W's connectivity mask: it needs "
+                              "--connectivity < 1 (at 1 nothing is masked)")
+        if self.arch in MODELS:
+            raise ConfigError(f"--shared-masks: --arch {self.arch} is a converted model; "
+                              "architecture strings only")
+        if rule is not None and rule.error_path != "R":
+            raise ConfigError(f"--shared-masks: --method {self.method} has no feedback matrix R "
+                              "to mask")
 
     @property
     def plain_sgd(self) -> bool:
@@ -347,7 +365,8 @@ class TrainConfig:
     # ------------------------------------------------------------------ (de)serialisation
     def to_json_dict(self) -> dict[str, Any]:
         """The config as ``config.json`` stores it (tuples as lists, a schema version).
-        ``eval_precision`` fp32 and ``sigma_prime_down`` True are left out: their absence means
+        ``eval_precision`` fp32, ``sigma_prime_down`` True and ``shared_masks`` False are left
+        out: their absence means
         those values (:func:`_upgrade`, the field's default), so that code from before the keys
         still reads and resumes such a run."""
         out = asdict(self)
@@ -355,6 +374,8 @@ class TrainConfig:
             del out["eval_precision"]
         if out["sigma_prime_down"]:
             del out["sigma_prime_down"]
+        if not out["shared_masks"]:
+            del out["shared_masks"]
         for name in ("untied", "frozen", "copy"):
             if out[name] is not None:
                 out[name] = list(out[name])
@@ -363,9 +384,10 @@ class TrainConfig:
 
     def settings_dict(self) -> dict[str, Any]:
         """:meth:`to_json_dict` with the values it leaves out put back (``eval_precision`` fp32,
-        ``sigma_prime_down`` True): every setting, for comparing a run's with a request's."""
+        ``sigma_prime_down`` True, ``shared_masks`` False): every setting, for comparing a run's
+        with a request's."""
         return {**self.to_json_dict(), "eval_precision": self.eval_precision,
-                "sigma_prime_down": self.sigma_prime_down}
+                "sigma_prime_down": self.sigma_prime_down, "shared_masks": self.shared_masks}
 
     @classmethod
     def from_json_dict(cls, data: Any, where: str = "config.json") -> TrainConfig:

@@ -233,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
         "architecture strings only, not dfa",
     )
     p.add_argument(
+        "--shared-masks", action="store_true",
+        help="with --connectivity < 1, R's connectivity mask is W's (every feedback connection "
+        "has its feedforward partner); default: drawn separately, as the paper's Section 4; "
+        "architecture strings and methods with an R only",
+    )
+    p.add_argument(
         "--untied-init",
         choices=UNTIED_INITS,
         help="how untied layers start: replicated, one conv filter bank at every location (the "

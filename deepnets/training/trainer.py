@@ -176,7 +176,8 @@ def build_network(cfg: TrainConfig, in_shape: tuple[int, ...], n_classes: int) -
     :class:`FeedbackNet`, or for a named model a :class:`deepnets.nn.models.ConvertedNet`."""
     # a named model keeps its own biases and has no untied layers
     own_biases = {} if cfg.arch in MODELS else {"bias": cfg.bias, "untied_init": cfg.untied_init,
-                                                "sigma_prime_down": cfg.sigma_prime_down}
+                                                "sigma_prime_down": cfg.sigma_prime_down,
+                                                "shared_masks": cfg.shared_masks}
     try:
         net = build_net(
             cfg.arch, in_shape=in_shape, n_classes=n_classes, method=cfg.method,

@@ -72,6 +72,11 @@
 #     deepernet in the paper's order, where ours saturates URFB's full layer (step 5)? Leaving
 #     sigma' out leaves out its slope s = 0.5 too: the lower layers' errors are up to 2 times
 #     larger per layer above (docs/results.md), so this is not sigma's part alone.
+#  12. simpnet URFB-50 and FRFB-50 with R's mask equal to W's (--shared-masks), 100 epochs, in
+#     results/protocol-choice/shared-masks/, paired by seed with step 8's runs (masks drawn
+#     apart, as Section 4): under URFB-50 the output layer's R grows on the entries whose W
+#     connection is masked (docs/results.md, claim 2); with shared masks it has none. Do the
+#     hidden layers' growth and saturation, and the 50% advantage, stay without them?
 set -eu
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."
@@ -246,6 +251,10 @@ STAGE=10
 for seed in 0 1 2; do
   staged results/protocol-choice/no-sigma-prime-down 50 7 --protocols urfb frfb \
     --no-sigma-prime-down --seeds "$seed"
+done
+for seed in 0 1 2; do
+  staged results/protocol-choice/shared-masks 100 4 --protocols urfb-50 frfb-50 \
+    --shared-masks --seeds "$seed"
 done
 if [ "$failed" -ne 0 ]; then
   echo "issue 20's CPU queue: some steps failed (see above); every other run is at its budget" >&2

@@ -160,7 +160,7 @@ class Run:
             text += f", {cfg.get('untied_init') or 'independent'} untied start"
         if cfg.get("sigma_prime_down") is False:
             text += ", error sent down without sigma'"
-        if cfg.get("shared_masks"):
+        if cfg.get("shared_masks") is True:
             text += ", R masked as W"
         return text
 

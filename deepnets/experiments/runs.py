@@ -143,7 +143,11 @@ def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:
                 (" (a run made with --no-sigma-prime-down: pass it to continue it)"
                  if have.get("sigma_prime_down") is False else
                  " (a run made without --no-sigma-prime-down: leave it out to continue it)")
-                if "sigma_prime_down" in differ else "")
+                if "sigma_prime_down" in differ else
+                (" (a run made with --shared-masks: pass it to continue it)"
+                 if have.get("shared_masks") else
+                 " (a run made without --shared-masks: leave it out to continue it)")
+                if "shared_masks" in differ else "")
         raise SuiteError(f"{folder} holds another run: {got}{hint}; use another --out or "
                          "remove it")
     done = len(read_log(folder))

@@ -19,7 +19,8 @@ feedback weight on the connection that ``weight[o, i, a, b]`` carries forward.
 W and R are drawn independently from Glorot-uniform (Section 4, ref. [6]); with
 ``connectivity < 1`` independent fixed masks keep that fraction of W's and of R's entries
 (Section 4: "half of these connections are randomly set to 0"); masked entries stay zero,
-and unmasked R entries get their Hebbian increment even where W is masked.
+and unmasked R entries get their Hebbian increment even where W is masked
+(``LayerOptions.shared_masks``: R takes W's mask instead).
 
 Two paths compute the same numbers (issue 17): the reference path (``fast = False``:
 :class:`ReferenceFunction` on the plain-torch equations of :mod:`deepnets.nn.reference`, the pool
@@ -115,7 +116,7 @@ class LayerOptions:
     """A weight layer's feedback rule and options, shared by all the layers of a network.
 
     ``connectivity``: fraction of W's and of R's entries kept by independent fixed masks
-    (Section 4's 50% is 0.5). ``sat_scale``: s of sigma(h) = clip(s h, -1, 1) (Remark 2), None
+    (Section 4's 50% is 0.5; ``shared_masks``: one mask for both). ``sat_scale``: s of sigma(h) = clip(s h, -1, 1) (Remark 2), None
     for the linear output layer. ``symmetric_init``: R(0) = W(0)^t (and R's mask = W's).
     ``bias``: the layer has a bias b (initialised at 0, learnt like W with a constant input 1);
     eq. (1) has none, and :class:`deepnets.nn.network.FeedbackNet` builds none by default.
@@ -128,7 +129,8 @@ class LayerOptions:
     ``shared_masks``: with ``connectivity < 1``, R's mask is W's (every feedback connection
     has its feedforward partner, and R^t has no entry where W has none) instead of drawn
     separately as the paper does (Section 4: "separately for feedforward and feedback"); W and
-    the values of R are drawn as before, only R's mask changes. Rules with an R only.
+    the values of R are drawn as before, only R's mask changes. Rules with an R only; not
+    with ``symmetric_init``, which gives R W's mask already.
     """
 
     rule: Rule = field(default_factory=lambda: make_rule("urfb"))
@@ -148,13 +150,27 @@ class LayerOptions:
             raise ValueError(f"sigma_prime_down=False changes the error a layer sends down; "
                              f"method {self.rule.method!r} sends its output error to each layer "
                              "directly")
-        if self.shared_masks and not (self.connectivity < 1.0 and self.rule.has_feedback):
-            raise ValueError(f"shared_masks gives R W's connectivity mask: it needs "
-                             f"connectivity < 1 (got {self.connectivity:g}) and a method with a "
-                             f"feedback matrix R (got {self.rule.method!r})")
+        for name in ("symmetric_init", "bias", "sigma_prime_down", "shared_masks"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r:.60}")
+        if self.shared_masks:
+            self._check_shared_masks()
         if self.symmetric_init and not self.rule.symmetric_init_applies:
             raise ValueError(f"symmetric_init does not apply to method {self.rule.method!r} "
                              "(its feedback is not a free matrix)")
+
+
+    def _check_shared_masks(self) -> None:
+        """``shared_masks`` needs masks (connectivity < 1), an R to mask, and no
+        ``symmetric_init`` (which shares the mask already)."""
+        if self.connectivity >= 1.0:
+            raise ValueError("shared_masks gives R W's connectivity mask: it needs "
+                             "connectivity < 1 (got 1)")
+        if not self.rule.has_feedback:
+            raise ValueError(f"shared_masks: method {self.rule.method!r} has no feedback matrix "
+                             "R to mask")
+        if self.symmetric_init:
+            raise ValueError("shared_masks: symmetric_init gives R W's mask already")
 
 
 class BackwardRoute:

@@ -80,7 +80,7 @@ class FeedbackNet(nn.Module):
         epsilon: urfb's Delta R = epsilon Delta W^t (default 1; 0 behaves as frfb); a rule
             parameter like the others, given by name.
         connectivity: fraction of W's and of R's entries kept by independent fixed masks
-            (the paper's 50% is 0.5).
+            (the paper's 50% is 0.5; ``shared_masks``: one mask for both).
         sat_scale: s in sigma(h) = clip(s h, -1, 1).
         untied: indices into ``weight_layers`` of conv layers to build untied (Section 4.1).
         untied_init: how untied layers start (:data:`deepnets.nn.layers.UNTIED_INITS`):
@@ -302,9 +302,9 @@ def feedback_norms(layers: list[FeedbackLayer]) -> list[list[float | None]]:
 def feedback_norms_by_weight_mask(layers: list[FeedbackLayer]) -> list[list[float] | None]:
     """Per layer with R and a connectivity mask on W (``connectivity < 1``: Section 4's 50%,
     independent masks on W and R; with ``shared_masks`` the second norm is 0), the Frobenius
-    norms of R's entries [on connections W keeps, on connections W lacks] (R^t in W's layout, over the layer's real connections: an untied
-    layer's padding positions are none; None for a layer without R or whose W lacks no
-    connection).
+    norms of R's entries [on connections W keeps, on connections W lacks] (R^t in W's layout,
+    over the layer's real connections: an untied layer's padding positions are none; None for
+    a layer without R or whose W lacks no connection).
     Under URFB (Delta R = Delta W^t, Section 3.1, taken as the Hebbian product at every
     connection R has) an entry of the second kind gets its increment while no W entry can use
     the error it carries, so nothing slows its growth."""

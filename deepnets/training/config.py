@@ -263,7 +263,7 @@ class TrainConfig:
             raise ConfigError(f"--no-sigma-prime-down: --method {self.method} sends the output "
                               "error to each layer directly; no error goes down")
         if self.shared_masks:
-            self._check_shared_masks(rule)
+            self._check_shared_masks(RULES[self.method])
         self._check_optimizer()
         if self.copy is not None and self.from_run is None:
             raise ConfigError("--copy needs --from RUN_DIR")
@@ -271,17 +271,20 @@ class TrainConfig:
             raise ConfigError("--data-dir is required (the folder or archive holding the data)")
         self._check_layers()
 
-    def _check_shared_masks(self, rule: type[Rule] | None) -> None:
-        """``shared_masks`` needs masks to share and an R to mask (:class:`LayerOptions`)."""
-        if self.connectivity >= 1.0:
-            raise ConfigError("--shared-masks gives R W's connectivity mask: it needs "
-                              "--connectivity < 1 (at 1 nothing is masked)")
+    def _check_shared_masks(self, rule: type[Rule]) -> None:
+        """``shared_masks`` needs an architecture string, masks to share, an R to mask and no
+        ``symmetric_init`` (:class:`LayerOptions`)."""
         if self.arch in MODELS:
             raise ConfigError(f"--shared-masks: --arch {self.arch} is a converted model; "
                               "architecture strings only")
-        if rule is not None and rule.error_path != "R":
+        if self.connectivity >= 1.0:
+            raise ConfigError("--shared-masks gives R W's connectivity mask: it needs "
+                              "--connectivity < 1 (at 1 nothing is masked)")
+        if rule.error_path != "R":
             raise ConfigError(f"--shared-masks: --method {self.method} has no feedback matrix R "
                               "to mask")
+        if self.symmetric_init:
+            raise ConfigError("--shared-masks: --symmetric-init gives R W's mask already")
 
     @property
     def plain_sgd(self) -> bool:

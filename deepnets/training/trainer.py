@@ -220,6 +220,10 @@ def copy_layers(net: FeedbackNet, cfg: TrainConfig) -> None:
     if src.config.get("bias") != net.config.get("bias"):
         had = "has biases" if src.config.get("bias") else "has no biases"
         raise ConfigError(f"--from run {had}; give the same --bias setting to copy its layers")
+    if bool(src.config.get("shared_masks")) != cfg.shared_masks:  # the masks are copied too
+        had = "gave R W's mask" if src.config.get("shared_masks") else "drew R's mask apart"
+        raise ConfigError(f"--from run {had}; give the same --shared-masks setting to copy its "
+                          "layers")
     copy = range(len(net.weight_layers)) if cfg.copy is None else cfg.copy
     to_untie = [i for i in copy if i in cfg.untied and i not in set(src.config.get("untied") or ())]
     if to_untie:

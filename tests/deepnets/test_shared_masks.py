@@ -11,9 +11,11 @@ import torch
 
 from deepnets.experiments import grid as suite_grid
 from deepnets.experiments import runs
+from deepnets.nn.layers import LayerOptions
 from deepnets.nn.losses import make_loss
 from deepnets.nn.network import FeedbackNet, feedback_norms_by_weight_mask
 from deepnets.suite import main as suite_main
+from deepnets.train import main as train_main
 from deepnets.training.config import ConfigError, TrainConfig
 from deepnets.training.engine import train_step
 from deepnets.training.runconfig import parse_run
@@ -75,9 +77,16 @@ def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match=r"FeedbackNet: shared_masks .* needs connectivity < 1 "
                                          r"\(got 1\)"):
         FeedbackNet("full 4; output", in_shape=SHAPE, n_classes=4, shared_masks=True)
-    with pytest.raises(ValueError, match="a feedback matrix R \\(got 'bp'\\)"):
+    with pytest.raises(ValueError, match="FeedbackNet: shared_masks: method 'bp' has no feedback "
+                                         "matrix R"):
         FeedbackNet("full 4; output", in_shape=SHAPE, n_classes=4, method="bp",
                     connectivity=0.5, shared_masks=True)
+    with pytest.raises(ValueError, match="shared_masks: symmetric_init gives R W's mask already"):
+        FeedbackNet("full 4; output", in_shape=SHAPE, n_classes=4, connectivity=0.5,
+                    symmetric_init=True, shared_masks=True)
+    for value in ("no", 1, None):
+        with pytest.raises(ValueError, match="^shared_masks must be True or False"):
+            LayerOptions(connectivity=0.5, shared_masks=value)
     base = {"epochs": 1, "data_dir": "d", "shared_masks": True}
     with pytest.raises(ConfigError, match=r"^--shared-masks .* needs --connectivity < 1"):
         TrainConfig(**base)
@@ -87,6 +96,8 @@ def test_bad_settings_are_refused() -> None:
         TrainConfig(**base, connectivity=0.5, method="bp")
     with pytest.raises(ConfigError, match="^--shared-masks: --method dfa has no feedback matrix"):
         TrainConfig(**base, connectivity=0.5, method="dfa")
+    with pytest.raises(ConfigError, match="^--shared-masks: --symmetric-init gives R W's mask"):
+        TrainConfig(**base, connectivity=0.5, symmetric_init=True)
 
 
 def test_config_json_stores_the_option_only_when_on(tmp_path: Path) -> None:
@@ -122,7 +133,8 @@ def test_the_suite_passes_the_option_to_the_50_percent_runs_only(
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(made.to_json_dict()))
     assert runs.run_state(spec, tmp_path, s) == ("resume", 0)
-    with pytest.raises(suite_grid.SuiteError, match="shared_masks=True \\(asked False\\)"):
+    with pytest.raises(suite_grid.SuiteError, match="shared_masks=True \\(asked False\\) \\(a run made "
+                       "with --shared-masks: pass it to continue it\\)"):
         runs.run_state(spec, tmp_path, runs.Settings(**{**vars(s), "shared_masks": False}))
     with pytest.raises(SystemExit) as exc:
         suite_main(["4", "--protocols", "urfb", "urfb-50", "--shared-masks", "--epochs", "1",
@@ -131,3 +143,24 @@ def test_the_suite_passes_the_option_to_the_50_percent_runs_only(
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "python -m deepnets.suite: error: argument --shared-masks: no masked R to share in urfb "
         "(select the 50% protocols: --protocols urfb-50 frfb-50)")
+
+
+@pytest.mark.parametrize("source_shared", [False, True])
+def test_from_copies_layers_only_between_runs_of_one_mask_setting(
+        cifar: Path, tmp_path: Path, capsys: pytest.CaptureFixture, source_shared: bool) -> None:
+    """``--from`` copies W, R and their masks: a run of the other setting would carry masks its
+    config does not describe."""
+    common = ["--arch", "conv 4 3x3; full 6; output", "--data", "cifar10", "--data-dir",
+              str(cifar), "--val-size", "8", "--batch-size", "8", "--epochs", "1", "--quiet",
+              "--device", "cpu", "--probe-size", "0", "--connectivity", "0.5"]
+    source = tmp_path / "source"
+    assert train_main([*common, "--out", str(source),
+                       *(["--shared-masks"] if source_shared else [])]) == 0
+    capsys.readouterr()
+    other = [] if source_shared else ["--shared-masks"]
+    assert train_main([*common, "--out", str(tmp_path / "copy"), "--from", str(source),
+                       *other]) == 2
+    err = capsys.readouterr().err
+    had = "gave R W's mask" if source_shared else "drew R's mask apart"
+    assert err.count("\n") == 1 and f"--from run {had}; give the same --shared-masks" in err, err
+    assert not (tmp_path / "copy").exists()

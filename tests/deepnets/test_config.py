@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from deepnets.nn.network import FeedbackNet
 from deepnets.training.config import SCHEMA_VERSION, SEED_MAX, ConfigError, TrainConfig
 from deepnets.training.runconfig import layer_list, parse_run
+from figures.runs import Run
 
 
 def cfg(**kw) -> TrainConfig:
@@ -298,3 +300,36 @@ def test_cli_errors_stay_short_whatever_the_input(
     assert status == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "error:" in last and len(last) < 400, last[:500]
+
+
+#: Options whose default a run made before them had: field -> (the other value, its flags, the
+#: settings it needs, how the figures name the choice).
+STORED_WHEN_SET = {
+    "sigma_prime_down": (False, ["--no-sigma-prime-down"], {},
+                         "sequential order, no biases, error sent down without sigma'"),
+    "shared_masks": (True, ["--connectivity", "0.5", "--shared-masks"], {"connectivity": 0.5},
+                     "sequential order, no biases, R masked as W"),
+}
+
+
+@pytest.mark.parametrize("name", STORED_WHEN_SET)
+def test_an_option_is_stored_only_away_from_its_default(name: str, tmp_path: Path) -> None:
+    value, flags, needs, choices = STORED_WHEN_SET[name]
+    default = TrainConfig(epochs=1, data_dir="d", **needs)
+    changed = default.replace(**{name: value})
+    assert name not in default.to_json_dict()  # a run made before the option reads so
+    assert changed.to_json_dict()[name] is value
+    assert getattr(TrainConfig.from_json_dict(default.to_json_dict()), name) is not value
+    assert TrainConfig.from_json_dict(changed.to_json_dict()) == changed
+    assert default.identity() != changed.identity()
+    cfg, *_ = parse_run(["--epochs", "1", "--data-dir", "d", "--out", str(tmp_path / "r"), *flags])
+    assert getattr(cfg, name) is value
+    net = FeedbackNet("full 4; output", in_shape=(3, 4, 4), n_classes=4, **needs, **{name: value})
+    assert net.config[name] is value
+    assert name not in FeedbackNet("full 4; output", in_shape=(3, 4, 4), n_classes=4,
+                                   **needs).config
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(changed.to_json_dict()))
+    (folder / "log.jsonl").write_text("")
+    assert Run.read(folder).choices() == choices

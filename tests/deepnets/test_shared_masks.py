@@ -18,8 +18,6 @@ from deepnets.suite import main as suite_main
 from deepnets.train import main as train_main
 from deepnets.training.config import ConfigError, TrainConfig
 from deepnets.training.engine import train_step
-from deepnets.training.runconfig import parse_run
-from figures.runs import Run
 
 DT = torch.float64
 SHAPE = (3, 6, 6)
@@ -98,28 +96,6 @@ def test_bad_settings_are_refused() -> None:
         TrainConfig(**base, connectivity=0.5, method="dfa")
     with pytest.raises(ConfigError, match="^--shared-masks: --symmetric-init gives R W's mask"):
         TrainConfig(**base, connectivity=0.5, symmetric_init=True)
-
-
-def test_config_json_stores_the_option_only_when_on(tmp_path: Path) -> None:
-    apart = TrainConfig(epochs=1, data_dir="d", connectivity=0.5)
-    shared = apart.replace(shared_masks=True)
-    assert "shared_masks" not in apart.to_json_dict()  # a run made before the option reads so
-    assert shared.to_json_dict()["shared_masks"] is True
-    assert TrainConfig.from_json_dict(apart.to_json_dict()).shared_masks is False
-    assert TrainConfig.from_json_dict(shared.to_json_dict()) == shared
-    assert apart.identity() != shared.identity()
-    cfg, *_ = parse_run(["--epochs", "1", "--data-dir", "d", "--out", str(tmp_path / "r"),
-                         "--connectivity", "0.5", "--shared-masks"])
-    assert cfg.shared_masks is True
-    net = FeedbackNet("full 4; output", in_shape=SHAPE, n_classes=4, connectivity=0.5,
-                      shared_masks=True)
-    assert net.config["shared_masks"] is True
-    assert "shared_masks" not in _net(KINDS["dense"], False).config
-    folder = tmp_path / "run"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(shared.to_json_dict()))
-    (folder / "log.jsonl").write_text("")
-    assert Run.read(folder).choices() == "sequential order, no biases, R masked as W"
 
 
 def test_the_suite_passes_the_option_to_the_50_percent_runs_only(

@@ -16,8 +16,7 @@ from deepnets.nn.losses import make_loss
 from deepnets.nn.network import FeedbackNet
 from deepnets.training.config import ConfigError, TrainConfig
 from deepnets.training.engine import train_step
-from deepnets.training.runconfig import parse_run, resumed_config
-from figures.runs import Run
+from deepnets.training.runconfig import resumed_config
 
 DT = torch.float64
 SHAPE = (3, 6, 6)
@@ -139,24 +138,6 @@ def test_bad_settings_are_refused() -> None:
         TrainConfig(**base, arch="resnet-mini")
     with pytest.raises(ConfigError, match="--no-sigma-prime-down: --method dfa sends"):
         TrainConfig(**base, method="dfa")
-
-
-def test_config_json_stores_the_option_only_when_off(tmp_path: Path) -> None:
-    on = TrainConfig(epochs=1, data_dir="d")
-    off = on.replace(sigma_prime_down=False)
-    assert "sigma_prime_down" not in on.to_json_dict()  # a run made before the option reads so
-    assert off.to_json_dict()["sigma_prime_down"] is False
-    assert TrainConfig.from_json_dict(on.to_json_dict()).sigma_prime_down is True
-    assert TrainConfig.from_json_dict(off.to_json_dict()) == off
-    assert on.identity() != off.identity()
-    cfg, *_ = parse_run(["--epochs", "1", "--data-dir", "d", "--out", str(tmp_path / "r"),
-                         "--no-sigma-prime-down"])
-    assert cfg.sigma_prime_down is False
-    folder = tmp_path / "run"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(off.to_json_dict()))
-    (folder / "log.jsonl").write_text("")
-    assert Run.read(folder).choices().endswith(", error sent down without sigma'")
 
 
 

@@ -195,6 +195,8 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     lack of space is raised as :class:`NoSpaceError`. The file ends with mode ``0666 & ~umask``.
     """
     dest = user_path(dest)
+    if dest.is_dir():  # os.replace would fail after the whole file was written
+        raise OutputPathError(f"{dest} is a folder: the file cannot be written there")
     suffix = TEMP_SUFFIX + dest.suffix
     if len(os.fsencode(suffix)) > NAME_MAX // 2:  # a pathological suffix: not repeated
         suffix = TEMP_SUFFIX
@@ -451,8 +453,9 @@ def _file_size_limit_as_error() -> None:
 def command_line(prog: str) -> Callable[[Main], Main]:
     """Decorate a CLI's ``main(argv) -> int``: the streams print any character
     (:func:`_tolerant_streams`), and a write that runs out of space (:class:`NoSpaceError`,
-    raised by :func:`atomic_path`, which kept the old file; ``ulimit -f`` included) ends in one
-    line on stderr, ``PROG: error: no space left on PATH (...)``, and exit status 1."""
+    raised by :func:`atomic_path`, which kept the old file; ``ulimit -f`` included) or finds a
+    folder at its file's path (:class:`OutputPathError`) ends in one line on stderr,
+    ``PROG: error: no space left on PATH (...)``, and exit status 1."""
 
     def decorate(main: Main) -> Main:
         @functools.wraps(main)
@@ -461,7 +464,7 @@ def command_line(prog: str) -> Callable[[Main], Main]:
             _file_size_limit_as_error()
             try:
                 return main(*args, **kwargs)
-            except NoSpaceError as exc:
+            except (NoSpaceError, OutputPathError) as exc:
                 report_error(prog, exc)
                 return 1
 

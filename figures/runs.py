@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import math
 import os
 import shutil
 import subprocess
@@ -108,7 +109,14 @@ class Run:
         config, log = read_config(path), read_log(path)
         if "method" not in config:
             raise RunError(f"{path / CONFIG} has no 'method': not a deepnets.train run folder")
-        _check_log(path, log)
+        seed = config.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise RunError(f"{path / CONFIG}: seed {seed!r:.40} is not a non-negative integer")
+        names = config.get("weight_layer_names")
+        if names is not None and not (isinstance(names, list)
+                                      and all(isinstance(n, str) for n in names)):
+            raise RunError(f"{path / CONFIG}: weight_layer_names is not a list of layer names")
+        _check_log(path, log, None if names is None else len(names))
         net = config.get("net") or {}
         try:
             return cls(path, config, log, arch=arch_name(str(config.get("arch", ""))),
@@ -203,17 +211,56 @@ def _protocol_name(config: dict[str, Any]) -> str | None:
     return None if protocol is None else protocol.name
 
 
-#: Logged quantities the figures draw, each a number (or null) in every row that has it.
+#: Logged quantities the figures draw, each a finite number (or null) in every row that has it.
 _NUMBERS = ("train_error", "val_error", "train_loss", "val_loss")
 
 
-def _check_log(path: Path, log: list[dict[str, Any]]) -> None:
-    """:class:`RunError` unless every row has an integer ``epoch`` and numbers where figures read them."""
+def _number(value: Any, low: float = -math.inf, high: float = math.inf) -> bool:
+    """Whether ``value`` is null or a finite number (not a bool) in [low, high]."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                             and math.isfinite(value) and low <= value <= high)
+
+
+def _row_problem(row: dict[str, Any], layers: int | None) -> str | None:
+    """What is wrong with one log row where the figures read it (None: nothing): the errors
+    and losses (finite), ``corr`` (in [-1, 1]), ``norm`` (one [|W|, |R|] pair of non-negative numbers
+    per weight layer, ``layers`` of them when the config names the layers) and the per-layer
+    ``saturated`` share (in [0, 1]) and ``preactivation`` size."""
+    bad = [k for k in _NUMBERS if not _number(row.get(k))]
+    if bad:
+        return f"{bad[0]} is not a finite number"
+    corr = row.get("corr")
+    if corr is not None and not (isinstance(corr, list) and all(_number(v, -1, 1) for v in corr)):
+        return "corr is not a list of correlations in [-1, 1]"
+    norm = row.get("norm")
+    if norm is not None:
+        pairs = isinstance(norm, list) and all(
+            isinstance(p, list) and len(p) == 2 and all(_number(v, 0) for v in p) for p in norm)
+        if not pairs:
+            return "norm is not a list of [|W|, |R|] pairs of non-negative numbers"
+        if layers is not None and len(norm) != layers:
+            return f"norm has {len(norm)} layers, the config names {layers}"
+    for key, low, high in (("saturated", 0.0, 1.0), ("preactivation", 0.0, math.inf)):
+        value = row.get(key)
+        if value is not None and not (isinstance(value, dict)
+                                      and all(_number(v, low, high) for v in value.values())):
+            return f"{key} is not a mapping of layer names to numbers in [{low:g}, {high:g}]"
+    return None
+
+
+def _check_log(path: Path, log: list[dict[str, Any]], layers: int | None = None) -> None:
+    """:class:`RunError` unless every row has an integer ``epoch`` >= 1, later than the row
+    before, and numbers where figures read them (:func:`_row_problem`)."""
+    last = 0
     for i, row in enumerate(log, start=1):
-        numbers = [row.get(k) for k in _NUMBERS] + list(row.get("corr") or [])
-        if (not isinstance(row.get("epoch"), int) or isinstance(row["epoch"], bool)
-                or not all(v is None or isinstance(v, (int, float)) for v in numbers)):
-            raise RunError(f"{path / LOG} line {i}: not a deepnets.train epoch record")
+        epoch = row.get("epoch")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch <= last:
+            raise RunError(f"{path / LOG} line {i}: epoch {epoch!r} is not an integer after the "
+                           f"line before's ({last}): not a deepnets.train epoch record")
+        last = epoch
+        problem = _row_problem(row, layers)
+        if problem:
+            raise RunError(f"{path / LOG} line {i} (epoch {epoch}): {problem}")
 
 
 def arch_name(arch: str) -> str:

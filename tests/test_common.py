@@ -14,6 +14,7 @@ from urfb_common import (
     atomic_write_text,
     check_out_dir,
     check_out_file,
+    command_line,
     figure_numbers,
     remove_stale_temps,
     require_existing,
@@ -37,6 +38,22 @@ def test_failed_write_leaves_old_file_and_no_temporary(tmp_path: Path) -> None:
         raise RuntimeError("writer died")
     assert dest.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_a_folder_at_the_file_s_path_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "figure.png").mkdir()
+    with pytest.raises(OutputPathError, match="figure.png is a folder: the file cannot be"):
+        atomic_write_text(tmp_path / "figure.png", "x")
+    assert [p.name for p in tmp_path.iterdir()] == ["figure.png"]  # no temporary left
+
+    @command_line("prog")
+    def main() -> int:
+        atomic_write_text(tmp_path / "figure.png", "x")
+        return 0
+
+    assert main() == 1
+    assert capsys.readouterr().err == (f"prog: error: {tmp_path / 'figure.png'} is a folder: the "
+                                       "file cannot be written there\n")
 
 
 def test_append_line(tmp_path: Path) -> None:

@@ -152,7 +152,8 @@ class LayerOptions:
                              "directly")
         for name in ("symmetric_init", "bias", "sigma_prime_down", "shared_masks"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r:.60}")
+                raise ValueError(  # noqa: TRY004 (bad input is a ValueError, as everywhere here)
+                    f"{name} must be True or False, got {getattr(self, name)!r:.60}")
         if self.shared_masks:
             self._check_shared_masks()
         if self.symmetric_init and not self.rule.symmetric_init_applies:

@@ -26,8 +26,8 @@ from torch import nn
 
 from deepnets.nn.models import MODELS, build_net
 from deepnets.nn.network import FeedbackNet
-from deepnets.training.rundir import CHECKPOINT, RunError, read_config
-from urfb_common import atomic_file
+from deepnets.training.rundir import CHECKPOINT, RunError, read_config, read_log
+from urfb_common import atomic_file, clipped
 
 __all__ = ["BEST", "TRAINED_CONFIG", "WHICH", "load_best", "load_checkpoint", "load_network",
            "load_state_checked", "save_best", "save_checkpoint"]
@@ -111,7 +111,9 @@ def _load(path: Path, map_location: str | torch.device, keys: set[str], kind: st
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 (torch raises many types for a damaged file)
-        raise RunError(f"corrupt {kind}{path}: {exc}") from None
+        # an empty or foreign file gives a bare message ("", or "101", a pickle opcode)
+        raise RunError(f"corrupt {kind}{path}: not {what} ({type(exc).__name__}: "
+                       f"{clipped(str(exc)) or 'no detail'})") from None
     if not isinstance(state, dict) or not keys <= set(state):
         raise RunError(f"corrupt {kind}{path}: not {what}")
     return state
@@ -137,6 +139,18 @@ def load_state_checked(module: nn.Module, state: dict[str, Any], where: str) -> 
     module.load_state_dict(state)
 
 
+def _why_missing(run_dir: str | Path) -> str:
+    """Why a checkpoint file of a run folder may be absent, from its log."""
+    try:
+        epochs = len(read_log(run_dir))
+    except RunError:
+        epochs = 0
+    if not epochs:
+        return "the run has not finished an epoch"
+    return (f"its log has {epochs} epoch{'s' if epochs > 1 else ''}, so the file was removed or "
+            "stayed on the machine that trained the run (checkpoints are not committed)")
+
+
 def load_network(run_dir: str | Path, map_location: str | torch.device = "cpu",
                  which: str = "last") -> FeedbackNet:
     """The trained network of a run: its last checkpoint (``which="last"``) or the epoch of
@@ -148,11 +162,13 @@ def load_network(run_dir: str | Path, map_location: str | torch.device = "cpu",
     if which == "best":
         state = load_best(run_dir, map_location)
         if state is None:
-            raise RunError(f"{Path(run_dir) / BEST} not found: the run has no validation split "
-                           "(--val-size 0), has not finished an epoch, or was trained before the "
-                           "best epoch was kept; use --which last")
+            last = (" use --which last" if (Path(run_dir) / CHECKPOINT).is_file() else
+                    f" nor is {CHECKPOINT} there")
+            raise RunError(f"{Path(run_dir) / BEST} not found: {_why_missing(run_dir)}, or the "
+                           "run has no validation split (--val-size 0) or was trained before the "
+                           f"best epoch was kept;{last}")
     if state is None:
-        raise RunError(f"{Path(run_dir) / CHECKPOINT} not found: the run has not finished an epoch")
+        raise RunError(f"{Path(run_dir) / CHECKPOINT} not found: {_why_missing(run_dir)}")
     if not isinstance(config.get("net"), dict):
         raise RunError(f"{Path(run_dir) / 'config.json'}: no 'net' description of the network")
     description = dict(config["net"])

@@ -10,6 +10,7 @@ folder or a ``.zip``. Nothing is downloaded.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import tarfile
 import zipfile
@@ -29,9 +30,10 @@ def _cifar_batch(
 
 
 def write_cifar10(
-    root: Path, n: int = 4, archive: bool = False
+    root: str | os.PathLike[str], n: int = 4, archive: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A miniature cifar-10-batches-py (or its .tar.gz) in ``root``; returns train/test arrays."""
+    root = Path(root)
     rng = np.random.default_rng(0)
     files: dict[str, bytes] = {}
     xs, ys = [], []
@@ -47,7 +49,10 @@ def write_cifar10(
     return np.concatenate(xs), np.concatenate(ys), xt, yt
 
 
-def write_cifar100(root: Path, n: int = 6, archive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def write_cifar100(root: str | os.PathLike[str], n: int = 6,
+                   archive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A miniature cifar-100-python (or its .tar.gz) in ``root``; returns the training arrays."""
+    root = Path(root)
     rng = np.random.default_rng(1)
     train, x, y = _cifar_batch(rng, n, 100, b"fine_labels")
     test, _, _ = _cifar_batch(rng, n, 100, b"fine_labels")

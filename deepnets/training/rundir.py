@@ -163,12 +163,20 @@ def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     try:
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-                   if line.strip()]
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
         raise RunError(f"corrupt {path}: {exc}") from None
-    if not all(isinstance(r, dict) for r in records):
-        raise RunError(f"corrupt {path}: every line must be a JSON object")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RunError(f"corrupt {path}: line {number} column {exc.colno}: {exc.msg}") from None
+        if not isinstance(record, dict):
+            raise RunError(f"corrupt {path}: line {number} is not a JSON object (every line must be)")
+        records.append(record)
     return records
 
 

@@ -63,15 +63,28 @@ def test_config_and_log_round_trip_and_errors(tmp_path: Path) -> None:
     write_log(tmp_path, records)
     assert read_log(tmp_path) == records
     assert (tmp_path / "log.jsonl").read_text().count("\n") == 2
-    (tmp_path / "log.jsonl").write_text('{"epoch": 1}\n{"epoch": 2, "corr"\n')
-    with pytest.raises(RunError, match="corrupt .*log.jsonl"):
+    (tmp_path / "log.jsonl").write_text('{"epoch": 1}\n\n{"epoch": 2, "corr"\n')
+    with pytest.raises(RunError, match="corrupt .*log.jsonl: line 3 column 20: Expecting ':'"):
+        read_log(tmp_path)  # the file's line, not the parser's line 1 of that line
+    (tmp_path / "log.jsonl").write_text('{"epoch": 1}\n[2]\n')
+    with pytest.raises(RunError, match="line 2 is not a JSON object"):
         read_log(tmp_path)
     write_log(tmp_path, records)
-    (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
-    with pytest.raises(RunError, match="corrupt checkpoint .*checkpoint.pt"):
-        load_checkpoint(tmp_path)
+    for garbage in (b"garbage", b"hello\n", b""):
+        (tmp_path / "checkpoint.pt").write_bytes(garbage)
+        with pytest.raises(RunError, match=r"corrupt checkpoint .*checkpoint.pt: not a "
+                                           r"deepnets.train checkpoint \(\w+: .+\)$"):
+            load_checkpoint(tmp_path)
     (tmp_path / "checkpoint.pt").unlink()
-    with pytest.raises(RunError, match="not finished an epoch"):
+    with pytest.raises(RunError, match="checkpoint.pt not found: its log has 2 epochs, so the "
+                                       "file was removed or stayed on the machine"):
+        load_network(tmp_path)
+    with pytest.raises(RunError, match="best.pt not found: its log has 2 epochs.*; nor is "
+                                       "checkpoint.pt there$"):
+        load_network(tmp_path, which="best")
+    (tmp_path / "log.jsonl").write_text("")
+    with pytest.raises(RunError, match="checkpoint.pt not found: the run has not finished an "
+                                       "epoch$"):
         load_network(tmp_path)
 
 

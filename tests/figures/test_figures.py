@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from PIL import Image
 
 from deepnets.nn.homogeneity import location_filters, similarity
 from deepnets.training.minidata import tiny_cifar_folder
+from deepnets.training.rundir import RunError
 from figures.alignment import plot_figure10, plot_figure11
 from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure7, plot_figure9
 from figures.runs import MissingDataError, Run, choice_notes, find_runs, select, select_seeds
@@ -234,6 +237,46 @@ def test_broken_run_folders_are_skipped_with_one_line_each(runs: Path, capsys) -
         f"skipping {runs / name}" for name in bad)
     assert "corrupt" in next(line for line in err if "truncated" in line)
     assert "not a deepnets.train run folder" in next(line for line in err if "/other" in line)
+
+
+#: A damage to one row of a real-format log (epoch 2 of 4) or to its config, and the reason
+#: the run is refused.
+DAMAGES = {
+    "norm string": ({"norm": "big"}, "line 2 (epoch 2): norm is not a list of [|W|, |R|] pairs"),
+    "norm pair short": ({"norm": [[1.0], [1.0], [1.0]]}, "norm is not a list of [|W|, |R|]"),
+    "norm negative": ({"norm": [[-2.5, 1.0], [1.0, 1.0], [1.0, 1.0]]}, "non-negative numbers"),
+    "norm nan": ({"norm": [[math.nan, 1.0], [1.0, 1.0], [1.0, 1.0]]}, "non-negative numbers"),
+    "norm layers": ({"norm": [[1.0, 1.0], [1.0, 1.0]]}, "norm has 2 layers, the config names 3"),
+    "saturated list": ({"saturated": [0.1]}, "saturated is not a mapping of layer names"),
+    "saturated above 1": ({"saturated": {"conv0": 5.0}}, "numbers in [0, 1]"),
+    "error infinite": ({"val_error": math.inf}, "val_error is not a finite number"),
+    "error bool": ({"train_error": True}, "train_error is not a finite number"),
+    "corr beyond 1": ({"corr": [0.5, 2.0, 0.1]}, "corr is not a list of correlations in [-1, 1]"),
+    "epoch repeated": ({"epoch": 1}, "line 2: epoch 1 is not an integer after the line before's (1)"),
+    "epoch zero": ({"epoch": 0}, "epoch 0 is not an integer after"),
+    "seed string": ("seed", "seed 'zero' is not a non-negative integer"),
+    "layer names string": ("weight_layer_names", "weight_layer_names is not a list of layer names"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_value_refuses_the_run_naming_it(tmp_path: Path, write_run, capsys,
+                                                   damage: str) -> None:
+    folder = write_run(tmp_path / "runs", "urfb", "simpnet", "urfb")
+    change, reason = DAMAGES[damage]
+    if isinstance(change, dict):
+        rows = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+        rows[1].update(change)
+        (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        config[change] = {"seed": "zero", "weight_layer_names": "conv0"}[change]
+        (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunError, match=re.escape(reason)):
+        Run.read(folder)
+    assert find_runs(tmp_path / "runs") == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"skipping {folder}" in err and reason in err
 
 
 @pytest.mark.parametrize("untie", [["--arch", "simpnet", "--untied", "0"], ["--arch", UNTIED_SIMPNET]],

@@ -94,6 +94,7 @@ def test_the_report_reads_committed_runs_only(tmp_path: Path, write_run, capsys,
     # a run whose log git tracks but not its config cannot be read as committed: skipped, said
     other = grid / "simpnet-cifar10-frfb-s0"
     subprocess.run([*git, "add", str(other / "log.jsonl")], check=True)
-    (other / "log.jsonl").write_text((other / "log.jsonl").read_text() + lines[-1])
+    (other / "log.jsonl").write_text((other / "log.jsonl").read_text()
+                                     + lines[-1].replace('"epoch": 4', '"epoch": 5'))
     assert [r.protocol for r in committed_runs(grid)] == ["urfb"]
     assert f"figures: skipping {other} as committed" in capsys.readouterr().err

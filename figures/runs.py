@@ -223,9 +223,9 @@ def _number(value: Any, low: float = -math.inf, high: float = math.inf) -> bool:
 
 def _row_problem(row: dict[str, Any], layers: int | None) -> str | None:
     """What is wrong with one log row where the figures read it (None: nothing): the errors
-    and losses (finite), ``corr`` (in [-1, 1]), ``norm`` (one [|W|, |R|] pair of non-negative numbers
-    per weight layer, ``layers`` of them when the config names the layers) and the per-layer
-    ``saturated`` share (in [0, 1]) and ``preactivation`` size."""
+    and losses (finite), ``corr`` (in [-1, 1]), ``norm`` (one [|W|, |R|] pair of non-negative
+    numbers per weight layer, ``layers`` of them when the config names the layers) and the
+    per-layer ``saturated`` share (in [0, 1]) and ``preactivation`` size."""
     bad = [k for k in _NUMBERS if not _number(row.get(k))]
     if bad:
         return f"{bad[0]} is not a finite number"

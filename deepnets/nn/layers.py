@@ -116,8 +116,9 @@ class LayerOptions:
     """A weight layer's feedback rule and options, shared by all the layers of a network.
 
     ``connectivity``: fraction of W's and of R's entries kept by independent fixed masks
-    (Section 4's 50% is 0.5; ``shared_masks``: one mask for both). ``sat_scale``: s of sigma(h) = clip(s h, -1, 1) (Remark 2), None
-    for the linear output layer. ``symmetric_init``: R(0) = W(0)^t (and R's mask = W's).
+    (Section 4's 50% is 0.5; ``shared_masks``: one mask for both). ``sat_scale``: s of
+    sigma(h) = clip(s h, -1, 1) (Remark 2), None for the linear output layer.
+    ``symmetric_init``: R(0) = W(0)^t (and R's mask = W's).
     ``bias``: the layer has a bias b (initialised at 0, learnt like W with a constant input 1);
     eq. (1) has none, and :class:`deepnets.nn.network.FeedbackNet` builds none by default.
     ``sigma_prime_down``: a saturating layer sends the error down as R delta with
@@ -159,7 +160,6 @@ class LayerOptions:
         if self.symmetric_init and not self.rule.symmetric_init_applies:
             raise ValueError(f"symmetric_init does not apply to method {self.rule.method!r} "
                              "(its feedback is not a free matrix)")
-
 
     def _check_shared_masks(self) -> None:
         """``shared_masks`` needs masks (connectivity < 1), an R to mask, and no

@@ -369,9 +369,8 @@ class TrainConfig:
     def to_json_dict(self) -> dict[str, Any]:
         """The config as ``config.json`` stores it (tuples as lists, a schema version).
         ``eval_precision`` fp32, ``sigma_prime_down`` True and ``shared_masks`` False are left
-        out: their absence means
-        those values (:func:`_upgrade`, the field's default), so that code from before the keys
-        still reads and resumes such a run."""
+        out: their absence means those values (:func:`_upgrade`, the field's default), so that
+        code from before the keys still reads and resumes such a run."""
         out = asdict(self)
         if out["eval_precision"] == "fp32":
             del out["eval_precision"]

@@ -173,9 +173,11 @@ def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise RunError(f"corrupt {path}: line {number} column {exc.colno}: {exc.msg}") from None
+            raise RunError(f"corrupt {path}: line {number} column {exc.colno}: "
+                           f"{exc.msg}") from None
         if not isinstance(record, dict):
-            raise RunError(f"corrupt {path}: line {number} is not a JSON object (every line must be)")
+            raise RunError(f"corrupt {path}: line {number} is not a JSON object (every line "
+                           "must be)")
         records.append(record)
     return records
 

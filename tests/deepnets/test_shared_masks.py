@@ -109,8 +109,8 @@ def test_the_suite_passes_the_option_to_the_50_percent_runs_only(
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(made.to_json_dict()))
     assert runs.run_state(spec, tmp_path, s) == ("resume", 0)
-    with pytest.raises(suite_grid.SuiteError, match="shared_masks=True \\(asked False\\) \\(a run made "
-                       "with --shared-masks: pass it to continue it\\)"):
+    with pytest.raises(suite_grid.SuiteError, match="shared_masks=True \\(asked False\\) "
+                       "\\(a run made with --shared-masks: pass it to continue it\\)"):
         runs.run_state(spec, tmp_path, runs.Settings(**{**vars(s), "shared_masks": False}))
     with pytest.raises(SystemExit) as exc:
         suite_main(["4", "--protocols", "urfb", "urfb-50", "--shared-masks", "--epochs", "1",

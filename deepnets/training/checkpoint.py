@@ -151,6 +151,16 @@ def _why_missing(run_dir: str | Path) -> str:
             "stayed on the machine that trained the run (checkpoints are not committed)")
 
 
+def _check_net_agrees(config: dict[str, Any], path: Path) -> None:
+    """Refuse a config.json whose ``net`` description (what the checkpoint is built from) and
+    top-level settings (what the loss, the data and the figures read) name different values of
+    one setting, as an edit by hand of one of them would."""
+    for key, value in config["net"].items():
+        if key in config and config[key] != value:
+            raise RunError(f"{path}: {key} is {config[key]!r} but the 'net' description says "
+                           f"{value!r} (edited by hand?); the checkpoint is built from 'net'")
+
+
 def load_network(run_dir: str | Path, map_location: str | torch.device = "cpu",
                  which: str = "last") -> FeedbackNet:
     """The trained network of a run: its last checkpoint (``which="last"``) or the epoch of
@@ -180,6 +190,7 @@ def load_network(run_dir: str | Path, map_location: str | torch.device = "cpu",
         net = build_net(**description)
     except (TypeError, ValueError, AttributeError) as exc:
         raise RunError(f"{Path(run_dir) / 'config.json'}: bad 'net' description: {exc}") from None
+    _check_net_agrees(config, Path(run_dir) / "config.json")
     where = Path(run_dir) / (BEST if which == "best" else CHECKPOINT)
     load_state_checked(net, state["net"], str(where))
     return net.to(map_location)

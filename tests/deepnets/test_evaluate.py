@@ -265,6 +265,7 @@ def test_a_checkpoint_of_another_network_names_the_shapes(
         ({"batch_size": "8"}, "key 'batch_size' must be int, found '8'"),
         ({"net": None}, "no 'net' description"),
         ({"net": {"arch": 5}}, "bad 'net' description"),
+        ({"sat_scale": 0.25}, "sat_scale is 0.25 but the 'net' description says 0.5"),
     ],
 )
 def test_a_malformed_config_json_is_a_one_line_error(

@@ -28,10 +28,11 @@ mkdir -p "$OUT"
 } > "$OUT/machine.txt" 2>&1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 # The test suite's CUDA tests: a recorded CUDA graph against the eager step, packed runs against
-# the runs alone (at most 2 minutes).
-TESTS="cuda_graph_replay or cuda_pack"
+# the runs alone, two --deterministic runs number for number (at most 2 minutes).
+TESTS="cuda_graph_replay or cuda_pack or deterministic_cuda"
 timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/deepnets/test_capture.py \
-  tests/deepnets/test_pack.py -k "$TESTS" > "$OUT/pytest_cuda.log" 2>&1
+  tests/deepnets/test_pack.py tests/deepnets/test_deterministic.py -k "$TESTS" \
+  > "$OUT/pytest_cuda.log" 2>&1
 echo "pytest -k '$TESTS': exit $? (log in pytest_cuda.log)" >> "$OUT/machine.txt"
 timeout 350 "$PY" benchmarks/gpu_check.py --out "$OUT" ${RUNS:+--runs "$RUNS"} --data "$DATA" \
   --budget-s "${BUDGET_S:-330}" ${URFB_TEST:+--test "$URFB_TEST"} "$@" \

@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuda-graph", choices=CUDA_GRAPH_MODES, default="auto",
                    help="on a GPU, replay each run's training step as a CUDA graph: auto (eager "
                    "if the capture fails; default), on, off")
+    p.add_argument("--deterministic", action="store_true",
+                   help="every run with torch's deterministic algorithms (deepnets.train "
+                   "--deterministic: the same numbers on every rerun on a GPU)")
     p.add_argument("--dataset-label", help="how results name the CIFAR-10 copy, e.g. "
                    "'CIFAR-10 (JPEG re-encoding)' (default: deepnets.train's)")
     p.add_argument("--evaluate-test", type=Path, metavar="TEST", nargs="?", const=OWN_TEST,
@@ -320,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     s = Settings({k: v for k, v in dirs.items() if v is not None}, args.data, args.batch_size,
                  args.lr, args.val_size, args.train_size, args.device, args.dataset_label,
                  args.quiet, args.split_seed, args.probe_size, args.cuda_graph,
-                 args.update_order, args.bias, args.untied_init,
+                 args.deterministic, args.update_order, args.bias, args.untied_init,
                  sigma_prime_down=args.sigma_prime_down, shared_masks=args.shared_masks,
                  optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
                  lr_steps=tuple(args.lr_steps), lr_gamma=args.lr_gamma,

@@ -198,6 +198,9 @@ def train_packed(jobs: Sequence[Job], n: int, device: str, progress: bool = True
     last finished epoch)."""
     if n < 1:
         raise ValueError(f"a pack holds at least 1 run, got {n}")
+    deterministic = {j.config.deterministic for j in jobs}
+    if len(deterministic) > 1:  # one process-wide torch setting for every run of the pack
+        raise ValueError("a pack's runs are all deterministic or none is")
     if device.startswith("cuda"):
         torch.cuda.init()  # seeds are then applied at once, not at CUDA's lazy initialisation
     folders = {j.folder for j in jobs}
@@ -207,7 +210,7 @@ def train_packed(jobs: Sequence[Job], n: int, device: str, progress: bool = True
     bar = tqdm(total=total, desc=f"pack of {n}", unit="run-epoch", disable=not progress,
                file=sys.stderr)
     try:
-        with trainer._fp32_exact(device):
+        with trainer._fp32_exact(device), trainer.deterministic_algorithms(any(deterministic)):
             while waiting or active:
                 for job in [j for j in waiting if j.after not in folders or j.after in outcomes]:
                     if len(active) >= n:

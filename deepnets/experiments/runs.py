@@ -62,6 +62,7 @@ class Settings:
     split_seed: int = 0
     probe_size: int = 500
     cuda_graph: str = "auto"         # deepnets.training.capture: how a GPU runs the step
+    deterministic: bool = False      # torch's deterministic algorithms (TrainConfig.deterministic)
     update_order: str = "sequential"  # Remark 1 (the paper's protocol)
     bias: bool = False               # eq. (1) has none
     untied_init: str = "replicated"  # the author's code: one conv filter bank at every location
@@ -101,7 +102,8 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         # Section 4.1: only the (frozen) first layer is taken, the rest start afresh
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
-        probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph, precision=s.precision,
+        probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph,
+        deterministic=s.deterministic, precision=s.precision,
         bias=s.bias and spec.arch not in MODELS,  # a named model (deepnets.rulebench's
         # resnet-mini) keeps its own biases, and its activations' derivatives
         sigma_prime_down=s.sigma_prime_down or spec.arch in MODELS,

@@ -116,6 +116,9 @@ class TrainConfig:
     ``cuda_graph``: how the GPU runs the step
     (:data:`deepnets.training.capture.CUDA_GRAPH_MODES`); like ``device`` it is not part of the
     run's identity.
+    ``deterministic``: torch's deterministic algorithms (the same bits on every rerun on a GPU,
+    where cuDNN's and cuBLAS's default kernels may sum in another order; the CPU's already are);
+    like ``device`` not part of the run's identity. Left out of ``config.json`` when False.
     ``update_order`` and ``bias`` default to the paper's protocol: the sequential order of
     Remark 1 read literally (a layer's W and R are updated before its feedback goes down; the
     author's code of the paper's era was in effect simultaneous: ``docs/results.md``) and no
@@ -172,6 +175,7 @@ class TrainConfig:
     probe_size: int = 500
     device: str = "auto"
     cuda_graph: str = "auto"
+    deterministic: bool = False
     rule_params: dict[str, float] = field(default_factory=dict)
     optimizer: str = "sgd"
     momentum: float | None = None
@@ -368,16 +372,18 @@ class TrainConfig:
     # ------------------------------------------------------------------ (de)serialisation
     def to_json_dict(self) -> dict[str, Any]:
         """The config as ``config.json`` stores it (tuples as lists, a schema version).
-        ``eval_precision`` fp32, ``sigma_prime_down`` True and ``shared_masks`` False are left
-        out: their absence means those values (:func:`_upgrade`, the field's default), so that
-        code from before the keys still reads and resumes such a run."""
+        ``eval_precision`` fp32, ``sigma_prime_down`` True, ``shared_masks`` and
+        ``deterministic`` False are left out: their absence means those values (:func:`_upgrade`,
+        the field's default), so that code from before the keys still reads and resumes such a
+        run."""
         out = asdict(self)
         if out["eval_precision"] == "fp32":
             del out["eval_precision"]
         if out["sigma_prime_down"]:
             del out["sigma_prime_down"]
-        if not out["shared_masks"]:
-            del out["shared_masks"]
+        for name in ("shared_masks", "deterministic"):
+            if not out[name]:
+                del out[name]
         for name in ("untied", "frozen", "copy"):
             if out[name] is not None:
                 out[name] = list(out[name])
@@ -386,10 +392,11 @@ class TrainConfig:
 
     def settings_dict(self) -> dict[str, Any]:
         """:meth:`to_json_dict` with the values it leaves out put back (``eval_precision`` fp32,
-        ``sigma_prime_down`` True, ``shared_masks`` False): every setting, for comparing a run's
-        with a request's."""
+        ``sigma_prime_down`` True, ``shared_masks`` and ``deterministic`` False): every setting,
+        for comparing a run's with a request's."""
         return {**self.to_json_dict(), "eval_precision": self.eval_precision,
-                "sigma_prime_down": self.sigma_prime_down, "shared_masks": self.shared_masks}
+                "sigma_prime_down": self.sigma_prime_down, "shared_masks": self.shared_masks,
+                "deterministic": self.deterministic}
 
     @classmethod
     def from_json_dict(cls, data: Any, where: str = "config.json") -> TrainConfig:
@@ -442,9 +449,11 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """The fields that make two configs the same run: all but epochs, device, cuda_graph,
-        data_dir, dataset_label and the fingerprint (which are checked separately), and
-        ``untied_init`` for a network without untied layers (it changes nothing there)."""
-        skip = {"epochs", "device", "cuda_graph", "data_dir", "dataset_label", "data_fingerprint"}
+        deterministic, data_dir, dataset_label and the fingerprint (which are checked
+        separately), and ``untied_init`` for a network without untied layers (it changes nothing
+        there)."""
+        skip = {"epochs", "device", "cuda_graph", "deterministic", "data_dir", "dataset_label",
+                "data_fingerprint"}
         stored = self.settings_dict()
         if not _has_untied(stored):
             skip.add("untied_init")

@@ -2,9 +2,9 @@
 
 A new run's configuration is the defaults (the paper's settings where it gives them, Section 4)
 overridden by the flags given; a resumed run's is its ``config.json``, of which only
-``--epochs``, ``--device``, ``--cuda-graph`` and ``--data-dir`` may be changed, and so is a new
-run's with ``--same-as RUN`` (RUN's settings, to repeat it). Bad values raise
-:class:`ConfigError` naming the flag.
+``--epochs``, ``--device``, ``--cuda-graph``, ``--deterministic`` and ``--data-dir`` may be
+changed, and so is a new run's with ``--same-as RUN`` (RUN's settings, to repeat it). Bad
+values raise :class:`ConfigError` naming the flag.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from deepnets.training.trainer import stored_config
 from urfb_common import OneLineParser, path_arg
 
 #: Flags that ``--resume`` may change; every other flag must match the run's config.json.
-RESUME_MAY_CHANGE = ("epochs", "device", "cuda_graph", "data_dir")
+RESUME_MAY_CHANGE = ("epochs", "device", "cuda_graph", "deterministic", "data_dir")
 
 
 def layer_list(text: str) -> list[int]:
@@ -350,6 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="on a CUDA device, replay the training step as a captured CUDA graph: auto (capture, "
         "eager if the capture fails; default), on (fail if it cannot), off (eager); the CPU "
         "always runs eagerly",
+    )
+    p.add_argument(
+        "--deterministic", action=argparse.BooleanOptionalAction,
+        help="torch's deterministic algorithms: a GPU run gives the same numbers on every rerun "
+        "(its default kernels may not; the CPU's do either way), at some speed; an operation "
+        "without a deterministic kernel then stops the run with an error (default: off; a "
+        "resumed run keeps its own unless given)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     return p

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -287,7 +288,7 @@ def _check_resume(
     if cfg.epochs < done:
         raise ConfigError(f"--epochs {cfg.epochs} is below the {done} epochs {out} has trained")
     resumed = stored.replace(epochs=cfg.epochs, device=cfg.device, cuda_graph=cfg.cuda_graph,
-                             data_dir=cfg.data_dir,
+                             deterministic=cfg.deterministic, data_dir=cfg.data_dir,
                              data_fingerprint=stored.data_fingerprint if not force_data else None)
     return resumed, state
 
@@ -349,6 +350,43 @@ def _fp32_exact(device: str) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+#: cuBLAS's workspace setting that makes its kernels deterministic (torch's reproducibility notes).
+CUBLAS_DETERMINISTIC = ":4096:8"
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(on: bool) -> Iterator[None]:
+    """With ``on`` (``TrainConfig.deterministic``): torch's deterministic algorithms, the
+    deterministic kernels of cuDNN and oneDNN (the CPU's), and cuBLAS's workspace set for them
+    (``CUBLAS_WORKSPACE_CONFIG``, unless already set), restored afterwards; an operation without
+    a deterministic kernel raises a one-line :class:`ConfigError` naming it."""
+    if not on:
+        yield
+        return
+    backends = torch.backends.cudnn, torch.backends.mkldnn
+    old = (torch.are_deterministic_algorithms_enabled(),
+           torch.is_deterministic_algorithms_warn_only_enabled(),
+           [b.deterministic for b in backends], torch.backends.cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
+    torch.use_deterministic_algorithms(True)
+    for backend in backends:
+        backend.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    except RuntimeError as exc:
+        if "torch.use_deterministic_algorithms(True)" not in str(exc):
+            raise
+        what = str(exc).split(", but you set")[0].strip()
+        raise ConfigError(f"--deterministic: {clipped(what)}; train without --deterministic"
+                          ) from None
+    finally:
+        torch.use_deterministic_algorithms(old[0], warn_only=old[1])
+        for backend, was in zip(backends, old[2]):
+            backend.deterministic = was
+        torch.backends.cudnn.benchmark = old[3]
 
 
 # ---------------------------------------------------------------- the loop
@@ -571,7 +609,7 @@ def _run_claimed(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, force_d
     remove_stale_temps(out)
     s: _Session | None = None
     try:
-        with _fp32_exact(resolve_device(cfg.device)):
+        with _fp32_exact(resolve_device(cfg.device)), deterministic_algorithms(cfg.deterministic):
             s = _setup(cfg, out, resume, force_data, quiet)
             start = len(s.records) + 1
             for epoch in tqdm(range(start, s.cfg.epochs + 1), desc=out.name, initial=start - 1,

@@ -39,7 +39,8 @@ def test_gpu_check_smoke_writes_every_output(tmp_path: Path) -> None:
     assert {p.name for p in out.iterdir()} == {"machine.txt", "pytest_cuda.log", "gpu_check.log",
                                                "gpu_check.json", "suite.log", "suite-bf16.log",
                                                "runs.tar.gz"}
-    assert "pytest -k 'cuda_graph_replay or cuda_pack': exit 0" in (out / "machine.txt").read_text()
+    assert ("pytest -k 'cuda_graph_replay or cuda_pack or deterministic_cuda': exit 0"
+            in (out / "machine.txt").read_text())
     report = json.loads((out / "gpu_check.json").read_text())
     assert max(r["max_abs_diff"] for r in report["agreement"]) == 0.0  # CPU against itself
     assert len(report["step_times"]) == 9 and all("step_s" in r for r in report["step_times"])

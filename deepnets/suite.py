@@ -154,9 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuda-graph", choices=CUDA_GRAPH_MODES, default="auto",
                    help="on a GPU, replay each run's training step as a CUDA graph: auto (eager "
                    "if the capture fails; default), on, off")
-    p.add_argument("--deterministic", action="store_true",
-                   help="every run with torch's deterministic algorithms (deepnets.train "
-                   "--deterministic: the same numbers on every rerun on a GPU)")
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction,
+                   help="every run with torch's deterministic algorithms, or (--no-...) without "
+                   "(deepnets.train --deterministic; default: a run already in --out keeps its "
+                   "own, a new run is without)")
     p.add_argument("--dataset-label", help="how results name the CIFAR-10 copy, e.g. "
                    "'CIFAR-10 (JPEG re-encoding)' (default: deepnets.train's)")
     p.add_argument("--evaluate-test", type=Path, metavar="TEST", nargs="?", const=OWN_TEST,

@@ -43,8 +43,8 @@ __all__ = ["ANGLE_KEYS", "IGNORED_SETTINGS", "LayerRow", "RuleComparison", "by_s
 ANGLE_KEYS = ("delta_angle", "local_delta_angle")
 #: ``config.json`` keys that say how or where a run was made, not what it learnt: they may differ
 #: between paired runs (``net`` repeats the network's own keys).
-IGNORED_SETTINGS = frozenset({"epochs", "device", "cuda_graph", "data_dir", "data_dir_from_run",
-                              "net", "from_run", "copy"})
+IGNORED_SETTINGS = frozenset({"epochs", "device", "cuda_graph", "deterministic", "data_dir",
+                              "data_dir_from_run", "net", "from_run", "copy"})
 
 
 def by_setting(runs: Iterable[Run], setting: Callable[[Run], str]) -> dict[str, list[Run]]:

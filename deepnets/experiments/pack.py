@@ -117,6 +117,8 @@ class _Open:
     def context(self) -> contextlib.ExitStack:
         stack = contextlib.ExitStack()
         stack.enter_context(self.streams.installed())
+        cfg = self.session.cfg  # torch's setting is the process's: each run's around its steps
+        stack.enter_context(trainer.deterministic_algorithms(cfg.deterministic, cfg.device))
         if self.stream is not None:
             stack.enter_context(torch.cuda.stream(self.stream))
         return stack
@@ -156,7 +158,8 @@ def _open(job: Job, device: str) -> _Open | Outcome:
         claim.enter_context(claim_folder(out))  # a second training into ``out`` stops at once
         remove_stale_temps(out)
         stream = _device_stream(device)
-        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+        with (torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext(),
+              trainer.deterministic_algorithms(job.config.deterministic, device)):
             session = trainer._setup(job.config, out, resume, force_data=False, quiet=True)
         streams = RandomStreams(session.cfg.device)  # as the set-up seeded or restored them
     except BaseException as exc:
@@ -198,9 +201,6 @@ def train_packed(jobs: Sequence[Job], n: int, device: str, progress: bool = True
     last finished epoch)."""
     if n < 1:
         raise ValueError(f"a pack holds at least 1 run, got {n}")
-    deterministic = {j.config.deterministic for j in jobs}
-    if len(deterministic) > 1:  # one process-wide torch setting for every run of the pack
-        raise ValueError("a pack's runs are all deterministic or none is")
     if device.startswith("cuda"):
         torch.cuda.init()  # seeds are then applied at once, not at CUDA's lazy initialisation
     folders = {j.folder for j in jobs}
@@ -210,7 +210,7 @@ def train_packed(jobs: Sequence[Job], n: int, device: str, progress: bool = True
     bar = tqdm(total=total, desc=f"pack of {n}", unit="run-epoch", disable=not progress,
                file=sys.stderr)
     try:
-        with trainer._fp32_exact(device), trainer.deterministic_algorithms(any(deterministic)):
+        with trainer._fp32_exact(device):
             while waiting or active:
                 for job in [j for j in waiting if j.after not in folders or j.after in outcomes]:
                     if len(active) >= n:

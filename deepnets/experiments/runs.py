@@ -62,7 +62,9 @@ class Settings:
     split_seed: int = 0
     probe_size: int = 500
     cuda_graph: str = "auto"         # deepnets.training.capture: how a GPU runs the step
-    deterministic: bool = False      # torch's deterministic algorithms (TrainConfig.deterministic)
+    # torch's deterministic algorithms (TrainConfig.deterministic); None: each run's own (off
+    # for a new run)
+    deterministic: bool | None = None
     update_order: str = "sequential"  # Remark 1 (the paper's protocol)
     bias: bool = False               # eq. (1) has none
     untied_init: str = "replicated"  # the author's code: one conv filter bank at every location
@@ -103,7 +105,7 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         copy=(0,) if spec.from_run else None,
         from_run=str(out / spec.from_run) if spec.from_run else None,
         probe_size=s.probe_size, device=s.device, cuda_graph=s.cuda_graph,
-        deterministic=s.deterministic, precision=s.precision,
+        deterministic=_deterministic(out / spec.name, s.deterministic), precision=s.precision,
         bias=s.bias and spec.arch not in MODELS,  # a named model (deepnets.rulebench's
         # resnet-mini) keeps its own biases, and its activations' derivatives
         sigma_prime_down=s.sigma_prime_down or spec.arch in MODELS,
@@ -112,6 +114,14 @@ def train_config(spec: RunSpec, out: Path, s: Settings) -> TrainConfig:
         **{k: protocol.rule_params.get(k) for k in OWN_FLAG_PARAMS},  # urfb's --epsilon
         rule_params={k: v for k, v in protocol.rule_params.items() if k not in OWN_FLAG_PARAMS},
     )  # fmt: skip
+
+
+def _deterministic(folder: Path, asked: bool | None) -> bool:
+    """``--deterministic`` or ``--no-deterministic`` where given, else the run's own setting (a
+    rerun of the suite continues each run as it was trained; a new run: off)."""
+    if asked is not None:
+        return asked
+    return (folder / CONFIG).is_file() and stored_config(folder).deterministic
 
 
 def run_state(spec: RunSpec, out: Path, s: Settings) -> tuple[str, int]:

@@ -353,10 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--deterministic", action=argparse.BooleanOptionalAction,
-        help="torch's deterministic algorithms: a GPU run gives the same numbers on every rerun "
-        "(its default kernels may not; the CPU's do either way), at some speed; an operation "
-        "without a deterministic kernel then stops the run with an error (default: off; a "
-        "resumed run keeps its own unless given)",
+        help="torch's deterministic algorithms, at some speed: meant to make a GPU rerun give "
+        "the same numbers on the same GPU, driver and torch (the default kernels may sum in "
+        "another order; the CPU's repeat either way); an operation without a deterministic "
+        "kernel stops the run with an error (default: off; a resumed run keeps its own "
+        "unless given)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     return p

@@ -352,24 +352,32 @@ def _fp32_exact(device: str) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-#: cuBLAS's workspace setting that makes its kernels deterministic (torch's reproducibility notes).
-CUBLAS_DETERMINISTIC = ":4096:8"
+#: cuBLAS's workspace settings under which its kernels are deterministic (torch's notes on
+#: reproducibility); the trainer sets the first where ``CUBLAS_WORKSPACE_CONFIG`` is unset.
+CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")
 
 
 @contextlib.contextmanager
-def deterministic_algorithms(on: bool) -> Iterator[None]:
-    """With ``on`` (``TrainConfig.deterministic``): torch's deterministic algorithms, the
-    deterministic kernels of cuDNN and oneDNN (the CPU's), and cuBLAS's workspace set for them
-    (``CUBLAS_WORKSPACE_CONFIG``, unless already set), restored afterwards; an operation without
-    a deterministic kernel raises a one-line :class:`ConfigError` naming it."""
+def deterministic_algorithms(on: bool, device: str = "cpu") -> Iterator[None]:
+    """With ``on`` (``TrainConfig.deterministic``): torch's deterministic algorithms and the
+    deterministic kernels of cuDNN and oneDNN (the CPU's), restored afterwards; on a CUDA
+    ``device`` also cuBLAS's workspace setting (``CUBLAS_WORKSPACE_CONFIG``, set for the rest of
+    the process where unset; another value is refused). An operation without a deterministic
+    kernel raises a one-line :class:`ConfigError` naming it."""
     if not on:
         yield
         return
+    if device.startswith("cuda"):
+        workspace = os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC[0])
+        if workspace not in CUBLAS_DETERMINISTIC:
+            good = " or ".join(CUBLAS_DETERMINISTIC)
+            raise ConfigError(f"--deterministic: CUBLAS_WORKSPACE_CONFIG is {workspace!r}, under "
+                              f"which cuBLAS is not deterministic ({good} is; unset it and the "
+                              "trainer sets the first)")
     backends = torch.backends.cudnn, torch.backends.mkldnn
     old = (torch.are_deterministic_algorithms_enabled(),
            torch.is_deterministic_algorithms_warn_only_enabled(),
            [b.deterministic for b in backends], torch.backends.cudnn.benchmark)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
     torch.use_deterministic_algorithms(True)
     for backend in backends:
         backend.deterministic = True
@@ -380,8 +388,8 @@ def deterministic_algorithms(on: bool) -> Iterator[None]:
         if "torch.use_deterministic_algorithms(True)" not in str(exc):
             raise
         what = str(exc).split(", but you set")[0].strip()
-        raise ConfigError(f"--deterministic: {clipped(what)}; train without --deterministic"
-                          ) from None
+        raise ConfigError(f"--deterministic: {clipped(what)}; train without it (a run with "
+                          "epochs kept: --resume --no-deterministic)") from None
     finally:
         torch.use_deterministic_algorithms(old[0], warn_only=old[1])
         for backend, was in zip(backends, old[2]):
@@ -609,7 +617,8 @@ def _run_claimed(cfg: TrainConfig, out: Path, resume: bool, quiet: bool, force_d
     remove_stale_temps(out)
     s: _Session | None = None
     try:
-        with _fp32_exact(resolve_device(cfg.device)), deterministic_algorithms(cfg.deterministic):
+        device = resolve_device(cfg.device)
+        with _fp32_exact(device), deterministic_algorithms(cfg.deterministic, device):
             s = _setup(cfg, out, resume, force_data, quiet)
             start = len(s.records) + 1
             for epoch in tqdm(range(start, s.cfg.epochs + 1), desc=out.name, initial=start - 1,

@@ -458,3 +458,15 @@ def test_an_unrecorded_eval_precision_is_fp32_not_a_difference(bf16_runs) -> Non
     comparisons, notes = bf16_comparisons(find_runs(root))
     assert comparisons[0].settings == {"precision": ("bf16", "fp32")}
     assert not any("also differ" in n for n in notes)
+
+
+@pytest.mark.parametrize("key", ["deterministic", "cuda_graph", "device"])
+def test_how_a_run_was_computed_is_not_a_difference(bf16_runs, key: str) -> None:
+    """A run trained with --deterministic (or another device, another CUDA-graph mode) is the
+    same run as its pair: the settings of how it ran are not compared."""
+    root = bf16_runs(rules=("urfb",))
+    for s in range(3):
+        _patch(root / f"urfb-bf16-s{s}", {key: True if key == "deterministic" else "other"})
+    comparisons, notes = bf16_comparisons(find_runs(root))
+    assert comparisons[0].settings == {"precision": ("bf16", "fp32")}
+    assert not any("also differ" in n for n in notes)

@@ -116,9 +116,10 @@ class TrainConfig:
     ``cuda_graph``: how the GPU runs the step
     (:data:`deepnets.training.capture.CUDA_GRAPH_MODES`); like ``device`` it is not part of the
     run's identity.
-    ``deterministic``: torch's deterministic algorithms (the same bits on every rerun on a GPU,
-    where cuDNN's and cuBLAS's default kernels may sum in another order; the CPU's already are);
-    like ``device`` not part of the run's identity. Left out of ``config.json`` when False.
+    ``deterministic``: torch's deterministic algorithms (meant to make a rerun on one GPU give
+    the same bits, where cuDNN's and cuBLAS's default kernels may sum in another order; the
+    CPU's repeat already); like ``device`` not part of the run's identity. Left out of
+    ``config.json`` when False.
     ``update_order`` and ``bias`` default to the paper's protocol: the sequential order of
     Remark 1 read literally (a layer's W and R are updated before its feedback goes down; the
     author's code of the paper's era was in effect simultaneous: ``docs/results.md``) and no

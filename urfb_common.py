@@ -131,9 +131,14 @@ def user_path(path: str | os.PathLike[str]) -> Path:
 
 def path_arg(text: str) -> Path:
     """argparse ``type`` of every path flag: :func:`user_path`, refusing an empty path
-    (``--out ""`` would otherwise mean the working folder)."""
+    (``--out ""`` would otherwise mean the working folder) and a ``~user`` that names no user
+    (``os.path.expanduser`` leaves it as it is: a literal ``./~user`` folder would be made)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty; give a file or folder name")
+    if text.startswith("~") and os.path.expanduser(text) == text:
+        user = clipped(text[1:].split(os.sep, 1)[0], 60)
+        why = f"no user {user!r} to expand ~{user}" if user else "no home folder to expand ~"
+        raise argparse.ArgumentTypeError(f"{why} (for a file or folder named so, write ./~{user})")
     return user_path(text)
 
 
@@ -450,12 +455,21 @@ def _file_size_limit_as_error() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout's file descriptor at ``os.devnull``, so that the interpreter's last flush
+    of what a closed pipe did not take raises nothing more (Python's documented recipe)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no descriptor (a StringIO)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def command_line(prog: str) -> Callable[[Main], Main]:
     """Decorate a CLI's ``main(argv) -> int``: the streams print any character
     (:func:`_tolerant_streams`), and a write that runs out of space (:class:`NoSpaceError`,
     raised by :func:`atomic_path`, which kept the old file; ``ulimit -f`` included) or finds a
     folder at its file's path (:class:`OutputPathError`) ends in one line on stderr,
-    ``PROG: error: no space left on PATH (...)``, and exit status 1."""
+    ``PROG: error: no space left on PATH (...)``, and exit status 1. A stdout closed by its
+    reader (``python -m theory | head``) ends the program quietly, with exit status 1."""
 
     def decorate(main: Main) -> Main:
         @functools.wraps(main)
@@ -463,9 +477,14 @@ def command_line(prog: str) -> Callable[[Main], Main]:
             _tolerant_streams()
             _file_size_limit_as_error()
             try:
-                return main(*args, **kwargs)
+                status = main(*args, **kwargs)
+                sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+                return status
             except (NoSpaceError, OutputPathError) as exc:
                 report_error(prog, exc)
+                return 1
+            except BrokenPipeError:
+                _stdout_to_devnull()
                 return 1
 
         return entry

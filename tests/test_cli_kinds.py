@@ -319,6 +319,20 @@ def test_every_path_flag_refuses_an_empty_path(inputs: dict[str, Path], module: 
     assert "must not be empty" in line and (flag or "argument RUNS") in line
 
 
+@pytest.mark.parametrize("module, argv, flag", PATH_FLAGS,
+                         ids=[f"{m}{f or ' RUNS'}" for m, _, f in PATH_FLAGS])
+def test_every_path_flag_refuses_a_tilde_user_that_does_not_exist(
+        inputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str,
+        argv: list[str], flag: str | None) -> None:
+    """``--out=~nosuchuser/x`` made a literal ``./~nosuchuser`` folder."""
+    monkeypatch.chdir(tmp_path)
+    given = f"~nosuchuser-urfb/{'x.md' if module == 'theory.__main__' else 'x'}"
+    line = _one_line_error(module, [*_argv(argv, inputs), *([f"{flag}={given}"] if flag else
+                                                            [given])])
+    assert "no user 'nosuchuser-urfb'" in line and (flag or "argument RUNS") in line
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("name", ["a" * 300, "é" * 150], ids=["300 ASCII", "150 two-byte"])
 @pytest.mark.parametrize("module, argv, flag, kind", OUTPUTS, ids=[o[0] for o in OUTPUTS])
 def test_every_output_flag_refuses_a_name_over_255_bytes(

@@ -3,6 +3,8 @@ FIGURE arguments, input-path checks."""
 
 import argparse
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from urfb_common import (
     check_out_file,
     command_line,
     figure_numbers,
+    path_arg,
     remove_stale_temps,
     require_existing,
     require_writable,
@@ -147,3 +150,38 @@ def test_require_existing_names_flag_and_kind(tmp_path: Path, capsys) -> None:
         assert exc.value.code == 2
         assert capsys.readouterr().err.strip().splitlines()[-1] == f"prog: error: --x {path}: {why}"
 
+
+
+def test_a_tilde_user_that_does_not_exist_is_refused(tmp_path: Path, monkeypatch, capsys) -> None:
+    """``os.path.expanduser`` leaves ``~nosuchuser`` as it is: a literal folder was made."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert path_arg("~/x") == tmp_path / "home" / "x"
+    parser = argparse.ArgumentParser(prog="prog")
+    parser.add_argument("--out", type=path_arg)
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["--out=~nosuchuser-urfb/x"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "prog: error: argument --out: no user 'nosuchuser-urfb' to expand ~nosuchuser-urfb (for a "
+        "file or folder named so, write ./~nosuchuser-urfb)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_closed_stdout_ends_a_cli_quietly(tmp_path: Path) -> None:
+    """``python -m theory | head`` ended in a BrokenPipeError traceback."""
+    script = tmp_path / "cli.py"
+    script.write_text(
+        "import sys\nfrom urfb_common import command_line\n\n"
+        "@command_line('prog')\ndef main() -> int:\n"
+        "    for i in range(100_000):\n        print('line', i)\n    return 0\n\n"
+        "sys.exit(main())\n")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()  # the reader takes a line and goes, as head does
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    assert err == b""

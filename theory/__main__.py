@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Theorems 1 and 2.")
     ap.add_argument("--format", choices=report.FORMATS,
                     help="output format for --out (default: from the file suffix .md/.json/"
-                         ".tex/.txt) or, without --out, for stdout (default text)")
+                         ".tex/.txt, which a --format given must agree with) or, without --out, "
+                         "for stdout (default text)")
     ap.add_argument("--out", type=path_arg, help="write the table (or, with --numeric, the "
                                              "summary) to this file, atomically")
     ap.add_argument("--only", nargs="+", metavar="ID",
@@ -56,11 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _out_format(ap: argparse.ArgumentParser, args: argparse.Namespace) -> str:
-    if args.format:
-        return args.format
+    """--format, or the one --out's suffix names; a --format that contradicts the suffix (LaTeX
+    in a .md file) is refused."""
     if args.out is None:
-        return "text"
-    fmt = _SUFFIX.get(args.out.suffix.lower())
+        return args.format or "text"
+    implied = _SUFFIX.get(args.out.suffix.lower())
+    if args.format and implied and args.format != implied:
+        ap.error(f"--format {args.format} contradicts --out {args.out}, whose suffix means "
+                 f"{implied}; give --format {implied} or another suffix")
+    fmt = args.format or implied
     if fmt is None:
         ap.error(f"--out {args.out}: cannot tell the format from the suffix; give --format")
     return fmt
@@ -75,13 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--seed must be >= 0, got {args.seed}")
     if not 2 <= args.n_outside <= N_OUTSIDE_MAX:  # checked with or without --numeric
         ap.error(f"--n-outside must be in 2..{N_OUTSIDE_MAX}, got {args.n_outside}")
-    fmt = _out_format(ap, args)
-    if args.out is not None:
+    if args.out is not None:  # first: a folder is named as such, not as a missing suffix
         require_writable(ap, "--out", args.out, file=True)
+    fmt = _out_format(ap, args)
     if args.numeric:
         return _numeric(ap, args, fmt)
     checks = all_checks()
     if args.only:
+        if not all(i.strip() for i in args.only):
+            ap.error("--only: an id is empty; give check ids from the table, e.g. eq11")
         known = {c.id for c in checks}
         unknown = [i for i in args.only if i not in known]
         if unknown:
@@ -105,12 +112,14 @@ def _numeric(ap: argparse.ArgumentParser, args: argparse.Namespace, fmt: str) ->
         ap.error("--numeric writes text, markdown or json, not latex")
     findings = run_numeric(seed=args.seed, n_outside=args.n_outside, quiet=args.quiet)
     summary = summary_text(findings)
+    body = {"json": json.dumps([f.as_dict() for f in findings], indent=2) + "\n",
+            "markdown": f"```\n{summary}\n```\n", "text": summary + "\n"}[fmt]
+    if args.out is None:  # --format applies to stdout, as for the table
+        print(body, end="")
+        return 0
     print(summary)
-    if args.out is not None:
-        body = {"json": json.dumps([f.as_dict() for f in findings], indent=2) + "\n",
-                "markdown": f"```\n{summary}\n```\n", "text": summary + "\n"}[fmt]
-        atomic_write_text(args.out, body)
-        print(f"wrote {args.out} ({fmt})")
+    atomic_write_text(args.out, body)
+    print(f"wrote {args.out} ({fmt})")
     return 0
 
 

@@ -77,3 +77,28 @@ def test_out_that_cannot_be_created_fails_in_one_line_before_any_check(argv, cap
     assert captured.out == ""                                # no table: nothing was computed
     assert captured.err.strip().splitlines()[-1].startswith(
         "python -m theory: error: --out /proc/x: cannot write there")
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--only", ""], "--only: an id is empty; give check ids from the table, e.g. eq11"),
+    (["--out", "{tmp}/t.md", "--format", "latex"],
+     ("--format latex contradicts --out {tmp}/t.md, whose suffix means markdown; give --format "
+      "markdown or another suffix")),
+    (["--out", "{tmp}"], "--out {tmp}: is a folder; give a file name"),
+])
+def test_misleading_or_silent_cases_are_one_clear_line(tmp_path, capsys, argv, line):
+    """An empty --only id named nothing, LaTeX went silently into a .md file, a folder at --out
+    was said to lack a suffix."""
+    with pytest.raises(SystemExit) as exc:
+        main([a.format(tmp=tmp_path) for a in argv] + ["--quiet"])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1] == f"python -m theory: error: {line}".format(
+        tmp=tmp_path)
+    assert captured.out == "" and list(tmp_path.iterdir()) == []
+
+
+def test_numeric_honours_format_on_stdout(capsys):
+    assert main(["--numeric", "--n-outside", "2", "--quiet", "--format", "json"]) == 0
+    findings = json.loads(capsys.readouterr().out)
+    assert len(findings) == 6 and all("violations" in f for f in findings)

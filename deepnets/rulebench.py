@@ -26,7 +26,7 @@ import argparse
 import math
 import sys
 
-from deepnets.experiments.grid import SuiteError
+from deepnets.experiments.grid import RunSpec, SuiteError
 from deepnets.experiments.protocols import PROTOCOLS
 from deepnets.experiments.rulebench import MODELS, PROG, RULE_GRID, TableError, grid, tables
 from deepnets.experiments.runs import Settings, dataset_sizes, estimate, hms, run_all, run_state
@@ -86,10 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     t = sub.add_parser("table", help="print docs/rules.md's tables from the run folders")
     t.add_argument("runs", type=path_arg, metavar="RUNS", help="the --out folder of 'run'")
+    for subparser in (r, t):
+        subparser.set_defaults(subparser=subparser)
     return p
 
 
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _check_numbers(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``parser.error`` (``run``'s own parser: one line, exit 2) on a size, seed or step out of
+    range."""
     for flag in ("epochs", "train_size", "batch_size", "val_size", "probe_size", "estimate_steps"):
         minimum = 1 if flag in ("epochs", "train_size", "batch_size") else 0
         if getattr(args, flag) < minimum:
@@ -99,6 +103,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.error(f"argument --{flag.replace('_', '-')}: each seed must be in 0..2**63-1")
     if not (math.isfinite(args.lr) and 0 < args.lr <= LR_MAX):
         parser.error(f"argument --lr: must be > 0 and at most {LR_MAX:g}")
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    _check_numbers(args, parser)
     require_writable(parser, "--out", args.out)
     try:
         device = resolve_device(args.device)
@@ -108,32 +116,45 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     s = Settings({"cifar10": args.data_dir}, args.data, args.batch_size, args.lr,
                  args.val_size, args.train_size, device, args.dataset_label, args.quiet,
                  0, args.probe_size, update_order=args.update_order, bias=args.bias)
+    existed = args.out.exists()
     try:
-        states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
-        todo = [(sp, done) for sp, state, done in states if state != "done"]
-        print(f"{len(specs)} runs in {args.out} ({args.epochs} epochs, batch {s.batch_size}, "
-              f"lr {s.lr}, train size {s.train_size}, val {s.val_size}, device {device}):")
-        per_run: dict[str, float] = {}
-        if todo and args.estimate_steps:
-            sizes = dataset_sizes({"cifar10"}, s)
-            total, per_run = estimate(todo, sizes, s, args.estimate_steps)
-            print(f"estimated time for the {len(todo)} runs left: {hms(total)} "
-                  "(training and validation; the alignment probe comes on top)")
-        for sp, state, done in states:
-            eta = f", ~{hms(per_run[sp.name])}" if sp.name in per_run else ""
-            print(f"  {sp.name}: {state}{f' after epoch {done}' if state == 'resume' else ''}{eta}")
-        if args.dry_run:
-            return 0
-        return run_all(todo, args.out, s, prog=PROG)
+        return _plan_and_run(args, specs, s)
     except (SuiteError, RunError, ConfigError, DataError) as exc:
         report_error(PROG, exc)
         return 2
+    finally:  # a grid that trained nothing leaves no empty --out behind (as the suite's)
+        if not existed and args.out.is_dir() and not any(args.out.iterdir()):
+            args.out.rmdir()
+
+
+def _plan_and_run(args: argparse.Namespace, specs: list[RunSpec], s: Settings) -> int:
+    """List the runs with their state and time estimate, then train what is left. The data is
+    read first when it will be used (to train, or to time the estimate's steps): a missing
+    ``--data-dir`` or a ``--train-size`` it cannot give is one line before anything is listed
+    or made; a dry run without an estimate does not read it (as the suite's)."""
+    states = [(sp, *run_state(sp, args.out, s)) for sp in specs]
+    todo = [(sp, done) for sp, state, done in states if state != "done"]
+    reads_data = bool(todo) and (args.estimate_steps > 0 or not args.dry_run)
+    sizes = dataset_sizes({"cifar10"}, s) if reads_data else {}
+    print(f"{len(specs)} runs in {args.out} ({args.epochs} epochs, batch {s.batch_size}, "
+          f"lr {s.lr}, train size {s.train_size}, val {s.val_size}, device {s.device}):")
+    per_run: dict[str, float] = {}
+    if sizes and args.estimate_steps:
+        total, per_run = estimate(todo, sizes, s, args.estimate_steps)
+        print(f"estimated time for the {len(todo)} runs left: {hms(total)} "
+              "(training and validation; the alignment probe comes on top)")
+    for sp, state, done in states:
+        eta = f", ~{hms(per_run[sp.name])}" if sp.name in per_run else ""
+        print(f"  {sp.name}: {state}{f' after epoch {done}' if state == 'resume' else ''}{eta}")
+    if args.dry_run:
+        return 0
+    return run_all(todo, args.out, s, prog=PROG)
 
 
 @command_line(PROG)
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    parser = args.subparser  # a subcommand's errors name it: "python -m deepnets.rulebench run"
     if args.command == "table":
         require_existing(parser, "RUNS", args.runs)
         try:

@@ -37,13 +37,14 @@ def grid(rules: Sequence[str], epochs: int, seeds: Sequence[int],
          resnet_seeds: Sequence[int], models: Sequence[str] = MODELS) -> list[RunSpec]:
     """The runs: every model x rule, simpnet for each of ``seeds``, resnet-mini for each of
     ``resnet_seeds``; seed-major (every model and rule of the first seed first), so that a grid
-    cut short has one complete seed."""
+    cut short has one complete seed. A seed, rule or model given twice is one run (the first
+    place it was given keeps its order)."""
     out = []
     for seed in dict.fromkeys([*seeds, *resnet_seeds]):
-        for model in models:
+        for model in dict.fromkeys(models):
             if seed not in (seeds if model == "simpnet" else resnet_seeds):
                 continue
-            for rule in rules:
+            for rule in dict.fromkeys(rules):
                 spec = RunSpec(f"{model}-cifar10-{rule}", model, rule, "cifar10", epochs)
                 out.append(spec.with_seed(seed))
     return out

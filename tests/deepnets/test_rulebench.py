@@ -57,10 +57,11 @@ def test_table_refuses_a_folder_without_runs(tmp_path: Path, capsys, case: str) 
     if case == "no finished epoch":
         (_run(runs, "simpnet-cifar10-urfb-s0", 0.4) / "log.jsonl").write_text("")
     code, line = _error(["table", str(runs)], capsys)
-    why = {"missing": "RUNS {}: no such folder", "file": "RUNS {}: is a file, not a folder",
-           "empty": "{} holds no run with a finished epoch",
-           "no finished epoch": "{} holds no run with a finished epoch"}[case]
-    assert line.startswith(f"{PROG}: error: {why.format(runs)}")
+    why = {"missing": " table: error: RUNS {}: no such folder",
+           "file": " table: error: RUNS {}: is a file, not a folder",
+           "empty": ": error: {} holds no run with a finished epoch",
+           "no finished epoch": ": error: {} holds no run with a finished epoch"}[case]
+    assert line.startswith(f"{PROG}{why.format(runs)}")
     assert code == (2 if case in ("missing", "file") else 1)
 
 
@@ -81,10 +82,40 @@ def test_run_has_help_for_every_flag() -> None:
 
 
 @pytest.mark.parametrize("argv, flag", [(["--seeds", "-1"], "--seeds"), (["--lr", "nan"], "--lr"),
-                                        (["--val-size", "-1"], "--val-size")])
+                                        (["--val-size", "-1"], "--val-size"),
+                                        (["--epochs", "0"], "--epochs")])
 def test_run_refuses_bad_values_before_any_work(tmp_path: Path, capsys, argv: list[str],
                                                 flag: str) -> None:
+    """The error names the subcommand, as argparse's own errors of ``run``'s flags do."""
     code, line = _error(["run", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"), *argv],
                         capsys)
-    assert code == 2 and line.startswith(f"{PROG}: error: argument {flag}:")
+    assert code == 2 and line.startswith(f"{PROG} run: error: argument {flag}:")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_rule_or_model_given_twice_is_one_run(tmp_path: Path, capsys) -> None:
+    """``--rules bp bp`` trained the same folder twice; ``--seeds 0 0`` was one run already."""
+    argv = ["run", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"), "--rules", "bp",
+            "urfb", "bp", "--models", "simpnet", "simpnet", "--seeds", "0", "0", "--device", "cpu",
+            "--estimate-steps", "0", "--dry-run"]
+    assert rulebench.main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"2 runs in {tmp_path / 'o'} ")
+    assert out[1:] == ["  simpnet-cifar10-bp-s0: new", "  simpnet-cifar10-urfb-s0: new"]
+
+
+@pytest.mark.parametrize("case", ["no data", "train size"])
+def test_run_refuses_bad_data_before_listing_or_making_anything(tmp_path: Path, capsys,
+                                                                cifar: Path, case: str) -> None:
+    """A missing --data-dir or a --train-size beyond it listed the runs, then failed, and left
+    an empty --out behind."""
+    data, size = (tmp_path / "none", "20") if case == "no data" else (cifar, "100000000")
+    argv = ["run", "--data-dir", str(data), "--out", str(tmp_path / "o"), "--rules", "bp",
+            "--models", "simpnet", "--seeds", "0", "--val-size", "10", "--train-size", size,
+            "--device", "cpu", "--estimate-steps", "0", "--quiet"]
+    code, line = _error(argv, capsys)
+    why = "CIFAR-10 not found" if case == "no data" else "argument --train-size: 100000000 exceeds"
+    assert code == 2 and line.startswith(f"{PROG}: error: {why}")
+    assert capsys.readouterr().out == "" and not (tmp_path / "o").exists()
+    # a dry run without an estimate does not read the data, as the suite's
+    assert rulebench.main([*argv, "--dry-run"]) == 0

@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from figures.style import method_color, new_figure, save_figure
@@ -66,7 +67,7 @@ def draw_rule_sweep(csv_path: str | os.PathLike[str]) -> Figure:
         med = [np.nanmedian(angles[lab][k]) if np.isfinite(angles[lab][k]).any() else np.nan
                for k in ks]
         axes[0, 1].plot(ks, med, style, marker="o", markersize=3, color=color, label=lab)
-    axes[0, 0].set_yscale("log")
+    _time_scale(axes[0, 0])
     axes[0, 0].set_xlabel("depth k")
     axes[0, 0].set_ylabel("time to threshold / τ_k")
     axes[0, 1].set_xlabel("depth k")
@@ -75,6 +76,16 @@ def draw_rule_sweep(csv_path: str | os.PathLike[str]) -> Figure:
     axes[0, 1].legend(frameon=False, fontsize=6, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def _time_scale(ax: Axes) -> None:
+    """A log scale for the times when some were reached; none reached: a linear axis that says
+    so (a log scale of no positive value cannot be drawn)."""
+    if any(y > 0 and math.isfinite(y) for line in ax.get_lines() for y in line.get_ydata()):
+        ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, "no rule reached the threshold", transform=ax.transAxes,
+                ha="center", va="center")
 
 
 def plot_rule_sweep(csv_path: str | os.PathLike[str],

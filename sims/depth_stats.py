@@ -36,6 +36,13 @@ def paired_ratios(times: Times, depth: int, num: tuple[str, float | None],
     return np.array([a[s] / t for s, t in sorted(b.items()) if math.isfinite(t) and s in a])
 
 
+#: log τ_k's range: τ_k and HORIZON · τ_k stay positive floats (also for a horizon of 1e10)
+LOG_TAU_MIN, LOG_TAU_MAX = -600.0, 600.0
+#: Most seeds per depth of a sweep: the verdict's Spearman test is decided with tens, and 1e11
+#: seeds sat at 0% for hours.
+SEEDS_MAX = 10_000
+
+
 def quartiles(x: np.ndarray) -> np.ndarray:
     """(q1, median, q3) without interpolation; nan for an empty sample."""
     if x.size == 0:
@@ -44,9 +51,18 @@ def quartiles(x: np.ndarray) -> np.ndarray:
 
 
 def time_unit(T: np.ndarray, k: int) -> float:
-    """τ_k = 1/(k s_1^{2−2/k}) with s_1 the median top singular value of the targets T."""
-    s1 = float(np.median(np.linalg.norm(T, ord=2, axis=(-2, -1))))
-    return 1.0 / (k * s1 ** (2.0 - 2.0 / k))
+    """τ_k = 1/(k s_1^{2−2/k}) with s_1 the median top singular value of the targets T. Raises
+    ValueError naming ``depths`` where τ_k is no positive float: a product of k small (large)
+    factors underflows (overflows), e.g. depth 400 at sd 0.2 and widths 2."""
+    with np.errstate(all="ignore"):
+        s1 = float(np.median(np.linalg.norm(T, ord=2, axis=(-2, -1))))
+    log_tau = (-math.log(k) - (2.0 - 2.0 / k) * math.log(s1) if math.isfinite(s1) and s1 > 0
+               else math.nan)
+    if not LOG_TAU_MIN < log_tau < LOG_TAU_MAX:
+        raise ValueError(f"depths: at depth {k} the targets' top singular value is s_1 = {s1:.3g}, "
+                         "so the time unit tau_k = 1/(k s_1^(2-2/k)) is no float; give smaller "
+                         "depths or another --target-sd")
+    return math.exp(log_tau)
 
 
 def spearman_depth(fr: dict[int, np.ndarray]) -> tuple[float, float, int]:

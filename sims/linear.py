@@ -19,6 +19,7 @@ independent problems (seeds, ε values) through one vectorised vector field and 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.integrate import solve_ivp
 from threadpoolctl import threadpool_limits
+
+from urfb_common import available_memory
 
 METHODS: tuple[str, ...] = ("bp", "feedback")
 #: Solver defaults, accurate for the Figure 12 setting (tests check the invariants to ~1e-6).
@@ -389,6 +392,27 @@ def sd_checks(**sds: float) -> list[tuple[str, bool, str]]:
     (0, :data:`SD_MAX`]."""
     rule = f"must lie in (0, {SD_MAX:g}] (Section 5.1: 0.2; larger starts overflow or stiffen)"
     return [(name, math.isfinite(v) and 0 < v <= SD_MAX, rule) for name, v in sds.items()]
+
+
+#: float64 copies of a network's weights that a sweep holds at least per run (or seed): the
+#: draw's W(0) and R(0), the solver's state, its Runge-Kutta stages (RK45 keeps seven) and its
+#: error estimate. A lower bound: a job :func:`memory_problem` refuses cannot fit.
+WEIGHT_COPIES = 10
+
+
+def weights_bytes(widths: Sequence[int], copies: int) -> int:
+    """Bytes of ``copies`` float64 copies of every weight matrix of a network of ``widths``."""
+    return 8 * copies * sum(a * b for a, b in itertools.pairwise(widths))
+
+
+def memory_problem(need: int) -> str | None:
+    """Why a job needing ``need`` bytes cannot run here (more than the memory available), or
+    None; for a CLI's check before any work."""
+    free = available_memory()
+    if free is None or need <= free:
+        return None
+    return (f"needs about {need / 2**30:.3g} GiB of memory, more than the {free / 2**30:.3g} GiB "
+            "available")
 
 
 def tolerance_checks(rtol: float, atol: float) -> list[tuple[str, bool, str]]:

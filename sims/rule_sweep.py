@@ -38,9 +38,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sims.depth_stats import quartiles, spearman_depth, time_unit
+from sims.depth_stats import SEEDS_MAX, quartiles, spearman_depth, time_unit
 from sims.initial import random_target
-from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError, pearson, tolerance_checks
+from sims.linear import (
+    ATOL_RANGE,
+    RTOL_RANGE,
+    WEIGHT_COPIES,
+    SolverError,
+    memory_problem,
+    pearson,
+    sd_checks,
+    tolerance_checks,
+    weights_bytes,
+)
 from sims.rules import (
     RULE_NAMES,
     LinearRule,
@@ -53,9 +63,11 @@ from sims.rules import (
 from sims.subspace import Reduced, reduce_feedback, reduced_system, reduced_weights
 from sims.until import SOLVERS, StopRun, run_until
 from urfb_common import (
+    OneLineParser,
     atomic_write_text,
     command_line,
     path_arg,
+    report_error,
     require_writable,
     validate_or_exit,
 )
@@ -63,20 +75,27 @@ from urfb_common import (
 DEFAULT_RULES = ("bp", "frfb", "urfb:epsilon=0.25", "urfb:epsilon=0.5", "urfb", "kp",
                  "kp:decay=0.001", "kp:decay=0.01", "usf", "brsf", "frsf", "dfa", "wm")
 STARTS = ("section5", "random")
+PROG = "python -m sims.rule_sweep"
+#: the files written into --out
+OUTPUTS = ("rule_sweep.csv", "verdict.txt", "rule_sweep.png", "rule_sweep.pdf")
 
 
 def parse_rule(spec: str) -> LinearRule:
-    """``name`` or ``name:key=value[,key=value]`` -> :class:`LinearRule` (ValueError if bad)."""
+    """``name`` or ``name:key=value[,key=value]`` -> :class:`LinearRule` (ValueError if bad,
+    a parameter given twice included)."""
     name, _, rest = spec.partition(":")
     params: dict[str, float] = {}
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
         try:
-            params[key.strip()] = float(value)
+            number = float(value)
         except ValueError:
             raise ValueError(f"bad rule {spec!r}: expected name:key=value") from None
         if not eq:
             raise ValueError(f"bad rule {spec!r}: expected name:key=value")
+        if key.strip() in params:
+            raise ValueError(f"bad rule {spec!r}: {key.strip()} given twice")
+        params[key.strip()] = number
     return LinearRule.make(name.strip(), **params)
 
 
@@ -121,7 +140,7 @@ class SweepConfig:
             ("rules", any(r.name == "bp" for r in rules),
              "must include bp (the verdicts' reference)"),
             ("rules", len({r.label for r in rules}) == len(rules), "must be distinct"),
-            ("seeds", self.seeds >= 1, "must be >= 1"),
+            ("seeds", 1 <= self.seeds <= SEEDS_MAX, f"must lie in 1..{SEEDS_MAX}"),
             ("seed", self.seed >= 0, "must be >= 0"),
             ("start", self.start in STARTS, f"must be one of {STARTS}"),
             ("threshold", 0 < self.threshold < 1, "must lie in (0, 1)"),
@@ -129,12 +148,27 @@ class SweepConfig:
             ("reduced_solver", self.reduced_solver in SOLVERS,
              f"must be one of {sorted(SOLVERS)}"),
         ]
-        checks += [(n, math.isfinite(v) and v > 0, "must be finite and > 0") for n, v in
-                   [("target_sd", self.target_sd), ("horizon", self.horizon)]]
+        checks += sd_checks(target_sd=self.target_sd)
+        checks.append(("horizon", math.isfinite(self.horizon) and self.horizon > 0,
+                       "must be finite and > 0"))
         checks += tolerance_checks(self.rtol, self.atol)
         for name, ok, why in checks:
             if not ok:
                 raise ValueError(f"{name}: {why}, got {getattr(self, name)!r}")
+
+
+def memory_need(cfg: SweepConfig) -> int:
+    """Bytes the deepest depth's batched solve holds at least (every seed at once)."""
+    return weights_bytes(cfg.widths(max(cfg.depths)), WEIGHT_COPIES * cfg.seeds)
+
+
+def check_time_units(cfg: SweepConfig) -> None:
+    """Raise :func:`sims.depth_stats.time_unit`'s ValueError (``depths: why``) where a depth's
+    targets have no time unit; T alone is drawn, as :func:`draw` draws it first."""
+    for k in cfg.depths:
+        T = [random_target(cfg.widths(k), np.random.default_rng([cfg.seed, k, s]), cfg.target_sd)
+             for s in range(cfg.seeds)]
+        time_unit(np.stack(T), k)
 
 
 def _glorot(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -379,20 +413,24 @@ def verdict(rows: Sequence[Row]) -> str:
                  "angle to BP's error (deg) | corr(W_l, R_l^t)")
     for lab in labels:
         sel = [r for r in rows if r.depth == depths[-1] and r.label == lab]
-        a = np.nanmedian(np.array([r.angles for r in sel]), axis=0)
-        with np.errstate(all="ignore"):
-            c = np.array([r.corr for r in sel])
-            cm = (np.full(c.shape[1], np.nan) if np.isnan(c).all()
-                  else np.nanmedian(c, axis=0))
+        a = _column_medians(np.array([r.angles for r in sel]))
+        cm = _column_medians(np.array([r.corr for r in sel]))
         lines.append(f"  {lab:<{w}}  " + " ".join(f"{x:3.0f}" for x in a) + " | "
                      + " ".join("  -  " if not math.isfinite(x) else f"{x:5.2f}" for x in cm))
     return "\n".join(lines)
 
 
+def _column_medians(x: np.ndarray) -> np.ndarray:
+    """The median of each column over its non-nan entries; nan for a column of nans only (a
+    seed's angle or correlation that does not exist), without numpy's All-NaN warning."""
+    return np.array([np.median(col[~np.isnan(col)]) if (~np.isnan(col)).any() else np.nan
+                     for col in x.T])
+
+
 def _parser() -> argparse.ArgumentParser:
     d = SweepConfig()
-    p = argparse.ArgumentParser(
-        prog="python -m sims.rule_sweep",
+    p = OneLineParser(
+        prog=PROG,
         description="Every feedback rule of the deep-net engine in Section 5's linear dynamics, "
                     "at depths 2..8: time for e(t) to reach a threshold, the alignment of each "
                     "layer's error with BP's, and corr(W, R^t). Writes rule_sweep.csv, "
@@ -440,7 +478,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-@command_line("python -m sims.rule_sweep")
+@command_line(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sweep, write the CSV, the figure and the verdict atomically, print the verdict."""
     parser = _parser()
@@ -451,12 +489,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                       solver=a.solver, reduced_solver=a.reduced_solver, rtol=a.rtol,
                       atol=a.atol)
     validate_or_exit(parser, cfg)
+    problem = memory_problem(memory_need(cfg))
+    if problem:
+        parser.error(f"--seeds {cfg.seeds} at --n-in {cfg.n_in}, --hidden {cfg.hidden} and "
+                     f"depth {max(cfg.depths)}: {problem}")
+    try:
+        check_time_units(cfg)
+    except ValueError as exc:
+        parser.error(f"--{exc}")
     out = Path(a.out)
-    require_writable(parser, "--out", out)
+    for name in OUTPUTS:
+        require_writable(parser, "--out", out / name, file=True)
     try:
         rows = run_sweep(cfg, progress=not a.quiet)
     except SolverError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(PROG, exc)
         return 1
     from figures.rule_sweep import plot_rule_sweep  # plotting only once the numbers exist
 

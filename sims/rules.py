@@ -70,6 +70,11 @@ RULE_PARAMS: dict[str, dict[str, float]] = {
 TRAINING_PARAMS = ("lr",)
 #: parameters that must be > 0 (the others >= 0)
 POSITIVE_PARAMS = ("scale", "noise", "lr")
+#: the largest value of a parameter: the engine's range (``ParamSpec.high``; the training's lr:
+#: at most 1e6 too), below which the dynamics stay finite (kp:decay=1e300 overflowed the solver)
+PARAM_MAX = 1e6
+#: the parameters whose engine range ends lower than :data:`PARAM_MAX`
+PARAM_HIGH: dict[tuple[str, str], float] = {("kp", "decay"): 1e3, ("wm", "decay"): 1.0}
 RULE_NAMES: tuple[str, ...] = tuple(RULE_PARAMS)
 SIGN_RULES = ("usf", "brsf", "frsf")
 #: rules whose R learns from the weights' increment, Ṙ = εGᵗ − λR
@@ -83,6 +88,11 @@ def glorot_std(fan_in: int, fan_out: int) -> float:
     return math.sqrt(2.0 / (fan_in + fan_out))
 
 
+def param_high(rule: str, param: str) -> float:
+    """The largest value of ``rule``'s parameter ``param`` (the engine's range)."""
+    return PARAM_HIGH.get((rule, param), PARAM_MAX)
+
+
 @dataclass(frozen=True)
 class LinearRule:
     """A rule of the engine with its parameters (defaults filled in); see the module docstring."""
@@ -92,8 +102,8 @@ class LinearRule:
 
     @staticmethod
     def make(name: str, **params: float) -> LinearRule:
-        """The rule ``name`` with ``params`` checked (known names, finite, >= 0; > 0 for
-        :data:`POSITIVE_PARAMS`)."""
+        """The rule ``name`` with ``params`` checked (known names, >= 0, > 0 for
+        :data:`POSITIVE_PARAMS`, at most :func:`param_high`)."""
         if name not in RULE_PARAMS:
             raise ValueError(f"rule must be one of {RULE_NAMES}, got {name!r}")
         known = RULE_PARAMS[name]
@@ -103,10 +113,10 @@ class LinearRule:
                              + (f" (its parameters: {', '.join(known)})" if known else ""))
         values = {**known, **{k: float(v) for k, v in params.items()}}
         for k, v in values.items():
-            positive = k in POSITIVE_PARAMS
-            if not (math.isfinite(v) and v >= 0) or (positive and v == 0):
-                raise ValueError(f"rule {name!r}: {k} must be finite and "
-                                 f"{'> 0' if positive else '>= 0'}, got {v!r}")
+            positive, high = k in POSITIVE_PARAMS, param_high(name, k)
+            if not (math.isfinite(v) and 0 <= v <= high) or (positive and v == 0):
+                raise ValueError(f"rule {name!r}: {k} must be {'> 0' if positive else '>= 0'} "
+                                 f"and at most {high:g}, got {v!r}")
         return LinearRule(name, tuple(sorted(values.items())))
 
     def param(self, key: str) -> float:

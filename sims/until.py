@@ -60,6 +60,10 @@ def full_system(problem: Problem) -> System:
                   lambda y: errors(problem, y))
 
 
+#: the smallest positive float: where :func:`_crossing` takes the log of an error of 0
+TINY = float(np.nextafter(0.0, 1.0))
+
+
 @dataclass(frozen=True)
 class StopRun:
     """Outcome for a batch of B problems.
@@ -82,9 +86,11 @@ class StopRun:
 
 def _crossing(system: System, interp, t0: float, t1: float, b: int,
               target: float) -> tuple[float, np.ndarray]:
-    """First time in [t0, t1] where member b's log e meets log target, and the state there."""
+    """First time in [t0, t1] where member b's log e meets log target, and the state there.
+    An error (or target) of exactly 0 counts as the smallest positive float, so that an error
+    that reaches 0 meets any target without a log(0)."""
     def gap(t: float) -> float:
-        return float(np.log(system.errors(interp(t))[b]) - np.log(target))
+        return float(np.log(max(system.errors(interp(t))[b], TINY)) - np.log(max(target, TINY)))
 
     tc = t1 if gap(t1) == 0 else brentq(gap, t0, t1, xtol=1e-12 * max(t1, 1.0))
     return tc, interp(tc)

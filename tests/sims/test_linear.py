@@ -1,11 +1,14 @@
 """sims.linear + sims.initial: vector fields, invariants, BP equivalence, Appendix 2 decoupling."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 from sims.initial import project_modes, random_matrices, random_target, svd_start, zero_weights
 from sims.linear import SolverError, bp_field, feedback_field, integrate, make_problem
 from sims.scalar import conserved_16, integrate_scalar
+from sims.until import System, run_until
 
 WIDTHS = (6, 5, 4, 3)
 T_EVAL = np.linspace(0.0, 4.0, 41)
@@ -164,3 +167,14 @@ def test_batch_sizes_must_agree() -> None:
     W0 = [np.stack([W, W]) for W in W0]
     with pytest.raises(ValueError, match="W0\\[0\\] batch size 2 disagrees with batch 3"):
         make_problem("feedback", T, W0, R0, [0.0, 0.5, 1.0])
+
+
+def test_an_error_of_exactly_zero_meets_a_tiny_threshold_without_log_of_zero() -> None:
+    """e(t) = max(1 - t, 0)^2 hits exactly 0 at t = 1: it reaches 1e-300 of e(0) there, and the
+    crossing's root finding takes no log(0)."""
+    system = System(lambda t, y: -np.ones_like(y), np.ones(1), 1,
+                    lambda y: np.maximum(y, 0.0) ** 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = run_until(system, 1e-300, 2.0, solver="RK23")
+    assert abs(run.t_reach[0] - 1.0) < 1e-6

@@ -5,14 +5,27 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 
-from sims.rule_sweep import SweepConfig, parse_rule, reduced_applies, run_sweep, trend
+from sims.rule_sweep import (
+    Row,
+    SweepConfig,
+    main,
+    parse_rule,
+    reduced_applies,
+    run_sweep,
+    trend,
+    verdict,
+)
 
 SMALL = ["--depths", "2", "3", "--seeds", "2", "--n-in", "6", "--hidden", "6", "--n-out", "3",
          "--rules", "bp", "urfb:epsilon=0.5", "kp:decay=0.01", "usf", "frsf", "dfa", "--quiet"]
+
+TINY = ["--depths", "2", "--n-in", "2", "--hidden", "2", "--n-out", "1", "--seeds", "1",
+        "--quiet"]
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
@@ -92,3 +105,69 @@ def test_section5_start_runs_wm_from_random_weights() -> None:
     assert len(rows) == 2 and all(r.reached for r in rows)
     assert rows[0].params == "decay=0.01;lr=0.1;mirror_lr=1;noise=0.1"
     assert all(-1 <= c <= 1 + 1e-12 for r in rows for c in r.corr)
+
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--target-sd", "1e-200"], "--target-sd"),          # tau_k underflows
+    (["--depths", "250"], "--depths: at depth 250"),
+    (["--rules", "bp", "kp:decay=1e300"], "decay must be >= 0 and at most 1000"),
+    (["--rules", "bp", "urfb:epsilon=0.5,epsilon=0.7"], "epsilon given twice"),
+    (["--seeds", "100000000000"], "--seeds"),
+    (["--n-in", "100000", "--hidden", "100000"], "GiB of memory"),
+])
+def test_refused_up_front_in_one_line(args: list[str], words: str, tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(TINY + args + ["--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err and words in err.splitlines()[-1], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_output_name_taken_by_a_folder_is_refused_before_the_work(tmp_path, capsys) -> None:
+    (tmp_path / "verdict.txt").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(TINY + ["--rules", "bp", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--out" in err and "verdict.txt" in err
+    assert not (tmp_path / "rule_sweep.csv").exists()
+
+
+def test_no_rule_reaching_the_threshold_still_writes_and_prints(tmp_path, capsys) -> None:
+    """--horizon too short for any rule: the verdict is printed and written and the figure
+    drawn (no log scale of nothing), exit 0."""
+    assert main(TINY + ["--rules", "bp", "frfb", "--horizon", "0.01", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "inf 0/1" in out and "wrote" in out
+    assert (tmp_path / "verdict.txt").exists() and (tmp_path / "rule_sweep.png").exists()
+
+
+def test_long_values_are_clipped_to_one_line(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(TINY + ["--start", "x" * 5000, "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()[-1]) < 600 and "--start" in err.splitlines()[-1]
+
+
+def test_solver_failure_is_one_line_with_the_program(tmp_path, capsys, monkeypatch) -> None:
+    from sims import rule_sweep
+    from sims.linear import SolverError
+
+    def fail(*args, **kwargs):
+        raise SolverError("RK23 failed at t = 1: non-finite state")
+
+    monkeypatch.setattr(rule_sweep, "run_sweep", fail)
+    assert main(TINY + ["--rules", "bp", "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == ("python -m sims.rule_sweep: error: RK23 failed at t = 1: "
+                                       "non-finite state\n")
+
+
+def test_verdict_with_angles_that_do_not_exist_warns_nothing() -> None:
+    nan = float("nan")
+    rows = [Row(2, rule, "", s, 1.0 + s, 1.0, 1e-3, (nan, nan), (nan, nan))
+            for rule in ("bp", "frfb") for s in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = verdict(rows)
+    assert "nan nan |   -     -" in text

@@ -23,11 +23,13 @@ from torch import nn
 import deepnets
 from deepnets.rules import RULES
 from sims.rules import (
+    POSITIVE_PARAMS,
     RULE_PARAMS,
     TRAINING_PARAMS,
     LinearRule,
     draw_fixed,
     feedback_mats,
+    param_high,
     rule_field,
 )
 
@@ -207,3 +209,14 @@ def test_rule_table_matches_the_engine() -> None:
         mine = RULE_PARAMS[name]
         assert {p: v for p, v in mine.items() if p in defaults} == defaults, name
         assert set(mine) - set(defaults) <= set(TRAINING_PARAMS), name
+
+
+def test_rule_ranges_match_the_engine() -> None:
+    """Every parameter has the engine's range: > 0 or >= 0 as the engine's ParamSpec, and the
+    same upper end (kp:decay=1e300 once overflowed the solver)."""
+    for name, cls in RULES.items():
+        for param, spec in cls.parameters.items():
+            assert (param in POSITIVE_PARAMS) == spec.low_open and spec.low == 0, (name, param)
+            assert param_high(name, param) == spec.high, (name, param)
+    with pytest.raises(ValueError, match="decay must be >= 0 and at most 1000"):
+        LinearRule.make("kp", decay=1e300)

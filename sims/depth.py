@@ -33,16 +33,26 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from sims.depth_stats import Times, collect, paired_ratios, quartiles, spearman_depth, time_unit
+from sims.depth_stats import (
+    SEEDS_MAX,
+    Times,
+    collect,
+    paired_ratios,
+    quartiles,
+    spearman_depth,
+    time_unit,
+)
 from sims.initial import random_matrices, random_target
 from sims.linear import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
+    WEIGHT_COPIES,
     eps_check,
     make_problem,
     pearson,
     sd_checks,
     tolerance_checks,
+    weights_bytes,
 )
 from sims.subspace import reduce_feedback, reduced_system, reduced_weights
 from sims.until import SOLVERS, StopRun, full_system, run_until
@@ -98,11 +108,11 @@ class DepthConfig:
             ("n_in", self.n_in >= self.n_out, "must be >= --n-out (Section 5: n_k <= n_0)"),
             ("hidden", self.hidden >= self.n_out, "must be >= --n-out (the reduction needs it)"),
             ("n_out", self.n_out >= 1, "must be >= 1"),
+            eps_check(self.eps),
             ("eps", 0.0 in self.eps and max(self.eps, default=0) > 0,
              "must contain 0 (FRFB) and a positive value"),
-            eps_check(self.eps),
             ("eps", len(set(self.eps)) == len(self.eps), "values must be distinct"),
-            ("seeds", self.seeds >= 1, "must be >= 1"),
+            ("seeds", 1 <= self.seeds <= SEEDS_MAX, f"must lie in 1..{SEEDS_MAX}"),
             ("seed", self.seed >= 0, "must be >= 0"),
             ("target", self.target in ("matched", "fixed"), "must be matched or fixed"),
             ("threshold", 0 < self.threshold < 1, "must lie in (0, 1)"),
@@ -119,6 +129,20 @@ class DepthConfig:
         for name, ok, rule in checks:
             if not ok:
                 raise ValueError(f"{name}: {rule}, got {getattr(self, name)!r}")
+
+
+def check_time_units(cfg: DepthConfig) -> None:
+    """Raise :func:`sims.depth_stats.time_unit`'s ValueError (``depths: why``) where a depth's
+    targets have no time unit; T alone is drawn, as :func:`draw` draws it first."""
+    for k in cfg.depths:
+        T = [random_target(cfg.target_widths(k), np.random.default_rng([cfg.seed, k, s]),
+                           cfg.target_sd) for s in range(cfg.seeds)]
+        time_unit(np.stack(T), k)
+
+
+def memory_need(cfg: DepthConfig) -> int:
+    """Bytes the deepest depth holds at least: every seed's W(0) and R(0) are drawn at once."""
+    return weights_bytes(cfg.widths(max(cfg.depths)), WEIGHT_COPIES * cfg.seeds)
 
 
 @dataclass(frozen=True)

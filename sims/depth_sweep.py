@@ -13,8 +13,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from sims.depth import DepthConfig, rows_csv, run_sweep, verdict
-from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError
+from sims.depth import (
+    DepthConfig,
+    check_time_units,
+    memory_need,
+    rows_csv,
+    run_sweep,
+    verdict,
+)
+from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError, memory_problem
 from sims.until import SOLVERS
 from urfb_common import (
     OneLineParser,
@@ -27,6 +34,8 @@ from urfb_common import (
 )
 
 DEFAULT_OUT = Path("out/depth_sweep")
+#: the files written into --out
+OUTPUTS = ("depth_sweep.csv", "verdict.txt", "depth.png", "depth.pdf")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,7 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = parser.parse_args(argv)
     cfg = config_from_args(a)
     validate_or_exit(parser, cfg)
-    require_writable(parser, "--out", a.out)
+    problem = memory_problem(memory_need(cfg))
+    if problem:
+        parser.error(f"--seeds {cfg.seeds} at --n-in {cfg.n_in}, --hidden {cfg.hidden} and "
+                     f"depth {max(cfg.depths)}: {problem}")
+    try:
+        check_time_units(cfg)
+    except ValueError as exc:
+        parser.error(f"--{exc}")
+    for name in OUTPUTS:
+        require_writable(parser, "--out", a.out / name, file=True)
     try:
         rows = run_sweep(cfg, progress=not a.quiet)
     except SolverError as exc:

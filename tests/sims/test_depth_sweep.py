@@ -165,6 +165,11 @@ def test_cli_writes_csv_figure_and_verdict(tmp_path: Path, capsys) -> None:
     (["--plateau-factor", "1"], "--plateau-factor"),
     (["--bp-batch", "0"], "--bp-batch"),
     (["--target", "other"], "--target"),
+    (["--eps", "0", "nan"], "--eps: values must lie in [0, "),
+    (["--depths", "400", "--n-in", "2", "--hidden", "2", "--n-out", "1"],
+     "--depths: at depth 400"),
+    (["--seeds", "100000000000"], "--seeds"),
+    (["--n-in", "100000", "--hidden", "100000"], "GiB of memory"),
 ])
 def test_cli_bad_arguments_exit_2_naming_the_flag(args, flag, tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
@@ -182,3 +187,13 @@ def test_cli_out_under_a_file_fails_before_any_computation(tmp_path: Path, capsy
         main(TINY + ["--out", str(f / "sub")])
     assert exc.value.code == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_cli_output_name_taken_by_a_folder_fails_before_any_computation(tmp_path: Path,
+                                                                          capsys) -> None:
+    (tmp_path / "verdict.txt").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(TINY + ["--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--out" in err and "verdict.txt" in err
+    assert not (tmp_path / "depth_sweep.csv").exists()

@@ -69,8 +69,9 @@ class SweepConfig:
             check_widths(self.widths)
         except ValueError as exc:
             raise ValueError(f"widths: {exc}") from None
-        if not self.eps:
-            raise ValueError("eps: give at least one value")
+        if len(self.eps) < 2:
+            raise ValueError("eps: give at least two values (the summary asks whether the time "
+                             f"to threshold decreases as eps increases), got {list(self.eps)}")
         if not eps_check(self.eps)[1]:
             raise ValueError(f"eps: {eps_check(self.eps)[2]}, got {list(self.eps)}")
         if len(set(self.eps)) != len(self.eps):

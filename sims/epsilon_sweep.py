@@ -15,7 +15,14 @@ import sys
 from collections.abc import Sequence
 
 from sims.epsilon import SweepConfig, curves_csv, run_sweep, summarize
-from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError
+from sims.linear import (
+    ATOL_RANGE,
+    RTOL_RANGE,
+    WEIGHT_COPIES,
+    SolverError,
+    memory_problem,
+    weights_bytes,
+)
 from urfb_common import (
     SWEEP_OUT,
     OneLineParser,
@@ -26,6 +33,15 @@ from urfb_common import (
     require_writable,
     validate_or_exit,
 )
+
+#: the files written into --out
+OUTPUTS = ("curves.csv", "summary.csv", "figure12.png", "figure12.pdf")
+
+
+def memory_need(cfg: SweepConfig) -> int:
+    """Bytes one run holds at least: the solver's copies of W and R, and W and R at every
+    output time (``solve_ivp``'s solution)."""
+    return weights_bytes(cfg.widths, 2 * (WEIGHT_COPIES + cfg.points))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,7 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                       r_sd=a.r_sd, threshold=a.threshold, solver=a.solver, rtol=a.rtol,
                       atol=a.atol)
     validate_or_exit(parser, cfg)
-    require_writable(parser, "--out", a.out)
+    problem = memory_problem(memory_need(cfg))
+    if problem:
+        parser.error(f"--widths {' '.join(map(str, cfg.widths))} at --points {cfg.points}: "
+                     f"{problem}")
+    for name in OUTPUTS:
+        require_writable(parser, "--out", a.out / name, file=True)
     try:
         results = run_sweep(cfg, progress=not a.quiet)
     except SolverError as exc:

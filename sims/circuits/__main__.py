@@ -70,7 +70,10 @@ VALUE_MAX = 1e6
 
 
 def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse bad values in one line; a grid value given twice is counted once (as --seeds
+    elsewhere), so that it does not double the tallies."""
     for name in ("S", "mu", "M", "K"):
+        setattr(args, name, list(dict.fromkeys(getattr(args, name))))
         bad = [v for v in getattr(args, name) if not 0 < v <= VALUE_MAX]
         if bad:
             p.error(f"--{name} values must be in (0, {VALUE_MAX:g}], got {bad[0]:g}")
@@ -81,6 +84,9 @@ def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             p.error(f"{flag} must be in [-{VALUE_MAX:g}, {VALUE_MAX:g}], got {v:g}")
     if args.seed < 0:
         p.error(f"--seed must be >= 0, got {args.seed}")
+    if args.json is not None and args.plot is not None and (
+            args.json.resolve() == args.plot.resolve()):
+        p.error(f"--json and --plot are both {args.json}: give each output its own path")
     if args.json is not None:
         require_writable(p, "--json", args.json, file=True)
     if args.plot is not None:

@@ -86,3 +86,23 @@ def test_a_job_too_big_for_memory_is_refused_up_front(argv: list[str], start: st
     line = captured.err.strip().splitlines()[-1]
     assert captured.out == "" and line.startswith(f"python -m sims.circuits: error: {start}")
     assert "GiB available" in line
+
+
+def test_json_and_plot_at_one_path_are_refused_before_any_work(tmp_path: Path, capsys) -> None:
+    same = str(tmp_path / "x")
+    with pytest.raises(SystemExit) as exc:
+        main(SMALL + ["--samples", "0", "--json", same, "--plot", same])
+    assert exc.value.code == 2
+    assert "--json and --plot" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_grid_value_given_twice_counts_once(tmp_path: Path) -> None:
+    docs = []
+    for extra in ([], ["--S", "1", "1", "--K", "1", "1"]):
+        path = tmp_path / f"{len(extra)}.json"
+        assert main(SMALL + ["--overlap", "outer", "--json", str(path)] + extra) == 0
+        docs.append(json.loads(path.read_text()))
+    for doc in docs:
+        del doc["argv"]
+    assert docs[0] == docs[1]

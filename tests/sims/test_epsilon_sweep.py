@@ -70,6 +70,8 @@ def test_cli_writes_curves_summary_and_figure(tmp_path: Path, capsys) -> None:
     (["--r-sd", "-1"], "--r-sd"),
     (["--threshold", "2"], "--threshold"),
     (["--eps", "x"], "--eps"),
+    (["--eps", "0.5"], "--eps: give at least two values"),
+    (["--widths", "100000", "100000", "10", "--points", "2"], "GiB of memory"),
 ])
 def test_cli_bad_arguments_exit_2_naming_the_flag(args: list[str], flag: str, tmp_path: Path,
                                                   capsys) -> None:
@@ -117,3 +119,13 @@ def test_cli_out_that_cannot_be_created_fails_before_the_sweep(
     assert captured.out == "" and "failed" not in captured.err
     assert captured.err.strip().splitlines()[-1].startswith(
         "python -m sims.epsilon_sweep: error: --out /proc/x: cannot write there")
+
+
+def test_cli_output_name_taken_by_a_folder_fails_before_the_sweep(tmp_path: Path,
+                                                                   capsys) -> None:
+    (tmp_path / "summary.csv").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(SMALL + ["--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--out" in err and "summary.csv" in err
+    assert not (tmp_path / "curves.csv").exists()

@@ -469,7 +469,9 @@ def command_line(prog: str) -> Callable[[Main], Main]:
     raised by :func:`atomic_path`, which kept the old file; ``ulimit -f`` included) or finds a
     folder at its file's path (:class:`OutputPathError`) ends in one line on stderr,
     ``PROG: error: no space left on PATH (...)``, and exit status 1. A stdout closed by its
-    reader (``python -m theory | head``) ends the program quietly, with exit status 1."""
+    reader (``python -m theory | head``) ends the program quietly, with exit status 1; Ctrl-C
+    that the tool does not handle itself, with one line and exit status 130 (the outputs are
+    written atomically: what was not finished is not there)."""
 
     def decorate(main: Main) -> Main:
         @functools.wraps(main)
@@ -486,6 +488,9 @@ def command_line(prog: str) -> Callable[[Main], Main]:
             except BrokenPipeError:
                 _stdout_to_devnull()
                 return 1
+            except KeyboardInterrupt:  # a tool without its own handling (a sweep, the theory)
+                print(f"{prog}: interrupted; nothing more was written", file=sys.stderr)
+                return 130
 
         return entry
 

@@ -185,3 +185,14 @@ def test_a_closed_stdout_ends_a_cli_quietly(tmp_path: Path) -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 1
     assert err == b""
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, capsys) -> None:
+    """Ctrl-C during ``python -m sims.epsilon_sweep`` printed a 31-line traceback."""
+
+    @command_line("prog")
+    def main() -> int:
+        raise KeyboardInterrupt
+
+    assert main() == 130
+    assert capsys.readouterr().err == "prog: interrupted; nothing more was written\n"

@@ -46,13 +46,11 @@ from sims.initial import random_matrices, random_target
 from sims.linear import (
     DEFAULT_ATOL,
     DEFAULT_RTOL,
-    WEIGHT_COPIES,
     eps_check,
     make_problem,
     pearson,
     sd_checks,
     tolerance_checks,
-    weights_bytes,
 )
 from sims.subspace import reduce_feedback, reduced_system, reduced_weights
 from sims.until import SOLVERS, StopRun, full_system, run_until
@@ -129,20 +127,6 @@ class DepthConfig:
         for name, ok, rule in checks:
             if not ok:
                 raise ValueError(f"{name}: {rule}, got {getattr(self, name)!r}")
-
-
-def check_time_units(cfg: DepthConfig) -> None:
-    """Raise :func:`sims.depth_stats.time_unit`'s ValueError (``depths: why``) where a depth's
-    targets have no time unit; T alone is drawn, as :func:`draw` draws it first."""
-    for k in cfg.depths:
-        T = [random_target(cfg.target_widths(k), np.random.default_rng([cfg.seed, k, s]),
-                           cfg.target_sd) for s in range(cfg.seeds)]
-        time_unit(np.stack(T), k)
-
-
-def memory_need(cfg: DepthConfig) -> int:
-    """Bytes the deepest depth holds at least: every seed's W(0) and R(0) are drawn at once."""
-    return weights_bytes(cfg.widths(max(cfg.depths)), WEIGHT_COPIES * cfg.seeds)
 
 
 @dataclass(frozen=True)

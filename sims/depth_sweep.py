@@ -13,15 +13,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from sims.depth import (
-    DepthConfig,
-    check_time_units,
-    memory_need,
-    rows_csv,
-    run_sweep,
-    verdict,
-)
-from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError, memory_problem
+from sims.depth import DepthConfig, rows_csv, run_sweep, verdict
+from sims.linear import ATOL_RANGE, RTOL_RANGE, SolverError
+from sims.sweep_checks import check_or_exit
 from sims.until import SOLVERS
 from urfb_common import (
     OneLineParser,
@@ -29,7 +23,6 @@ from urfb_common import (
     command_line,
     path_arg,
     report_error,
-    require_writable,
     validate_or_exit,
 )
 
@@ -114,16 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = parser.parse_args(argv)
     cfg = config_from_args(a)
     validate_or_exit(parser, cfg)
-    problem = memory_problem(memory_need(cfg))
-    if problem:
-        parser.error(f"--seeds {cfg.seeds} at --n-in {cfg.n_in}, --hidden {cfg.hidden} and "
-                     f"depth {max(cfg.depths)}: {problem}")
-    try:
-        check_time_units(cfg)
-    except ValueError as exc:
-        parser.error(f"--{exc}")
-    for name in OUTPUTS:
-        require_writable(parser, "--out", a.out / name, file=True)
+    check_or_exit(parser, cfg, cfg.target_widths, a.out, OUTPUTS)
     try:
         rows = run_sweep(cfg, progress=not a.quiet)
     except SolverError as exc:

@@ -43,13 +43,10 @@ from sims.initial import random_target
 from sims.linear import (
     ATOL_RANGE,
     RTOL_RANGE,
-    WEIGHT_COPIES,
     SolverError,
-    memory_problem,
     pearson,
     sd_checks,
     tolerance_checks,
-    weights_bytes,
 )
 from sims.rules import (
     RULE_NAMES,
@@ -61,6 +58,7 @@ from sims.rules import (
     rule_system,
 )
 from sims.subspace import Reduced, reduce_feedback, reduced_system, reduced_weights
+from sims.sweep_checks import check_or_exit
 from sims.until import SOLVERS, StopRun, run_until
 from urfb_common import (
     OneLineParser,
@@ -68,7 +66,6 @@ from urfb_common import (
     command_line,
     path_arg,
     report_error,
-    require_writable,
     validate_or_exit,
 )
 
@@ -155,20 +152,6 @@ class SweepConfig:
         for name, ok, why in checks:
             if not ok:
                 raise ValueError(f"{name}: {why}, got {getattr(self, name)!r}")
-
-
-def memory_need(cfg: SweepConfig) -> int:
-    """Bytes the deepest depth's batched solve holds at least (every seed at once)."""
-    return weights_bytes(cfg.widths(max(cfg.depths)), WEIGHT_COPIES * cfg.seeds)
-
-
-def check_time_units(cfg: SweepConfig) -> None:
-    """Raise :func:`sims.depth_stats.time_unit`'s ValueError (``depths: why``) where a depth's
-    targets have no time unit; T alone is drawn, as :func:`draw` draws it first."""
-    for k in cfg.depths:
-        T = [random_target(cfg.widths(k), np.random.default_rng([cfg.seed, k, s]), cfg.target_sd)
-             for s in range(cfg.seeds)]
-        time_unit(np.stack(T), k)
 
 
 def _glorot(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -489,17 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       solver=a.solver, reduced_solver=a.reduced_solver, rtol=a.rtol,
                       atol=a.atol)
     validate_or_exit(parser, cfg)
-    problem = memory_problem(memory_need(cfg))
-    if problem:
-        parser.error(f"--seeds {cfg.seeds} at --n-in {cfg.n_in}, --hidden {cfg.hidden} and "
-                     f"depth {max(cfg.depths)}: {problem}")
-    try:
-        check_time_units(cfg)
-    except ValueError as exc:
-        parser.error(f"--{exc}")
     out = Path(a.out)
-    for name in OUTPUTS:
-        require_writable(parser, "--out", out / name, file=True)
+    check_or_exit(parser, cfg, cfg.widths, out, OUTPUTS)
     try:
         rows = run_sweep(cfg, progress=not a.quiet)
     except SolverError as exc:

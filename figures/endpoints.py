@@ -8,7 +8,8 @@ the same budget. In it, each quantity has two endpoints per seed (:class:`Ends`)
   the window's last epoch, the earliest of equals). For the validation error this is the **test
   error** of those weights where the run was scored on the test split (its ``test.json``,
   :mod:`deepnets.experiments.testresult`, holds the same epoch); else the validation error there,
-  and ``tested`` is False.
+  and ``tested`` is False; where it is the test error, ``validation`` keeps the validation
+  error at the same epoch, for the tables to show beside it.
 * ``last``: the mean over the window's epochs.
 
 Ends subtract seed by seed, so gaps between protocols (FRFB − URFB) have endpoints too.
@@ -42,6 +43,8 @@ class Ends:
     test_epochs: dict[int, int] = field(default_factory=dict)
     #: For a difference, per seed, the validation-chosen epoch of the right operand.
     second_epochs: dict[int, int] = field(default_factory=dict)
+    #: Where ``chosen`` holds test errors: per seed, the validation error at the same epoch.
+    validation: dict[int, float] = field(default_factory=dict)
 
     @property
     def testable(self) -> bool:
@@ -51,10 +54,13 @@ class Ends:
 
     def __sub__(self, other: Ends) -> Ends:
         seeds = sorted(set(self.chosen) & set(other.chosen))
+        validation = ({s: self.validation[s] - other.validation[s] for s in seeds}
+                      if self.validation and other.validation else {})
         return Ends({s: self.chosen[s] - other.chosen[s] for s in seeds},
                     {s: self.last[s] - other.last[s] for s in seeds},
                     {s: self.epochs[s] for s in seeds}, self.tested and other.tested,
-                    second_epochs={s: other.epochs[s] for s in seeds if s in other.epochs})
+                    second_epochs={s: other.epochs[s] for s in seeds if s in other.epochs},
+                    validation=validation)
 
 
 def window(*groups: Seeds) -> list[int]:
@@ -93,7 +99,8 @@ def error_ends(g: Seeds, epochs: list[int], key: str = "val_error", *,
     scores = (scored_on_test(g) or {}) if key == "val_error" else {}
     ends = Ends(values, last, chosen, False, {s: e for s, (e, _) in scores.items()})
     if test and ends.testable:
-        return Ends({s: scores[s][1] for s in chosen}, last, chosen, True, ends.test_epochs)
+        return Ends({s: scores[s][1] for s in chosen}, last, chosen, True, ends.test_epochs,
+                    validation=values)
     return ends
 
 

@@ -140,14 +140,13 @@ class RuleComparison:
         """Two table lines (the error endpoint, the window's mean): endpoint, a, b, d = a - b
         [per seed], how many seeds have |d| < m, the close verdict."""
         lines = []
-        for cmp, name, va, vb, verdict_text in (
-                (self.close.cmp, self.close.endpoint, self.ends_a.chosen, self.ends_b.chosen,
+        for cmp, name, cell_a, cell_b, verdict_text in (
+                (self.close.cmp, self.close.endpoint, self.close.a, self.close.b,
                  self.close.verdict_text()),
-                (self.close.alt, mean_endpoint(self.epochs), self.ends_a.last,
-                 self.ends_b.last, self._alt_text())):
+                (self.close.alt, mean_endpoint(self.epochs), summarize(self.ends_a.last).compact(),
+                 summarize(self.ends_b.last).compact(), self._alt_text())):
             inside = sum(abs(d) < CLOSE_MARGIN for d in cmp.diffs.values())
-            lines.append([self.title, self.budget, name,
-                          summarize(va).compact(), summarize(vb).compact(),
+            lines.append([self.title, self.budget, name, cell_a, cell_b,
                           cmp.summary.compact(signed=True),
                           f"\\|d\\| < {CLOSE_MARGIN:g} in {inside}/{cmp.n}", verdict_text])
         return lines

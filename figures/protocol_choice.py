@@ -24,7 +24,7 @@ from pathlib import Path
 from figures.paired import RuleComparison, compare_families, layers_table, unpaired_note
 from figures.rows import chosen_endpoint, table
 from figures.runs import MissingDataError, Run, choice_notes, find_runs
-from figures.stats import CONTRADICTS, SUPPORTS, summarize
+from figures.stats import CONTRADICTS, SUPPORTS
 from urfb_common import (
     OneLineParser,
     atomic_write_text,
@@ -67,7 +67,7 @@ def choice_rows(choice: str, comparisons: Sequence[RuleComparison]) -> list[list
         one = " (one seed)" if close.cmp.n < 2 else ""
         endpoint = chosen_endpoint([("paper", c.ends_b), ("variant", c.ends_a)], c.epochs[-1])
         rows.append([choice, c.title, c.budget, endpoint,
-                     summarize(c.ends_b.chosen).compact(), summarize(c.ends_a.chosen).compact(),
+                     close.b, close.a,
                      close.cmp.summary.compact(signed=True),
                      _fragile(close.verdict, close.alt_verdict, close.fragile) + one,
                      _fragile(worse_or_better(greater.verdict),

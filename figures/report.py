@@ -401,8 +401,10 @@ def _error_text(g: Seeds) -> str:
     scored, else validation error, said so."""
     ends = error_ends(g, window(g))
     what = "test" if ends.tested else "validation"
+    beside = (f"; validation there {summarize(ends.validation).compact()}"
+              if ends.tested else "")
     return (f"{summarize(ends.chosen).compact()} ({what} error at the validation-chosen epoch, "
-            f"ep {_per_seed(ends.epochs)})")
+            f"ep {_per_seed(ends.epochs)}{beside})")
 
 
 def block_paper_numbers(rep: Report) -> str:

@@ -209,9 +209,21 @@ def pair_row(test: str, budget: str, a: Ends, b: Ends, kind: str, n_images: int,
     cmp = compare(pa, pb, epochs[-1], factor=factor, offset=offset)
     alt = compare(qa, qb, epochs[-1], factor=factor, offset=offset)
     near = chance is not None and near_chance(pa, chance) and near_chance(pb, chance)
-    return Row(test, where(budget, epochs[-1], n_images, cmp.n), summarize(pa).compact(digits),
-               summarize(pb).compact(digits), cmp, kind, short, digits, name, alt,
-               other.split(" (")[0], near)
+    cell_a, cell_b = summarize(pa).compact(digits), summarize(pb).compact(digits)
+    if not curve:
+        cell_a, cell_b = _with_validation(cell_a, a, digits), _with_validation(cell_b, b, digits)
+    return Row(test, where(budget, epochs[-1], n_images, cmp.n), cell_a, cell_b, cmp, kind,
+               short, digits, name, alt, other.split(" (")[0], near)
+
+
+def _with_validation(cell: str, ends: Ends, digits: int) -> str:
+    """A side's cell of test errors with the validation errors of the same epochs beside it
+    (issue 20: validation beside every test error)."""
+    if not (ends.tested and ends.validation):
+        return cell
+    v = summarize(ends.validation)
+    spread = "" if v.sd is None else f" ± {v.sd:.{digits}f}"
+    return f"{cell}; validation there {v.mean:.{digits}f}{spread}"
 
 
 def chance_of(g: Seeds) -> float:

@@ -56,6 +56,23 @@ def test_the_chosen_endpoint_is_the_test_error_of_the_validation_chosen_epoch(
     assert error_ends(g, epochs, "train_error").chosen == pytest.approx({0: 0.41, 1: 0.31})
 
 
+def test_a_row_of_test_errors_shows_the_validation_errors_of_those_epochs_beside_them(
+        tmp_path: Path, write_run) -> None:
+    """Issue 20: validation beside every test error; a row compared on validation (one side
+    not scored) shows no second number, nor does a gap's difference of tested sides lose it."""
+    a = _group(tmp_path / "a", write_run, "frfb", [[0.6, 0.4, 0.5], [0.6, 0.5, 0.3]],
+               tests=[(2, 0.41), (3, 0.33)])
+    b = _group(tmp_path / "b", write_run, "urfb", [[0.5, 0.2, 0.4], [0.3, 0.5, 0.5]],
+               tests=[(2, 0.25), (1, 0.35)])
+    row = error_row("FRFB above URFB", "X", a, b, "greater")
+    assert row.a == "0.370 ± 0.057 [0.410, 0.330]; validation there 0.350 ± 0.071"
+    assert row.b == "0.300 ± 0.071 [0.250, 0.350]; validation there 0.250 ± 0.071"
+    gap = error_ends(a, window(a, b)) - error_ends(b, window(a, b))
+    assert gap.validation == pytest.approx({0: 0.2, 1: 0.0})
+    untested = _group(tmp_path / "c", write_run, "bp-h", [[0.5, 0.2, 0.4], [0.3, 0.5, 0.5]])
+    assert "validation there" not in error_row("x", "X", a, untested, "greater").a
+
+
 def test_runs_of_different_lengths_are_compared_over_the_epochs_both_reached(
         tmp_path: Path, write_run) -> None:
     """No comparison across budgets: a 6-epoch run's choice is made among epochs 1..4 when the

@@ -537,3 +537,31 @@ def test_the_earlier_summary_does_not_deny_parts_judged_at_c_only(tmp_path: Path
     report = Report(a, b, (), tmp_path / "none", tmp_path / "none", c)
     assert any(r.where.startswith("C:") for r in summary_rows(report).values())
     assert "no part of a claim is judged at budget C" not in block_earlier_summary(report)
+
+
+def test_claim5b_reports_the_local_angle_beside_the_global_one_without_judging_it(
+        tmp_path: Path, write_run) -> None:
+    """Issue 20: delta_angle (Lillicrap et al.'s, the verdict's) and local_delta_angle (Akrout
+    et al.'s) both reported; rows of the local angle appear only where every run logs it, and
+    the summary's verdict is the global angle's either way."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET + DEEPERNET)
+    b = _grid(write_run, tmp_path / "b", 12, SIMPNET + DEEPERNET)
+    none = tmp_path / "none"
+    report = Report(a, b, (), none, none, none)
+    before = block_claim5_strong(report)
+    verdicts = {k: r.verdict for k, r in summary_rows(report).items() if k[0] == "5b"}
+    assert "(delta_angle," in before and "(local_delta_angle," not in before
+    for log in [*a.glob("*/log.jsonl"), *b.glob("*/log.jsonl")]:
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        for row in rows:
+            for layer in (row.get("alignment") or {}).values():
+                if layer.get("delta_angle") is not None:
+                    layer["local_delta_angle"] = layer["delta_angle"] - 5.0
+        log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = Report(a, b, (), none, none, none)
+    after = block_claim5_strong(report)
+    rows = [line for line in after.splitlines() if line.startswith("| ")]
+    local = [line for line in rows if "(local_delta_angle," in line]
+    glob = [line for line in rows if "(delta_angle," in line and "least favourable" not in line]
+    assert local and len(local) == len(glob)
+    assert {k: r.verdict for k, r in summary_rows(report).items() if k[0] == "5b"} == verdicts

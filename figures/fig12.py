@@ -15,6 +15,7 @@ with a grey line marking that floor.
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -24,22 +25,72 @@ from matplotlib.figure import Figure
 
 from figures.style import epsilon_colors, legend, method_color, new_figure, save_figure
 from sims.linear import DEFAULT_RTOL
+from urfb_common import clipped
 
 #: e(t) below NOISE_FACTOR·rtol²·e(0) is solver noise (measured, module docstring)
 NOISE_FACTOR = 200.0
 
 
+#: The methods of a ``curves.csv``: BP, and the feedback system (9) at one epsilon per row.
+METHODS = ("bp", "feedback")
+
+
 def _read_curves(path: str | os.PathLike[str]) -> tuple[list[str], list[dict[str, str]]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        rows = list(reader)
-        fields = list(reader.fieldnames or [])
+    """The columns and rows of a ``curves.csv``; ValueError naming the file (and the line and
+    field) unless it is one as ``sims.epsilon_sweep`` writes it (:func:`_row_problem`)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            fields = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"curves: {path} is not a CSV text file ({clipped(str(exc), 80)})"
+                         ) from None
     need = {"run", "method", "epsilon", "t", "error"}
     if not need <= set(fields) or not any(f.startswith("corr_") for f in fields):
         raise ValueError(f"curves: {path} lacks columns run,method,epsilon,t,error,corr_1..corr_k")
     if not rows:
         raise ValueError(f"curves: {path} has no rows")
+    for line, row in enumerate(rows, start=2):
+        problem = _row_problem(row, len(fields))
+        if problem:
+            raise ValueError(f"curves: {path} line {line}: {problem}")
     return fields, rows
+
+
+def _row_problem(row: dict[str | None, str | None], width: int) -> str | None:
+    """What is wrong with one row of a ``curves.csv`` (None: nothing): as many fields as the
+    header; an integer run; a method of :data:`METHODS`; for ``feedback`` a finite epsilon >= 0;
+    a finite t; an error >= 0 and correlations in [-1, 1], each finite or empty (the sweep
+    writes a non-finite value, and BP's correlations, as an empty field)."""
+    if None in row or None in row.values():  # csv.DictReader's marks of a long or short row
+        n = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
+        return f"has {n} fields, the header {width}"
+    if not row["run"].strip().isdigit():
+        return f"run {row['run']!r:.40} is not an integer"
+    if row["method"] not in METHODS:
+        return f"method {row['method']!r:.40} is not one of {', '.join(METHODS)}"
+    checks = [("epsilon", 0.0, math.inf, False)] if row["method"] == "feedback" else []
+    checks += [("t", -math.inf, math.inf, False), ("error", 0.0, math.inf, True)]
+    checks += [(k, -1.0, 1.0, True) for k in row if str(k).startswith("corr_")]
+    for key, low, high, may_be_empty in checks:
+        text = str(row[key]).strip()
+        if text == "" and may_be_empty:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            return f"{key} {row[key]!r:.40} is not a finite number{_range(low, high)}"
+    return None
+
+
+def _range(low: float, high: float) -> str:
+    """`` >= 0``, `` in [-1, 1]`` or nothing: the bounds of a number in a message."""
+    if math.isinf(low) and math.isinf(high):
+        return ""
+    return f" >= {low:g}" if math.isinf(high) else f" in [{low:g}, {high:g}]"
 
 
 def _num(s: str) -> float:

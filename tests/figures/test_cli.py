@@ -125,6 +125,43 @@ def test_figure12_from_a_curves_csv(tmp_path: Path, curves_csv, capsys) -> None:
     assert (out / "figure12.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.parametrize("damage, reason", [
+    (lambda t: t.replace("0,feedback,1.0,4,", "0,feedback,1.0"),
+     "line 16: has 6 fields, the header 8"),
+    (lambda t: t.replace("\n1,", "\nx,", 1), "line 17: run 'x' is not an integer"),
+    (lambda t: t.replace("feedback", "other", 1),
+     "line 3: method 'other' is not one of bp, feedback"),
+    (lambda t: t.replace("feedback,1.0", "feedback,abc", 1),
+     "line 4: epsilon 'abc' is not a finite number >= 0"),
+    (lambda t: t.replace("0,bp,,1,", "0,bp,,zz,", 1), "line 5: t 'zz' is not a finite number"),
+    (lambda t: t.replace(",0.2,0.2,0.2", ",inf,0.2,0.2", 1),
+     "line 7: corr_1 'inf' is not a finite number in [-1, 1]"),
+    (lambda t: t.replace("0,bp,,0,1.0", "0,bp,,0,-1", 1),
+     "line 2: error '-1' is not a finite number >= 0"),
+    (lambda t: t + "1,bp,,9," + "1" * 200_000 + ",,,\n",
+     "is not a CSV text file (field larger than"),
+])
+def test_a_damaged_curves_csv_is_named_where_it_is_damaged(tmp_path: Path, curves_csv, capsys,
+                                                           damage, reason: str) -> None:
+    """A short row, a value that is not a number or out of range, an unknown method: Figure 12
+    is missing with the file, line and field named (a short row or an unknown method was a
+    traceback; a correlation outside [-1, 1] was drawn; the rest named no file)."""
+    csv = curves_csv(tmp_path / "curves.csv")
+    csv.write_text(damage(csv.read_text()))
+    assert main(["12", "--curves-csv", str(csv), "--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert f"figure 12: missing -- curves: {csv} {reason}" in captured.out
+    assert "Traceback" not in captured.err and not (tmp_path / "out" / "figure12.png").exists()
+
+
+def test_a_curves_csv_that_is_not_text_is_named(tmp_path: Path, capsys) -> None:
+    csv = tmp_path / "curves.csv"
+    csv.write_bytes(b"\xff\xfe\x00run,method")
+    assert main(["12", "--curves-csv", str(csv), "--out", str(tmp_path / "out")]) == 1
+    assert f"figure 12: missing -- curves: {csv} is not a CSV text file ('utf-8' codec" in (
+        capsys.readouterr().out)
+
+
 def test_quick_start_sweep_and_figures_find_each_other(tmp_path: Path, monkeypatch, runs: Path,
                                                        capsys) -> None:
     """`make sweep` then `python -m figures all --runs runs/`: Figure 12 is built, into out/figures."""

@@ -38,7 +38,7 @@ from figures.errors import plot_figure4, plot_figure5, plot_figure6, plot_figure
 from figures.filters import plot_figure8
 from figures.gap import plot_figure16
 from figures.growth import plot_figure19
-from figures.runs import MissingDataError, Run, choice_notes, find_runs
+from figures.runs import MissingDataError, Run, choice_notes, find_runs, readable_scores
 from urfb_common import (
     FIGURES_OUT,
     SWEEP_OUT,
@@ -144,11 +144,12 @@ def _inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[
 
 
 def _read_runs(runs_dir: Path, numbers: list[int]) -> list[Run]:
-    """The runs under ``runs_dir`` (read once, when a figure needs them); a note on stderr for
-    each description that several runs share."""
+    """The runs under ``runs_dir`` (read once, when a figure needs them; one with a corrupt
+    test.json is skipped, with a note); a note on stderr for each description that several runs
+    share."""
     if not any(n in RUN_FIGURES for n in numbers):
         return []
-    runs = find_runs(runs_dir)
+    runs = readable_scores(find_runs(runs_dir))
     for note in choice_notes(runs):
         print(f"figures: note: {note}", file=sys.stderr)
     return runs

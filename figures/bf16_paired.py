@@ -38,7 +38,14 @@ from figures.paired import (
     layers_table,
     unpaired_note,
 )
-from figures.runs import MissingDataError, Run, Seeds, choice_notes, find_runs
+from figures.runs import (
+    MissingDataError,
+    Run,
+    Seeds,
+    choice_notes,
+    find_runs,
+    readable_scores,
+)
 from figures.stats import CLOSE_MARGIN, SUPPORTS, every
 from figures.style import legend, method_color, new_figure, plot_seeds, save_figure
 from urfb_common import (
@@ -221,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     require_existing(parser, "--runs", args.runs)
     require_writable(parser, "--out", args.out)
     try:
-        comparisons, notes = bf16_comparisons(find_runs(args.runs))
+        comparisons, notes = bf16_comparisons(readable_scores(find_runs(args.runs)))
     except MissingDataError as exc:
         parser.error(f"--runs {args.runs}: {exc}")
     text = markdown(comparisons, notes)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from figures.paired import RuleComparison, compare_families, layers_table, unpaired_note
 from figures.rows import chosen_endpoint, table
-from figures.runs import MissingDataError, Run, choice_notes, find_runs
+from figures.runs import MissingDataError, Run, choice_notes, find_runs, readable_scores
 from figures.stats import CONTRADICTS, SUPPORTS
 from urfb_common import (
     OneLineParser,
@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         require_writable(parser, "--out", args.out, file=True)
     try:
-        text, notes = choice_table(find_runs(args.paper),
-                                   {name: find_runs(folder) for name, folder in args.variant})
+        text, notes = choice_table(
+            readable_scores(find_runs(args.paper)),
+            {name: readable_scores(find_runs(folder)) for name, folder in args.variant})
     except MissingDataError as exc:
         parser.error(str(exc))
     out = text + ("\n\nNotes:\n\n" + "\n".join(f"- {n}." for n in notes) if notes else "") + "\n"

@@ -332,6 +332,21 @@ def find_runs(runs_dir: str | os.PathLike[str]) -> list[Run]:
     return [r for r in runs if r is not None]
 
 
+def readable_scores(runs: Iterable[Run]) -> list[Run]:
+    """``runs`` less each whose ``test.json`` cannot be read (corrupt, or a value that is not a
+    score), named on stderr as :func:`load_run` names a folder it skips: for the CLIs that draw
+    or compare what there is (the figures, the paired comparisons)."""
+    kept = []
+    for run in runs:
+        try:
+            run.test_result()
+        except RunError as exc:
+            print(f"figures: skipping {run.path}: {exc}", file=sys.stderr)
+            continue
+        kept.append(run)
+    return kept
+
+
 def pretraining_runs(runs: list[Run]) -> set[str]:
     """Folder names of runs that another run names as its ``from_run`` (a pretraining stage,
     Section 4.1's deepnet_s protocol): not a result of their own."""

@@ -28,14 +28,44 @@ TEST = "test.json"
 
 
 def read_test(run_dir: str | Path) -> dict[str, Any] | None:
-    """The run's ``test.json`` as a dict, or None when the run has not been scored."""
+    """The run's ``test.json`` as a dict, or None when the run has not been scored;
+    :class:`RunError` naming the file and field where a value its readers use is not what
+    :func:`write_test` writes (:func:`_problem`)."""
     path = Path(run_dir) / TEST
     if not path.is_file():
         return None
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("last"), dict):
         raise RunError(f"corrupt {path}: not a deepnets test result")
+    problem = _problem(data)
+    if problem:
+        raise RunError(f"corrupt {path}: {problem}")
     return data
+
+
+def _count(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _problem(data: dict[str, Any]) -> str | None:
+    """What is wrong where a test result is read (None: nothing): ``epochs_done`` an integer
+    >= 0; ``last`` and ``best`` (absent or null for a run without a validation-chosen epoch)
+    each an ``epoch`` >= 1 and an ``error`` in [0, 1]."""
+    if "epochs_done" in data and not _count(data["epochs_done"], 0):
+        return f"epochs_done {data['epochs_done']!r:.40} is not an integer >= 0"
+    for key in ("last", "best"):
+        part = data.get(key)
+        if part is None and key == "best":
+            continue
+        if not isinstance(part, dict):
+            return f"{key} is not an object"
+        if not _count(part.get("epoch"), 1):
+            return f"{key}.epoch {part.get('epoch')!r:.40} is not an integer >= 1"
+        error = part.get("error")
+        if (not isinstance(error, (int, float)) or isinstance(error, bool)
+                or not 0 <= error <= 1):  # NaN fails the comparison too
+            return f"{key}.error {error!r:.40} is not a number in [0, 1]"
+    return None
 
 
 def write_test(run_dir: str | Path, result: dict[str, Any]) -> None:

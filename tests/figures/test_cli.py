@@ -162,6 +162,34 @@ def test_a_curves_csv_that_is_not_text_is_named(tmp_path: Path, capsys) -> None:
         capsys.readouterr().out)
 
 
+@pytest.mark.parametrize("score, reason", [
+    ({"best": {"epoch": 4, "error": "oops"}}, "best.error 'oops' is not a number in [0, 1]"),
+    ({"best": {"epoch": 4, "error": float("nan")}}, "best.error nan is not a number in [0, 1]"),
+    ({"best": {"epoch": 4, "error": 1.5}}, "best.error 1.5 is not a number in [0, 1]"),
+    ({"best": {"error": 0.3}}, "best.epoch None is not an integer >= 1"),
+    ({"best": [4, 0.3]}, "best is not an object"),
+    ({"epochs_done": "4"}, "epochs_done '4' is not an integer >= 0"),
+    ({"last": {"epoch": 0, "error": 0.3}}, "last.epoch 0 is not an integer >= 1"),
+])
+def test_a_run_with_a_damaged_test_json_is_skipped_and_named(tmp_path: Path, write_run, capsys,
+                                                              score: dict, reason: str) -> None:
+    """A test.json whose score is not a number in [0, 1] (a string, NaN), or that lacks the
+    epoch: the run is skipped with one line naming the file and field, the others drawn (a
+    string was a traceback from Figure 5; NaN was drawn as a test error without a word)."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        write_run(runs, f"simpnet-urfb-s{seed}", "simpnet", "urfb", seed=seed)
+    good = {"epochs_done": 4, "best": {"epoch": 4, "error": 0.3},
+            "last": {"epoch": 4, "error": 0.3}}
+    test_json = runs / "simpnet-urfb-s1" / "test.json"
+    test_json.write_text(json.dumps({**good, **score}))
+    assert main(["5", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (f"figures: skipping {test_json.parent}: corrupt {test_json}: "
+                            f"{reason}\n")
+    assert "seed 0 (one seed" in (tmp_path / "out" / "figure5.txt").read_text()
+
+
 def test_quick_start_sweep_and_figures_find_each_other(tmp_path: Path, monkeypatch, runs: Path,
                                                        capsys) -> None:
     """`make sweep` then `python -m figures all --runs runs/`: Figure 12 is built, into out/figures."""

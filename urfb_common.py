@@ -57,6 +57,7 @@ __all__ = [
     "remove_stale_temps",
     "report_error",
     "require_existing",
+    "require_no_folder_at",
     "require_writable",
     "user_path",
     "validate_or_exit",
@@ -370,6 +371,18 @@ def require_writable(parser: Any, flag: str, path: str | os.PathLike[str], *, fi
         (check_out_file if file else check_out_dir)(path, flag)
     except OutputPathError as exc:
         parser.error(str(exc))
+
+
+def require_no_folder_at(parser: Any, flag: str, folder: str | os.PathLike[str],
+                         names: Iterable[str]) -> None:
+    """For CLIs that write files of fixed names into the folder ``flag`` names:
+    ``parser.error`` (one line, exit 2) when one of ``names`` there is a folder, before any
+    work (:func:`atomic_path` would refuse it after the other files were written)."""
+    folder = user_path(folder)
+    for name in names:
+        if (folder / name).is_dir():
+            parser.error(f"{flag} {folder}: {name} there is a folder, where that file goes "
+                         "(move or remove it)")
 
 
 def require_existing(parser: Any, flag: str, path: str | os.PathLike[str], *, file: bool = False) -> None:

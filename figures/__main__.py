@@ -10,7 +10,8 @@ simpnet and deepernet (claim 6), 19 simpnet's weight norms and saturated units p
 that differ only in seed are drawn together (mean, min-max band); where runs of one seed repeat,
 or other data was used, a note on stderr says which run is drawn and why. Exit status: 0 when at least one figure was built,
 1 when none could be, 2 for bad arguments (an unknown figure, a ``--runs`` folder or
-``--curves-csv`` file that does not exist, an ``--out`` folder that cannot be written).
+``--curves-csv`` file that does not exist, an ``--out`` folder that cannot be written or
+holds a folder where a figure's file goes).
 
 Three comparisons of run families are subcommands, each with its own ``--help``:
 ``python -m figures bf16-paired --runs DIR --out DIR`` (issue 18's bf16 against fp32 check,
@@ -48,6 +49,7 @@ from urfb_common import (
     figure_numbers,
     path_arg,
     require_existing,
+    require_no_folder_at,
     require_writable,
 )
 
@@ -69,6 +71,8 @@ KNOWN = sorted([*RUN_FIGURES, 12])
 #: The suite's figure numbers for runs (16-19 draw the runs of Figures 4-7's grids).
 SUITE_FIGURE = {16: "4 7", 17: "4", 18: "7", 19: "4"}
 DEFAULT_RUNS = Path("runs")
+#: The files of figure N in ``--out``: ``figureN.png``, ``.pdf`` and the ``.txt`` sidecar.
+OUTPUT_SUFFIXES = (".png", ".pdf", ".txt")
 #: ``make sweep`` (``python -m sims.epsilon_sweep``) writes Figure 12's data here.
 CURVES_NAME = "curves.csv"
 DEFAULT_CURVES = SWEEP_OUT / CURVES_NAME
@@ -193,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     runs_dir, curves_csv = _inputs(parser, args)
     require_writable(parser, "--out", args.out)
+    require_no_folder_at(parser, "--out", args.out,
+                         [f"figure{n}{suffix}" for n in numbers for suffix in OUTPUT_SUFFIXES])
     runs = _read_runs(runs_dir, numbers)
     built, missing = _build(numbers, runs, runs_dir, curves_csv, args.out)
     for n, paths in built.items():

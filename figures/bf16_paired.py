@@ -54,6 +54,7 @@ from urfb_common import (
     command_line,
     path_arg,
     require_existing,
+    require_no_folder_at,
     require_writable,
 )
 
@@ -227,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     require_existing(parser, "--runs", args.runs)
     require_writable(parser, "--out", args.out)
+    require_no_folder_at(parser, "--out", args.out,
+                         [f"{STEM}{suffix}" for suffix in (".md", ".png", ".pdf", ".txt")])
     try:
         comparisons, notes = bf16_comparisons(readable_scores(find_runs(args.runs)))
     except MissingDataError as exc:

@@ -65,6 +65,21 @@ def test_bad_arguments_exit_2_in_one_line(tmp_path: Path, monkeypatch, capsys, a
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_at_a_figures_file_is_refused_before_any_figure_is_drawn(runs: Path,
+                                                                         tmp_path: Path,
+                                                                         capsys) -> None:
+    """``--out`` holding a folder figure9.txt: exit 2 before figure 4 or 9 is drawn (it was exit
+    1 after figure4.* and figure9.png, .pdf were written)."""
+    out = tmp_path / "out"
+    (out / "figure9.txt").mkdir(parents=True)
+    with pytest.raises(SystemExit) as exc:
+        main(["4", "9", "--runs", str(runs), "--out", str(out)])
+    assert exc.value.code == 2
+    assert last_error(capsys) == (f"--out {out}: figure9.txt there is a folder, where that file "
+                                  "goes (move or remove it)")
+    assert [p.name for p in out.iterdir()] == ["figure9.txt"]
+
+
 def test_a_folder_given_as_curves_csv_is_called_a_folder(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["12", "--curves-csv", str(tmp_path), "--out", str(tmp_path / "out")])

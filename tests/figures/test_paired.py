@@ -264,6 +264,22 @@ def test_bf16_cli_without_bf16_runs_is_a_one_line_error(tmp_path: Path, write_ru
     assert not (tmp_path / "out" / "bf16-paired.md").exists()
 
 
+@pytest.mark.parametrize("name", ["bf16-paired.md", "bf16-paired.png", "bf16-paired.txt"])
+def test_bf16_cli_refuses_a_folder_at_an_output_file_before_writing(bf16_runs, tmp_path: Path,
+                                                                    capsys, name: str) -> None:
+    """A folder where one of the four files goes: exit 2 before any is written (it was exit 1
+    after bf16-paired.md, or .md, .png and .pdf, were written)."""
+    root, out = bf16_runs(rules=("urfb",)), tmp_path / "out"
+    (out / name).mkdir(parents=True)
+    with pytest.raises(SystemExit) as exc:
+        figures_main(["bf16-paired", "--runs", str(root), "--out", str(out)])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"python -m figures bf16-paired: error: --out {out}: {name} there is a folder, where "
+        "that file goes (move or remove it)")
+    assert [p.name for p in out.iterdir()] == [name]
+
+
 @pytest.fixture()
 def suite_runs(tmp_path: Path, write_run: WriteRun) -> Callable[..., Path]:
     """``make(folder, offset, **config)``: simpnet URFB and FRFB x 3 seeds in the suite's

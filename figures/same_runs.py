@@ -84,12 +84,17 @@ def same_runs(a: Path, b: Path) -> tuple[list[RunMatch], list[str]]:
     """Every run folder of ``a`` against the one at the same path in ``b``, and notes on the runs
     found on one side only; :class:`MissingDataError` when no path is in both."""
     runs_a, runs_b = _by_path(a), _by_path(b)
-    both = sorted(runs_a.keys() & runs_b.keys())
+    shared = sorted(runs_a.keys() & runs_b.keys())
+    # one folder reached from both sides (a link) would be called identical to itself
+    both = [n for n in shared if runs_a[n].resolve() != runs_b[n].resolve()]
     if not both:
-        raise MissingDataError(f"no run folder is at the same path under {a} and {b}")
+        raise MissingDataError(f"no run folder is at the same path under {a} and {b}"
+                               + (" but the same folder itself (through a link)" if shared else ""))
     notes = [f"{name}: under {side} only" for side, runs, other in ((a, runs_a, runs_b),
                                                                     (b, runs_b, runs_a))
              for name in sorted(runs.keys() - other.keys())]
+    notes += [f"{name}: one folder under {a} and {b} ({runs_a[name].resolve()}), not compared"
+              for name in shared if name not in both]
     shown = {".": f"{a.name} against {b.name}"}  # A and B are run folders themselves
     return [compare_logs(shown.get(n, n), read_log(runs_a[n]), read_log(runs_b[n]))
             for n in both], notes
@@ -128,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     require_existing(parser, "A", args.a)
     require_existing(parser, "B", args.b)
+    if args.a.resolve() == args.b.resolve():
+        parser.error(f"A {args.a} and B {args.b} are one folder: its runs would be called "
+                     "identical to themselves")
     if args.out is not None:
         require_writable(parser, "--out", args.out, file=True)
     try:

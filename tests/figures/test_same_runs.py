@@ -115,6 +115,39 @@ def test_bad_input_is_a_one_line_error(two_sets: tuple[Path, Path], tmp_path: Pa
     assert len(err) <= 2 and fragment in err[-1]
 
 
+def test_one_folder_as_a_and_b_is_refused(two_sets: tuple[Path, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    """A and B one folder (also through a link): exit 2, not "4 of 4 runs identical"."""
+    a = two_sets[0]
+    (tmp_path / "link").symlink_to(a, target_is_directory=True)
+    for b in (a, tmp_path / "link"):
+        with pytest.raises(SystemExit) as stop:
+            main([str(a), str(b)])
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"python -m figures same-runs: error: A {a} and B {b} are one folder: its runs "
+            "would be called identical to themselves")
+
+
+def test_a_run_linked_from_both_sides_is_not_called_identical(two_sets: tuple[Path, Path],
+                                                              tmp_path: Path) -> None:
+    """``x`` under A and under B is one folder (two links): noted, not compared; with no other
+    pair, no table."""
+    a, b = tmp_path / "la", tmp_path / "lb"
+    for side in (a, b):
+        side.mkdir()
+        (side / "x").symlink_to(two_sets[0] / "drift", target_is_directory=True)
+    (b / "y").symlink_to(two_sets[1] / "longer", target_is_directory=True)
+    (a / "y").symlink_to(two_sets[0] / "longer", target_is_directory=True)
+    matches, notes = same_runs(a, b)
+    assert [m.run for m in matches] == ["y"] and matches[0].same
+    drift = (two_sets[0] / "drift").resolve()
+    assert notes == [f"x: one folder under {a} and {b} ({drift}), not compared"]
+    (b / "y").unlink()
+    with pytest.raises(LookupError, match="but the same folder itself"):
+        same_runs(a, b)
+
+
 H200 = Path(__file__).parents[2] / "results"
 
 

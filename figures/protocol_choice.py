@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--variant: a choice named twice ({', '.join(names)})")
     for name, folder in args.variant:
         require_existing(parser, f"--variant {name}", folder)
+        if folder.resolve() == args.paper.resolve():
+            parser.error(f"--variant {name} {folder}: is the --paper folder; its runs would be "
+                         "compared with themselves")
     if args.out is not None:
         require_writable(parser, "--out", args.out, file=True)
     try:

@@ -341,6 +341,22 @@ def test_protocol_choice_refuses_a_variant_without_a_name(suite_runs, capsys) ->
     assert "is not NAME=DIR" in capsys.readouterr().err
 
 
+def test_protocol_choice_refuses_the_paper_folder_as_a_variant(suite_runs, tmp_path: Path,
+                                                               capsys) -> None:
+    """The --paper folder given as a variant's (also through a link) was a table of runs
+    against themselves, d = 0 throughout; now exit 2."""
+    paper = suite_runs("paper")
+    (tmp_path / "link").symlink_to(paper, target_is_directory=True)
+    for folder in (paper, tmp_path / "link"):
+        with pytest.raises(SystemExit) as exc:
+            figures_main(["protocol-choice", "--paper", str(paper), "--variant",
+                          f"bias={folder}"])
+        assert exc.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"python -m figures protocol-choice: error: --variant bias {folder}: is the --paper "
+            "folder; its runs would be compared with themselves")
+
+
 def test_protocol_choice_names_with_a_bar_keep_their_row(suite_runs, tmp_path: Path,
                                                         capsys) -> None:
     """A '|' in a choice's name is escaped (it used to end the cell and shift the row); a

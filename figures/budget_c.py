@@ -24,13 +24,20 @@ tied epochs, Section 4.1).
 from __future__ import annotations
 
 import argparse
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from deepnets.training.rundir import RunError
 from figures.runs import Run, find_runs, pretraining_runs
-from urfb_common import OneLineParser, command_line, path_arg, require_existing
+from urfb_common import (
+    OneLineParser,
+    command_line,
+    path_arg,
+    require_existing,
+    require_writable,
+)
 
 __all__ = ["BP_ORDER_FOLDER", "BP_REFERENCES", "DEFAULT_CHOICES", "DEFAULT_PAPER",
            "LONG_FOLDER", "LONG_SIMULTANEOUS_FOLDER", "ORDER_FREE_METHOD", "at_budget",
@@ -160,14 +167,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     require_existing(parser, "--paper", args.paper)
     require_existing(parser, "--choices", args.choices)
-    if args.into.is_file():
+    # os.path's tests, unlike Path's, are False for a name too long (require_writable says so)
+    if os.path.isfile(args.into):
         parser.error(f"--into {args.into}: is a file; give a new or empty folder")
-    if args.into.is_dir() and any(args.into.iterdir()):
+    if os.path.isdir(args.into) and any(args.into.iterdir()):
         parser.error(f"--into {args.into}: not an empty folder")
+    require_writable(parser, "--into", args.into)
     try:
         sets = figure_sets(args.paper, args.choices)
     except (OSError, RunError) as exc:
         parser.error(str(exc))
+    if not any(sets.values()):  # empty folders would draw empty figures
+        parser.error(f"--paper {args.paper}: no run scored on the test split at the last epoch "
+                     "it logged (its test.json), nor a run of --choices: no set has a run")
     try:
         link_sets(args.into, sets)
     except RunError as exc:

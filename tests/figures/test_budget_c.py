@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -120,21 +121,29 @@ def test_the_command_links_each_set(tree: Path, capsys: pytest.CaptureFixture[st
 @pytest.mark.parametrize("setup, message", [
     ("full", "not an empty folder"), ("file", "is a file"),
     ("no-paper", "no such folder"), ("corrupt", "not a deepnets test result"),
+    ("long", "is longer than the 255 bytes a name may have"),  # was a traceback
+    ("no-runs", "no set has a run"),  # was exit 0 and three empty folders
 ])
 def test_bad_input_is_one_line(tree: Path, capsys: pytest.CaptureFixture[str], setup: str,
                                message: str) -> None:
-    into, paper = tree / "sets", tree / "paper" / "runs"
+    into, paper, choices = tree / "sets", tree / "paper" / "runs", tree / "choices"
     if setup == "full":
         (into / "x").mkdir(parents=True)
     elif setup == "file":
         into.write_text("")
     elif setup == "no-paper":
         paper = tree / "nowhere"
+    elif setup == "long":
+        into = tree / ("x" * 300)
+    elif setup == "no-runs":
+        paper, choices = tree / "empty" / "runs", tree / "empty"
+        paper.mkdir(parents=True)
     else:
         (paper / "simpnet-urfb-s0" / "test.json").write_text("[]")
     with pytest.raises(SystemExit) as exc:
         figures_main(["budget-c", "--into", str(into), "--paper", str(paper),
-                      "--choices", str(tree / "choices")])
+                      "--choices", str(choices)])
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2
     assert err[-1].startswith("python -m figures budget-c: error: ") and message in err[-1]
+    assert setup in ("full", "file") or not os.path.exists(into)

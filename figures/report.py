@@ -1105,6 +1105,26 @@ MARK = re.compile(r"(<!-- report:(?P<name>[\w-]+) -->\n)(?P<body>(?:.*?\n)?)(<!-
                   re.DOTALL)
 
 
+#: The line that opens a report block (:data:`MARK` matches it with its closing line).
+OPENING = re.compile(r"<!-- report:(?P<name>[\w-]+) -->")
+
+
+def blocks_problem(text: str) -> str | None:
+    """What keeps ``text``'s report blocks from being checked or rewritten (None: nothing): a
+    block of an unknown name, or one opened without its closing line (it would be passed over,
+    and ``--check`` pass without it)."""
+    opened = [m.group("name") for m in OPENING.finditer(text)]
+    closed = Counter(m.group("name") for m in MARK.finditer(text))
+    unknown = sorted(set(opened) - set(BLOCKS))
+    if unknown:
+        return f"unknown report block {unknown[0]!r}; known: {', '.join(BLOCKS)}"
+    for name, count in Counter(opened).items():
+        if closed[name] < count:
+            return (f"the block {name} has no closing line <!-- /report:{name} --> after its "
+                    "opening one")
+    return None
+
+
 def render(text: str, report: Report) -> str:
     """``text`` with every report block replaced by its current content."""
     def sub(m: re.Match) -> str:
@@ -1132,7 +1152,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs-paper-gpu", type=path_arg, default=None,
                         help=f"budget C's protocol on a lent GPU, listed in the budget and error "
                              f"tables and never judged (default {DEFAULT_PAPER_GPU}; absent: not listed)")
-    parser.add_argument("--runs-old", type=path_arg, nargs="*", default=list(DEFAULT_OLD),
+    parser.add_argument("--runs-old", type=path_arg, nargs="*", default=None,
                         help="older single-seed runs (default: " + ", ".join(map(str, DEFAULT_OLD)) + ")")
     parser.add_argument("--runs-bf16", type=path_arg, default=None,
                         help=f"the bf16 against fp32 runs (default {DEFAULT_BF16}; absent: 'not yet')")
@@ -1155,17 +1175,26 @@ def main(argv: list[str] | None = None) -> int:
                        ("--runs-paper", args.runs_paper), ("--runs-paper-gpu", args.runs_paper_gpu)):
         if path is not None:  # the last four, left out, are 'not yet' (or not listed) until their runs exist
             require_existing(parser, flag, path)
+    for path in args.runs_old or ():  # given: each must exist (a default one may be absent)
+        require_existing(parser, "--runs-old", path)
+    old = list(DEFAULT_OLD) if args.runs_old is None else args.runs_old
     doc = args.update or args.check
     text = ""
     if doc is not None:
         flag = "--update" if args.update else "--check"
         require_existing(parser, flag, doc, file=True)
-        text = doc.read_text(encoding="utf-8")
+        try:
+            text = doc.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            parser.error(f"{flag} {doc}: not UTF-8 text ({exc.reason} at byte {exc.start})")
         if not MARK.search(text):  # nothing to update or check is not a success
             parser.error(f"{flag} {doc}: holds no report block (<!-- report:NAME --> ... "
                          f"<!-- /report:NAME -->; names: {', '.join(BLOCKS)})")
+        problem = blocks_problem(text)
+        if problem:
+            parser.error(f"{flag} {doc}: {problem}")
     try:
-        report = Report(args.runs_a, args.runs_b, [p for p in args.runs_old if p.is_dir()],
+        report = Report(args.runs_a, args.runs_b, [p for p in old if p.is_dir()],
                         args.runs_bf16 or DEFAULT_BF16, args.runs_choices or DEFAULT_CHOICES,
                         args.runs_paper or DEFAULT_PAPER,
                         args.runs_paper_gpu or DEFAULT_PAPER_GPU)

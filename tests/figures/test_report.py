@@ -171,6 +171,40 @@ def test_a_document_without_report_blocks_is_an_error(tmp_path: Path, capsys, fl
     assert doc.read_text() == "# notes\n\nno blocks here\n"
 
 
+GOOD = "<!-- report:rule -->\nold\n<!-- /report:rule -->\n"
+
+
+@pytest.mark.parametrize("flag", ["--update", "--check"])
+@pytest.mark.parametrize("text, problem", [
+    # --check said "error: nosuch"
+    (GOOD + "<!-- report:nosuch -->\nx\n<!-- /report:nosuch -->\n",
+     "unknown report block 'nosuch'; known: rule, budget,"),
+    # the unclosed block was passed over: --check exit 0, --update "already current"
+    (GOOD + "<!-- report:budget -->\nstale\n",
+     "the block budget has no closing line <!-- /report:budget --> after its opening one"),
+    (GOOD.encode() + b"\xff\xfe\n", "not UTF-8 text (invalid start byte at byte "),  # traceback
+])
+def test_a_document_with_a_damaged_block_is_an_error(tmp_path: Path, capsys, flag: str,
+                                                     text: str | bytes, problem: str) -> None:
+    doc = tmp_path / "notes.md"
+    (doc.write_bytes if isinstance(text, bytes) else doc.write_text)(text)
+    with pytest.raises(SystemExit) as exc:
+        main(["--runs-a", str(tmp_path), "--runs-b", str(tmp_path), flag, str(doc)])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"python -m figures.report: error: {flag} {doc}: {problem}")
+    assert (doc.read_bytes() if isinstance(text, bytes) else doc.read_text()) == text
+
+
+def test_a_runs_old_folder_given_must_exist(tmp_path: Path, capsys) -> None:
+    """--runs-old NONEXISTENT was left out without a word (the blocks then 'not current')."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--runs-old", str(tmp_path / "none"), "--check", str(tmp_path / "doc.md")])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"python -m figures.report: error: --runs-old {tmp_path / 'none'}: no such folder")
+
+
 def _grid(write_run, root: Path, epochs: int, runs: list[tuple[str, str]], offset: float = 0.0) -> Path:
     for arch, p in runs:
         for seed in range(3):

@@ -151,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                          "compared with themselves")
     if args.out is not None:
         require_writable(parser, "--out", args.out, file=True)
+        inside = [f for f in (args.paper, *(f for _, f in args.variant))
+                  if args.out.resolve().is_relative_to(f.resolve())]
+        if inside:
+            parser.error(f"--out {args.out}: inside the runs folder {inside[0]}; the table would "
+                         "overwrite or sit among the runs it reads (write it elsewhere)")
     try:
         text, notes = choice_table(
             readable_scores(find_runs(args.paper)),

@@ -357,6 +357,19 @@ def test_protocol_choice_refuses_the_paper_folder_as_a_variant(suite_runs, tmp_p
             "folder; its runs would be compared with themselves")
 
 
+def test_protocol_choice_refuses_an_out_inside_a_runs_folder(suite_runs, capsys) -> None:
+    """--out naming a run's log.jsonl overwrote it with the table; now exit 2, the log kept."""
+    paper = suite_runs("paper", update_order="sequential", bias=False)
+    sim = suite_runs("sim", 0.1, update_order="simultaneous", bias=False)
+    log = next(paper.glob("*/log.jsonl"))
+    before = log.read_text()
+    with pytest.raises(SystemExit) as exc:
+        figures_main(["protocol-choice", "--paper", str(paper), "--variant", f"sim={sim}",
+                      "--out", str(log)])
+    assert exc.value.code == 2 and log.read_text() == before
+    assert "inside the runs folder" in capsys.readouterr().err
+
+
 def test_protocol_choice_names_with_a_bar_keep_their_row(suite_runs, tmp_path: Path,
                                                         capsys) -> None:
     """A '|' in a choice's name is escaped (it used to end the cell and shift the row); a

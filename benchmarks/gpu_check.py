@@ -60,7 +60,7 @@ import torch
 
 from deepnets.experiments.pack import RandomStreams
 from deepnets.experiments.scoring import score_test_split, split_reader
-from deepnets.experiments.testresult import TEST, read_test, write_test
+from deepnets.experiments.testresult import TEST, read_test_to_rescore, write_test
 from deepnets.nn.alignment import alignment, summary
 from deepnets.nn.losses import make_loss
 from deepnets.nn.network import FeedbackNet
@@ -431,7 +431,7 @@ def score_runs_on_test(runs: Path, test: Path, device: str, out: Path) -> list[d
         if not done:
             continue
         try:
-            result = read_test(folder)
+            result = read_test_to_rescore(folder)
             if result is None or (result.get("epochs_done"), result.get("data_dir")) != (
                     done, str(test)):
                 result = score_test_split(folder, "imagefolder", test, device=device,

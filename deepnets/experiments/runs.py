@@ -30,7 +30,7 @@ from deepnets.experiments import launch, pack
 from deepnets.experiments.grid import RunSpec, SuiteError
 from deepnets.experiments.protocols import PROTOCOLS
 from deepnets.experiments.scoring import score_test_split, split_reader
-from deepnets.experiments.testresult import read_test, write_test
+from deepnets.experiments.testresult import read_test_to_rescore, write_test
 from deepnets.nn.models import MODELS
 from deepnets.nn.policy import resolve_precision
 from deepnets.training.config import OWN_FLAG_PARAMS, TrainConfig
@@ -329,7 +329,7 @@ def evaluate_test(specs: Sequence[RunSpec], out: Path, test_dir: Path, s: Settin
             print(f"  {sp.name}: not finished ({done}/{sp.epochs} epochs), not scored on the test "
                   "split")
             continue
-        have = read_test(folder)
+        have = read_test_to_rescore(folder)
         if have is None or have.get("epochs_done") != done or have.get("data_dir") != str(test_dir):
             have = score_test_split(folder, kind or s.cifar10_kind, test_dir, device=s.device,
                                     dataset=read_test_split(folder))

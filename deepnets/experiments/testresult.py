@@ -22,7 +22,7 @@ from typing import Any
 from deepnets.training.rundir import RunError, read_json
 from urfb_common import atomic_write_text
 
-__all__ = ["TEST", "read_test", "write_test"]
+__all__ = ["TEST", "read_test", "read_test_to_rescore", "write_test"]
 
 TEST = "test.json"
 
@@ -43,7 +43,17 @@ def read_test(run_dir: str | Path) -> dict[str, Any] | None:
     return data
 
 
+def read_test_to_rescore(run_dir: str | Path) -> dict[str, Any] | None:
+    """:func:`read_test` for a scorer: a damaged ``test.json`` counts as not scored, so that
+    the run is scored again and the file rewritten (the figures refuse it instead)."""
+    try:
+        return read_test(run_dir)
+    except RunError:
+        return None
+
+
 def _count(value: Any, least: int) -> bool:
+    """``value`` is an int (not a bool) of at least ``least``."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 

@@ -355,6 +355,11 @@ def test_evaluate_test_scores_each_finished_run_once_into_test_json(
     assert suite.main(grid) == 0  # nothing to train, nothing to score again
     assert "scored 0 run(s)" in capsys.readouterr().out
     assert (out / "simpnet-cifar10-urfb-s0" / "test.json").stat().st_mtime_ns == before
+    damaged = out / "simpnet-cifar10-urfb-s0" / "test.json"
+    good = read_test(damaged.parent)
+    damaged.write_text(damaged.read_text().replace('"error": ', '"error": "x", "was": ', 1))
+    assert suite.main(grid) == 0  # a damaged test.json is scored again, not an error
+    assert "scored 1 run(s)" in capsys.readouterr().out and read_test(damaged.parent) == good
 
 
 def test_evaluate_test_without_test_scores_each_run_on_its_own_archive(

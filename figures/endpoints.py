@@ -52,11 +52,17 @@ class Ends:
         return bool(self.epochs) and all(self.test_epochs.get(s) == e
                                          for s, e in self.epochs.items())
 
+    def _compared_with(self, other: Ends) -> dict[int, float]:
+        """The values this side enters a difference with: its test errors where both sides
+        hold test errors, else its validation errors (never one of each)."""
+        return self.validation if self.tested and not other.tested else self.chosen
+
     def __sub__(self, other: Ends) -> Ends:
         seeds = sorted(set(self.chosen) & set(other.chosen))
         validation = ({s: self.validation[s] - other.validation[s] for s in seeds}
                       if self.validation and other.validation else {})
-        return Ends({s: self.chosen[s] - other.chosen[s] for s in seeds},
+        left, right = self._compared_with(other), other._compared_with(self)
+        return Ends({s: left[s] - right[s] for s in seeds},
                     {s: self.last[s] - other.last[s] for s in seeds},
                     {s: self.epochs[s] for s in seeds}, self.tested and other.tested,
                     second_epochs={s: other.epochs[s] for s in seeds if s in other.epochs},

@@ -401,8 +401,7 @@ def _error_text(g: Seeds) -> str:
     scored, else validation error, said so."""
     ends = error_ends(g, window(g))
     what = "test" if ends.tested else "validation"
-    beside = (f"; validation there {summarize(ends.validation).compact()}"
-              if ends.tested else "")
+    beside = f"; validation there {summarize(ends.validation).brief()}" if ends.tested else ""
     return (f"{summarize(ends.chosen).compact()} ({what} error at the validation-chosen epoch, "
             f"ep {_per_seed(ends.epochs)}{beside})")
 
@@ -608,7 +607,8 @@ def _strong(rep: Report) -> tuple[dict[str, tuple[list[Row], list[Row], list[Row
         for name in senders(u):
             for key, rows in (("delta_angle", angle_rows), ("local_delta_angle", local_rows)):
                 au, af = angle_series(u, name, key), angle_series(f, name, key)
-                if not all(au.get(s) for s in u.seeds) or not all(af.get(s) for s in f.seeds):
+                logged = all(au.get(s) for s in u.seeds) and all(af.get(s) for s in f.seeds)
+                if key == "local_delta_angle" and not logged:
                     continue
                 rows.append(pair_row(
                     f"{arch} {name}: angle of the error sent down to exact BP's ({key}, "

@@ -221,9 +221,7 @@ def _with_validation(cell: str, ends: Ends, digits: int) -> str:
     (issue 20: validation beside every test error)."""
     if not (ends.tested and ends.validation):
         return cell
-    v = summarize(ends.validation)
-    spread = "" if v.sd is None else f" ± {v.sd:.{digits}f}"
-    return f"{cell}; validation there {v.mean:.{digits}f}{spread}"
+    return f"{cell}; validation there {summarize(ends.validation).brief(digits)}"
 
 
 def chance_of(g: Seeds) -> float:

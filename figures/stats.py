@@ -108,6 +108,12 @@ class Summary:
             return f"{f.format(self.mean)} [{each} only]"
         return f"{f.format(self.mean)} ± {self.sd:.{digits}f} [{each}]"
 
+    def brief(self, digits: int = 3) -> str:
+        """``0.401 ± 0.004`` (one seed: ``0.401``): the mean and sd without the seeds'
+        values, for a second number beside a :meth:`compact` one."""
+        spread = "" if self.sd is None else f" ± {self.sd:.{digits}f}"
+        return f"{self.mean:.{digits}f}{spread}"
+
 
 def summarize(values: Mapping[int, float]) -> Summary:
     """A :class:`Summary` of ``{seed: value}`` (at least one value)."""

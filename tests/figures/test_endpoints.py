@@ -71,6 +71,9 @@ def test_a_row_of_test_errors_shows_the_validation_errors_of_those_epochs_beside
     assert gap.validation == pytest.approx({0: 0.2, 1: 0.0})
     untested = _group(tmp_path / "c", write_run, "bp-h", [[0.5, 0.2, 0.4], [0.3, 0.5, 0.5]])
     assert "validation there" not in error_row("x", "X", a, untested, "greater").a
+    # a tested side less an untested one: validation less validation, never test less validation
+    mixed = error_ends(a, window(a)) - error_ends(untested, window(a))
+    assert not mixed.tested and mixed.chosen == pytest.approx({0: 0.4 - 0.2, 1: 0.3 - 0.3})
 
 
 def test_runs_of_different_lengths_are_compared_over_the_epochs_both_reached(

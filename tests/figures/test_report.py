@@ -585,13 +585,23 @@ def test_claim5b_reports_the_local_angle_beside_the_global_one_without_judging_i
     before = block_claim5_strong(report)
     verdicts = {k: r.verdict for k, r in summary_rows(report).items() if k[0] == "5b"}
     assert "(delta_angle," in before and "(local_delta_angle," not in before
-    for log in [*a.glob("*/log.jsonl"), *b.glob("*/log.jsonl")]:
+    logs = sorted([*a.glob("*/log.jsonl"), *b.glob("*/log.jsonl")])
+    for log in logs:
         rows = [json.loads(line) for line in log.read_text().splitlines()]
         for row in rows:
             for layer in (row.get("alignment") or {}).values():
                 if layer.get("delta_angle") is not None:
                     layer["local_delta_angle"] = layer["delta_angle"] - 5.0
         log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    seed2 = [p for p in logs if p.parent.name.endswith("urfb-s2")]
+    kept = {p: p.read_text() for p in seed2}
+    for p in seed2:  # one seed without it: no local rows, the global ones as before
+        p.write_text(p.read_text().replace('"local_delta_angle"', '"other"'))
+    partial = block_claim5_strong(Report(a, b, (), none, none, none))
+    assert "(local_delta_angle," not in partial and partial.count("(delta_angle,") == (
+        before.count("(delta_angle,"))
+    for p, text in kept.items():
+        p.write_text(text)
     report = Report(a, b, (), none, none, none)
     after = block_claim5_strong(report)
     rows = [line for line in after.splitlines() if line.startswith("| ")]

@@ -385,6 +385,18 @@ def require_no_folder_at(parser: Any, flag: str, folder: str | os.PathLike[str],
                          "(move or remove it)")
 
 
+def require_outside(parser: Any, flag: str, out: str | os.PathLike[str],
+                    inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """For CLIs that read runs folders and write one file: ``parser.error`` (one line, exit 2)
+    when ``out`` lies inside one of the ``inputs`` folders (it would overwrite a run's file, a
+    log say, or sit among the runs it was made from)."""
+    target = user_path(out).resolve()
+    for folder in inputs:
+        if target.is_relative_to(user_path(folder).resolve()):
+            parser.error(f"{flag} {out}: inside the runs folder {folder}; the table would "
+                         "overwrite or sit among the runs it reads (write it elsewhere)")
+
+
 def require_existing(parser: Any, flag: str, path: str | os.PathLike[str], *, file: bool = False) -> None:
     """For CLIs: ``parser.error`` (one line, exit 2) naming ``flag`` unless ``path`` is an
     existing folder (with ``file=True``: an existing file)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,9 @@ NOISE_FACTOR = 200.0
 
 #: The methods of a ``curves.csv``: BP, and the feedback system (9) at one epsilon per row.
 METHODS = ("bp", "feedback")
+#: A correlation's bound: 1, with room for rounding (``sims.linear.pearson`` of nearly
+#: collinear matrices gives 1.0000000000000002; the sweep writes it as it is).
+CORR_BOUND = 1.0 + 1e-9
 
 
 def _read_curves(path: str | os.PathLike[str]) -> tuple[list[str], list[dict[str, str]]]:
@@ -41,7 +45,9 @@ def _read_curves(path: str | os.PathLike[str]) -> tuple[list[str], list[dict[str
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            rows = list(reader)
+            rows = []
+            for row in reader:
+                rows.append((reader.line_num, row))  # the file's line, blank lines counted
             fields = list(reader.fieldnames or [])
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"curves: {path} is not a CSV text file ({clipped(str(exc), 80)})"
@@ -51,11 +57,11 @@ def _read_curves(path: str | os.PathLike[str]) -> tuple[list[str], list[dict[str
         raise ValueError(f"curves: {path} lacks columns run,method,epsilon,t,error,corr_1..corr_k")
     if not rows:
         raise ValueError(f"curves: {path} has no rows")
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         problem = _row_problem(row, len(fields))
         if problem:
             raise ValueError(f"curves: {path} line {line}: {problem}")
-    return fields, rows
+    return fields, [row for _, row in rows]
 
 
 def _row_problem(row: dict[str | None, str | None], width: int) -> str | None:
@@ -66,13 +72,13 @@ def _row_problem(row: dict[str | None, str | None], width: int) -> str | None:
     if None in row or None in row.values():  # csv.DictReader's marks of a long or short row
         n = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
         return f"has {n} fields, the header {width}"
-    if not row["run"].strip().isdigit():
+    if not re.fullmatch(r"[0-9]+", row["run"].strip()):
         return f"run {row['run']!r:.40} is not an integer"
     if row["method"] not in METHODS:
         return f"method {row['method']!r:.40} is not one of {', '.join(METHODS)}"
     checks = [("epsilon", 0.0, math.inf, False)] if row["method"] == "feedback" else []
     checks += [("t", -math.inf, math.inf, False), ("error", 0.0, math.inf, True)]
-    checks += [(k, -1.0, 1.0, True) for k in row if str(k).startswith("corr_")]
+    checks += [(k, -CORR_BOUND, CORR_BOUND, True) for k in row if str(k).startswith("corr_")]
     for key, low, high, may_be_empty in checks:
         text = str(row[key]).strip()
         if text == "" and may_be_empty:

@@ -31,6 +31,7 @@ from urfb_common import (
     command_line,
     path_arg,
     require_existing,
+    require_outside,
     require_writable,
 )
 
@@ -151,11 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                          "compared with themselves")
     if args.out is not None:
         require_writable(parser, "--out", args.out, file=True)
-        inside = [f for f in (args.paper, *(f for _, f in args.variant))
-                  if args.out.resolve().is_relative_to(f.resolve())]
-        if inside:
-            parser.error(f"--out {args.out}: inside the runs folder {inside[0]}; the table would "
-                         "overwrite or sit among the runs it reads (write it elsewhere)")
+        require_outside(parser, "--out", args.out, (args.paper, *(f for _, f in args.variant)))
     try:
         text, notes = choice_table(
             readable_scores(find_runs(args.paper)),

@@ -29,6 +29,7 @@ from urfb_common import (
     command_line,
     path_arg,
     require_existing,
+    require_outside,
     require_writable,
 )
 
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                      "identical to themselves")
     if args.out is not None:
         require_writable(parser, "--out", args.out, file=True)
+        require_outside(parser, "--out", args.out, (args.a, args.b))
     try:
         matches, notes = same_runs(args.a, args.b)
     except (MissingDataError, RunError) as exc:

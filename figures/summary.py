@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deepnets.experiments.protocols import PROTOCOLS
 from deepnets.rules import RULES
-from figures.runs import Run, find_runs, train_size
+from figures.runs import Run, find_runs, readable_scores, train_size
 from urfb_common import OneLineParser, command_line, path_arg, require_existing
 
 
@@ -77,7 +77,7 @@ def _fmt(values: list[float]) -> str:
 
 def summarize(runs_dir: str | Path) -> str:
     """Both tables for every run under ``runs_dir``, with its dataset copy(ies)."""
-    runs = find_runs(runs_dir)
+    runs = readable_scores(find_runs(runs_dir))
     if not runs:
         return f"no runs under {runs_dir}"
     data = sorted({str(r.config.get("dataset_label") or r.config.get("data")) for r in runs})

@@ -155,6 +155,9 @@ def test_figure12_from_a_curves_csv(tmp_path: Path, curves_csv, capsys) -> None:
      "line 2: error '-1' is not a finite number >= 0"),
     (lambda t: t + "1,bp,,9," + "1" * 200_000 + ",,,\n",
      "is not a CSV text file (field larger than"),
+    (lambda t: t.replace("\n", "\n\n", 1).replace("feedback", "other", 1),
+     "line 4: method 'other' is not one of bp, feedback"),  # the file's line, blank one counted
+    (lambda t: t.replace("\n1,", "\n\u00b2,", 1), "line 17: run '\u00b2' is not an integer"),
 ])
 def test_a_damaged_curves_csv_is_named_where_it_is_damaged(tmp_path: Path, curves_csv, capsys,
                                                            damage, reason: str) -> None:
@@ -167,6 +170,13 @@ def test_a_damaged_curves_csv_is_named_where_it_is_damaged(tmp_path: Path, curve
     captured = capsys.readouterr()
     assert f"figure 12: missing -- curves: {csv} {reason}" in captured.out
     assert "Traceback" not in captured.err and not (tmp_path / "out" / "figure12.png").exists()
+
+
+def test_a_correlation_rounded_just_past_one_is_drawn(tmp_path: Path, curves_csv) -> None:
+    """sims.linear.pearson of nearly collinear matrices writes 1.0000000000000002."""
+    csv = curves_csv(tmp_path / "curves.csv")
+    csv.write_text(csv.read_text().replace(",0.2,0.2,0.2", ",1.0000000000000002,0.2,0.2", 1))
+    assert main(["12", "--curves-csv", str(csv), "--out", str(tmp_path / "out")]) == 0
 
 
 def test_a_curves_csv_that_is_not_text_is_named(tmp_path: Path, capsys) -> None:
@@ -277,6 +287,23 @@ def test_summary_refuses_a_runs_folder_that_does_not_exist(tmp_path: Path, capsy
     assert exc.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"python -m figures.summary: error: --runs {tmp_path / 'none'}: no such folder")
+
+
+def test_summary_skips_a_run_with_a_damaged_test_json(tmp_path: Path, write_run,
+                                                      capsys) -> None:
+    """figures.summary was a traceback on a test.json whose score is a string."""
+    from figures.summary import main as summary_main
+
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        write_run(runs, f"simpnet-urfb-s{seed}", "simpnet", "urfb", seed=seed)
+    bad = runs / "simpnet-urfb-s1" / "test.json"
+    bad.write_text(json.dumps({"epochs_done": 4, "best": {"epoch": 4, "error": "x"},
+                               "last": {"epoch": 4, "error": 0.3}}))
+    assert summary_main(["--runs", str(runs)]) == 0
+    captured = capsys.readouterr()
+    assert f"figures: skipping {bad.parent}" in captured.err
+    assert "simpnet-urfb-s0" in captured.out and "simpnet-urfb-s1 " not in captured.out
 
 
 def test_figure12_finds_a_sweeps_curves_csv_inside_runs(runs: Path, tmp_path: Path, curves_csv,

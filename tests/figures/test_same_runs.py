@@ -129,6 +129,17 @@ def test_one_folder_as_a_and_b_is_refused(two_sets: tuple[Path, Path], tmp_path:
             "would be called identical to themselves")
 
 
+def test_an_out_inside_a_or_b_is_refused(two_sets: tuple[Path, Path],
+                                         capsys: pytest.CaptureFixture) -> None:
+    """--out naming a run's log.jsonl replaced the log with the table; now exit 2, log kept."""
+    log = two_sets[1] / "drift" / "log.jsonl"
+    before = log.read_text()
+    with pytest.raises(SystemExit) as stop:
+        main([str(two_sets[0]), str(two_sets[1]), "--out", str(log)])
+    assert stop.value.code == 2 and log.read_text() == before
+    assert "inside the runs folder" in capsys.readouterr().err
+
+
 def test_a_run_linked_from_both_sides_is_not_called_identical(two_sets: tuple[Path, Path],
                                                               tmp_path: Path) -> None:
     """``x`` under A and under B is one folder (two links): noted, not compared; with no other

@@ -52,6 +52,15 @@ class Ends:
         return bool(self.epochs) and all(self.test_epochs.get(s) == e
                                          for s, e in self.epochs.items())
 
+    def on_validation(self) -> Ends:
+        """These ends with the validation errors at the chosen epochs in place of the test
+        errors (itself where it holds no test errors): for a comparison with a side that was
+        not scored on the test split there."""
+        if not self.tested:
+            return self
+        return Ends(dict(self.validation), self.last, self.epochs, False, self.test_epochs,
+                    self.second_epochs)
+
     def _compared_with(self, other: Ends) -> dict[int, float]:
         """The values this side enters a difference with: its test errors where both sides
         hold test errors, else its validation errors (never one of each)."""
@@ -65,6 +74,8 @@ class Ends:
         return Ends({s: left[s] - right[s] for s in seeds},
                     {s: self.last[s] - other.last[s] for s in seeds},
                     {s: self.epochs[s] for s in seeds}, self.tested and other.tested,
+                    {s: self.test_epochs[s] for s in seeds if s in self.test_epochs}
+                    if self.tested and other.tested else {},
                     second_epochs={s: other.epochs[s] for s in seeds if s in other.epochs},
                     validation=validation)
 

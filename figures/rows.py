@@ -151,7 +151,7 @@ def _scoring(name: str, ends: Ends, last_epoch: int) -> str:
     if ends.testable:
         return f"{name} scored on the test split"
     if not ends.test_epochs:
-        return f"{name} not scored on the test split"
+        return f"{name} not scored on the test split at these epochs"
     at = ", ".join(str(ends.test_epochs[s]) for s in sorted(ends.test_epochs))
     after = min(ends.test_epochs.values()) > last_epoch
     return (f"{name} scored on the test split at ep {at}, "
@@ -201,7 +201,11 @@ def pair_row(test: str, budget: str, a: Ends, b: Ends, kind: str, n_images: int,
     (``curve``) on the window's mean; each row also at the other endpoint. ``factor`` and
     ``offset``: the claim is a > factor b + offset. ``chance``: the error rate of chance, for
     "close" rows (both near it: uninformative). ``names``: a's and b's in the endpoint's name;
-    ``measure``: what a and b are, where not the validation (or test) error or a curve."""
+    ``measure``: what a and b are, where not the validation (or test) error or a curve. A
+    side scored on the test split against one not is compared on validation, never a test
+    error against a validation error."""
+    if not curve and a.tested != b.tested:
+        a, b = a.on_validation(), b.on_validation()
     chosen = (a.chosen, b.chosen,
               chosen_endpoint(list(zip(names, (a, b))), epochs[-1], curve, measure))
     mean = (a.last, b.last, f"mean of {_span(epochs)}")

@@ -74,6 +74,14 @@ def test_a_row_of_test_errors_shows_the_validation_errors_of_those_epochs_beside
     # a tested side less an untested one: validation less validation, never test less validation
     mixed = error_ends(a, window(a)) - error_ends(untested, window(a))
     assert not mixed.tested and mixed.chosen == pytest.approx({0: 0.4 - 0.2, 1: 0.3 - 0.3})
+    # a row of a tested gap against an untested side: both on validation, and said so
+    tested_gap = error_ends(a, window(a, b)) - error_ends(b, window(a, b))
+    assert tested_gap.tested and tested_gap.test_epochs == {0: 2, 1: 3}
+    row = pair_row("gap", "X", tested_gap, error_ends(untested, window(a)), "greater", 10,
+                   window(a))
+    assert row.cmp.diffs == pytest.approx({0: 0.2 - 0.2, 1: 0.0 - 0.3})
+    assert row.endpoint.startswith("validation error at the validation-chosen epoch (a scored on "
+                                   "the test split; b not scored on the test split at these")
 
 
 def test_runs_of_different_lengths_are_compared_over_the_epochs_both_reached(

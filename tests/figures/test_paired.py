@@ -180,7 +180,8 @@ def test_a_test_split_scored_on_one_side_only_is_not_mixed_with_validation(
             {"best": {"epoch": 6, "error": 0.2, "val_error": 0.0}, "last": {"epoch": 6, "error": 0.2}}))
     comparisons, notes = bf16_comparisons(find_runs(root))
     (c,) = comparisons
-    sides = {"bf16": "bf16 not scored on the test split", "fp32": "fp32 not scored on the test split",
+    sides = {"bf16": "bf16 not scored on the test split at these epochs",
+             "fp32": "fp32 not scored on the test split at these epochs",
              scored: f"{scored} scored on the test split"}
     assert c.close.endpoint == ("validation error at the validation-chosen epoch ("
                                 f"{sides['bf16']}; {sides['fp32']}: both on validation) "
@@ -436,8 +437,8 @@ def test_protocol_choice_endpoint_names_a_paper_run_scored_outside_the_window(
               if line.startswith("| simul")]
     assert row[3] == ("validation error at the validation-chosen epoch (paper scored on the "
                       "test split at ep 8, 8, 8, after the compared epochs; variant not scored "
-                      "on the test split: both on validation) (paper ep 4, 4, 4; variant ep 4, "
-                      "4, 4)")
+                      "on the test split at these epochs: both on validation) (paper ep 4, 4, 4; "
+                      "variant ep 4, 4, 4)")
     assert row[4].startswith("0.485 ")  # the validation error at epoch 4, not the test error
 
 

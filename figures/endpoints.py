@@ -61,17 +61,15 @@ class Ends:
         return Ends(dict(self.validation), self.last, self.epochs, False, self.test_epochs,
                     self.second_epochs)
 
-    def _compared_with(self, other: Ends) -> dict[int, float]:
-        """The values this side enters a difference with: its test errors where both sides
-        hold test errors, else its validation errors (never one of each)."""
-        return self.validation if self.tested and not other.tested else self.chosen
-
     def __sub__(self, other: Ends) -> Ends:
+        """Seed by seed; test errors where both sides hold them, else validation errors on
+        both sides (never one of each)."""
+        if self.tested != other.tested:
+            return self.on_validation() - other.on_validation()
         seeds = sorted(set(self.chosen) & set(other.chosen))
         validation = ({s: self.validation[s] - other.validation[s] for s in seeds}
                       if self.validation and other.validation else {})
-        left, right = self._compared_with(other), other._compared_with(self)
-        return Ends({s: left[s] - right[s] for s in seeds},
+        return Ends({s: self.chosen[s] - other.chosen[s] for s in seeds},
                     {s: self.last[s] - other.last[s] for s in seeds},
                     {s: self.epochs[s] for s in seeds}, self.tested and other.tested,
                     {s: self.test_epochs[s] for s in seeds if s in self.test_epochs}

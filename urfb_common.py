@@ -58,6 +58,7 @@ __all__ = [
     "report_error",
     "require_existing",
     "require_no_folder_at",
+    "require_outside",
     "require_writable",
     "user_path",
     "validate_or_exit",

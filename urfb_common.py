@@ -388,13 +388,13 @@ def require_no_folder_at(parser: Any, flag: str, folder: str | os.PathLike[str],
 
 def require_outside(parser: Any, flag: str, out: str | os.PathLike[str],
                     inputs: Iterable[str | os.PathLike[str]]) -> None:
-    """For CLIs that read runs folders and write one file: ``parser.error`` (one line, exit 2)
-    when ``out`` lies inside one of the ``inputs`` folders (it would overwrite a run's file, a
-    log say, or sit among the runs it was made from)."""
+    """For CLIs that read runs folders and write into ``out``: ``parser.error`` (one line,
+    exit 2) when ``out`` lies inside one of the ``inputs`` folders (it would overwrite a run's
+    file, a log say, or sit among the runs it was made from and be read as runs)."""
     target = user_path(out).resolve()
     for folder in inputs:
         if target.is_relative_to(user_path(folder).resolve()):
-            parser.error(f"{flag} {out}: inside the runs folder {folder}; the table would "
+            parser.error(f"{flag} {out}: inside the runs folder {folder}; what it writes would "
                          "overwrite or sit among the runs it reads (write it elsewhere)")
 
 

@@ -36,6 +36,7 @@ from urfb_common import (
     command_line,
     path_arg,
     require_existing,
+    require_outside,
     require_writable,
 )
 
@@ -167,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     require_existing(parser, "--paper", args.paper)
     require_existing(parser, "--choices", args.choices)
+    # links inside a folder it reads would be read again as runs of that folder
+    require_outside(parser, "--into", args.into,
+                    (args.paper, args.paper.parent / LONG_FOLDER,
+                     args.paper.parent / LONG_SIMULTANEOUS_FOLDER, args.choices))
     # os.path's tests, unlike Path's, are False for a name too long (require_writable says so)
     if os.path.isfile(args.into):
         parser.error(f"--into {args.into}: is a file; give a new or empty folder")

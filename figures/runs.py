@@ -307,7 +307,9 @@ def run_folders(root: Path) -> list[Path]:
     """The folders below ``root`` (any depth, ``root`` included) holding a ``config.json``,
     following symlinked folders (``results/bf16-paired``'s fp32 runs are links into another
     grid; ``Path.rglob`` does not descend into them). A folder reached twice
-    (through a link, or a link cycle) is read once, under the first path found in sorted order."""
+    (through a link, or a link cycle) is read once, under the first path found in sorted order.
+    A folder with a ``log.jsonl`` and no ``config.json`` is named on stderr, as :func:`load_run`
+    names a folder it skips (its run cannot be told apart from another without its config)."""
     seen: set[Path] = set()
     found = []
     for folder, subfolders, files in os.walk(root, followlinks=True):
@@ -319,6 +321,8 @@ def run_folders(root: Path) -> list[Path]:
         subfolders.sort()
         if CONFIG in files:
             found.append(Path(folder))
+        elif LOG in files:
+            print(f"figures: skipping {folder}: a {LOG} without a {CONFIG}", file=sys.stderr)
     return found
 
 

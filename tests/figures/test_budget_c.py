@@ -123,6 +123,8 @@ def test_the_command_links_each_set(tree: Path, capsys: pytest.CaptureFixture[st
     ("no-paper", "no such folder"), ("corrupt", "not a deepnets test result"),
     ("long", "is longer than the 255 bytes a name may have"),  # was a traceback
     ("no-runs", "no set has a run"),  # was exit 0 and three empty folders
+    ("inside-paper", "inside the runs folder"),  # was accepted: links among the runs it reads
+    ("inside-choices", "inside the runs folder"),
 ])
 def test_bad_input_is_one_line(tree: Path, capsys: pytest.CaptureFixture[str], setup: str,
                                message: str) -> None:
@@ -135,6 +137,10 @@ def test_bad_input_is_one_line(tree: Path, capsys: pytest.CaptureFixture[str], s
         paper = tree / "nowhere"
     elif setup == "long":
         into = tree / ("x" * 300)
+    elif setup == "inside-paper":
+        into = paper / "sets"
+    elif setup == "inside-choices":
+        into = choices / "simultaneous" / "sets"
     elif setup == "no-runs":
         paper, choices = tree / "empty" / "runs", tree / "empty"
         paper.mkdir(parents=True)

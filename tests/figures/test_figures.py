@@ -230,6 +230,9 @@ def test_broken_run_folders_are_skipped_with_one_line_each(runs: Path, capsys) -
         (runs / name).mkdir()
         (runs / name / "config.json").write_text(config)
         (runs / name / "log.jsonl").write_text(log)
+    (runs / "noconfig").mkdir()  # was left out without a word
+    (runs / "noconfig" / "log.jsonl").write_text('{"epoch": 1, "train_error": 0.5}\n')
+    bad["noconfig"] = ("", "")
     names = {r.name for r in find_runs(runs)}
     assert not names & set(bad) and "simpnet-cifar10-urfb" in names
     err = capsys.readouterr().err.splitlines()
@@ -237,6 +240,7 @@ def test_broken_run_folders_are_skipped_with_one_line_each(runs: Path, capsys) -
         f"skipping {runs / name}" for name in bad)
     assert "corrupt" in next(line for line in err if "truncated" in line)
     assert "not a deepnets.train run folder" in next(line for line in err if "/other" in line)
+    assert "a log.jsonl without a config.json" in next(line for line in err if "noconfig" in line)
 
 
 #: A damage to one row of a real-format log (epoch 2 of 4) or to its config, and the reason

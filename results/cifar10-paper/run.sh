@@ -248,13 +248,15 @@ for seed in 0 1 2; do
     --seeds "$seed"
 done
 STAGE=10
-for seed in 0 1 2; do
-  staged results/protocol-choice/no-sigma-prime-down 50 7 --protocols urfb frfb \
-    --no-sigma-prime-down --seeds "$seed"
-done
+# step 12 before step 11: its units (simpnet, about 50 minutes a seed) finish at the end of a
+# session that step 11's (deepernet, about 1.5 hours a seed) would not finish in
 for seed in 0 1 2; do
   staged results/protocol-choice/shared-masks 100 4 --protocols urfb-50 frfb-50 \
     --shared-masks --precision fp32 --seeds "$seed"  # fp32 as step 8's runs, its pairs
+done
+for seed in 0 1 2; do
+  staged results/protocol-choice/no-sigma-prime-down 50 7 --protocols urfb frfb \
+    --no-sigma-prime-down --seeds "$seed"
 done
 if [ "$failed" -ne 0 ]; then
   echo "issue 20's CPU queue: some steps failed (see above); every other run is at its budget" >&2

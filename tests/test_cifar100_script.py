@@ -52,3 +52,41 @@ def test_bad_input_is_one_line_and_trains_nothing(tmp_path: Path, args: tuple[st
     done = _script(*args, out=tmp_path / "cifar100")
     assert done.returncode == 2 and message in done.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "cifar100").exists()
+
+
+def _last(argv: list[str], flag: str) -> list[str]:
+    """The values after the last ``flag`` of ``argv`` (argparse's last one wins)."""
+    i = len(argv) - 1 - argv[::-1].index(flag)
+    rest = argv[i + 1:]
+    return rest[:next((j for j, a in enumerate(rest) if a.startswith("--")), len(rest))]
+
+
+def test_each_group_gets_its_epochs_order_and_folder(tmp_path: Path) -> None:
+    """What the script hands the suite (a stand-in python records it): the CIFAR-10 half's
+    epochs and orders (run.sh steps 8 and 9), the archive made absolute before the script
+    leaves the caller's folder (a relative path with a space here, CDPATH exported), and the
+    caller's arguments last."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{calls}.$$"; echo "{calls}.$$" >> "{calls}"\n')
+    fake.chmod(0o755)
+    folder = tmp_path / "a b"
+    folder.mkdir()
+    (folder / "c 100.tar.gz").write_bytes(b"")
+    env = {**os.environ, "PYTHON": str(fake), "OUT": str(tmp_path / "out"),
+           "CDPATH": str(tmp_path)}
+    done = subprocess.run(["sh", str(SCRIPT), "a b/c 100.tar.gz", "--seeds", "0"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    argvs = [Path(f).read_text().splitlines() for f in calls.read_text().split()]
+    suites = [a for a in argvs if a[1] == "deepnets.suite"]
+    got = {(tuple(_last(a, "--protocols")), _last(a, "--epochs")[0],
+            (_last(a, "--update-order") if "--update-order" in a else ["sequential"])[0],
+            Path(_last(a, "--out")[0]).name) for a in suites}
+    assert got == {(("urfb", "frfb"), "200", "sequential", "runs-200"),
+                   (("urfb-50", "frfb-50"), "100", "sequential", "runs"),
+                   (("bp", "bp-h"), "200", "simultaneous", "runs-200-simultaneous")}
+    assert all(_last(a, "--cifar100-dir") == [str(folder / "c 100.tar.gz")] for a in suites)
+    assert all(_last(a, "--seeds") == ["0"] and "--evaluate-test" in a for a in suites)
+    figure = next(a for a in argvs if a[1] == "figures")
+    assert _last(figure, "--runs") == [str(tmp_path / "out")]

@@ -4,7 +4,9 @@
 # 200 epochs; URFB 50% and FRFB 50% in the paper's order, 100 epochs; BP and BP-H in the
 # simultaneous order (softmax BP does not learn in the paper's), 200 epochs; seeds 0-2, fp32.
 # Every run is scored once on the archive's own test split at its validation-chosen epoch
-# (test.json), and Figure 5 is drawn from all of them into $OUT/figures/.
+# (test.json), and Figure 5's CIFAR-100 panel is drawn from all of them into $OUT/figures/ (its
+# CIFAR-10 panel is empty there: results/cifar10-paper/figures.sh draws both halves once
+# results/cifar100/ holds these runs).
 # From the project root, given the python-version archive (it holds its own test split):
 #   sh results/cifar10-paper/cifar100.sh cifar-100-python.tar.gz
 # Rerun the same command after an interruption: each run resumes from its last epoch. Arguments
@@ -19,7 +21,8 @@ if [ ! -e "$1" ]; then
   echo "results/cifar10-paper/cifar100.sh: $1: no such file or folder" >&2
   exit 2
 fi
-ARCHIVE=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+# CDPATH= : with CDPATH exported, cd prints the folder, and ARCHIVE would hold it twice
+ARCHIVE=$(CDPATH= cd -- "$(dirname -- "$1")" && pwd)/$(basename -- "$1")
 shift
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-.venv/bin/python}

@@ -20,9 +20,15 @@ set -eu
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-.venv/bin/python}
 OUT=${OUT:-results/cifar10-paper/figures}
+# Figure 5's CIFAR-100 runs (cifar100.sh; not run on this project's machine: no CIFAR-100 copy)
+CIFAR100=${CIFAR100:-results/cifar100}
 sets=$(mktemp -d)
 trap 'rm -rf "$sets"' EXIT
 "$PYTHON" -m figures budget-c --into "$sets"
 "$PYTHON" -m figures 4 5 6 7 10 11 16 17 18 19 --runs "$sets/mixed" --out "$OUT"
+if [ -d "$CIFAR100" ]; then  # Figure 5 again, with its right half: cifar100.sh's runs
+  ln -s "$(CDPATH= cd -- "$CIFAR100" && pwd)" "$sets/mixed/cifar100"
+  "$PYTHON" -m figures 5 --runs "$sets/mixed" --out "$OUT"
+fi
 "$PYTHON" -m figures 8 9 --runs "$sets/paper" --out "$OUT"
 "$PYTHON" -m figures 4 6 7 18 --runs "$sets/simultaneous" --out "$OUT/simultaneous-order"

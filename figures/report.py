@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import re
 import sys
 from collections import Counter
@@ -1166,6 +1167,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _naming_flag(message: str, folders: list[tuple[str, Path]]) -> str:
+    """``message`` led by the flag and folder of the runs it is about (a damaged file names
+    its path, which lies below one of ``folders``: ``[(flag, folder)]``), as it is when none
+    does."""
+    for flag, folder in folders:
+        if f"{folder}{os.sep}" in message:
+            return f"{flag} {folder}: {message}"
+    return message
+
+
 @command_line("python -m figures.report")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -1193,6 +1204,12 @@ def main(argv: list[str] | None = None) -> int:
         problem = blocks_problem(text)
         if problem:
             parser.error(f"{flag} {doc}: {problem}")
+    folders = [("--runs-a", args.runs_a), ("--runs-b", args.runs_b),
+               *(("--runs-old", p) for p in old),
+               ("--runs-bf16", args.runs_bf16 or DEFAULT_BF16),
+               ("--runs-choices", args.runs_choices or DEFAULT_CHOICES),
+               ("--runs-paper", args.runs_paper or DEFAULT_PAPER),
+               ("--runs-paper-gpu", args.runs_paper_gpu or DEFAULT_PAPER_GPU)]
     try:
         report = Report(args.runs_a, args.runs_b, [p for p in old if p.is_dir()],
                         args.runs_bf16 or DEFAULT_BF16, args.runs_choices or DEFAULT_CHOICES,
@@ -1208,7 +1225,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if stale else 0
         new = render(text, report)
     except (LookupError, ValueError) as exc:
-        parser.error(str(exc).strip("'\""))
+        parser.error(_naming_flag(str(exc).strip("'\""), folders))
     if new != text:
         atomic_write_text(doc, new)
     print(f"{doc}: {len(MARK.findall(new))} report blocks, "

@@ -609,3 +609,21 @@ def test_claim5b_reports_the_local_angle_beside_the_global_one_without_judging_i
     glob = [line for line in rows if "(delta_angle," in line and "least favourable" not in line]
     assert local and len(local) == len(glob)
     assert {k: r.verdict for k, r in summary_rows(report).items() if k[0] == "5b"} == verdicts
+
+
+def test_a_corrupt_test_score_names_the_flag_of_its_folder(tmp_path: Path, write_run,
+                                                          capsys) -> None:
+    """A damaged test.json under one of the runs folders was reported by its file alone; the
+    error now names the flag that points at it too."""
+    a = _grid(write_run, tmp_path / "a", 10, SIMPNET)
+    paper = _grid(write_run, tmp_path / "paper", 12, SIMPNET)
+    damaged = paper / "simpnet-urfb-s0" / "test.json"
+    damaged.write_text("[]")
+    with pytest.raises(SystemExit) as exc:
+        main(["--runs-a", str(a), "--runs-b", str(a), "--runs-old", "--runs-paper", str(paper),
+              "--runs-bf16", str(a), "--runs-choices", str(a), "--check",
+              str(REPO / "docs" / "results.md")])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"python -m figures.report: error: --runs-paper {paper}: corrupt {damaged}: not a "
+        "deepnets test result")
